@@ -1,0 +1,110 @@
+/*
+ * hv.h - the hypervisor backend interface (struct hv_ops).
+ *
+ * xl-ext's commands and its migration orchestration talk to a hypervisor only through this
+ * vtable. Two backends implement it: "xen" (libxl, libxenctrl, libxenstore; built when
+ * configure finds them) and "sim" (simulated Xen host: domUs are processes, always built).
+ * Only the backend's own files include the hypervisor's headers; they translate its errors to
+ * the codes of common/error.h at the boundary.
+ */
+#ifndef XLEXT_HV_H
+#define XLEXT_HV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/registry.h"
+
+#define HV_NAME_MAX 64
+#define HV_INVALID_DOMID UINT32_MAX
+
+struct hv;
+struct loop;
+struct mig_params;
+struct mig_report;
+
+enum hv_domain_type {
+	HV_TYPE_PV = 0,
+	HV_TYPE_PVH = 1,
+	HV_TYPE_HVM = 2,
+};
+
+struct hv_domain_info {
+	uint32_t domid;
+	char name[HV_NAME_MAX];
+	enum hv_domain_type type;
+	uint64_t memory_kib;
+	unsigned vcpus;
+	bool running;
+	bool paused;
+	bool dying;
+	double cpu_time_s;
+};
+
+struct hv_host_info {
+	char hypervisor[16]; /* "xen", "sim" */
+	char version[32];    /* hypervisor version, "4.17" */
+	uint64_t total_kib;
+	uint64_t free_kib;
+	unsigned nr_cpus;
+};
+
+struct hv_create_args {
+	bool paused;       /* leave the new domain paused (xl create -p) */
+	const char *name;  /* override the config's name, or NULL */
+};
+
+struct hv_ops {
+	const char *name;
+
+	/* Connect to the hypervisor. ERR_NOXEN (with a logged reason) when it is not there. */
+	int (*open)(struct hv **hv_r, struct loop *loop);
+	void (*close)(struct hv *hv);
+
+	int (*host_info)(struct hv *hv, struct hv_host_info *info);
+	/* All domains but dom0, sorted by domid; caller frees *doms_r. */
+	int (*list)(struct hv *hv, struct hv_domain_info **doms_r, size_t *n_r);
+	/* Name or numeric id -> domid; ERR_NOTFOUND when there is none. */
+	int (*lookup)(struct hv *hv, const char *name_or_id, uint32_t *domid_r);
+	int (*info)(struct hv *hv, uint32_t domid, struct hv_domain_info *info);
+
+	int (*create)(struct hv *hv, const char *config_path, const struct hv_create_args *args,
+		      uint32_t *domid_r);
+	int (*destroy)(struct hv *hv, uint32_t domid);
+	int (*pause)(struct hv *hv, uint32_t domid);
+	int (*unpause)(struct hv *hv, uint32_t domid);
+	/* Rename if the current name is old_name (NULL: any); ERR_EXISTS if new_name is taken. */
+	int (*rename)(struct hv *hv, uint32_t domid, const char *old_name, const char *new_name);
+	/* The domain's configuration as JSON (libxl_domain_config for xen); caller frees. */
+	int (*config_json)(struct hv *hv, uint32_t domid, char **json_r);
+
+	/*
+	 * Migration stream producer: live pre-copy of domid into fd, ending with the domain
+	 * suspended on this host. On failure the domain may be suspended: the orchestration calls
+	 * resume(). report may be NULL.
+	 */
+	int (*send_stream)(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
+			   struct mig_report *report);
+	/* Undo a suspend after a failed migration (libxl_domain_resume with suspend_cancel). */
+	int (*resume)(struct hv *hv, uint32_t domid);
+	/*
+	 * Migration stream consumer: create a paused domain named name from the stream on fd and
+	 * the sender's configuration JSON. On failure nothing is left behind.
+	 */
+	int (*receive_stream)(struct hv *hv, int fd, const char *name, const char *config_json,
+			      const struct mig_params *params, struct mig_report *report,
+			      uint32_t *domid_r);
+};
+
+/* The table of hypervisor backends built into this binary. */
+extern const struct registry hv_registry;
+
+/* Pick a backend by name (NULL: the default) and open it; logs why on failure. */
+int hv_open_by_name(const char *name, struct loop *loop, const struct hv_ops **ops_r,
+		    struct hv **hv_r);
+
+const char *hv_type_name(enum hv_domain_type type);
+int hv_type_parse(const char *s, enum hv_domain_type *type_r);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * main.c - the xl-ext command: global options, then one command from the table.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "xl-ext/xlext.h"
+
+struct xlext_globals xlext_globals;
+
+static void usage_global(FILE *out)
+{
+	cmd_print_list(out, &xlext_table);
+	fprintf(out, "\nGlobal options:\n"
+		     "  -v, --verbose        more messages (repeat for debug)\n"
+		     "  -b, --backend NAME   hypervisor backend (default: $XLEXT_BACKEND or %s)\n"
+		     "  -h, --help           this help\n",
+		hv_registry.default_name);
+}
+
+int xlext_open(struct loop *loop, const struct hv_ops **ops_r, struct hv **hv_r)
+{
+	return hv_open_by_name(xlext_globals.backend, loop, ops_r, hv_r);
+}
+
+int main_help(int argc, char **argv)
+{
+	const struct cmd_spec *cmd;
+	int ambiguous;
+
+	if (argc < 2) {
+		usage_global(stdout);
+		return 0;
+	}
+	cmd = cmd_find(&xlext_table, argv[1], &ambiguous);
+	if (!cmd) {
+		fprintf(stderr, "xl-ext: %s command '%s'\n", ambiguous ? "ambiguous" : "unknown",
+			argv[1]);
+		return 2;
+	}
+	cmd_print_usage(stdout, &xlext_table, cmd);
+	return 0;
+}
+
+int main_version(int argc, char **argv)
+{
+	char names[128];
+
+	(void)argc;
+	(void)argv;
+	registry_list(&hv_registry, names, sizeof(names));
+	printf("xl-ext %s (hypervisor backends: %s)\n", PACKAGE_VERSION, names);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"verbose", no_argument, NULL, 'v'},
+		{"backend", required_argument, NULL, 'b'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt;
+
+	log_set_sink(log_sink_stderr("xl-ext"));
+	xlext_globals.backend = getenv("XLEXT_BACKEND");
+	while ((opt = getopt_long(argc, argv, "+vb:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'v':
+			xlext_globals.verbose++;
+			log_verbose();
+			break;
+		case 'b':
+			xlext_globals.backend = optarg;
+			break;
+		case 'h':
+			usage_global(stdout);
+			return 0;
+		default:
+			usage_global(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage_global(stderr);
+		return 2;
+	}
+	return cmd_dispatch(&xlext_table, argc - optind, argv + optind);
+}
