@@ -1,0 +1,329 @@
+/* Tests of the migration stream codec: round trips and every malformed case. */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <cmocka.h>
+
+#include "common/error.h"
+#include "xl-ext/stream.h"
+
+static uint8_t buf[STREAM_REC_HDR_SIZE + STREAM_MAX_BODY + 8];
+
+/* Parse a sealed record in buf back into a stream_rec, checking header and checksum. */
+static int reparse(const uint8_t *wire, struct stream_rec *rec)
+{
+	uint64_t csum;
+	int rc = stream_rec_parse_header(wire, &rec->type, &rec->length, &csum);
+
+	if (rc)
+		return rc;
+	rec->body = wire + STREAM_REC_HDR_SIZE;
+	return stream_rec_check(rec->type, rec->length, csum, rec->body);
+}
+
+static size_t make_header(uint64_t nr_pages, uint32_t vcpus)
+{
+	struct stream_header h = {.version = STREAM_VERSION, .page_size = 4096,
+				  .nr_pages = nr_pages, .domain_type = 2, .nr_vcpus = vcpus};
+	int len = stream_encode_header(buf + STREAM_REC_HDR_SIZE, STREAM_MAX_BODY, &h);
+
+	assert_true(len > 0);
+	return stream_rec_seal(buf, STREAM_REC_HEADER, (uint32_t)len);
+}
+
+static void test_header_round_trip(void **state)
+{
+	struct stream_rec rec;
+	struct stream_header h;
+	size_t wire = make_header(65536, 2);
+
+	(void)state;
+	assert_int_equal(wire, 16 + 32);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_header(&rec, &h), 0);
+	assert_memory_equal(h.magic, STREAM_MAGIC, 8);
+	assert_int_equal(h.nr_pages, 65536);
+	assert_int_equal(h.nr_vcpus, 2);
+	assert_int_equal(h.domain_type, 2);
+}
+
+static void test_header_rejects_foreign(void **state)
+{
+	struct stream_rec rec;
+	struct stream_header h;
+	static const struct {
+		size_t off;
+		uint8_t val;
+	} pokes[] = {
+		{0, 'Y'},  /* magic */
+		{8, 2},    /* version */
+		{13, 0x20}, /* page size 8192 */
+		{24, 7},   /* domain type */
+		{28, 0},   /* zero vcpus */
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(pokes) / sizeof(pokes[0]); i++) {
+		uint8_t *body = buf + STREAM_REC_HDR_SIZE;
+
+		make_header(65536, 2);
+		body[pokes[i].off] = pokes[i].val;
+		stream_rec_seal(buf, STREAM_REC_HEADER, 32); /* valid checksum, bad content */
+		assert_int_equal(reparse(buf, &rec), 0);
+		assert_int_equal(stream_decode_header(&rec, &h), ERR_PROTO);
+	}
+	/* zero pages, too many pages */
+	make_header(0, 1);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_header(&rec, &h), ERR_PROTO);
+	make_header(STREAM_MAX_PAGES + 1, 1);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_header(&rec, &h), ERR_PROTO);
+}
+
+static void test_every_flipped_bit_is_caught(void **state)
+{
+	struct stream_rec rec;
+	size_t wire = make_header(1024, 1);
+
+	(void)state;
+	for (size_t byte = 0; byte < wire; byte++) {
+		for (int bit = 0; bit < 8; bit++) {
+			buf[byte] ^= (uint8_t)(1u << bit);
+			assert_int_not_equal(reparse(buf, &rec), 0);
+			buf[byte] ^= (uint8_t)(1u << bit);
+		}
+	}
+	assert_int_equal(reparse(buf, &rec), 0);
+}
+
+static void test_unknown_type_and_oversized_length(void **state)
+{
+	uint32_t type, len;
+	uint64_t csum;
+	uint8_t hdr[16] = {0};
+
+	(void)state;
+	hdr[0] = 0; /* type 0 */
+	assert_int_equal(stream_rec_parse_header(hdr, &type, &len, &csum), ERR_PROTO);
+	hdr[0] = STREAM_REC_TYPE_MAX + 1;
+	assert_int_equal(stream_rec_parse_header(hdr, &type, &len, &csum), ERR_PROTO);
+	hdr[0] = STREAM_REC_PAGE_DATA;
+	hdr[4] = 0xff;
+	hdr[5] = 0xff;
+	hdr[6] = 0xff; /* 16 MiB */
+	assert_int_equal(stream_rec_parse_header(hdr, &type, &len, &csum), ERR_PROTO);
+	hdr[6] = 0;
+	assert_int_equal(stream_rec_parse_header(hdr, &type, &len, &csum), 0);
+	assert_int_equal(len, 0xffff);
+}
+
+/* Gather a sealed batch into buf as the receiver would read it. */
+static size_t flatten(struct stream_batch *b)
+{
+	struct iovec iov[2];
+	size_t wire = stream_batch_seal(b, iov);
+
+	memcpy(buf, iov[0].iov_base, iov[0].iov_len);
+	memcpy(buf + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
+	assert_int_equal(wire, iov[0].iov_len + iov[1].iov_len);
+	return wire;
+}
+
+static void test_pages_round_trip(void **state)
+{
+	struct stream_batch b;
+	struct stream_rec rec;
+	struct stream_pages p;
+	uint8_t page[4096];
+
+	(void)state;
+	assert_int_equal(stream_batch_init(&b), 0);
+	stream_batch_reset(&b, 0);
+	assert_true(stream_batch_empty(&b));
+	for (uint64_t pfn = 0; pfn < 10; pfn++) {
+		memset(page, (int)pfn, sizeof(page));
+		stream_batch_add(&b, pfn * 3, pfn % 2 ? page : NULL);
+	}
+	flatten(&b);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_pages(&rec, 100, &p), 0);
+	assert_int_equal(p.count, 10);
+	assert_int_equal(p.nr_data, 5);
+	for (uint32_t i = 0, d = 0; i < p.count; i++) {
+		uint64_t e = stream_pages_pfn(&p, i);
+
+		assert_int_equal(e & STREAM_PFN_MASK, i * 3);
+		if (i % 2) {
+			assert_false(e & STREAM_PFN_ZERO);
+			assert_int_equal(p.data[(size_t)d * 4096], i);
+			assert_int_equal(p.data[(size_t)d * 4096 + 4095], i);
+			d++;
+		} else {
+			assert_true(e & STREAM_PFN_ZERO);
+		}
+	}
+	/* the guest is smaller than a pfn in the batch */
+	assert_int_equal(stream_decode_pages(&rec, 27, &p), ERR_PROTO);
+	stream_batch_free(&b);
+}
+
+static void test_pages_full_batch(void **state)
+{
+	struct stream_batch b;
+	struct stream_rec rec;
+	struct stream_pages p;
+	static uint8_t page[4096];
+
+	(void)state;
+	assert_int_equal(stream_batch_init(&b), 0);
+	stream_batch_reset(&b, STREAM_PAGES_VERIFY);
+	while (!stream_batch_full(&b))
+		stream_batch_add(&b, b.count, page);
+	assert_int_equal(flatten(&b), 16 + 8 + 8 * 1024 + 1024 * 4096);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_pages(&rec, 1024, &p), 0);
+	assert_int_equal(p.flags, STREAM_PAGES_VERIFY);
+	stream_batch_free(&b);
+}
+
+/* Hand-built malformed PAGE_DATA bodies, each sealed with a valid checksum. */
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static int decode_body(uint32_t len)
+{
+	struct stream_rec rec;
+	struct stream_pages p;
+
+	stream_rec_seal(buf, STREAM_REC_PAGE_DATA, len);
+	assert_int_equal(reparse(buf, &rec), 0);
+	return stream_decode_pages(&rec, 64, &p);
+}
+
+static void test_pages_malformed(void **state)
+{
+	uint8_t *body = buf + STREAM_REC_HDR_SIZE;
+
+	(void)state;
+	/* count 0 */
+	put_u32(body, 0);
+	put_u32(body + 4, 0);
+	assert_int_equal(decode_body(8), ERR_PROTO);
+	/* body shorter than 8 */
+	assert_int_equal(decode_body(4), ERR_PROTO);
+	/* count over the limit */
+	put_u32(body, STREAM_MAX_BATCH + 1);
+	assert_int_equal(decode_body(8 + 8 * (STREAM_MAX_BATCH + 1)), ERR_PROTO);
+	/* unknown flag */
+	put_u32(body, 1);
+	put_u32(body + 4, 0x80);
+	put_u64(body + 8, 1 | STREAM_PFN_ZERO);
+	assert_int_equal(decode_body(16), ERR_PROTO);
+	/* reserved pfn bits */
+	put_u32(body + 4, 0);
+	put_u64(body + 8, (1ull << 55) | STREAM_PFN_ZERO);
+	assert_int_equal(decode_body(16), ERR_PROTO);
+	/* count says 2, pfns for 1 */
+	put_u32(body, 2);
+	put_u64(body + 8, 1 | STREAM_PFN_ZERO);
+	assert_int_equal(decode_body(16), ERR_PROTO);
+	/* data page missing */
+	put_u32(body, 1);
+	put_u64(body + 8, 5);
+	assert_int_equal(decode_body(16), ERR_PROTO);
+	/* data page present but extra bytes */
+	assert_int_equal(decode_body(16 + 4096 + 8), ERR_PROTO);
+	/* exact */
+	assert_int_equal(decode_body(16 + 4096), 0);
+	/* zero page carrying data */
+	put_u64(body + 8, 5 | STREAM_PFN_ZERO);
+	assert_int_equal(decode_body(16 + 4096), ERR_PROTO);
+	/* pfn out of the guest */
+	put_u64(body + 8, 64 | STREAM_PFN_ZERO);
+	assert_int_equal(decode_body(16), ERR_PROTO);
+}
+
+static void test_blobs_and_round_end(void **state)
+{
+	struct stream_rec rec;
+	const uint8_t *blob;
+	uint32_t id, len, round;
+	uint64_t pages;
+	int n;
+
+	(void)state;
+	n = stream_encode_blob(buf + 16, STREAM_MAX_BODY, 3, "registers", 9);
+	assert_int_equal(n, 17);
+	assert_int_equal(stream_rec_seal(buf, STREAM_REC_VCPU_STATE, (uint32_t)n), 16 + 24);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_blob(&rec, &id, &blob, &len), 0);
+	assert_int_equal(id, 3);
+	assert_int_equal(len, 9);
+	assert_memory_equal(blob, "registers", 9);
+	/* inner length disagreeing with the record */
+	buf[16 + 4] = 10;
+	stream_rec_seal(buf, STREAM_REC_VCPU_STATE, (uint32_t)n);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_blob(&rec, &id, &blob, &len), ERR_PROTO);
+	/* too large */
+	assert_int_equal(stream_encode_blob(buf, sizeof(buf), 0, buf, STREAM_MAX_BLOB + 1), ERR_INVAL);
+	/* round end */
+	n = stream_encode_round_end(buf + 16, 64, 4, 123456);
+	stream_rec_seal(buf, STREAM_REC_ROUND_END, (uint32_t)n);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_round_end(&rec, &round, &pages), 0);
+	assert_int_equal(round, 4);
+	assert_int_equal(pages, 123456);
+	/* wrong type for the decoder */
+	assert_int_equal(stream_decode_blob(&rec, &id, &blob, &len), ERR_PROTO);
+	assert_int_equal(stream_decode_pages(&rec, 10, &(struct stream_pages){0}), ERR_PROTO);
+}
+
+static void test_zero_page_detection(void **state)
+{
+	static uint8_t page[4096];
+
+	(void)state;
+	memset(page, 0, sizeof(page));
+	assert_true(stream_page_is_zero(page));
+	page[4095] = 1;
+	assert_false(stream_page_is_zero(page));
+	page[4095] = 0;
+	page[0] = 1;
+	assert_false(stream_page_is_zero(page));
+	page[0] = 0;
+	page[2048 + 7] = 0x80;
+	assert_false(stream_page_is_zero(page));
+	assert_string_equal(stream_rec_name(STREAM_REC_END), "END");
+	assert_string_equal(stream_rec_name(99), "UNKNOWN");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_round_trip),
+		cmocka_unit_test(test_header_rejects_foreign),
+		cmocka_unit_test(test_every_flipped_bit_is_caught),
+		cmocka_unit_test(test_unknown_type_and_oversized_length),
+		cmocka_unit_test(test_pages_round_trip),
+		cmocka_unit_test(test_pages_full_batch),
+		cmocka_unit_test(test_pages_malformed),
+		cmocka_unit_test(test_blobs_and_round_end),
+		cmocka_unit_test(test_zero_page_detection),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

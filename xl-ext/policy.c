@@ -1,0 +1,191 @@
+/*
+ * policy.c - the pre-copy policies (pure: no I/O, no clock).
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "xl-ext/policy.h"
+
+/* A round "made progress" when the dirty set shrank below this fraction of the last one. */
+#define PC_PROGRESS_RATIO 0.90
+/* Stalled after this many rounds in a row without progress. */
+#define PC_STALL_ROUNDS 2
+/* Throttle aims at a dirty rate of this fraction of the link, so rounds halve. */
+#define PC_THROTTLE_TARGET 0.5
+
+void pc_init(struct pc_state *st, const struct pc_params *params)
+{
+	memset(st, 0, sizeof(*st));
+	st->p = *params;
+	if (!st->p.max_iters)
+		st->p.max_iters = st->p.kind == PC_POLICY_XEN ? PC_XEN_MAX_ITERS : PC_DEFAULT_MAX_ITERS;
+	if (!st->p.downtime_ms)
+		st->p.downtime_ms = PC_DEFAULT_DOWNTIME_MS;
+	if (!st->p.page_wire_bytes)
+		st->p.page_wire_bytes = 4096 + 8;
+	if (!st->p.max_total_bytes)
+		st->p.max_total_bytes =
+			PC_DEFAULT_BYTE_FACTOR * st->p.nr_pages * (uint64_t)st->p.page_wire_bytes;
+	st->prev_dirty = UINT64_MAX;
+}
+
+static uint64_t est_downtime_us(const struct pc_state *st, const struct pc_round *r)
+{
+	double bytes = (double)r->dirty_pages * st->p.page_wire_bytes;
+
+	if (r->bandwidth_Bps <= 0)
+		return UINT64_MAX / 2;
+	return (uint64_t)(bytes / r->bandwidth_Bps * 1e6) + st->p.fixed_downtime_us;
+}
+
+static struct pc_verdict verdict(enum pc_decision d, const char *reason, unsigned throttle,
+				 uint64_t est)
+{
+	struct pc_verdict v = {.decision = d, .reason = reason, .throttle_pct = throttle,
+			       .est_downtime_us = est};
+	return v;
+}
+
+static struct pc_verdict decide_xen(struct pc_state *st, const struct pc_round *r)
+{
+	uint64_t est = est_downtime_us(st, r);
+
+	if (r->dirty_pages < PC_XEN_DIRTY_TARGET)
+		return verdict(PC_STOP_AND_COPY, "fewer than 50 dirty pages", 0, est);
+	if (r->round + 1 >= st->p.max_iters)
+		return verdict(PC_STOP_AND_COPY, "iteration limit reached", 0, est);
+	return verdict(PC_CONTINUE, "pre-copy continues", 0, est);
+}
+
+/* Throttle that brings the dirty rate down to PC_THROTTLE_TARGET of the link. */
+static unsigned throttle_needed(const struct pc_state *st, const struct pc_round *r)
+{
+	double link_pps = r->bandwidth_Bps / st->p.page_wire_bytes;
+	/* the rate the guest would have without the current throttle */
+	double raw = r->dirty_rate_pps / (1.0 - st->throttle_pct / 100.0);
+	double pct;
+
+	if (raw <= 0)
+		return st->throttle_pct;
+	pct = 100.0 * (1.0 - PC_THROTTLE_TARGET * link_pps / raw);
+	if (pct < st->throttle_pct + 10.0)
+		pct = st->throttle_pct + 10.0; /* always tighten when stalled */
+	if (pct < PC_THROTTLE_MIN)
+		pct = PC_THROTTLE_MIN;
+	if (pct > PC_THROTTLE_MAX)
+		pct = PC_THROTTLE_MAX;
+	return (unsigned)pct;
+}
+
+static struct pc_verdict on_stall(struct pc_state *st, const struct pc_round *r,
+				  const char *why_abort, const char *why_force, bool hard_limit)
+{
+	uint64_t est = est_downtime_us(st, r);
+
+	switch (st->p.on_stall) {
+	case PC_STALL_ABORT:
+		return verdict(PC_ABORT, why_abort, st->throttle_pct, est);
+	case PC_STALL_FORCE:
+		return verdict(PC_STOP_AND_COPY, why_force, st->throttle_pct, est);
+	case PC_STALL_THROTTLE:
+		/* Byte cap or iteration limit: no more rounds are allowed, switch over now. */
+		if (hard_limit || st->throttle_pct >= PC_THROTTLE_MAX)
+			return verdict(PC_STOP_AND_COPY, why_force, st->throttle_pct, est);
+		st->throttle_pct = throttle_needed(st, r);
+		st->no_progress = 0;
+		return verdict(PC_CONTINUE, "not converging: guest throttled", st->throttle_pct, est);
+	}
+	return verdict(PC_ABORT, "internal error: unknown stall mode", 0, est);
+}
+
+static struct pc_verdict decide_adaptive(struct pc_state *st, const struct pc_round *r)
+{
+	uint64_t est = est_downtime_us(st, r);
+	uint64_t next_round_bytes = r->dirty_pages * (uint64_t)st->p.page_wire_bytes;
+
+	if (r->dirty_pages == 0 || est <= (uint64_t)st->p.downtime_ms * 1000)
+		return verdict(PC_STOP_AND_COPY, "dirty set fits the downtime target", st->throttle_pct,
+			       est);
+	/* Another live round would push the total past the cap. */
+	if (r->total_bytes + next_round_bytes > st->p.max_total_bytes)
+		return on_stall(st, r, "byte limit reached (not converging)",
+				"byte limit reached: switch-over forced", true);
+	if (r->round + 1 >= st->p.max_iters)
+		return on_stall(st, r, "iteration limit reached (not converging)",
+				"iteration limit reached: switch-over forced", true);
+	if (r->round >= 1 && st->prev_dirty != UINT64_MAX &&
+	    (double)r->dirty_pages >= PC_PROGRESS_RATIO * (double)st->prev_dirty)
+		st->no_progress++;
+	else
+		st->no_progress = 0;
+	st->prev_dirty = r->dirty_pages;
+	if (st->no_progress >= PC_STALL_ROUNDS)
+		return on_stall(st, r, "dirty set is not shrinking (not converging)",
+				"not converging: switch-over forced", false);
+	return verdict(PC_CONTINUE, "pre-copy continues", st->throttle_pct, est);
+}
+
+struct pc_verdict pc_decide(struct pc_state *st, const struct pc_round *r)
+{
+	if (st->p.kind == PC_POLICY_XEN)
+		return decide_xen(st, r);
+	return decide_adaptive(st, r);
+}
+
+const char *pc_policy_name(enum pc_policy_kind kind)
+{
+	return kind == PC_POLICY_XEN ? "xen" : "adaptive";
+}
+
+int pc_policy_parse(const char *s, enum pc_policy_kind *kind_r)
+{
+	if (!strcmp(s, "xen"))
+		*kind_r = PC_POLICY_XEN;
+	else if (!strcmp(s, "adaptive") || !strcmp(s, "default"))
+		*kind_r = PC_POLICY_ADAPTIVE;
+	else
+		return ERR_INVAL;
+	return 0;
+}
+
+const char *pc_on_stall_name(enum pc_on_stall mode)
+{
+	switch (mode) {
+	case PC_STALL_ABORT:
+		return "abort";
+	case PC_STALL_FORCE:
+		return "force";
+	case PC_STALL_THROTTLE:
+		return "throttle";
+	}
+	return "?";
+}
+
+int pc_on_stall_parse(const char *s, enum pc_on_stall *mode_r)
+{
+	if (!strcmp(s, "abort"))
+		*mode_r = PC_STALL_ABORT;
+	else if (!strcmp(s, "force"))
+		*mode_r = PC_STALL_FORCE;
+	else if (!strcmp(s, "throttle"))
+		*mode_r = PC_STALL_THROTTLE;
+	else
+		return ERR_INVAL;
+	return 0;
+}
+
+const char *pc_decision_name(enum pc_decision d)
+{
+	switch (d) {
+	case PC_CONTINUE:
+		return "continue";
+	case PC_STOP_AND_COPY:
+		return "stop-and-copy";
+	case PC_ABORT:
+		return "abort";
+	}
+	return "?";
+}

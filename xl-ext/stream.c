@@ -1,0 +1,313 @@
+/*
+ * stream.c - encoding and bounds-checked decoding of migration stream records.
+ */
+#include "config.h"
+
+#include <endian.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "common/error.h"
+#include "xl-ext/stream.h"
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+const char *stream_rec_name(uint32_t type)
+{
+	static const char *const names[] = {
+		"?", "HEADER", "PAGE_DATA", "ROUND_END", "VCPU_STATE", "DEVICE_MODEL", "VERIFY", "END",
+	};
+
+	return type <= STREAM_REC_TYPE_MAX ? names[type] : "UNKNOWN";
+}
+
+static uint32_t pad8(uint32_t n)
+{
+	return (n + 7u) & ~7u;
+}
+
+size_t stream_rec_wire_size(uint32_t body_len)
+{
+	return STREAM_REC_HDR_SIZE + pad8(body_len);
+}
+
+/* The checksum covers type and length too, so a flipped header bit is caught. */
+static void csum_begin(XXH3_state_t *st, uint32_t type, uint32_t length)
+{
+	uint8_t tl[8];
+
+	put32(tl, type);
+	put32(tl + 4, length);
+	XXH3_64bits_reset(st);
+	XXH3_64bits_update(st, tl, sizeof(tl));
+}
+
+size_t stream_rec_seal(uint8_t *buf, uint32_t type, uint32_t body_len)
+{
+	XXH3_state_t st;
+	uint32_t padded = pad8(body_len);
+
+	memset(buf + STREAM_REC_HDR_SIZE + body_len, 0, padded - body_len);
+	csum_begin(&st, type, body_len);
+	XXH3_64bits_update(&st, buf + STREAM_REC_HDR_SIZE, body_len);
+	put32(buf, type);
+	put32(buf + 4, body_len);
+	put64(buf + 8, XXH3_64bits_digest(&st));
+	return STREAM_REC_HDR_SIZE + padded;
+}
+
+int stream_rec_parse_header(const uint8_t *hdr, uint32_t *type_r, uint32_t *length_r,
+			    uint64_t *checksum_r)
+{
+	uint32_t type = get32(hdr), length = get32(hdr + 4);
+
+	if (type == 0 || type > STREAM_REC_TYPE_MAX)
+		return ERR_PROTO;
+	if (length > STREAM_MAX_BODY)
+		return ERR_PROTO;
+	*type_r = type;
+	*length_r = length;
+	*checksum_r = get64(hdr + 8);
+	return 0;
+}
+
+int stream_rec_check(uint32_t type, uint32_t length, uint64_t checksum, const uint8_t *body)
+{
+	XXH3_state_t st;
+
+	csum_begin(&st, type, length);
+	XXH3_64bits_update(&st, body, length);
+	return XXH3_64bits_digest(&st) == checksum ? 0 : ERR_CHECKSUM;
+}
+
+int stream_encode_header(uint8_t *out, size_t cap, const struct stream_header *h)
+{
+	if (cap < 32)
+		return ERR_NOSPACE;
+	memcpy(out, STREAM_MAGIC, 8);
+	put32(out + 8, h->version);
+	put32(out + 12, h->page_size);
+	put64(out + 16, h->nr_pages);
+	put32(out + 24, h->domain_type);
+	put32(out + 28, h->nr_vcpus);
+	return 32;
+}
+
+int stream_decode_header(const struct stream_rec *rec, struct stream_header *h)
+{
+	if (rec->type != STREAM_REC_HEADER || rec->length != 32)
+		return ERR_PROTO;
+	memcpy(h->magic, rec->body, 8);
+	if (memcmp(h->magic, STREAM_MAGIC, 8) != 0)
+		return ERR_PROTO;
+	h->version = get32(rec->body + 8);
+	h->page_size = get32(rec->body + 12);
+	h->nr_pages = get64(rec->body + 16);
+	h->domain_type = get32(rec->body + 24);
+	h->nr_vcpus = get32(rec->body + 28);
+	if (h->version != STREAM_VERSION || h->page_size != STREAM_PAGE_SIZE)
+		return ERR_PROTO;
+	if (h->nr_pages == 0 || h->nr_pages > STREAM_MAX_PAGES)
+		return ERR_PROTO;
+	if (h->nr_vcpus == 0 || h->nr_vcpus > STREAM_MAX_VCPUS || h->domain_type > 2)
+		return ERR_PROTO;
+	return 0;
+}
+
+int stream_encode_round_end(uint8_t *out, size_t cap, uint32_t round, uint64_t pages)
+{
+	if (cap < 16)
+		return ERR_NOSPACE;
+	put32(out, round);
+	put32(out + 4, 0);
+	put64(out + 8, pages);
+	return 16;
+}
+
+int stream_decode_round_end(const struct stream_rec *rec, uint32_t *round_r, uint64_t *pages_r)
+{
+	if (rec->type != STREAM_REC_ROUND_END || rec->length != 16 || get32(rec->body + 4) != 0)
+		return ERR_PROTO;
+	*round_r = get32(rec->body);
+	*pages_r = get64(rec->body + 8);
+	return 0;
+}
+
+int stream_encode_blob(uint8_t *out, size_t cap, uint32_t id, const void *blob, uint32_t len)
+{
+	if (len > STREAM_MAX_BLOB)
+		return ERR_INVAL;
+	if (cap < 8 + (size_t)len)
+		return ERR_NOSPACE;
+	put32(out, id);
+	put32(out + 4, len);
+	if (len)
+		memcpy(out + 8, blob, len);
+	return (int)(8 + len);
+}
+
+int stream_decode_blob(const struct stream_rec *rec, uint32_t *id_r, const uint8_t **blob_r,
+		       uint32_t *len_r)
+{
+	uint32_t len;
+
+	if (rec->type != STREAM_REC_VCPU_STATE && rec->type != STREAM_REC_DEVICE_MODEL)
+		return ERR_PROTO;
+	if (rec->length < 8)
+		return ERR_PROTO;
+	len = get32(rec->body + 4);
+	if (len > STREAM_MAX_BLOB || len != rec->length - 8)
+		return ERR_PROTO;
+	*id_r = get32(rec->body);
+	*blob_r = rec->body + 8;
+	*len_r = len;
+	return 0;
+}
+
+int stream_decode_pages(const struct stream_rec *rec, uint64_t nr_pages, struct stream_pages *p)
+{
+	uint64_t expect;
+	uint32_t nr_data = 0;
+
+	if (rec->type != STREAM_REC_PAGE_DATA || rec->length < 8)
+		return ERR_PROTO;
+	p->count = get32(rec->body);
+	p->flags = get32(rec->body + 4);
+	if (p->count == 0 || p->count > STREAM_MAX_BATCH || (p->flags & ~STREAM_PAGES_VERIFY))
+		return ERR_PROTO;
+	if (rec->length < 8 + (uint64_t)p->count * 8)
+		return ERR_PROTO;
+	p->pfns = rec->body + 8;
+	for (uint32_t i = 0; i < p->count; i++) {
+		uint64_t e = get64(p->pfns + 8 * (size_t)i);
+
+		if ((e & ~(STREAM_PFN_MASK | STREAM_PFN_ZERO)) || (e & STREAM_PFN_MASK) >= nr_pages)
+			return ERR_PROTO;
+		if (!(e & STREAM_PFN_ZERO))
+			nr_data++;
+	}
+	expect = 8 + (uint64_t)p->count * 8 + (uint64_t)nr_data * STREAM_PAGE_SIZE;
+	if (rec->length != expect)
+		return ERR_PROTO;
+	p->data = p->pfns + 8 * (size_t)p->count;
+	p->nr_data = nr_data;
+	return 0;
+}
+
+uint64_t stream_pages_pfn(const struct stream_pages *p, uint32_t i)
+{
+	return get64(p->pfns + 8 * (size_t)i);
+}
+
+int stream_batch_init(struct stream_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->prefix = malloc(STREAM_REC_HDR_SIZE + 8 + 8 * STREAM_MAX_BATCH);
+	b->data = aligned_alloc(STREAM_PAGE_SIZE, (size_t)STREAM_MAX_BATCH * STREAM_PAGE_SIZE);
+	if (!b->prefix || !b->data) {
+		stream_batch_free(b);
+		return ERR_NOMEM;
+	}
+	return 0;
+}
+
+void stream_batch_free(struct stream_batch *b)
+{
+	free(b->prefix);
+	free(b->data);
+	b->prefix = NULL;
+	b->data = NULL;
+}
+
+void stream_batch_reset(struct stream_batch *b, uint32_t flags)
+{
+	b->count = 0;
+	b->nr_data = 0;
+	b->flags = flags;
+}
+
+bool stream_batch_full(const struct stream_batch *b)
+{
+	return b->count == STREAM_MAX_BATCH;
+}
+
+bool stream_batch_empty(const struct stream_batch *b)
+{
+	return b->count == 0;
+}
+
+void stream_batch_add(struct stream_batch *b, uint64_t pfn, const void *page)
+{
+	uint8_t *slot = b->prefix + STREAM_REC_HDR_SIZE + 8 + 8 * (size_t)b->count;
+
+	if (page) {
+		memcpy(b->data + (size_t)b->nr_data * STREAM_PAGE_SIZE, page, STREAM_PAGE_SIZE);
+		b->nr_data++;
+		put64(slot, pfn & STREAM_PFN_MASK);
+	} else {
+		put64(slot, (pfn & STREAM_PFN_MASK) | STREAM_PFN_ZERO);
+	}
+	b->count++;
+}
+
+size_t stream_batch_seal(struct stream_batch *b, struct iovec *iov)
+{
+	size_t prefix_body = 8 + 8 * (size_t)b->count;
+	size_t data_len = (size_t)b->nr_data * STREAM_PAGE_SIZE;
+	uint32_t body_len = (uint32_t)(prefix_body + data_len); /* a multiple of 8: no padding */
+	XXH3_state_t st;
+
+	put32(b->prefix + STREAM_REC_HDR_SIZE, b->count);
+	put32(b->prefix + STREAM_REC_HDR_SIZE + 4, b->flags);
+	csum_begin(&st, STREAM_REC_PAGE_DATA, body_len);
+	XXH3_64bits_update(&st, b->prefix + STREAM_REC_HDR_SIZE, prefix_body);
+	XXH3_64bits_update(&st, b->data, data_len);
+	put32(b->prefix, STREAM_REC_PAGE_DATA);
+	put32(b->prefix + 4, body_len);
+	put64(b->prefix + 8, XXH3_64bits_digest(&st));
+	iov[0].iov_base = b->prefix;
+	iov[0].iov_len = STREAM_REC_HDR_SIZE + prefix_body;
+	iov[1].iov_base = b->data;
+	iov[1].iov_len = data_len;
+	return STREAM_REC_HDR_SIZE + body_len;
+}
+
+bool stream_page_is_zero(const void *page)
+{
+	const uint64_t *w = page;
+
+	for (size_t i = 0; i < STREAM_PAGE_SIZE / 8; i += 4)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3])
+			return false;
+	return true;
+}

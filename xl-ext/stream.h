@@ -1,0 +1,138 @@
+/*
+ * stream.h - the sim backend's migration stream: versioned, checksummed records.
+ *
+ * It plays the part of libxl's v2 stream for simulated domUs and follows after xl's save-file
+ * header in the migration handshake. Every record is
+ *
+ *     u32 type | u32 length | u64 checksum (XXH3-64 of type, length and body) | body | pad to 8
+ *
+ * little-endian. The first record is STREAM_REC_HEADER (magic, version, geometry), the last
+ * STREAM_REC_END. A receiver bounds-checks every record before it touches guest memory; a
+ * malformed, truncated or foreign stream is rejected with ERR_PROTO or ERR_CHECKSUM.
+ *
+ * The codec functions work on memory buffers and do no I/O; stream_writer/stream_reader
+ * move records over a file descriptor.
+ */
+#ifndef XLEXT_STREAM_H
+#define XLEXT_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STREAM_MAGIC "XLXSTRM\n"
+#define STREAM_VERSION 1
+#define STREAM_PAGE_SIZE 4096u
+#define STREAM_REC_HDR_SIZE 16u
+#define STREAM_MAX_BATCH 1024u /* pages per PAGE_DATA record */
+#define STREAM_MAX_BLOB (1u << 20) /* vCPU or device-model state */
+#define STREAM_MAX_BODY (8u + STREAM_MAX_BATCH * 8u + STREAM_MAX_BATCH * STREAM_PAGE_SIZE)
+#define STREAM_MAX_VCPUS 128u
+#define STREAM_MAX_PAGES (1ull << 26) /* 256 GiB of guest memory */
+#define STREAM_PFN_ZERO (1ull << 63)  /* in a PAGE_DATA pfn entry: page is all zeros, no data */
+#define STREAM_PFN_MASK ((1ull << 52) - 1)
+
+enum stream_rec_type {
+	STREAM_REC_HEADER = 1,     /* struct stream_header */
+	STREAM_REC_PAGE_DATA = 2,  /* u32 count, u32 flags, u64 pfn[count], data of non-zero pages */
+	STREAM_REC_ROUND_END = 3,  /* u32 round, u32 flags, u64 pages in the round */
+	STREAM_REC_VCPU_STATE = 4, /* u32 vcpu, u32 length, blob */
+	STREAM_REC_DEVICE_MODEL = 5, /* u32 length, u32 reserved, blob (HVM device model) */
+	STREAM_REC_VERIFY = 6,     /* PAGE_DATA records that follow are compared, not applied */
+	STREAM_REC_END = 7,        /* the domain is complete */
+	STREAM_REC_TYPE_MAX = 7,
+};
+
+/* PAGE_DATA flags */
+#define STREAM_PAGES_VERIFY 1u
+
+struct stream_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t page_size;
+	uint64_t nr_pages;
+	uint32_t domain_type; /* enum hv_domain_type */
+	uint32_t nr_vcpus;
+};
+
+struct stream_rec {
+	uint32_t type;
+	uint32_t length;
+	const uint8_t *body;
+};
+
+/* A decoded PAGE_DATA record: pfns[i] & STREAM_PFN_ZERO marks a zero page without data. */
+struct stream_pages {
+	uint32_t count;
+	uint32_t flags;
+	const uint8_t *pfns; /* count little-endian u64 entries (may be unaligned) */
+	const uint8_t *data; /* the non-zero pages, in pfn order */
+	uint32_t nr_data;
+};
+
+const char *stream_rec_name(uint32_t type);
+
+/* Bytes a record with a body of body_len occupies on the wire (header + padded body). */
+size_t stream_rec_wire_size(uint32_t body_len);
+
+/*
+ * Finish a record in buf: the body (body_len bytes) is already at buf + STREAM_REC_HDR_SIZE;
+ * writes the header, the padding and the checksum. Returns the wire size.
+ */
+size_t stream_rec_seal(uint8_t *buf, uint32_t type, uint32_t body_len);
+
+/* Parse a record header; ERR_PROTO if the type is unknown or the length out of bounds. */
+int stream_rec_parse_header(const uint8_t *hdr, uint32_t *type_r, uint32_t *length_r,
+			    uint64_t *checksum_r);
+
+/* Check a record's checksum; ERR_CHECKSUM on mismatch. */
+int stream_rec_check(uint32_t type, uint32_t length, uint64_t checksum, const uint8_t *body);
+
+/* Typed bodies: encode into out (capacity cap), return body length or a negative error. */
+int stream_encode_header(uint8_t *out, size_t cap, const struct stream_header *h);
+int stream_decode_header(const struct stream_rec *rec, struct stream_header *h);
+int stream_encode_round_end(uint8_t *out, size_t cap, uint32_t round, uint64_t pages);
+int stream_decode_round_end(const struct stream_rec *rec, uint32_t *round_r, uint64_t *pages_r);
+int stream_encode_blob(uint8_t *out, size_t cap, uint32_t id, const void *blob, uint32_t len);
+int stream_decode_blob(const struct stream_rec *rec, uint32_t *id_r, const uint8_t **blob_r,
+		       uint32_t *len_r);
+
+/*
+ * Validate a PAGE_DATA record against a guest of nr_pages pages: count within
+ * STREAM_MAX_BATCH, every pfn below nr_pages, reserved bits clear, data length exactly the
+ * non-zero pages.
+ */
+int stream_decode_pages(const struct stream_rec *rec, uint64_t nr_pages, struct stream_pages *p);
+uint64_t stream_pages_pfn(const struct stream_pages *p, uint32_t i);
+
+/*
+ * Page-batch builder for the sender. Page contents are copied into the batch when added, so
+ * the record is a consistent snapshot even while the guest keeps writing (a torn page is
+ * simply dirty again and resent). Sealing needs no further copy: the record goes out as two
+ * pieces, the prefix (header, count, pfns) and the data.
+ */
+struct stream_batch {
+	uint8_t *prefix; /* STREAM_REC_HDR_SIZE + 8 + 8 * STREAM_MAX_BATCH */
+	uint8_t *data;   /* STREAM_MAX_BATCH * STREAM_PAGE_SIZE */
+	uint32_t count;
+	uint32_t nr_data;
+	uint32_t flags;
+};
+int stream_batch_init(struct stream_batch *b);
+void stream_batch_free(struct stream_batch *b);
+void stream_batch_reset(struct stream_batch *b, uint32_t flags);
+bool stream_batch_full(const struct stream_batch *b);
+bool stream_batch_empty(const struct stream_batch *b);
+/* Add pfn; page is its 4 KiB content (copied), or NULL for a zero page. */
+void stream_batch_add(struct stream_batch *b, uint64_t pfn, const void *page);
+/*
+ * Seal into a PAGE_DATA record: fills iov[0] (prefix) and iov[1] (data, may be empty) and
+ * returns the wire size.
+ */
+struct iovec;
+size_t stream_batch_seal(struct stream_batch *b, struct iovec *iov);
+
+/* True if the 4 KiB page is all zeros. */
+bool stream_page_is_zero(const void *page);
+
+#endif
