@@ -1,35 +1,16 @@
 /*
  * commands.c - xl-ext's command table; help is generated from it.
- *
- * Commands whose implementation has not landed yet say so and exit 1.
  */
 #include "config.h"
 
 #include "common/cmd.h"
 #include "xl-ext/xlext.h"
 
-#define NOT_YET(fn, name)                                                                      \
-	int fn(int argc, char **argv)                                                          \
-	{                                                                                      \
-		return cmd_stub(&xlext_table, argc, argv);                                     \
-	}
-
-NOT_YET(main_list, "list")
-NOT_YET(main_create, "create")
-NOT_YET(main_destroy, "destroy")
-NOT_YET(main_pause, "pause")
-NOT_YET(main_unpause, "unpause")
-NOT_YET(main_domid, "domid")
-NOT_YET(main_domname, "domname")
-NOT_YET(main_rename, "rename")
-NOT_YET(main_migrate, "migrate")
-NOT_YET(main_migrate_receive, "migrate-receive")
-
 static const struct cmd_spec xlext_cmds[] = {
 	{"create", main_create, "Create a domain from a config file", "[options] <ConfigFile>",
-	 "  -p           leave the domain paused after it is created\n"},
+	 "  -p                 leave the domain paused after it is created\n"},
 	{"list", main_list, "List information about all or some domains", "[options] [Domain]",
-	 "  -l, --long   output all VM details\n"},
+	 "  -l, --long         also show each domain's type\n"},
 	{"destroy", main_destroy, "Terminate a domain immediately", "<Domain>", NULL},
 	{"pause", main_pause, "Pause execution of a domain", "<Domain>", NULL},
 	{"unpause", main_unpause, "Unpause a paused domain", "<Domain>", NULL},
@@ -38,9 +19,38 @@ static const struct cmd_spec xlext_cmds[] = {
 	{"rename", main_rename, "Rename a domain", "<Domain> <NewDomainName>", NULL},
 	{"info", main_info, "Get information about the host", "", NULL},
 	{"migrate", main_migrate, "Migrate a domain to another host", "[options] <Domain> <host>",
-	 NULL},
+	 "xl's options:\n"
+	 "  -C FILE            send FILE instead of the running domain's configuration\n"
+	 "  -s SSHCMD          run SSHCMD <host> to reach the receiver (default ssh);\n"
+	 "                     -s \"\" runs <host> itself as the command\n"
+	 "  -e                 do not daemonize the receiver (passes -e)\n"
+	 "  -p                 leave the domain paused on the destination\n"
+	 "  -D                 preserve the domain id\n"
+	 "  --debug            verify: after stop-and-copy every page is sent again and\n"
+	 "                     compared page by page on the destination\n"
+	 "  --live             ignored (compatibility)\n"
+	 "extensions:\n"
+	 "  --policy P         pre-copy policy: adaptive (default) or xen (5 iterations or\n"
+	 "                     fewer than 50 dirty pages, Xen's stock policy)\n"
+	 "  --max-iters N      at most N live rounds\n"
+	 "  --downtime-ms MS   switch over once the dirty set fits MS at the measured\n"
+	 "                     bandwidth (adaptive; default 20)\n"
+	 "  --bandwidth RATE   cap the live rounds (1Gbit, 500Mbit, 100MiB...); the paused\n"
+	 "                     stop-and-copy runs at full speed\n"
+	 "  --max-bytes N      cap the bytes sent (default 3 x memory)\n"
+	 "  --on-stall MODE    when pre-copy does not converge: abort (guest stays here),\n"
+	 "                     force (switch over now) or throttle (slow the vCPUs; default)\n"
+	 "  --json             print a JSON report on stdout\n"
+	 "  --progress, --no-progress\n"
+	 "                     a line per round on stderr (default: when stderr is a tty)\n"},
 	{"migrate-receive", main_migrate_receive, "Receive a migrating domain (run by migrate)",
-	 "[options]", NULL},
+	 "[options]",
+	 "  -e, -F             do not daemonize (accepted)\n"
+	 "  -d                 debug: verify the pages the sender resends\n"
+	 "  -p                 leave the domain paused after it arrives\n"},
+	{"sim-check", main_sim_check, "Verify a paused simulated domain's memory image",
+	 "[--status] <Domain>",
+	 "  -s, --status       print the running domain's counter and state instead\n"},
 	{"help", main_help, "Show the command list or one command's usage", "[command]", NULL},
 	{"version", main_version, "Show xl-ext's version and backends", "", NULL},
 };

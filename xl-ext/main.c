@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "xl-ext/sim/simdom.h"
 #include "xl-ext/xlext.h"
 
 struct xlext_globals xlext_globals;
@@ -71,8 +72,14 @@ int main(int argc, char **argv)
 	int opt;
 
 	log_set_sink(log_sink_stderr("xl-ext"));
+	/* a simulated domU: the sim backend re-executes us as the domain process */
+	if (argc == 5 && !strcmp(argv[1], "__sim-domain")) {
+		log_set_sink(log_sink_stderr("xl-ext-simdom"));
+		log_set_level(LOGL_INFO);
+		return simdom_main(argv[2], !strcmp(argv[3], "incoming"), atoi(argv[4]));
+	}
 	xlext_globals.backend = getenv("XLEXT_BACKEND");
-	while ((opt = getopt_long(argc, argv, "+vb:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+vb:htT", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			xlext_globals.verbose++;
@@ -84,6 +91,9 @@ int main(int argc, char **argv)
 		case 'h':
 			usage_global(stdout);
 			return 0;
+		case 't':
+		case 'T':
+			break; /* xl's tty and timestamp flags, passed by the migration rune */
 		default:
 			usage_global(stderr);
 			return 2;

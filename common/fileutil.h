@@ -1,0 +1,25 @@
+/*
+ * fileutil.h - small file helpers: atomic writes, whole-file reads.
+ */
+#ifndef XLEXT_COMMON_FILEUTIL_H
+#define XLEXT_COMMON_FILEUTIL_H
+
+#include <stddef.h>
+
+/*
+ * Write data to path atomically: a temporary file in the same directory, fsync, rename.
+ * Readers see the old or the new content, never a mix. mode is the new file's mode.
+ */
+int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Read a whole file (at most max bytes) into a NUL-terminated buffer; caller frees. */
+int file_read_all(const char *path, size_t max, char **data_r, size_t *len_r);
+
+/* Read or write exactly len bytes, retrying on EINTR and short transfers. ERR_IO at EOF. */
+int fd_read_exact(int fd, void *buf, size_t len);
+int fd_write_exact(int fd, const void *buf, size_t len);
+
+/* Copy src into dst (size n), truncating; always NUL-terminates. Returns 1 if truncated. */
+int str_copy(char *dst, size_t n, const char *src);
+
+#endif

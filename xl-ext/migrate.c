@@ -1,0 +1,300 @@
+/*
+ * migrate.c - the sender and receiver state machines of xl's migration protocol.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "xl-ext/migrate.h"
+#include "xl-ext/xlproto.h"
+
+#define MIG_BANNER_TIMEOUT_MS 60000
+
+/* Read exactly len bytes and compare them with msg (xl's migrate_read_fixedmessage). */
+static int read_fixed(int fd, const void *msg, size_t len, const char *what, const char *peer)
+{
+	char buf[128];
+	int rc;
+
+	rc = fd_read_exact(fd, buf, len);
+	if (rc) {
+		log_error("migration stream from %s ended while waiting for the %s", peer, what);
+		return ERR_IO;
+	}
+	if (memcmp(buf, msg, len)) {
+		log_error("migration stream from %s contained unexpected data instead of the %s",
+			  peer, what);
+		return ERR_PROTO;
+	}
+	return 0;
+}
+
+static int wait_input(int fd, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int rc;
+
+	do {
+		rc = poll(&p, 1, timeout_ms);
+	} while (rc < 0 && errno == EINTR);
+	return rc > 0 ? 0 : rc == 0 ? ERR_TIMEOUT : err_from_errno(errno);
+}
+
+int mig_config_name(const char *json, char *name, size_t len)
+{
+	json_object *o = json_tokener_parse(json), *v = NULL, *ci;
+	int rc = ERR_INVAL;
+
+	if (!o)
+		return ERR_INVAL;
+	if (json_object_object_get_ex(o, "c_info", &ci))
+		json_object_object_get_ex(ci, "name", &v);
+	else
+		json_object_object_get_ex(o, "name", &v);
+	if (v && json_object_is_type(v, json_type_string)) {
+		const char *s = json_object_get_string(v);
+
+		if (s[0] && strlen(s) < len && !strchr(s, '/')) {
+			snprintf(name, len, "%s", s);
+			rc = 0;
+		}
+	}
+	json_object_put(o);
+	return rc;
+}
+
+static void resume_source(const struct mig_send_args *a)
+{
+	int rc = a->ops->resume(a->hv, a->domid);
+
+	if (rc)
+		log_error("migration sender: could not resume domain %s here: %s", a->name,
+			  err_str(rc));
+	else
+		log_warn("migration sender: domain %s resumed here and keeps running", a->name);
+}
+
+int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_result *result_r)
+{
+	char away[HV_NAME_MAX + 16];
+	uint8_t *hdr = NULL, status;
+	size_t hdr_len;
+	bool renamed = false;
+	int rc;
+
+	*result_r = MIG_FAILED_RESUMED;
+	memset(rep, 0, sizeof(*rep));
+	rc = wait_input(a->recv_fd, MIG_BANNER_TIMEOUT_MS);
+	if (!rc)
+		rc = read_fixed(a->recv_fd, xlp_banner, xlp_banner_len(), "receiver banner", a->peer);
+	if (rc) {
+		log_error("migration of %s to %s failed before it started: the receiver did not "
+			  "answer (is xl-ext or xl installed there?); the domain was not touched",
+			  a->name, a->peer);
+		return rc;
+	}
+	rc = xlp_encode_header(a->config_json, &hdr, &hdr_len);
+	if (!rc)
+		rc = fd_write_exact(a->send_fd, hdr, hdr_len);
+	free(hdr);
+	if (rc) {
+		log_error("migration of %s: cannot send the save header to %s", a->name, a->peer);
+		return rc;
+	}
+
+	rc = a->ops->send_stream(a->hv, a->domid, a->send_fd, &a->params, rep);
+	if (rc) {
+		if (rc == ERR_TIMEOUT) {
+			log_error("migration of %s failed: the domain did not suspend in time; it "
+				  "is left as it is (not resumed), as xl does", a->name);
+			*result_r = MIG_FAILED_NO_RESUME;
+			return rc;
+		}
+		if (rc == ERR_NOTCONV)
+			log_error("migration of %s aborted: %s; the domain keeps running here",
+				  a->name, rep->reason ? rep->reason : "pre-copy did not converge");
+		else if (rc == ERR_CANCELLED)
+			log_error("migration of %s cancelled; the domain keeps running here", a->name);
+		else
+			log_error("migration of %s to %s failed while sending memory: %s", a->name,
+				  a->peer, err_str(rc));
+		goto failed_resume;
+	}
+	rc = read_fixed(a->recv_fd, xlp_receiver_ready, xlp_receiver_ready_len(),
+			"ready message", a->peer);
+	if (rc) {
+		log_error("migration of %s: %s did not acknowledge the transfer", a->name, a->peer);
+		goto failed_resume;
+	}
+	/* about to give the target permission to run it: rename it away here first */
+	snprintf(away, sizeof(away), "%s--migratedaway", a->name);
+	rc = a->ops->rename(a->hv, a->domid, a->name, away);
+	if (rc) {
+		log_error("migration of %s: cannot rename it to %s", a->name, away);
+		goto failed_resume;
+	}
+	renamed = true;
+	/* point of no return */
+	rc = fd_write_exact(a->send_fd, xlp_permission_to_go, xlp_permission_to_go_len());
+	if (rc)
+		goto failed_badly;
+	rc = read_fixed(a->recv_fd, xlp_report, xlp_report_len(), "success/failure report", a->peer);
+	if (rc)
+		goto failed_badly;
+	rc = fd_read_exact(a->recv_fd, &status, 1);
+	if (rc)
+		goto failed_badly;
+	rep->t_end_us = loop_now_us();
+	if (status) {
+		log_error("migration of %s: target %s reports startup failure (status code %d)",
+			  a->name, a->peer, status);
+		rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(),
+				"permission for sender to resume", a->peer);
+		if (rc)
+			goto failed_badly;
+		a->ops->rename(a->hv, a->domid, away, a->name);
+		resume_source(a);
+		*result_r = MIG_FAILED_TARGET;
+		return ERR_REMOTE;
+	}
+	rc = a->ops->destroy(a->hv, a->domid);
+	if (rc)
+		log_warn("migration of %s succeeded but its old copy (%s) could not be destroyed "
+			 "here: %s", a->name, away, err_str(rc));
+	*result_r = MIG_OK;
+	return 0;
+
+failed_resume:
+	if (renamed)
+		a->ops->rename(a->hv, a->domid, away, a->name);
+	resume_source(a);
+	*result_r = MIG_FAILED_RESUMED;
+	return rc ? rc : ERR_IO;
+
+failed_badly:
+	log_error("migration of %s to %s failed during the final handshake: domain state is now "
+		  "undefined. Check BOTH hosts for running instances (here it is renamed %s) and "
+		  "resume at most one; two instances would corrupt its disks.",
+		  a->name, a->peer, away);
+	*result_r = MIG_FAILED_UNDEFINED;
+	return rc ? rc : ERR_IO;
+}
+
+/* Read the save-file header and configuration from the sender. Caller frees *json_r. */
+static int receive_header(int fd, char **json_r)
+{
+	uint8_t hdr[XLP_HEADER_LEN], *opt = NULL;
+	uint32_t mandatory, optlen;
+	const char *json;
+	int rc;
+
+	rc = fd_read_exact(fd, hdr, sizeof(hdr));
+	if (rc) {
+		log_error("migration receiver: the sender closed the stream before the save header");
+		return ERR_IO;
+	}
+	rc = xlp_decode_header(hdr, &mandatory, &optlen);
+	if (rc) {
+		log_error("migration receiver: not an xl migration stream (bad magic, byte order or "
+			  "unknown mandatory flags)");
+		return rc;
+	}
+	opt = malloc(optlen ? optlen : 1);
+	if (!opt)
+		return ERR_NOMEM;
+	rc = fd_read_exact(fd, opt, optlen);
+	if (!rc)
+		rc = xlp_decode_config(opt, optlen, mandatory, &json);
+	if (!rc) {
+		*json_r = strdup(json);
+		if (!*json_r)
+			rc = ERR_NOMEM;
+	} else {
+		log_error("migration receiver: the domain configuration in the save header is "
+			  "missing or malformed");
+	}
+	free(opt);
+	return rc;
+}
+
+int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32_t *domid_r)
+{
+	char name[HV_NAME_MAX], incoming[HV_NAME_MAX + 16], *json = NULL;
+	struct mig_params params = {.debug = a->debug};
+	uint32_t domid = HV_INVALID_DOMID, other;
+	uint8_t status;
+	int rc, rc2;
+
+	memset(rep, 0, sizeof(*rep));
+	rc = fd_write_exact(a->send_fd, xlp_banner, xlp_banner_len());
+	if (rc)
+		return rc;
+	rc = receive_header(a->recv_fd, &json);
+	if (rc)
+		goto out;
+	rc = mig_config_name(json, name, sizeof(name));
+	if (rc) {
+		log_error("migration receiver: the configuration has no usable domain name");
+		goto out;
+	}
+	if (a->ops->lookup(a->hv, name, &other) == 0) {
+		log_error("migration receiver: a domain named '%s' already runs on this host "
+			  "(domid %u); refusing to receive another", name, other);
+		rc = ERR_EXISTS;
+		goto out;
+	}
+	snprintf(incoming, sizeof(incoming), "%s--incoming", name);
+	rc = a->ops->receive_stream(a->hv, a->recv_fd, incoming, json, &params, rep, &domid);
+	if (rc) {
+		log_error("migration receiver: receiving domain %s failed (%s); nothing is left "
+			  "here, the sender keeps its copy", name, err_str(rc));
+		goto out;
+	}
+	log_info("migration target: transfer complete, requesting permission to start %s", name);
+	rc = fd_write_exact(a->send_fd, xlp_receiver_ready, xlp_receiver_ready_len());
+	if (rc)
+		goto destroy;
+	rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(),
+			"GO message", "the sender");
+	if (rc)
+		goto report;
+	rc = a->ops->rename(a->hv, domid, incoming, name);
+	if (!rc && !a->paused)
+		rc = a->ops->unpause(a->hv, domid);
+	rep->t_end_us = loop_now_us();
+report:
+	rc2 = fd_write_exact(a->send_fd, xlp_report, xlp_report_len());
+	status = (uint8_t)(rc ? (rc < 0 ? -rc : 1) : 0);
+	if (!rc2)
+		rc2 = fd_write_exact(a->send_fd, &status, 1);
+	if (rc2) {
+		log_error("migration receiver: cannot report to the sender");
+		if (!rc)
+			rc = rc2;
+	}
+	if (!rc) {
+		*domid_r = domid;
+		goto out;
+	}
+	log_error("migration target: failure (%s), destroying our copy of %s", err_str(rc), name);
+	a->ops->destroy(a->hv, domid);
+	if (!rc2)
+		fd_write_exact(a->send_fd, xlp_permission_to_go, xlp_permission_to_go_len());
+	goto out;
+destroy:
+	a->ops->destroy(a->hv, domid);
+out:
+	free(json);
+	return rc;
+}

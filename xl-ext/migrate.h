@@ -1,0 +1,54 @@
+/*
+ * migrate.h - migration orchestration: xl's handshake around a backend's stream.
+ *
+ * One code path for both hypervisor backends: the sender and receiver state machines of
+ * Xen 4.17's "xl migrate" / "xl migrate-receive" (xlproto.h), with the renames, the point of
+ * no return and every failure branch; the backend only produces and consumes the stream.
+ */
+#ifndef XLEXT_MIGRATE_H
+#define XLEXT_MIGRATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xl-ext/hv.h"
+#include "xl-ext/precopy.h"
+
+enum mig_result {
+	MIG_OK = 0,
+	MIG_FAILED_RESUMED,     /* failed before the point of no return; the guest runs here */
+	MIG_FAILED_TARGET,      /* the target failed to start it; resumed here */
+	MIG_FAILED_UNDEFINED,   /* I/O failed after GO: state undefined, check both ends */
+	MIG_FAILED_NO_RESUME,   /* suspend timed out: not resumed (as xl) */
+};
+
+struct mig_send_args {
+	const struct hv_ops *ops;
+	struct hv *hv;
+	uint32_t domid;
+	const char *name;          /* the domain's current name */
+	const char *config_json;   /* what goes in the save-file header */
+	int send_fd;               /* to the receiver */
+	int recv_fd;               /* from the receiver */
+	const char *peer;          /* for messages: host or rune */
+	struct mig_params params;
+};
+
+/* Run the sender. Returns 0 on success; out_result tells which failure branch was taken. */
+int mig_send(const struct mig_send_args *a, struct mig_report *report, enum mig_result *result_r);
+
+struct mig_receive_args {
+	const struct hv_ops *ops;
+	struct hv *hv;
+	int send_fd; /* to the sender (stdout for migrate-receive) */
+	int recv_fd; /* from the sender (stdin) */
+	bool paused; /* -p: leave the domain paused */
+	bool debug;
+};
+
+int mig_receive(const struct mig_receive_args *a, struct mig_report *report, uint32_t *domid_r);
+
+/* The domain name inside a configuration JSON (sim's "name", libxl's c_info.name). */
+int mig_config_name(const char *json, char *name, size_t len);
+
+#endif

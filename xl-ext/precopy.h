@@ -1,0 +1,114 @@
+/*
+ * precopy.h - the pre-copy engine: live rounds, stop-and-copy, and the receiving side.
+ *
+ * The sender reads guest memory from a mapping and asks its source (a small vtable the sim
+ * backend implements over the domain's control socket) for dirty bitmaps, throttling and the
+ * final suspend. Round 0 sends every non-zero page; each later round sends the pages dirtied
+ * meanwhile; the policy (policy.h) decides when to stop and copy. A bandwidth cap (token
+ * bucket) governs the live rounds only; stop-and-copy runs at full speed. Zero pages are never
+ * sent as data. The receiver writes pages into the new domain's memory, bounds-checking every
+ * record (stream.h).
+ */
+#ifndef XLEXT_PRECOPY_H
+#define XLEXT_PRECOPY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xl-ext/hv.h"
+#include "xl-ext/policy.h"
+
+#define MIG_MAX_ROUNDS 64
+
+struct mig_params {
+	struct pc_params policy;    /* kind, max_iters, downtime_ms, max_total_bytes, on_stall */
+	uint64_t bandwidth_Bps;     /* live-round cap, 0: unlimited */
+	bool debug;                 /* after stop-and-copy, resend every page for verification */
+	bool progress;              /* a progress line per round on stderr */
+	volatile sig_atomic_t *cancel; /* set by a signal handler: abort before the point of no return */
+};
+
+struct mig_round_report {
+	unsigned round;
+	uint64_t pages;
+	uint64_t zero_pages;
+	uint64_t bytes;
+	uint64_t duration_us;
+	uint64_t dirty_after;     /* pages dirty when the round ended */
+	double dirty_rate_pps;
+	double bandwidth_Bps;
+	unsigned throttle_pct;
+};
+
+struct mig_report {
+	int64_t t_start_us;
+	int64_t t_pause_us;       /* source paused (stop-and-copy began) */
+	int64_t t_stream_end_us;  /* last byte of the stream written */
+	int64_t t_end_us;         /* destination reported it runs */
+	unsigned nrounds;
+	struct mig_round_report rounds[MIG_MAX_ROUNDS];
+	uint64_t final_pages;     /* sent while paused */
+	uint64_t final_bytes;
+	uint64_t total_bytes;
+	uint64_t total_pages;
+	uint64_t nr_pages;        /* guest size */
+	enum pc_decision decision;
+	const char *reason;
+	unsigned max_throttle;
+	bool verified;            /* a --debug verification pass ran */
+	uint64_t verify_mismatches;
+	char dirtylog_method[16];
+};
+
+/* Saved vCPU and device-model state: what stop-and-copy sends besides memory. */
+#define PC_MAX_VCPUS 128
+struct pc_cpu_state {
+	unsigned nr_vcpus;
+	uint32_t vcpu_len;
+	uint8_t *vcpus;   /* nr_vcpus * vcpu_len bytes */
+	uint32_t dm_len;  /* 0 unless HVM */
+	uint8_t *dm;
+};
+void pc_cpu_state_free(struct pc_cpu_state *s);
+
+struct pc_source_ops {
+	/* Start log-dirty; the bitmap (nr_pages bits) stays valid until disable. */
+	int (*logdirty_enable)(void *arg, const uint64_t **bitmap_r, char *method, size_t len);
+	/* Fetch-and-clear into the bitmap. */
+	int (*logdirty_fetch)(void *arg, uint64_t *ndirty_r);
+	int (*throttle)(void *arg, unsigned pct);
+	/* Pause the guest and hand back its vCPU/device state (caller frees with pc_cpu_state_free). */
+	int (*suspend)(void *arg, struct pc_cpu_state *state);
+};
+
+struct pc_source {
+	const struct pc_source_ops *ops;
+	void *arg;
+	const uint8_t *mem;
+	uint64_t nr_pages;
+	enum hv_domain_type type;
+	unsigned nr_vcpus;
+};
+
+/*
+ * Run pre-copy of src into fd. On success the guest is paused and the whole stream (ending in
+ * STREAM_REC_END) is written. On ERR_NOTCONV (policy abort) or ERR_CANCELLED or an I/O error
+ * the guest may be running or paused; the caller resumes it. report is filled as far as it got.
+ */
+int pc_send(const struct pc_source *src, int fd, const struct mig_params *params,
+	    struct mig_report *report);
+
+/*
+ * Receive a stream from fd into mem (nr_pages pages, zero-filled): expects a header matching
+ * nr_pages/type/nr_vcpus, applies pages, collects the vCPU/device state, stops after END.
+ * Malformed, truncated or foreign input gives ERR_PROTO/ERR_CHECKSUM/ERR_IO with a message.
+ */
+int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type,
+	       unsigned nr_vcpus, struct pc_cpu_state *state, struct mig_report *report);
+
+/* Print the report as JSON on out. */
+struct json_object;
+struct json_object *mig_report_json(const struct mig_report *r);
+
+#endif

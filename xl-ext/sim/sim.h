@@ -1,0 +1,27 @@
+/*
+ * sim.h - what the sim backend offers beyond struct hv_ops (used by sim-only commands and
+ * tests), and the encoding of a domain's saved vCPU/device state on its control channel.
+ */
+#ifndef XLEXT_SIM_SIM_H
+#define XLEXT_SIM_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct hv;
+struct pc_cpu_state;
+
+/* Destroy a domain and wait for its process to exit (SIGKILL after a timeout). */
+int sim_destroy_domain(struct hv *hv, uint32_t domid);
+
+/* Verify a paused domain's memory image (guestmem.h); JSON result in out. */
+int sim_check_domain(struct hv *hv, uint32_t domid, char *out, size_t cap);
+
+/* The domain's live status (counter, boot id, state) as JSON in out. */
+int sim_query_domain(struct hv *hv, uint32_t domid, char *out, size_t cap);
+
+/* State blob: u32 nr_vcpus, u32 vcpu_len, u32 dm_len, vcpu states, device model. */
+int sim_state_decode(const uint8_t *buf, size_t len, struct pc_cpu_state *st);
+int sim_state_encode(const struct pc_cpu_state *st, uint8_t **buf_r, size_t *len_r);
+
+#endif
