@@ -14,7 +14,8 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 
-int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
+static int write_atomic(const char *path, const void *data, size_t len, unsigned mode,
+			int durable)
 {
 	char tmp[4096];
 	int fd, rc = 0;
@@ -25,7 +26,7 @@ int file_write_atomic(const char *path, const void *data, size_t len, unsigned m
 	if (fd < 0)
 		return err_from_errno(errno);
 	rc = fd_write_exact(fd, data, len);
-	if (!rc && fsync(fd) < 0)
+	if (!rc && durable && fsync(fd) < 0)
 		rc = err_from_errno(errno);
 	if (close(fd) < 0 && !rc)
 		rc = err_from_errno(errno);
@@ -34,6 +35,16 @@ int file_write_atomic(const char *path, const void *data, size_t len, unsigned m
 	if (rc)
 		unlink(tmp);
 	return rc;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	return write_atomic(path, data, len, mode, 1);
+}
+
+int file_write_atomic_volatile(const char *path, const void *data, size_t len, unsigned mode)
+{
+	return write_atomic(path, data, len, mode, 0);
 }
 
 int file_read_all(const char *path, size_t max, char **data_r, size_t *len_r)

@@ -12,6 +12,12 @@
  */
 int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
+/*
+ * The same without fsync: still atomic for readers, but not durable across a crash. For
+ * run-time state (under /run) that a reboot discards anyway.
+ */
+int file_write_atomic_volatile(const char *path, const void *data, size_t len, unsigned mode);
+
 /* Read a whole file (at most max bytes) into a NUL-terminated buffer; caller frees. */
 int file_read_all(const char *path, size_t max, char **data_r, size_t *len_r);
 

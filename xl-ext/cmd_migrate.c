@@ -168,7 +168,7 @@ static int config_for(const struct hv_ops *ops, struct hv *hv, uint32_t domid, c
 
 enum {
 	OPT_DEBUG = 256, OPT_LIVE, OPT_POLICY, OPT_MAX_ITERS, OPT_DOWNTIME, OPT_BANDWIDTH,
-	OPT_ON_STALL, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MAX_BYTES,
+	OPT_ON_STALL, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MAX_BYTES, OPT_REPLY_TIMEOUT,
 };
 
 int main_migrate(int argc, char **argv)
@@ -185,6 +185,7 @@ int main_migrate(int argc, char **argv)
 		{"json", no_argument, NULL, OPT_JSON},
 		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+		{"reply-timeout", required_argument, NULL, OPT_REPLY_TIMEOUT},
 		CMD_LONGOPTS_END,
 	};
 	struct mig_send_args a = {.send_fd = -1, .recv_fd = -1};
@@ -198,6 +199,7 @@ int main_migrate(int argc, char **argv)
 	pid_t child = -1;
 	char *end;
 
+	a.reply_timeout_ms = 120000;
 	a.params.policy.kind = PC_POLICY_ADAPTIVE;
 	a.params.policy.on_stall = PC_STALL_THROTTLE;
 	CMD_FOREACH_OPT(opt, argc, argv, "FC:s:epD", longopts, &xlext_table,
@@ -272,6 +274,13 @@ int main_migrate(int argc, char **argv)
 		break;
 	case OPT_NO_PROGRESS:
 		progress = 0;
+		break;
+	case OPT_REPLY_TIMEOUT:
+		a.reply_timeout_ms = (int)strtoul(optarg, &end, 10) * 1000;
+		if (*end || a.reply_timeout_ms <= 0 || a.reply_timeout_ms > 86400000) {
+			log_error("--reply-timeout: '%s' is not a number of seconds", optarg);
+			return 2;
+		}
 		break;
 	}
 	if (argc - optind > 2) {

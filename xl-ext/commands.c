@@ -40,6 +40,8 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "  --max-bytes N      cap the bytes sent (default 3 x memory)\n"
 	 "  --on-stall MODE    when pre-copy does not converge: abort (guest stays here),\n"
 	 "                     force (switch over now) or throttle (slow the vCPUs; default)\n"
+	 "  --reply-timeout S  wait at most S seconds for each answer of the receiver\n"
+	 "                     after the stream (default 120)\n"
 	 "  --json             print a JSON report on stdout\n"
 	 "  --progress, --no-progress\n"
 	 "                     a line per round on stderr (default: when stderr is a tty)\n"},

@@ -21,21 +21,45 @@
 
 #define MIG_BANNER_TIMEOUT_MS 60000
 
-/* Read exactly len bytes and compare them with msg (xl's migrate_read_fixedmessage). */
-static int read_fixed(int fd, const void *msg, size_t len, const char *what, const char *peer)
-{
-	char buf[128];
-	int rc;
+static int wait_input(int fd, int timeout_ms);
 
-	rc = fd_read_exact(fd, buf, len);
-	if (rc) {
-		log_error("migration stream from %s ended while waiting for the %s", peer, what);
-		return ERR_IO;
-	}
-	if (memcmp(buf, msg, len)) {
-		log_error("migration stream from %s contained unexpected data instead of the %s",
-			  peer, what);
-		return ERR_PROTO;
+/*
+ * Read exactly len bytes and compare them with msg (xl's migrate_read_fixedmessage), waiting
+ * at most timeout_ms for them to start arriving (0: no limit).
+ */
+static int read_fixed(int fd, const void *msg, size_t len, const char *what, const char *peer,
+		      int timeout_ms)
+{
+	int64_t deadline = timeout_ms > 0 ? loop_now_ms() + timeout_ms : 0;
+	char buf[128];
+	size_t got = 0;
+
+	/* Compare as bytes arrive, so a peer that says something else fails at once. */
+	while (got < len) {
+		ssize_t n;
+
+		if (deadline) {
+			int64_t left = deadline - loop_now_ms();
+
+			if (left <= 0 || wait_input(fd, (int)left) == ERR_TIMEOUT) {
+				log_error("no %s from %s within %d s", what, peer, timeout_ms / 1000);
+				return ERR_TIMEOUT;
+			}
+		}
+		n = read(fd, buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("migration stream from %s ended while waiting for the %s", peer,
+				  what);
+			return ERR_IO;
+		}
+		if (memcmp(buf + got, (const char *)msg + got, (size_t)n)) {
+			log_error("migration stream from %s contained unexpected data instead of the "
+				  "%s", peer, what);
+			return ERR_PROTO;
+		}
+		got += (size_t)n;
 	}
 	return 0;
 }
@@ -95,9 +119,8 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 
 	*result_r = MIG_FAILED_RESUMED;
 	memset(rep, 0, sizeof(*rep));
-	rc = wait_input(a->recv_fd, MIG_BANNER_TIMEOUT_MS);
-	if (!rc)
-		rc = read_fixed(a->recv_fd, xlp_banner, xlp_banner_len(), "receiver banner", a->peer);
+	rc = read_fixed(a->recv_fd, xlp_banner, xlp_banner_len(), "receiver banner", a->peer,
+			MIG_BANNER_TIMEOUT_MS);
 	if (rc) {
 		log_error("migration of %s to %s failed before it started: the receiver did not "
 			  "answer (is xl-ext or xl installed there?); the domain was not touched",
@@ -126,13 +149,16 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 				  a->name, rep->reason ? rep->reason : "pre-copy did not converge");
 		else if (rc == ERR_CANCELLED)
 			log_error("migration of %s cancelled; the domain keeps running here", a->name);
+		else if (rc == ERR_IO)
+			log_error("migration of %s failed: the receiver on %s closed the stream (its "
+				  "messages, if any, are above)", a->name, a->peer);
 		else
 			log_error("migration of %s to %s failed while sending memory: %s", a->name,
 				  a->peer, err_str(rc));
 		goto failed_resume;
 	}
 	rc = read_fixed(a->recv_fd, xlp_receiver_ready, xlp_receiver_ready_len(),
-			"ready message", a->peer);
+			"ready message", a->peer, a->reply_timeout_ms);
 	if (rc) {
 		log_error("migration of %s: %s did not acknowledge the transfer", a->name, a->peer);
 		goto failed_resume;
@@ -149,7 +175,8 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	rc = fd_write_exact(a->send_fd, xlp_permission_to_go, xlp_permission_to_go_len());
 	if (rc)
 		goto failed_badly;
-	rc = read_fixed(a->recv_fd, xlp_report, xlp_report_len(), "success/failure report", a->peer);
+	rc = read_fixed(a->recv_fd, xlp_report, xlp_report_len(), "success/failure report", a->peer,
+			a->reply_timeout_ms);
 	if (rc)
 		goto failed_badly;
 	rc = fd_read_exact(a->recv_fd, &status, 1);
@@ -160,7 +187,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		log_error("migration of %s: target %s reports startup failure (status code %d)",
 			  a->name, a->peer, status);
 		rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(),
-				"permission for sender to resume", a->peer);
+				"permission for sender to resume", a->peer, a->reply_timeout_ms);
 		if (rc)
 			goto failed_badly;
 		a->ops->rename(a->hv, a->domid, away, a->name);
@@ -266,7 +293,7 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 	if (rc)
 		goto destroy;
 	rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(),
-			"GO message", "the sender");
+			"GO message", "the sender", 0);
 	if (rc)
 		goto report;
 	rc = a->ops->rename(a->hv, domid, incoming, name);

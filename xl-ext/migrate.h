@@ -31,6 +31,7 @@ struct mig_send_args {
 	int send_fd;               /* to the receiver */
 	int recv_fd;               /* from the receiver */
 	const char *peer;          /* for messages: host or rune */
+	int reply_timeout_ms;      /* limit on each reply after the stream (0: none) */
 	struct mig_params params;
 };
 

@@ -80,6 +80,8 @@ struct simdom {
 	uint8_t dm[SIMDOM_DM_SIZE];
 
 	bool net_up;
+	bool announcing;
+	pthread_t announce_thread;
 	char ifname[32];
 	int udp_fd;
 	pthread_t udp_thread;
@@ -134,7 +136,7 @@ static void write_info(struct simdom *d)
 	json_object_object_add(o, "vcpus", json_object_new_int((int)d->cfg.vcpus));
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	snprintf(path, sizeof(path), "%s/info.json", d->dir);
-	if (file_write_atomic(path, s, strlen(s), 0600))
+	if (file_write_atomic_volatile(path, s, strlen(s), 0600))
 		log_error("domain %s: cannot write %s", d->name, path);
 	json_object_put(o);
 }
@@ -312,6 +314,25 @@ static void *udp_main(void *arg)
 	return NULL;
 }
 
+/*
+ * After the first announcement (simnet_attach), repeat it at growing intervals, as QEMU's
+ * self-announce does: a peer that updated its ARP entry for the address less than its
+ * locktime ago ignores a single announcement and would keep sending to the old host.
+ */
+static void *announce_main(void *arg)
+{
+	struct simdom *d = arg;
+	static const int delays_ms[] = {50, 100, 200, 400, 800};
+
+	for (size_t i = 0; i < sizeof(delays_ms) / sizeof(delays_ms[0]); i++) {
+		usleep((useconds_t)delays_ms[i] * 1000);
+		if (__atomic_load_n(&d->quit, __ATOMIC_RELAXED))
+			break;
+		simnet_announce(d->cfg.ip, d->ifname);
+	}
+	return NULL;
+}
+
 /* Bring the guest's vif up on this host: address, gratuitous ARP, probe service. */
 static int net_attach(struct simdom *d)
 {
@@ -342,6 +363,8 @@ static int net_attach(struct simdom *d)
 		return ERR_NOMEM;
 	}
 	d->net_up = true;
+	if (pthread_create(&d->announce_thread, NULL, announce_main, d) == 0)
+		d->announcing = true;
 	return 0;
 }
 
@@ -759,6 +782,8 @@ static void teardown(struct simdom *d)
 	if (d->vcpus_started)
 		for (unsigned v = 0; v < d->nvcpus; v++)
 			pthread_join(d->vcpu_threads[v], NULL);
+	if (d->announcing)
+		pthread_join(d->announce_thread, NULL);
 	if (d->net_up) {
 		pthread_join(d->udp_thread, NULL);
 		close(d->udp_fd);

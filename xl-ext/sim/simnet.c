@@ -169,6 +169,14 @@ int simnet_attach(const char *ip, char *ifname_r, unsigned ifname_len)
 	return 0;
 }
 
+void simnet_announce(const char *ip, const char *ifname)
+{
+	struct in_addr addr;
+
+	if (inet_pton(AF_INET, ip, &addr) == 1)
+		send_garp(addr, ifname);
+}
+
 int simnet_detach(const char *ip, const char *ifname)
 {
 	struct in_addr addr;

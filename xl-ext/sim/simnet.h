@@ -8,6 +8,9 @@
 
 /* Add ip/32 to the matching interface and announce it; ERR_NOTFOUND if no subnet holds it. */
 int simnet_attach(const char *ip, char *ifname_r, unsigned ifname_len);
+/* Announce ip on ifname again (gratuitous ARP). */
+void simnet_announce(const char *ip, const char *ifname);
+
 /* Remove ip/32 from ifname (quietly if already gone). */
 int simnet_detach(const char *ip, const char *ifname);
 

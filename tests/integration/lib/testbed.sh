@@ -53,6 +53,8 @@ TB_TGT_CTL_PORT=""
 TB_LAST_WAIT_MS=0
 TB__CLEANED=0
 TB__IN_CLEANUP=0
+TB__IN_EXIT=0
+TB__PENDING_SIG=""
 TB__PID_SNAPSHOT=""
 TB__DEFER=()
 TB__NSIG=0
@@ -353,10 +355,13 @@ tb__start_daemon() {
 # Init / exit
 # ---------------------------------------------------------------------------
 
-# tb__on_exit: EXIT trap: clean up, keep the script's exit status.
+# tb__on_exit: EXIT trap: clean up (again from the start if an exit cut a
+# cleanup short; it is idempotent), keep the script's exit status.
 tb__on_exit() {
 	local rc=$?
+	TB__IN_EXIT=1
 	trap '' INT TERM
+	TB__IN_CLEANUP=0
 	tb_cleanup
 	exit "$rc"
 }
@@ -738,8 +743,9 @@ tb_tgtd_stop() {
 		fi
 		tb__reap "$pid"
 	fi
+	# tgtd leaves its socket and lock file behind; /var/run/tgtd itself is
+	# kept (another run's tgtd may be creating its socket there right now)
 	rm -f "/var/run/tgtd/socket.$TB_TGT_CTL_PORT" "/var/run/tgtd/socket.$TB_TGT_CTL_PORT.lock"
-	rmdir /var/run/tgtd 2>/dev/null
 	mv "$TB_DIR/tgtd.pid" "$TB_DIR/tgtd.pid.stopped"
 	return 0
 }
@@ -756,6 +762,12 @@ tb_tgtd_stop() {
 tb_cleanup() {
 	[ -n "$TB_ID" ] && [ "$TB__CLEANED" = 0 ] && [ "$TB__IN_CLEANUP" = 0 ] || return 0
 	TB__IN_CLEANUP=1
+	# A signal must not cut the teardown short: note it, act on it after.
+	if [ "$TB__IN_EXIT" = 0 ]; then
+		TB__PENDING_SIG=""
+		trap 'TB__PENDING_SIG=INT' INT
+		trap 'TB__PENDING_SIG=TERM' TERM
+	fi
 	local i nkilled=0 nns=0 ns pids lines=() line extra=0
 	for ((i = ${#TB__DEFER[@]} - 1; i >= 0; i--)); do
 		eval "${TB__DEFER[i]}" || tb_log "deferred '${TB__DEFER[i]}' failed"
@@ -806,6 +818,12 @@ tb_cleanup() {
 	local straymsg=""
 	((extra > 0)) && straymsg=" + $extra stray process(es) found in our namespaces"
 	tb_log "cleanup: signalled $nkilled recorded process(es)$straymsg, deleted $nns namespace(s), dir $dirmsg"
+	if [ "$TB__IN_EXIT" = 0 ]; then
+		trap 'tb__on_signal INT' INT
+		trap 'tb__on_signal TERM' TERM
+		[ -z "$TB__PENDING_SIG" ] || tb__on_signal "$TB__PENDING_SIG"
+	fi
+	return 0
 }
 
 # tb_assert_clean: return 1 with a message per problem if any namespace

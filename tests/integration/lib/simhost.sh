@@ -1,0 +1,80 @@
+# simhost.sh - simulated Xen hosts on top of testbed.sh: one sim state directory per host
+# namespace, xl-ext run inside it, and cleanup of every sim domain process by pid.
+#
+#   sim_setup                  after tb_hosts: per-host state dirs, cleanup registered
+#   sim_x i args...            run xl-ext on host i (sim backend)
+#   sim_rune i [args...]       the command that runs "xl-ext migrate-receive" on host i,
+#                              for "xl-ext migrate -s '' <dom> <rune>"
+#   sim_guest_cfg file name memory vcpus type ip workload
+#   sim_kill_all_domains       kill every sim domain process of this run, by pid
+
+: "${XLEXT:?XLEXT must name the xl-ext binary}"
+declare -ga SIM_HOST_MIB 2>/dev/null || true
+
+sim_setup() {
+	local i
+	for ((i = 1; i <= TB_NHOSTS; i++)); do
+		mkdir -p "$TB_DIR/sim$i"
+	done
+	tb_defer sim_kill_all_domains
+}
+
+sim_env() {
+	echo "XLEXT_BACKEND=sim XLEXT_SIM_ROOT=$TB_DIR/sim$1 XLEXT_SIM_HOST=h$1 ${SIM_HOST_MIB[$1]:+XLEXT_SIM_HOST_MIB=${SIM_HOST_MIB[$1]}}"
+}
+
+sim_x() {
+	local i=$1
+	shift
+	# shellcheck disable=SC2046
+	tb_exec "$i" env $(sim_env "$i") "$XLEXT" "$@"
+}
+
+sim_rune() {
+	local i=$1
+	shift
+	echo "exec ip netns exec $(tb_ns "$i") env $(sim_env "$i") $XLEXT migrate-receive $*"
+}
+
+sim_guest_cfg() {
+	local file=$1 name=$2 mem=$3 vcpus=$4 type=$5 ip=$6 workload=$7
+	{
+		echo "name = \"$name\""
+		echo "type = \"$type\""
+		echo "memory = $mem"
+		echo "vcpus = $vcpus"
+		[ -n "$ip" ] && echo "vif = [ \"mac=00:16:3e:00:00:01,ip=$ip\" ]"
+		echo "workload = \"$workload\""
+	} >"$file"
+}
+
+# Pids of every sim domain process of this run (from their state files).
+sim_domain_pids() {
+	local f
+	for f in "$TB_DIR"/sim*/dom/*/info.json; do
+		[ -f "$f" ] || continue
+		sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$f"
+	done
+}
+
+sim_kill_all_domains() {
+	local pid
+	for pid in $(sim_domain_pids); do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	sleep 0.3
+	for pid in $(sim_domain_pids); do
+		kill -KILL "$pid" 2>/dev/null
+	done
+	return 0
+}
+
+# Running domains (name state) on host i, one per line.
+sim_domains() {
+	sim_x "$1" list | awk 'NR > 1 { print $1, $5 }'
+}
+
+# JSON number field from a file: sim_json file key
+sim_json() {
+	sed -n "s/^ *\"$2\": *\\([-0-9.e+]*\\),*\$/\\1/p" "$1" | head -1
+}

@@ -1,0 +1,127 @@
+/*
+ * probe.c - a client of a simulated guest's UDP service, as an operator's monitoring would be.
+ *
+ *   probe <ip> <duration_ms> [interval_ms]
+ *
+ * Sends a numbered probe every interval (default 10 ms) for duration and prints one summary
+ * line of key=value pairs: probes sent and answered, the longest run of unanswered probes and
+ * the longest gap between replies, whether the guest's counter ever went backwards or its
+ * boot id changed (a restart), and the sequence of hosts that answered.
+ */
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct reply {
+	char magic[4];
+	uint32_t seq;
+	uint64_t boot_id;
+	uint64_t counter;
+	uint32_t domid;
+	char host[28];
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(7777)};
+	int64_t start, end, next, last_reply = 0, max_gap = 0, first_reply = 0;
+	uint32_t seq = 0, answered = 0, max_lost_run = 0, last_seq_answered = 0;
+	uint64_t last_counter = 0, boot_id = 0;
+	int fd, backwards = 0, reboots = 0, interval_ms;
+	char hosts[512] = "", last_host[28] = "";
+	static uint8_t *seen;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: probe <ip> <duration_ms> [interval_ms]\n");
+		return 2;
+	}
+	if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) {
+		fprintf(stderr, "probe: bad address %s\n", argv[1]);
+		return 2;
+	}
+	interval_ms = argc > 3 ? atoi(argv[3]) : 10;
+	if (interval_ms < 1 || atoi(argv[2]) < 1 || atoi(argv[2]) > 3600000) {
+		fprintf(stderr, "probe: bad duration or interval\n");
+		return 2;
+	}
+	seen = calloc((size_t)atoi(argv[2]) / (size_t)interval_ms + 2, 1);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0 || !seen)
+		return 1;
+	start = now_us();
+	end = start + (int64_t)atoi(argv[2]) * 1000;
+	next = start;
+	while (now_us() < end) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int64_t now = now_us();
+		int wait = next > now ? (int)((next - now) / 1000) : 0;
+
+		if (now >= next) {
+			char req[8];
+
+			memcpy(req, "XLXP", 4);
+			memcpy(req + 4, &seq, 4);
+			sendto(fd, req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to));
+			seq++;
+			next += (int64_t)interval_ms * 1000;
+			continue;
+		}
+		if (poll(&p, 1, wait) == 1) {
+			struct reply r;
+			ssize_t n = recv(fd, &r, sizeof(r), 0);
+
+			if (n != (ssize_t)sizeof(r) || memcmp(r.magic, "XLXR", 4) || r.seq >= seq ||
+			    seen[r.seq])
+				continue;
+			seen[r.seq] = 1;
+			answered++;
+			now = now_us();
+			if (!first_reply)
+				first_reply = now;
+			if (last_reply && now - last_reply > max_gap)
+				max_gap = now - last_reply;
+			last_reply = now;
+			if (r.seq > last_seq_answered && r.seq - last_seq_answered - 1 > max_lost_run &&
+			    answered > 1)
+				max_lost_run = r.seq - last_seq_answered - 1;
+			if (r.seq > last_seq_answered)
+				last_seq_answered = r.seq;
+			if (boot_id && r.boot_id != boot_id)
+				reboots++;
+			boot_id = r.boot_id;
+			if (r.counter < last_counter)
+				backwards++;
+			last_counter = r.counter;
+			r.host[sizeof(r.host) - 1] = '\0';
+			if (strcmp(r.host, last_host)) {
+				snprintf(last_host, sizeof(last_host), "%s", r.host);
+				if (strlen(hosts) + strlen(r.host) + 2 < sizeof(hosts)) {
+					if (hosts[0])
+						strcat(hosts, ",");
+					strcat(hosts, r.host);
+				}
+			}
+		}
+	}
+	printf("sent=%u answered=%u lost=%u max_lost_run=%u max_gap_ms=%.1f counter_backwards=%d "
+	       "reboots=%d last_counter=%llu hosts=%s\n",
+	       seq, answered, seq - answered, max_lost_run, (double)max_gap / 1000.0, backwards,
+	       reboots, (unsigned long long)last_counter, hosts[0] ? hosts : "none");
+	close(fd);
+	free(seen);
+	return 0;
+}
