@@ -28,6 +28,14 @@
 #
 # Works with `set -u`. Not designed for `set -e` (functions return non-zero
 # as a result, e.g. tb_wait_until on timeout).
+# Rules for tests: do not replace the EXIT/INT/TERM traps (register extra
+# teardown with tb_defer); call the functions that start things (tb_hosts,
+# tb_client_ns, tb_corosync_start, tb_tgtd_start, tb_defer) in the main
+# shell, not in $(...) or a pipeline; tb_fail/tb_error inside $(...) only
+# leave that subshell, so check its status. Processes a test starts itself
+# inside a testbed namespace (tb_exec i cmd &) are killed by tb_cleanup.
+# iscsi-inq parses -c with atoi(): give page codes in decimal (-c 131 for
+# 0x83; "-c 0x83" silently reads page 0).
 #
 # Environment knobs:
 #   TB_KEEP=1              keep TB_DIR (configs, logs) after cleanup
@@ -60,7 +68,6 @@ TB__DEFER=()
 TB__NSIG=0
 TB__STILL=()
 TB__DAEMON_PID=""
-TB_LAST_QUORUMTOOL_OUT=""
 
 # ---------------------------------------------------------------------------
 # Small helpers
@@ -76,13 +83,20 @@ tb_now_ms() {
 	fi
 }
 
+# tb__ms secs: echo secs (integer or decimal, e.g. 2.5) in milliseconds.
+tb__ms() {
+	local int=${1%%.*} frac=000
+	[[ $1 == *.* ]] && frac="${1#*.}000"
+	echo $((10#${int:-0} * 1000 + 10#${frac:0:3}))
+}
+
 # tb_log msg...: timestamped diagnostic line on stderr.
 tb_log() {
-	local t
-	printf -v t '%(%H:%M:%S)T' -1
-	local us=${EPOCHREALTIME:-0.000000}
-	us=${us##*[.,]}
-	printf '[%s.%s tb%s] %s\n' "$t" "${us:0:3}" "${TB_ID:+:$TB_ID}" "$*" >&2
+	local now=${EPOCHREALTIME:-$(date +%s.%N)} t frac
+	now=${now/,/.}
+	frac=${now#*.}
+	printf -v t '%(%H:%M:%S)T' "${now%.*}"
+	printf '[%s.%s tb%s] %s\n' "$t" "${frac:0:3}" "${TB_ID:+:$TB_ID}" "$*" >&2
 }
 
 # tb_pass msg...: print "PASS: msg" on stdout.
@@ -136,7 +150,7 @@ tb_wait_until() {
 	shift
 	local t0 deadline now
 	t0=$(tb_now_ms)
-	deadline=$((t0 + ${timeout%%.*} * 1000))
+	deadline=$((t0 + $(tb__ms "$timeout")))
 	while :; do
 		if "$@"; then
 			now=$(tb_now_ms)
@@ -586,13 +600,15 @@ tb_corosync_kill() {
 	tb_log "corosync on host $1 (pid $pid) killed with SIGKILL"
 }
 
-# tb_corosync_stop i...: SIGTERM host i's corosync, SIGKILL after 5 s.
+# tb_corosync_stop [i...]: SIGTERM the corosync of hosts i... (default:
+# all), wait for them to exit, SIGKILL after 5 s.
 tb_corosync_stop() {
-	local i pid lines=()
-	for i in "$@"; do
+	local i pid lines=() nodes=("$@")
+	((${#nodes[@]})) || mapfile -t nodes < <(seq 1 "$TB_NHOSTS")
+	for i in "${nodes[@]}"; do
 		pid=$(tb_corosync_pid "$i")
 		[ -n "$pid" ] || continue
-		lines+=("$(grep "^$pid " "$TB_DIR/pids" | tail -n 1)")
+		lines+=("$(grep "^$pid .* corosync-h$i\$" "$TB_DIR/pids" | tail -n 1)")
 	done
 	((${#lines[@]})) && tb__kill_list 5 "${lines[@]}"
 	return 0
@@ -600,12 +616,14 @@ tb_corosync_stop() {
 
 # tb_corosync_status i: run corosync-quorumtool -s in host i's namespace,
 # echo "nodes=<n> members=<m> quorate=<0|1> total_votes=<v> expected=<e>".
-# Returns 1 if the tool fails to talk to corosync.
+# Returns 1 if the tool fails to talk to corosync. The raw output is kept
+# in TB_DIR/h<i>/quorumtool.last (this often runs inside $(...)).
 tb_corosync_status() {
-	local out
-	out=$(timeout 5 ip netns exec "$(tb_ns "$1")" corosync-quorumtool -s 2>&1)
-	TB_LAST_QUORUMTOOL_OUT=$out
-	# rc is 0 quorate / 1 not quorate / >1 error: parse the text instead
+	local out ns
+	ns=$(tb_ns "$1") || return 1
+	out=$(timeout 5 ip netns exec "$ns" corosync-quorumtool -s 2>&1)
+	# its exit status is 0 quorate, 2 not quorate, 1 error: parse the text
+	printf '%s\n' "$out" >"$TB_DIR/h$1/quorumtool.last" 2>/dev/null
 	grep -q '^Quorum provider:' <<<"$out" || return 1
 	awk '
 		/^Nodes:/            { nodes = $2 }
@@ -628,7 +646,7 @@ tb_corosync_wait_members() {
 	local need_q=0
 	((2 * want > configured)) && need_q=1
 	t0=$(tb_now_ms)
-	TB_LAST_QUORUMTOOL_OUT=""
+	rm -f "$TB_DIR/h$i/quorumtool.last"
 	while :; do
 		st=$(tb_corosync_status "$i") && {
 			local nodes members quorate
@@ -643,12 +661,18 @@ tb_corosync_wait_members() {
 			fi
 		}
 		now=$(tb_now_ms)
-		if ((now - t0 >= timeout * 1000)); then
+		if ((now - t0 >= $(tb__ms "$timeout"))); then
 			TB_LAST_WAIT_MS=$((now - t0))
 			echo "tb_corosync_wait_members: host $i did not see $want members" \
 				"(quorate required: $need_q) within ${timeout}s; last status: ${st:-none}" >&2
-			echo "--- corosync-quorumtool -s on host $i:" >&2
-			echo "$TB_LAST_QUORUMTOOL_OUT" >&2
+			local pid
+			pid=$(tb_corosync_pid "$i")
+			if [ -z "$pid" ] || ! tb__alive "$pid"; then
+				echo "tb_corosync_wait_members: corosync of host $i (pid ${pid:-none}) is not running; log tail:" >&2
+				tail -n 15 "$TB_DIR/h$i/corosync.log" "$TB_DIR/h$i/corosync.out" >&2 2>/dev/null
+			fi
+			echo "--- last corosync-quorumtool -s on host $i:" >&2
+			cat "$TB_DIR/h$i/quorumtool.last" >&2 2>/dev/null
 			echo "---" >&2
 			return 1
 		fi
@@ -670,6 +694,7 @@ tb_tgtadm() {
 # tb_tgtd_start: create namespace xtb<ID>st (TB_STORAGE_IP) on the bridge,
 # start tgtd -f there (portal TB_STORAGE_IP:3260, control port
 # TB_TGT_CTL_PORT), wait (<= 10 s) until tgtadm answers. Hard error if not.
+# Arguments are ignored (tgtd always gets its own namespace). Once per run.
 tb_tgtd_start() {
 	((TB_NHOSTS > 0)) || tb_error "tb_tgtd_start: call tb_hosts first"
 	[ ! -f "$TB_DIR/tgtd.pid" ] || tb_error "tb_tgtd_start: tgtd already started"
@@ -677,6 +702,10 @@ tb_tgtd_start() {
 	ns=$(tb_ns st)
 	tb__attach "$ns" "$TB_STORAGE_IP" "xtb${TB_ID}ps"
 	: >"$TB_DIR/tgt_tids"
+	# another run may have taken the port since tb_init: move on (<= 32767)
+	while [ -e "/var/run/tgtd/socket.$TB_TGT_CTL_PORT" ]; do
+		TB_TGT_CTL_PORT=$((TB_TGT_CTL_PORT >= 32767 ? 1024 : TB_TGT_CTL_PORT + 1))
+	done
 	tb__start_daemon tgtd tgtd "$TB_DIR/tgtd.log" \
 		ip netns exec "$ns" tgtd -f --iscsi "portal=$TB_STORAGE_IP:$TB_ISCSI_PORT" \
 		--control-port "$TB_TGT_CTL_PORT"
