@@ -201,7 +201,8 @@ static int sim_list(struct hv *hv, struct hv_domain_info **doms_r, size_t *n_r)
 		doms[n++] = info;
 	}
 	closedir(dir);
-	qsort(doms, n, sizeof(*doms), cmp_domid);
+	if (n > 1)
+		qsort(doms, n, sizeof(*doms), cmp_domid);
 	*doms_r = doms;
 	*n_r = n;
 	return 0;
@@ -395,7 +396,20 @@ static int spawn_domain(const char *dir, int incoming)
 		ready = 1;
 	close(pipefd[0]);
 	if (ready != 0) {
-		log_error("the domain process failed to start; its log is %s/log", dir);
+		char *text = NULL;
+
+		snprintf(logpath, sizeof(logpath), "%s/log", dir);
+		if (!file_read_all(logpath, 1 << 16, &text, NULL) && text[0]) {
+			size_t len = strlen(text);
+
+			while (len && text[len - 1] == '\n')
+				text[--len] = '\0';
+			log_error("the domain process failed to start: %s",
+				  len > 600 ? text + len - 600 : text);
+		} else {
+			log_error("the domain process failed to start (no message)");
+		}
+		free(text);
 		return ERR_IO;
 	}
 	return 0;

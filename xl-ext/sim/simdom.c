@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,7 @@ struct simdom {
 	pthread_t *vcpu_threads;
 	struct simdom_vcpu_regs *regs;
 	atomic_uint throttle;
-	uint8_t dm[SIMDOM_DM_SIZE];
+	uint8_t dm[SIMDOM_DM_SIZE] __attribute__((aligned(8)));
 
 	bool net_up;
 	bool announcing;
@@ -384,14 +385,14 @@ static void dm_init(struct simdom *d)
 	h->len = SIMDOM_DM_SIZE;
 }
 
+/* dm may be unaligned (inside a received message): fields are read with memcpy. */
 static uint64_t dm_checksum(const uint8_t *dm)
 {
-	const struct dm_header *h = (const struct dm_header *)dm;
 	XXH64_state_t st;
 
 	XXH64_reset(&st, 0);
-	XXH64_update(&st, &h->counter, sizeof(h->counter));
-	XXH64_update(&st, dm + sizeof(*h), SIMDOM_DM_SIZE - sizeof(*h));
+	XXH64_update(&st, dm + offsetof(struct dm_header, counter), sizeof(uint64_t));
+	XXH64_update(&st, dm + sizeof(struct dm_header), SIMDOM_DM_SIZE - sizeof(struct dm_header));
 	return XXH64_digest(&st);
 }
 
@@ -552,7 +553,7 @@ static void cmd_restore_state(struct simdom *d, const uint8_t *data, size_t len,
 				  "(%u vCPUs, %u-byte device model)", d->name, hdr[0], hdr[2]);
 		return;
 	}
-	memcpy(d->regs, data + sizeof(hdr), (size_t)hdr[0] * hdr[1]);
+	memcpy(d->regs, data + sizeof(hdr), (size_t)hdr[0] * hdr[1]); /* regs: aligned copy */
 	for (unsigned v = 0; v < d->nvcpus; v++)
 		if (d->regs[v].magic != VCPU_REGS_MAGIC) {
 			say(r, ERR_PROTO, "domain %s: vCPU %u state is corrupt", d->name, v);
@@ -560,16 +561,17 @@ static void cmd_restore_state(struct simdom *d, const uint8_t *data, size_t len,
 		}
 	if (hdr[2]) {
 		const uint8_t *dm = data + sizeof(hdr) + (size_t)hdr[0] * hdr[1];
-		const struct dm_header *h = (const struct dm_header *)dm;
+		struct dm_header h;
 
-		if (h->magic != DM_MAGIC || h->checksum != dm_checksum(dm)) {
+		memcpy(&h, dm, sizeof(h));
+		if (h.magic != DM_MAGIC || h.checksum != dm_checksum(dm)) {
 			say(r, ERR_CHECKSUM, "domain %s: device model state is corrupt", d->name);
 			return;
 		}
-		if (h->counter != gm_sb(d->mem)->counter) {
+		if (h.counter != gm_sb(d->mem)->counter) {
 			say(r, ERR_PROTO, "domain %s: device model state (counter %llu) does not "
 					  "match memory (counter %llu)", d->name,
-			    (unsigned long long)h->counter,
+			    (unsigned long long)h.counter,
 			    (unsigned long long)gm_sb(d->mem)->counter);
 			return;
 		}
