@@ -18,14 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-struct reply {
-	char magic[4];
-	uint32_t seq;
-	uint64_t boot_id;
-	uint64_t counter;
-	uint32_t domid;
-	char host[28];
-};
+#include "xl-ext/sim/simdom.h"
+
 
 static int64_t now_us(void)
 {
@@ -37,7 +31,7 @@ static int64_t now_us(void)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(7777)};
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(SIMDOM_UDP_PORT)};
 	int64_t start, end, next, last_reply = 0, max_gap = 0, first_reply = 0;
 	uint32_t seq = 0, answered = 0, max_lost_run = 0, last_seq_answered = 0;
 	uint64_t last_counter = 0, boot_id = 0;
@@ -73,7 +67,7 @@ int main(int argc, char **argv)
 		if (now >= next) {
 			char req[8];
 
-			memcpy(req, "XLXP", 4);
+			memcpy(req, SIMDOM_PROBE_MAGIC, 4);
 			memcpy(req + 4, &seq, 4);
 			sendto(fd, req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to));
 			seq++;
@@ -81,10 +75,10 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (poll(&p, 1, wait) == 1) {
-			struct reply r;
+			struct simdom_probe_reply r;
 			ssize_t n = recv(fd, &r, sizeof(r), 0);
 
-			if (n != (ssize_t)sizeof(r) || memcmp(r.magic, "XLXR", 4) || r.seq >= seq ||
+			if (n != (ssize_t)sizeof(r) || memcmp(r.magic, SIMDOM_REPLY_MAGIC, 4) || r.seq >= seq ||
 			    seen[r.seq])
 				continue;
 			seen[r.seq] = 1;
