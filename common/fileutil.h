@@ -25,6 +25,9 @@ int file_read_all(const char *path, size_t max, char **data_r, size_t *len_r);
 int fd_read_exact(int fd, void *buf, size_t len);
 int fd_write_exact(int fd, const void *buf, size_t len);
 
+/* Wait until fd is readable, at most timeout_ms (-1: no limit); ERR_TIMEOUT when it is not. */
+int fd_wait_readable(int fd, int timeout_ms);
+
 /* Copy src into dst (size n), truncating; always NUL-terminates. Returns 1 if truncated. */
 int str_copy(char *dst, size_t n, const char *src);
 

@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +19,6 @@
 #include "xl-ext/xlproto.h"
 
 #define MIG_BANNER_TIMEOUT_MS 60000
-
-static int wait_input(int fd, int timeout_ms);
 
 /*
  * Read exactly len bytes and compare them with msg (xl's migrate_read_fixedmessage), waiting
@@ -41,7 +38,7 @@ static int read_fixed(int fd, const void *msg, size_t len, const char *what, con
 		if (deadline) {
 			int64_t left = deadline - loop_now_ms();
 
-			if (left <= 0 || wait_input(fd, (int)left) == ERR_TIMEOUT) {
+			if (left <= 0 || fd_wait_readable(fd, (int)left) == ERR_TIMEOUT) {
 				log_error("no %s from %s within %d s", what, peer, timeout_ms / 1000);
 				return ERR_TIMEOUT;
 			}
@@ -62,17 +59,6 @@ static int read_fixed(int fd, const void *msg, size_t len, const char *what, con
 		got += (size_t)n;
 	}
 	return 0;
-}
-
-static int wait_input(int fd, int timeout_ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int rc;
-
-	do {
-		rc = poll(&p, 1, timeout_ms);
-	} while (rc < 0 && errno == EINTR);
-	return rc > 0 ? 0 : rc == 0 ? ERR_TIMEOUT : err_from_errno(errno);
 }
 
 int mig_config_name(const char *json, char *name, size_t len)

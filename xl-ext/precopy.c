@@ -250,7 +250,6 @@ static int send_state(struct pc_send_ctx *c, const struct pc_cpu_state *st)
 static int send_verify(struct pc_send_ctx *c)
 {
 	static uint8_t buf[STREAM_REC_HDR_SIZE + 8];
-	uint64_t sent, zero;
 	int rc;
 
 	rc = out_record(&c->out, buf, STREAM_REC_VERIFY, 0);
@@ -266,8 +265,6 @@ static int send_verify(struct pc_send_ctx *c)
 	}
 	if (!rc)
 		rc = flush_batch(&c->out, &c->batch);
-	(void)sent;
-	(void)zero;
 	stream_batch_reset(&c->batch, 0);
 	return rc;
 }

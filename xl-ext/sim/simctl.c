@@ -4,7 +4,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/fileutil.h"
 #include "common/log.h"
 #include "xl-ext/sim/simctl.h"
 
@@ -38,19 +38,6 @@ int simctl_connect(const char *path, int *fd_r)
 	return 0;
 }
 
-static int wait_readable(int fd, int timeout_ms)
-{
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	int rc;
-
-	do {
-		rc = poll(&p, 1, timeout_ms);
-	} while (rc < 0 && errno == EINTR);
-	if (rc < 0)
-		return err_from_errno(errno);
-	return rc == 0 ? ERR_TIMEOUT : 0;
-}
-
 int simctl_call(int fd, const char *request, const void *data, size_t data_len, void *out,
 		size_t cap, size_t *len_r, int *fd_r)
 {
@@ -73,7 +60,7 @@ int simctl_call(int fd, const char *request, const void *data, size_t data_len, 
 		return ERR_INVAL;
 	if (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0)
 		return ERR_IO;
-	rc = wait_readable(fd, SIMCTL_TIMEOUT_MS);
+	rc = fd_wait_readable(fd, SIMCTL_TIMEOUT_MS);
 	if (rc)
 		return rc;
 	if (!out || !cap) {
