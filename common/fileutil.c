@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/fileutil.h"
+#include "common/loop.h"
 
 static int write_atomic(const char *path, const void *data, size_t len, unsigned mode,
 			int durable)
@@ -152,6 +153,30 @@ int fd_wait_readable(int fd, int timeout_ms)
 	if (rc < 0)
 		return err_from_errno(errno);
 	return rc == 0 ? ERR_TIMEOUT : 0;
+}
+
+int fd_read_exact_timeout(int fd, void *buf, size_t len, int timeout_ms)
+{
+	int64_t deadline = loop_now_ms() + timeout_ms;
+	char *p = buf;
+
+	while (len) {
+		int64_t left = deadline - loop_now_ms();
+		ssize_t n;
+		int rc;
+
+		rc = left > 0 ? fd_wait_readable(fd, (int)left) : ERR_TIMEOUT;
+		if (rc)
+			return rc;
+		n = read(fd, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return n == 0 ? ERR_IO : err_from_errno(errno);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 int str_copy(char *dst, size_t n, const char *src)

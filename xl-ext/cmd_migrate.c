@@ -19,8 +19,10 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/loop.h"
 #include "xl-ext/migrate.h"
 #include "xl-ext/sim/simcfg.h"
+#include "xl-ext/transport.h"
 #include "xl-ext/xlext.h"
 #include "xl-ext/xlproto.h"
 
@@ -169,7 +171,34 @@ static int config_for(const struct hv_ops *ops, struct hv *hv, uint32_t domid, c
 enum {
 	OPT_DEBUG = 256, OPT_LIVE, OPT_POLICY, OPT_MAX_ITERS, OPT_DOWNTIME, OPT_BANDWIDTH,
 	OPT_ON_STALL, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MAX_BYTES, OPT_REPLY_TIMEOUT,
+	OPT_TCP, OPT_KEY, OPT_LISTEN, OPT_ACCEPT_TIMEOUT,
 };
+
+#define TCP_CONNECT_TIMEOUT_MS 10000
+
+/*
+ * The direct transport: connect, prove we hold the key, check the receiver does too. Returns
+ * the connected socket or a negative error (logged).
+ */
+static int open_tcp(const char *addr, const char *key_file, uint32_t flags)
+{
+	struct tr_key key;
+	int fd, rc;
+
+	rc = tr_key_load(key_file, &key);
+	if (rc)
+		return rc;
+	fd = tr_connect(addr, TCP_CONNECT_TIMEOUT_MS);
+	if (fd >= 0) {
+		rc = tr_auth_sender(fd, &key, addr, flags);
+		if (rc) {
+			close(fd);
+			fd = rc;
+		}
+	}
+	tr_key_clear(&key);
+	return fd;
+}
 
 int main_migrate(int argc, char **argv)
 {
@@ -186,12 +215,14 @@ int main_migrate(int argc, char **argv)
 		{"progress", no_argument, NULL, OPT_PROGRESS},
 		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
 		{"reply-timeout", required_argument, NULL, OPT_REPLY_TIMEOUT},
+		{"tcp", required_argument, NULL, OPT_TCP},
+		{"key", required_argument, NULL, OPT_KEY},
 		CMD_LONGOPTS_END,
 	};
 	struct mig_send_args a = {.send_fd = -1, .recv_fd = -1};
 	struct mig_report rep;
 	enum mig_result result = MIG_FAILED_RESUMED;
-	const char *config_file = NULL, *ssh = "ssh", *host;
+	const char *config_file = NULL, *ssh = "ssh", *host, *tcp = NULL, *key_file = NULL;
 	char *rune = NULL, *json = NULL, name[HV_NAME_MAX];
 	int opt, rc, no_daemon = 0, paused = 0, want_json = 0, progress = -1;
 	struct sigaction sa = {.sa_handler = on_cancel}, old_int, old_term;
@@ -203,7 +234,7 @@ int main_migrate(int argc, char **argv)
 	a.params.policy.kind = PC_POLICY_ADAPTIVE;
 	a.params.policy.on_stall = PC_STALL_THROTTLE;
 	CMD_FOREACH_OPT(opt, argc, argv, "FC:s:epD", longopts, &xlext_table,
-			cmd_find(&xlext_table, "migrate", NULL), 2)
+			cmd_find(&xlext_table, "migrate", NULL), 1)
 	{
 	case 'C':
 		config_file = optarg;
@@ -282,12 +313,28 @@ int main_migrate(int argc, char **argv)
 			return 2;
 		}
 		break;
+	case OPT_TCP:
+		tcp = optarg;
+		break;
+	case OPT_KEY:
+		key_file = optarg;
+		break;
 	}
 	if (argc - optind > 2) {
 		log_error("migrate: too many arguments");
 		return 2;
 	}
-	host = argv[optind + 1];
+	if (!tcp != !key_file) {
+		log_error("migrate: --tcp and --key go together (the direct transport is always "
+			  "authenticated)");
+		return 2;
+	}
+	if (!tcp && argc - optind < 2) {
+		log_error("migrate: missing arguments: which host? (xl-ext migrate <domain> <host>, or --tcp ADDR:PORT "
+			  "--key FILE)");
+		return 2;
+	}
+	host = argc - optind == 2 ? argv[optind + 1] : tcp;
 	a.params.progress = progress < 0 ? isatty(2) : progress;
 	a.params.cancel = &mig_cancel;
 	rc = xlext_open(NULL, &a.ops, &a.hv);
@@ -309,18 +356,31 @@ int main_migrate(int argc, char **argv)
 		goto out;
 	}
 	a.config_json = json;
-	rune = xlp_rune(ssh, host, "xl-ext", isatty(2), no_daemon, a.params.debug, paused, NULL);
-	if (!rune) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
 	a.peer = host;
 	signal(SIGPIPE, SIG_IGN);
-	child = spawn_rune(rune, &a.send_fd, &a.recv_fd);
-	if (child < 0) {
-		rc = err_from_errno(errno);
-		log_error_errno(errno, "cannot start the migration transport '%s'", rune);
-		goto out;
+	if (tcp) {
+		a.send_fd = open_tcp(tcp, key_file, (paused ? TR_FLAG_PAUSED : 0) |
+						    (a.params.debug ? TR_FLAG_DEBUG : 0));
+		if (a.send_fd < 0) {
+			rc = a.send_fd;
+			log_error("migration of %s to %s not started; the domain was not touched",
+				  name, tcp);
+			goto out;
+		}
+		a.recv_fd = dup(a.send_fd);
+	} else {
+		rune = xlp_rune(ssh, host, "xl-ext", isatty(2), no_daemon, a.params.debug, paused,
+				NULL);
+		if (!rune) {
+			rc = ERR_NOMEM;
+			goto out;
+		}
+		child = spawn_rune(rune, &a.send_fd, &a.recv_fd);
+		if (child < 0) {
+			rc = err_from_errno(errno);
+			log_error_errno(errno, "cannot start the migration transport '%s'", rune);
+			goto out;
+		}
 	}
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
@@ -329,7 +389,8 @@ int main_migrate(int argc, char **argv)
 	sigaction(SIGTERM, &old_term, NULL);
 	close(a.send_fd);
 	a.send_fd = -1;
-	reap_child(child);
+	if (child > 0)
+		reap_child(child);
 	if (want_json)
 		print_json(name, host, &a.params, &rep, result, rc);
 	if (!rc)
@@ -350,13 +411,69 @@ out:
 	return err_exit_status(rc);
 }
 
+/*
+ * migrate-receive --listen: accept connections until one sender proves it holds the key (others
+ * are logged and dropped), then receive from it. Returns that connection or a negative error.
+ */
+static int accept_authenticated(const char *addr, const char *key_file, int timeout_s,
+				uint32_t *flags_r)
+{
+	int64_t deadline = timeout_s ? loop_now_ms() + (int64_t)timeout_s * 1000 : 0;
+	struct tr_key key;
+	char peer[96];
+	int lfd, fd = ERR_TIMEOUT, rc;
+
+	rc = tr_key_load(key_file, &key);
+	if (rc)
+		return rc;
+	lfd = tr_listen(addr);
+	if (lfd < 0) {
+		tr_key_clear(&key);
+		return lfd;
+	}
+	log_info("migration receiver: listening on %s", addr);
+	for (;;) {
+		int left = deadline ? (int)(deadline - loop_now_ms()) : 0;
+
+		if (deadline && left <= 0) {
+			fd = ERR_TIMEOUT;
+			break;
+		}
+		fd = tr_accept(lfd, left, peer, sizeof(peer));
+		if (fd == ERR_TIMEOUT || (fd < 0 && fd != ERR_IO))
+			break;
+		if (fd < 0)
+			continue;
+		rc = tr_auth_receiver(fd, &key, peer, flags_r);
+		if (!rc) {
+			log_info("migration receiver: sender %s authenticated", peer);
+			break;
+		}
+		close(fd);
+		fd = rc;
+	}
+	if (fd == ERR_TIMEOUT)
+		log_error("migration receiver: no authenticated sender on %s within %d s", addr,
+			  timeout_s);
+	close(lfd);
+	tr_key_clear(&key);
+	return fd;
+}
+
 int main_migrate_receive(int argc, char **argv)
 {
-	static const struct option longopts[] = {CMD_LONGOPTS_END};
+	static const struct option longopts[] = {
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"key", required_argument, NULL, OPT_KEY},
+		{"accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT},
+		CMD_LONGOPTS_END,
+	};
 	struct mig_receive_args a = {.send_fd = 1, .recv_fd = 0};
+	const char *listen_addr = NULL, *key_file = NULL;
 	struct mig_report rep;
-	uint32_t domid;
-	int opt, rc;
+	uint32_t domid, flags = 0;
+	int opt, rc, conn = -1, accept_timeout = 0;
+	char *end;
 
 	CMD_FOREACH_OPT(opt, argc, argv, "Fedrp", longopts, &xlext_table,
 			cmd_find(&xlext_table, "migrate-receive", NULL), 0)
@@ -373,18 +490,50 @@ int main_migrate_receive(int argc, char **argv)
 	case 'p':
 		a.paused = true;
 		break;
+	case OPT_LISTEN:
+		listen_addr = optarg;
+		break;
+	case OPT_KEY:
+		key_file = optarg;
+		break;
+	case OPT_ACCEPT_TIMEOUT:
+		accept_timeout = (int)strtol(optarg, &end, 10);
+		if (*end || accept_timeout <= 0 || accept_timeout > 86400) {
+			log_error("--accept-timeout: '%s' is not a number of seconds (1-86400)",
+				  optarg);
+			return 2;
+		}
+		break;
 	}
 	if (argc - optind != 0) {
 		log_error("migrate-receive takes no arguments");
+		return 2;
+	}
+	if (!listen_addr != !key_file) {
+		log_error("migrate-receive: --listen and --key go together (the direct transport "
+			  "is always authenticated)");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	rc = xlext_open(NULL, &a.ops, &a.hv);
 	if (rc)
 		return 1;
+	if (listen_addr) {
+		conn = accept_authenticated(listen_addr, key_file, accept_timeout, &flags);
+		if (conn < 0) {
+			rc = conn;
+			goto out;
+		}
+		a.send_fd = a.recv_fd = conn;
+		a.paused |= !!(flags & TR_FLAG_PAUSED);
+		a.debug |= !!(flags & TR_FLAG_DEBUG);
+	}
 	rc = mig_receive(&a, &rep, &domid);
 	if (!rc)
 		fprintf(stderr, "migration target: domain started successfully (domid %u)\n", domid);
+out:
+	if (conn >= 0)
+		close(conn);
 	a.ops->close(a.hv);
 	return err_exit_status(rc);
 }

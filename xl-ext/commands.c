@@ -18,7 +18,9 @@ static const struct cmd_spec xlext_cmds[] = {
 	{"domname", main_domname, "Convert a domain id to domain name", "<DomainId>", NULL},
 	{"rename", main_rename, "Rename a domain", "<Domain> <NewDomainName>", NULL},
 	{"info", main_info, "Get information about the host", "", NULL},
-	{"migrate", main_migrate, "Migrate a domain to another host", "[options] <Domain> <host>",
+	{"migrate", main_migrate, "Migrate a domain to another host",
+	 "[options] <Domain> <host>\n"
+	 "       xl-ext migrate [options] --tcp ADDR:PORT --key FILE <Domain> [<host>]",
 	 "xl's options:\n"
 	 "  -C FILE            send FILE instead of the running domain's configuration\n"
 	 "  -s SSHCMD          run SSHCMD <host> to reach the receiver (default ssh);\n"
@@ -44,12 +46,23 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "                     after the stream (default 120)\n"
 	 "  --json             print a JSON report on stdout\n"
 	 "  --progress, --no-progress\n"
-	 "                     a line per round on stderr (default: when stderr is a tty)\n"},
+	 "                     a line per round on stderr (default: when stderr is a tty)\n"
+	 "  --tcp ADDR:PORT    connect straight to 'migrate-receive --listen ADDR:PORT'\n"
+	 "                     instead of running ssh; needs --key\n"
+	 "  --key FILE         pre-shared key (16-4096 bytes, mode 0600) both ends prove\n"
+	 "                     they hold before anything is sent\n"
+	 "Ctrl-C or SIGTERM before the switch-over cancels: the domain keeps running here.\n"},
 	{"migrate-receive", main_migrate_receive, "Receive a migrating domain (run by migrate)",
 	 "[options]",
+	 "xl's options:\n"
 	 "  -e, -F             do not daemonize (accepted)\n"
 	 "  -d                 debug: verify the pages the sender resends\n"
-	 "  -p                 leave the domain paused after it arrives\n"},
+	 "  -p                 leave the domain paused after it arrives\n"
+	 "extensions:\n"
+	 "  --listen ADDR:PORT accept one authenticated 'migrate --tcp' sender there\n"
+	 "                     (connections that fail authentication are dropped)\n"
+	 "  --key FILE         the pre-shared key, as on the sender\n"
+	 "  --accept-timeout S give up when no sender authenticated within S seconds\n"},
 	{"sim-check", main_sim_check, "Verify a paused simulated domain's memory image",
 	 "[--status] <Domain>",
 	 "  -s, --status       print the running domain's counter and state instead\n"},

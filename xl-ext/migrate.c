@@ -149,6 +149,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		log_error("migration of %s: %s did not acknowledge the transfer", a->name, a->peer);
 		goto failed_resume;
 	}
+	rep->t_ready_us = loop_now_us();
 	/* about to give the target permission to run it: rename it away here first */
 	snprintf(away, sizeof(away), "%s--migratedaway", a->name);
 	rc = a->ops->rename(a->hv, a->domid, a->name, away);
@@ -161,6 +162,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	rc = fd_write_exact(a->send_fd, xlp_permission_to_go, xlp_permission_to_go_len());
 	if (rc)
 		goto failed_badly;
+	rep->t_go_us = loop_now_us();
 	rc = read_fixed(a->recv_fd, xlp_report, xlp_report_len(), "success/failure report", a->peer,
 			a->reply_timeout_ms);
 	if (rc)
@@ -269,6 +271,7 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 	}
 	snprintf(incoming, sizeof(incoming), "%s--incoming", name);
 	rc = a->ops->receive_stream(a->hv, a->recv_fd, incoming, json, &params, rep, &domid);
+	log_debug("migration target: stream of %s received and applied", name);
 	if (rc) {
 		log_error("migration receiver: receiving domain %s failed (%s); nothing is left "
 			  "here, the sender keeps its copy", name, err_str(rc));
@@ -282,10 +285,13 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 			"GO message", "the sender", 0);
 	if (rc)
 		goto report;
+	rep->t_go_us = loop_now_us();
 	rc = a->ops->rename(a->hv, domid, incoming, name);
 	if (!rc && !a->paused)
 		rc = a->ops->unpause(a->hv, domid);
 	rep->t_end_us = loop_now_us();
+	log_debug("migration target: %s renamed and started %.1f ms after GO", name,
+		  (double)(rep->t_end_us - rep->t_go_us) / 1000.0);
 report:
 	rc2 = fd_write_exact(a->send_fd, xlp_report, xlp_report_len());
 	status = (uint8_t)(rc ? (rc < 0 ? -rc : 1) : 0);

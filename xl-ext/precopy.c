@@ -36,6 +36,7 @@ struct pc_out {
 	double tokens;
 	int64_t last_us;
 	uint64_t bytes;
+	volatile sig_atomic_t *cancel; /* checked before every write: Ctrl-C acts within a batch */
 };
 
 static void bucket_take(struct pc_out *o, size_t n)
@@ -62,6 +63,8 @@ static int out_writev(struct pc_out *o, struct iovec *iov, int iovcnt)
 {
 	size_t total = 0;
 
+	if (o->cancel && *o->cancel)
+		return ERR_CANCELLED;
 	for (int i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
 	if (o->limited && o->rate_Bps)
@@ -70,6 +73,8 @@ static int out_writev(struct pc_out *o, struct iovec *iov, int iovcnt)
 	while (iovcnt > 0) {
 		ssize_t n = writev(o->fd, iov, iovcnt);
 
+		if (n < 0 && errno == EINTR && o->cancel && *o->cancel)
+			return ERR_CANCELLED;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -354,6 +359,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	c.out.rate_Bps = params->bandwidth_Bps;
 	c.out.limited = params->bandwidth_Bps != 0;
 	c.out.last_us = loop_now_us();
+	c.out.cancel = params->cancel;
 	rc = stream_batch_init(&c.batch);
 	if (rc)
 		return rc;
@@ -383,6 +389,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	rc = src->ops->suspend(src->arg, &st);
 	if (rc)
 		goto out;
+	report->t_suspended_us = loop_now_us();
 	rc = src->ops->logdirty_fetch(src->arg, &ndirty);
 	if (rc)
 		goto out;

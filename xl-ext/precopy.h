@@ -44,7 +44,10 @@ struct mig_round_report {
 struct mig_report {
 	int64_t t_start_us;
 	int64_t t_pause_us;       /* source paused (stop-and-copy began) */
+	int64_t t_suspended_us;   /* the source's vCPUs stopped, state saved */
 	int64_t t_stream_end_us;  /* last byte of the stream written */
+	int64_t t_ready_us;       /* the destination said it holds the domain */
+	int64_t t_go_us;          /* renamed away here and GO sent (point of no return) */
 	int64_t t_end_us;         /* destination reported it runs */
 	unsigned nrounds;
 	struct mig_round_report rounds[MIG_MAX_ROUNDS];

@@ -7,6 +7,24 @@
 
 #include "xl-ext/precopy.h"
 
+static double span_ms(int64_t from, int64_t to)
+{
+	return from && to >= from ? (double)(to - from) / 1000.0 : -1;
+}
+
+/* Where the downtime went: each phase from the previous mark, -1 for a phase not reached. */
+static json_object *downtime_phases(const struct mig_report *r)
+{
+	json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "suspend", json_object_new_double(span_ms(r->t_pause_us, r->t_suspended_us)));
+	json_object_object_add(p, "final_copy", json_object_new_double(span_ms(r->t_suspended_us, r->t_stream_end_us)));
+	json_object_object_add(p, "target_ready", json_object_new_double(span_ms(r->t_stream_end_us, r->t_ready_us)));
+	json_object_object_add(p, "rename_and_go", json_object_new_double(span_ms(r->t_ready_us, r->t_go_us)));
+	json_object_object_add(p, "target_start", json_object_new_double(span_ms(r->t_go_us, r->t_end_us)));
+	return p;
+}
+
 struct json_object *mig_report_json(const struct mig_report *r)
 {
 	json_object *o = json_object_new_object(), *rounds = json_object_new_array();
@@ -23,6 +41,7 @@ struct json_object *mig_report_json(const struct mig_report *r)
 			       json_object_new_double(r->t_stream_end_us && r->t_pause_us
 							      ? (double)(r->t_stream_end_us - r->t_pause_us) / 1000.0
 							      : -1));
+	json_object_object_add(o, "downtime_phases_ms", downtime_phases(r));
 	for (unsigned i = 0; i < r->nrounds; i++) {
 		const struct mig_round_report *rr = &r->rounds[i];
 		json_object *j = json_object_new_object();

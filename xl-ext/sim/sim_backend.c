@@ -20,6 +20,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,11 +39,56 @@
 #define SIM_SPAWN_TIMEOUT_MS 15000
 #define SIM_DESTROY_TIMEOUT_MS 5000
 
+#define SIM_DEFERRED_MAPS 4
+
 struct hv {
 	char root[256];
 	uint64_t capacity_mib;
 	int lock_fd;
+	/*
+	 * Guest memory mappings of a migration, unmapped at close: tearing down the page tables
+	 * of a large mapping takes milliseconds, which must not fall inside the downtime.
+	 */
+	struct {
+		void *addr;
+		size_t len;
+	} deferred[SIM_DEFERRED_MAPS];
 };
+
+/* Unmap at close, or now if the table is full. */
+static void unmap_later(struct hv *hv, void *addr, size_t len)
+{
+	for (size_t i = 0; i < SIM_DEFERRED_MAPS; i++) {
+		if (!hv->deferred[i].addr) {
+			hv->deferred[i].addr = addr;
+			hv->deferred[i].len = len;
+			return;
+		}
+	}
+	munmap(addr, len);
+}
+
+/* True while pid runs; a zombie (exited, not yet reaped by init) counts as gone. */
+static bool pid_running(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	int fd;
+	ssize_t n;
+
+	if (kill(pid, 0) < 0)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
 
 /* --- paths, lock, domain records --------------------------------------------------------- */
 
@@ -107,7 +153,7 @@ static int read_info(struct hv *hv, uint32_t domid, struct hv_domain_info *info,
 		info->paused = !info->running;
 	}
 	json_object_put(o);
-	if (pid <= 0 || kill(pid, 0) < 0)
+	if (pid <= 0 || !pid_running(pid))
 		return ERR_NOTFOUND; /* the process is gone: no such domain */
 	if (pid_r)
 		*pid_r = pid;
@@ -291,6 +337,9 @@ static void sim_close(struct hv *hv)
 {
 	if (!hv)
 		return;
+	for (size_t i = 0; i < SIM_DEFERRED_MAPS; i++)
+		if (hv->deferred[i].addr)
+			munmap(hv->deferred[i].addr, hv->deferred[i].len);
 	sim_unlock(hv);
 	free(hv);
 }
@@ -500,6 +549,31 @@ static int sim_create(struct hv *hv, const char *config_path, const struct hv_cr
 	return rc;
 }
 
+/*
+ * Wait at most timeout_ms for a domain process (not our child: it was double-forked) to exit.
+ * A pidfd becomes readable the moment it exits, whenever init gets round to reaping it.
+ * Returns 0 when it is gone, ERR_TIMEOUT otherwise.
+ */
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+	int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+	if (pfd >= 0) {
+		int rc = fd_wait_readable(pfd, timeout_ms);
+
+		close(pfd);
+		return rc == ERR_TIMEOUT ? ERR_TIMEOUT : 0;
+	}
+	if (errno == ESRCH)
+		return 0;
+	for (int waited = 0; waited < timeout_ms; waited += 5) {
+		if (!pid_running(pid))
+			return 0;
+		usleep(5000);
+	}
+	return pid_running(pid) ? ERR_TIMEOUT : 0;
+}
+
 int sim_destroy_domain(struct hv *hv, uint32_t domid)
 {
 	struct hv_domain_info info;
@@ -509,14 +583,11 @@ int sim_destroy_domain(struct hv *hv, uint32_t domid)
 		return ERR_NOTFOUND;
 	/* ask politely; whether or not it answers, the process is waited for, then killed */
 	ctl_call(hv, domid, "destroy", NULL, 0);
-	for (int waited = 0; waited < SIM_DESTROY_TIMEOUT_MS && kill(pid, 0) == 0; waited += 10)
-		usleep(10000);
-	if (kill(pid, 0) == 0) {
+	if (wait_exit(pid, SIM_DESTROY_TIMEOUT_MS)) {
 		log_warn("domain %s (%u): process %d did not exit, killing it", info.name, domid,
 			 (int)pid);
 		kill(pid, SIGKILL);
-		for (int waited = 0; waited < SIM_DESTROY_TIMEOUT_MS && kill(pid, 0) == 0; waited += 10)
-			usleep(10000);
+		wait_exit(pid, SIM_DESTROY_TIMEOUT_MS);
 	}
 	remove_dom_dir(hv, domid);
 	return 0;
@@ -721,7 +792,7 @@ static int sim_send_stream(struct hv *hv, uint32_t domid, int fd, const struct m
 	rc = pc_send(&src, fd, params, report ? report : &scratch);
 out:
 	if (mem)
-		munmap(mem, src.nr_pages * 4096);
+		unmap_later(hv, mem, src.nr_pages * 4096);
 	if (s.bitmap)
 		munmap(s.bitmap, s.bm_bytes);
 	close(s.ctl);
@@ -746,6 +817,7 @@ static int sim_receive_stream(struct hv *hv, int fd, const char *name, const cha
 	uint8_t *mem = NULL, *blob = NULL;
 	uint64_t nr_pages = 0;
 	size_t blob_len = 0;
+	int64_t t_end = 0;
 	int ctl = -1, rc;
 
 	(void)params;
@@ -765,16 +837,21 @@ static int sim_receive_stream(struct hv *hv, int fd, const char *name, const cha
 	rc = pc_receive(fd, mem, nr_pages, cfg.type, cfg.vcpus, &st, report ? report : &scratch);
 	if (rc)
 		goto out;
+	t_end = loop_now_us();
 	rc = sim_state_encode(&st, &blob, &blob_len);
 	if (rc)
 		goto out;
 	rc = simctl_call(ctl, "restore-state", blob, blob_len, NULL, 0, NULL, NULL);
 	if (rc)
 		log_error("domain %s: the received vCPU/device state was refused", name);
+	log_debug("domain %s: state restored %.1f ms after the stream ended", name,
+		  (double)(loop_now_us() - t_end) / 1000.0);
 out:
 	free(blob);
 	pc_cpu_state_free(&st);
-	if (mem)
+	if (mem && !rc)
+		unmap_later(hv, mem, nr_pages * 4096);
+	else if (mem)
 		munmap(mem, nr_pages * 4096);
 	if (ctl >= 0)
 		close(ctl);

@@ -80,10 +80,11 @@ struct simdom {
 	atomic_uint throttle;
 	uint8_t dm[SIMDOM_DM_SIZE] __attribute__((aligned(8)));
 
-	bool net_up;
+	struct simnet net;
+	bool net_open;
+	bool udp_started;
 	bool announcing;
 	pthread_t announce_thread;
-	char ifname[32];
 	int udp_fd;
 	pthread_t udp_thread;
 	struct loop *loop;
@@ -290,11 +291,10 @@ static void *udp_main(void *arg)
 		ssize_t n;
 		bool running;
 
-		if (poll(&p, 1, 100) <= 0) {
-			if (__atomic_load_n(&d->quit, __ATOMIC_RELAXED))
-				break;
+		if (__atomic_load_n(&d->quit, __ATOMIC_RELAXED))
+			break;
+		if (poll(&p, 1, 100) <= 0)
 			continue;
-		}
 		n = recvfrom(d->udp_fd, req, sizeof(req), 0, (struct sockaddr *)&from, &flen);
 		if (n < 8 || memcmp(req, SIMDOM_PROBE_MAGIC, 4) != 0)
 			continue;
@@ -329,27 +329,34 @@ static void *announce_main(void *arg)
 		usleep((useconds_t)delays_ms[i] * 1000);
 		if (__atomic_load_n(&d->quit, __ATOMIC_RELAXED))
 			break;
-		simnet_announce(d->cfg.ip, d->ifname);
+		simnet_announce(&d->net);
 	}
 	return NULL;
 }
 
-/* Bring the guest's vif up on this host: address, gratuitous ARP, probe service. */
-static int net_attach(struct simdom *d)
+/*
+ * Prepare the guest's vif when the domain is created (booted or incoming): interface, sockets
+ * and the probe service, bound ahead of the address (IP_FREEBIND). What is left for unpause
+ * is adding the address and announcing it: a real vif backend, too, exists before the guest
+ * runs. A failure here is not fatal: the guest runs without network, as a warning says.
+ */
+static int net_prepare(struct simdom *d)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(SIMDOM_UDP_PORT)};
 	int one = 1, rc;
 
-	if (d->net_up || !d->cfg.ip[0])
+	if (!d->cfg.ip[0])
 		return 0;
-	rc = simnet_attach(d->cfg.ip, d->ifname, sizeof(d->ifname));
+	rc = simnet_open(&d->net, d->cfg.ip);
 	if (rc)
 		return rc;
+	d->net_open = true;
 	inet_pton(AF_INET, d->cfg.ip, &sin.sin_addr);
 	d->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (d->udp_fd < 0)
 		return err_from_errno(errno);
 	setsockopt(d->udp_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(d->udp_fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof(one));
 	if (bind(d->udp_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
 		rc = err_from_errno(errno);
 		log_error_errno(errno, "domain %s: cannot bind the probe service to %s:%d", d->name,
@@ -363,8 +370,21 @@ static int net_attach(struct simdom *d)
 		d->udp_fd = -1;
 		return ERR_NOMEM;
 	}
-	d->net_up = true;
-	if (pthread_create(&d->announce_thread, NULL, announce_main, d) == 0)
+	d->udp_started = true;
+	return 0;
+}
+
+/* Bring the guest's vif up on this host: its address, then gratuitous ARPs. */
+static int net_attach(struct simdom *d)
+{
+	int rc;
+
+	if (!d->udp_started || d->net.attached)
+		return 0;
+	rc = simnet_attach(&d->net);
+	if (rc)
+		return rc;
+	if (!d->announcing && pthread_create(&d->announce_thread, NULL, announce_main, d) == 0)
 		d->announcing = true;
 	return 0;
 }
@@ -786,11 +806,12 @@ static void teardown(struct simdom *d)
 			pthread_join(d->vcpu_threads[v], NULL);
 	if (d->announcing)
 		pthread_join(d->announce_thread, NULL);
-	if (d->net_up) {
+	if (d->udp_started)
 		pthread_join(d->udp_thread, NULL);
+	if (d->udp_fd >= 0)
 		close(d->udp_fd);
-		simnet_detach(d->cfg.ip, d->ifname);
-	}
+	if (d->net_open)
+		simnet_close(&d->net);
 	dirtylog_close(d->dl);
 	snprintf(path, sizeof(path), "%s/ctl", d->dir);
 	unlink(path);
@@ -858,6 +879,9 @@ int simdom_main(const char *dir, int incoming, int notify_fd)
 			goto out;
 		d->state = ST_PAUSED;
 	}
+	if (net_prepare(d))
+		log_warn("domain %s: the network of vif ip %s could not be prepared; the guest "
+			 "will run without it", d->name, d->cfg.ip);
 	rc = setup_socket(d);
 	if (rc) {
 		log_error("domain %s: cannot create the control socket in %s: %s", d->name, d->dir,

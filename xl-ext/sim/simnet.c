@@ -48,7 +48,7 @@ static int find_ifname(struct in_addr addr, char *ifname, unsigned len)
 	return rc;
 }
 
-static int rtnl_addr(int cmd, struct in_addr addr, unsigned ifindex)
+static int rtnl_addr(int fd, int cmd, struct in_addr addr, unsigned ifindex)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -57,7 +57,7 @@ static int rtnl_addr(int cmd, struct in_addr addr, unsigned ifindex)
 	} req;
 	struct rtattr *rta;
 	char reply[512];
-	int fd, rc = 0;
+	int rc = 0;
 	ssize_t n;
 
 	memset(&req, 0, sizeof(req));
@@ -79,13 +79,8 @@ static int rtnl_addr(int cmd, struct in_addr addr, unsigned ifindex)
 	memcpy(RTA_DATA(rta), &addr, 4);
 	req.nh.nlmsg_len = NLMSG_ALIGN(req.nh.nlmsg_len) + RTA_ALIGN(rta->rta_len);
 
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
+	if (send(fd, &req, req.nh.nlmsg_len, 0) < 0)
 		return err_from_errno(errno);
-	if (send(fd, &req, req.nh.nlmsg_len, 0) < 0) {
-		rc = err_from_errno(errno);
-		goto out;
-	}
 	n = recv(fd, reply, sizeof(reply), 0);
 	if (n >= (ssize_t)NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
 		struct nlmsghdr *nh = (struct nlmsghdr *)reply;
@@ -99,29 +94,20 @@ static int rtnl_addr(int cmd, struct in_addr addr, unsigned ifindex)
 	} else if (n < 0) {
 		rc = err_from_errno(errno);
 	}
-out:
-	close(fd);
 	return rc;
 }
 
-/* Broadcast an ARP request for our own address, so peers and bridges learn where it is. */
-static void send_garp(struct in_addr addr, const char *ifname)
+/* An ARP request for our own address (gratuitous), so peers and bridges learn where it is. */
+static int build_garp(struct simnet *n)
 {
-	struct sockaddr_ll sll;
-	struct ifreq ifr;
 	struct ether_arp arp;
-	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	struct ifreq ifr;
 
-	if (fd < 0) {
-		log_warn_errno(errno, "cannot open a packet socket for gratuitous ARP on %s", ifname);
-		return;
-	}
 	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(fd, SIOCGIFHWADDR, &ifr) < 0) {
-		log_warn_errno(errno, "cannot read the MAC address of %s", ifname);
-		close(fd);
-		return;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", n->ifname);
+	if (ioctl(n->pkt_fd, SIOCGIFHWADDR, &ifr) < 0) {
+		log_warn_errno(errno, "cannot read the MAC address of %s", n->ifname);
+		return err_from_errno(errno);
 	}
 	memset(&arp, 0, sizeof(arp));
 	arp.arp_hrd = htons(ARPHRD_ETHER);
@@ -130,63 +116,95 @@ static void send_garp(struct in_addr addr, const char *ifname)
 	arp.arp_pln = 4;
 	arp.arp_op = htons(ARPOP_REQUEST);
 	memcpy(arp.arp_sha, ifr.ifr_hwaddr.sa_data, ETH_ALEN);
-	memcpy(arp.arp_spa, &addr, 4);
-	memcpy(arp.arp_tpa, &addr, 4);
-	memset(&sll, 0, sizeof(sll));
-	sll.sll_family = AF_PACKET;
-	sll.sll_protocol = htons(ETH_P_ARP);
-	sll.sll_ifindex = (int)if_nametoindex(ifname);
-	sll.sll_halen = ETH_ALEN;
-	memset(sll.sll_addr, 0xff, ETH_ALEN);
-	for (int i = 0; i < 2; i++)
-		if (sendto(fd, &arp, sizeof(arp), 0, (struct sockaddr *)&sll, sizeof(sll)) < 0)
-			log_warn_errno(errno, "gratuitous ARP on %s failed", ifname);
-	close(fd);
+	memcpy(arp.arp_spa, &n->addr, 4);
+	memcpy(arp.arp_tpa, &n->addr, 4);
+	memcpy(n->arp, &arp, sizeof(n->arp));
+	return 0;
 }
 
-int simnet_attach(const char *ip, char *ifname_r, unsigned ifname_len)
+int simnet_open(struct simnet *n, const char *ip)
 {
-	struct in_addr addr;
-	unsigned idx;
 	int rc;
 
-	if (inet_pton(AF_INET, ip, &addr) != 1) {
+	memset(n, 0, sizeof(*n));
+	n->nl_fd = n->pkt_fd = -1;
+	if (inet_pton(AF_INET, ip, &n->addr) != 1) {
 		log_error("vif ip '%s' is not an IPv4 address", ip);
 		return ERR_INVAL;
 	}
-	rc = find_ifname(addr, ifname_r, ifname_len);
+	rc = find_ifname(n->addr, n->ifname, sizeof(n->ifname));
 	if (rc) {
 		log_error("no interface on this host has a subnet containing vif ip %s", ip);
 		return rc;
 	}
-	idx = if_nametoindex(ifname_r);
-	rc = rtnl_addr(RTM_NEWADDR, addr, idx);
-	if (rc) {
-		log_error("cannot add %s/32 to %s: %s", ip, ifname_r, err_str(rc));
+	n->ifindex = if_nametoindex(n->ifname);
+	n->nl_fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	n->pkt_fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	if (n->nl_fd < 0 || n->pkt_fd < 0) {
+		rc = err_from_errno(errno);
+		log_error_errno(errno, "cannot open the sockets to manage vif ip %s on %s", ip,
+				n->ifname);
+		simnet_close(n);
 		return rc;
 	}
-	send_garp(addr, ifname_r);
+	if (build_garp(n))
+		log_warn("vif ip %s: arrivals on %s will not be announced", ip, n->ifname);
 	return 0;
 }
 
-void simnet_announce(const char *ip, const char *ifname)
+void simnet_announce(const struct simnet *n)
 {
-	struct in_addr addr;
+	struct sockaddr_ll sll;
 
-	if (inet_pton(AF_INET, ip, &addr) == 1)
-		send_garp(addr, ifname);
+	if (n->pkt_fd < 0 || (!n->arp[0] && !n->arp[1]))
+		return;
+	memset(&sll, 0, sizeof(sll));
+	sll.sll_family = AF_PACKET;
+	sll.sll_protocol = htons(ETH_P_ARP);
+	sll.sll_ifindex = (int)n->ifindex;
+	sll.sll_halen = ETH_ALEN;
+	memset(sll.sll_addr, 0xff, ETH_ALEN);
+	for (int i = 0; i < 2; i++)
+		if (sendto(n->pkt_fd, n->arp, sizeof(n->arp), 0, (struct sockaddr *)&sll,
+			   sizeof(sll)) < 0)
+			log_warn_errno(errno, "gratuitous ARP on %s failed", n->ifname);
 }
 
-int simnet_detach(const char *ip, const char *ifname)
+int simnet_attach(struct simnet *n)
 {
-	struct in_addr addr;
-	unsigned idx = if_nametoindex(ifname);
+	char ip[INET_ADDRSTRLEN];
 	int rc;
 
-	if (inet_pton(AF_INET, ip, &addr) != 1 || !idx)
-		return ERR_INVAL;
-	rc = rtnl_addr(RTM_DELADDR, addr, idx);
-	if (rc == ERR_NOTFOUND)
+	rc = rtnl_addr(n->nl_fd, RTM_NEWADDR, n->addr, n->ifindex);
+	if (rc) {
+		inet_ntop(AF_INET, &n->addr, ip, sizeof(ip));
+		log_error("cannot add %s/32 to %s: %s", ip, n->ifname, err_str(rc));
+		return rc;
+	}
+	n->attached = true;
+	simnet_announce(n);
+	return 0;
+}
+
+int simnet_detach(struct simnet *n)
+{
+	int rc;
+
+	if (n->nl_fd < 0 || !n->attached)
+		return 0;
+	rc = rtnl_addr(n->nl_fd, RTM_DELADDR, n->addr, n->ifindex);
+	n->attached = false;
+	if (rc == ERR_NOTFOUND || rc == ERR_INVAL)
 		rc = 0;
 	return rc;
+}
+
+void simnet_close(struct simnet *n)
+{
+	simnet_detach(n);
+	if (n->nl_fd >= 0)
+		close(n->nl_fd);
+	if (n->pkt_fd >= 0)
+		close(n->pkt_fd);
+	n->nl_fd = n->pkt_fd = -1;
 }

@@ -6,12 +6,36 @@
 #ifndef XLEXT_SIM_SIMNET_H
 #define XLEXT_SIM_SIMNET_H
 
-/* Add ip/32 to the matching interface and announce it; ERR_NOTFOUND if no subnet holds it. */
-int simnet_attach(const char *ip, char *ifname_r, unsigned ifname_len);
-/* Announce ip on ifname again (gratuitous ARP). */
-void simnet_announce(const char *ip, const char *ifname);
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
 
-/* Remove ip/32 from ifname (quietly if already gone). */
-int simnet_detach(const char *ip, const char *ifname);
+/*
+ * Everything slow is done by simnet_open, when the domain is created (an incoming one too):
+ * finding the interface, opening the rtnetlink and packet sockets, building the ARP frame.
+ * (Closing a packet socket waits for an RCU grace period, ~10 ms: never on the unpause path.)
+ * simnet_attach, at unpause, is then one netlink round trip and one frame.
+ */
+struct simnet {
+	struct in_addr addr;
+	char ifname[IF_NAMESIZE];
+	unsigned ifindex;
+	int nl_fd;
+	int pkt_fd;
+	bool attached;
+	uint8_t arp[28];
+};
+
+/* Prepare ip's presence on this host; ERR_NOTFOUND if no interface's subnet holds ip. */
+int simnet_open(struct simnet *n, const char *ip);
+/* Add ip/32 to the interface and announce it (gratuitous ARP). */
+int simnet_attach(struct simnet *n);
+/* Announce the address again. */
+void simnet_announce(const struct simnet *n);
+/* Remove ip/32 (quietly if already gone). */
+int simnet_detach(struct simnet *n);
+/* Detach if attached and close the sockets. */
+void simnet_close(struct simnet *n);
 
 #endif

@@ -3,10 +3,14 @@
 #
 #   sim_setup                  after tb_hosts: per-host state dirs, cleanup registered
 #   sim_x i args...            run xl-ext on host i (sim backend)
+#   sim_exec i args...         exec xl-ext on host i: "(sim_exec 1 migrate ...) &" makes $!
+#                              the pid of xl-ext itself, for signalling it
 #   sim_rune i [args...]       the command that runs "xl-ext migrate-receive" on host i,
 #                              for "xl-ext migrate -s '' <dom> <rune>"
 #   sim_guest_cfg file name memory vcpus type ip workload
 #   sim_kill_all_domains       kill every sim domain process of this run, by pid
+#   sim_exactly_one name i     the guest exists on host i (its "name state" line is printed)
+#                              and no copy of it (nor name--incoming) on the other host of two
 
 : "${XLEXT:?XLEXT must name the xl-ext binary}"
 declare -ga SIM_HOST_MIB 2>/dev/null || true
@@ -28,6 +32,13 @@ sim_x() {
 	shift
 	# shellcheck disable=SC2046
 	tb_exec "$i" env $(sim_env "$i") "$XLEXT" "$@"
+}
+
+sim_exec() {
+	local i=$1
+	shift
+	# shellcheck disable=SC2046
+	exec ip netns exec "$(tb_ns "$i")" env $(sim_env "$i") "$XLEXT" "$@"
 }
 
 sim_rune() {
@@ -77,4 +88,13 @@ sim_domains() {
 # JSON number field from a file: sim_json file key
 sim_json() {
 	sed -n "s/^ *\"$2\": *\\([-0-9.e+]*\\),*\$/\\1/p" "$1" | head -1
+}
+
+sim_exactly_one() {
+	local name=$1 host=$2 other=$((3 - $2)) on_host on_other
+	on_host=$(sim_domains "$host" | awk -v n="$name" '$1 == n')
+	on_other=$(sim_domains "$other" | awk -v n="$name" '$1 ~ "^"n')
+	[ -n "$on_host" ] || tb_fail "$name is not on host $host"
+	[ -z "$on_other" ] || tb_fail "$name also exists on host $other: $on_other"
+	echo "$on_host"
 }
