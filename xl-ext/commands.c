@@ -29,7 +29,14 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "  --debug            verify: after stop-and-copy every page is sent again and\n"
 	 "                     compared page by page on the destination\n"
 	 "  --live             ignored (compatibility)\n"
-	 "extensions:\n"
+	 "extensions (xl-ext only; stock xl rejects them):\n"
+	 "  --dry-run          run only the pre-flight checks (destination reachable and\n"
+	 "                     speaking the protocol, free memory, no name clash, CPU\n"
+	 "                     features, same or newer Xen), then stop; nothing changes\n"
+	 "  --estimate         sample the domain's dirty rate for 1 s with log-dirty mode\n"
+	 "                     before migrating (xen backend; switched off afterwards)\n"
+	 "pre-copy policy (sim backend; with xen, libxenguest's fixed policy runs and\n"
+	 "these are ignored with a warning):\n"
 	 "  --policy P         pre-copy policy: adaptive (default) or xen (5 iterations or\n"
 	 "                     fewer than 50 dirty pages, Xen's stock policy)\n"
 	 "  --max-iters N      at most N live rounds\n"
@@ -49,7 +56,10 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "[options]",
 	 "  -e, -F             do not daemonize (accepted)\n"
 	 "  -d                 debug: verify the pages the sender resends\n"
-	 "  -p                 leave the domain paused after it arrives\n"},
+	 "  -p                 leave the domain paused after it arrives\n"
+	 "extension:\n"
+	 "  --preflight        print this host's facts for the sender's pre-flight checks\n"
+	 "                     as one JSON line and exit (run by migrate)\n"},
 	{"sim-check", main_sim_check, "Verify a paused simulated domain's memory image",
 	 "[--status] <Domain>",
 	 "  -s, --status       print the running domain's counter and state instead\n"},
