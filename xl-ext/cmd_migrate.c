@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "xl-ext/cmd_preflight.h"
 #include "xl-ext/migrate.h"
 #include "xl-ext/sim/simcfg.h"
 #include "xl-ext/transport.h"
@@ -161,6 +162,11 @@ static int config_for(const struct hv_ops *ops, struct hv *hv, uint32_t domid, c
 
 	if (!file)
 		return ops->config_json(hv, domid, json_r);
+	if (strcmp(ops->name, "sim")) {
+		log_error("-C %s: xl.cfg files are only converted for the sim backend yet; with %s "
+			  "use 'xl migrate -C'", file, ops->name);
+		return ERR_NOTSUP;
+	}
 	rc = simcfg_parse_file(file, &cfg);
 	if (rc)
 		return rc;
@@ -172,6 +178,7 @@ enum {
 	OPT_DEBUG = 256, OPT_LIVE, OPT_POLICY, OPT_MAX_ITERS, OPT_DOWNTIME, OPT_BANDWIDTH,
 	OPT_ON_STALL, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MAX_BYTES, OPT_REPLY_TIMEOUT,
 	OPT_TCP, OPT_KEY, OPT_LISTEN, OPT_ACCEPT_TIMEOUT,
+	OPT_DRY_RUN, OPT_ESTIMATE, OPT_PREFLIGHT,
 };
 
 #define TCP_CONNECT_TIMEOUT_MS 10000
@@ -217,6 +224,8 @@ int main_migrate(int argc, char **argv)
 		{"reply-timeout", required_argument, NULL, OPT_REPLY_TIMEOUT},
 		{"tcp", required_argument, NULL, OPT_TCP},
 		{"key", required_argument, NULL, OPT_KEY},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"estimate", no_argument, NULL, OPT_ESTIMATE},
 		CMD_LONGOPTS_END,
 	};
 	struct mig_send_args a = {.send_fd = -1, .recv_fd = -1};
@@ -225,6 +234,7 @@ int main_migrate(int argc, char **argv)
 	const char *config_file = NULL, *ssh = "ssh", *host, *tcp = NULL, *key_file = NULL;
 	char *rune = NULL, *json = NULL, name[HV_NAME_MAX];
 	int opt, rc, no_daemon = 0, paused = 0, want_json = 0, progress = -1;
+	bool dry_run = false, estimate = false;
 	struct sigaction sa = {.sa_handler = on_cancel}, old_int, old_term;
 	struct hv_domain_info info;
 	pid_t child = -1;
@@ -319,6 +329,12 @@ int main_migrate(int argc, char **argv)
 	case OPT_KEY:
 		key_file = optarg;
 		break;
+	case OPT_DRY_RUN:
+		dry_run = true;
+		break;
+	case OPT_ESTIMATE:
+		estimate = true;
+		break;
 	}
 	if (argc - optind > 2) {
 		log_error("migrate: too many arguments");
@@ -330,8 +346,8 @@ int main_migrate(int argc, char **argv)
 		return 2;
 	}
 	if (!tcp && argc - optind < 2) {
-		log_error("migrate: missing arguments: which host? (xl-ext migrate <domain> <host>, or --tcp ADDR:PORT "
-			  "--key FILE)");
+		log_error("migrate: missing arguments: which host? (xl-ext migrate <domain> <host>, "
+			  "or --tcp ADDR:PORT --key FILE)");
 		return 2;
 	}
 	host = argc - optind == 2 ? argv[optind + 1] : tcp;
@@ -350,6 +366,23 @@ int main_migrate(int argc, char **argv)
 		goto out;
 	snprintf(name, sizeof(name), "%s", info.name);
 	a.name = name;
+	if (tcp && dry_run) {
+		log_error("migrate --dry-run asks the destination through the ssh (-s) transport; a "
+			  "--listen receiver serves one migration only");
+		rc = ERR_INVAL;
+		goto out;
+	}
+	/* over --tcp the receiver checks memory and names itself, before anything is suspended */
+	if (!tcp)
+		rc = preflight_run(&(struct preflight_args){a.ops, a.hv, &info, ssh, host, dry_run});
+	if (!rc && estimate)
+		rc = preflight_estimate(a.ops, a.hv, a.domid, name);
+	if (rc || dry_run) {
+		if (dry_run)
+			fprintf(stderr, "Dry run of migrating %s to %s: %s; nothing was changed.\n",
+				name, host, rc ? "refused" : "checks passed");
+		goto out;
+	}
 	rc = config_for(a.ops, a.hv, a.domid, config_file, name, &json);
 	if (rc) {
 		log_error("cannot get the configuration of domain %s to send", name);
@@ -466,6 +499,7 @@ int main_migrate_receive(int argc, char **argv)
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"key", required_argument, NULL, OPT_KEY},
 		{"accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT},
+		{"preflight", no_argument, NULL, OPT_PREFLIGHT},
 		CMD_LONGOPTS_END,
 	};
 	struct mig_receive_args a = {.send_fd = 1, .recv_fd = 0};
@@ -504,6 +538,8 @@ int main_migrate_receive(int argc, char **argv)
 			return 2;
 		}
 		break;
+	case OPT_PREFLIGHT:
+		return preflight_serve();
 	}
 	if (argc - optind != 0) {
 		log_error("migrate-receive takes no arguments");

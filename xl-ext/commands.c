@@ -31,7 +31,23 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "  --debug            verify: after stop-and-copy every page is sent again and\n"
 	 "                     compared page by page on the destination\n"
 	 "  --live             ignored (compatibility)\n"
-	 "extensions:\n"
+	 "extensions (xl-ext only; stock xl rejects them):\n"
+	 "  --dry-run          run only the pre-flight checks (destination reachable and\n"
+	 "                     speaking the protocol, free memory, no name clash, CPU\n"
+	 "                     features, same or newer Xen), then stop; nothing changes\n"
+	 "  --estimate         sample the domain's dirty rate for 1 s with log-dirty mode\n"
+	 "                     before migrating (xen backend; switched off afterwards)\n"
+	 "  --json             print a JSON report on stdout\n"
+	 "  --progress, --no-progress\n"
+	 "                     a line per round on stderr (default: when stderr is a tty)\n"
+	 "  --reply-timeout S  wait at most S seconds for each answer of the receiver\n"
+	 "                     after the stream (default 120)\n"
+	 "  --tcp ADDR:PORT    connect straight to 'migrate-receive --listen ADDR:PORT'\n"
+	 "                     instead of running ssh; needs --key\n"
+	 "  --key FILE         pre-shared key (16-4096 bytes, mode 0600) both ends prove\n"
+	 "                     they hold before anything is sent\n"
+	 "pre-copy policy (extensions; sim backend: with xen, libxenguest's fixed policy\n"
+	 "runs and these are ignored with a warning):\n"
 	 "  --policy P         pre-copy policy: adaptive (default) or xen (5 iterations or\n"
 	 "                     fewer than 50 dirty pages, Xen's stock policy)\n"
 	 "  --max-iters N      at most N live rounds\n"
@@ -42,15 +58,6 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "  --max-bytes N      cap the bytes sent (default 3 x memory)\n"
 	 "  --on-stall MODE    when pre-copy does not converge: abort (guest stays here),\n"
 	 "                     force (switch over now) or throttle (slow the vCPUs; default)\n"
-	 "  --reply-timeout S  wait at most S seconds for each answer of the receiver\n"
-	 "                     after the stream (default 120)\n"
-	 "  --json             print a JSON report on stdout\n"
-	 "  --progress, --no-progress\n"
-	 "                     a line per round on stderr (default: when stderr is a tty)\n"
-	 "  --tcp ADDR:PORT    connect straight to 'migrate-receive --listen ADDR:PORT'\n"
-	 "                     instead of running ssh; needs --key\n"
-	 "  --key FILE         pre-shared key (16-4096 bytes, mode 0600) both ends prove\n"
-	 "                     they hold before anything is sent\n"
 	 "Ctrl-C or SIGTERM before the switch-over cancels: the domain keeps running here.\n"},
 	{"migrate-receive", main_migrate_receive, "Receive a migrating domain (run by migrate)",
 	 "[options]",
@@ -62,7 +69,9 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "  --listen ADDR:PORT accept one authenticated 'migrate --tcp' sender there\n"
 	 "                     (connections that fail authentication are dropped)\n"
 	 "  --key FILE         the pre-shared key, as on the sender\n"
-	 "  --accept-timeout S give up when no sender authenticated within S seconds\n"},
+	 "  --accept-timeout S give up when no sender authenticated within S seconds\n"
+	 "  --preflight        print this host's facts for the sender's pre-flight checks\n"
+	 "                     as one JSON line and exit (run by migrate)\n"},
 	{"sim-check", main_sim_check, "Verify a paused simulated domain's memory image",
 	 "[--status] <Domain>",
 	 "  -s, --status       print the running domain's counter and state instead\n"},

@@ -50,6 +50,30 @@ struct hv_host_info {
 	unsigned nr_cpus;
 };
 
+/* CPU featureset words (Xen's XEN_SYSCTL_cpu_featureset_* layout: word w, bit b = 32*w+b). */
+#define HV_FEATURESET_MAX 32
+struct hv_featureset {
+	unsigned nr_words; /* 0: unknown */
+	uint32_t words[HV_FEATURESET_MAX];
+};
+
+/* Which featureset of a host: what a guest of a type gets by default, or at most. */
+enum hv_featureset_kind {
+	HV_FEATURES_PV_DEFAULT = 0,
+	HV_FEATURES_HVM_DEFAULT = 1,
+	HV_FEATURES_PV_MAX = 2,
+	HV_FEATURES_HVM_MAX = 3,
+};
+
+/* One virtual disk of a domain, as its backend in xenstore describes it. */
+struct hv_disk {
+	char vdev[32];      /* frontend device id or name ("51712", "xvda") */
+	uint32_t backend_domid;
+	char type[32];      /* backend "type": phy, file, vbd3... */
+	char params[256];   /* backend "params": the device, file or target */
+	char script[128];   /* backend "script" ("" when none: plain device) */
+};
+
 struct hv_create_args {
 	bool paused;       /* leave the new domain paused (xl create -p) */
 	const char *name;  /* override the config's name, or NULL */
@@ -95,6 +119,23 @@ struct hv_ops {
 	int (*receive_stream)(struct hv *hv, int fd, const char *name, const char *config_json,
 			      const struct mig_params *params, struct mig_report *report,
 			      uint32_t *domid_r);
+
+	/* Optional operations: NULL when the backend does not support them. */
+
+	/* A featureset of this host (see enum hv_featureset_kind). */
+	int (*cpu_featureset)(struct hv *hv, enum hv_featureset_kind kind,
+			      struct hv_featureset *fs);
+	/* The short name of CPU feature bit ("avx2"), or NULL when unknown. */
+	const char *(*cpu_feature_name)(unsigned bit);
+	/* The domain's virtual disks and their backends; caller frees *disks_r. */
+	int (*disk_backends)(struct hv *hv, uint32_t domid, struct hv_disk **disks_r,
+			     size_t *n_r);
+	/*
+	 * Sample the domain's dirty rate for sample_ms with log-dirty mode, which is switched off
+	 * again before returning, on every path. Pages per second in *pps_r.
+	 */
+	int (*estimate_dirty_rate)(struct hv *hv, uint32_t domid, unsigned sample_ms,
+				   double *pps_r);
 };
 
 /* The table of hypervisor backends built into this binary. */

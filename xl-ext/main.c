@@ -3,10 +3,12 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -61,6 +63,45 @@ int main_version(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * With the xen backend, a command xl-ext does not implement is xl's: hand it over unchanged.
+ * With sim it stays a usage error (there is no xl to hand it to).
+ */
+static int xlext_hand_to_xl(const char *cmd)
+{
+	const char *backend = xlext_globals.backend ? xlext_globals.backend : hv_registry.default_name;
+	int ambiguous = 0;
+
+	return !strcmp(backend, "xen") && !cmd_find(&xlext_table, cmd, &ambiguous) && !ambiguous;
+}
+
+/* exec "xl <same arguments>"; returns only if xl cannot be run. */
+static int xlext_exec_xl(int argc, char **argv)
+{
+	char **xl_argv = calloc((size_t)argc + (size_t)xlext_globals.verbose + 2, sizeof(*xl_argv));
+	int n = 0;
+
+	if (!xl_argv)
+		return 1;
+	xl_argv[n++] = (char *)"xl";
+	for (int i = 0; i < xlext_globals.verbose; i++)
+		xl_argv[n++] = (char *)"-v"; /* xl's own -v, given before the command */
+	for (int i = 0; i < argc; i++)
+		xl_argv[n++] = argv[i];
+	fflush(NULL);
+	execvp("xl", xl_argv);
+	if (errno == ENOENT) {
+		/* no xl to hand it to: the same usage error as with the sim backend */
+		log_error("unknown command '%s' (not an xl-ext command, and xl is not installed "
+			  "to run it); see 'xl-ext help'", argv[0]);
+		free(xl_argv);
+		return 2;
+	}
+	log_error_errno(errno, "'%s' is not an xl-ext command and xl cannot be run", argv[0]);
+	free(xl_argv);
+	return 127;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -103,5 +144,7 @@ int main(int argc, char **argv)
 		usage_global(stderr);
 		return 2;
 	}
+	if (xlext_hand_to_xl(argv[optind]))
+		return xlext_exec_xl(argc - optind, argv + optind);
 	return cmd_dispatch(&xlext_table, argc - optind, argv + optind);
 }

@@ -1,0 +1,275 @@
+/*
+ * cmd_preflight.c - the shell around preflight.c: gather the facts on each side, ask the
+ * destination through the migration rune, print the verdict; and the --estimate sample.
+ *
+ *   sender:      <sshcmd> <host> xl-ext migrate-receive --preflight   (-s "": <host> --preflight)
+ *   destination: prints one line of JSON (pf_dest_to_json) on stdout and exits 0
+ *
+ * Stock xl answers that with its usage text: the destination's checks are then skipped with a
+ * warning, and the reachability check is the xl handshake's banner itself.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "xl-ext/cmd_preflight.h"
+#include "xl-ext/preflight.h"
+#include "xl-ext/xlext.h"
+#include "xl-ext/xlproto.h"
+
+#define PF_MAX_ANSWER (1u << 20)
+#define PF_ESTIMATE_MS 1000
+
+/* This host's facts as a migration destination. */
+static int collect_dest(const struct hv_ops *ops, struct hv *hv, struct pf_dest *dst)
+{
+	struct hv_domain_info *doms = NULL;
+	struct hv_host_info hi;
+	size_t n = 0;
+	int rc;
+
+	memset(dst, 0, sizeof(*dst));
+	rc = ops->host_info(hv, &hi);
+	if (rc)
+		return rc;
+	snprintf(dst->hypervisor, sizeof(dst->hypervisor), "%s", hi.hypervisor);
+	snprintf(dst->version, sizeof(dst->version), "%s", hi.version);
+	dst->free_kib = hi.free_kib;
+	rc = ops->list(hv, &doms, &n);
+	if (rc)
+		return rc;
+	dst->names = calloc(n ? n : 1, sizeof(*dst->names));
+	if (!dst->names) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		dst->names[i] = strdup(doms[i].name);
+		if (!dst->names[i]) {
+			rc = ERR_NOMEM;
+			goto out;
+		}
+		dst->n_names++;
+	}
+	if (ops->cpu_featureset) {
+		/* unknown featuresets only skip the CPU check on the sender */
+		if (ops->cpu_featureset(hv, HV_FEATURES_PV_MAX, &dst->pv_max))
+			dst->pv_max.nr_words = 0;
+		if (ops->cpu_featureset(hv, HV_FEATURES_HVM_MAX, &dst->hvm_max))
+			dst->hvm_max.nr_words = 0;
+	}
+out:
+	free(doms);
+	return rc;
+}
+
+/*
+ * "xl-ext migrate-receive --preflight": print this host's facts as one line of JSON on stdout.
+ * Returns the exit status.
+ */
+int preflight_serve(void)
+{
+	const struct hv_ops *ops;
+	struct pf_dest dst = {0};
+	struct hv *hv = NULL;
+	char *json = NULL;
+	int rc;
+
+	rc = xlext_open(NULL, &ops, &hv);
+	if (rc)
+		return 1;
+	rc = collect_dest(ops, hv, &dst);
+	if (!rc)
+		rc = pf_dest_to_json(&dst, &json);
+	if (!rc)
+		printf("%s\n", json);
+	else
+		log_error("pre-flight: cannot describe this host: %s", err_str(rc));
+	free(json);
+	dst.answered = true;
+	pf_dest_dispose(&dst);
+	ops->close(hv);
+	return err_exit_status(rc);
+}
+
+/* Run cmd with stdin from /dev/null; its stdout, at most max bytes, in *out_r (caller frees). */
+static int run_capture(const char *cmd, size_t max, char **out_r)
+{
+	char *full = NULL, *buf = NULL;
+	size_t len = 0;
+	FILE *p;
+	int status, rc = 0;
+
+	if (asprintf(&full, "%s </dev/null", cmd) < 0)
+		return ERR_NOMEM;
+	buf = malloc(max + 1);
+	if (!buf) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	p = popen(full, "r");
+	if (!p) {
+		rc = err_from_errno(errno);
+		goto out;
+	}
+	len = fread(buf, 1, max, p);
+	status = pclose(p);
+	buf[len] = '\0';
+	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status))
+		log_debug("pre-flight: '%s' exited with status %d", cmd,
+			  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	*out_r = buf;
+	buf = NULL;
+out:
+	free(buf);
+	free(full);
+	return rc;
+}
+
+/* Ask the destination for its facts; dst->answered is false when it did not (stock xl). */
+static void query_dest(const char *ssh, const char *host, struct pf_dest *dst)
+{
+	char *rune = NULL, *answer = NULL, *line;
+
+	memset(dst, 0, sizeof(*dst));
+	if (ssh[0])
+		rune = xlp_rune(ssh, host, "xl-ext", 0, 0, 0, 0, "--preflight");
+	else if (asprintf(&rune, "%s --preflight", host) < 0)
+		rune = NULL;
+	if (!rune || run_capture(rune, PF_MAX_ANSWER, &answer))
+		goto out;
+	/* the answer is the last line; a login banner may come before it */
+	line = answer;
+	for (char *nl; (nl = strchr(line, '\n')) && nl[1];)
+		line = nl + 1;
+	if (pf_dest_from_json(line, dst))
+		log_debug("pre-flight: '%s' did not answer with xl-ext's JSON", rune);
+out:
+	free(answer);
+	free(rune);
+}
+
+/* Stock xl at the other end: is it there and does it speak the handshake? Reads its banner. */
+static int probe_banner(const struct preflight_args *a)
+{
+	char *rune = xlp_rune(a->ssh, a->host, "xl-ext", 0, 0, 0, 0, NULL), *answer = NULL;
+	int rc;
+
+	if (!rune)
+		return ERR_NOMEM;
+	rc = run_capture(rune, xlp_banner_len(), &answer);
+	if (!rc && (strlen(answer) != xlp_banner_len() || memcmp(answer, xlp_banner,
+								    xlp_banner_len()))) {
+		log_error("pre-flight: '%s' did not answer with xl's migration banner: the "
+			  "destination is unreachable or runs neither xl-ext nor xl", rune);
+		rc = ERR_PROTO;
+	}
+	free(answer);
+	free(rune);
+	return rc;
+}
+
+/* The domain and this host, as the source of a migration. */
+static int collect_source(const struct preflight_args *a, struct pf_source *src)
+{
+	struct hv_host_info hi;
+	int rc;
+
+	memset(src, 0, sizeof(*src));
+	src->name = a->info->name;
+	src->type = a->info->type;
+	src->memory_kib = a->info->memory_kib;
+	rc = a->ops->host_info(a->hv, &hi);
+	if (rc)
+		return rc;
+	snprintf(src->hypervisor, sizeof(src->hypervisor), "%s", hi.hypervisor);
+	snprintf(src->version, sizeof(src->version), "%s", hi.version);
+	if (a->ops->cpu_featureset &&
+	    a->ops->cpu_featureset(a->hv, a->info->type == HV_TYPE_PV ? HV_FEATURES_PV_DEFAULT
+								      : HV_FEATURES_HVM_DEFAULT,
+				   &src->features))
+		src->features.nr_words = 0;
+	src->feature_name = a->ops->cpu_feature_name;
+	return 0;
+}
+
+/*
+ * Run the pre-flight checks for migrating a->info to a->host. Nothing is suspended or changed.
+ * Failed checks are logged as errors, skipped ones as warnings; with a->dry_run every check's
+ * verdict is printed on stderr. Returns 0 or the first failed check's error code.
+ */
+int preflight_run(const struct preflight_args *a)
+{
+	struct pf_source src;
+	struct pf_dest dst;
+	struct pf_result res;
+	int rc;
+
+	rc = collect_source(a, &src);
+	if (rc) {
+		log_error("pre-flight: cannot describe this host: %s", err_str(rc));
+		return rc;
+	}
+	query_dest(a->ssh, a->host, &dst);
+	if (!dst.answered && a->dry_run) {
+		rc = probe_banner(a);
+		if (rc)
+			goto out;
+		fprintf(stderr, "pre-flight: reachable: ok (xl's migration banner)\n");
+	} else if (a->dry_run) {
+		fprintf(stderr, "pre-flight: reachable: ok (xl-ext %s host)\n", dst.hypervisor);
+	}
+	rc = pf_check(&src, &dst, &res);
+	if (!dst.answered && !a->dry_run)
+		log_warn("pre-flight: %s did not answer xl-ext's query (stock xl there?): its "
+			 "memory, name, CPU and version were not checked", a->host);
+	for (int id = 0; id < PF_NR_CHECKS; id++) {
+		if (res.status[id] == PF_FAIL)
+			log_error("pre-flight check '%s' failed for %s to %s: %s", pf_check_name(id),
+				  src.name, a->host, res.message[id]);
+		else if (res.status[id] == PF_SKIPPED &&
+			 (a->dry_run || (dst.answered && src.features.nr_words)))
+			log_warn("pre-flight check '%s' skipped: %s", pf_check_name(id),
+				 res.message[id]);
+		else if (a->dry_run)
+			fprintf(stderr, "pre-flight: %s: ok\n", pf_check_name(id));
+	}
+	if (rc)
+		log_error("migration of %s to %s refused by the pre-flight checks; the domain was "
+			  "not touched", src.name, a->host);
+out:
+	pf_dest_dispose(&dst);
+	return rc;
+}
+
+/*
+ * --estimate: sample the domain's dirty rate with log-dirty mode (xen backend) and print it.
+ */
+int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid,
+		       const char *name)
+{
+	double pps;
+	int rc;
+
+	if (!ops->estimate_dirty_rate) {
+		log_error("--estimate samples the hypervisor's log-dirty bitmap and needs the xen "
+			  "backend; the %s backend reports dirty rates per round with --progress "
+			  "instead", ops->name);
+		return ERR_NOTSUP;
+	}
+	rc = ops->estimate_dirty_rate(hv, domid, PF_ESTIMATE_MS, &pps);
+	if (rc) {
+		log_error("cannot estimate the dirty rate of %s: %s", name, err_str(rc));
+		return rc;
+	}
+	fprintf(stderr, "estimate: %s dirties %.0f pages/s (%.1f MiB/s) over a %u ms sample; "
+		"pre-copy converges only if the link sends pages well faster than that\n", name,
+		pps, pps * 4096 / 1048576, PF_ESTIMATE_MS);
+	return 0;
+}

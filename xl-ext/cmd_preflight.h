@@ -1,0 +1,27 @@
+/*
+ * cmd_preflight.h - pre-flight checks and the dirty-rate estimate for "xl-ext migrate", and
+ * the destination's side ("xl-ext migrate-receive --preflight").
+ */
+#ifndef XLEXT_CMD_PREFLIGHT_H
+#define XLEXT_CMD_PREFLIGHT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xl-ext/hv.h"
+
+struct preflight_args {
+	const struct hv_ops *ops;
+	struct hv *hv;
+	const struct hv_domain_info *info; /* the domain to migrate */
+	const char *ssh;                   /* -s, "" for none */
+	const char *host;
+	bool dry_run;                      /* print every verdict; probe stock xl's banner */
+};
+
+int preflight_serve(void);
+int preflight_run(const struct preflight_args *a);
+int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid,
+		       const char *name);
+
+#endif

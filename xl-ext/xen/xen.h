@@ -1,0 +1,53 @@
+/*
+ * xen.h - what the files of the xen backend share (never included outside xl-ext/xen/).
+ *
+ * xen_backend.c: context, logger, event hooks, domain lifecycle, the hv_ops table.
+ * xen_migrate.c: the migration stream (libxl_domain_suspend / _create_restore) and resume.
+ * xen_host.c:    libxenctrl (featuresets, log-dirty sampling) and libxenstore (disk backends).
+ */
+#ifndef XLEXT_XEN_XEN_H
+#define XLEXT_XEN_XEN_H
+
+#include <libxl.h>
+#include <libxl_utils.h>
+#include <xenctrl.h>
+#include <xenstore.h>
+#include <xentoollog.h>
+
+#include "xl-ext/hv.h"
+
+struct xen_logger {
+	xentoollog_logger vtable;
+};
+
+struct hv {
+	libxl_ctx *ctx;
+	xc_interface *xch;       /* opened on first use */
+	struct xs_handle *xsh;   /* opened on first use */
+	struct xen_logger logger;
+	struct loop *loop;       /* libxl's osevent hooks live here when not NULL */
+};
+
+/* Translate a libxl error (ERROR_*) into a project error code. */
+int xen_err(int libxl_rc);
+
+/* The libxenctrl / libxenstore handles, opened on first use; NULL (logged) on failure. */
+xc_interface *xen_xc(struct hv *hv);
+struct xs_handle *xen_xs(struct hv *hv);
+
+/* The domain's name (caller frees) or NULL. */
+char *xen_domain_name(struct hv *hv, uint32_t domid);
+
+int xen_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
+		    struct mig_report *report);
+int xen_resume(struct hv *hv, uint32_t domid);
+int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,
+		       const struct mig_params *params, struct mig_report *report,
+		       uint32_t *domid_r);
+
+int xen_cpu_featureset(struct hv *hv, enum hv_featureset_kind kind, struct hv_featureset *fs);
+const char *xen_cpu_feature_name(unsigned bit);
+int xen_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r);
+int xen_estimate_dirty_rate(struct hv *hv, uint32_t domid, unsigned sample_ms, double *pps_r);
+
+#endif

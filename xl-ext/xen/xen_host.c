@@ -1,0 +1,196 @@
+/*
+ * xen_host.c - what the xen backend asks libxenctrl and libxenstore: CPU featuresets (for the
+ * pre-flight compatibility check), a short log-dirty sample (dirty-rate estimate) and the
+ * domain's disk backends (so the storage layer can tell which disks are on iSCSI).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "xl-ext/hv.h"
+#include "xl-ext/xen/xen.h"
+
+#include <xenguest.h> /* after xenctrl.h, which it needs */
+
+/* --- CPU featuresets --------------------------------------------------------------------- */
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} feature_names[] = {
+#define XEN_CPUFEATURE(name, value) {value, #name},
+#include <xen/arch-x86/cpufeatureset.h>
+#undef XEN_CPUFEATURE
+};
+
+/* Xen's name of a featureset bit ("AVX2"), or NULL when this libxenctrl does not know it. */
+const char *xen_cpu_feature_name(unsigned bit)
+{
+	for (size_t i = 0; i < sizeof(feature_names) / sizeof(feature_names[0]); i++)
+		if (feature_names[i].bit == bit)
+			return feature_names[i].name;
+	return NULL;
+}
+
+/* One of the host's featuresets (XEN_SYSCTL_cpu_featureset_{pv,hvm}[_max]). */
+int xen_cpu_featureset(struct hv *hv, enum hv_featureset_kind kind, struct hv_featureset *fs)
+{
+	static const uint32_t index[] = {
+		[HV_FEATURES_PV_DEFAULT] = XEN_SYSCTL_cpu_featureset_pv,
+		[HV_FEATURES_HVM_DEFAULT] = XEN_SYSCTL_cpu_featureset_hvm,
+		[HV_FEATURES_PV_MAX] = XEN_SYSCTL_cpu_featureset_pv_max,
+		[HV_FEATURES_HVM_MAX] = XEN_SYSCTL_cpu_featureset_hvm_max,
+	};
+	xc_interface *xch = xen_xc(hv);
+	uint32_t nr = HV_FEATURESET_MAX;
+
+	if (!xch)
+		return ERR_NOXEN;
+	memset(fs, 0, sizeof(*fs));
+	if (xc_get_cpu_featureset(xch, index[kind], &nr, fs->words) < 0) {
+		log_error_errno(errno, "xc_get_cpu_featureset(%u) failed", index[kind]);
+		memset(fs, 0, sizeof(*fs));
+		return err_from_errno(errno);
+	}
+	fs->nr_words = nr < HV_FEATURESET_MAX ? nr : HV_FEATURESET_MAX;
+	return 0;
+}
+
+/* --- dirty-rate estimate ----------------------------------------------------------------- */
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Turn log-dirty on for sample_ms and count the pages the guest dirtied. Termination signals
+ * are held back while it is on, so log-dirty is switched off on every path; it counts what the
+ * hypervisor sees (guest CPU writes), not the device model's DMA into an HVM guest.
+ */
+int xen_estimate_dirty_rate(struct hv *hv, uint32_t domid, unsigned sample_ms, double *pps_r)
+{
+	xc_interface *xch = xen_xc(hv);
+	xc_shadow_op_stats_t stats;
+	sigset_t block, old;
+	bool enabled = false;
+	int64_t t0, t1;
+	int rc;
+
+	if (!xch)
+		return ERR_NOXEN;
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	if (xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0) {
+		rc = errno == EBUSY ? ERR_BUSY : err_from_errno(errno);
+		log_error_errno(errno, "domain %u: cannot enable log-dirty mode%s", domid,
+				rc == ERR_BUSY ? " (already on: is it being migrated or saved?)" : "");
+		goto out;
+	}
+	enabled = true;
+	memset(&stats, 0, sizeof(stats));
+	/* the first clean empties what enabling marked */
+	if (xc_logdirty_control(xch, domid, XEN_DOMCTL_SHADOW_OP_CLEAN, NULL, 0, 0, &stats) < 0)
+		goto failed_clean;
+	t0 = loop_now_us();
+	sleep_ms(sample_ms);
+	memset(&stats, 0, sizeof(stats));
+	if (xc_logdirty_control(xch, domid, XEN_DOMCTL_SHADOW_OP_CLEAN, NULL, 0, 0, &stats) < 0)
+		goto failed_clean;
+	t1 = loop_now_us();
+	*pps_r = t1 > t0 ? (double)stats.dirty_count * 1e6 / (double)(t1 - t0) : 0;
+	rc = 0;
+	goto out;
+failed_clean:
+	rc = err_from_errno(errno);
+	log_error_errno(errno, "domain %u: cannot read the log-dirty bitmap", domid);
+out:
+	if (enabled && xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0) < 0) {
+		log_error_errno(errno, "domain %u: cannot switch log-dirty mode off again; run "
+				"'xl-ext migrate --estimate' again or migrate it to clear it", domid);
+		if (!rc)
+			rc = err_from_errno(errno);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+/* --- disk backends (xenstore) ------------------------------------------------------------ */
+
+/* Read path into buf (empty when absent); 0, or ERR_NOTFOUND when absent. */
+static int xs_read_str(struct xs_handle *xsh, const char *path, char *buf, size_t len)
+{
+	unsigned int n = 0;
+	char *v = xs_read(xsh, XBT_NULL, path, &n);
+
+	buf[0] = '\0';
+	if (!v)
+		return ERR_NOTFOUND;
+	snprintf(buf, len, "%s", v);
+	free(v);
+	return 0;
+}
+
+/* The domain's vbd devices, from its frontend entries to their backends' params/type/script. */
+int xen_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r)
+{
+	struct xs_handle *xsh = xen_xs(hv);
+	struct hv_disk *disks = NULL;
+	char path[256], be[256], id[16];
+	char **ents = NULL;
+	unsigned int num = 0;
+	size_t n = 0;
+	int rc = 0;
+
+	if (!xsh)
+		return ERR_NOXEN;
+	snprintf(path, sizeof(path), "/local/domain/%u/device/vbd", domid);
+	ents = xs_directory(xsh, XBT_NULL, path, &num);
+	if (!ents)
+		num = 0; /* no vbd directory: no disks */
+	disks = calloc(num ? num : 1, sizeof(*disks));
+	if (!disks) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	for (unsigned int i = 0; i < num; i++) {
+		struct hv_disk *d = &disks[n];
+		char key[512];
+
+		snprintf(key, sizeof(key), "%s/%s/backend", path, ents[i]);
+		if (xs_read_str(xsh, key, be, sizeof(be)))
+			continue; /* a frontend being torn down */
+		snprintf(d->vdev, sizeof(d->vdev), "%s", ents[i]);
+		snprintf(key, sizeof(key), "%s/%s/backend-id", path, ents[i]);
+		if (!xs_read_str(xsh, key, id, sizeof(id)))
+			d->backend_domid = (uint32_t)strtoul(id, NULL, 10);
+		snprintf(key, sizeof(key), "%s/params", be);
+		xs_read_str(xsh, key, d->params, sizeof(d->params));
+		snprintf(key, sizeof(key), "%s/type", be);
+		xs_read_str(xsh, key, d->type, sizeof(d->type));
+		snprintf(key, sizeof(key), "%s/script", be);
+		xs_read_str(xsh, key, d->script, sizeof(d->script));
+		n++;
+	}
+	*disks_r = disks;
+	*n_r = n;
+	disks = NULL;
+out:
+	free(disks);
+	free(ents);
+	return rc;
+}

@@ -1,0 +1,153 @@
+/*
+ * xen_migrate.c - the xen backend's migration stream: produced by libxl_domain_suspend,
+ * consumed by libxl_domain_create_restore, as xl's migrate / migrate-receive do.
+ *
+ * Pre-copy runs inside libxenguest with Xen's fixed policy; the handshake around the stream
+ * (banner, save header, renames, GO, report) is migrate.c's, shared with the sim backend.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "xl-ext/hv.h"
+#include "xl-ext/precopy.h"
+#include "xl-ext/xen/xen.h"
+
+/* The policy options libxl 4.17 cannot pass to libxenguest: say they are ignored. */
+static void warn_unapplied_params(uint32_t domid, const struct mig_params *p)
+{
+	char what[160] = "";
+
+	if (p->policy.max_iters)
+		strncat(what, " --max-iters", sizeof(what) - strlen(what) - 1);
+	if (p->policy.downtime_ms)
+		strncat(what, " --downtime-ms", sizeof(what) - strlen(what) - 1);
+	if (p->policy.max_total_bytes)
+		strncat(what, " --max-bytes", sizeof(what) - strlen(what) - 1);
+	if (p->bandwidth_Bps)
+		strncat(what, " --bandwidth", sizeof(what) - strlen(what) - 1);
+	if (p->policy.on_stall != PC_STALL_THROTTLE)
+		strncat(what, " --on-stall", sizeof(what) - strlen(what) - 1);
+	if (p->policy.kind != PC_POLICY_ADAPTIVE && p->policy.kind != PC_POLICY_XEN)
+		strncat(what, " --policy", sizeof(what) - strlen(what) - 1);
+	if (what[0])
+		log_warn("domain %u: ignoring%s: with the xen backend pre-copy runs inside "
+			 "libxenguest with Xen's own policy (5 iterations or fewer than 50 dirty "
+			 "pages), which libxl 4.17 does not let us change", domid, what);
+}
+
+/*
+ * Send domid's memory and state to fd with libxl's live migration (libxl_domain_suspend with
+ * LIBXL_SUSPEND_LIVE, plus LIBXL_SUSPEND_DEBUG for --debug). On success the domain is
+ * suspended here. ERR_TIMEOUT when the guest did not suspend in time (the caller must not
+ * resume it, as xl does not); any other error: the caller resumes it.
+ */
+int xen_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
+		    struct mig_report *report)
+{
+	libxl_dominfo di;
+	int flags = LIBXL_SUSPEND_LIVE;
+	int rc;
+
+	warn_unapplied_params(domid, params);
+	if (params->debug)
+		flags |= LIBXL_SUSPEND_DEBUG;
+	if (report) {
+		report->t_start_us = loop_now_us();
+		snprintf(report->dirtylog_method, sizeof(report->dirtylog_method), "xen");
+		libxl_dominfo_init(&di);
+		if (!libxl_domain_info(hv->ctx, &di, domid))
+			report->nr_pages = di.current_memkb / 4;
+		libxl_dominfo_dispose(&di);
+	}
+	rc = libxl_domain_suspend(hv->ctx, domid, fd, flags, NULL);
+	if (report) {
+		/* libxl does not say when the guest was paused: the end of the stream bounds it */
+		report->t_stream_end_us = loop_now_us();
+		report->t_pause_us = report->t_stream_end_us;
+		report->verified = params->debug;
+		report->reason = "libxenguest pre-copy (Xen's policy)";
+	}
+	if (rc) {
+		log_error("domain %u: libxl_domain_suspend failed (libxl error %d)", domid, rc);
+		return xen_err(rc);
+	}
+	return 0;
+}
+
+/* Resume a domain whose suspend for migration failed (suspend_cancel, as xl does). */
+int xen_resume(struct hv *hv, uint32_t domid)
+{
+	int rc = libxl_domain_resume(hv->ctx, domid, 1, NULL);
+
+	if (rc)
+		log_error("domain %u: libxl_domain_resume failed (libxl error %d)", domid, rc);
+	return xen_err(rc);
+}
+
+/* Replace the configuration's name with the name the domain is created under. */
+static int set_config_name(libxl_domain_config *cfg, const char *name)
+{
+	char *copy = strdup(name);
+
+	if (!copy)
+		return ERR_NOMEM;
+	free(cfg->c_info.name);
+	cfg->c_info.name = copy;
+	return 0;
+}
+
+/*
+ * Create a paused domain named name (<name>--incoming) from the libxl v2 stream on fd and the
+ * sender's libxl_domain_config JSON. On failure a half-created domain is destroyed, so nothing
+ * is left behind.
+ */
+int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,
+		       const struct mig_params *params, struct mig_report *report,
+		       uint32_t *domid_r)
+{
+	libxl_domain_restore_params rp;
+	libxl_domain_config cfg;
+	uint32_t domid = (uint32_t)INVALID_DOMID;
+	int rc;
+
+	(void)params;
+	libxl_domain_config_init(&cfg);
+	libxl_domain_restore_params_init(&rp);
+	if (report)
+		report->t_start_us = loop_now_us();
+	rc = libxl_domain_config_from_json(hv->ctx, &cfg, config_json);
+	if (rc) {
+		log_error("incoming domain %s: the sender's configuration is not a libxl domain "
+			  "configuration (libxl error %d)", name, rc);
+		rc = ERR_PROTO;
+		goto out;
+	}
+	rc = set_config_name(&cfg, name);
+	if (rc)
+		goto out;
+	rp.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
+	rp.stream_version = 2;
+	/* libxl leaves it paused: migrate.c unpauses after the GO message, unless -p */
+	rc = libxl_domain_create_restore(hv->ctx, &cfg, &domid, fd, -1, &rp, NULL, NULL);
+	if (rc) {
+		log_error("incoming domain %s: libxl_domain_create_restore failed (libxl error %d)",
+			  name, rc);
+		if (domid != (uint32_t)INVALID_DOMID && domid != 0)
+			libxl_domain_destroy(hv->ctx, domid, NULL);
+		rc = xen_err(rc);
+		goto out;
+	}
+	if (report)
+		report->t_stream_end_us = loop_now_us();
+	*domid_r = domid;
+out:
+	libxl_domain_restore_params_dispose(&rp);
+	libxl_domain_config_dispose(&cfg);
+	return rc;
+}
