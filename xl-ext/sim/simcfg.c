@@ -88,7 +88,7 @@ static int parse_number(const char *source, const char *key, const char *s, doub
 
 static int parse_workload(const char *source, const char *spec, struct sim_config *cfg)
 {
-	static const char *const keys[] = {"dirty_mibps", "pattern", "hot_mib", "seed"};
+	static const char *const keys[] = {"dirty_mibps", "pattern", "hot_mib", "seed", "fill_mib"};
 	char val[128];
 	double d;
 	int rc;
@@ -105,7 +105,7 @@ static int parse_workload(const char *source, const char *spec, struct sim_confi
 				known = true;
 		if (!known) {
 			log_error("%s: workload: unknown item '%.*s' (known: dirty_mibps, pattern, "
-				  "hot_mib, seed)", source, (int)len, p);
+				  "hot_mib, seed, fill_mib)", source, (int)len, p);
 			return ERR_INVAL;
 		}
 		p = end ? end + 1 : NULL;
@@ -131,6 +131,12 @@ static int parse_workload(const char *source, const char *spec, struct sim_confi
 		if (rc)
 			return rc;
 		cfg->seed = (uint64_t)d;
+	}
+	if (spec_get(spec, "fill_mib", val, sizeof(val))) {
+		rc = parse_number(source, "workload fill_mib", val, (double)cfg->memory_mib, &d);
+		if (rc)
+			return rc;
+		cfg->fill_mib = (uint64_t)d;
 	}
 	if (cfg->pattern == SIM_PATTERN_HOTSET &&
 	    (cfg->hot_mib == 0 || cfg->hot_mib > cfg->memory_mib)) {
@@ -299,6 +305,7 @@ int simcfg_to_json(const struct sim_config *cfg, char **json_r)
 	json_object_object_add(o, "pattern", json_object_new_string(sim_pattern_name(cfg->pattern)));
 	json_object_object_add(o, "hot_mib", json_object_new_int64((int64_t)cfg->hot_mib));
 	json_object_object_add(o, "seed", json_object_new_int64((int64_t)cfg->seed));
+	json_object_object_add(o, "fill_mib", json_object_new_int64((int64_t)cfg->fill_mib));
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
 		json_object *d = json_object_new_object();
 
@@ -375,6 +382,8 @@ int simcfg_from_json(const char *json, struct sim_config *cfg)
 	if (jnum(o, "seed", &d) || d < 0)
 		goto out;
 	cfg->seed = (uint64_t)d;
+	if (!jnum(o, "fill_mib", &d) && d >= 0 && d <= (double)cfg->memory_mib)
+		cfg->fill_mib = (uint64_t)d; /* optional: older senders do not send it */
 	if (json_object_object_get_ex(o, "disks", &disks)) {
 		size_t n;
 

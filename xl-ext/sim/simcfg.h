@@ -46,6 +46,7 @@ struct sim_config {
 	enum sim_pattern pattern;
 	uint64_t hot_mib;
 	uint64_t seed;
+	uint64_t fill_mib; /* memory the guest has in use at boot (written once, stamped) */
 	unsigned ndisks;
 	struct sim_disk disks[SIMCFG_MAX_DISKS];
 };

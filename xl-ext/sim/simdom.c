@@ -80,6 +80,8 @@ struct simdom {
 	atomic_uint throttle;
 	uint8_t dm[SIMDOM_DM_SIZE] __attribute__((aligned(8)));
 
+	pthread_t populate_thread;
+	bool populating;
 	struct simnet net;
 	bool net_open;
 	bool udp_started;
@@ -752,6 +754,25 @@ static int setup_memory(struct simdom *d)
 	return 0;
 }
 
+/*
+ * An incoming domain's memory is allocated (and zeroed by the kernel) in the background while
+ * the stream arrives, as Xen populates a restoring domain's physmap: the receiver then writes
+ * into pages that exist instead of faulting each one in on its critical path.
+ */
+static void *populate_main(void *arg)
+{
+	struct simdom *d = arg;
+	size_t bytes = d->nr_pages * GM_PAGE_SIZE, chunk = 16u << 20;
+
+	for (size_t off = 0; off < bytes && !__atomic_load_n(&d->quit, __ATOMIC_RELAXED);
+	     off += chunk) {
+		if (madvise(d->mem + off, off + chunk > bytes ? bytes - off : chunk,
+			    MADV_POPULATE_WRITE) < 0)
+			break; /* older kernel: pages are faulted in as they arrive */
+	}
+	return NULL;
+}
+
 static int setup_socket(struct simdom *d)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -806,6 +827,8 @@ static void teardown(struct simdom *d)
 			pthread_join(d->vcpu_threads[v], NULL);
 	if (d->announcing)
 		pthread_join(d->announce_thread, NULL);
+	if (d->populating)
+		pthread_join(d->populate_thread, NULL);
 	if (d->udp_started)
 		pthread_join(d->udp_thread, NULL);
 	if (d->udp_fd >= 0)
@@ -860,6 +883,8 @@ int simdom_main(const char *dir, int incoming, int notify_fd)
 	}
 	if (incoming) {
 		d->state = ST_INCOMING;
+		if (pthread_create(&d->populate_thread, NULL, populate_main, d) == 0)
+			d->populating = true;
 	} else {
 		uint64_t boot_id;
 
@@ -873,6 +898,9 @@ int simdom_main(const char *dir, int incoming, int notify_fd)
 		}
 		if (d->cfg.type == HV_TYPE_HVM)
 			dm_init(d);
+		/* memory in use from the start, as a guest that has been up for a while */
+		for (uint64_t pfn = 1; pfn < d->nr_pages && pfn <= d->cfg.fill_mib * 256; pfn++)
+			gm_write_page(d->mem, pfn);
 		d->pause_req = true;
 		rc = start_vcpus(d);
 		if (rc)

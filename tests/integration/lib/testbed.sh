@@ -501,6 +501,20 @@ tb_hosts() {
 	tb_log "created $n host namespaces xtb${TB_ID}h1..h$n on bridge in $sw"
 }
 
+# tb_link_rate i rate: shape host i's egress on eth0 to rate (tc tbf, e.g. 1gbit),
+# the physical limit of a slower network; "off" removes it.
+tb_link_rate() {
+	local ns
+	ns=$(tb_ns "$1") || return 1
+	if [ "$2" = off ]; then
+		ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null
+		return 0
+	fi
+	# burst: 1 ms at the rate, at least 64 KiB; queue: 20 ms
+	ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "$2" burst 256kb latency 20ms ||
+		tb_error "tc tbf rate $2 on $ns/eth0 failed"
+}
+
 # tb_client_ns: create the client namespace xtb<ID>c (TB_CLIENT_IP) on the
 # bridge, for probes; use it with tb_exec c ... Idempotent.
 tb_client_ns() {
