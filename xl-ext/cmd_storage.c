@@ -26,38 +26,38 @@
 
 #define SPEC(name) cmd_find(&xlext_table, name, NULL)
 
-#define STORAGE_COMMON_HELP                                                                    \
-	"  -H, --host NAME    host name for the reservation key and the initiator name\n"      \
-	"                     (default: $XLEXT_HOST, else the system host name)\n"               \
-	"  -I, --initiator IQN  initiator name (default iqn.2026-11.org.xl-ext:<host>)\n"       \
+#define STORAGE_COMMON_HELP                                                               \
+	"  -H, --host NAME    host name for the reservation key and the initiator name\n" \
+	"                     (default: $XLEXT_HOST, else the system host name)\n"        \
+	"  -I, --initiator IQN  initiator name (default iqn.2026-11.org.xl-ext:<host>)\n" \
 	"  -t, --timeout S    bound every network step to S seconds (default 5)\n"
-#define STORAGE_DISK_CHECK_HELP                                                                \
-	STORAGE_COMMON_HELP                                                                    \
-	"  -n, --no-connect   classify only, do not log in\n"                                   \
+#define STORAGE_DISK_CHECK_HELP                               \
+	STORAGE_COMMON_HELP                                   \
+	"  -n, --no-connect   classify only, do not log in\n" \
 	"  -c, --compare DISK fail unless DISK (spec or iscsi:// URL) has the same identity\n"
-#define STORAGE_PR_HELP                                                                        \
-	STORAGE_COMMON_HELP                                                                    \
-	"  -k, --key HEX      this host's reservation key (default: $XLEXT_PR_KEY, else\n"      \
-	"                     derived from the host name)\n"                                     \
-	"  -g, --guest ID     journal: guest id (default 1)\n"                                    \
-	"  -B, --base LBA     journal: first block of the ring (default 2048)\n"                \
-	"  -R, --ring N       journal: ring size in blocks (default 1024)\n"                    \
-	"verbs, run in order on one session (a registration belongs to its session):\n"       \
-	"  show | key | register | unregister | reserve | release | clear | preempt KEY\n"     \
-	"  acquire | handover SOURCE-KEY | fence KEY | giveup   (ownership flows)\n"            \
-	"  write LBA | read LBA | wait (read a line from stdin)\n"                               \
+#define STORAGE_PR_HELP                                                                    \
+	STORAGE_COMMON_HELP                                                                \
+	"  -k, --key HEX      this host's reservation key (default: $XLEXT_PR_KEY, else\n" \
+	"                     derived from the host name)\n"                               \
+	"  -g, --guest ID     journal: guest id (default 1)\n"                             \
+	"  -B, --base LBA     journal: first block of the ring (default 2048)\n"           \
+	"  -R, --ring N       journal: ring size in blocks (default 1024)\n"               \
+	"verbs, run in order on one session (a registration belongs to its session):\n"    \
+	"  show | key | register | unregister | reserve | release | clear | preempt KEY\n" \
+	"  acquire | handover SOURCE-KEY | fence KEY | giveup   (ownership flows)\n"       \
+	"  write LBA | read LBA | wait (read a line from stdin)\n"                         \
 	"  journal-append N | journal-check ACKED KEY:FROM[,KEY:FROM...]\n"
 
 const char storage_disk_check_help[] = STORAGE_DISK_CHECK_HELP;
 const char storage_pr_help[] = STORAGE_PR_HELP;
 
 struct storage_opts {
-	const char *host;	/* host name for the key and the initiator name */
-	const char *key;	/* explicit key (hex) */
+	const char *host; /* host name for the key and the initiator name */
+	const char *key;  /* explicit key (hex) */
 	const char *initiator;
 	int timeout_s;
-	int connect;		/* disk-check: read the identity */
-	const char *compare;	/* disk-check: compare with this disk */
+	int connect;         /* disk-check: read the identity */
+	const char *compare; /* disk-check: compare with this disk */
 	uint64_t guest;
 	uint64_t base, ring;
 };
@@ -121,8 +121,9 @@ static void print_disk_json(const struct disk_info *d, const char *url, const ch
 	       d->vdev, d->readonly ? "true" : "false");
 	if (d->kind == DISK_ISCSI)
 		printf(",\"form\":\"%s\",\"portal\":\"%s\",\"port\":%u,\"iqn\":\"%s\",\"lun\":%u,"
-		       "\"url\":\"%s\"", d->form == DISK_FORM_SCRIPT ? "block-iscsi" : "by-path",
-		       d->host, d->port, d->iqn, d->lun, url);
+		       "\"url\":\"%s\"",
+		       d->form == DISK_FORM_SCRIPT ? "block-iscsi" : "by-path", d->host, d->port,
+		       d->iqn, d->lun, url);
 	if (identity)
 		printf(",\"identity\":%s", identity);
 	printf("}\n");
@@ -138,15 +139,14 @@ static int open_lun(const struct storage_opts *o, const char *url, struct iscsi_
 		snprintf(initiator, sizeof(initiator), "%s", o->initiator);
 	} else {
 		rc = iscsi_initiator_name(opts_host(o, hbuf, sizeof(hbuf)), initiator,
-					  sizeof(initiator));
+		                          sizeof(initiator));
 		if (rc)
 			return rc;
 	}
 	return iscsi_lun_open(url, initiator, o->timeout_s, lun_r);
 }
 
-static int read_identity(const struct storage_opts *o, const char *url,
-			 struct iscsi_identity *id)
+static int read_identity(const struct storage_opts *o, const char *url, struct iscsi_identity *id)
 {
 	struct iscsi_lun *lun = NULL;
 	int rc;
@@ -197,14 +197,15 @@ static int disk_check(const struct storage_opts *o, const char *spec)
 				goto out;
 			rc = iscsi_identity_compare(&id, &other, why, sizeof(why));
 			if (rc) {
-				log_error("LUN identity mismatch: %s is not the same disk as %s: %s",
-					  url, url2, why);
+				log_error(
+				    "LUN identity mismatch: %s is not the same disk as %s: %s", url,
+				    url2, why);
 				goto out;
 			}
 		}
 #else
 		log_error("disk spec '%s': reading the LUN identity needs libiscsi, not built in",
-			  spec);
+		          spec);
 		rc = ERR_NOTSUP;
 		goto out;
 #endif
@@ -218,17 +219,14 @@ out:
 int main_disk_check(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"no-connect", no_argument, NULL, 'n'},
-		{"host", required_argument, NULL, 'H'},
-		{"initiator", required_argument, NULL, 'I'},
-		{"timeout", required_argument, NULL, 't'},
-		{"compare", required_argument, NULL, 'c'},
-		CMD_LONGOPTS_END};
+	    {"no-connect", no_argument, NULL, 'n'},      {"host", required_argument, NULL, 'H'},
+	    {"initiator", required_argument, NULL, 'I'}, {"timeout", required_argument, NULL, 't'},
+	    {"compare", required_argument, NULL, 'c'},   CMD_LONGOPTS_END};
 	struct storage_opts o = {.timeout_s = 5, .connect = 1};
 	int opt, rc;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "nH:I:t:c:", longopts, &xlext_table, SPEC("disk-check"), 1)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "nH:I:t:c:", longopts, &xlext_table, SPEC("disk-check"),
+	                 1) {
 	case 'n':
 		o.connect = 0;
 		break;
@@ -279,7 +277,7 @@ static void print_view(const struct own_view *v, uint64_t self)
 
 /* One PR command, timed: "pr: <op> ... ok (1.2 ms)". */
 static int timed_cmd(struct iscsi_lun *lun, const struct own_cmd *cmd, struct own_view *view,
-		     const char *label)
+                     const char *label)
 {
 	double t0 = now_ms();
 	int rc = iscsi_pr_execute(lun, cmd, view);
@@ -301,7 +299,7 @@ static int run_flow(struct iscsi_lun *lun, enum own_flow flow, uint64_t self, ui
 	rc = own_init(&m, flow, self, peer);
 	if (rc) {
 		log_error("%s: invalid keys (own 0x%016" PRIx64 ", peer 0x%016" PRIx64 ")",
-			  own_flow_name(flow), self, peer);
+		          own_flow_name(flow), self, peer);
 		return rc;
 	}
 	for (unsigned steps = 0; steps < 16; steps++) {
@@ -326,7 +324,7 @@ static int run_flow(struct iscsi_lun *lun, enum own_flow flow, uint64_t self, ui
 	}
 	if (m.state != OWN_ST_DONE) {
 		log_error("%s: %s (state %s): %s", iscsi_lun_name(lun), own_flow_name(flow),
-			  own_state_name(m.state), m.why[0] ? m.why : err_str(first_rc));
+		          own_state_name(m.state), m.why[0] ? m.why : err_str(first_rc));
 		return m.error ? m.error : (first_rc ? first_rc : ERR_INTERNAL);
 	}
 	printf("pr: %s done (%.1f ms)\n", own_flow_name(flow), now_ms() - t0);
@@ -344,10 +342,10 @@ static int lun_dev_write(void *ctx, uint64_t lba, const void *buf, size_t len)
 }
 
 static int journal_append_n(struct iscsi_lun *lun, const struct storage_opts *o, uint64_t key,
-			    unsigned long count, unsigned long interval_ms)
+                            unsigned long count, unsigned long interval_ms)
 {
 	struct journal_dev dev = {lun_dev_read, lun_dev_write, lun, iscsi_lun_block_size(lun),
-				  iscsi_lun_nblocks(lun)};
+	                          iscsi_lun_nblocks(lun)};
 	struct journal_writer w;
 	uint64_t first;
 	int rc;
@@ -358,7 +356,8 @@ static int journal_append_n(struct iscsi_lun *lun, const struct storage_opts *o,
 	first = w.next_seq;
 	for (unsigned long i = 0; i < count; i++) {
 		char payload[64];
-		int n = snprintf(payload, sizeof(payload), "guest %" PRIu64 " write %lu", o->guest, i);
+		int n =
+		    snprintf(payload, sizeof(payload), "guest %" PRIu64 " write %lu", o->guest, i);
 
 		rc = journal_append(&w, payload, (size_t)n, NULL);
 		if (rc)
@@ -367,21 +366,22 @@ static int journal_append_n(struct iscsi_lun *lun, const struct storage_opts *o,
 			usleep((useconds_t)interval_ms * 1000);
 	}
 	printf("journal: guest %" PRIu64 " key 0x%016" PRIx64 " appended %" PRIu64 "-%" PRIu64
-	       " acked %" PRIu64 "%s%s\n", o->guest, key, first, w.acked, w.acked,
-	       rc ? " stopped: " : "", rc ? err_str(rc) : "");
+	       " acked %" PRIu64 "%s%s\n",
+	       o->guest, key, first, w.acked, w.acked, rc ? " stopped: " : "",
+	       rc ? err_str(rc) : "");
 	fflush(stdout);
 	if (rc == ERR_CONFLICT)
 		log_error("%s: write of journal sequence %" PRIu64 " refused: reservation "
-			  "conflict (key 0x%016" PRIx64 " does not own the LUN)",
-			  iscsi_lun_name(lun), w.next_seq, key);
+		          "conflict (key 0x%016" PRIx64 " does not own the LUN)",
+		          iscsi_lun_name(lun), w.next_seq, key);
 	return rc;
 }
 
 static int journal_check_cmd(struct iscsi_lun *lun, const struct storage_opts *o,
-			     const char *acked_s, const char *epochs_s)
+                             const char *acked_s, const char *epochs_s)
 {
 	struct journal_dev dev = {lun_dev_read, lun_dev_write, lun, iscsi_lun_block_size(lun),
-				  iscsi_lun_nblocks(lun)};
+	                          iscsi_lun_nblocks(lun)};
 	struct journal_epoch epochs[JOURNAL_MAX_EPOCHS];
 	struct journal_report r;
 	unsigned nepochs = 0;
@@ -391,7 +391,7 @@ static int journal_check_cmd(struct iscsi_lun *lun, const struct storage_opts *o
 
 	if (*end || journal_epochs_parse(epochs_s, epochs, JOURNAL_MAX_EPOCHS, &nepochs)) {
 		log_error("journal-check ACKED KEY:FROM[,KEY:FROM...]: bad '%s %s'", acked_s,
-			  epochs_s);
+		          epochs_s);
 		return ERR_INVAL;
 	}
 	rc = journal_check(&dev, o->guest, o->base, o->ring, acked, epochs, nepochs, &r);
@@ -428,21 +428,22 @@ static int block_io(struct iscsi_lun *lun, const char *verb, const char *arg, ui
 	fflush(stdout);
 	if (rc == ERR_CONFLICT)
 		log_error("%s: %s of block %llu refused: reservation conflict (key 0x%016" PRIx64
-			  " is not a registrant)", iscsi_lun_name(lun), verb, lba, key);
+		          " is not a registrant)",
+		          iscsi_lun_name(lun), verb, lba, key);
 	return rc;
 }
 
 /* Run the verbs argv[0..argc) on lun; stops at the first failure. */
-static int run_verbs(struct iscsi_lun *lun, const struct storage_opts *o, uint64_t self,
-		     int argc, char **argv)
+static int run_verbs(struct iscsi_lun *lun, const struct storage_opts *o, uint64_t self, int argc,
+                     char **argv)
 {
 	static const struct {
 		const char *name;
 		enum own_op op;
 	} simple[] = {
-		{"register", OWN_OP_REGISTER}, {"unregister", OWN_OP_UNREGISTER},
-		{"reserve", OWN_OP_RESERVE},   {"release", OWN_OP_RELEASE},
-		{"clear", OWN_OP_CLEAR},
+	    {"register", OWN_OP_REGISTER}, {"unregister", OWN_OP_UNREGISTER},
+	    {"reserve", OWN_OP_RESERVE},   {"release", OWN_OP_RELEASE},
+	    {"clear", OWN_OP_CLEAR},
 	};
 	int i = 0, rc = 0;
 
@@ -467,7 +468,7 @@ static int run_verbs(struct iscsi_lun *lun, const struct storage_opts *o, uint64
 		} else if (!strcmp(verb, "key")) {
 			printf("key: 0x%016" PRIx64 "\n", self);
 		} else if (!strcmp(verb, "preempt") || !strcmp(verb, "handover") ||
-			   !strcmp(verb, "fence")) {
+		           !strcmp(verb, "fence")) {
 			if (!a1 || (rc = parse_key_arg(a1, &peer)))
 				goto usage;
 			i++;
@@ -476,12 +477,13 @@ static int run_verbs(struct iscsi_lun *lun, const struct storage_opts *o, uint64
 				cmd.sa_key = peer;
 				rc = timed_cmd(lun, &cmd, &view, NULL);
 			} else {
-				rc = run_flow(lun, verb[0] == 'h' ? OWN_FLOW_HANDOVER : OWN_FLOW_FENCE,
-					      self, peer);
+				rc = run_flow(lun,
+				              verb[0] == 'h' ? OWN_FLOW_HANDOVER : OWN_FLOW_FENCE,
+				              self, peer);
 			}
 		} else if (!strcmp(verb, "acquire") || !strcmp(verb, "giveup")) {
-			rc = run_flow(lun, verb[0] == 'a' ? OWN_FLOW_ACQUIRE : OWN_FLOW_RELEASE, self,
-				      0);
+			rc = run_flow(lun, verb[0] == 'a' ? OWN_FLOW_ACQUIRE : OWN_FLOW_RELEASE,
+			              self, 0);
 		} else if (!strcmp(verb, "write") || !strcmp(verb, "read")) {
 			if (!a1)
 				goto usage;
@@ -525,19 +527,14 @@ usage:
 int main_pr(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"host", required_argument, NULL, 'H'},
-		{"key", required_argument, NULL, 'k'},
-		{"initiator", required_argument, NULL, 'I'},
-		{"timeout", required_argument, NULL, 't'},
-		{"guest", required_argument, NULL, 'g'},
-		{"base", required_argument, NULL, 'B'},
-		{"ring", required_argument, NULL, 'R'},
-		CMD_LONGOPTS_END};
+	    {"host", required_argument, NULL, 'H'},      {"key", required_argument, NULL, 'k'},
+	    {"initiator", required_argument, NULL, 'I'}, {"timeout", required_argument, NULL, 't'},
+	    {"guest", required_argument, NULL, 'g'},     {"base", required_argument, NULL, 'B'},
+	    {"ring", required_argument, NULL, 'R'},      CMD_LONGOPTS_END};
 	struct storage_opts o = {.timeout_s = 5, .guest = 1, .base = 2048, .ring = 1024};
 	int opt, rc;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "H:k:I:t:g:B:R:", longopts, &xlext_table, SPEC("pr"), 2)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "H:k:I:t:g:B:R:", longopts, &xlext_table, SPEC("pr"), 2) {
 	case 'H':
 		o.host = optarg;
 		break;

@@ -239,7 +239,7 @@ static void test_migratable(void **state)
 	assert_int_equal(disk_classify("file:/srv/vm1-scratch.img,xvdb,w", &d[2]), 0);
 	assert_int_equal(disk_check_migratable("vm1", d, 2, 0), 0);
 	assert_int_equal(log_capture_count(cap), 0);
-	assert_int_equal(disk_check_migratable("vm1", d, 3, 0), ERR_BUSY);
+	assert_int_equal(disk_check_migratable("vm1", d, 3, 0), ERR_NOTSUP);
 	assert_true(log_capture_contains(cap, "error: "));
 	assert_true(log_capture_contains(cap, "domain vm1: disk xvdb ('file:/srv/vm1-scratch.img"));
 	assert_true(log_capture_contains(cap, "--allow-local-disks"));

@@ -139,8 +139,8 @@ int disk_iqn_valid(const char *iqn, const char **why_r)
 				*why = "iqn names are lower case (RFC 3720 normalises them)";
 				return 0;
 			}
-			if (!islower((unsigned char)*q) && !isdigit((unsigned char)*q) && *q != '.' &&
-			    *q != '-' && *q != ':') {
+			if (!islower((unsigned char)*q) && !isdigit((unsigned char)*q) &&
+			    *q != '.' && *q != '-' && *q != ':') {
 				*why = "invalid character after ':' (allowed: a-z 0-9 . - :)";
 				return 0;
 			}
@@ -150,7 +150,7 @@ int disk_iqn_valid(const char *iqn, const char **why_r)
 }
 
 int disk_portal_parse(const char *portal, char *host, size_t hostlen, unsigned *port_r,
-		      const char **why_r)
+                      const char **why_r)
 {
 	const char *dummy, **why = why_r ? why_r : &dummy;
 	unsigned char addr[16];
@@ -192,7 +192,7 @@ int disk_portal_parse(const char *portal, char *host, size_t hostlen, unsigned *
 	buf[hlen] = '\0';
 	if (inet_pton(family, buf, addr) != 1) {
 		*why = family == AF_INET ? "portal: not an IPv4 address (block-iscsi needs an IP)"
-					 : "portal: not an IPv6 address";
+		                         : "portal: not an IPv6 address";
 		return ERR_INVAL;
 	}
 	*port_r = DISK_ISCSI_PORT;
@@ -253,7 +253,8 @@ static int parse_script_target(struct disk_info *d, const char **why)
 		else if (!strcmp(tok, "multipath"))
 			seen = &have_mp;
 		else {
-			*why = "unknown block-iscsi target parameter (known: iqn, portal, lun, multipath)";
+			*why = "unknown block-iscsi target parameter (known: iqn, portal, lun, "
+			       "multipath)";
 			return ERR_INVAL;
 		}
 		if (!eq) {
@@ -396,7 +397,8 @@ int disk_classify(const char *spec, struct disk_info *info_r)
 		goto out;
 	}
 	if (strlen(spec) >= sizeof(d->spec)) {
-		log_error("disk spec '%.40s...': longer than %d characters", spec, DISK_SPEC_MAX - 1);
+		log_error("disk spec '%.40s...': longer than %d characters", spec,
+		          DISK_SPEC_MAX - 1);
 		rc = ERR_INVAL;
 		goto out;
 	}
@@ -405,7 +407,7 @@ int disk_classify(const char *spec, struct disk_info *info_r)
 	if (rc) {
 		if (rc == ERR_INVAL)
 			log_error("disk spec '%s': not a valid xl disk spec%s%s", spec,
-				  xmsg[0] ? ": " : "", xmsg);
+			          xmsg[0] ? ": " : "", xmsg);
 		goto out;
 	}
 	snprintf(d->vdev, sizeof(d->vdev), "%s", disk.vdev ? disk.vdev : "");
@@ -450,12 +452,12 @@ int disk_iscsi_url(const struct disk_info *info, char *buf, size_t len)
 	if (info->kind != DISK_ISCSI)
 		return ERR_INVAL;
 	n = snprintf(buf, len, "iscsi://%s%s%s:%u/%s/%u", v6 ? "[" : "", info->host, v6 ? "]" : "",
-		     info->port, info->iqn, info->lun);
+	             info->port, info->iqn, info->lun);
 	return n < 0 || (size_t)n >= len ? ERR_NOSPACE : 0;
 }
 
 int disk_check_migratable(const char *domain, const struct disk_info *disks, unsigned n,
-			  int allow_local)
+                          int allow_local)
 {
 	int rc = 0;
 
@@ -466,15 +468,16 @@ int disk_check_migratable(const char *domain, const struct disk_info *disks, uns
 			continue;
 		if (allow_local) {
 			log_warn("domain %s: local writable disk %s ('%s') is not moved: the "
-				 "destination must provide its own copy (--allow-local-disks)",
-				 domain, d->vdev, d->spec);
+			         "destination must provide its own copy (--allow-local-disks)",
+			         domain, d->vdev, d->spec);
 			continue;
 		}
 		log_error("domain %s: disk %s ('%s') is local and writable: only shared iSCSI "
-			  "disks are migrated safely; use --allow-local-disks to migrate anyway "
-			  "(the disk is not moved)", domain, d->vdev, d->spec);
+		          "disks are migrated safely; use --allow-local-disks to migrate anyway "
+		          "(the disk is not moved)",
+		          domain, d->vdev, d->spec);
 		if (!rc)
-			rc = ERR_BUSY;
+			rc = ERR_NOTSUP;
 	}
 	return rc;
 }

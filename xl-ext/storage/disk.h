@@ -16,12 +16,12 @@
 
 #include <stddef.h>
 
-#define DISK_SPEC_MAX 1024
-#define DISK_HOST_MAX 64	/* an IPv4 or IPv6 literal, without brackets */
-#define DISK_IQN_MAX 224	/* RFC 3720: at most 223 bytes */
-#define DISK_VDEV_MAX 32
-#define DISK_URL_MAX (16 + DISK_HOST_MAX + 8 + DISK_IQN_MAX + 8)
-#define DISK_LUN_MAX 16383	/* SAM flat addressing */
+#define DISK_SPEC_MAX   1024
+#define DISK_HOST_MAX   64  /* an IPv4 or IPv6 literal, without brackets */
+#define DISK_IQN_MAX    224 /* RFC 3720: at most 223 bytes */
+#define DISK_VDEV_MAX   32
+#define DISK_URL_MAX    (16 + DISK_HOST_MAX + 8 + DISK_IQN_MAX + 8)
+#define DISK_LUN_MAX    16383 /* SAM flat addressing */
 #define DISK_ISCSI_PORT 3260
 
 enum disk_kind {
@@ -30,25 +30,25 @@ enum disk_kind {
 };
 
 enum disk_form {
-	DISK_FORM_OTHER = 0,	/* local disks */
-	DISK_FORM_SCRIPT = 1,	/* script=block-iscsi,target=iqn=...,portal=... */
-	DISK_FORM_BYPATH = 2,	/* /dev/disk/by-path/ip-...-iscsi-...-lun-N */
+	DISK_FORM_OTHER = 0,  /* local disks */
+	DISK_FORM_SCRIPT = 1, /* script=block-iscsi,target=iqn=...,portal=... */
+	DISK_FORM_BYPATH = 2, /* /dev/disk/by-path/ip-...-iscsi-...-lun-N */
 };
 
 struct disk_info {
 	enum disk_kind kind;
 	enum disk_form form;
-	char spec[DISK_SPEC_MAX];	/* the spec as given */
+	char spec[DISK_SPEC_MAX]; /* the spec as given */
 	char vdev[DISK_VDEV_MAX];
-	char target[DISK_SPEC_MAX];	/* libxl's pdev_path: file, device or script target */
-	int readonly;			/* 1 for mode r / cdrom */
+	char target[DISK_SPEC_MAX]; /* libxl's pdev_path: file, device or script target */
+	int readonly;               /* 1 for mode r / cdrom */
 	int cdrom;
 	/* DISK_ISCSI only */
-	char host[DISK_HOST_MAX];	/* portal address, IPv6 without brackets */
-	unsigned port;			/* default 3260 */
+	char host[DISK_HOST_MAX]; /* portal address, IPv6 without brackets */
+	unsigned port;            /* default 3260 */
 	char iqn[DISK_IQN_MAX];
 	unsigned lun;
-	int multipath;			/* block-iscsi multipath=y */
+	int multipath; /* block-iscsi multipath=y */
 };
 
 /*
@@ -73,16 +73,16 @@ int disk_iqn_valid(const char *iqn, const char **why_r);
  * 3260). Returns 0 or ERR_INVAL with *why_r set.
  */
 int disk_portal_parse(const char *portal, char *host, size_t hostlen, unsigned *port_r,
-		      const char **why_r);
+                      const char **why_r);
 
 /*
  * Migration pre-flight: among n classified disks, find the first local writable one. Returns
  * 0 when every writable disk is a shared iSCSI LUN. Otherwise, with allow_local 0 it logs an
- * error naming the disk and returns ERR_BUSY; with allow_local 1 it logs a warning per local
+ * error naming the disk and returns ERR_NOTSUP; with allow_local 1 it logs a warning per local
  * writable disk (it is not moved) and returns 0.
  */
 int disk_check_migratable(const char *domain, const struct disk_info *disks, unsigned n,
-			  int allow_local);
+                          int allow_local);
 
 const char *disk_kind_name(enum disk_kind kind);
 

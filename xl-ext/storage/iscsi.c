@@ -26,8 +26,8 @@
 #include "common/log.h"
 #include "xl-ext/storage/iscsi.h"
 
-#define UA_RETRIES 4	/* unit attentions (reset, reservations preempted...) to skip */
-#define PR_IN_LEN 4096
+#define UA_RETRIES 4 /* unit attentions (reset, reservations preempted...) to skip */
+#define PR_IN_LEN  4096
 
 struct iscsi_lun {
 	struct iscsi_context *ctx;
@@ -159,7 +159,7 @@ static int task_rc(struct iscsi_lun *l, struct scsi_task *task, const char *what
 	case SCSI_STATUS_CHECK_CONDITION:
 		if (task->sense.key == SCSI_SENSE_UNIT_ATTENTION) {
 			log_debug("%s: %s: unit attention %s", l->name, what,
-				  scsi_sense_ascq_str(task->sense.ascq));
+			          scsi_sense_ascq_str(task->sense.ascq));
 			return 1;
 		}
 		if (task->sense.key == SCSI_SENSE_ILLEGAL_REQUEST &&
@@ -167,8 +167,9 @@ static int task_rc(struct iscsi_lun *l, struct scsi_task *task, const char *what
 			log_error("%s: no such LUN on this target", l->name);
 			return ERR_NOTFOUND;
 		}
-		log_error("%s: %s failed: %s/%s", l->name, what, scsi_sense_key_str(task->sense.key),
-			  scsi_sense_ascq_str(task->sense.ascq));
+		log_error("%s: %s failed: %s/%s", l->name, what,
+		          scsi_sense_key_str(task->sense.key),
+		          scsi_sense_ascq_str(task->sense.ascq));
 		return task->sense.key == SCSI_SENSE_ILLEGAL_REQUEST ? ERR_NOTSUP : ERR_IO;
 	case SCSI_STATUS_TIMEOUT:
 		log_error("%s: %s timed out", l->name, what);
@@ -179,26 +180,26 @@ static int task_rc(struct iscsi_lun *l, struct scsi_task *task, const char *what
 		return ERR_BUSY;
 	default:
 		log_error("%s: %s: status 0x%x: %s", l->name, what, (unsigned)task->status,
-			  iscsi_get_error(l->ctx));
+		          iscsi_get_error(l->ctx));
 		return ERR_IO;
 	}
 }
 
 /* Issue expr (a *_sync call yielding a task) again while it reports a unit attention. */
-#define RUN_TASK(l, task, rc, what, expr)                                                       \
-	do {                                                                                   \
-		for (int attempt_ = 0;; attempt_++) {                                          \
-			(task) = (expr);                                                       \
-			(rc) = task_rc((l), (task), (what));                                   \
-			if ((rc) != 1)                                                         \
-				break;                                                         \
-			scsi_free_scsi_task(task);                                             \
-			(task) = NULL;                                                         \
-			if (attempt_ == UA_RETRIES) {                                          \
-				(rc) = ERR_IO;                                                 \
-				break;                                                         \
-			}                                                                      \
-		}                                                                              \
+#define RUN_TASK(l, task, rc, what, expr)                    \
+	do {                                                 \
+		for (int attempt_ = 0;; attempt_++) {        \
+			(task) = (expr);                     \
+			(rc) = task_rc((l), (task), (what)); \
+			if ((rc) != 1)                       \
+				break;                       \
+			scsi_free_scsi_task(task);           \
+			(task) = NULL;                       \
+			if (attempt_ == UA_RETRIES) {        \
+				(rc) = ERR_IO;               \
+				break;                       \
+			}                                    \
+		}                                            \
 	} while (0)
 
 static int read_capacity(struct iscsi_lun *l)
@@ -230,7 +231,7 @@ static int login_error(struct iscsi_lun *l)
 
 	if (strstr(e, "Target not found") || strstr(e, "(515)") || strstr(e, "not found")) {
 		log_error("%s: login failed: no target with this IQN at the portal (%s)", l->name,
-			  e);
+		          e);
 		return ERR_NOTFOUND;
 	}
 	if (strstr(e, "LOGICAL_UNIT_NOT_SUPPORTED") || strstr(e, "LOGICAL UNIT NOT SUPPORTED")) {
@@ -245,8 +246,7 @@ static int login_error(struct iscsi_lun *l)
 	return strstr(e, "imeout") || strstr(e, "imed out") ? ERR_TIMEOUT : ERR_IO;
 }
 
-int iscsi_lun_open(const char *url, const char *initiator, int timeout_s,
-		   struct iscsi_lun **lun_r)
+int iscsi_lun_open(const char *url, const char *initiator, int timeout_s, struct iscsi_lun **lun_r)
 {
 	struct iscsi_lun *l;
 	int rc;
@@ -267,13 +267,13 @@ int iscsi_lun_open(const char *url, const char *initiator, int timeout_s,
 	l->url = iscsi_parse_full_url(l->ctx, url);
 	if (!l->url) {
 		log_error("'%s': not an iSCSI URL iscsi://<host>[:<port>]/<iqn>/<lun>: %s", url,
-			  iscsi_get_error(l->ctx));
+		          iscsi_get_error(l->ctx));
 		rc = ERR_INVAL;
 		goto out;
 	}
 	l->lun = l->url->lun;
 	snprintf(l->name, sizeof(l->name), "portal %s iqn %s lun %d", l->url->portal,
-		 l->url->target, l->lun);
+	         l->url->target, l->lun);
 	rc = portal_probe(l->url->portal, timeout_s, l->name);
 	if (rc)
 		goto out;
@@ -297,7 +297,7 @@ int iscsi_lun_open(const char *url, const char *initiator, int timeout_s,
 	if (rc)
 		goto out;
 	log_debug("%s: logged in as %s, %" PRIu64 " blocks of %u bytes", l->name, initiator,
-		  l->nblocks, l->block_size);
+	          l->nblocks, l->block_size);
 	*lun_r = l;
 	l = NULL;
 out:
@@ -340,8 +340,8 @@ int iscsi_lun_identity(struct iscsi_lun *lun, struct iscsi_identity *id_r)
 
 	memset(id_r, 0, sizeof(*id_r));
 	RUN_TASK(lun, task, rc, "INQUIRY VPD 0x83",
-		 iscsi_inquiry_sync(lun->ctx, lun->lun, 1, SCSI_INQUIRY_PAGECODE_DEVICE_IDENTIFICATION,
-				    1024));
+	         iscsi_inquiry_sync(lun->ctx, lun->lun, 1,
+	                            SCSI_INQUIRY_PAGECODE_DEVICE_IDENTIFICATION, 1024));
 	if (rc)
 		goto out;
 	inq = scsi_datain_unmarshall(task);
@@ -369,7 +369,7 @@ int iscsi_lun_identity(struct iscsi_lun *lun, struct iscsi_identity *id_r)
 	}
 	if (id_r->ndesig == 0) {
 		log_error("%s: the device identification page has no logical-unit designator",
-			  lun->name);
+		          lun->name);
 		rc = ERR_NOTSUP;
 		goto out;
 	}
@@ -389,10 +389,15 @@ out:
 
 static const char *desig_type_name(unsigned type)
 {
-	static const char *const names[] = {"vendor-specific", "t10-vendor-id", "eui-64", "naa",
-					    "relative-target-port", "target-port-group",
-					    "logical-unit-group", "md5-logical-unit-id",
-					    "scsi-name-string"};
+	static const char *const names[] = {"vendor-specific",
+	                                    "t10-vendor-id",
+	                                    "eui-64",
+	                                    "naa",
+	                                    "relative-target-port",
+	                                    "target-port-group",
+	                                    "logical-unit-group",
+	                                    "md5-logical-unit-id",
+	                                    "scsi-name-string"};
 
 	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "reserved";
 }
@@ -419,12 +424,13 @@ static void desig_value(const struct iscsi_designator *d, char *buf, size_t len)
 }
 
 int iscsi_identity_compare(const struct iscsi_identity *a, const struct iscsi_identity *b,
-			   char *why, size_t whylen)
+                           char *why, size_t whylen)
 {
 	char va[520], vb[520];
 
 	if (a->ndesig != b->ndesig) {
-		snprintf(why, whylen, "%u logical-unit designators against %u", a->ndesig, b->ndesig);
+		snprintf(why, whylen, "%u logical-unit designators against %u", a->ndesig,
+		         b->ndesig);
 		return ERR_MISMATCH;
 	}
 	for (unsigned i = 0; i < a->ndesig; i++) {
@@ -433,7 +439,8 @@ int iscsi_identity_compare(const struct iscsi_identity *a, const struct iscsi_id
 		desig_value(&a->desig[i], va, sizeof(va));
 		desig_value(&b->desig[i], vb, sizeof(vb));
 		snprintf(why, whylen, "designator %u (%s) differs: %s against %s (%s)", i,
-			 desig_type_name(a->desig[i].type), va, vb, desig_type_name(b->desig[i].type));
+		         desig_type_name(a->desig[i].type), va, vb,
+		         desig_type_name(b->desig[i].type));
 		return ERR_MISMATCH;
 	}
 	if (a->block_size != b->block_size) {
@@ -441,7 +448,8 @@ int iscsi_identity_compare(const struct iscsi_identity *a, const struct iscsi_id
 		return ERR_MISMATCH;
 	}
 	if (a->nblocks != b->nblocks) {
-		snprintf(why, whylen, "%" PRIu64 " blocks against %" PRIu64, a->nblocks, b->nblocks);
+		snprintf(why, whylen, "%" PRIu64 " blocks against %" PRIu64, a->nblocks,
+		         b->nblocks);
 		return ERR_MISMATCH;
 	}
 	return 0;
@@ -457,7 +465,7 @@ static json_object *desig_json(const struct iscsi_designator *d)
 	json_object_object_add(o, "association", json_object_new_string(assoc[d->association & 3]));
 	json_object_object_add(o, "type", json_object_new_string(desig_type_name(d->type)));
 	json_object_object_add(o, "code_set",
-			       json_object_new_string(d->code_set == 1 ? "binary" : "ascii"));
+	                       json_object_new_string(d->code_set == 1 ? "binary" : "ascii"));
 	json_object_object_add(o, "value", json_object_new_string(v));
 	return o;
 }
@@ -480,7 +488,7 @@ int iscsi_identity_json(const struct iscsi_identity *id, char **json_r)
 	json_object_object_add(o, "block_size", json_object_new_int64(id->block_size));
 	json_object_object_add(o, "blocks", json_object_new_int64((int64_t)id->nblocks));
 	json_object_object_add(o, "size_bytes",
-			       json_object_new_int64((int64_t)(id->nblocks * id->block_size)));
+	                       json_object_new_int64((int64_t)(id->nblocks * id->block_size)));
 	json_object_object_add(o, "designators", lu);
 	json_object_object_add(o, "port_designators", port);
 	lu = port = NULL;
@@ -498,7 +506,7 @@ static int check_io(struct iscsi_lun *lun, size_t len)
 {
 	if (!lun->block_size || len == 0 || len % lun->block_size || len > 1024 * 1024) {
 		log_error("%s: I/O of %zu bytes is not a whole number of %u-byte blocks", lun->name,
-			  len, lun->block_size);
+		          len, lun->block_size);
 		return ERR_INVAL;
 	}
 	return 0;
@@ -513,13 +521,13 @@ int iscsi_lun_read(struct iscsi_lun *lun, uint64_t lba, void *buf, size_t len)
 	if (rc)
 		return rc;
 	RUN_TASK(lun, task, rc, "READ(16)",
-		 iscsi_read16_sync(lun->ctx, lun->lun, lba, (uint32_t)len, (int)lun->block_size, 0, 0,
-				   0, 0, 0));
+	         iscsi_read16_sync(lun->ctx, lun->lun, lba, (uint32_t)len, (int)lun->block_size, 0,
+	                           0, 0, 0, 0));
 	if (rc)
 		goto out;
 	if (!task->datain.data || (size_t)task->datain.size < len) {
 		log_error("%s: READ(16) at %" PRIu64 " returned %d bytes, not %zu", lun->name, lba,
-			  task->datain.size, len);
+		          task->datain.size, len);
 		rc = ERR_IO;
 		goto out;
 	}
@@ -539,8 +547,8 @@ int iscsi_lun_write(struct iscsi_lun *lun, uint64_t lba, const void *buf, size_t
 	if (rc)
 		return rc;
 	RUN_TASK(lun, task, rc, "WRITE(16)",
-		 iscsi_write16_sync(lun->ctx, lun->lun, lba, (unsigned char *)buf, (uint32_t)len,
-				    (int)lun->block_size, 0, 0, 0, 0, 0));
+	         iscsi_write16_sync(lun->ctx, lun->lun, lba, (unsigned char *)buf, (uint32_t)len,
+	                            (int)lun->block_size, 0, 0, 0, 0, 0));
 	if (task)
 		scsi_free_scsi_task(task);
 	return rc;
@@ -555,8 +563,8 @@ int iscsi_pr_read(struct iscsi_lun *lun, struct own_view *view_r)
 
 	memset(view_r, 0, sizeof(*view_r));
 	RUN_TASK(lun, task, rc, "PERSISTENT RESERVE IN (READ KEYS)",
-		 iscsi_persistent_reserve_in_sync(lun->ctx, lun->lun,
-						  SCSI_PERSISTENT_RESERVE_READ_KEYS, PR_IN_LEN));
+	         iscsi_persistent_reserve_in_sync(lun->ctx, lun->lun,
+	                                          SCSI_PERSISTENT_RESERVE_READ_KEYS, PR_IN_LEN));
 	if (rc)
 		goto out;
 	keys = scsi_datain_unmarshall(task);
@@ -568,9 +576,8 @@ int iscsi_pr_read(struct iscsi_lun *lun, struct own_view *view_r)
 		view_r->keys[view_r->nkeys++] = keys->keys[i];
 	scsi_free_scsi_task(task);
 	RUN_TASK(lun, task, rc, "PERSISTENT RESERVE IN (READ RESERVATION)",
-		 iscsi_persistent_reserve_in_sync(lun->ctx, lun->lun,
-						  SCSI_PERSISTENT_RESERVE_READ_RESERVATION,
-						  PR_IN_LEN));
+	         iscsi_persistent_reserve_in_sync(
+	             lun->ctx, lun->lun, SCSI_PERSISTENT_RESERVE_READ_RESERVATION, PR_IN_LEN));
 	if (rc)
 		goto out;
 	res = scsi_datain_unmarshall(task);
@@ -626,10 +633,10 @@ int iscsi_pr_out(struct iscsi_lun *lun, const struct own_cmd *cmd)
 	    sa == SCSI_PERSISTENT_RESERVE_PREEMPT)
 		type = cmd->type;
 	snprintf(what, sizeof(what), "PERSISTENT RESERVE OUT (%s key 0x%016" PRIx64 ")",
-		 own_op_name(cmd->op), cmd->key);
+	         own_op_name(cmd->op), cmd->key);
 	RUN_TASK(lun, task, rc, what,
-		 iscsi_persistent_reserve_out_sync(lun->ctx, lun->lun, sa,
-						   SCSI_PERSISTENT_RESERVE_SCOPE_LU, type, &params));
+	         iscsi_persistent_reserve_out_sync(
+	             lun->ctx, lun->lun, sa, SCSI_PERSISTENT_RESERVE_SCOPE_LU, type, &params));
 	if (task)
 		scsi_free_scsi_task(task);
 	return rc;

@@ -18,24 +18,24 @@
 
 #include "xl-ext/storage/owner.h"
 
-#define ISCSI_ID_MAX_DESIG 16
+#define ISCSI_ID_MAX_DESIG  16
 #define ISCSI_INITIATOR_MAX 224
 
 struct iscsi_lun;
 
 struct iscsi_designator {
-	uint8_t association;	/* 0 LU, 1 target port, 2 target device */
-	uint8_t type;		/* NAA, EUI-64, T10 vendor id, SCSI name string... */
-	uint8_t code_set;	/* 1 binary, 2 ASCII, 3 UTF-8 */
+	uint8_t association; /* 0 LU, 1 target port, 2 target device */
+	uint8_t type;        /* NAA, EUI-64, T10 vendor id, SCSI name string... */
+	uint8_t code_set;    /* 1 binary, 2 ASCII, 3 UTF-8 */
 	uint8_t len;
 	uint8_t data[255];
 };
 
 /* What identifies a LUN: its logical-unit designators (VPD page 0x83) and its size. */
 struct iscsi_identity {
-	unsigned ndesig;	/* logical-unit designators, sorted (association 0) */
+	unsigned ndesig; /* logical-unit designators, sorted (association 0) */
 	struct iscsi_designator desig[ISCSI_ID_MAX_DESIG];
-	unsigned nport;		/* target-port designators: path dependent, not compared */
+	unsigned nport; /* target-port designators: path dependent, not compared */
 	struct iscsi_designator port[ISCSI_ID_MAX_DESIG];
 	uint64_t nblocks;
 	uint32_t block_size;
@@ -53,8 +53,7 @@ int iscsi_initiator_name(const char *hostname, char *buf, size_t len);
  * (portal unreachable), ERR_TIMEOUT, ERR_NOTFOUND (no such target IQN or LUN), ERR_INVAL (bad
  * URL), each logged naming portal, IQN and LUN.
  */
-int iscsi_lun_open(const char *url, const char *initiator, int timeout_s,
-		   struct iscsi_lun **lun_r);
+int iscsi_lun_open(const char *url, const char *initiator, int timeout_s, struct iscsi_lun **lun_r);
 
 /* Log out and free; NULL is fine. */
 void iscsi_lun_close(struct iscsi_lun *lun);
@@ -74,7 +73,7 @@ int iscsi_lun_identity(struct iscsi_lun *lun, struct iscsi_identity *id_r);
  * block count). 0 if equal, else ERR_MISMATCH and why describes the first difference.
  */
 int iscsi_identity_compare(const struct iscsi_identity *a, const struct iscsi_identity *b,
-			   char *why, size_t whylen);
+                           char *why, size_t whylen);
 
 /* The identity as a JSON object text (malloc'ed, caller frees). */
 int iscsi_identity_json(const struct iscsi_identity *id, char **json_r);

@@ -16,7 +16,7 @@
 #include "common/log.h"
 #include "xl-ext/storage/journal.h"
 
-#define OFF_CSUM (JOURNAL_RECORD_SIZE - 8)
+#define OFF_CSUM    (JOURNAL_RECORD_SIZE - 8)
 #define OFF_PAYLOAD 56
 
 static void put16(uint8_t *p, uint16_t v)
@@ -108,19 +108,20 @@ int journal_geometry_check(const struct journal_dev *dev, uint64_t base, uint64_
 	if (dev->block_size < JOURNAL_RECORD_SIZE || dev->block_size > JOURNAL_MAX_BLOCK ||
 	    dev->block_size % JOURNAL_RECORD_SIZE) {
 		log_error("journal: block size %u not supported (512..4096, multiple of 512)",
-			  dev->block_size);
+		          dev->block_size);
 		return ERR_NOTSUP;
 	}
 	if (ring == 0 || base + ring < base || base + ring > dev->nblocks) {
-		log_error("journal: ring of %" PRIu64 " blocks at %" PRIu64 " does not fit a LUN of %"
-			  PRIu64 " blocks", ring, base, dev->nblocks);
+		log_error("journal: ring of %" PRIu64 " blocks at %" PRIu64
+		          " does not fit a LUN of %" PRIu64 " blocks",
+		          ring, base, dev->nblocks);
 		return ERR_INVAL;
 	}
 	return 0;
 }
 
 static int read_slot(const struct journal_dev *dev, uint64_t lba, uint8_t *blk,
-		     struct journal_record *rec)
+                     struct journal_record *rec)
 {
 	int rc = dev->read(dev->ctx, lba, blk, dev->block_size);
 
@@ -129,8 +130,8 @@ static int read_slot(const struct journal_dev *dev, uint64_t lba, uint8_t *blk,
 	return journal_decode(blk, rec);
 }
 
-int journal_writer_open(struct journal_writer *w, const struct journal_dev *dev,
-			uint64_t guest_id, uint64_t key, uint64_t base, uint64_t ring)
+int journal_writer_open(struct journal_writer *w, const struct journal_dev *dev, uint64_t guest_id,
+                        uint64_t key, uint64_t base, uint64_t ring)
 {
 	uint8_t blk[JOURNAL_MAX_BLOCK];
 	struct journal_record rec;
@@ -198,7 +199,7 @@ int journal_append(struct journal_writer *w, const void *payload, size_t len, ui
 }
 
 static uint64_t owner_at(const struct journal_epoch *epochs, unsigned n, uint64_t seq,
-			 uint64_t *from_r)
+                         uint64_t *from_r)
 {
 	uint64_t key = 0;
 
@@ -211,21 +212,21 @@ static uint64_t owner_at(const struct journal_epoch *epochs, unsigned n, uint64_
 	return key;
 }
 
-#define NOTE(r, ...)                                                                            \
-	do {                                                                                   \
-		if (!(r)->first[0])                                                            \
-			snprintf((r)->first, sizeof((r)->first), __VA_ARGS__);                 \
+#define NOTE(r, ...)                                                           \
+	do {                                                                   \
+		if (!(r)->first[0])                                            \
+			snprintf((r)->first, sizeof((r)->first), __VA_ARGS__); \
 	} while (0)
 
 struct slot {
-	uint64_t seq;	/* 0: no valid record of this guest */
+	uint64_t seq; /* 0: no valid record of this guest */
 	uint64_t key;
 	uint64_t prev_csum;
 	uint64_t csum;
 };
 
-static int scan_ring(const struct journal_dev *dev, uint64_t guest_id, uint64_t base,
-		     uint64_t ring, struct slot *slots, struct journal_report *r)
+static int scan_ring(const struct journal_dev *dev, uint64_t guest_id, uint64_t base, uint64_t ring,
+                     struct slot *slots, struct journal_report *r)
 {
 	uint8_t blk[JOURNAL_MAX_BLOCK];
 	struct journal_record rec;
@@ -267,8 +268,8 @@ static int scan_ring(const struct journal_dev *dev, uint64_t guest_id, uint64_t 
 }
 
 int journal_check(const struct journal_dev *dev, uint64_t guest_id, uint64_t base, uint64_t ring,
-		  uint64_t last_acked, const struct journal_epoch *epochs, unsigned nepochs,
-		  struct journal_report *report_r)
+                  uint64_t last_acked, const struct journal_epoch *epochs, unsigned nepochs,
+                  struct journal_report *report_r)
 {
 	struct journal_report *r = report_r;
 	struct slot *slots = NULL;
@@ -295,9 +296,11 @@ int journal_check(const struct journal_dev *dev, uint64_t guest_id, uint64_t bas
 		if (sl->seq != s) {
 			if (s <= last_acked) {
 				r->lost++;
-				NOTE(r, "acknowledged sequence %" PRIu64 " is lost (block %" PRIu64
-				     " holds %s%" PRIu64 ")", s, base + s % ring,
-				     sl->seq ? "sequence " : "nothing ", sl->seq);
+				NOTE(r,
+				     "acknowledged sequence %" PRIu64 " is lost (block %" PRIu64
+				     " holds %s%" PRIu64 ")",
+				     s, base + s % ring, sl->seq ? "sequence " : "nothing ",
+				     sl->seq);
 			}
 			continue;
 		}
@@ -305,8 +308,10 @@ int journal_check(const struct journal_dev *dev, uint64_t guest_id, uint64_t bas
 			r->unacked++;
 		if (prev && prev->seq == s - 1 && sl->prev_csum != prev->csum) {
 			r->duplicate++;
-			NOTE(r, "sequence %" PRIu64 " does not follow sequence %" PRIu64
-			     " (duplicated or replayed write)", s, s - 1);
+			NOTE(r,
+			     "sequence %" PRIu64 " does not follow sequence %" PRIu64
+			     " (duplicated or replayed write)",
+			     s, s - 1);
 		}
 		if (s == 1 && sl->prev_csum != 0) {
 			r->duplicate++;
@@ -315,9 +320,11 @@ int journal_check(const struct journal_dev *dev, uint64_t guest_id, uint64_t bas
 		owner = owner_at(epochs, nepochs, s, &from);
 		if (nepochs && sl->key != owner) {
 			r->foreign++;
-			NOTE(r, "sequence %" PRIu64 " written by key 0x%016" PRIx64
+			NOTE(r,
+			     "sequence %" PRIu64 " written by key 0x%016" PRIx64
 			     ", which did not own the guest (owner from sequence %" PRIu64
-			     ": 0x%016" PRIx64 ")", s, sl->key, from, owner);
+			     ": 0x%016" PRIx64 ")",
+			     s, sl->key, from, owner);
 		}
 	}
 	if (r->lost || r->duplicate || r->foreign || r->bad_checksum || r->misplaced ||
@@ -328,8 +335,7 @@ out:
 	return rc;
 }
 
-int journal_epochs_parse(const char *s, struct journal_epoch *epochs, unsigned max,
-			 unsigned *n_r)
+int journal_epochs_parse(const char *s, struct journal_epoch *epochs, unsigned max, unsigned *n_r)
 {
 	unsigned n = 0;
 	const char *p = s;

@@ -20,14 +20,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_MAGIC 0x31524a58u	/* "XJR1" little-endian */
-#define JOURNAL_VERSION 1
-#define JOURNAL_RECORD_SIZE 512
-#define JOURNAL_PAYLOAD_MAX 448
-#define JOURNAL_MAX_BLOCK 4096
-#define JOURNAL_DEFAULT_BASE 2048	/* 1 MiB into a 512-byte-block LUN */
+#define JOURNAL_MAGIC        0x31524a58u /* "XJR1" little-endian */
+#define JOURNAL_VERSION      1
+#define JOURNAL_RECORD_SIZE  512
+#define JOURNAL_PAYLOAD_MAX  448
+#define JOURNAL_MAX_BLOCK    4096
+#define JOURNAL_DEFAULT_BASE 2048 /* 1 MiB into a 512-byte-block LUN */
 #define JOURNAL_DEFAULT_RING 1024
-#define JOURNAL_MAX_EPOCHS 64
+#define JOURNAL_MAX_EPOCHS   64
 
 struct journal_record {
 	uint64_t guest_id;
@@ -37,7 +37,7 @@ struct journal_record {
 	uint64_t time_ns;
 	uint32_t payload_len;
 	uint8_t payload[JOURNAL_PAYLOAD_MAX];
-	uint64_t csum;		/* filled by encode and decode */
+	uint64_t csum; /* filled by encode and decode */
 };
 
 /* Block device seen by the journal: both return 0 or a negative error (ERR_CONFLICT...). */
@@ -45,7 +45,7 @@ struct journal_dev {
 	int (*read)(void *ctx, uint64_t lba, void *buf, size_t len);
 	int (*write)(void *ctx, uint64_t lba, const void *buf, size_t len);
 	void *ctx;
-	uint32_t block_size;	/* 512..4096 */
+	uint32_t block_size; /* 512..4096 */
 	uint64_t nblocks;
 };
 
@@ -55,9 +55,9 @@ struct journal_writer {
 	uint64_t key;
 	uint64_t base;
 	uint64_t ring;
-	uint64_t next_seq;	/* sequence number of the next append */
-	uint64_t prev_csum;	/* checksum of record next_seq - 1 */
-	uint64_t acked;		/* highest sequence number whose write completed */
+	uint64_t next_seq;  /* sequence number of the next append */
+	uint64_t prev_csum; /* checksum of record next_seq - 1 */
+	uint64_t acked;     /* highest sequence number whose write completed */
 };
 
 /* Who owned the guest from a sequence number on (epochs sorted by from_seq, first from 1). */
@@ -67,16 +67,16 @@ struct journal_epoch {
 };
 
 struct journal_report {
-	uint64_t lo, hi;	/* window of sequence numbers the ring still holds */
-	uint64_t records;	/* valid records of this guest found */
-	uint64_t unacked;	/* records beyond last_acked (written, ack not seen) */
-	unsigned lost;		/* acknowledged numbers missing from their block */
-	unsigned duplicate;	/* checksum chain broken: a replayed or duplicated write */
-	unsigned foreign;	/* written by a key that did not own the guest then */
-	unsigned bad_checksum;	/* unreadable records in the ring */
-	unsigned misplaced;	/* a number in the wrong block */
-	unsigned other_guest;	/* another guest's record in this ring */
-	char first[256];	/* the first problem found, "" if none */
+	uint64_t lo, hi;       /* window of sequence numbers the ring still holds */
+	uint64_t records;      /* valid records of this guest found */
+	uint64_t unacked;      /* records beyond last_acked (written, ack not seen) */
+	unsigned lost;         /* acknowledged numbers missing from their block */
+	unsigned duplicate;    /* checksum chain broken: a replayed or duplicated write */
+	unsigned foreign;      /* written by a key that did not own the guest then */
+	unsigned bad_checksum; /* unreadable records in the ring */
+	unsigned misplaced;    /* a number in the wrong block */
+	unsigned other_guest;  /* another guest's record in this ring */
+	char first[256];       /* the first problem found, "" if none */
 };
 
 /* Encode rec into a 512-byte buffer (sets rec->csum). ERR_INVAL on a too long payload. */
@@ -96,8 +96,8 @@ int journal_geometry_check(const struct journal_dev *dev, uint64_t base, uint64_
  * ring for the highest valid sequence number of guest_id and appends after it (new journal:
  * from 1). ERR_CONFLICT etc. from the device are returned as they are.
  */
-int journal_writer_open(struct journal_writer *w, const struct journal_dev *dev,
-			uint64_t guest_id, uint64_t key, uint64_t base, uint64_t ring);
+int journal_writer_open(struct journal_writer *w, const struct journal_dev *dev, uint64_t guest_id,
+                        uint64_t key, uint64_t base, uint64_t ring);
 
 /*
  * Append one record; on success *seq_r (may be NULL) is its sequence number, now
@@ -114,11 +114,10 @@ int journal_append(struct journal_writer *w, const void *payload, size_t len, ui
  * ERR_MISMATCH when not (report says why), or a device error.
  */
 int journal_check(const struct journal_dev *dev, uint64_t guest_id, uint64_t base, uint64_t ring,
-		  uint64_t last_acked, const struct journal_epoch *epochs, unsigned nepochs,
-		  struct journal_report *report_r);
+                  uint64_t last_acked, const struct journal_epoch *epochs, unsigned nepochs,
+                  struct journal_report *report_r);
 
 /* Parse "KEY:FROM[,KEY:FROM...]" (hex keys, decimal from) into epochs. */
-int journal_epochs_parse(const char *s, struct journal_epoch *epochs, unsigned max,
-			 unsigned *n_r);
+int journal_epochs_parse(const char *s, struct journal_epoch *epochs, unsigned max, unsigned *n_r);
 
 #endif

@@ -42,12 +42,12 @@ const char *own_op_name(enum own_op op)
 const char *own_state_name(enum own_state st)
 {
 	static const char *const names[] = {
-		[OWN_ST_REGISTER] = "register",   [OWN_ST_RESERVE] = "reserve",
-		[OWN_ST_VERIFY] = "verify",       [OWN_ST_READY] = "ready",
-		[OWN_ST_PREEMPT] = "preempt",     [OWN_ST_VERIFY_FINAL] = "verify-final",
-		[OWN_ST_RELEASE] = "release",     [OWN_ST_UNREGISTER] = "unregister",
-		[OWN_ST_UNDO] = "undo",           [OWN_ST_DONE] = "done",
-		[OWN_ST_ABORTED] = "aborted",     [OWN_ST_FAILED] = "failed",
+	    [OWN_ST_REGISTER] = "register", [OWN_ST_RESERVE] = "reserve",
+	    [OWN_ST_VERIFY] = "verify",     [OWN_ST_READY] = "ready",
+	    [OWN_ST_PREEMPT] = "preempt",   [OWN_ST_VERIFY_FINAL] = "verify-final",
+	    [OWN_ST_RELEASE] = "release",   [OWN_ST_UNREGISTER] = "unregister",
+	    [OWN_ST_UNDO] = "undo",         [OWN_ST_DONE] = "done",
+	    [OWN_ST_ABORTED] = "aborted",   [OWN_ST_FAILED] = "failed",
 	};
 
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
@@ -140,7 +140,8 @@ int own_check_sole_owner(const struct own_view *v, uint64_t key, char *why, unsi
 	}
 	for (unsigned i = 0; i < v->nkeys && i < OWN_MAX_KEYS; i++)
 		if (v->keys[i] != key) {
-			snprintf(why, whylen, "key 0x%016" PRIx64 " is still registered", v->keys[i]);
+			snprintf(why, whylen, "key 0x%016" PRIx64 " is still registered",
+			         v->keys[i]);
 			return ERR_MISMATCH;
 		}
 	if (!v->reserved) {
@@ -148,9 +149,10 @@ int own_check_sole_owner(const struct own_view *v, uint64_t key, char *why, unsi
 		return ERR_MISMATCH;
 	}
 	if (v->holder != key || v->type != OWN_PR_TYPE_WERO) {
-		snprintf(why, whylen, "reservation held by 0x%016" PRIx64 " type %d, not by 0x%016" PRIx64
-			 " type %d (write exclusive - registrants only)", v->holder, v->type, key,
-			 OWN_PR_TYPE_WERO);
+		snprintf(why, whylen,
+		         "reservation held by 0x%016" PRIx64 " type %d, not by 0x%016" PRIx64
+		         " type %d (write exclusive - registrants only)",
+		         v->holder, v->type, key, OWN_PR_TYPE_WERO);
 		return ERR_MISMATCH;
 	}
 	return 0;
@@ -161,14 +163,16 @@ static int check_handover_ready(struct own_machine *m, const struct own_view *v)
 {
 	if (!v->reserved || v->holder != m->peer || v->type != OWN_PR_TYPE_WERO) {
 		snprintf(m->why, sizeof(m->why),
-			 "the source (key 0x%016" PRIx64 ") does not hold a write exclusive - "
-			 "registrants only reservation (%s 0x%016" PRIx64 " type %d)", m->peer,
-			 v->reserved ? "holder" : "no reservation; holder", v->holder, v->type);
+		         "the source (key 0x%016" PRIx64 ") does not hold a write exclusive - "
+		         "registrants only reservation (%s 0x%016" PRIx64 " type %d)",
+		         m->peer, v->reserved ? "holder" : "no reservation; holder", v->holder,
+		         v->type);
 		return ERR_MISMATCH;
 	}
 	if (!has_key(v, m->self)) {
 		snprintf(m->why, sizeof(m->why),
-			 "the destination's registration (key 0x%016" PRIx64 ") is not listed", m->self);
+		         "the destination's registration (key 0x%016" PRIx64 ") is not listed",
+		         m->self);
 		return ERR_MISMATCH;
 	}
 	return 0;
@@ -208,7 +212,8 @@ static int verify_result(struct own_machine *m, const struct own_view *v)
 		}
 		rc = own_check_sole_owner(v, m->self, m->why, sizeof(m->why));
 		if (rc) {
-			m->state = OWN_ST_PREEMPT; /* e.g. the source re-registered: preempt again */
+			m->state =
+			    OWN_ST_PREEMPT; /* e.g. the source re-registered: preempt again */
 			if (!m->error)
 				m->error = rc;
 			return rc;
@@ -219,8 +224,9 @@ static int verify_result(struct own_machine *m, const struct own_view *v)
 		if (m->state == OWN_ST_VERIFY) {
 			if (has_key(v, m->peer)) {
 				snprintf(m->why, sizeof(m->why),
-					 "key 0x%016" PRIx64 " is still registered after the preempt",
-					 m->peer);
+				         "key 0x%016" PRIx64
+				         " is still registered after the preempt",
+				         m->peer);
 				return fail(m, ERR_MISMATCH, 1);
 			}
 			if (!v->reserved) {
@@ -253,8 +259,8 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 	switch (m->state) {
 	case OWN_ST_REGISTER:
 		if (rc) {
-			snprintf(m->why, sizeof(m->why), "register key 0x%016" PRIx64 ": %s", m->self,
-				 err_str(rc));
+			snprintf(m->why, sizeof(m->why), "register key 0x%016" PRIx64 ": %s",
+			         m->self, err_str(rc));
 			return fail(m, rc, 0);
 		}
 		if (m->flow == OWN_FLOW_ACQUIRE)
@@ -267,8 +273,8 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 	case OWN_ST_RESERVE:
 		if (rc) {
 			snprintf(m->why, sizeof(m->why), "reserve with key 0x%016" PRIx64 ": %s%s",
-				 m->self, err_str(rc),
-				 rc == ERR_CONFLICT ? " (another host holds the reservation)" : "");
+			         m->self, err_str(rc),
+			         rc == ERR_CONFLICT ? " (another host holds the reservation)" : "");
 			return fail(m, rc, 1);
 		}
 		m->state = m->flow == OWN_FLOW_FENCE ? OWN_ST_VERIFY_FINAL : OWN_ST_VERIFY;
@@ -280,8 +286,8 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 			return 0;
 		}
 		if (rc) {
-			snprintf(m->why, sizeof(m->why), "preempt key 0x%016" PRIx64 ": %s", m->peer,
-				 err_str(rc));
+			snprintf(m->why, sizeof(m->why), "preempt key 0x%016" PRIx64 ": %s",
+			         m->peer, err_str(rc));
 			return fail(m, rc, 1);
 		}
 		m->state = m->flow == OWN_FLOW_HANDOVER ? OWN_ST_VERIFY_FINAL : OWN_ST_VERIFY;
@@ -290,14 +296,14 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 	case OWN_ST_VERIFY_FINAL:
 		if (rc) {
 			snprintf(m->why, sizeof(m->why), "reading the reservation state: %s",
-				 err_str(rc));
+			         err_str(rc));
 			return fail(m, rc, 1);
 		}
 		return verify_result(m, view);
 	case OWN_ST_RELEASE:
 		if (rc) {
 			snprintf(m->why, sizeof(m->why), "release with key 0x%016" PRIx64 ": %s",
-				 m->self, err_str(rc));
+			         m->self, err_str(rc));
 			m->error = rc;
 			m->state = OWN_ST_FAILED;
 			return rc;
@@ -306,8 +312,8 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 		return 0;
 	case OWN_ST_UNREGISTER:
 		if (rc) {
-			snprintf(m->why, sizeof(m->why), "unregister key 0x%016" PRIx64 ": %s", m->self,
-				 err_str(rc));
+			snprintf(m->why, sizeof(m->why), "unregister key 0x%016" PRIx64 ": %s",
+			         m->self, err_str(rc));
 			m->error = rc;
 			m->state = OWN_ST_FAILED;
 			return rc;

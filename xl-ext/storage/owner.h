@@ -38,8 +38,8 @@
 
 #include <stdint.h>
 
-#define OWN_PR_TYPE_WERO 5	/* WRITE EXCLUSIVE - REGISTRANTS ONLY */
-#define OWN_MAX_KEYS 32
+#define OWN_PR_TYPE_WERO 5 /* WRITE EXCLUSIVE - REGISTRANTS ONLY */
+#define OWN_MAX_KEYS     32
 
 enum own_flow {
 	OWN_FLOW_ACQUIRE,
@@ -50,55 +50,55 @@ enum own_flow {
 
 /* One persistent-reservation command, issued by this host on its session to the LUN. */
 enum own_op {
-	OWN_OP_NONE = 0,	/* nothing to do now: done, failed, or waiting for GO */
-	OWN_OP_REGISTER,	/* PR OUT REGISTER AND IGNORE EXISTING KEY, sa_key = key */
-	OWN_OP_UNREGISTER,	/* PR OUT REGISTER AND IGNORE EXISTING KEY, sa_key = 0 */
-	OWN_OP_RESERVE,		/* PR OUT RESERVE key, type */
-	OWN_OP_RELEASE,		/* PR OUT RELEASE key, type */
-	OWN_OP_PREEMPT,		/* PR OUT PREEMPT key, sa_key = victim, type */
-	OWN_OP_CLEAR,		/* PR OUT CLEAR key (not used by the flows; admin) */
-	OWN_OP_VERIFY,		/* PR IN READ KEYS + READ RESERVATION, then own_verify() */
+	OWN_OP_NONE = 0,   /* nothing to do now: done, failed, or waiting for GO */
+	OWN_OP_REGISTER,   /* PR OUT REGISTER AND IGNORE EXISTING KEY, sa_key = key */
+	OWN_OP_UNREGISTER, /* PR OUT REGISTER AND IGNORE EXISTING KEY, sa_key = 0 */
+	OWN_OP_RESERVE,    /* PR OUT RESERVE key, type */
+	OWN_OP_RELEASE,    /* PR OUT RELEASE key, type */
+	OWN_OP_PREEMPT,    /* PR OUT PREEMPT key, sa_key = victim, type */
+	OWN_OP_CLEAR,      /* PR OUT CLEAR key (not used by the flows; admin) */
+	OWN_OP_VERIFY,     /* PR IN READ KEYS + READ RESERVATION, then own_verify() */
 };
 
 enum own_state {
 	OWN_ST_REGISTER,
 	OWN_ST_RESERVE,
 	OWN_ST_VERIFY,
-	OWN_ST_READY,		/* handover: registered and verified, waiting for GO */
+	OWN_ST_READY, /* handover: registered and verified, waiting for GO */
 	OWN_ST_PREEMPT,
 	OWN_ST_VERIFY_FINAL,
 	OWN_ST_RELEASE,
 	OWN_ST_UNREGISTER,
-	OWN_ST_UNDO,		/* unregistering self after a failure before GO */
+	OWN_ST_UNDO, /* unregistering self after a failure before GO */
 	OWN_ST_DONE,
-	OWN_ST_ABORTED,		/* undone: ownership as before the flow */
-	OWN_ST_FAILED,		/* failed and could not be undone cleanly */
+	OWN_ST_ABORTED, /* undone: ownership as before the flow */
+	OWN_ST_FAILED,  /* failed and could not be undone cleanly */
 };
 
 struct own_cmd {
 	enum own_op op;
-	uint64_t key;		/* this host's key */
-	uint64_t sa_key;	/* service action key (REGISTER: new key, PREEMPT: victim) */
-	int type;		/* reservation type (WERO) */
+	uint64_t key;    /* this host's key */
+	uint64_t sa_key; /* service action key (REGISTER: new key, PREEMPT: victim) */
+	int type;        /* reservation type (WERO) */
 };
 
 /* What the LUN reported for a VERIFY step. */
 struct own_view {
 	unsigned nkeys;
 	uint64_t keys[OWN_MAX_KEYS];
-	int reserved;		/* a persistent reservation exists */
-	uint64_t holder;	/* its key */
-	int type;		/* its type */
+	int reserved;    /* a persistent reservation exists */
+	uint64_t holder; /* its key */
+	int type;        /* its type */
 };
 
 struct own_machine {
 	enum own_flow flow;
 	enum own_state state;
-	uint64_t self;		/* this host's key */
-	uint64_t peer;		/* handover: source's key; fence: victim's key */
-	int go;			/* handover: GO passed (no undo any more) */
-	int error;		/* first error that stopped or undid the flow */
-	char why[160];		/* its explanation */
+	uint64_t self; /* this host's key */
+	uint64_t peer; /* handover: source's key; fence: victim's key */
+	int go;        /* handover: GO passed (no undo any more) */
+	int error;     /* first error that stopped or undid the flow */
+	char why[160]; /* its explanation */
 };
 
 /* Start a flow. peer is the source (handover) or victim (fence), 0 otherwise. ERR_INVAL on
