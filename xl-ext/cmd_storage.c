@@ -31,10 +31,11 @@
 	"                     (default: $XLEXT_HOST, else the system host name)\n"        \
 	"  -I, --initiator IQN  initiator name (default iqn.2026-11.org.xl-ext:<host>)\n" \
 	"  -t, --timeout S    bound every network step to S seconds (default 5)\n"
-#define STORAGE_DISK_CHECK_HELP                               \
-	STORAGE_COMMON_HELP                                   \
-	"  -n, --no-connect   classify only, do not log in\n" \
-	"  -c, --compare DISK fail unless DISK (spec or iscsi:// URL) has the same identity\n"
+#define STORAGE_DISK_CHECK_HELP                                                                \
+	STORAGE_COMMON_HELP                                                                    \
+	"  -n, --no-connect   classify only, do not log in\n"                                  \
+	"  -c, --compare DISK fail unless DISK (spec or iscsi:// URL) has the same identity\n" \
+	"  -e, --expect JSON  fail unless the identity equals JSON (printed by another host)\n"
 #define STORAGE_PR_HELP                                                                    \
 	STORAGE_COMMON_HELP                                                                \
 	"  -k, --key HEX      this host's reservation key (default: $XLEXT_PR_KEY, else\n" \
@@ -58,6 +59,7 @@ struct storage_opts {
 	int timeout_s;
 	int connect;         /* disk-check: read the identity */
 	const char *compare; /* disk-check: compare with this disk */
+	const char *expect;  /* disk-check: compare with this identity JSON */
 	uint64_t guest;
 	uint64_t base, ring;
 };
@@ -146,7 +148,7 @@ static int open_lun(const struct storage_opts *o, const char *url, struct iscsi_
 	return iscsi_lun_open(url, initiator, o->timeout_s, lun_r);
 }
 
-static int read_identity(const struct storage_opts *o, const char *url, struct iscsi_identity *id)
+static int read_identity(const struct storage_opts *o, const char *url, struct lunid *id)
 {
 	struct iscsi_lun *lun = NULL;
 	int rc;
@@ -178,14 +180,27 @@ static int disk_check(const struct storage_opts *o, const char *spec)
 	}
 	if (d.kind == DISK_ISCSI && o->connect) {
 #ifdef XLEXT_HAVE_ISCSI
-		struct iscsi_identity id, other;
+		struct lunid id, other;
 
 		rc = read_identity(o, url, &id);
 		if (rc)
 			goto out;
-		rc = iscsi_identity_json(&id, &json);
+		rc = lunid_to_json(&id, &json);
 		if (rc)
 			goto out;
+		if (o->expect) {
+			char why[600];
+
+			rc = lunid_from_json(o->expect, &other);
+			if (rc)
+				goto out;
+			rc = lunid_compare(&other, &id, why, sizeof(why));
+			if (rc) {
+				log_error("LUN identity mismatch: %s is not the expected disk: %s",
+				          url, why);
+				goto out;
+			}
+		}
 		if (o->compare) {
 			struct disk_info d2;
 			char url2[DISK_URL_MAX], why[600];
@@ -195,7 +210,7 @@ static int disk_check(const struct storage_opts *o, const char *spec)
 				rc = read_identity(o, url2, &other);
 			if (rc)
 				goto out;
-			rc = iscsi_identity_compare(&id, &other, why, sizeof(why));
+			rc = lunid_compare(&id, &other, why, sizeof(why));
 			if (rc) {
 				log_error(
 				    "LUN identity mismatch: %s is not the same disk as %s: %s", url,
@@ -218,14 +233,17 @@ out:
 
 int main_disk_check(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"no-connect", no_argument, NULL, 'n'},      {"host", required_argument, NULL, 'H'},
-	    {"initiator", required_argument, NULL, 'I'}, {"timeout", required_argument, NULL, 't'},
-	    {"compare", required_argument, NULL, 'c'},   CMD_LONGOPTS_END};
+	static const struct option longopts[] = {{"no-connect", no_argument, NULL, 'n'},
+	                                         {"host", required_argument, NULL, 'H'},
+	                                         {"initiator", required_argument, NULL, 'I'},
+	                                         {"timeout", required_argument, NULL, 't'},
+	                                         {"compare", required_argument, NULL, 'c'},
+	                                         {"expect", required_argument, NULL, 'e'},
+	                                         CMD_LONGOPTS_END};
 	struct storage_opts o = {.timeout_s = 5, .connect = 1};
 	int opt, rc;
 
-	CMD_FOREACH_OPT (opt, argc, argv, "nH:I:t:c:", longopts, &xlext_table, SPEC("disk-check"),
+	CMD_FOREACH_OPT (opt, argc, argv, "nH:I:t:c:e:", longopts, &xlext_table, SPEC("disk-check"),
 	                 1) {
 	case 'n':
 		o.connect = 0;
@@ -241,6 +259,9 @@ int main_disk_check(int argc, char **argv)
 		break;
 	case 'c':
 		o.compare = optarg;
+		break;
+	case 'e':
+		o.expect = optarg;
 		break;
 	}
 	if (o.timeout_s < 1 || o.timeout_s > 600) {

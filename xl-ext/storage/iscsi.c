@@ -20,7 +20,6 @@
 
 #include <iscsi/iscsi.h>
 #include <iscsi/scsi-lowlevel.h>
-#include <json-c/json.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -318,20 +317,7 @@ void iscsi_lun_close(struct iscsi_lun *lun)
 	free(lun);
 }
 
-static int desig_cmp(const void *a, const void *b)
-{
-	const struct iscsi_designator *x = a, *y = b;
-
-	if (x->type != y->type)
-		return x->type - y->type;
-	if (x->code_set != y->code_set)
-		return x->code_set - y->code_set;
-	if (x->len != y->len)
-		return x->len - y->len;
-	return memcmp(x->data, y->data, x->len);
-}
-
-int iscsi_lun_identity(struct iscsi_lun *lun, struct iscsi_identity *id_r)
+int iscsi_lun_identity(struct iscsi_lun *lun, struct lunid *id_r)
 {
 	struct scsi_inquiry_device_identification *inq;
 	struct scsi_inquiry_device_designator *d;
@@ -353,9 +339,9 @@ int iscsi_lun_identity(struct iscsi_lun *lun, struct iscsi_identity *id_r)
 	for (d = inq->designators; d; d = d->next) {
 		int lu = d->association == SCSI_ASSOCIATION_LOGICAL_UNIT;
 		unsigned *n = lu ? &id_r->ndesig : &id_r->nport;
-		struct iscsi_designator *out = lu ? &id_r->desig[*n] : &id_r->port[*n];
+		struct lunid_desig *out = lu ? &id_r->desig[*n] : &id_r->port[*n];
 
-		if (*n == ISCSI_ID_MAX_DESIG || d->designator_length < 0 ||
+		if (*n == LUNID_MAX_DESIG || d->designator_length < 0 ||
 		    d->designator_length > 255) {
 			log_warn("%s: designator ignored (too many or too long)", lun->name);
 			continue;
@@ -373,9 +359,7 @@ int iscsi_lun_identity(struct iscsi_lun *lun, struct iscsi_identity *id_r)
 		rc = ERR_NOTSUP;
 		goto out;
 	}
-	qsort(id_r->desig, id_r->ndesig, sizeof(id_r->desig[0]), desig_cmp);
-	if (id_r->nport > 1)
-		qsort(id_r->port, id_r->nport, sizeof(id_r->port[0]), desig_cmp);
+	lunid_normalise(id_r);
 	rc = read_capacity(lun);
 	if (rc)
 		goto out;
@@ -384,121 +368,6 @@ int iscsi_lun_identity(struct iscsi_lun *lun, struct iscsi_identity *id_r)
 out:
 	if (task)
 		scsi_free_scsi_task(task);
-	return rc;
-}
-
-static const char *desig_type_name(unsigned type)
-{
-	static const char *const names[] = {"vendor-specific",
-	                                    "t10-vendor-id",
-	                                    "eui-64",
-	                                    "naa",
-	                                    "relative-target-port",
-	                                    "target-port-group",
-	                                    "logical-unit-group",
-	                                    "md5-logical-unit-id",
-	                                    "scsi-name-string"};
-
-	return type < sizeof(names) / sizeof(names[0]) ? names[type] : "reserved";
-}
-
-/* ASCII/UTF-8 designators as text, binary ones in hex. */
-static void desig_value(const struct iscsi_designator *d, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	buf[0] = '\0';
-	if (d->code_set == 2 || d->code_set == 3) {
-		for (unsigned i = 0; i < d->len && n + 1 < len; i++) {
-			char c = (char)d->data[i];
-
-			if (c == '\0')
-				break;
-			buf[n++] = isprint((unsigned char)c) ? c : '?';
-		}
-		buf[n] = '\0';
-		return;
-	}
-	for (unsigned i = 0; i < d->len && n + 3 < len; i++)
-		n += (size_t)snprintf(buf + n, len - n, "%02x", d->data[i]);
-}
-
-int iscsi_identity_compare(const struct iscsi_identity *a, const struct iscsi_identity *b,
-                           char *why, size_t whylen)
-{
-	char va[520], vb[520];
-
-	if (a->ndesig != b->ndesig) {
-		snprintf(why, whylen, "%u logical-unit designators against %u", a->ndesig,
-		         b->ndesig);
-		return ERR_MISMATCH;
-	}
-	for (unsigned i = 0; i < a->ndesig; i++) {
-		if (!desig_cmp(&a->desig[i], &b->desig[i]))
-			continue;
-		desig_value(&a->desig[i], va, sizeof(va));
-		desig_value(&b->desig[i], vb, sizeof(vb));
-		snprintf(why, whylen, "designator %u (%s) differs: %s against %s (%s)", i,
-		         desig_type_name(a->desig[i].type), va, vb,
-		         desig_type_name(b->desig[i].type));
-		return ERR_MISMATCH;
-	}
-	if (a->block_size != b->block_size) {
-		snprintf(why, whylen, "block size %u against %u", a->block_size, b->block_size);
-		return ERR_MISMATCH;
-	}
-	if (a->nblocks != b->nblocks) {
-		snprintf(why, whylen, "%" PRIu64 " blocks against %" PRIu64, a->nblocks,
-		         b->nblocks);
-		return ERR_MISMATCH;
-	}
-	return 0;
-}
-
-static json_object *desig_json(const struct iscsi_designator *d)
-{
-	static const char *const assoc[] = {"logical-unit", "target-port", "target-device", "?"};
-	json_object *o = json_object_new_object();
-	char v[520];
-
-	desig_value(d, v, sizeof(v));
-	json_object_object_add(o, "association", json_object_new_string(assoc[d->association & 3]));
-	json_object_object_add(o, "type", json_object_new_string(desig_type_name(d->type)));
-	json_object_object_add(o, "code_set",
-	                       json_object_new_string(d->code_set == 1 ? "binary" : "ascii"));
-	json_object_object_add(o, "value", json_object_new_string(v));
-	return o;
-}
-
-int iscsi_identity_json(const struct iscsi_identity *id, char **json_r)
-{
-	json_object *o = json_object_new_object();
-	json_object *lu = json_object_new_array(), *port = json_object_new_array();
-	int rc = 0;
-
-	*json_r = NULL;
-	if (!o || !lu || !port) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
-	for (unsigned i = 0; i < id->ndesig; i++)
-		json_object_array_add(lu, desig_json(&id->desig[i]));
-	for (unsigned i = 0; i < id->nport; i++)
-		json_object_array_add(port, desig_json(&id->port[i]));
-	json_object_object_add(o, "block_size", json_object_new_int64(id->block_size));
-	json_object_object_add(o, "blocks", json_object_new_int64((int64_t)id->nblocks));
-	json_object_object_add(o, "size_bytes",
-	                       json_object_new_int64((int64_t)(id->nblocks * id->block_size)));
-	json_object_object_add(o, "designators", lu);
-	json_object_object_add(o, "port_designators", port);
-	lu = port = NULL;
-	*json_r = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	if (!*json_r)
-		rc = ERR_NOMEM;
-out:
-	json_object_put(lu);
-	json_object_put(port);
-	json_object_put(o);
 	return rc;
 }
 

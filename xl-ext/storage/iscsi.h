@@ -16,30 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "xl-ext/storage/lunid.h"
 #include "xl-ext/storage/owner.h"
 
-#define ISCSI_ID_MAX_DESIG  16
 #define ISCSI_INITIATOR_MAX 224
 
 struct iscsi_lun;
-
-struct iscsi_designator {
-	uint8_t association; /* 0 LU, 1 target port, 2 target device */
-	uint8_t type;        /* NAA, EUI-64, T10 vendor id, SCSI name string... */
-	uint8_t code_set;    /* 1 binary, 2 ASCII, 3 UTF-8 */
-	uint8_t len;
-	uint8_t data[255];
-};
-
-/* What identifies a LUN: its logical-unit designators (VPD page 0x83) and its size. */
-struct iscsi_identity {
-	unsigned ndesig; /* logical-unit designators, sorted (association 0) */
-	struct iscsi_designator desig[ISCSI_ID_MAX_DESIG];
-	unsigned nport; /* target-port designators: path dependent, not compared */
-	struct iscsi_designator port[ISCSI_ID_MAX_DESIG];
-	uint64_t nblocks;
-	uint32_t block_size;
-};
 
 /*
  * The initiator name of a host: "iqn.2026-11.org.xl-ext:<hostname>", the host name lowered
@@ -66,17 +48,7 @@ uint64_t iscsi_lun_nblocks(const struct iscsi_lun *lun);
 uint32_t iscsi_lun_block_size(const struct iscsi_lun *lun);
 
 /* INQUIRY VPD 0x83 + READ CAPACITY(16). */
-int iscsi_lun_identity(struct iscsi_lun *lun, struct iscsi_identity *id_r);
-
-/*
- * Compare two identities field by field (designator count, each designator, block size,
- * block count). 0 if equal, else ERR_MISMATCH and why describes the first difference.
- */
-int iscsi_identity_compare(const struct iscsi_identity *a, const struct iscsi_identity *b,
-                           char *why, size_t whylen);
-
-/* The identity as a JSON object text (malloc'ed, caller frees). */
-int iscsi_identity_json(const struct iscsi_identity *id, char **json_r);
+int iscsi_lun_identity(struct iscsi_lun *lun, struct lunid *id_r);
 
 /* Read or write whole blocks: len a multiple of the block size. ERR_CONFLICT on a
  * RESERVATION CONFLICT status. */
