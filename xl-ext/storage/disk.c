@@ -83,7 +83,7 @@ static int iqn_domain_valid(const char *s, size_t len, const char **why)
 
 int disk_iqn_valid(const char *iqn, const char **why_r)
 {
-	const char *dummy, **why = why_r ? why_r : &dummy;
+	const char *dummy = NULL, **why = why_r ? why_r : &dummy;
 	size_t len = strlen(iqn);
 
 	if (len == 0) {
@@ -152,7 +152,7 @@ int disk_iqn_valid(const char *iqn, const char **why_r)
 int disk_portal_parse(const char *portal, char *host, size_t hostlen, unsigned *port_r,
                       const char **why_r)
 {
-	const char *dummy, **why = why_r ? why_r : &dummy;
+	const char *dummy = NULL, **why = why_r ? why_r : &dummy;
 	unsigned char addr[16];
 	const char *hend, *rest;
 	char buf[DISK_HOST_MAX];
