@@ -599,7 +599,8 @@ int main_pr(int argc, char **argv)
 		iscsi_lun_close(lun);
 	}
 #else
-	log_error("pr: built without libiscsi");
+	(void)o;
+	log_error("pr: built without libiscsi (configure found no libiscsi-dev)");
 	rc = ERR_NOTSUP;
 #endif
 	return err_exit_status(rc);
