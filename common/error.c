@@ -36,6 +36,7 @@ static const struct err_desc err_table[] = {
 	{ERR_CONFLICT, "ERR_CONFLICT", "reservation conflict"},
 	{ERR_NOTCONV, "ERR_NOTCONV", "pre-copy did not converge"},
 	{ERR_INTERNAL, "ERR_INTERNAL", "internal error"},
+	{ERR_MISMATCH, "ERR_MISMATCH", "identity or consistency mismatch"},
 };
 
 static const struct err_desc *err_lookup(int code)

@@ -31,7 +31,8 @@ enum err_code {
 	ERR_CONFLICT = -18,  /* reservation conflict (storage ownership) */
 	ERR_NOTCONV = -19,   /* pre-copy did not converge */
 	ERR_INTERNAL = -20,  /* a bug: an invariant did not hold */
-	ERR_CODE_MIN = -20,
+	ERR_MISMATCH = -21,  /* two views of one object differ (LUN identity, journal check) */
+	ERR_CODE_MIN = -21,
 };
 
 /* Short human description of an error code ("no such object"); never NULL. */

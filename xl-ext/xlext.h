@@ -31,7 +31,13 @@ int main_info(int argc, char **argv);
 int main_migrate(int argc, char **argv);
 int main_migrate_receive(int argc, char **argv);
 int main_sim_check(int argc, char **argv);
+int main_disk_check(int argc, char **argv);
+int main_pr(int argc, char **argv);
 int main_help(int argc, char **argv);
 int main_version(int argc, char **argv);
+
+/* Option help of the storage commands, kept with their handlers in cmd_storage.c. */
+extern const char storage_disk_check_help[];
+extern const char storage_pr_help[];
 
 #endif
