@@ -101,6 +101,20 @@ static struct pc_verdict on_stall(struct pc_state *st, const struct pc_round *r,
 	return verdict(PC_ABORT, "internal error: unknown stall mode", 0, est);
 }
 
+/* Wire bytes of the stop-and-copy that would follow one more live round. */
+static uint64_t final_after_next(const struct pc_state *st, const struct pc_round *r)
+{
+	double next_s, pages;
+
+	if (r->bandwidth_Bps <= 0)
+		return r->dirty_pages * (uint64_t)st->p.page_wire_bytes;
+	next_s = (double)r->dirty_pages * st->p.page_wire_bytes / r->bandwidth_Bps;
+	pages = r->dirty_rate_pps * next_s;
+	if (pages > (double)r->dirty_pages)
+		pages = (double)r->dirty_pages; /* at most what is dirty now: the same set again */
+	return (uint64_t)pages * (uint64_t)st->p.page_wire_bytes;
+}
+
 static struct pc_verdict decide_adaptive(struct pc_state *st, const struct pc_round *r)
 {
 	uint64_t est = est_downtime_us(st, r);
@@ -109,8 +123,12 @@ static struct pc_verdict decide_adaptive(struct pc_state *st, const struct pc_ro
 	if (r->dirty_pages == 0 || est <= (uint64_t)st->p.downtime_ms * 1000)
 		return verdict(PC_STOP_AND_COPY, "dirty set fits the downtime target", st->throttle_pct,
 			       est);
-	/* Another live round would push the total past the cap. */
-	if (r->total_bytes + next_round_bytes > st->p.max_total_bytes)
+	/*
+	 * Another live round, and the stop-and-copy after it (what the guest dirties meanwhile at
+	 * its present rate), would push the total past the cap: switch over now, so the cap holds
+	 * for the whole migration.
+	 */
+	if (r->total_bytes + next_round_bytes + final_after_next(st, r) > st->p.max_total_bytes)
 		return on_stall(st, r, "byte limit reached (not converging)",
 				"byte limit reached: switch-over forced", true);
 	if (r->round + 1 >= st->p.max_iters)

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -274,6 +276,28 @@ static int send_verify(struct pc_send_ctx *c)
 	return rc;
 }
 
+/*
+ * Wait until what the round wrote has left this host (a socket's unsent and unacknowledged
+ * bytes, SIOCOUTQ), at most PC_DRAIN_MAX_MS. Otherwise megabytes queued in socket buffers and
+ * on a slow link would still be in flight when the guest pauses, and be paid for as downtime;
+ * the round's bandwidth would also be overestimated. Pipes (ssh) cannot tell: no wait.
+ */
+#define PC_DRAIN_MAX_MS 5000
+#define PC_DRAIN_SLACK 65536
+
+static void wait_drained(struct pc_send_ctx *c)
+{
+	int64_t deadline = loop_now_ms() + PC_DRAIN_MAX_MS;
+	int queued;
+
+	while (ioctl(c->out.fd, SIOCOUTQ, &queued) == 0 && queued > PC_DRAIN_SLACK &&
+	       loop_now_ms() < deadline && !cancelled(c)) {
+		struct timespec ts = {.tv_nsec = 500000};
+
+		nanosleep(&ts, NULL);
+	}
+}
+
 static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 {
 	struct mig_report *rep = c->rep;
@@ -293,6 +317,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 			rc = send_round_end(c, round, rr->pages);
 		if (rc)
 			return rc;
+		wait_drained(c);
 		rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
 		if (rc)
 			return rc;

@@ -4,7 +4,9 @@
  * the receiving end from the first byte to the last.
  *
  *   tcpblast sink ADDR:PORT          accept one connection, read to EOF, print the rate
- *   tcpblast send ADDR:PORT MIB      send MIB mebibytes (non-zero data) and close
+ *   tcpblast send ADDR:PORT MIB [MBIT]
+ *                                    send MIB mebibytes (non-zero data) and close; with MBIT,
+ *                                    paced by the kernel at MBIT Mbit/s (SO_MAX_PACING_RATE)
  *
  * The sink prints "bytes=N seconds=S mbps=R" on stdout and "listening" on stderr once ready.
  */
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -59,7 +62,7 @@ static int sink(const char *addr)
 	return 0;
 }
 
-static int send_bytes(const char *addr, unsigned long mib)
+static int send_bytes(const char *addr, unsigned long mib, unsigned long mbit)
 {
 	static char buf[CHUNK];
 	int fd;
@@ -69,6 +72,15 @@ static int send_bytes(const char *addr, unsigned long mib)
 	fd = tr_connect(addr, 10000);
 	if (fd < 0)
 		return 1;
+	if (mbit) {
+		unsigned long rate = mbit * 1000000 / 8; /* bytes per second */
+
+		if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate, sizeof(rate)) < 0) {
+			perror("tcpblast: SO_MAX_PACING_RATE");
+			close(fd);
+			return 1;
+		}
+	}
 	for (unsigned long i = 0; i < mib; i++) {
 		if (fd_write_exact(fd, buf, sizeof(buf))) {
 			fprintf(stderr, "tcpblast: write to %s failed\n", addr);
@@ -85,8 +97,9 @@ int main(int argc, char **argv)
 	log_set_sink(log_sink_stderr("tcpblast"));
 	if (argc == 3 && !strcmp(argv[1], "sink"))
 		return sink(argv[2]);
-	if (argc == 4 && !strcmp(argv[1], "send"))
-		return send_bytes(argv[2], strtoul(argv[3], NULL, 10));
-	fprintf(stderr, "usage: tcpblast sink ADDR:PORT | tcpblast send ADDR:PORT MIB\n");
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "send"))
+		return send_bytes(argv[2], strtoul(argv[3], NULL, 10),
+				  argc == 5 ? strtoul(argv[4], NULL, 10) : 0);
+	fprintf(stderr, "usage: tcpblast sink ADDR:PORT | tcpblast send ADDR:PORT MIB [MBIT]\n");
 	return 2;
 }

@@ -510,8 +510,8 @@ tb_link_rate() {
 		ip netns exec "$ns" tc qdisc del dev eth0 root 2>/dev/null
 		return 0
 	fi
-	# burst: 1 ms at the rate, at least 64 KiB; queue: 20 ms
-	ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "$2" burst 256kb latency 20ms ||
+	# burst: 2 ms at 1 Gbit/s; queue: 50 ms, so a TCP stream is not cut back by drops
+	ip netns exec "$ns" tc qdisc replace dev eth0 root tbf rate "$2" burst 256kb latency 50ms ||
 		tb_error "tc tbf rate $2 on $ns/eth0 failed"
 }
 
