@@ -45,6 +45,31 @@ int mig_disks_check(const char *name, const struct mig_disks *disks, int allow_l
  * identity_verified for iSCSI disks. */
 json_object *mig_disks_json(const struct mig_disks *disks);
 
+/*
+ * Destination verification, carried by the pre-flight exchange (cmd_preflight.c).
+ *
+ * Sender: read each iSCSI disk's LUN identity on this host and return the request for the
+ * destination's pre-flight, one JSON line {"luns":[{"spec","identity"}]} in *json_r (caller
+ * frees), NULL when there is no iSCSI disk. An identity this host cannot read is an error
+ * (logged naming the disk): the destination's view could not be compared with it.
+ */
+int mig_disks_identity_request(const struct mig_disks *disks, char **json_r);
+
+/*
+ * Destination: open each requested LUN by its spec, compare its identity with the sender's and
+ * add "luns":[{"spec","verified":true|false|null,"why"}] to the answer object. null: this
+ * build cannot read LUNs (no libiscsi). Returns 0, or ERR_PROTO for a malformed request.
+ */
+int mig_disks_verify_request(const char *request, json_object *answer);
+
+/*
+ * Sender: take the destination's verdicts from its pre-flight answer (one JSON line) into
+ * disks->verdict. Returns ERR_MISMATCH, logged naming the domain, the destination and the
+ * disk, when the destination saw another LUN or none; a disk it did not verify is a warning.
+ */
+int mig_disks_apply_answer(const char *name, const char *host, struct mig_disks *disks,
+                           const char *answer);
+
 void mig_disks_dispose(struct mig_disks *disks);
 
 #endif

@@ -391,7 +391,8 @@ int main_migrate(int argc, char **argv)
 	}
 	/* over --tcp the receiver checks memory and names itself, before anything is suspended */
 	if (!tcp)
-		rc = preflight_run(&(struct preflight_args){a.ops, a.hv, &info, ssh, host, dry_run});
+		rc = preflight_run(&(struct preflight_args){a.ops, a.hv, &info, ssh, host, dry_run,
+							    &disks});
 	if (!rc && estimate)
 		rc = preflight_estimate(a.ops, a.hv, a.domid, name);
 	if (rc || dry_run) {
