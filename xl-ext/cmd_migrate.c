@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "xl-ext/cmd_disks.h"
 #include "xl-ext/cmd_preflight.h"
 #include "xl-ext/migrate.h"
 #include "xl-ext/sim/simcfg.h"
@@ -135,7 +136,8 @@ static const char *result_text(enum mig_result r)
 }
 
 static void print_json(const char *name, const char *host, const struct mig_params *p,
-		       const struct mig_report *rep, enum mig_result result, int rc)
+		       const struct mig_report *rep, enum mig_result result, int rc,
+		       const struct mig_disks *disks)
 {
 	json_object *o = mig_report_json(rep);
 
@@ -149,6 +151,7 @@ static void print_json(const char *name, const char *host, const struct mig_para
 	json_object_object_add(o, "on_stall", json_object_new_string(pc_on_stall_name(p->policy.on_stall)));
 	json_object_object_add(o, "downtime_target_ms", json_object_new_int((int)(p->policy.downtime_ms ? p->policy.downtime_ms : PC_DEFAULT_DOWNTIME_MS)));
 	json_object_object_add(o, "bandwidth_cap_bps", json_object_new_int64((int64_t)p->bandwidth_Bps * 8));
+	json_object_object_add(o, "disks", mig_disks_json(disks));
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
@@ -178,7 +181,7 @@ enum {
 	OPT_DEBUG = 256, OPT_LIVE, OPT_POLICY, OPT_MAX_ITERS, OPT_DOWNTIME, OPT_BANDWIDTH,
 	OPT_ON_STALL, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MAX_BYTES, OPT_REPLY_TIMEOUT,
 	OPT_TCP, OPT_KEY, OPT_LISTEN, OPT_ACCEPT_TIMEOUT,
-	OPT_DRY_RUN, OPT_ESTIMATE, OPT_PREFLIGHT,
+	OPT_DRY_RUN, OPT_ESTIMATE, OPT_PREFLIGHT, OPT_ALLOW_LOCAL_DISKS,
 };
 
 #define TCP_CONNECT_TIMEOUT_MS 10000
@@ -226,6 +229,7 @@ int main_migrate(int argc, char **argv)
 		{"key", required_argument, NULL, OPT_KEY},
 		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
 		{"estimate", no_argument, NULL, OPT_ESTIMATE},
+		{"allow-local-disks", no_argument, NULL, OPT_ALLOW_LOCAL_DISKS},
 		CMD_LONGOPTS_END,
 	};
 	struct mig_send_args a = {.send_fd = -1, .recv_fd = -1};
@@ -234,7 +238,8 @@ int main_migrate(int argc, char **argv)
 	const char *config_file = NULL, *ssh = "ssh", *host, *tcp = NULL, *key_file = NULL;
 	char *rune = NULL, *json = NULL, name[HV_NAME_MAX];
 	int opt, rc, no_daemon = 0, paused = 0, want_json = 0, progress = -1;
-	bool dry_run = false, estimate = false;
+	bool dry_run = false, estimate = false, allow_local_disks = false;
+	struct mig_disks disks = {0};
 	struct sigaction sa = {.sa_handler = on_cancel}, old_int, old_term;
 	struct hv_domain_info info;
 	pid_t child = -1;
@@ -335,6 +340,9 @@ int main_migrate(int argc, char **argv)
 	case OPT_ESTIMATE:
 		estimate = true;
 		break;
+	case OPT_ALLOW_LOCAL_DISKS:
+		allow_local_disks = true;
+		break;
 	}
 	if (argc - optind > 2) {
 		log_error("migrate: too many arguments");
@@ -372,9 +380,19 @@ int main_migrate(int argc, char **argv)
 		rc = ERR_INVAL;
 		goto out;
 	}
+	/* a local writable disk would be left behind: refuse before asking the destination */
+	rc = mig_disks_collect(a.ops, a.hv, a.domid, name, config_file, &disks);
+	if (!rc)
+		rc = mig_disks_check(name, &disks, allow_local_disks);
+	if (rc) {
+		log_error("migration of %s to %s refused by the disk check; the domain was not "
+			  "touched", name, host);
+		goto out;
+	}
 	/* over --tcp the receiver checks memory and names itself, before anything is suspended */
 	if (!tcp)
-		rc = preflight_run(&(struct preflight_args){a.ops, a.hv, &info, ssh, host, dry_run});
+		rc = preflight_run(&(struct preflight_args){a.ops, a.hv, &info, ssh, host, dry_run,
+							    &disks});
 	if (!rc && estimate)
 		rc = preflight_estimate(a.ops, a.hv, a.domid, name);
 	if (rc || dry_run) {
@@ -425,7 +443,7 @@ int main_migrate(int argc, char **argv)
 	if (child > 0)
 		reap_child(child);
 	if (want_json)
-		print_json(name, host, &a.params, &rep, result, rc);
+		print_json(name, host, &a.params, &rep, result, rc, &disks);
 	if (!rc)
 		fprintf(stderr, "Migration of %s to %s successful (downtime %.1f ms, %.2f x memory sent).\n",
 			name, host, (double)(rep.t_end_us - rep.t_pause_us) / 1000.0,
@@ -439,6 +457,7 @@ out:
 		close(a.recv_fd);
 	free(rune);
 	free(json);
+	mig_disks_dispose(&disks);
 	if (a.hv)
 		a.ops->close(a.hv);
 	return err_exit_status(rc);

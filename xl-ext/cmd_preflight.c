@@ -3,7 +3,10 @@
  * destination through the migration rune, print the verdict; and the --estimate sample.
  *
  *   sender:      <sshcmd> <host> xl-ext migrate-receive --preflight   (-s "": <host> --preflight)
- *   destination: prints one line of JSON (pf_dest_to_json) on stdout and exits 0
+ *                with, on stdin, nothing or one JSON line of iSCSI LUN identities to verify
+ *                (mig_disks_identity_request)
+ *   destination: prints one line of JSON (pf_dest_to_json, plus "luns" verdicts when asked)
+ *                on stdout and exits 0
  *
  * Stock xl answers that with its usage text: the destination's checks are then skipped with a
  * warning, and the reachability check is the xl handshake's banner itself.
@@ -15,15 +18,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "xl-ext/cmd_disks.h"
 #include "xl-ext/cmd_preflight.h"
 #include "xl-ext/preflight.h"
 #include "xl-ext/xlext.h"
 #include "xl-ext/xlproto.h"
 
 #define PF_MAX_ANSWER (1u << 20)
+#define PF_MAX_REQUEST (1u << 20)
 #define PF_ESTIMATE_MS 1000
 
 /* This host's facts as a migration destination. */
@@ -73,24 +81,70 @@ out:
  * "xl-ext migrate-receive --preflight": print this host's facts as one line of JSON on stdout.
  * Returns the exit status.
  */
+/* The sender's request on stdin (empty from senders before LUN verification); NULL if none. */
+static char *read_request(void)
+{
+	char *buf;
+	size_t len;
+
+	if (isatty(0))
+		return NULL;
+	buf = malloc(PF_MAX_REQUEST + 1);
+	if (!buf)
+		return NULL;
+	len = fread(buf, 1, PF_MAX_REQUEST, stdin);
+	buf[len] = '\0';
+	if (!len) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* This host's facts, plus the verdicts on the LUN identities the sender asked about. */
+static int dest_answer(struct pf_dest *dst, const char *request, char **json_r)
+{
+	json_object *o;
+	int rc;
+
+	rc = pf_dest_to_json(dst, json_r);
+	if (rc || !request)
+		return rc;
+	o = json_tokener_parse(*json_r);
+	if (!o)
+		return ERR_INTERNAL;
+	rc = mig_disks_verify_request(request, o);
+	if (!rc) {
+		free(*json_r);
+		*json_r = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		if (!*json_r)
+			rc = ERR_NOMEM;
+	}
+	json_object_put(o);
+	return rc;
+}
+
 int preflight_serve(void)
 {
 	const struct hv_ops *ops;
 	struct pf_dest dst = {0};
 	struct hv *hv = NULL;
-	char *json = NULL;
+	char *json = NULL, *request = read_request();
 	int rc;
 
 	rc = xlext_open(NULL, &ops, &hv);
-	if (rc)
+	if (rc) {
+		free(request);
 		return 1;
+	}
 	rc = collect_dest(ops, hv, &dst);
 	if (!rc)
-		rc = pf_dest_to_json(&dst, &json);
+		rc = dest_answer(&dst, request, &json);
 	if (!rc)
 		printf("%s\n", json);
 	else
 		log_error("pre-flight: cannot describe this host: %s", err_str(rc));
+	free(request);
 	free(json);
 	dst.answered = true;
 	pf_dest_dispose(&dst);
@@ -98,15 +152,18 @@ int preflight_serve(void)
 	return err_exit_status(rc);
 }
 
-/* Run cmd with stdin from /dev/null; its stdout, at most max bytes, in *out_r (caller frees). */
-static int run_capture(const char *cmd, size_t max, char **out_r)
+/*
+ * Run cmd with stdin from in_path (NULL: /dev/null; a path of safe characters); its stdout, at
+ * most max bytes, in *out_r (caller frees).
+ */
+static int run_capture(const char *cmd, const char *in_path, size_t max, char **out_r)
 {
 	char *full = NULL, *buf = NULL;
 	size_t len = 0;
 	FILE *p;
 	int status, rc = 0;
 
-	if (asprintf(&full, "%s </dev/null", cmd) < 0)
+	if (asprintf(&full, "%s <%s", cmd, in_path ? in_path : "/dev/null") < 0)
 		return ERR_NOMEM;
 	buf = malloc(max + 1);
 	if (!buf) {
@@ -132,17 +189,45 @@ out:
 	return rc;
 }
 
-/* Ask the destination for its facts; dst->answered is false when it did not (stock xl). */
-static void query_dest(const char *ssh, const char *host, struct pf_dest *dst)
+/* The request in a private temporary file, for the rune's stdin; its path in path (32 bytes). */
+static int write_request(const char *request, char *path)
 {
-	char *rune = NULL, *answer = NULL, *line;
+	size_t len = strlen(request);
+	int fd, rc = 0;
+
+	snprintf(path, 32, "/tmp/xl-ext-pf.XXXXXX");
+	fd = mkstemp(path);
+	if (fd < 0)
+		return err_from_errno(errno);
+	if (write(fd, request, len) != (ssize_t)len || write(fd, "\n", 1) != 1)
+		rc = ERR_IO;
+	close(fd);
+	if (rc)
+		unlink(path);
+	return rc;
+}
+
+/*
+ * Ask the destination for its facts, sending request (or nothing) on its stdin; dst->answered
+ * is false when it did not (stock xl). Its JSON line in *line_r (caller frees) when it did.
+ */
+static void query_dest(const char *ssh, const char *host, const char *request,
+		       struct pf_dest *dst, char **line_r)
+{
+	char *rune = NULL, *answer = NULL, *line, in_path[32] = "";
 
 	memset(dst, 0, sizeof(*dst));
+	*line_r = NULL;
+	if (request && write_request(request, in_path)) {
+		log_warn("pre-flight: cannot write the LUN identities for %s to a temporary file",
+			 host);
+		in_path[0] = '\0';
+	}
 	if (ssh[0])
 		rune = xlp_rune(ssh, host, "xl-ext", 0, 0, 0, 0, "--preflight");
 	else if (asprintf(&rune, "%s --preflight", host) < 0)
 		rune = NULL;
-	if (!rune || run_capture(rune, PF_MAX_ANSWER, &answer))
+	if (!rune || run_capture(rune, in_path[0] ? in_path : NULL, PF_MAX_ANSWER, &answer))
 		goto out;
 	/* the answer is the last line; a login banner may come before it */
 	line = answer;
@@ -150,7 +235,11 @@ static void query_dest(const char *ssh, const char *host, struct pf_dest *dst)
 		line = nl + 1;
 	if (pf_dest_from_json(line, dst))
 		log_debug("pre-flight: '%s' did not answer with xl-ext's JSON", rune);
+	else
+		*line_r = strdup(line);
 out:
+	if (in_path[0])
+		unlink(in_path);
 	free(answer);
 	free(rune);
 }
@@ -163,7 +252,7 @@ static int probe_banner(const struct preflight_args *a)
 
 	if (!rune)
 		return ERR_NOMEM;
-	rc = run_capture(rune, xlp_banner_len(), &answer);
+	rc = run_capture(rune, NULL, xlp_banner_len(), &answer);
 	if (!rc && (strlen(answer) != xlp_banner_len() || memcmp(answer, xlp_banner,
 								    xlp_banner_len()))) {
 		log_error("pre-flight: '%s' did not answer with xl's migration banner: the "
@@ -209,14 +298,25 @@ int preflight_run(const struct preflight_args *a)
 	struct pf_source src;
 	struct pf_dest dst;
 	struct pf_result res;
-	int rc;
+	char *request = NULL, *line = NULL;
+	int rc, disks_rc = 0;
 
 	rc = collect_source(a, &src);
 	if (rc) {
 		log_error("pre-flight: cannot describe this host: %s", err_str(rc));
 		return rc;
 	}
-	query_dest(a->ssh, a->host, &dst);
+	if (a->disks) {
+		rc = mig_disks_identity_request(a->disks, &request);
+		if (rc) {
+			log_error("migration of %s to %s refused: its disks' LUN identities cannot "
+				  "be verified; the domain was not touched", src.name, a->host);
+			return rc;
+		}
+	}
+	query_dest(a->ssh, a->host, request, &dst, &line);
+	if (request)
+		disks_rc = mig_disks_apply_answer(src.name, a->host, a->disks, line);
 	if (!dst.answered && a->dry_run) {
 		rc = probe_banner(a);
 		if (rc)
@@ -226,6 +326,10 @@ int preflight_run(const struct preflight_args *a)
 		fprintf(stderr, "pre-flight: reachable: ok (xl-ext %s host)\n", dst.hypervisor);
 	}
 	rc = pf_check(&src, &dst, &res);
+	if (!rc)
+		rc = disks_rc;
+	else if (disks_rc)
+		log_error("pre-flight: a disk is not the same LUN on %s (above)", a->host);
 	if (!dst.answered && !a->dry_run)
 		log_warn("pre-flight: %s did not answer xl-ext's query (stock xl there?): its "
 			 "memory, name, CPU and version were not checked", a->host);
@@ -244,6 +348,8 @@ int preflight_run(const struct preflight_args *a)
 		log_error("migration of %s to %s refused by the pre-flight checks; the domain was "
 			  "not touched", src.name, a->host);
 out:
+	free(line);
+	free(request);
 	pf_dest_dispose(&dst);
 	return rc;
 }

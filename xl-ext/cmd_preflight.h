@@ -10,6 +10,8 @@
 
 #include "xl-ext/hv.h"
 
+struct mig_disks;
+
 struct preflight_args {
 	const struct hv_ops *ops;
 	struct hv *hv;
@@ -17,6 +19,7 @@ struct preflight_args {
 	const char *ssh;                   /* -s, "" for none */
 	const char *host;
 	bool dry_run;                      /* print every verdict; probe stock xl's banner */
+	struct mig_disks *disks;           /* iSCSI LUN identities to verify (verdicts set), or NULL */
 };
 
 int preflight_serve(void);
