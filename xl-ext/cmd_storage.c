@@ -64,6 +64,7 @@ struct storage_opts {
 	uint64_t base, ring;
 };
 
+#ifdef XLEXT_HAVE_ISCSI
 static const char *opts_host(const struct storage_opts *o, char *buf, size_t len)
 {
 	if (o->host)
@@ -113,6 +114,7 @@ static double now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
+#endif
 
 static void print_disk_json(const struct disk_info *d, const char *url, const char *identity)
 {

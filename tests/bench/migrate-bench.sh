@@ -95,7 +95,7 @@ if [[ " $PARTS " == *" 1 "* ]]; then
 		mig=()
 		for r in 1 2 3; do
 			raw+=("$(raw_tcp 1 2 "$MIB")")
-			migrate_tcp $from $((3 - from)) gp || { cat "$TB_DIR/m.err"; tb_fail "goodput migration"; }
+			migrate_tcp $from $((3 - from)) gp || { cat "$TB_DIR/m.err" "$TB_DIR/recv.err" 2>/dev/null; tb_fail "goodput migration"; }
 			mig+=("$(round0_mbps)")
 			from=$((3 - from))
 		done
