@@ -71,8 +71,13 @@ static unsigned throttle_needed(const struct pc_state *st, const struct pc_round
 	if (raw <= 0)
 		return st->throttle_pct;
 	pct = 100.0 * (1.0 - PC_THROTTLE_TARGET * link_pps / raw);
-	if (pct < st->throttle_pct + 10.0)
-		pct = st->throttle_pct + 10.0; /* always tighten when stalled */
+	/*
+	 * Always tighten when stalled, at least halving what is left of the guest's speed: a hot
+	 * set dirtied entirely within a round hides the true write rate (the measured one is
+	 * capped by the set's size), so the computed throttle alone comes too late.
+	 */
+	if (pct < st->throttle_pct + (100.0 - st->throttle_pct) / 2)
+		pct = st->throttle_pct + (100.0 - st->throttle_pct) / 2;
 	if (pct < PC_THROTTLE_MIN)
 		pct = PC_THROTTLE_MIN;
 	if (pct > PC_THROTTLE_MAX)
@@ -140,6 +145,15 @@ static struct pc_verdict decide_adaptive(struct pc_state *st, const struct pc_ro
 	else
 		st->no_progress = 0;
 	st->prev_dirty = r->dirty_pages;
+	/*
+	 * With throttling allowed, start as soon as the guest dirties memory nearly as fast as the
+	 * link carries it (as auto-converge does): waiting for stalled rounds costs a hot set per
+	 * round against the byte cap.
+	 */
+	if (st->p.on_stall == PC_STALL_THROTTLE && r->round >= 1 && r->bandwidth_Bps > 0 &&
+	    r->dirty_rate_pps * st->p.page_wire_bytes >= PC_THROTTLE_EARLY * r->bandwidth_Bps &&
+	    st->throttle_pct < PC_THROTTLE_MAX)
+		st->no_progress = PC_STALL_ROUNDS;
 	if (st->no_progress >= PC_STALL_ROUNDS)
 		return on_stall(st, r, "dirty set is not shrinking (not converging)",
 				"not converging: switch-over forced", false);

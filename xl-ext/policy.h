@@ -39,6 +39,8 @@ enum pc_decision {
 #define PC_DEFAULT_BYTE_FACTOR 3
 #define PC_THROTTLE_MIN 20
 #define PC_THROTTLE_MAX 99
+/* throttle at once when the dirty rate reaches this share of the link (--on-stall throttle) */
+#define PC_THROTTLE_EARLY 0.8
 
 struct pc_params {
 	enum pc_policy_kind kind;

@@ -33,6 +33,9 @@ head -c 32 /dev/urandom >"$KEY"
 chmod 600 "$KEY"
 
 say() { printf '%s\n' "$*" | tee -a "$TB_DIR/summary"; }
+# CPU time stolen by the hypervisor under this machine (virtual machines): "steal total" ticks
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t }' /proc/stat; }
+read -r steal0 total0 < <(cpu_ticks)
 
 # raw_tcp from to mib [mbit]: Mbit/s of one raw stream host from -> host to (paced at mbit)
 raw_tcp() {
@@ -173,4 +176,6 @@ if [[ " $PARTS " == *" 3 "* ]]; then
 fi
 tb_link_rate 1 off
 tb_link_rate 2 off
+read -r steal1 total1 < <(cpu_ticks)
+say "== CPU steal during the run: $(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN { printf "%.1f%%", t ? 100 * s / t : 0 }') of this machine's CPU time went to other guests of its host"
 say "== summary also in the log above; targets: goodput >= 0.95 x raw TCP at 1 Gbit/s; convergent downtime p95 <= 20 ms and total <= 1.45 x memory/bandwidth; non-convergent <= 3 x memory, downtime <= 300 ms with throttle"

@@ -229,6 +229,59 @@ static void test_adaptive_byte_cap(void **state)
 	assert_int_equal(pc_decide(&st, &r).decision, PC_CONTINUE);
 }
 
+/* The byte cap holds with the final copy: it reserves what the next round lets the guest dirty. */
+static void test_adaptive_byte_cap_reserves_final_copy(void **state)
+{
+	struct pc_state st;
+	struct pc_params p = params(PC_POLICY_ADAPTIVE, PC_STALL_THROTTLE);
+	/*
+	 * Cap 3 x 256 MiB (~769.5 MiB on the wire). 630 MiB sent + a 32768-page round (~128 MiB)
+	 * would fit; the ~17 MiB the guest dirties during that round (4096 pages/s for ~1.08 s),
+	 * sent in stop-and-copy, would not.
+	 */
+	struct pc_round r = round_of(5, 32768, GBIT_BPS, 4096, 600 * MIB);
+	struct pc_verdict v;
+
+	(void)state;
+	pc_init(&st, &p);
+	assert_int_equal(pc_decide(&st, &r).decision, PC_CONTINUE);
+	r.total_bytes = 630 * MIB;
+	pc_init(&st, &p);
+	v = pc_decide(&st, &r);
+	assert_int_equal(v.decision, PC_STOP_AND_COPY);
+	assert_string_equal(v.reason, "byte limit reached: switch-over forced");
+}
+
+/* --on-stall throttle starts at round 1 when the guest dirties as fast as the link carries. */
+static void test_adaptive_throttles_early_and_halves(void **state)
+{
+	struct pc_state st;
+	struct pc_params p = params(PC_POLICY_ADAPTIVE, PC_STALL_THROTTLE);
+	double link_pps = GBIT_BPS / 4104;
+	struct pc_round r = round_of(1, 30000, GBIT_BPS, link_pps, 300 * MIB);
+	struct pc_verdict v;
+
+	(void)state;
+	pc_init(&st, &p);
+	v = pc_decide(&st, &r);
+	assert_int_equal(v.decision, PC_CONTINUE);
+	assert_true(v.throttle_pct >= 50); /* at least half of the guest's speed taken at once */
+	/* still saturated (a hot set hides the true rate): at least half of the rest again */
+	r.round = 2;
+	r.total_bytes += 30000 * 4104;
+	{
+		unsigned before = v.throttle_pct;
+
+		v = pc_decide(&st, &r);
+		assert_true(v.throttle_pct >= before + (100 - before) / 2);
+	}
+	/* the same guest with --on-stall abort is not judged before its stalled rounds */
+	p.on_stall = PC_STALL_ABORT;
+	pc_init(&st, &p);
+	r.round = 1;
+	assert_int_equal(pc_decide(&st, &r).decision, PC_CONTINUE);
+}
+
 static void test_adaptive_iteration_limit(void **state)
 {
 	struct pc_state st;
@@ -296,6 +349,8 @@ int main(void)
 		cmocka_unit_test(test_adaptive_stall_force),
 		cmocka_unit_test(test_adaptive_stall_throttle_converges),
 		cmocka_unit_test(test_adaptive_byte_cap),
+		cmocka_unit_test(test_adaptive_byte_cap_reserves_final_copy),
+		cmocka_unit_test(test_adaptive_throttles_early_and_halves),
 		cmocka_unit_test(test_adaptive_iteration_limit),
 		cmocka_unit_test(test_converging_guest_never_throttled),
 		cmocka_unit_test(test_names_parse),
