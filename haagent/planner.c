@@ -302,6 +302,15 @@ static uint32_t fence_executor(const struct plan_work *w)
 	return 0;
 }
 
+/* A down node needs fencing only if a guest runs, or may run, on it. */
+static bool holds_guests(const struct plan_work *w, uint32_t nodeid)
+{
+	for (size_t i = 0; i < w->in->nguests; i++)
+		if (w->guests[i]->owner == nodeid || w->guests[i]->moving_to == nodeid)
+			return true;
+	return false;
+}
+
 enum move_kind { MOVE_NONE, MOVE_LIVE, MOVE_COLD, MOVE_WAIT_FENCE };
 
 static enum move_kind move_kind_of(const struct plan_work *w, const struct plan_guest *g)
@@ -408,7 +417,7 @@ int plan_compute(const struct plan_input *in, struct plan_action **actions_r, si
 		goto out;
 	}
 	for (size_t i = 0; i < in->nnodes; i++) {
-		if (w.nodes[i]->state != HA_NODE_DOWN)
+		if (w.nodes[i]->state != HA_NODE_DOWN || !holds_guests(&w, w.nodes[i]->nodeid))
 			continue;
 		struct plan_action *a = add_action(&w, PLAN_FENCE, NULL, w.nodes[i]->nodeid, 0,
 						   fence_executor(&w));

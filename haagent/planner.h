@@ -10,7 +10,9 @@
  * What is planned:
  *  - guests owned by a FAILING or DRAINING node: live migration to an OK node;
  *  - guests owned by a FENCED node: cold restart on an OK node (from shared storage);
- *  - DOWN (not yet fenced) nodes: a FENCE action; their guests are never restarted;
+ *  - DOWN (not yet fenced) nodes that own a guest or receive one: a FENCE action; their
+ *    guests are never restarted before it succeeds (a node that left owning nothing, such
+ *    as an agent stopped after its evacuation, is not fenced);
  *  - guests whose live migration failed max_attempts times: the guest's fallback
  *    (stay where it is, or cold restart elsewhere).
  *
