@@ -234,7 +234,7 @@ static void cd_payload(struct codec *c, struct ha_msg *m)
 		cd_str(c, m->text, sizeof(m->text));
 		cd_u64(c, &m->free_mib);
 		cd_u64(c, &m->reserve_mib);
-		cd_u8(c, &m->flags, HA_HELLO_SYNCED | HA_HELLO_QUORATE);
+		cd_u8(c, &m->flags, HA_HELLO_SYNCED | HA_HELLO_QUORATE | HA_HELLO_STALE);
 		cd_guests(c, m);
 		break;
 	case HA_MSG_SET_STATE:

@@ -51,6 +51,7 @@ enum ha_guest_type {
 
 #define HA_HELLO_SYNCED 0x1  /* the sender holds the replicated state */
 #define HA_HELLO_QUORATE 0x2 /* the sender's partition was quorate */
+#define HA_HELLO_STALE 0x4   /* kept a view across a lost connection: used if none is synced */
 
 /* A guest as replicated: its configuration and where it runs. */
 struct ha_guest_info {
