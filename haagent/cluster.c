@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "haagent/cluster.h"
+#include "haagent/cluster_sim.h"
 
 static const struct registry_entry cluster_entries[] = {
 	{"corosync", "corosync 3: CPG, votequorum and cmap", NULL,
@@ -13,8 +14,7 @@ static const struct registry_entry cluster_entries[] = {
 	 XLEXT_COROSYNC_WHY
 #endif
 	},
-	{"sim", "simulated cluster in one process, for tests", NULL,
-	 "not implemented in this version"},
+	{"sim", "simulated cluster in one process, for tests", &cl_sim_ops, NULL},
 };
 
 const struct registry cluster_registry = {
