@@ -6,14 +6,17 @@
 #include "haagent/cluster.h"
 #include "haagent/cluster_sim.h"
 
-static const struct registry_entry cluster_entries[] = {
-	{"corosync", "corosync 3: CPG, votequorum and cmap", NULL,
 #ifdef XLEXT_HAVE_COROSYNC
-	 "not implemented in this version"
+extern const struct cluster_ops cl_corosync_ops; /* cluster_corosync.c */
+#define COROSYNC_OPS &cl_corosync_ops
+#define COROSYNC_WHY NULL
 #else
-	 XLEXT_COROSYNC_WHY
+#define COROSYNC_OPS NULL
+#define COROSYNC_WHY XLEXT_COROSYNC_WHY
 #endif
-	},
+
+static const struct registry_entry cluster_entries[] = {
+	{"corosync", "corosync 3: CPG, votequorum and cmap", COROSYNC_OPS, COROSYNC_WHY},
 	{"sim", "simulated cluster in one process, for tests", &cl_sim_ops, NULL},
 };
 
