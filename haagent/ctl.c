@@ -370,6 +370,27 @@ out:
 	return rc;
 }
 
+/*
+ * After answering, read and drop what a client is still sending (an oversized request),
+ * boundedly: closing with unread input would reset the connection and lose the answer.
+ */
+static void drain(int fd)
+{
+	int64_t deadline = loop_now_ms() + 500;
+	size_t total = 0;
+	char buf[4096];
+
+	shutdown(fd, SHUT_WR);
+	while (total < 1024 * 1024 && loop_now_ms() < deadline &&
+	       fd_wait_readable(fd, (int)(deadline - loop_now_ms())) == 0) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+	}
+}
+
 int ha_ctl_serve_one(int listen_fd, uid_t allowed_uid, struct ha_state *st)
 {
 	struct ucred cred;
@@ -405,6 +426,7 @@ int ha_ctl_serve_one(int listen_fd, uid_t allowed_uid, struct ha_state *st)
 	}
 	if (rc == 0 && reply && fd_write_exact(fd, reply, strlen(reply)) < 0)
 		log_warn("control socket: client went away before its answer");
+	drain(fd);
 	free(req);
 	free(reply);
 	close(fd);
