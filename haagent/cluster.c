@@ -16,13 +16,13 @@ extern const struct cluster_ops cl_corosync_ops; /* cluster_corosync.c */
 #endif
 
 static const struct registry_entry cluster_entries[] = {
-	{"corosync", "corosync 3: CPG, votequorum and cmap", COROSYNC_OPS, COROSYNC_WHY},
-	{"sim", "simulated cluster in one process, for tests", &cl_sim_ops, NULL},
+    {"corosync", "corosync 3: CPG, votequorum and cmap", COROSYNC_OPS, COROSYNC_WHY},
+    {"sim", "simulated cluster in one process, for tests", &cl_sim_ops, NULL},
 };
 
 const struct registry cluster_registry = {
-	.kind = "cluster backend",
-	.entries = cluster_entries,
-	.nentries = sizeof(cluster_entries) / sizeof(cluster_entries[0]),
-	.default_name = "corosync",
+    .kind = "cluster backend",
+    .entries = cluster_entries,
+    .nentries = sizeof(cluster_entries) / sizeof(cluster_entries[0]),
+    .default_name = "corosync",
 };

@@ -27,7 +27,7 @@
 #include "common/log.h"
 #include "haagent/cluster.h"
 
-#define CS_RETRY_MAX 10 /* 1 ms doubling: about 1 s in all */
+#define CS_RETRY_MAX   10 /* 1 ms doubling: about 1 s in all */
 #define CS_MAX_MEMBERS 64
 
 struct cluster {
@@ -72,14 +72,14 @@ static void backoff(int attempt)
 }
 
 /* Call expr until it stops answering CS_ERR_TRY_AGAIN (bounded). */
-#define CS_RETRY(rc_var, expr)                                                                 \
-	do {                                                                                   \
-		for (int attempt_ = 0;; attempt_++) {                                          \
-			(rc_var) = (expr);                                                     \
-			if ((rc_var) != CS_ERR_TRY_AGAIN || attempt_ >= CS_RETRY_MAX)          \
-				break;                                                         \
-			backoff(attempt_);                                                     \
-		}                                                                              \
+#define CS_RETRY(rc_var, expr)                                                        \
+	do {                                                                          \
+		for (int attempt_ = 0;; attempt_++) {                                 \
+			(rc_var) = (expr);                                            \
+			if ((rc_var) != CS_ERR_TRY_AGAIN || attempt_ >= CS_RETRY_MAX) \
+				break;                                                \
+			backoff(attempt_);                                            \
+		}                                                                     \
 	} while (0)
 
 static size_t unique_nodeids(const struct cpg_address *list, size_t n, uint32_t *out)
@@ -114,7 +114,7 @@ static void report_quorum(struct cluster *cl)
 }
 
 static void on_deliver(cpg_handle_t handle, const struct cpg_name *group, uint32_t nodeid,
-		       uint32_t pid, void *msg, size_t len)
+                       uint32_t pid, void *msg, size_t len)
 {
 	struct cluster *cl = NULL;
 
@@ -127,9 +127,9 @@ static void on_deliver(cpg_handle_t handle, const struct cpg_name *group, uint32
 }
 
 static void on_confchg(cpg_handle_t handle, const struct cpg_name *group,
-		       const struct cpg_address *members, size_t nmembers,
-		       const struct cpg_address *left, size_t nleft,
-		       const struct cpg_address *joined, size_t njoined)
+                       const struct cpg_address *members, size_t nmembers,
+                       const struct cpg_address *left, size_t nleft,
+                       const struct cpg_address *joined, size_t njoined)
 {
 	struct cluster *cl = NULL;
 	uint32_t m[CS_MAX_MEMBERS], l[CS_MAX_MEMBERS], j[CS_MAX_MEMBERS];
@@ -142,15 +142,15 @@ static void on_confchg(cpg_handle_t handle, const struct cpg_name *group,
 	nl = unique_nodeids(left, nleft, l);
 	nj = unique_nodeids(joined, njoined, j);
 	for (size_t i = 0; i < nleft; i++)
-		log_info("cpg: node %" PRIu32 " left group %s (reason %" PRIu32 ")",
-			 left[i].nodeid, cl->group.value, left[i].reason);
+		log_info("cpg: node %" PRIu32 " left group %s (reason %" PRIu32 ")", left[i].nodeid,
+		         cl->group.value, left[i].reason);
 	if (cl->cb.membership)
 		cl->cb.membership(cl->arg, m, nm, l, nl, j, nj);
 	report_quorum(cl);
 }
 
 static void on_quorum(votequorum_handle_t handle, uint64_t context, uint32_t quorate,
-		      uint32_t nnodes, votequorum_node_t nodes[])
+                      uint32_t nnodes, votequorum_node_t nodes[])
 {
 	struct cluster *cl = NULL;
 
@@ -184,8 +184,8 @@ static int open_quorum(struct cluster *cl)
 	CS_RETRY(e, votequorum_initialize(&cl->vq, &vcb));
 	if (e != CS_OK) {
 		log_error("votequorum_initialize failed: %s (is corosync running with "
-			  "votequorum?)",
-			  err_str(cs_err(e)));
+		          "votequorum?)",
+		          err_str(cs_err(e)));
 		return cs_err(e);
 	}
 	cl->vq_open = true;
@@ -199,11 +199,10 @@ static int open_quorum(struct cluster *cl)
 }
 
 static int coro_open(struct cluster **cl_r, const char *group, const struct cluster_callbacks *cb,
-		     void *arg)
+                     void *arg)
 {
-	cpg_model_v1_data_t model = {.model = CPG_MODEL_V1,
-				     .cpg_deliver_fn = on_deliver,
-				     .cpg_confchg_fn = on_confchg};
+	cpg_model_v1_data_t model = {
+	    .model = CPG_MODEL_V1, .cpg_deliver_fn = on_deliver, .cpg_confchg_fn = on_confchg};
 	struct cluster *cl;
 	cs_error_t e;
 	int rc;
@@ -271,8 +270,8 @@ static int coro_dispatch(struct cluster *cl, int fd)
 	if (e == CS_OK || e == CS_ERR_TRY_AGAIN)
 		return 0;
 	cl->lost = true;
-	log_error("connection to corosync lost (%s dispatch: %s)", fd == cl->cpg_fd ? "cpg" : "votequorum",
-		  err_str(cs_err(e)));
+	log_error("connection to corosync lost (%s dispatch: %s)",
+	          fd == cl->cpg_fd ? "cpg" : "votequorum", err_str(cs_err(e)));
 	if (cl->cb.lost)
 		cl->cb.lost(cl->arg, ERR_IO);
 	return ERR_IO;
@@ -358,12 +357,12 @@ out:
 }
 
 const struct cluster_ops cl_corosync_ops = {
-	.name = "corosync",
-	.open = coro_open,
-	.close = coro_close,
-	.fds = coro_fds,
-	.dispatch = coro_dispatch,
-	.send = coro_send,
-	.local_nodeid = coro_local_nodeid,
-	.nodes = coro_nodes,
+    .name = "corosync",
+    .open = coro_open,
+    .close = coro_close,
+    .fds = coro_fds,
+    .dispatch = coro_dispatch,
+    .send = coro_send,
+    .local_nodeid = coro_local_nodeid,
+    .nodes = coro_nodes,
 };

@@ -38,11 +38,11 @@ struct cluster {
 
 struct sim_node {
 	uint32_t nodeid;
-	bool up;                      /* corosync running */
-	int part;                     /* partition */
-	struct cluster *handle;       /* joined agent, NULL if none */
-	bool lost;                    /* corosync restarted: only the lost callback is left */
-	struct sim_event *head, *tail; /* the node's delivery queue, in total order */
+	bool up;                            /* corosync running */
+	int part;                           /* partition */
+	struct cluster *handle;             /* joined agent, NULL if none */
+	bool lost;                          /* corosync restarted: only the lost callback is left */
+	struct sim_event *head, *tail;      /* the node's delivery queue, in total order */
 	uint32_t members[CL_SIM_MAX_NODES]; /* group membership as last told to it */
 	size_t nmembers;
 	bool quorate;
@@ -173,8 +173,8 @@ static void recompute(struct cl_sim_world *w)
 				members[nm++] = o->nodeid;
 		}
 		quorate = up * 2 > w->nnodes;
-		changed = nm != n->nmembers ||
-			  memcmp(members, n->members, nm * sizeof(members[0])) != 0;
+		changed =
+		    nm != n->nmembers || memcmp(members, n->members, nm * sizeof(members[0])) != 0;
 		if (changed) {
 			e = new_event(w, SIM_CONFCHG);
 			if (!e)
@@ -287,7 +287,7 @@ static void deliver(struct sim_node *n, struct sim_event *e)
 	case SIM_CONFCHG:
 		if (h->cb.membership)
 			h->cb.membership(h->arg, e->members, e->nmembers, e->left, e->nleft,
-					 e->joined, e->njoined);
+			                 e->joined, e->njoined);
 		break;
 	case SIM_QUORUM:
 		if (h->cb.quorum)
@@ -361,7 +361,7 @@ size_t cl_sim_run(struct cl_sim_world *world, size_t max_events)
 }
 
 static int sim_open(struct cluster **cl_r, const char *group, const struct cluster_callbacks *cb,
-		    void *arg)
+                    void *arg)
 {
 	struct cl_sim_world *w = open_world;
 	struct sim_node *n;
@@ -492,12 +492,12 @@ static int sim_nodes(struct cluster *cl, struct cluster_node **nodes_r, size_t *
 }
 
 const struct cluster_ops cl_sim_ops = {
-	.name = "sim",
-	.open = sim_open,
-	.close = sim_close,
-	.fds = sim_fds,
-	.dispatch = sim_dispatch,
-	.send = sim_send,
-	.local_nodeid = sim_local_nodeid,
-	.nodes = sim_nodes,
+    .name = "sim",
+    .open = sim_open,
+    .close = sim_close,
+    .fds = sim_fds,
+    .dispatch = sim_dispatch,
+    .send = sim_send,
+    .local_nodeid = sim_local_nodeid,
+    .nodes = sim_nodes,
 };

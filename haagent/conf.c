@@ -23,8 +23,8 @@ struct key_spec {
 	const char *name;
 	enum key_kind kind;
 	size_t offset;
-	size_t size;            /* KEY_STR: buffer size */
-	uint64_t min, max;      /* numbers */
+	size_t size;              /* KEY_STR: buffer size */
+	uint64_t min, max;        /* numbers */
 	const char *const *words; /* KEY_ENUM: accepted words, index = value */
 };
 
@@ -35,38 +35,36 @@ static const char *const type_words[] = {"pv", "pvh", "hvm", NULL};
 #define S(f) offsetof(struct ha_guest_conf, f)
 
 static const struct key_spec global_keys[] = {
-	{"cluster", KEY_STR, G(cluster), sizeof(((struct ha_config *)0)->cluster), 0, 0, NULL},
-	{"group", KEY_STR, G(group), sizeof(((struct ha_config *)0)->group), 0, 0, NULL},
-	{"hypervisor", KEY_STR, G(hypervisor), sizeof(((struct ha_config *)0)->hypervisor), 0, 0,
-	 NULL},
-	{"node_name", KEY_STR, G(node_name), HA_NAME_MAX, 0, 0, NULL},
-	{"dom0_reserve_mib", KEY_U64, G(dom0_reserve_mib), 0, 0, 1u << 30, NULL},
-	{"max_outgoing", KEY_U32, G(max_outgoing), 0, 1, 64, NULL},
-	{"max_incoming", KEY_U32, G(max_incoming), 0, 1, 64, NULL},
-	{"max_attempts", KEY_U32, G(max_attempts), 0, 1, 100, NULL},
-	{"bandwidth_mibps", KEY_U32, G(bandwidth_mibps), 0, 1, 1000000, NULL},
-	{"fence_command", KEY_STR, G(fence_command), HA_PATH_MAX, 0, 0, NULL},
-	{"health_command", KEY_STR, G(health_command), HA_PATH_MAX, 0, 0, NULL},
-	{"health_interval_s", KEY_U32, G(health_interval_s), 0, 1, 86400, NULL},
-	{"health_timeout_s", KEY_U32, G(health_timeout_s), 0, 1, 86400, NULL},
-	{"health_failures", KEY_U32, G(health_failures), 0, 1, 1000, NULL},
-	{"drain_timeout_s", KEY_U32, G(drain_timeout_s), 0, 1, 86400, NULL},
-	{"socket", KEY_STR, G(socket_path), sizeof(((struct ha_config *)0)->socket_path), 0, 0,
-	 NULL},
-	{"state_file", KEY_STR, G(state_file), HA_PATH_MAX, 0, 0, NULL},
-	{NULL, KEY_STR, 0, 0, 0, 0, NULL},
+    {"cluster", KEY_STR, G(cluster), sizeof(((struct ha_config *)0)->cluster), 0, 0, NULL},
+    {"group", KEY_STR, G(group), sizeof(((struct ha_config *)0)->group), 0, 0, NULL},
+    {"hypervisor", KEY_STR, G(hypervisor), sizeof(((struct ha_config *)0)->hypervisor), 0, 0, NULL},
+    {"node_name", KEY_STR, G(node_name), HA_NAME_MAX, 0, 0, NULL},
+    {"dom0_reserve_mib", KEY_U64, G(dom0_reserve_mib), 0, 0, 1u << 30, NULL},
+    {"max_outgoing", KEY_U32, G(max_outgoing), 0, 1, 64, NULL},
+    {"max_incoming", KEY_U32, G(max_incoming), 0, 1, 64, NULL},
+    {"max_attempts", KEY_U32, G(max_attempts), 0, 1, 100, NULL},
+    {"bandwidth_mibps", KEY_U32, G(bandwidth_mibps), 0, 1, 1000000, NULL},
+    {"fence_command", KEY_STR, G(fence_command), HA_PATH_MAX, 0, 0, NULL},
+    {"health_command", KEY_STR, G(health_command), HA_PATH_MAX, 0, 0, NULL},
+    {"health_interval_s", KEY_U32, G(health_interval_s), 0, 1, 86400, NULL},
+    {"health_timeout_s", KEY_U32, G(health_timeout_s), 0, 1, 86400, NULL},
+    {"health_failures", KEY_U32, G(health_failures), 0, 1, 1000, NULL},
+    {"drain_timeout_s", KEY_U32, G(drain_timeout_s), 0, 1, 86400, NULL},
+    {"socket", KEY_STR, G(socket_path), sizeof(((struct ha_config *)0)->socket_path), 0, 0, NULL},
+    {"state_file", KEY_STR, G(state_file), HA_PATH_MAX, 0, 0, NULL},
+    {NULL, KEY_STR, 0, 0, 0, 0, NULL},
 };
 
 static const struct key_spec guest_keys[] = {
-	{"config", KEY_STR, S(config), HA_PATH_MAX, 0, 0, NULL},
-	{"memory_mib", KEY_U64, S(memory_mib), 0, 1, 1ull << 32, NULL},
-	{"dirty_mibps", KEY_U32, S(dirty_mibps), 0, 0, 1000000, NULL},
-	{"type", KEY_ENUM, S(type), 0, 0, 0, type_words},
-	{"disks", KEY_STR, S(disks), HA_DISKS_MAX, 0, 0, NULL},
-	{"preferred", KEY_NAMES, S(preferred), 0, 0, 0, NULL},
-	{"anti_affinity", KEY_STR, S(anti_affinity), HA_NAME_MAX, 0, 0, NULL},
-	{"fallback", KEY_ENUM, S(fallback), 0, 0, 0, fallback_words},
-	{NULL, KEY_STR, 0, 0, 0, 0, NULL},
+    {"config", KEY_STR, S(config), HA_PATH_MAX, 0, 0, NULL},
+    {"memory_mib", KEY_U64, S(memory_mib), 0, 1, 1ull << 32, NULL},
+    {"dirty_mibps", KEY_U32, S(dirty_mibps), 0, 0, 1000000, NULL},
+    {"type", KEY_ENUM, S(type), 0, 0, 0, type_words},
+    {"disks", KEY_STR, S(disks), HA_DISKS_MAX, 0, 0, NULL},
+    {"preferred", KEY_NAMES, S(preferred), 0, 0, 0, NULL},
+    {"anti_affinity", KEY_STR, S(anti_affinity), HA_NAME_MAX, 0, 0, NULL},
+    {"fallback", KEY_ENUM, S(fallback), 0, 0, 0, fallback_words},
+    {NULL, KEY_STR, 0, 0, 0, 0, NULL},
 };
 
 void ha_config_defaults(struct ha_config *c)
@@ -84,7 +82,8 @@ void ha_config_defaults(struct ha_config *c)
 	c->health_failures = 3;
 	c->drain_timeout_s = 600;
 	snprintf(c->socket_path, sizeof(c->socket_path), "%s", RUNSTATEDIR "/haagent/haagent.sock");
-	snprintf(c->state_file, sizeof(c->state_file), "%s", LOCALSTATEDIR "/lib/haagent/state.json");
+	snprintf(c->state_file, sizeof(c->state_file), "%s",
+	         LOCALSTATEDIR "/lib/haagent/state.json");
 }
 
 void ha_config_release(struct ha_config *c)
@@ -137,7 +136,7 @@ static int set_number(struct parse *p, const struct key_spec *k, void *base, con
 	x = strtoull(v, &end, 10);
 	if (!isdigit((unsigned char)v[0]) || *end || errno || x < k->min || x > k->max)
 		return fail(p, "key '%s': '%s' is not a number in %llu..%llu", k->name, v,
-			    (unsigned long long)k->min, (unsigned long long)k->max);
+		            (unsigned long long)k->min, (unsigned long long)k->max);
 	if (k->kind == KEY_U32)
 		*(uint32_t *)((char *)base + k->offset) = (uint32_t)x;
 	else
@@ -164,7 +163,7 @@ static int set_names(struct parse *p, const struct key_spec *k, void *base, cons
 }
 
 static int set_key(struct parse *p, const struct key_spec *keys, void *base, const char *key,
-		   const char *v, const char *section)
+                   const char *v, const char *section)
 {
 	const struct key_spec *k = keys;
 
@@ -172,15 +171,15 @@ static int set_key(struct parse *p, const struct key_spec *keys, void *base, con
 		k++;
 	if (!k->name)
 		return fail(p, "unknown key '%s'%s%s", key, section ? " in " : "",
-			    section ? section : "");
+		            section ? section : "");
 	switch (k->kind) {
 	case KEY_STR:
 		if (strlen(v) >= k->size)
 			return fail(p, "key '%s': value longer than %zu characters", key,
-				    k->size - 1);
+			            k->size - 1);
 		if (k->size == HA_NAME_MAX && v[0] && !valid_name(v))
 			return fail(p, "key '%s': '%s' is not a valid name (letters, digits, -_.)",
-				    key, v);
+			            key, v);
 		snprintf((char *)base + k->offset, k->size, "%s", v);
 		return 0;
 	case KEY_U32:
@@ -194,9 +193,9 @@ static int set_key(struct parse *p, const struct key_spec *keys, void *base, con
 			}
 		}
 		return fail(p, "key '%s': '%s' is not one of %s%s%s%s%s", key, v, k->words[0],
-			    k->words[1] ? ", " : "", k->words[1] ? k->words[1] : "",
-			    k->words[1] && k->words[2] ? ", " : "",
-			    k->words[1] && k->words[2] ? k->words[2] : "");
+		            k->words[1] ? ", " : "", k->words[1] ? k->words[1] : "",
+		            k->words[1] && k->words[2] ? ", " : "",
+		            k->words[1] && k->words[2] ? k->words[2] : "");
 	case KEY_NAMES:
 		return set_names(p, k, base, v);
 	}
@@ -216,7 +215,7 @@ static char *trim(char *s)
 }
 
 static int open_section(struct parse *p, struct ha_config *c, char *s,
-			struct ha_guest_conf **guest_r)
+                        struct ha_guest_conf **guest_r)
 {
 	char *end = strchr(s, ']'), *name;
 	struct ha_guest_conf *ng;
@@ -246,8 +245,8 @@ static int open_section(struct parse *p, struct ha_config *c, char *s,
 	return 0;
 }
 
-int ha_config_parse(const char *text, size_t len, const char *fname, struct ha_config *c,
-		    char *err, size_t err_len)
+int ha_config_parse(const char *text, size_t len, const char *fname, struct ha_config *c, char *err,
+                    size_t err_len)
 {
 	struct parse p = {fname ? fname : "haagent.conf", 0, err, err_len};
 	struct ha_guest_conf *guest = NULL;

@@ -13,7 +13,7 @@
 
 #include "haagent/planner.h"
 
-#define HA_PATH_MAX 256
+#define HA_PATH_MAX       256
 #define HA_CONF_MAX_BYTES (1024 * 1024)
 
 struct ha_guest_conf {
@@ -53,8 +53,8 @@ void ha_config_defaults(struct ha_config *c);
  * Returns 0, or ERR_INVAL with "<fname>:<line>: key '<key>': <what is wrong>" in err,
  * or ERR_NOMEM.
  */
-int ha_config_parse(const char *text, size_t len, const char *fname, struct ha_config *c,
-		    char *err, size_t err_len);
+int ha_config_parse(const char *text, size_t len, const char *fname, struct ha_config *c, char *err,
+                    size_t err_len);
 
 /* Defaults, then the file at path (ERR_NOTFOUND/ERR_IO/ERR_PERM when unreadable). */
 int ha_config_load(const char *path, struct ha_config *c, char *err, size_t err_len);

@@ -59,7 +59,7 @@ static const char *str_field(json_object *req, const char *key)
 
 /* Find a node by name or nodeid; on failure write the list of known nodes to known. */
 static const struct ha_node_info *resolve_node(const struct ha_state *st, const char *name,
-					       char *known, size_t len)
+                                               char *known, size_t len)
 {
 	const struct ha_node_info *nodes;
 	size_t n = ha_state_nodes(st, &nodes), off = 0;
@@ -71,7 +71,8 @@ static const struct ha_node_info *resolve_node(const struct ha_state *st, const 
 			return &nodes[i];
 	known[0] = '\0';
 	for (size_t i = 0; i < n && off < len; i++)
-		off += (size_t)snprintf(known + off, len - off, "%s%s", i ? ", " : "", nodes[i].name);
+		off +=
+		    (size_t)snprintf(known + off, len - off, "%s%s", i ? ", " : "", nodes[i].name);
 	return NULL;
 }
 
@@ -92,12 +93,13 @@ static json_object *node_json(const struct ha_node_info *n)
 }
 
 static json_object *guest_json(const struct ha_state *st, const struct ha_guest_info *g,
-			       const struct plan_action *a, size_t na)
+                               const struct plan_action *a, size_t na)
 {
 	json_object *o = json_object_new_object();
 	const struct ha_node_info *owner = ha_state_node(st, g->owner);
 	const char *state = g->moving_to ? (g->stopped ? "restarting" : "migrating")
-					 : g->stopped ? "stopped" : "running";
+	                    : g->stopped ? "stopped"
+	                                 : "running";
 
 	json_object_object_add(o, "name", json_object_new_string(g->name));
 	json_object_object_add(o, "owner", json_object_new_string(owner ? owner->name : "?"));
@@ -112,7 +114,8 @@ static json_object *guest_json(const struct ha_state *st, const struct ha_guest_
 	for (size_t i = 0; i < na; i++) {
 		if (strcmp(a[i].guest, g->name) != 0)
 			continue;
-		json_object_object_add(o, "plan", json_object_new_string(plan_kind_name(a[i].kind)));
+		json_object_object_add(o, "plan",
+		                       json_object_new_string(plan_kind_name(a[i].kind)));
 		json_object_object_add(o, "note", json_object_new_string(a[i].reason));
 	}
 	return o;
@@ -121,7 +124,7 @@ static json_object *guest_json(const struct ha_state *st, const struct ha_guest_
 static int cmd_status(struct ha_state *st, bool with_lists, char **reply_r)
 {
 	json_object *o = json_object_new_object(), *nodes = json_object_new_array(),
-		    *guests = json_object_new_array(), *plan = json_object_new_array();
+	            *guests = json_object_new_array(), *plan = json_object_new_array();
 	const struct ha_node_info *self = ha_state_node(st, ha_state_self(st)), *nv;
 	const struct ha_guest_info *gv;
 	size_t nn = ha_state_nodes(st, &nv), ng = ha_state_guests(st, &gv), na = 0;
@@ -130,8 +133,8 @@ static int cmd_status(struct ha_state *st, bool with_lists, char **reply_r)
 
 	json_object_object_add(o, "nodeid", json_object_new_int64(ha_state_self(st)));
 	json_object_object_add(o, "node", json_object_new_string(self ? self->name : "?"));
-	json_object_object_add(o, "state",
-			       json_object_new_string(self ? ha_node_state_name(self->state) : "?"));
+	json_object_object_add(
+	    o, "state", json_object_new_string(self ? ha_node_state_name(self->state) : "?"));
 	json_object_object_add(o, "quorate", json_object_new_boolean(ha_state_quorate(st)));
 	json_object_object_add(o, "synced", json_object_new_boolean(ha_state_synced(st)));
 	json_object_object_add(o, "frozen", json_object_new_boolean(prc == ERR_NOQUORUM));
@@ -143,7 +146,7 @@ static int cmd_status(struct ha_state *st, bool with_lists, char **reply_r)
 		char line[HA_NAME_MAX + HA_REASON_MAX + 32];
 
 		snprintf(line, sizeof(line), "%s %s: %s", plan_kind_name(a[i].kind),
-			 a[i].guest[0] ? a[i].guest : "node", a[i].reason);
+		         a[i].guest[0] ? a[i].guest : "node", a[i].reason);
 		json_object_array_add(plan, json_object_new_string(line));
 	}
 	free(a);
@@ -178,7 +181,7 @@ static int cmd_events(struct ha_state *st, char **reply_r)
 }
 
 static int cmd_set_state(struct ha_state *st, json_object *req, enum ha_node_state state,
-			 char **reply_r)
+                         char **reply_r)
 {
 	const char *name = str_field(req, "node"), *reason = str_field(req, "reason");
 	struct ha_msg m = {.type = HA_MSG_SET_STATE, .state = (uint8_t)state};
@@ -191,16 +194,19 @@ static int cmd_set_state(struct ha_state *st, json_object *req, enum ha_node_sta
 	n = resolve_node(st, name, known, sizeof(known));
 	if (!n)
 		return answer_error(reply_r, "unknown node '%s' (known: %s)", name,
-				    known[0] ? known : "none yet");
+		                    known[0] ? known : "none yet");
 	if (!ha_state_synced(st))
-		return answer_error(reply_r, "this agent is not in sync with the cluster yet; retry");
+		return answer_error(reply_r,
+		                    "this agent is not in sync with the cluster yet; retry");
 	if (!ha_state_quorate(st))
-		return answer_error(reply_r, "no quorum: this partition takes no action; nothing done");
+		return answer_error(reply_r,
+		                    "no quorum: this partition takes no action; nothing done");
 	if (state != HA_NODE_OK && (n->state == HA_NODE_DOWN || n->state == HA_NODE_FENCED))
 		return answer_error(reply_r, "node %s is %s: it cannot be evacuated live", n->name,
-				    ha_node_state_name(n->state));
+		                    ha_node_state_name(n->state));
 	if (reason && strlen(reason) >= sizeof(m.text))
-		return answer_error(reply_r, "reason longer than %zu characters", sizeof(m.text) - 1);
+		return answer_error(reply_r, "reason longer than %zu characters",
+		                    sizeof(m.text) - 1);
 	for (const char *p = reason; p && *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return answer_error(reply_r, "reason contains control characters");
@@ -229,7 +235,7 @@ static int cmd_migrate(struct ha_state *st, json_object *req, char **reply_r)
 	if (!resolve_node(st, node, known, sizeof(known)))
 		return answer_error(reply_r, "unknown node '%s' (known: %s)", node, known);
 	return answer_error(reply_r, "migrate: operator migrations are not implemented yet "
-				     "(they need the executor); mark the owner failing instead");
+	                             "(they need the executor); mark the owner failing instead");
 }
 
 int ha_ctl_handle(struct ha_state *st, const char *request, size_t len, char **reply_r)
@@ -244,7 +250,7 @@ int ha_ctl_handle(struct ha_state *st, const char *request, size_t len, char **r
 		return answer_error(reply_r, "empty request");
 	if (len > HA_CTL_REQUEST_MAX)
 		return answer_error(reply_r, "request larger than %d bytes refused",
-				    HA_CTL_REQUEST_MAX);
+		                    HA_CTL_REQUEST_MAX);
 	if (memchr(request, '\0', len))
 		return answer_error(reply_r, "request is not JSON (NUL byte)");
 	tok = json_tokener_new();
@@ -406,17 +412,18 @@ int ha_ctl_serve_one(int listen_fd, uid_t allowed_uid, struct ha_state *st)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != allowed_uid) {
 		log_warn("control socket: client uid %d pid %d refused (root only)",
-			 clen == sizeof(cred) ? (int)cred.uid : -1, (int)cred.pid);
-		rc = answer_error(&reply, "permission denied: only root may use the haagent control "
-					  "socket");
+		         clen == sizeof(cred) ? (int)cred.uid : -1, (int)cred.pid);
+		rc =
+		    answer_error(&reply, "permission denied: only root may use the haagent control "
+		                         "socket");
 	} else {
 		rc = read_bounded(fd, HA_CTL_REQUEST_MAX, HA_CTL_TIMEOUT_MS, &req, &len);
 		if (rc == ERR_NOSPACE)
 			rc = answer_error(&reply, "request larger than %d bytes refused",
-					  HA_CTL_REQUEST_MAX);
+			                  HA_CTL_REQUEST_MAX);
 		else if (rc == ERR_TIMEOUT)
 			rc = answer_error(&reply, "request not complete within %d ms",
-					  HA_CTL_TIMEOUT_MS);
+			                  HA_CTL_TIMEOUT_MS);
 		else if (rc < 0)
 			rc = answer_error(&reply, "cannot read the request: %s", err_str(rc));
 		else
@@ -447,8 +454,8 @@ int ha_ctl_call(const char *path, const char *request, char **reply_r, int timeo
 	if (fd < 0)
 		return err_from_errno(errno);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		rc = errno == ENOENT || errno == ECONNREFUSED ? ERR_NOTFOUND
-							    : err_from_errno(errno);
+		rc =
+		    errno == ENOENT || errno == ECONNREFUSED ? ERR_NOTFOUND : err_from_errno(errno);
 		goto out;
 	}
 	rc = fd_write_exact(fd, request, strlen(request));

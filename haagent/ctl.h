@@ -21,8 +21,8 @@
 #include "haagent/state.h"
 
 #define HA_CTL_REQUEST_MAX 4096
-#define HA_CTL_REPLY_MAX (4 * 1024 * 1024)
-#define HA_CTL_TIMEOUT_MS 2000
+#define HA_CTL_REPLY_MAX   (4 * 1024 * 1024)
+#define HA_CTL_TIMEOUT_MS  2000
 
 /*
  * Create the listening socket at path (its directory made 0700 if missing, a stale socket

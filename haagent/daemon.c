@@ -30,8 +30,8 @@
 #include "haagent/state.h"
 #include "xl-ext/hv.h"
 
-#define REOPEN_MS 2000
-#define TICK_MS 1000
+#define REOPEN_MS           2000
+#define TICK_MS             1000
 #define LOCAL_REFRESH_TICKS 5
 
 struct daemon {
@@ -66,7 +66,7 @@ static void pump(struct daemon *d)
 
 			if (rc < 0)
 				log_warn("node %s: multicast of %zu bytes failed: %s", d->name, len,
-					 err_str(rc));
+				         err_str(rc));
 		}
 		free(buf);
 	}
@@ -144,7 +144,7 @@ static void on_deliver(void *arg, uint32_t from, const void *msg, size_t len)
 }
 
 static void on_membership(void *arg, const uint32_t *m, size_t nm, const uint32_t *l, size_t nl,
-			  const uint32_t *j, size_t nj)
+                          const uint32_t *j, size_t nj)
 {
 	struct daemon *d = arg;
 
@@ -158,7 +158,7 @@ static void on_quorum(void *arg, bool quorate)
 
 	if (!quorate && ha_state_quorate(d->st))
 		log_warn("node %s: quorum lost: frozen, no action is taken until it returns",
-			 d->name);
+		         d->name);
 	ha_state_quorum(d->st, quorate);
 }
 
@@ -167,12 +167,11 @@ static void on_lost(void *arg, int err)
 	struct daemon *d = arg;
 
 	log_error("node %s: connection to the cluster lost (%s): re-joining", d->name,
-		  err_str(err));
+	          err_str(err));
 	d->lost = true;
 }
 
-static const struct cluster_callbacks callbacks = {on_deliver, on_membership, on_quorum,
-						   on_lost};
+static const struct cluster_callbacks callbacks = {on_deliver, on_membership, on_quorum, on_lost};
 
 static void cluster_open(struct daemon *d);
 
@@ -213,7 +212,7 @@ static void on_cluster_fd(struct loop *loop, struct loop_fd *w, int fd, short re
 static void cluster_open(struct daemon *d)
 {
 	struct ha_state_config scfg = {d->cfg->max_outgoing, d->cfg->max_incoming,
-				       d->cfg->max_attempts, d->cfg->bandwidth_mibps};
+	                               d->cfg->max_attempts, d->cfg->bandwidth_mibps};
 	int fds[4];
 	size_t nfds = 0;
 	uint32_t self = 0;
@@ -231,7 +230,7 @@ static void cluster_open(struct daemon *d)
 		rc = d->ops->fds(d->cl, fds, 4, &nfds);
 	if (rc < 0) {
 		log_warn("cannot join cluster group %s through %s: %s; retrying every %d s",
-			 d->cfg->group, d->ops->name, err_str(rc), REOPEN_MS / 1000);
+		         d->cfg->group, d->ops->name, err_str(rc), REOPEN_MS / 1000);
 		if (d->cl)
 			d->ops->close(d->cl);
 		d->cl = NULL;
@@ -254,7 +253,7 @@ static void cluster_open(struct daemon *d)
 	for (size_t i = 0; i < nfds; i++)
 		d->cl_watch[d->ncl++] = loop_fd_add(d->loop, fds[i], POLLIN, on_cluster_fd, d);
 	log_info("node %s (nodeid %" PRIu32 ") joined cluster group %s", d->name, self,
-		 d->cfg->group);
+	         d->cfg->group);
 }
 
 static void on_ctl_fd(struct loop *loop, struct loop_fd *w, int fd, short revents, void *arg)
@@ -297,8 +296,9 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 			return;
 		}
 		if (loop_now_ms() >= d->drain_deadline) {
-			log_error("node %s: drain timed out after %u s with %zu guest(s) still here",
-				  d->name, d->cfg->drain_timeout_s, left);
+			log_error(
+			    "node %s: drain timed out after %u s with %zu guest(s) still here",
+			    d->name, d->cfg->drain_timeout_s, left);
 			loop_quit(loop, 1);
 			return;
 		}
@@ -314,13 +314,13 @@ static void on_stop(struct loop *loop, int signo, void *arg)
 
 	if (d->draining) {
 		log_warn("node %s: second signal %d: stopping without waiting for the drain",
-			 d->name, signo);
+		         d->name, signo);
 		loop_quit(loop, 1);
 		return;
 	}
 	if (!d->st || !ha_state_synced(d->st) || !ha_state_quorate(d->st) || !owned_guests(d)) {
 		log_info("node %s: signal %d: nothing to evacuate (or no quorum): stopping",
-			 d->name, signo);
+		         d->name, signo);
 		loop_quit(loop, 0);
 		return;
 	}
@@ -334,7 +334,7 @@ static void on_stop(struct loop *loop, int signo, void *arg)
 	d->draining = true;
 	d->drain_deadline = loop_now_ms() + (int64_t)d->cfg->drain_timeout_s * 1000;
 	log_info("node %s: signal %d: draining %zu guest(s) before stopping (at most %u s)",
-		 d->name, signo, owned_guests(d), d->cfg->drain_timeout_s);
+	         d->name, signo, owned_guests(d), d->cfg->drain_timeout_s);
 }
 
 static void open_hypervisor(struct daemon *d)
@@ -351,8 +351,9 @@ static void open_hypervisor(struct daemon *d)
 	}
 	if (rc < 0) {
 		d->hv = NULL;
-		log_warn("no hypervisor backend (%s): this node reports no guests and no free memory",
-			 why);
+		log_warn(
+		    "no hypervisor backend (%s): this node reports no guests and no free memory",
+		    why);
 	}
 }
 

@@ -23,13 +23,13 @@
 #include "haagent/ctl.h"
 #include "haagent/daemon.h"
 
-#define HAAGENT_DEFAULT_CONF SYSCONFDIR "/haagent.conf"
+#define HAAGENT_DEFAULT_CONF   SYSCONFDIR "/haagent.conf"
 #define HAAGENT_DEFAULT_SOCKET RUNSTATEDIR "/haagent/haagent.sock"
 
 static const struct cmd_table ctl_table;
 
-#define CTL_OPTIONS                                                                            \
-	"  --json              print the daemon's JSON answer\n"                                \
+#define CTL_OPTIONS                                              \
+	"  --json              print the daemon's JSON answer\n" \
 	"  -s, --socket PATH   the daemon's control socket (default " HAAGENT_DEFAULT_SOCKET ")\n"
 
 struct ctl_opts {
@@ -72,13 +72,13 @@ static void options_first(int argc, char **argv)
 
 /* Common options of every ctl command; returns -1 to go on, else the exit status. */
 static int ctl_options(int argc, char **argv, const char *name, int min_args, bool reason,
-		       struct ctl_opts *o)
+                       struct ctl_opts *o)
 {
 	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"socket", required_argument, NULL, 's'},
-		{"reason", required_argument, NULL, 'r'},
-		CMD_LONGOPTS_END,
+	    {"json", no_argument, NULL, 'j'},
+	    {"socket", required_argument, NULL, 's'},
+	    {"reason", required_argument, NULL, 'r'},
+	    CMD_LONGOPTS_END,
 	};
 	const struct cmd_spec *cmd = cmd_find(&ctl_table, name, NULL);
 	int opt;
@@ -87,8 +87,7 @@ static int ctl_options(int argc, char **argv, const char *name, int min_args, bo
 	o->json = false;
 	o->socket = getenv("HAAGENT_SOCKET") ? getenv("HAAGENT_SOCKET") : HAAGENT_DEFAULT_SOCKET;
 	o->reason = NULL;
-	CMD_FOREACH_OPT(opt, argc, argv, "s:", longopts, &ctl_table, cmd, min_args)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "s:", longopts, &ctl_table, cmd, min_args) {
 	case 'j':
 		o->json = true;
 		break;
@@ -97,7 +96,8 @@ static int ctl_options(int argc, char **argv, const char *name, int min_args, bo
 		break;
 	case 'r':
 		if (!reason) {
-			fprintf(stderr, "haagent ctl %s: --reason is only for mark-failing\n", name);
+			fprintf(stderr, "haagent ctl %s: --reason is only for mark-failing\n",
+			        name);
 			return 2;
 		}
 		o->reason = optarg;
@@ -105,7 +105,7 @@ static int ctl_options(int argc, char **argv, const char *name, int min_args, bo
 	}
 	if (argc - optind > min_args) {
 		fprintf(stderr, "haagent ctl %s: unexpected argument '%s'\n", name,
-			argv[optind + min_args]);
+		        argv[optind + min_args]);
 		return 2;
 	}
 	return -1;
@@ -146,7 +146,8 @@ static void print_status(json_object *a)
 		printf("FROZEN: this partition has no quorum and takes no action\n");
 	if (json_object_object_get_ex(a, "plan", &plan))
 		for (size_t i = 0; i < json_object_array_length(plan); i++)
-			printf("  %s\n", json_object_get_string(json_object_array_get_idx(plan, i)));
+			printf("  %s\n",
+			       json_object_get_string(json_object_array_get_idx(plan, i)));
 }
 
 static void print_nodes(json_object *a)
@@ -163,8 +164,9 @@ static void print_nodes(json_object *a)
 		printf("%-6" PRId64 " %-16s %-9s %-6s %9" PRId64 " %9" PRId64 " %3" PRId64
 		       " %3" PRId64 "  %s\n",
 		       jint(n, "nodeid"), jstr(n, "name"), jstr(n, "state"),
-		       jbool(n, "member") ? "yes" : "no", jint(n, "free_mib"), jint(n, "reserve_mib"),
-		       jint(n, "outgoing"), jint(n, "incoming"), jstr(n, "reason"));
+		       jbool(n, "member") ? "yes" : "no", jint(n, "free_mib"),
+		       jint(n, "reserve_mib"), jint(n, "outgoing"), jint(n, "incoming"),
+		       jstr(n, "reason"));
 	}
 }
 
@@ -205,22 +207,22 @@ static void print_events(json_object *a)
 
 /* Send request, print the answer with printer (or raw with --json). */
 static int ctl_run(const struct ctl_opts *o, const char *name, json_object *req,
-		   void (*printer)(json_object *))
+                   void (*printer)(json_object *))
 {
 	char *reply = NULL;
 	json_object *a;
 	int rc = ha_ctl_call(o->socket, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
-			     &reply, 10000);
+	                     &reply, 10000);
 
 	json_object_put(req);
 	if (rc == ERR_NOTFOUND) {
 		fprintf(stderr, "haagent ctl %s: no daemon listening on %s (is haagent running?)\n",
-			name, o->socket);
+		        name, o->socket);
 		return 1;
 	}
 	if (rc == ERR_PERM) {
 		fprintf(stderr, "haagent ctl %s: permission denied on %s: run it as root\n", name,
-			o->socket);
+		        o->socket);
 		return 1;
 	}
 	if (rc < 0) {
@@ -255,13 +257,13 @@ static json_object *request(const char *cmd)
 	return r;
 }
 
-#define CTL_QUERY(fn, name, printer)                                                           \
-	static int fn(int argc, char **argv)                                                   \
-	{                                                                                      \
-		struct ctl_opts o;                                                             \
-		int rc = ctl_options(argc, argv, name, 0, false, &o);                          \
-                                                                                               \
-		return rc >= 0 ? rc : ctl_run(&o, name, request(name), printer);               \
+#define CTL_QUERY(fn, name, printer)                                             \
+	static int fn(int argc, char **argv)                                     \
+	{                                                                        \
+		struct ctl_opts o;                                               \
+		int rc = ctl_options(argc, argv, name, 0, false, &o);            \
+                                                                                 \
+		return rc >= 0 ? rc : ctl_run(&o, name, request(name), printer); \
 	}
 
 CTL_QUERY(ctl_status, "status", print_status)
@@ -312,35 +314,36 @@ static int ctl_migrate(int argc, char **argv)
 }
 
 static const struct cmd_spec ctl_cmds[] = {
-	{"status", ctl_status, "Show the cluster, quorum and this node's state", "[--json]",
-	 CTL_OPTIONS},
-	{"nodes", ctl_nodes, "List nodes with state and free memory", "[--json]", CTL_OPTIONS},
-	{"guests", ctl_guests, "List guests with owner and state", "[--json]", CTL_OPTIONS},
-	{"mark-failing", ctl_mark_failing, "Mark a node failing: evacuate it by live migration",
-	 "<node> [--reason TEXT]", "  --reason TEXT       why (shown in status and events)\n" CTL_OPTIONS},
-	{"clear", ctl_clear, "Return a node to service", "<node>", CTL_OPTIONS},
-	{"migrate", ctl_migrate, "Live-migrate a guest to a node", "<guest> <node>", CTL_OPTIONS},
-	{"events", ctl_events, "Show recent cluster events", "[--json]", CTL_OPTIONS},
+    {"status", ctl_status, "Show the cluster, quorum and this node's state", "[--json]",
+     CTL_OPTIONS},
+    {"nodes", ctl_nodes, "List nodes with state and free memory", "[--json]", CTL_OPTIONS},
+    {"guests", ctl_guests, "List guests with owner and state", "[--json]", CTL_OPTIONS},
+    {"mark-failing", ctl_mark_failing, "Mark a node failing: evacuate it by live migration",
+     "<node> [--reason TEXT]",
+     "  --reason TEXT       why (shown in status and events)\n" CTL_OPTIONS},
+    {"clear", ctl_clear, "Return a node to service", "<node>", CTL_OPTIONS},
+    {"migrate", ctl_migrate, "Live-migrate a guest to a node", "<guest> <node>", CTL_OPTIONS},
+    {"events", ctl_events, "Show recent cluster events", "[--json]", CTL_OPTIONS},
 };
 
 static const struct cmd_table ctl_table = {
-	.prog = "haagent ctl",
-	.cmds = ctl_cmds,
-	.ncmds = sizeof(ctl_cmds) / sizeof(ctl_cmds[0]),
+    .prog = "haagent ctl",
+    .cmds = ctl_cmds,
+    .ncmds = sizeof(ctl_cmds) / sizeof(ctl_cmds[0]),
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: haagent [-f] [-c FILE] [-v]    run the HA agent daemon\n"
-		"       haagent ctl <command> [args]   talk to the local daemon\n"
-		"\n"
-		"Options:\n"
-		"  -f, --foreground     stay in the foreground, log to stderr\n"
-		"  -c, --config FILE    configuration file (default %s)\n"
-		"  -v, --verbose        more messages (repeat for debug)\n"
-		"  -h, --help           this help\n\n",
-		HAAGENT_DEFAULT_CONF);
+	        "Usage: haagent [-f] [-c FILE] [-v]    run the HA agent daemon\n"
+	        "       haagent ctl <command> [args]   talk to the local daemon\n"
+	        "\n"
+	        "Options:\n"
+	        "  -f, --foreground     stay in the foreground, log to stderr\n"
+	        "  -c, --config FILE    configuration file (default %s)\n"
+	        "  -v, --verbose        more messages (repeat for debug)\n"
+	        "  -h, --help           this help\n\n",
+	        HAAGENT_DEFAULT_CONF);
 	cmd_print_list(out, &ctl_table);
 }
 
@@ -365,11 +368,11 @@ static int run_daemon(const char *conf, int foreground)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"foreground", no_argument, NULL, 'f'},
-		{"config", required_argument, NULL, 'c'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"foreground", no_argument, NULL, 'f'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *conf = HAAGENT_DEFAULT_CONF;
 	int foreground = 0, opt;

@@ -18,20 +18,28 @@ struct codec {
 	uint8_t *buf; /* encode: growing buffer; decode: the input (read only) */
 	size_t len;   /* bytes used (encode) / available (decode) */
 	size_t cap;
-	size_t off;   /* decode position */
+	size_t off; /* decode position */
 	int err;
 };
 
 /* The smallest encoding of one record, to bound counts before allocating. */
 #define GUEST_MIN_BYTES (8 + 4 + 1 + 2 * (2 + HA_MAX_PREFERRED) + 1 + 4 + 4 + 1 + 1 + 2)
-#define NODE_MIN_BYTES (4 + 2 + 1 + 1 + 8 + 8 + 1 + 1 + 2)
+#define NODE_MIN_BYTES  (4 + 2 + 1 + 1 + 8 + 8 + 1 + 1 + 2)
 
 const char *ha_msg_type_name(enum ha_msg_type type)
 {
 	static const char *const names[] = {
-		"?",	     "hello",	      "set-state",	 "migration-started",
-		"migration-done", "migration-failed", "fenced", "restart-started",
-		"guest-restarted", "guest-stopped", "sync",
+	    "?",
+	    "hello",
+	    "set-state",
+	    "migration-started",
+	    "migration-done",
+	    "migration-failed",
+	    "fenced",
+	    "restart-started",
+	    "guest-restarted",
+	    "guest-stopped",
+	    "sync",
 	};
 
 	return (unsigned)type <= HA_MSG_TYPE_MAX ? names[type] : "?";
@@ -280,8 +288,7 @@ int ha_msg_encode(const struct ha_msg *m, uint8_t **buf_r, size_t *len_r)
 {
 	struct codec c = {0};
 	struct ha_msg copy = *m; /* the codec's field functions take non-const pointers */
-	uint64_t magic = HA_MSG_MAGIC, version = HA_MSG_VERSION, type = m->type, zero = 0,
-		 len = 0;
+	uint64_t magic = HA_MSG_MAGIC, version = HA_MSG_VERSION, type = m->type, zero = 0, len = 0;
 	int rc;
 
 	*buf_r = NULL;

@@ -21,13 +21,13 @@
 
 #include "haagent/planner.h"
 
-#define HA_MSG_MAGIC 0x48414147u /* "HAAG" */
+#define HA_MSG_MAGIC   0x48414147u /* "HAAG" */
 #define HA_MSG_VERSION 1
-#define HA_MSG_HEADER 12
-#define HA_MSG_MAX (256 * 1024)
-#define HA_MAX_NODES 32
-#define HA_MAX_GUESTS 256
-#define HA_DISKS_MAX 256
+#define HA_MSG_HEADER  12
+#define HA_MSG_MAX     (256 * 1024)
+#define HA_MAX_NODES   32
+#define HA_MAX_GUESTS  256
+#define HA_DISKS_MAX   256
 
 enum ha_msg_type {
 	HA_MSG_HELLO = 1,           /* a node's own facts: name, memory, its guests */
@@ -49,9 +49,9 @@ enum ha_guest_type {
 	HA_GUEST_HVM = 2,
 };
 
-#define HA_HELLO_SYNCED 0x1  /* the sender holds the replicated state */
+#define HA_HELLO_SYNCED  0x1 /* the sender holds the replicated state */
 #define HA_HELLO_QUORATE 0x2 /* the sender's partition was quorate */
-#define HA_HELLO_STALE 0x4   /* kept a view across a lost connection: used if none is synced */
+#define HA_HELLO_STALE   0x4 /* kept a view across a lost connection: used if none is synced */
 
 /* A guest as replicated: its configuration and where it runs. */
 struct ha_guest_info {
@@ -83,15 +83,15 @@ struct ha_node_info {
 
 struct ha_msg {
 	enum ha_msg_type type;
-	uint32_t node;            /* SET_STATE, FENCED */
-	uint32_t from, to;        /* MIG_*, RESTART_START, GUEST_RESTARTED, GUEST_STOPPED */
-	uint8_t state;            /* SET_STATE */
-	int32_t err;              /* MIG_FAILED */
-	uint8_t flags;            /* HELLO: HA_HELLO_* */
-	uint64_t free_mib;        /* HELLO */
-	uint64_t reserve_mib;     /* HELLO */
-	char guest[HA_NAME_MAX];  /* MIG_*, RESTART_*, GUEST_* */
-	char text[HA_REASON_MAX]; /* reason; HELLO: the node's name */
+	uint32_t node;                  /* SET_STATE, FENCED */
+	uint32_t from, to;              /* MIG_*, RESTART_START, GUEST_RESTARTED, GUEST_STOPPED */
+	uint8_t state;                  /* SET_STATE */
+	int32_t err;                    /* MIG_FAILED */
+	uint8_t flags;                  /* HELLO: HA_HELLO_* */
+	uint64_t free_mib;              /* HELLO */
+	uint64_t reserve_mib;           /* HELLO */
+	char guest[HA_NAME_MAX];        /* MIG_*, RESTART_*, GUEST_* */
+	char text[HA_REASON_MAX];       /* reason; HELLO: the node's name */
 	uint32_t members[HA_MAX_NODES]; /* SYNC: the membership it was taken for */
 	size_t nmembers;
 	struct ha_node_info *nodes; /* SYNC */

@@ -91,7 +91,8 @@ static const char *node_name(const struct plan_work *w, uint32_t nodeid)
 }
 
 /* vsnprintf: truncating a long reason is fine, and no -Wformat-truncation noise. */
-static void textf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void textf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void textf(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
@@ -102,8 +103,8 @@ static void textf(char *buf, size_t len, const char *fmt, ...)
 }
 
 static struct plan_action *add_action(struct plan_work *w, enum plan_kind kind,
-				      const struct plan_guest *g, uint32_t from, uint32_t to,
-				      uint32_t executor)
+                                      const struct plan_guest *g, uint32_t from, uint32_t to,
+                                      uint32_t executor)
 {
 	struct plan_action *a = &w->actions[w->nactions++];
 
@@ -154,7 +155,7 @@ static int preferred_rank(const struct plan_guest *g, const struct plan_node *n)
  * is none, why explains the closest miss.
  */
 static size_t targets_for(const struct plan_work *w, const struct plan_guest *g, size_t *idx_r,
-			  char *why, size_t why_len)
+                          char *why, size_t why_len)
 {
 	size_t n = 0, usable = 0, clash = 0;
 	int64_t best_room = INT64_MIN;
@@ -200,13 +201,13 @@ static size_t targets_for(const struct plan_work *w, const struct plan_guest *g,
 		textf(why, why_len, "no node is ok to receive it");
 	else if (n == 0 && clash > 0)
 		textf(why, why_len,
-			 "no node without a guest of anti-affinity group '%s' has %" PRIu64
-			 " MiB free",
-			 g->anti_affinity, g->mem_mib);
+		      "no node without a guest of anti-affinity group '%s' has %" PRIu64
+		      " MiB free",
+		      g->anti_affinity, g->mem_mib);
 	else if (n == 0)
 		textf(why, why_len,
-			 "no node has %" PRIu64 " MiB free (most: %" PRId64 " MiB on %s)",
-			 g->mem_mib, best_room < 0 ? 0 : best_room, best_name);
+		      "no node has %" PRIu64 " MiB free (most: %" PRId64 " MiB on %s)", g->mem_mib,
+		      best_room < 0 ? 0 : best_room, best_name);
 	return n;
 }
 
@@ -221,9 +222,8 @@ static void plan_cold(struct plan_work *w, size_t gi, size_t *cand, const char *
 {
 	const struct plan_guest *g = w->guests[gi];
 	int oi = node_index(w, g->owner);
-	bool owner_alive = oi >= 0 && w->nodes[oi]->member &&
-			   w->nodes[oi]->state != HA_NODE_DOWN &&
-			   w->nodes[oi]->state != HA_NODE_FENCED && !g->stopped;
+	bool owner_alive = oi >= 0 && w->nodes[oi]->member && w->nodes[oi]->state != HA_NODE_DOWN &&
+	                   w->nodes[oi]->state != HA_NODE_FENCED && !g->stopped;
 	char why[HA_REASON_MAX];
 	struct plan_action *a;
 
@@ -236,7 +236,7 @@ static void plan_cold(struct plan_work *w, size_t gi, size_t *cand, const char *
 	/* A running guest is shut down by its owner first; a stopped one is started by the
 	 * target. */
 	a = add_action(w, PLAN_COLD_RESTART, g, g->owner, w->nodes[cand[0]]->nodeid,
-		       owner_alive ? g->owner : w->nodes[cand[0]]->nodeid);
+	               owner_alive ? g->owner : w->nodes[cand[0]]->nodeid);
 	textf(a->reason, sizeof(a->reason), "%s", because);
 }
 
@@ -254,21 +254,21 @@ static void plan_live(struct plan_work *w, size_t gi, size_t *cand)
 			return;
 		}
 		a = add_action(w, PLAN_STAY, g, g->owner, 0, 0);
-		textf(a->reason, sizeof(a->reason),
-			 "live migration failed %u times; fallback stay", g->failures);
+		textf(a->reason, sizeof(a->reason), "live migration failed %u times; fallback stay",
+		      g->failures);
 		return;
 	}
 	n = targets_for(w, g, cand, why, sizeof(why));
 	if (n == 0) {
 		a = add_action(w, PLAN_STAY, g, g->owner, 0, 0);
 		textf(a->reason, sizeof(a->reason), "%s%s", why,
-			 g->fallback == HA_FALLBACK_COLD_RESTART ? "; no cold restart either" : "");
+		      g->fallback == HA_FALLBACK_COLD_RESTART ? "; no cold restart either" : "");
 		return;
 	}
 	if (w->out[oi] >= w->max_out) {
 		a = add_action(w, PLAN_DEFER, g, g->owner, 0, 0);
 		textf(a->reason, sizeof(a->reason), "%s at its outgoing limit (%u)",
-			 w->nodes[oi]->name, w->max_out);
+		      w->nodes[oi]->name, w->max_out);
 		return;
 	}
 	for (size_t k = 0; k < n; k++) {
@@ -282,12 +282,12 @@ static void plan_live(struct plan_work *w, size_t gi, size_t *cand)
 		a = add_action(w, PLAN_MIGRATE, g, g->owner, w->nodes[ti]->nodeid, g->owner);
 		a->est_ms = plan_estimate_ms(g->mem_mib, g->dirty_mibps, w->bandwidth);
 		textf(a->reason, sizeof(a->reason), "%s is %s", w->nodes[oi]->name,
-			 ha_node_state_name(w->nodes[oi]->state));
+		      ha_node_state_name(w->nodes[oi]->state));
 		return;
 	}
 	a = add_action(w, PLAN_DEFER, g, g->owner, 0, 0);
 	textf(a->reason, sizeof(a->reason), "every target (%s first) at its incoming limit (%u)",
-		 w->nodes[cand[0]]->name, w->max_in);
+	      w->nodes[cand[0]]->name, w->max_in);
 }
 
 /* Lowest live member: it runs the fence command. */
@@ -337,8 +337,10 @@ static int cmp_order(const struct plan_work *w, size_t a, size_t b)
 
 	if ((kx == MOVE_COLD) != (ky == MOVE_COLD))
 		return kx == MOVE_COLD ? -1 : 1;
-	ex = kx == MOVE_COLD ? x->mem_mib : plan_estimate_ms(x->mem_mib, x->dirty_mibps, w->bandwidth);
-	ey = ky == MOVE_COLD ? y->mem_mib : plan_estimate_ms(y->mem_mib, y->dirty_mibps, w->bandwidth);
+	ex = kx == MOVE_COLD ? x->mem_mib
+	                     : plan_estimate_ms(x->mem_mib, x->dirty_mibps, w->bandwidth);
+	ey = ky == MOVE_COLD ? y->mem_mib
+	                     : plan_estimate_ms(y->mem_mib, y->dirty_mibps, w->bandwidth);
 	if (ex != ey)
 		return ex > ey ? -1 : 1;
 	return strcmp(x->name, y->name);
@@ -419,20 +421,20 @@ int plan_compute(const struct plan_input *in, struct plan_action **actions_r, si
 	for (size_t i = 0; i < in->nnodes; i++) {
 		if (w.nodes[i]->state != HA_NODE_DOWN || !holds_guests(&w, w.nodes[i]->nodeid))
 			continue;
-		struct plan_action *a = add_action(&w, PLAN_FENCE, NULL, w.nodes[i]->nodeid, 0,
-						   fence_executor(&w));
+		struct plan_action *a =
+		    add_action(&w, PLAN_FENCE, NULL, w.nodes[i]->nodeid, 0, fence_executor(&w));
 		textf(a->reason, sizeof(a->reason), "%s left the cluster unfenced%s",
-			 w.nodes[i]->name, a->executor ? "" : "; no live member can fence it");
+		      w.nodes[i]->name, a->executor ? "" : "; no live member can fence it");
 	}
 	for (size_t i = 0; i < in->nguests; i++) {
 		enum move_kind k = move_kind_of(&w, w.guests[i]);
 
 		if (k == MOVE_WAIT_FENCE) {
-			struct plan_action *a = add_action(&w, PLAN_STAY, w.guests[i],
-							   w.guests[i]->owner, 0, 0);
+			struct plan_action *a =
+			    add_action(&w, PLAN_STAY, w.guests[i], w.guests[i]->owner, 0, 0);
 			textf(a->reason, sizeof(a->reason),
-				 "%s is down and not fenced: never restarted before fencing",
-				 node_name(&w, w.guests[i]->owner));
+			      "%s is down and not fenced: never restarted before fencing",
+			      node_name(&w, w.guests[i]->owner));
 		} else if (k != MOVE_NONE) {
 			order[norder++] = i;
 		}

@@ -36,12 +36,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HA_NAME_MAX 64
-#define HA_MAX_PREFERRED 4
-#define HA_REASON_MAX 128
-#define PLAN_DEFAULT_MAX_OUTGOING 2
-#define PLAN_DEFAULT_MAX_INCOMING 2
-#define PLAN_DEFAULT_MAX_ATTEMPTS 3
+#define HA_NAME_MAX                  64
+#define HA_MAX_PREFERRED             4
+#define HA_REASON_MAX                128
+#define PLAN_DEFAULT_MAX_OUTGOING    2
+#define PLAN_DEFAULT_MAX_INCOMING    2
+#define PLAN_DEFAULT_MAX_ATTEMPTS    3
 #define PLAN_DEFAULT_BANDWIDTH_MIBPS 100
 
 enum ha_node_state {
@@ -62,24 +62,24 @@ struct plan_node {
 	uint32_t nodeid;
 	char name[HA_NAME_MAX];
 	enum ha_node_state state;
-	uint64_t free_mib;     /* free memory as last reported, minus reservations in flight */
-	uint64_t reserve_mib;  /* kept for dom0 */
-	unsigned outgoing;     /* live migrations in flight from this node */
-	unsigned incoming;     /* live migrations in flight to this node */
-	bool member;           /* in the current group membership */
+	uint64_t free_mib;    /* free memory as last reported, minus reservations in flight */
+	uint64_t reserve_mib; /* kept for dom0 */
+	unsigned outgoing;    /* live migrations in flight from this node */
+	unsigned incoming;    /* live migrations in flight to this node */
+	bool member;          /* in the current group membership */
 };
 
 struct plan_guest {
 	char name[HA_NAME_MAX];
-	uint32_t owner;        /* nodeid; exactly one */
+	uint32_t owner; /* nodeid; exactly one */
 	uint64_t mem_mib;
-	uint32_t dirty_mibps;  /* measured or estimated dirty rate */
+	uint32_t dirty_mibps;                          /* measured or estimated dirty rate */
 	char preferred[HA_MAX_PREFERRED][HA_NAME_MAX]; /* node names, most preferred first */
 	char anti_affinity[HA_NAME_MAX];               /* "" for none */
 	enum ha_fallback fallback;
-	uint32_t moving_to;    /* nodeid of a migration or restart in flight, 0 if none */
-	bool stopped;          /* not running (its node was fenced): needs a cold restart */
-	unsigned failures;     /* failed live migrations since it was last placed */
+	uint32_t moving_to; /* nodeid of a migration or restart in flight, 0 if none */
+	bool stopped;       /* not running (its node was fenced): needs a cold restart */
+	unsigned failures;  /* failed live migrations since it was last placed */
 };
 
 struct plan_input {

@@ -21,7 +21,8 @@ void ha_state_event(struct ha_state *st, const char *fmt, ...)
 	va_list ap;
 
 	if (st->nevents == HA_EVENTS_MAX) {
-		memmove(&st->events[0], &st->events[1], sizeof(st->events[0]) * (HA_EVENTS_MAX - 1));
+		memmove(&st->events[0], &st->events[1],
+		        sizeof(st->events[0]) * (HA_EVENTS_MAX - 1));
 		st->nevents--;
 	}
 	ev = &st->events[st->nevents++];
@@ -62,7 +63,7 @@ void ha_state_free(struct ha_state *st)
 }
 
 int ha_state_set_local(struct ha_state *st, const char *name, uint64_t free_mib,
-		       uint64_t reserve_mib, const struct ha_guest_info *guests, size_t nguests)
+                       uint64_t reserve_mib, const struct ha_guest_info *guests, size_t nguests)
 {
 	struct ha_guest_info *copy = NULL;
 
@@ -179,7 +180,7 @@ static int apply_hello(struct ha_state *st, uint32_t from, const struct ha_msg *
 	n->member = 1;
 	if (n->state == HA_NODE_DOWN || n->state == HA_NODE_FENCED) {
 		ha_state_event(st, "node %s is back (was %s)", n->name,
-			       ha_node_state_name(n->state));
+		               ha_node_state_name(n->state));
 		n->state = HA_NODE_OK;
 		n->reason[0] = '\0';
 	}
@@ -204,14 +205,15 @@ static int apply_hello(struct ha_state *st, uint32_t from, const struct ha_msg *
 		} else if (g->moving_to == from) {
 			/* arriving: the migration's outcome message decides */
 		} else if (g->stopped && g->moving_to == 0 && owner &&
-			   owner->state != HA_NODE_DOWN) {
+		           owner->state != HA_NODE_DOWN) {
 			ha_state_event(st, "guest %s found running on %s", g->name, n->name);
 			g->owner = from;
 			g->stopped = 0;
 			take_config(g, r);
 		} else {
-			ha_state_event(st, "CONFLICT: guest %s reported by %s but owned by %s; owner kept",
-				       g->name, n->name, node_name(st, g->owner));
+			ha_state_event(
+			    st, "CONFLICT: guest %s reported by %s but owned by %s; owner kept",
+			    g->name, n->name, node_name(st, g->owner));
 		}
 	}
 	/* A node that was fenced runs nothing it does not report now. */
@@ -234,15 +236,14 @@ static int apply_set_state(struct ha_state *st, uint32_t from, const struct ha_m
 	(void)from;
 	if (!n)
 		return ERR_NOTFOUND;
-	if (m->state != HA_NODE_OK && m->state != HA_NODE_FAILING &&
-	    m->state != HA_NODE_DRAINING)
+	if (m->state != HA_NODE_OK && m->state != HA_NODE_FAILING && m->state != HA_NODE_DRAINING)
 		return ERR_INVAL; /* down and fenced come from membership and FENCED only */
 	if (!node_alive(n) && n->state != HA_NODE_OK)
 		return ERR_BUSY;
 	if (n->state == m->state)
 		return 0;
 	ha_state_event(st, "node %s: %s -> %s%s%s", n->name, ha_node_state_name(n->state),
-		       ha_node_state_name(m->state), m->text[0] ? ": " : "", m->text);
+	               ha_node_state_name(m->state), m->text[0] ? ": " : "", m->text);
 	n->state = m->state;
 	snprintf(n->reason, sizeof(n->reason), "%s", m->text);
 	return 0;
@@ -250,7 +251,7 @@ static int apply_set_state(struct ha_state *st, uint32_t from, const struct ha_m
 
 /* Find the guest of a migration/restart message and check the sender's role. */
 static int lookup_move(struct ha_state *st, const struct ha_msg *m, struct ha_guest_info **g_r,
-		       struct ha_node_info **src_r, struct ha_node_info **dst_r)
+                       struct ha_node_info **src_r, struct ha_node_info **dst_r)
 {
 	*g_r = find_guest(st, m->guest);
 	if (!*g_r)
@@ -266,7 +267,7 @@ static int lookup_move(struct ha_state *st, const struct ha_msg *m, struct ha_gu
 
 /* Can dst take g now (alive, ok, room, incoming limit)? */
 static int check_target(struct ha_state *st, const struct ha_guest_info *g,
-			const struct ha_node_info *dst, bool live)
+                        const struct ha_node_info *dst, bool live)
 {
 	if (!node_alive(dst) || dst->state != HA_NODE_OK)
 		return ERR_BUSY;
@@ -299,7 +300,7 @@ static int apply_mig_start(struct ha_state *st, uint32_t from, const struct ha_m
 	dst->incoming++;
 	dst->free_mib -= g->mem_mib;
 	ha_state_event(st, "migration of guest %s from %s to %s started", g->name, src->name,
-		       dst->name);
+	               dst->name);
 	return 0;
 }
 
@@ -330,16 +331,17 @@ static int apply_move_end(struct ha_state *st, uint32_t from, const struct ha_ms
 		g->failures = 0;
 		g->stopped = 0;
 		if (!restart && node_alive(src))
-			src->free_mib += g->mem_mib; /* a stopped guest gave its memory back already */
+			src->free_mib +=
+			    g->mem_mib; /* a stopped guest gave its memory back already */
 		ha_state_event(st, "guest %s now runs on %s (%s from %s)", g->name, dst->name,
-			       restart ? "restarted" : "migrated", src->name);
+		               restart ? "restarted" : "migrated", src->name);
 	} else {
 		dst->free_mib += g->mem_mib;
 		if (g->failures < 255)
 			g->failures++;
 		ha_state_event(st, "%s of guest %s from %s to %s failed (%u): %s%s%s",
-			       restart ? "restart" : "migration", g->name, src->name, dst->name,
-			       g->failures, err_str(m->err), m->text[0] ? ": " : "", m->text);
+		               restart ? "restart" : "migration", g->name, src->name, dst->name,
+		               g->failures, err_str(m->err), m->text[0] ? ": " : "", m->text);
 	}
 	return 0;
 }
@@ -363,7 +365,7 @@ static int apply_fenced(struct ha_state *st, uint32_t from, const struct ha_msg 
 			g->stopped = 1;
 	}
 	ha_state_event(st, "node %s fenced by %s%s%s", n->name, node_name(st, from),
-		       m->text[0] ? ": " : "", m->text);
+	               m->text[0] ? ": " : "", m->text);
 	return 0;
 }
 
@@ -404,7 +406,7 @@ static int apply_guest_stopped(struct ha_state *st, uint32_t from, const struct 
 	if (n)
 		n->free_mib += g->mem_mib;
 	ha_state_event(st, "guest %s shut down on %s for a cold restart", g->name,
-		       node_name(st, from));
+	               node_name(st, from));
 	return 0;
 }
 
@@ -467,13 +469,13 @@ int ha_state_plan(const struct ha_state *st, struct plan_action **actions_r, siz
 	struct plan_node nodes[HA_MAX_NODES];
 	struct plan_guest *guests;
 	struct plan_input in = {
-		.nodes = nodes,
-		.nnodes = st->nnodes,
-		.nguests = st->nguests,
-		.max_outgoing = st->cfg.max_outgoing,
-		.max_incoming = st->cfg.max_incoming,
-		.max_attempts = st->cfg.max_attempts,
-		.bandwidth_mibps = st->cfg.bandwidth_mibps,
+	    .nodes = nodes,
+	    .nnodes = st->nnodes,
+	    .nguests = st->nguests,
+	    .max_outgoing = st->cfg.max_outgoing,
+	    .max_incoming = st->cfg.max_incoming,
+	    .max_attempts = st->cfg.max_attempts,
+	    .bandwidth_mibps = st->cfg.bandwidth_mibps,
 	};
 	int rc;
 
@@ -489,9 +491,14 @@ int ha_state_plan(const struct ha_state *st, struct plan_action **actions_r, siz
 	for (size_t i = 0; i < st->nnodes; i++) {
 		const struct ha_node_info *n = &st->nodes[i];
 
-		nodes[i] = (struct plan_node){n->nodeid, "", (enum ha_node_state)n->state,
-					      n->free_mib, n->reserve_mib, n->outgoing,
-					      n->incoming, n->member};
+		nodes[i] = (struct plan_node){n->nodeid,
+		                              "",
+		                              (enum ha_node_state)n->state,
+		                              n->free_mib,
+		                              n->reserve_mib,
+		                              n->outgoing,
+		                              n->incoming,
+		                              n->member};
 		memcpy(nodes[i].name, n->name, sizeof(n->name));
 	}
 	for (size_t i = 0; i < st->nguests; i++) {

@@ -68,12 +68,12 @@ void ha_state_free(struct ha_state *st);
  * (owner fields ignored). Copied.
  */
 int ha_state_set_local(struct ha_state *st, const char *name, uint64_t free_mib,
-		       uint64_t reserve_mib, const struct ha_guest_info *guests, size_t nguests);
+                       uint64_t reserve_mib, const struct ha_guest_info *guests, size_t nguests);
 
 /* A membership change, in agreed order with the messages. */
 void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nmembers,
-			 const uint32_t *left, size_t nleft, const uint32_t *joined,
-			 size_t njoined);
+                         const uint32_t *left, size_t nleft, const uint32_t *joined,
+                         size_t njoined);
 
 /* The local quorum view changed. */
 void ha_state_quorum(struct ha_state *st, bool quorate);

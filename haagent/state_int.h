@@ -6,7 +6,7 @@
 
 #include "haagent/state.h"
 
-#define HA_OUTBOX_MAX 64
+#define HA_OUTBOX_MAX      64
 #define HA_SYNC_BUFFER_MAX 4096
 
 struct ha_raw_msg {
@@ -18,10 +18,10 @@ struct ha_raw_msg {
 struct ha_state {
 	uint32_t self;
 	struct ha_state_config cfg;
-	bool quorate;  /* local votequorum view */
+	bool quorate;      /* local votequorum view */
 	bool quorum_stale; /* nodes left since the last quorum report: do not act yet */
-	bool synced;   /* holds the replicated view */
-	bool stale;    /* the view was kept across a lost connection */
+	bool synced;       /* holds the replicated view */
+	bool stale;        /* the view was kept across a lost connection */
 
 	/* The replicated view: nodes sorted by nodeid, guests by name. */
 	struct ha_node_info nodes[HA_MAX_NODES];
@@ -58,7 +58,8 @@ struct ha_state {
 };
 
 /* Record an event (and log it at info level). */
-void ha_state_event(struct ha_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ha_state_event(struct ha_state *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Apply one decoded message to a synced view. */
 int ha_state_apply(struct ha_state *st, uint32_t from, const struct ha_msg *m);
 struct ha_node_info *ha_state_find_node(struct ha_state *st, uint32_t nodeid);

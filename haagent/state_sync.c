@@ -36,9 +36,10 @@ static int buffer_add(struct ha_state *st, uint32_t from, const void *buf, size_
 	uint8_t *copy;
 
 	if (st->nbuffer == HA_SYNC_BUFFER_MAX) {
-		log_error("node %" PRIu32 ": sync round buffer full (%d messages): message from %" PRIu32
-			  " dropped",
-			  st->self, HA_SYNC_BUFFER_MAX, from);
+		log_error("node %" PRIu32
+		          ": sync round buffer full (%d messages): message from %" PRIu32
+		          " dropped",
+		          st->self, HA_SYNC_BUFFER_MAX, from);
 		return ERR_NOSPACE;
 	}
 	nb = realloc(st->buffer, (st->nbuffer + 1) * sizeof(*nb));
@@ -89,10 +90,10 @@ static void apply_membership(struct ha_state *st)
 			owns = st->guests[k].owner == n->nodeid ||
 			       st->guests[k].moving_to == n->nodeid;
 		snprintf(n->reason, sizeof(n->reason), "left the group while %s",
-			 ha_node_state_name(n->state));
+		         ha_node_state_name(n->state));
 		n->state = HA_NODE_DOWN;
 		ha_state_event(st, "node %s left the cluster: down%s", n->name,
-			       owns ? ", its guests wait for fencing" : ", owning no guest");
+		               owns ? ", its guests wait for fencing" : ", owning no guest");
 	}
 }
 
@@ -104,8 +105,9 @@ static void send_hello(struct ha_state *st)
 	snprintf(m.text, sizeof(m.text), "%s", st->local_name);
 	m.free_mib = st->local_free;
 	m.reserve_mib = st->local_reserve;
-	m.flags = (uint8_t)((st->synced ? HA_HELLO_SYNCED : 0) | (st->quorate ? HA_HELLO_QUORATE : 0) |
-			    (st->stale ? HA_HELLO_STALE : 0));
+	m.flags =
+	    (uint8_t)((st->synced ? HA_HELLO_SYNCED : 0) | (st->quorate ? HA_HELLO_QUORATE : 0) |
+	              (st->stale ? HA_HELLO_STALE : 0));
 	m.guests = st->local_guests;
 	m.nguests = st->local_nguests;
 	rc = ha_state_submit(st, &m);
@@ -114,8 +116,7 @@ static void send_hello(struct ha_state *st)
 }
 
 void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nmembers,
-			 const uint32_t *left, size_t nleft, const uint32_t *joined,
-			 size_t njoined)
+                         const uint32_t *left, size_t nleft, const uint32_t *joined, size_t njoined)
 {
 	bool was_syncing = st->syncing;
 
@@ -127,7 +128,7 @@ void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nm
 		st->quorum_stale = true;
 	if (nmembers > HA_MAX_NODES) {
 		log_error("node %" PRIu32 ": %zu members, more than %d: extra ignored", st->self,
-			  nmembers, HA_MAX_NODES);
+		          nmembers, HA_MAX_NODES);
 		nmembers = HA_MAX_NODES;
 	}
 	/* A round in progress ends here: holders catch up, others start over. */
@@ -198,7 +199,7 @@ static int cmp_node_info(const void *a, const void *b)
 static int cmp_guest_info(const void *a, const void *b)
 {
 	return strcmp(((const struct ha_guest_info *)a)->name,
-		      ((const struct ha_guest_info *)b)->name);
+	              ((const struct ha_guest_info *)b)->name);
 }
 
 /* End of the round: the view is set (adopted or fresh); replay what was buffered. */
@@ -262,12 +263,12 @@ static int take_sync(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 	qsort(st->guests, st->nguests, sizeof(st->guests[0]), cmp_guest_info);
 	finish_round(st);
 	ha_state_event(st, "view synchronised from node %" PRIu32 " (%zu nodes, %zu guests)", from,
-		       st->nnodes, st->nguests);
+	               st->nnodes, st->nguests);
 	return 0;
 }
 
 static int deliver_in_round(struct ha_state *st, uint32_t from, const void *buf, size_t len,
-			    const struct ha_msg *m)
+                            const struct ha_msg *m)
 {
 	int rc;
 
@@ -295,8 +296,8 @@ int ha_state_deliver(struct ha_state *st, uint32_t from, const void *buf, size_t
 	rc = ha_msg_decode(buf, len, &m);
 	if (rc < 0) {
 		log_warn("node %" PRIu32 ": malformed message (%zu bytes) from node %" PRIu32
-			 " refused",
-			 st->self, len, from);
+		         " refused",
+		         st->self, len, from);
 		return rc;
 	}
 	if (st->syncing)
@@ -307,7 +308,7 @@ int ha_state_deliver(struct ha_state *st, uint32_t from, const void *buf, size_t
 		rc = 0; /* not part of a view yet: the next sync round brings it */
 	if (rc < 0)
 		log_debug("node %" PRIu32 ": %s from node %" PRIu32 " refused: %s", st->self,
-			  ha_msg_type_name(m.type), from, err_str(rc));
+		          ha_msg_type_name(m.type), from, err_str(rc));
 	ha_msg_release(&m);
 	return rc;
 }

@@ -35,7 +35,7 @@ static void on_deliver(void *arg, uint32_t from, const void *msg, size_t len)
 }
 
 static void on_membership(void *arg, const uint32_t *members, size_t n, const uint32_t *left,
-			  size_t nleft, const uint32_t *joined, size_t njoined)
+                          size_t nleft, const uint32_t *joined, size_t njoined)
 {
 	struct check *c = arg;
 
@@ -125,7 +125,8 @@ int main(int argc, char **argv)
 		status = 0;
 	} else {
 		fprintf(stderr, "cpgcheck: node %u: %zu of %zu messages delivered, %zu members%s\n",
-			self, c.delivered, want * count, c.members, c.lost ? ", connection lost" : "");
+		        self, c.delivered, want * count, c.members,
+		        c.lost ? ", connection lost" : "");
 	}
 out:
 	if (cl)

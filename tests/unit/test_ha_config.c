@@ -39,8 +39,8 @@ static void test_shipped_example(void **state)
 static void test_defaults_and_overrides(void **state)
 {
 	static const char text[] = "# comment only\n\n  max_incoming = 4   # trailing comment\n"
-				   "group=ha2\n[ guest  db ]\nmemory_mib = 4096\ntype = hvm\n"
-				   "preferred = n1, n2\n";
+	                           "group=ha2\n[ guest  db ]\nmemory_mib = 4096\ntype = hvm\n"
+	                           "preferred = n1, n2\n";
 	struct ha_config c;
 	char err[512];
 
@@ -62,26 +62,26 @@ static const struct {
 	const char *text;
 	const char *error;
 } bad[] = {
-	{"cluster = corosync\nmax_outgoin = 2\n", "t.conf:2: unknown key 'max_outgoin'"},
-	{"max_outgoing = 0\n", "t.conf:1: key 'max_outgoing': '0' is not a number in 1..64"},
-	{"max_outgoing = two\n", "t.conf:1: key 'max_outgoing': 'two' is not a number in 1..64"},
-	{"max_outgoing = -1\n", "t.conf:1: key 'max_outgoing': '-1' is not a number"},
-	{"dom0_reserve_mib = 99999999999999999999\n", "t.conf:1: key 'dom0_reserve_mib': "},
-	{"\n\nthis is not a pair\n", "t.conf:3: expected 'key = value', got 'this is not a pair'"},
-	{" = 3\n", "t.conf:1: missing key before '='"},
-	{"[guest vm1]\nfallback = maybe\n",
-	 "t.conf:2: key 'fallback': 'maybe' is not one of stay, cold-restart"},
-	{"[guest vm1]\ntype = xen\n", "t.conf:2: key 'type': 'xen' is not one of pv, pvh, hvm"},
-	{"[guest vm1]\n[guest vm1]\n", "t.conf:2: section [guest vm1] appears twice"},
-	{"[host a]\n", "t.conf:1: unknown section '[host a]'"},
-	{"[guest vm1\n", "t.conf:1: section header '[guest vm1' must be [guest NAME]"},
-	{"[guest bad/name]\n", "t.conf:1: section [guest bad/name]: not a valid guest name"},
-	{"[guest vm1]\nfence_command = /bin/true\n",
-	 "t.conf:2: unknown key 'fence_command' in [guest vm1]"},
-	{"[guest vm1]\npreferred = a b c d e\n", "t.conf:2: key 'preferred': more than 4 nodes"},
-	{"[guest vm1]\nanti_affinity = a b\n", "t.conf:2: key 'anti_affinity': 'a b' is not a valid"},
-	{"node_name = xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
-	 "t.conf:1: key 'node_name': value longer than 63 characters"},
+    {"cluster = corosync\nmax_outgoin = 2\n", "t.conf:2: unknown key 'max_outgoin'"},
+    {"max_outgoing = 0\n", "t.conf:1: key 'max_outgoing': '0' is not a number in 1..64"},
+    {"max_outgoing = two\n", "t.conf:1: key 'max_outgoing': 'two' is not a number in 1..64"},
+    {"max_outgoing = -1\n", "t.conf:1: key 'max_outgoing': '-1' is not a number"},
+    {"dom0_reserve_mib = 99999999999999999999\n", "t.conf:1: key 'dom0_reserve_mib': "},
+    {"\n\nthis is not a pair\n", "t.conf:3: expected 'key = value', got 'this is not a pair'"},
+    {" = 3\n", "t.conf:1: missing key before '='"},
+    {"[guest vm1]\nfallback = maybe\n",
+     "t.conf:2: key 'fallback': 'maybe' is not one of stay, cold-restart"},
+    {"[guest vm1]\ntype = xen\n", "t.conf:2: key 'type': 'xen' is not one of pv, pvh, hvm"},
+    {"[guest vm1]\n[guest vm1]\n", "t.conf:2: section [guest vm1] appears twice"},
+    {"[host a]\n", "t.conf:1: unknown section '[host a]'"},
+    {"[guest vm1\n", "t.conf:1: section header '[guest vm1' must be [guest NAME]"},
+    {"[guest bad/name]\n", "t.conf:1: section [guest bad/name]: not a valid guest name"},
+    {"[guest vm1]\nfence_command = /bin/true\n",
+     "t.conf:2: unknown key 'fence_command' in [guest vm1]"},
+    {"[guest vm1]\npreferred = a b c d e\n", "t.conf:2: key 'preferred': more than 4 nodes"},
+    {"[guest vm1]\nanti_affinity = a b\n", "t.conf:2: key 'anti_affinity': 'a b' is not a valid"},
+    {"node_name = xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n",
+     "t.conf:1: key 'node_name': value longer than 63 characters"},
 };
 
 static void test_malformed_files(void **state)
@@ -94,10 +94,10 @@ static void test_malformed_files(void **state)
 
 		ha_config_defaults(&c);
 		rc = ha_config_parse(bad[i].text, strlen(bad[i].text), "t.conf", &c, err,
-				     sizeof(err));
+		                     sizeof(err));
 		if (rc != ERR_INVAL || strncmp(err, bad[i].error, strlen(bad[i].error)) != 0)
 			fail_msg("case %zu: rc %d, error '%s', expected '%s...'", i, rc, err,
-				 bad[i].error);
+			         bad[i].error);
 		ha_config_release(&c);
 	}
 }
@@ -110,7 +110,7 @@ static void test_nul_and_long_line(void **state)
 	(void)state;
 	ha_config_defaults(&c);
 	assert_int_equal(ha_config_parse("group = a\0b\n", 12, "t.conf", &c, err, sizeof(err)),
-			 ERR_INVAL);
+	                 ERR_INVAL);
 	assert_string_equal(err, "t.conf:1: NUL byte in the file");
 	big = malloc(5000);
 	assert_non_null(big);
@@ -119,7 +119,7 @@ static void test_nul_and_long_line(void **state)
 	assert_string_equal(err, "t.conf:1: line longer than 1023 characters");
 	free(big);
 	assert_int_equal(ha_config_load("/nonexistent/haagent.conf", &c, err, sizeof(err)),
-			 ERR_NOTFOUND);
+	                 ERR_NOTFOUND);
 	assert_non_null(strstr(err, "/nonexistent/haagent.conf: cannot read"));
 	ha_config_release(&c);
 }
@@ -127,10 +127,10 @@ static void test_nul_and_long_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_shipped_example),
-		cmocka_unit_test(test_defaults_and_overrides),
-		cmocka_unit_test(test_malformed_files),
-		cmocka_unit_test(test_nul_and_long_line),
+	    cmocka_unit_test(test_shipped_example),
+	    cmocka_unit_test(test_defaults_and_overrides),
+	    cmocka_unit_test(test_malformed_files),
+	    cmocka_unit_test(test_nul_and_long_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

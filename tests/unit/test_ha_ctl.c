@@ -50,7 +50,7 @@ static void cb_deliver(void *arg, uint32_t from, const void *msg, size_t len)
 }
 
 static void cb_membership(void *arg, const uint32_t *m, size_t nm, const uint32_t *l, size_t nl,
-			  const uint32_t *j, size_t nj)
+                          const uint32_t *j, size_t nj)
 {
 	struct one *o = arg;
 
@@ -129,7 +129,8 @@ static void test_status_nodes_guests(void **state)
 	EXPECT(o, "{\"cmd\":\"status\"}", "\"node\":\"alpha\"");
 	EXPECT(o, "{\"cmd\":\"status\"}", "\"quorate\":true");
 	EXPECT(o, "{\"cmd\":\"nodes\"}", "\"free_mib\":8192");
-	EXPECT(o, "{\"cmd\":\"guests\"}", "\"name\":\"vm1\",\"owner\":\"alpha\",\"state\":\"running\"");
+	EXPECT(o, "{\"cmd\":\"guests\"}",
+	       "\"name\":\"vm1\",\"owner\":\"alpha\",\"state\":\"running\"");
 	EXPECT(o, "{\"cmd\":\"events\"}", "guest vm1 runs on alpha");
 }
 
@@ -137,7 +138,8 @@ static void test_mark_failing_and_clear(void **state)
 {
 	struct one *o = *state;
 
-	EXPECT(o, "{\"cmd\":\"mark-failing\",\"node\":\"zeta\"}", "unknown node 'zeta' (known: alpha)");
+	EXPECT(o, "{\"cmd\":\"mark-failing\",\"node\":\"zeta\"}",
+	       "unknown node 'zeta' (known: alpha)");
 	EXPECT(o, "{\"cmd\":\"mark-failing\"}", "missing \\\"node\\\"");
 	EXPECT(o, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"reason\":\"a\\nb\"}",
 	       "control characters");
@@ -251,10 +253,10 @@ static void test_socket(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_garbage_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_status_nodes_guests, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_mark_failing_and_clear, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_nodes_guests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mark_failing_and_clear, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
 	};
 
 	log_set_sink(log_sink_capture());

@@ -15,25 +15,49 @@
 #include "haagent/msg.h"
 
 static struct ha_guest_info sample_guests[2] = {
-	{.name = "web1", .mem_mib = 2048, .dirty_mibps = 12, .type = HA_GUEST_PVH,
-	 .disks = "iscsi:iqn.2026-11.lab:web1,xvda,w", .preferred = {"n2", "n3"},
-	 .anti_affinity = "web", .fallback = HA_FALLBACK_COLD_RESTART, .owner = 1},
-	{.name = "db", .mem_mib = 8192, .type = HA_GUEST_HVM, .owner = 2, .moving_to = 3,
-	 .failures = 2},
+    {.name = "web1",
+     .mem_mib = 2048,
+     .dirty_mibps = 12,
+     .type = HA_GUEST_PVH,
+     .disks = "iscsi:iqn.2026-11.lab:web1,xvda,w",
+     .preferred = {"n2", "n3"},
+     .anti_affinity = "web",
+     .fallback = HA_FALLBACK_COLD_RESTART,
+     .owner = 1},
+    {.name = "db",
+     .mem_mib = 8192,
+     .type = HA_GUEST_HVM,
+     .owner = 2,
+     .moving_to = 3,
+     .failures = 2},
 };
 
 static struct ha_node_info sample_nodes[2] = {
-	{.nodeid = 1, .name = "n1", .state = HA_NODE_FAILING, .member = 1, .free_mib = 100,
-	 .reserve_mib = 1024, .outgoing = 1, .reason = "disk errors"},
-	{.nodeid = 2, .name = "n2", .state = HA_NODE_OK, .member = 1, .free_mib = 30000},
+    {.nodeid = 1,
+     .name = "n1",
+     .state = HA_NODE_FAILING,
+     .member = 1,
+     .free_mib = 100,
+     .reserve_mib = 1024,
+     .outgoing = 1,
+     .reason = "disk errors"},
+    {.nodeid = 2, .name = "n2", .state = HA_NODE_OK, .member = 1, .free_mib = 30000},
 };
 
 /* One message of every type. */
 static struct ha_msg sample(enum ha_msg_type type)
 {
-	struct ha_msg m = {.type = type, .node = 3, .from = 1, .to = 2, .state = HA_NODE_FAILING,
-			   .err = ERR_TIMEOUT, .flags = HA_HELLO_SYNCED, .free_mib = 12345,
-			   .reserve_mib = 1024, .guest = "web1", .text = "operator request"};
+	struct ha_msg m = {.type = type,
+	                   .node = 3,
+	                   .from = 1,
+	                   .to = 2,
+	                   .state = HA_NODE_FAILING,
+	                   .err = ERR_TIMEOUT,
+	                   .flags = HA_HELLO_SYNCED,
+	                   .free_mib = 12345,
+	                   .reserve_mib = 1024,
+	                   .guest = "web1",
+	                   .text = "operator request"};
 
 	if (type == HA_MSG_HELLO || type == HA_MSG_SYNC) {
 		m.guests = sample_guests;
@@ -148,7 +172,7 @@ static void test_random_garbage(void **state)
 		free(buf);
 	}
 	print_message("  garbage: %zu refused, %zu accepted as valid messages\n", refused,
-		      accepted);
+	              accepted);
 	assert_true(refused > 10000);
 }
 
@@ -269,13 +293,13 @@ static void test_largest_sync_fits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip_every_type),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_random_garbage),
-		cmocka_unit_test(test_header_checks),
-		cmocka_unit_test(test_count_bomb),
-		cmocka_unit_test(test_bad_strings_and_enums),
-		cmocka_unit_test(test_largest_sync_fits),
+	    cmocka_unit_test(test_round_trip_every_type),
+	    cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_random_garbage),
+	    cmocka_unit_test(test_header_checks),
+	    cmocka_unit_test(test_count_bomb),
+	    cmocka_unit_test(test_bad_strings_and_enums),
+	    cmocka_unit_test(test_largest_sync_fits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

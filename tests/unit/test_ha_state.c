@@ -23,7 +23,7 @@
 #include "haagent/cluster_sim.h"
 #include "haagent/state.h"
 
-#define NNODES 3
+#define NNODES  3
 #define NGUESTS 6
 
 struct tnode {
@@ -31,14 +31,14 @@ struct tnode {
 	struct ha_state *st;
 	struct cluster *cl;
 	struct ctx *ctx;
-	bool agent;       /* agent process running */
-	bool reopen;      /* lost the cluster: reopen from the test loop */
+	bool agent;  /* agent process running */
+	bool reopen; /* lost the cluster: reopen from the test loop */
 	char pending[NGUESTS + NNODES + 1][HA_NAME_MAX]; /* claims sent, not yet delivered */
 };
 
 struct ctx {
 	struct cl_sim_world *w;
-	struct tnode nodes[NNODES + 1]; /* 1-based */
+	struct tnode nodes[NNODES + 1];    /* 1-based */
 	bool running[NNODES + 1][NGUESTS]; /* the model hypervisors */
 	bool auto_exec, auto_complete, auto_fence;
 	unsigned restarts[NGUESTS], fences[NNODES + 1], migrations;
@@ -110,7 +110,7 @@ static void pending_set(struct tnode *n, const char *key, bool on)
 }
 
 static void submit(struct tnode *n, enum ha_msg_type type, const char *guest, uint32_t from,
-		   uint32_t to, uint32_t node)
+                   uint32_t to, uint32_t node)
 {
 	struct ha_msg m = {.type = type, .from = from, .to = to, .node = node};
 
@@ -221,7 +221,7 @@ static void report_orphans(struct tnode *n, const uint32_t *members, size_t nm)
 }
 
 static void cb_membership(void *arg, const uint32_t *members, size_t nm, const uint32_t *left,
-			  size_t nl, const uint32_t *joined, size_t nj)
+                          size_t nl, const uint32_t *joined, size_t nj)
 {
 	struct tnode *n = arg;
 
@@ -251,8 +251,7 @@ static void cb_lost(void *arg, int err)
 	n->reopen = true;
 }
 
-static const struct cluster_callbacks callbacks = {cb_deliver, cb_membership, cb_quorum,
-						   cb_lost};
+static const struct cluster_callbacks callbacks = {cb_deliver, cb_membership, cb_quorum, cb_lost};
 
 static void open_node(struct ctx *c, uint32_t id)
 {
@@ -288,7 +287,8 @@ static void check_invariants(struct ctx *c)
 		for (size_t i = 0; i < nn; i++) {
 			assert_true(nodes[i].outgoing <= 2);
 			assert_true(nodes[i].incoming <= 2);
-			c->max_out = nodes[i].outgoing > c->max_out ? nodes[i].outgoing : c->max_out;
+			c->max_out =
+			    nodes[i].outgoing > c->max_out ? nodes[i].outgoing : c->max_out;
 			c->max_in = nodes[i].incoming > c->max_in ? nodes[i].incoming : c->max_in;
 		}
 	}
@@ -355,7 +355,7 @@ static void render_plan(struct ha_state *st, char *buf, size_t len)
 	off = strlen(buf);
 	for (size_t i = 0; i < n && off < len; i++)
 		off += snprintf(buf + off, len - off, " %s:%s:%u>%u", plan_kind_name(a[i].kind),
-				a[i].guest, a[i].from, a[i].to);
+		                a[i].guest, a[i].from, a[i].to);
 	free(a);
 }
 
@@ -393,8 +393,7 @@ static uint32_t owner_of(struct ctx *c, uint32_t viewer, const char *guest)
 
 static void mark(struct ctx *c, uint32_t by, uint32_t node, enum ha_node_state state)
 {
-	struct ha_msg m = {.type = HA_MSG_SET_STATE, .node = node, .state = state,
-			   .text = "test"};
+	struct ha_msg m = {.type = HA_MSG_SET_STATE, .node = node, .state = state, .text = "test"};
 
 	assert_int_equal(ha_state_submit(c->nodes[by].st, &m), 0);
 	pump(&c->nodes[by]);
@@ -451,7 +450,7 @@ static void test_mark_failing_evacuates(void **state)
 	assert_int_equal(c->migrations, 4);
 	assert_int_equal(c->max_out, 2); /* the limit was used, never exceeded */
 	print_message("  4 guests moved, max outgoing %u, max incoming %u\n", c->max_out,
-		      c->max_in);
+	              c->max_in);
 	/* clear returns the node to service */
 	mark(c, 3, 1, HA_NODE_OK);
 	run(c);
@@ -656,7 +655,8 @@ static void test_garbage_on_the_bus(void **state)
 	run(c);
 	assert_agreement(c);
 	assert_true(ha_state_digest(c->nodes[3].st) == before);
-	assert_true(log_capture_contains(capture, "node 3: malformed message (490 bytes) from node 2 refused"));
+	assert_true(log_capture_contains(
+	    capture, "node 3: malformed message (490 bytes) from node 2 refused"));
 	mark(c, 2, 3, HA_NODE_DRAINING);
 	run(c);
 	assert_int_equal(owner_of(c, 1, "g6"), 1);
@@ -666,16 +666,16 @@ static void test_garbage_on_the_bus(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_join_reordered_with_delays),
-		cmocka_unit_test(test_same_plan_on_every_node),
-		cmocka_unit_test(test_mark_failing_evacuates),
-		cmocka_unit_test(test_partition_minority_frozen),
-		cmocka_unit_test(test_minority_never_fences),
-		cmocka_unit_test(test_target_dies_mid_migration),
-		cmocka_unit_test(test_source_dies_mid_migration),
-		cmocka_unit_test(test_corosync_restart_resyncs),
-		cmocka_unit_test(test_partition_heal_takes_quorate_view),
-		cmocka_unit_test(test_garbage_on_the_bus),
+	    cmocka_unit_test(test_join_reordered_with_delays),
+	    cmocka_unit_test(test_same_plan_on_every_node),
+	    cmocka_unit_test(test_mark_failing_evacuates),
+	    cmocka_unit_test(test_partition_minority_frozen),
+	    cmocka_unit_test(test_minority_never_fences),
+	    cmocka_unit_test(test_target_dies_mid_migration),
+	    cmocka_unit_test(test_source_dies_mid_migration),
+	    cmocka_unit_test(test_corosync_restart_resyncs),
+	    cmocka_unit_test(test_partition_heal_takes_quorate_view),
+	    cmocka_unit_test(test_garbage_on_the_bus),
 	};
 
 	capture = log_sink_capture();
