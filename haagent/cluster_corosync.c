@@ -201,7 +201,7 @@ static int open_quorum(struct cluster *cl)
 static int coro_open(struct cluster **cl_r, const char *group, const struct cluster_callbacks *cb,
                      void *arg)
 {
-	cpg_model_v1_data_t model = {
+	cpg_model_v1_data_t v1 = {
 	    .model = CPG_MODEL_V1, .cpg_deliver_fn = on_deliver, .cpg_confchg_fn = on_confchg};
 	struct cluster *cl;
 	cs_error_t e;
@@ -218,7 +218,7 @@ static int coro_open(struct cluster **cl_r, const char *group, const struct clus
 	cl->cpg_fd = cl->vq_fd = -1;
 	cl->group.length = (uint32_t)strlen(group);
 	memcpy(cl->group.value, group, cl->group.length);
-	CS_RETRY(e, cpg_model_initialize(&cl->cpg, CPG_MODEL_V1, (cpg_model_data_t *)&model, cl));
+	CS_RETRY(e, cpg_model_initialize(&cl->cpg, CPG_MODEL_V1, (cpg_model_data_t *)&v1, cl));
 	if (e != CS_OK) {
 		log_error("cpg_initialize failed: %s (is corosync running?)", err_str(cs_err(e)));
 		rc = cs_err(e);

@@ -50,7 +50,10 @@ static int buffer_add(struct ha_state *st, uint32_t from, const void *buf, size_
 	if (!copy)
 		return ERR_NOMEM;
 	memcpy(copy, buf, len);
-	st->buffer[st->nbuffer++] = (struct ha_raw_msg){from, copy, len};
+	st->buffer[st->nbuffer].from = from;
+	st->buffer[st->nbuffer].buf = copy;
+	st->buffer[st->nbuffer].len = len;
+	st->nbuffer++;
 	return 0;
 }
 
