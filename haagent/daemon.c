@@ -6,8 +6,9 @@
  * succeeds), reports this node's guests and free memory from the hypervisor backend, keeps
  * the replicated view, answers "haagent ctl", writes the view atomically to state_file, and
  * on SIGTERM marks itself draining and waits (up to drain_timeout_s) until it owns no guest.
- * Not yet: the executor that carries out the plan's migrations, restarts and fencing
- * through xl-ext's migration library, and the health-check hooks.
+ * It runs the health-check hook and marks this node failing when it trips. Not yet: the
+ * executor that carries out the plan's migrations, restarts and fencing through xl-ext's
+ * migration library.
  */
 #include "config.h"
 
@@ -27,6 +28,7 @@
 #include "haagent/conf.h"
 #include "haagent/ctl.h"
 #include "haagent/daemon.h"
+#include "haagent/health.h"
 #include "haagent/state.h"
 #include "xl-ext/hv.h"
 
@@ -51,6 +53,7 @@ struct daemon {
 	bool draining;
 	int64_t drain_deadline;
 	uint64_t persisted_digest;
+	struct ha_health_check health;
 	char name[HA_NAME_MAX];
 };
 
@@ -281,12 +284,35 @@ static size_t owned_guests(const struct daemon *d)
 	return count;
 }
 
+/* Run the health-check hook; mark this node failing when it trips. */
+static void check_health(struct daemon *d)
+{
+	struct ha_msg m = {.type = HA_MSG_SET_STATE, .state = HA_NODE_FAILING};
+	const struct ha_node_info *self;
+
+	if (ha_health_poll(&d->health, loop_now_ms(), m.text, sizeof(m.text)) != 1)
+		return;
+	if (!d->st || !ha_state_synced(d->st) || !ha_state_quorate(d->st)) {
+		log_error("node %s: %s; not marked failing: no quorum or not in sync", d->name,
+		          m.text);
+		return;
+	}
+	self = ha_state_node(d->st, ha_state_self(d->st));
+	if (!self || self->state != HA_NODE_OK)
+		return;
+	log_error("node %s: %s: marking this node failing", d->name, m.text);
+	m.node = ha_state_self(d->st);
+	if (ha_state_submit(d->st, &m) == 0)
+		pump(d);
+}
+
 static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct daemon *d = arg;
 
 	if (++d->ticks % LOCAL_REFRESH_TICKS == 0)
 		refresh_local(d);
+	check_health(d);
 	if (d->draining) {
 		size_t left = owned_guests(d);
 
@@ -383,11 +409,14 @@ int ha_daemon_run(const struct ha_config *cfg)
 	d.ctl_watch = loop_fd_add(d.loop, d.ctl_fd, POLLIN, on_ctl_fd, &d);
 	loop_signal_add(d.loop, SIGTERM, on_stop, &d);
 	loop_signal_add(d.loop, SIGINT, on_stop, &d);
+	ha_health_init(&d.health, cfg->health_command, (int64_t)cfg->health_interval_s * 1000,
+	               (int64_t)cfg->health_timeout_s * 1000, cfg->health_failures);
 	open_hypervisor(&d);
 	cluster_open(&d);
 	loop_timer_add(d.loop, loop_now_ms() + TICK_MS, on_tick, &d);
 	rc = loop_run(d.loop);
 out:
+	ha_health_stop(&d.health);
 	cluster_close(&d);
 	if (d.hv)
 		d.hv_ops->close(d.hv);
