@@ -227,6 +227,13 @@ static void plan_cold(struct plan_work *w, size_t gi, size_t *cand, const char *
 	char why[HA_REASON_MAX];
 	struct plan_action *a;
 
+	if (g->failures >= 2 * w->max_attempts) {
+		a = add_action(w, PLAN_STAY, g, g->owner, 0, 0);
+		textf(a->reason, sizeof(a->reason),
+		      "%s: gave up after %u failed attempts; needs an operator", because,
+		      g->failures);
+		return;
+	}
 	if (targets_for(w, g, cand, why, sizeof(why)) == 0) {
 		a = add_action(w, PLAN_STAY, g, g->owner, 0, 0);
 		textf(a->reason, sizeof(a->reason), "%s: %s", because, why);

@@ -14,7 +14,9 @@
  *    guests are never restarted before it succeeds (a node that left owning nothing, such
  *    as an agent stopped after its evacuation, is not fenced);
  *  - guests whose live migration failed max_attempts times: the guest's fallback
- *    (stay where it is, or cold restart elsewhere).
+ *    (stay where it is, or cold restart elsewhere); a cold restart is given up (STAY, with
+ *    a reason) once the guest's failures reach 2 * max_attempts, so nothing is retried
+ *    forever.
  *
  * Ordering rule (documented in haagent(8)): the estimated migration time of a guest is the
  * pre-copy sum M/R * 1/(1 - D/R) for memory M, dirty rate D and bandwidth R (capped at
