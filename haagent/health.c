@@ -53,10 +53,15 @@ static int start(struct ha_health_check *h, int64_t now_ms)
 	posix_spawnattr_t attr;
 	int rc;
 
+	sigset_t none;
+
+	sigemptyset(&none);
 	posix_spawnattr_init(&attr);
-	/* Its own process group, so a timeout kills what it started too. */
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	/* Its own process group, so a timeout kills what it started too; none of the signals
+	 * the daemon blocks for its signalfd stay blocked in it. */
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
 	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setsigmask(&attr, &none);
 	rc = posix_spawn(&h->pid, "/bin/sh", NULL, &attr, argv, environ);
 	posix_spawnattr_destroy(&attr);
 	if (rc != 0) {
