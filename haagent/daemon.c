@@ -6,9 +6,9 @@
  * succeeds), reports this node's guests and free memory from the hypervisor backend, keeps
  * the replicated view, answers "haagent ctl", writes the view atomically to state_file, and
  * on SIGTERM marks itself draining and waits (up to drain_timeout_s) until it owns no guest.
- * It runs the health-check hook and marks this node failing when it trips. Not yet: the
- * executor that carries out the plan's migrations, restarts and fencing through xl-ext's
- * migration library.
+ * It runs the health-check hook and marks this node failing when it trips, and its
+ * executor (executor.c) carries out this node's part of the plan: live migrations through
+ * xl-ext's migration library over the authenticated TCP transport, cold restarts, fencing.
  */
 #include "config.h"
 
@@ -28,6 +28,7 @@
 #include "haagent/conf.h"
 #include "haagent/ctl.h"
 #include "haagent/daemon.h"
+#include "haagent/executor.h"
 #include "haagent/health.h"
 #include "haagent/state.h"
 #include "xl-ext/hv.h"
@@ -54,6 +55,7 @@ struct daemon {
 	int64_t drain_deadline;
 	uint64_t persisted_digest;
 	struct ha_health_check health;
+	struct ha_executor *ex;
 	char name[HA_NAME_MAX];
 };
 
@@ -76,6 +78,11 @@ static void pump(struct daemon *d)
 }
 
 /* Write the view to state_file when it changed (atomically: readers never see half). */
+static void pump_cb(void *arg)
+{
+	pump(arg);
+}
+
 static void persist(struct daemon *d)
 {
 	char *json = NULL;
@@ -209,7 +216,27 @@ static void on_cluster_fd(struct loop *loop, struct loop_fd *w, int fd, short re
 		return;
 	}
 	pump(d);
+	ha_exec_reconcile(d->ex);
 	persist(d);
+}
+
+/* This node's name (unless configured) and every node's address for migrations. */
+static void learn_nodes(struct daemon *d, uint32_t self)
+{
+	struct cluster_node *nodes = NULL;
+	size_t n = 0;
+
+	if (d->ops->nodes(d->cl, &nodes, &n) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (nodes[i].nodeid == self && nodes[i].name[0] && !d->name[0])
+				snprintf(d->name, sizeof(d->name), "%s", nodes[i].name);
+			if (d->ex && nodes[i].addr[0])
+				ha_exec_set_node_addr(d->ex, nodes[i].nodeid, nodes[i].addr);
+		}
+	}
+	free(nodes);
+	if (!d->name[0] && gethostname(d->name, sizeof(d->name) - 1) < 0)
+		snprintf(d->name, sizeof(d->name), "node%" PRIu32, self);
 }
 
 static void cluster_open(struct daemon *d)
@@ -240,18 +267,17 @@ static void cluster_open(struct daemon *d)
 		loop_timer_add(d->loop, loop_now_ms() + REOPEN_MS, reopen_timer, d);
 		return;
 	}
-	if (!d->name[0]) {
-		struct cluster_node *nodes = NULL;
-		size_t n = 0;
+	if (!d->ex) {
+		struct ha_exec_env env = {d->loop, d->cfg, d->hv ? d->hv_ops : NULL, d->hv, d->st,
+		                          pump_cb, d};
 
-		if (d->ops->nodes(d->cl, &nodes, &n) == 0)
-			for (size_t i = 0; i < n; i++)
-				if (nodes[i].nodeid == self && nodes[i].name[0])
-					snprintf(d->name, sizeof(d->name), "%s", nodes[i].name);
-		free(nodes);
-		if (!d->name[0] && gethostname(d->name, sizeof(d->name) - 1) < 0)
-			snprintf(d->name, sizeof(d->name), "node%" PRIu32, self);
+		rc = ha_exec_new(&d->ex, &env);
+		if (rc < 0)
+			log_error("node %" PRIu32 ": the executor could not start (%s): this node "
+			          "carries out no action",
+			          self, err_str(rc));
 	}
+	learn_nodes(d, self);
 	refresh_local(d);
 	for (size_t i = 0; i < nfds; i++)
 		d->cl_watch[d->ncl++] = loop_fd_add(d->loop, fds[i], POLLIN, on_cluster_fd, d);
@@ -271,6 +297,7 @@ static void on_ctl_fd(struct loop *loop, struct loop_fd *w, int fd, short revent
 	while (ha_ctl_serve_one(fd, 0, d->st) == 0)
 		;
 	pump(d);
+	ha_exec_reconcile(d->ex);
 }
 
 /* Guests this node still owns or is sending away. */
@@ -313,6 +340,7 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 	if (++d->ticks % LOCAL_REFRESH_TICKS == 0)
 		refresh_local(d);
 	check_health(d);
+	ha_exec_reconcile(d->ex);
 	if (d->draining) {
 		size_t left = owned_guests(d);
 
@@ -417,6 +445,7 @@ int ha_daemon_run(const struct ha_config *cfg)
 	rc = loop_run(d.loop);
 out:
 	ha_health_stop(&d.health);
+	ha_exec_free(d.ex);
 	cluster_close(&d);
 	if (d.hv)
 		d.hv_ops->close(d.hv);
