@@ -226,16 +226,49 @@ static int cmd_set_state(struct ha_state *st, json_object *req, enum ha_node_sta
 static int cmd_migrate(struct ha_state *st, json_object *req, char **reply_r)
 {
 	const char *guest = str_field(req, "guest"), *node = str_field(req, "node");
-	char known[512];
+	struct ha_msg m = {.type = HA_MSG_MIGRATE_REQUEST};
+	const struct ha_guest_info *g;
+	const struct ha_node_info *n, *owner;
+	char known[512], msg[256];
+	json_object *o;
+	int rc;
 
 	if (!guest || !node)
 		return answer_error(reply_r, "migrate needs \"guest\" and \"node\"");
-	if (!ha_state_guest(st, guest))
+	g = ha_state_guest(st, guest);
+	if (!g)
 		return answer_error(reply_r, "unknown guest '%s'", guest);
-	if (!resolve_node(st, node, known, sizeof(known)))
+	n = resolve_node(st, node, known, sizeof(known));
+	if (!n)
 		return answer_error(reply_r, "unknown node '%s' (known: %s)", node, known);
-	return answer_error(reply_r, "migrate: operator migrations are not implemented yet "
-	                             "(they need the executor); mark the owner failing instead");
+	owner = ha_state_node(st, g->owner);
+	if (!ha_state_synced(st) || !ha_state_quorate(st))
+		return answer_error(reply_r, "no quorum or not in sync: nothing done");
+	if (g->owner == n->nodeid)
+		return answer_error(reply_r, "guest %s already runs on %s", g->name, n->name);
+	if (g->moving_to || g->stopped)
+		return answer_error(reply_r, "guest %s is %s: retry later", g->name,
+		                    g->moving_to ? "being moved" : "stopped");
+	if (!n->member || n->state != HA_NODE_OK)
+		return answer_error(reply_r, "node %s is %s: it takes no guest", n->name,
+		                    n->member ? ha_node_state_name(n->state) : "not a member");
+	if ((int64_t)n->free_mib - (int64_t)n->reserve_mib < (int64_t)g->mem_mib)
+		return answer_error(
+		    reply_r,
+		    "node %s has %" PRId64 " MiB free above its reserve, %s needs %" PRIu64 " MiB",
+		    n->name, (int64_t)n->free_mib - (int64_t)n->reserve_mib, g->name, g->mem_mib);
+	snprintf(m.guest, sizeof(m.guest), "%s", g->name);
+	m.from = g->owner;
+	m.to = n->nodeid;
+	snprintf(m.text, sizeof(m.text), "operator request");
+	rc = ha_state_submit(st, &m);
+	if (rc < 0)
+		return answer_error(reply_r, "cannot submit the request: %s", err_str(rc));
+	o = json_object_new_object();
+	snprintf(msg, sizeof(msg), "migration of %s from %s to %s requested", g->name,
+	         owner ? owner->name : "?", n->name);
+	json_object_object_add(o, "message", json_object_new_string(msg));
+	return answer(o, reply_r);
 }
 
 int ha_ctl_handle(struct ha_state *st, const char *request, size_t len, char **reply_r)

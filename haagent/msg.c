@@ -23,7 +23,7 @@ struct codec {
 };
 
 /* The smallest encoding of one record, to bound counts before allocating. */
-#define GUEST_MIN_BYTES (8 + 4 + 1 + 2 * (2 + HA_MAX_PREFERRED) + 1 + 4 + 4 + 1 + 1 + 2)
+#define GUEST_MIN_BYTES (8 + 4 + 1 + 2 * (2 + HA_MAX_PREFERRED) + 1 + 4 + 4 + 1 + 1 + 2 + 4)
 #define NODE_MIN_BYTES  (4 + 2 + 1 + 1 + 8 + 8 + 1 + 1 + 2)
 
 const char *ha_msg_type_name(enum ha_msg_type type)
@@ -40,6 +40,7 @@ const char *ha_msg_type_name(enum ha_msg_type type)
 	    "guest-restarted",
 	    "guest-stopped",
 	    "sync",
+	    "migrate-request",
 	};
 
 	return (unsigned)type <= HA_MSG_TYPE_MAX ? names[type] : "?";
@@ -169,6 +170,7 @@ static void cd_guest(struct codec *c, struct ha_guest_info *g)
 	cd_u32(c, &g->moving_to);
 	cd_u8(c, &g->stopped, 1);
 	cd_u8(c, &g->failures, 255);
+	cd_u32(c, &g->requested_to);
 	if (c->decoding && !c->err && !g->name[0])
 		c->err = ERR_PROTO;
 }
@@ -259,7 +261,8 @@ static void cd_payload(struct codec *c, struct ha_msg *m)
 	case HA_MSG_MIG_FAILED:
 	case HA_MSG_RESTART_START:
 	case HA_MSG_GUEST_RESTARTED:
-	case HA_MSG_GUEST_STOPPED: {
+	case HA_MSG_GUEST_STOPPED:
+	case HA_MSG_MIGRATE_REQUEST: {
 		uint32_t err = (uint32_t)m->err;
 
 		cd_str(c, m->guest, sizeof(m->guest));

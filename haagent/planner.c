@@ -266,6 +266,21 @@ static void plan_live(struct plan_work *w, size_t gi, size_t *cand)
 		return;
 	}
 	n = targets_for(w, g, cand, why, sizeof(why));
+	if (g->requested_to) {
+		size_t k = 0;
+
+		while (k < n && w->nodes[cand[k]]->nodeid != g->requested_to)
+			k++;
+		if (k == n) {
+			a = add_action(w, PLAN_STAY, g, g->owner, 0, 0);
+			textf(a->reason, sizeof(a->reason),
+			      "requested move to %s impossible: not ok, no room or anti-affinity",
+			      node_name(w, g->requested_to));
+			return;
+		}
+		cand[0] = cand[k];
+		n = 1;
+	}
 	if (n == 0) {
 		a = add_action(w, PLAN_STAY, g, g->owner, 0, 0);
 		textf(a->reason, sizeof(a->reason), "%s%s", why,
@@ -288,8 +303,11 @@ static void plan_live(struct plan_work *w, size_t gi, size_t *cand)
 		w->inc[ti]++;
 		a = add_action(w, PLAN_MIGRATE, g, g->owner, w->nodes[ti]->nodeid, g->owner);
 		a->est_ms = plan_estimate_ms(g->mem_mib, g->dirty_mibps, w->bandwidth);
-		textf(a->reason, sizeof(a->reason), "%s is %s", w->nodes[oi]->name,
-		      ha_node_state_name(w->nodes[oi]->state));
+		if (w->nodes[oi]->state == HA_NODE_OK)
+			textf(a->reason, sizeof(a->reason), "operator request");
+		else
+			textf(a->reason, sizeof(a->reason), "%s is %s", w->nodes[oi]->name,
+			      ha_node_state_name(w->nodes[oi]->state));
 		return;
 	}
 	a = add_action(w, PLAN_DEFER, g, g->owner, 0, 0);
@@ -331,6 +349,8 @@ static enum move_kind move_kind_of(const struct plan_work *w, const struct plan_
 	if (g->stopped || owner->state == HA_NODE_FENCED)
 		return MOVE_COLD;
 	if (owner->state == HA_NODE_FAILING || owner->state == HA_NODE_DRAINING)
+		return MOVE_LIVE;
+	if (g->requested_to && owner->member)
 		return MOVE_LIVE;
 	return MOVE_NONE;
 }

@@ -10,6 +10,8 @@
  * What is planned:
  *  - guests owned by a FAILING or DRAINING node: live migration to an OK node;
  *  - guests owned by a FENCED node: cold restart on an OK node (from shared storage);
+ *  - a guest an operator asked to move (ctl migrate): live migration to that node only,
+ *    within the same capacity, anti-affinity and limit rules (STAY with the reason if not);
  *  - DOWN (not yet fenced) nodes that own a guest or receive one: a FENCE action; their
  *    guests are never restarted before it succeeds (a node that left owning nothing, such
  *    as an agent stopped after its evacuation, is not fenced);
@@ -79,9 +81,10 @@ struct plan_guest {
 	char preferred[HA_MAX_PREFERRED][HA_NAME_MAX]; /* node names, most preferred first */
 	char anti_affinity[HA_NAME_MAX];               /* "" for none */
 	enum ha_fallback fallback;
-	uint32_t moving_to; /* nodeid of a migration or restart in flight, 0 if none */
-	bool stopped;       /* not running (its node was fenced): needs a cold restart */
-	unsigned failures;  /* failed live migrations since it was last placed */
+	uint32_t moving_to;    /* nodeid of a migration or restart in flight, 0 if none */
+	bool stopped;          /* not running (its node was fenced): needs a cold restart */
+	unsigned failures;     /* failed live migrations since it was last placed */
+	uint32_t requested_to; /* operator request (ctl migrate): live-migrate it there */
 };
 
 struct plan_input {

@@ -319,6 +319,7 @@ static int apply_move_end(struct ha_state *st, uint32_t from, const struct ha_ms
 	if (g->moving_to != m->to)
 		return ERR_BUSY;
 	restart = g->stopped;
+	g->requested_to = 0; /* an operator request is served once, whatever the outcome */
 	if (!restart) {
 		if (src->outgoing)
 			src->outgoing--;
@@ -410,6 +411,24 @@ static int apply_guest_stopped(struct ha_state *st, uint32_t from, const struct 
 	return 0;
 }
 
+static int apply_migrate_request(struct ha_state *st, uint32_t from, const struct ha_msg *m)
+{
+	struct ha_guest_info *g = find_guest(st, m->guest);
+	struct ha_node_info *dst = ha_state_find_node(st, m->to);
+
+	if (!g || !dst)
+		return ERR_NOTFOUND;
+	if (g->owner == m->to)
+		return ERR_INVAL;
+	if (g->moving_to || g->stopped || !node_alive(dst) || dst->state != HA_NODE_OK)
+		return ERR_BUSY;
+	g->requested_to = m->to;
+	ha_state_event(st, "migration of guest %s from %s to %s requested through %s%s%s", g->name,
+	               node_name(st, g->owner), dst->name, node_name(st, from),
+	               m->text[0] ? ": " : "", m->text);
+	return 0;
+}
+
 int ha_state_apply(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 {
 	switch (m->type) {
@@ -430,6 +449,8 @@ int ha_state_apply(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 		return apply_restart_start(st, from, m);
 	case HA_MSG_GUEST_STOPPED:
 		return apply_guest_stopped(st, from, m);
+	case HA_MSG_MIGRATE_REQUEST:
+		return apply_migrate_request(st, from, m);
 	case HA_MSG_SYNC:
 		return 0; /* outside a sync round: stale, ignored */
 	}
@@ -515,6 +536,7 @@ int ha_state_plan(const struct ha_state *st, struct plan_action **actions_r, siz
 		p->moving_to = g->moving_to;
 		p->stopped = g->stopped;
 		p->failures = g->failures;
+		p->requested_to = g->requested_to;
 	}
 	in.guests = guests;
 	rc = plan_compute(&in, actions_r, n_r);

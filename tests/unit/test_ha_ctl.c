@@ -155,6 +155,10 @@ static void test_mark_failing_and_clear(void **state)
 	assert_int_equal(ha_state_node(o->st, 1)->state, HA_NODE_OK);
 	EXPECT(o, "{\"cmd\":\"migrate\",\"guest\":\"nothere\",\"node\":\"alpha\"}",
 	       "unknown guest 'nothere'");
+	EXPECT(o, "{\"cmd\":\"migrate\",\"guest\":\"vm1\",\"node\":\"beta\"}",
+	       "unknown node 'beta' (known: alpha)");
+	EXPECT(o, "{\"cmd\":\"migrate\",\"guest\":\"vm1\",\"node\":\"alpha\"}",
+	       "guest vm1 already runs on alpha");
 	ha_state_quorum(o->st, false);
 	EXPECT(o, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\"}", "no quorum");
 	EXPECT(o, "{\"cmd\":\"status\"}", "\"frozen\":true");

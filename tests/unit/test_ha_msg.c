@@ -29,6 +29,7 @@ static struct ha_guest_info sample_guests[2] = {
      .type = HA_GUEST_HVM,
      .owner = 2,
      .moving_to = 3,
+     .requested_to = 1,
      .failures = 2},
 };
 
@@ -97,6 +98,7 @@ static void test_round_trip_every_type(void **state)
 			assert_int_equal(d.nguests, 2);
 			assert_string_equal(d.guests[0].preferred[1], "n3");
 			assert_int_equal(d.guests[1].moving_to, 3);
+			assert_int_equal(d.guests[1].requested_to, 1);
 		}
 		if (t == HA_MSG_MIG_FAILED)
 			assert_int_equal(d.err, ERR_TIMEOUT);

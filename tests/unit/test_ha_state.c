@@ -637,6 +637,33 @@ static void test_partition_heal_takes_quorate_view(void **state)
 	teardown_cluster(c);
 }
 
+/* ctl migrate: any node submits the request, the owner carries it out, once. */
+static void test_operator_migration(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	struct ctx *c = setup_cluster(order, 1);
+
+	(void)state;
+	submit(&c->nodes[1], HA_MSG_MIGRATE_REQUEST, "g5", 2, 3, 0);
+	pump(&c->nodes[1]);
+	run(c);
+	assert_agreement(c);
+	assert_int_equal(owner_of(c, 1, "g5"), 3);
+	assert_true(c->running[3][4]);
+	assert_false(c->running[2][4]);
+	assert_int_equal(ha_state_guest(c->nodes[2].st, "g5")->requested_to, 0);
+	assert_int_equal(c->migrations, 1);
+	/* a request to a node that is not ok is refused everywhere */
+	mark(c, 1, 1, HA_NODE_FAILING);
+	run(c);
+	submit(&c->nodes[3], HA_MSG_MIGRATE_REQUEST, "g6", 3, 1, 0);
+	pump(&c->nodes[3]);
+	run(c);
+	assert_int_equal(ha_state_guest(c->nodes[2].st, "g6")->requested_to, 0);
+	assert_int_equal(owner_of(c, 2, "g6"), 3);
+	teardown_cluster(c);
+}
+
 static void test_garbage_on_the_bus(void **state)
 {
 	static const uint32_t order[NNODES] = {1, 2, 3};
@@ -675,6 +702,7 @@ int main(void)
 	    cmocka_unit_test(test_source_dies_mid_migration),
 	    cmocka_unit_test(test_corosync_restart_resyncs),
 	    cmocka_unit_test(test_partition_heal_takes_quorate_view),
+	    cmocka_unit_test(test_operator_migration),
 	    cmocka_unit_test(test_garbage_on_the_bus),
 	};
 
