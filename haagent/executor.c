@@ -1,0 +1,476 @@
+/*
+ * executor.c - this node's part of the plan: claims, jobs in child processes, outcomes
+ * (see executor.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "haagent/executor.h"
+#include "haagent/worker.h"
+#include "xl-ext/transport.h"
+
+#define MAX_JOBS          64
+#define MAX_RECEIVERS     8
+#define CLAIM_TIMEOUT_MS  10000
+#define REPORT_TIMEOUT_MS 30000
+#define FENCE_RETRY_MS    10000
+
+enum job_kind { JOB_CLAIM, JOB_SEND, JOB_RECV, JOB_CREATE, JOB_STOP, JOB_FENCE, JOB_ORPHAN };
+
+struct job {
+	bool used;
+	enum job_kind kind;
+	char guest[HA_NAME_MAX];
+	uint32_t from, to, node;
+	pid_t pid;     /* running child, 0 when done */
+	int64_t since; /* when claimed/started/done; for a failed fence: when to retry */
+};
+
+struct ha_executor {
+	struct ha_exec_env env;
+	struct job jobs[MAX_JOBS];
+	struct {
+		uint32_t nodeid;
+		char addr[64];
+	} addrs[HA_MAX_NODES];
+	size_t naddrs;
+	int listen_fd;
+	struct loop_fd *listen_watch;
+	bool warned_no_key;
+};
+
+static uint32_t self_id(const struct ha_executor *ex)
+{
+	return ha_state_self(ex->env.st);
+}
+
+static struct job *find_job(struct ha_executor *ex, int kind, const char *guest, uint32_t node)
+{
+	for (size_t i = 0; i < MAX_JOBS; i++) {
+		struct job *j = &ex->jobs[i];
+
+		if (!j->used || (kind >= 0 && j->kind != (enum job_kind)kind))
+			continue;
+		if (guest ? strcmp(j->guest, guest) == 0 : j->node == node)
+			return j;
+	}
+	return NULL;
+}
+
+static struct job *add_job(struct ha_executor *ex, enum job_kind kind, const char *guest,
+                           uint32_t from, uint32_t to)
+{
+	for (size_t i = 0; i < MAX_JOBS; i++) {
+		struct job *j = &ex->jobs[i];
+
+		if (j->used)
+			continue;
+		memset(j, 0, sizeof(*j));
+		j->used = true;
+		j->kind = kind;
+		snprintf(j->guest, sizeof(j->guest), "%s", guest ? guest : "");
+		j->from = from;
+		j->to = to;
+		j->node = from;
+		j->since = loop_now_ms();
+		return j;
+	}
+	log_error("executor: more than %d jobs at once; %s waits", MAX_JOBS, guest ? guest : "");
+	return NULL;
+}
+
+static void submit(struct ha_executor *ex, enum ha_msg_type type, const char *guest, uint32_t from,
+                   uint32_t to, uint32_t node, int err, const char *text)
+{
+	struct ha_msg m = {.type = type, .from = from, .to = to, .node = node, .err = err};
+	int rc;
+
+	snprintf(m.guest, sizeof(m.guest), "%s", guest ? guest : "");
+	snprintf(m.text, sizeof(m.text), "%s", text ? text : "");
+	rc = ha_state_submit(ex->env.st, &m);
+	if (rc < 0)
+		log_error("executor: cannot submit %s for %s: %s", ha_msg_type_name(type),
+		          guest ? guest : "", err_str(rc));
+	ex->env.pump(ex->env.arg);
+}
+
+static const char *node_addr(const struct ha_executor *ex, uint32_t nodeid)
+{
+	for (size_t i = 0; i < ex->naddrs; i++)
+		if (ex->addrs[i].nodeid == nodeid)
+			return ex->addrs[i].addr;
+	return NULL;
+}
+
+void ha_exec_set_node_addr(struct ha_executor *ex, uint32_t nodeid, const char *addr)
+{
+	size_t i = 0;
+
+	while (i < ex->naddrs && ex->addrs[i].nodeid != nodeid)
+		i++;
+	if (i == ex->naddrs) {
+		if (ex->naddrs == HA_MAX_NODES)
+			return;
+		ex->naddrs++;
+	}
+	ex->addrs[i].nodeid = nodeid;
+	snprintf(ex->addrs[i].addr, sizeof(ex->addrs[i].addr), "%s", addr);
+}
+
+static const struct ha_guest_conf *guest_conf(const struct ha_executor *ex, const char *name)
+{
+	for (size_t i = 0; i < ex->env.cfg->nguests; i++)
+		if (strcmp(ex->env.cfg->guests[i].name, name) == 0)
+			return &ex->env.cfg->guests[i];
+	return NULL;
+}
+
+/* Fork a child for job j running the job's worker. */
+static void start_job(struct ha_executor *ex, struct job *j, int conn)
+{
+	const struct ha_config *cfg = ex->env.cfg;
+	const struct ha_guest_conf *gc;
+	const struct ha_node_info *n;
+	char addr[96];
+	pid_t pid;
+	int status = HA_WORKER_FAILED;
+
+	if (j->kind == JOB_SEND)
+		snprintf(addr, sizeof(addr), "%s:%u",
+		         node_addr(ex, j->to) ? node_addr(ex, j->to) : "?", cfg->migration_port);
+	pid = fork();
+	if (pid < 0) {
+		log_error_errno(errno, "executor: cannot fork for %s", j->guest);
+		j->pid = 0;
+		return;
+	}
+	if (pid > 0) {
+		j->pid = pid;
+		j->since = loop_now_ms();
+		log_debug("executor: job %d for %s started as pid %d", (int)j->kind,
+		          j->guest[0] ? j->guest : "a node", (int)pid);
+		return;
+	}
+	ha_worker_child_init(conn);
+	switch (j->kind) {
+	case JOB_SEND:
+		status = ha_worker_send(ex->env.hv_ops, j->guest, addr, cfg->migration_key);
+		break;
+	case JOB_RECV:
+		status = ha_worker_receive(ex->env.hv_ops, conn, cfg->migration_key);
+		break;
+	case JOB_CREATE:
+		gc = guest_conf(ex, j->guest);
+		status = ha_worker_create(ex->env.hv_ops, gc ? gc->config : NULL, j->guest);
+		break;
+	case JOB_STOP:
+		status = ha_worker_destroy(ex->env.hv_ops, j->guest);
+		break;
+	case JOB_FENCE:
+		n = ha_state_node(ex->env.st, j->node);
+		status = ha_worker_fence(cfg->fence_command, n ? n->name : "?");
+		break;
+	default:
+		break;
+	}
+	_exit(status);
+}
+
+/* A job's child ended: multicast its outcome. */
+static void job_done(struct ha_executor *ex, struct job *j, int status)
+{
+	uint32_t self = self_id(ex);
+
+	static const char *const kinds[] = {"claim", "send",  "receive", "create",
+	                                    "stop",  "fence", "orphan"};
+
+	log_debug("executor: %s job for %s%s ended with status %d", kinds[j->kind],
+	          j->guest[0] ? "guest " : "node ", j->guest[0] ? j->guest : "", status);
+	j->pid = 0;
+	j->since = loop_now_ms();
+	switch (j->kind) {
+	case JOB_SEND:
+		if (status == HA_WORKER_FAILED)
+			submit(ex, HA_MSG_MIG_FAILED, j->guest, self, j->to, 0, ERR_REMOTE,
+			       "the guest still runs on the source");
+		else
+			submit(ex, HA_MSG_MIG_DONE, j->guest, self, j->to, 0, 0,
+			       status == HA_WORKER_OK ? "" : "after the point of no return");
+		break;
+	case JOB_CREATE:
+		if (status == HA_WORKER_OK)
+			submit(ex, HA_MSG_GUEST_RESTARTED, j->guest, j->from, self, 0, 0, "");
+		else
+			submit(ex, HA_MSG_MIG_FAILED, j->guest, j->from, self, 0, ERR_REMOTE,
+			       "cold restart failed");
+		break;
+	case JOB_STOP:
+		if (status == HA_WORKER_OK)
+			submit(ex, HA_MSG_GUEST_STOPPED, j->guest, self, 0, 0, 0,
+			       "for a cold restart");
+		break;
+	case JOB_FENCE:
+		if (status == HA_WORKER_OK) {
+			submit(ex, HA_MSG_FENCED, NULL, 0, 0, j->node, 0,
+			       "fence command succeeded");
+		} else {
+			j->since = loop_now_ms() + FENCE_RETRY_MS; /* retry then */
+			log_error("node %" PRIu32
+			          " could not be fenced; retrying in %d s: its guests "
+			          "stay down until then",
+			          j->node, FENCE_RETRY_MS / 1000);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_sigchld(struct loop *loop, int signo, void *arg)
+{
+	struct ha_executor *ex = arg;
+
+	(void)loop;
+	(void)signo;
+	for (size_t i = 0; i < MAX_JOBS; i++) {
+		struct job *j = &ex->jobs[i];
+		int status;
+
+		if (!j->used || j->pid <= 0 || waitpid(j->pid, &status, WNOHANG) != j->pid)
+			continue;
+		job_done(ex, j, WIFEXITED(status) ? WEXITSTATUS(status) : HA_WORKER_FAILED);
+	}
+	ha_exec_reconcile(ex);
+}
+
+/* Forget jobs whose effect is visible in the view (or that timed out). */
+static void expire_jobs(struct ha_executor *ex, int64_t now)
+{
+	for (size_t i = 0; i < MAX_JOBS; i++) {
+		struct job *j = &ex->jobs[i];
+		const struct ha_guest_info *g;
+		const struct ha_node_info *n;
+		bool drop = false;
+
+		if (!j->used || j->pid > 0)
+			continue;
+		g = j->guest[0] ? ha_state_guest(ex->env.st, j->guest) : NULL;
+		switch (j->kind) {
+		case JOB_CLAIM:
+			drop = !g || g->moving_to || now - j->since > CLAIM_TIMEOUT_MS;
+			break;
+		case JOB_SEND:
+		case JOB_CREATE:
+		case JOB_ORPHAN:
+			drop = !g || !g->moving_to || now - j->since > REPORT_TIMEOUT_MS;
+			break;
+		case JOB_STOP:
+			drop = !g || g->stopped || now - j->since > REPORT_TIMEOUT_MS;
+			break;
+		case JOB_FENCE:
+			n = ha_state_node(ex->env.st, j->node);
+			drop =
+			    !n || n->state != HA_NODE_DOWN || now >= j->since + REPORT_TIMEOUT_MS;
+			break;
+		case JOB_RECV:
+			drop = true;
+			break;
+		}
+		if (drop)
+			j->used = false;
+	}
+}
+
+static unsigned running(const struct ha_executor *ex, int kind)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < MAX_JOBS; i++)
+		n += ex->jobs[i].used && ex->jobs[i].pid > 0 &&
+		     (kind < 0 || ex->jobs[i].kind == (enum job_kind)kind);
+	return n;
+}
+
+unsigned ha_exec_running(const struct ha_executor *ex)
+{
+	return running(ex, -1);
+}
+
+/* Start the jobs of claims the view accepted; report migrations whose source left. */
+static void start_accepted(struct ha_executor *ex)
+{
+	const struct ha_guest_info *g;
+	size_t ng = ha_state_guests(ex->env.st, &g);
+	uint32_t self = self_id(ex);
+
+	for (size_t i = 0; i < ng; i++) {
+		const struct ha_node_info *src = ha_state_node(ex->env.st, g[i].owner);
+		struct job *j;
+
+		if (!g[i].moving_to)
+			continue;
+		if (g[i].owner == self && !g[i].stopped && !find_job(ex, JOB_SEND, g[i].name, 0)) {
+			j = add_job(ex, JOB_SEND, g[i].name, self, g[i].moving_to);
+			if (j && !node_addr(ex, g[i].moving_to)) {
+				j->pid = 0;
+				submit(ex, HA_MSG_MIG_FAILED, g[i].name, self, g[i].moving_to, 0,
+				       ERR_NOTFOUND, "no address known for the target");
+			} else if (j) {
+				start_job(ex, j, -1);
+			}
+		} else if (g[i].moving_to == self && g[i].stopped &&
+		           !find_job(ex, JOB_CREATE, g[i].name, 0)) {
+			j = add_job(ex, JOB_CREATE, g[i].name, g[i].owner, self);
+			if (j)
+				start_job(ex, j, -1);
+		} else if (g[i].moving_to == self && !g[i].stopped && src && !src->member &&
+		           !running(ex, JOB_RECV) && !find_job(ex, JOB_ORPHAN, g[i].name, 0) &&
+		           ex->env.hv) {
+			uint32_t domid;
+			bool here = ex->env.hv_ops->lookup(ex->env.hv, g[i].name, &domid) == 0;
+
+			add_job(ex, JOB_ORPHAN, g[i].name, g[i].owner, self);
+			submit(ex, here ? HA_MSG_MIG_DONE : HA_MSG_MIG_FAILED, g[i].name,
+			       g[i].owner, self, 0, here ? 0 : ERR_IO,
+			       here ? "source left after the point of no return"
+			            : "source left: the incoming copy was destroyed");
+		}
+	}
+}
+
+/* Claim (or run) what the plan gives this node. */
+static void claim_planned(struct ha_executor *ex)
+{
+	struct plan_action *a = NULL;
+	uint32_t self = self_id(ex);
+	size_t na = 0;
+
+	if (ha_state_plan(ex->env.st, &a, &na) < 0)
+		return; /* no quorum or not in sync: no action at all */
+	for (size_t i = 0; i < na; i++) {
+		struct job *j;
+
+		if (a[i].executor != self)
+			continue;
+		if (a[i].kind == PLAN_FENCE) {
+			if (!find_job(ex, JOB_FENCE, NULL, a[i].from)) {
+				j = add_job(ex, JOB_FENCE, NULL, a[i].from, 0);
+				if (j)
+					start_job(ex, j, -1);
+			}
+			continue;
+		}
+		if (find_job(ex, -1, a[i].guest, 0))
+			continue;
+		if (a[i].kind == PLAN_MIGRATE && !ex->env.cfg->migration_key[0]) {
+			if (!ex->warned_no_key)
+				log_error("live migration of %s planned, but no migration_key is "
+				          "configured: nothing is migrated",
+				          a[i].guest);
+			ex->warned_no_key = true;
+		} else if (a[i].kind == PLAN_MIGRATE) {
+			add_job(ex, JOB_CLAIM, a[i].guest, a[i].from, a[i].to);
+			submit(ex, HA_MSG_MIG_START, a[i].guest, a[i].from, a[i].to, 0, 0,
+			       a[i].reason);
+		} else if (a[i].kind == PLAN_COLD_RESTART && a[i].from == self) {
+			j = add_job(ex, JOB_STOP, a[i].guest, self, a[i].to);
+			if (j)
+				start_job(ex, j, -1);
+		} else if (a[i].kind == PLAN_COLD_RESTART) {
+			add_job(ex, JOB_CLAIM, a[i].guest, a[i].from, a[i].to);
+			submit(ex, HA_MSG_RESTART_START, a[i].guest, a[i].from, a[i].to, 0, 0,
+			       a[i].reason);
+		}
+	}
+	free(a);
+}
+
+void ha_exec_reconcile(struct ha_executor *ex)
+{
+	if (!ex || !ex->env.hv || !ha_state_synced(ex->env.st))
+		return;
+	expire_jobs(ex, loop_now_ms());
+	if (!ha_state_quorate(ex->env.st))
+		return; /* no quorum: no action at all (running jobs finish) */
+	start_accepted(ex);
+	claim_planned(ex);
+}
+
+static void on_incoming(struct loop *loop, struct loop_fd *w, int fd, short revents, void *arg)
+{
+	struct ha_executor *ex = arg;
+	struct job *j;
+	int conn;
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	if (conn < 0)
+		return;
+	if (running(ex, JOB_RECV) >= MAX_RECEIVERS || !(j = add_job(ex, JOB_RECV, "", 0, 0))) {
+		log_warn("migration listener: %d receivers busy, connection dropped",
+		         MAX_RECEIVERS);
+		close(conn);
+		return;
+	}
+	start_job(ex, j, conn);
+	if (j->pid <= 0)
+		j->used = false;
+	close(conn);
+}
+
+int ha_exec_new(struct ha_executor **ex_r, const struct ha_exec_env *env)
+{
+	struct ha_executor *ex = calloc(1, sizeof(*ex));
+	char spec[32];
+	int rc;
+
+	*ex_r = NULL;
+	if (!ex)
+		return ERR_NOMEM;
+	ex->env = *env;
+	ex->listen_fd = -1;
+	rc = loop_signal_add(env->loop, SIGCHLD, on_sigchld, ex);
+	if (rc < 0)
+		goto fail;
+	if (env->cfg->migration_key[0] && env->hv) {
+		snprintf(spec, sizeof(spec), "0.0.0.0:%u", env->cfg->migration_port);
+		ex->listen_fd = tr_listen(spec);
+		if (ex->listen_fd < 0) {
+			rc = ex->listen_fd;
+			goto fail;
+		}
+		fcntl(ex->listen_fd, F_SETFL, fcntl(ex->listen_fd, F_GETFL) | O_NONBLOCK);
+		ex->listen_watch = loop_fd_add(env->loop, ex->listen_fd, POLLIN, on_incoming, ex);
+		log_info("migration listener on %s", spec);
+	}
+	*ex_r = ex;
+	return 0;
+fail:
+	free(ex);
+	return rc;
+}
+
+void ha_exec_free(struct ha_executor *ex)
+{
+	if (!ex)
+		return;
+	if (ex->listen_watch)
+		loop_fd_remove(ex->listen_watch);
+	if (ex->listen_fd >= 0)
+		close(ex->listen_fd);
+	free(ex);
+}

@@ -1,0 +1,124 @@
+/*
+ * state.h - haagent's replicated state machine.
+ *
+ * Every node holds the same view of the cluster (nodes, guests, who owns what, migrations in
+ * flight) because it changes only by applying, in the agreed total order of the cluster
+ * backend, the messages of msg.h and the membership changes delivered in that same order.
+ * The machine is pure: it never sends or sleeps; what it wants multicast (HELLO, SYNC) is
+ * queued in an outbox the caller drains with ha_state_next_outgoing().
+ *
+ * Rules that keep guests safe:
+ *  - a guest has exactly one owner; claims (migration-started, restart-started) are
+ *    accepted only when the guest is idle and the claimant is the node the plan names, so
+ *    two nodes can never both act on a guest: act only after your claim was applied;
+ *  - a node that leaves the group becomes DOWN; its guests are never restarted until a
+ *    FENCED message for it is applied; a migration whose peer left stays in flight until
+ *    the surviving side reports done or failed (only it knows whether the point of no
+ *    return was passed);
+ *  - quorum is a local gate (votequorum is not in the agreed stream): without it
+ *    ha_state_plan() returns ERR_NOQUORUM and the node takes no action; after a
+ *    membership change in which nodes left, it stays closed until the next quorum report
+ *    (the backend reports quorum after every membership change), so a minority never acts
+ *    on the departure of the majority in the gap between the two callbacks.
+ *
+ * Re-sync after a join (a "sync round"): the membership change that brings joiners starts
+ * a round on every member. Each member multicasts HELLO (its own facts plus whether it
+ * holds the view: synced, quorate, stale) and buffers every other message. When the HELLO
+ * of every member has been delivered, all members pick the same source: the best of
+ * synced+quorate > synced > stale (a view kept across a lost corosync connection), lowest
+ * nodeid on ties. The source multicasts SYNC (its view as of the membership change, which
+ * is exactly where everyone started buffering); every member adopts it and replays its
+ * buffer. With no holder at all (cluster start), all start from an empty view. A change
+ * during a round restarts it. Members of a partition that merges back therefore take the
+ * quorate side's view.
+ */
+#ifndef XLEXT_HAAGENT_STATE_H
+#define XLEXT_HAAGENT_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "haagent/msg.h"
+#include "haagent/planner.h"
+
+#define HA_EVENTS_MAX 64
+#define HA_EVENT_TEXT 192
+
+struct ha_state;
+
+struct ha_state_config {
+	unsigned max_outgoing;    /* 0: default 2 */
+	unsigned max_incoming;    /* 0: default 2 */
+	unsigned max_attempts;    /* 0: default 3 */
+	uint32_t bandwidth_mibps; /* 0: planner default */
+};
+
+struct ha_event {
+	uint64_t seq;
+	char text[HA_EVENT_TEXT];
+};
+
+/* A new state machine for node self (unsynced until its first sync round). */
+int ha_state_new(struct ha_state **st_r, uint32_t self, const struct ha_state_config *cfg);
+void ha_state_free(struct ha_state *st);
+
+/*
+ * This node's own facts, sent in its HELLO: its name, memory and the guests it runs
+ * (owner fields ignored). Copied.
+ */
+int ha_state_set_local(struct ha_state *st, const char *name, uint64_t free_mib,
+                       uint64_t reserve_mib, const struct ha_guest_info *guests, size_t nguests);
+
+/* A membership change, in agreed order with the messages. */
+void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nmembers,
+                         const uint32_t *left, size_t nleft, const uint32_t *joined,
+                         size_t njoined);
+
+/* The local quorum view changed. */
+void ha_state_quorum(struct ha_state *st, bool quorate);
+
+/*
+ * The connection to the cluster was lost: forget the membership, keep the view as stale
+ * (it is only used if no member holds a current one when we join again).
+ */
+void ha_state_lost(struct ha_state *st);
+
+/*
+ * Apply (or buffer during a sync round) one message delivered from node from. Returns 0
+ * when applied or buffered, ERR_PROTO for an undecodable message, or the reason a valid
+ * message was refused (ERR_NOTFOUND unknown guest or node, ERR_BUSY wrong state,
+ * ERR_PERM wrong sender, ERR_NOSPACE no room/limit); a refused message changes nothing.
+ */
+int ha_state_deliver(struct ha_state *st, uint32_t from, const void *buf, size_t len);
+
+/* Encode m and queue it for multicast. */
+int ha_state_submit(struct ha_state *st, const struct ha_msg *m);
+
+/* Pop the next message to multicast (*buf_r is the caller's); ERR_NOTFOUND when empty. */
+int ha_state_next_outgoing(struct ha_state *st, uint8_t **buf_r, size_t *len_r);
+
+/*
+ * The plan for the current view (caller frees *actions_r). ERR_NOQUORUM without quorum,
+ * ERR_BUSY while not synced or during a sync round.
+ */
+int ha_state_plan(const struct ha_state *st, struct plan_action **actions_r, size_t *n_r);
+
+/* A 64-bit digest of the replicated view (nodes and guests), equal on nodes in agreement. */
+uint64_t ha_state_digest(const struct ha_state *st);
+
+bool ha_state_synced(const struct ha_state *st);
+bool ha_state_quorate(const struct ha_state *st);
+uint32_t ha_state_self(const struct ha_state *st);
+
+/* Read access for status output and tests; NULL when unknown. */
+const struct ha_node_info *ha_state_node(const struct ha_state *st, uint32_t nodeid);
+const struct ha_node_info *ha_state_node_by_name(const struct ha_state *st, const char *name);
+const struct ha_guest_info *ha_state_guest(const struct ha_state *st, const char *name);
+size_t ha_state_nodes(const struct ha_state *st, const struct ha_node_info **nodes_r);
+size_t ha_state_guests(const struct ha_state *st, const struct ha_guest_info **guests_r);
+
+/* Recent events, oldest first (at most HA_EVENTS_MAX). */
+size_t ha_state_events(const struct ha_state *st, const struct ha_event **events_r);
+
+#endif

@@ -1,0 +1,317 @@
+/*
+ * state_sync.c - membership, quorum and the sync round of the replicated state machine
+ * (the protocol is described in state.h).
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "haagent/state_int.h"
+
+static bool contains(const uint32_t *ids, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ids[i] == id)
+			return true;
+	return false;
+}
+
+void ha_state_buffer_clear(struct ha_state *st)
+{
+	for (size_t i = 0; i < st->nbuffer; i++)
+		free(st->buffer[i].buf);
+	free(st->buffer);
+	st->buffer = NULL;
+	st->nbuffer = 0;
+}
+
+static int buffer_add(struct ha_state *st, uint32_t from, const void *buf, size_t len)
+{
+	struct ha_raw_msg *nb;
+	uint8_t *copy;
+
+	if (st->nbuffer == HA_SYNC_BUFFER_MAX) {
+		log_error("node %" PRIu32
+		          ": sync round buffer full (%d messages): message from %" PRIu32
+		          " dropped",
+		          st->self, HA_SYNC_BUFFER_MAX, from);
+		return ERR_NOSPACE;
+	}
+	nb = realloc(st->buffer, (st->nbuffer + 1) * sizeof(*nb));
+	if (!nb)
+		return ERR_NOMEM;
+	st->buffer = nb;
+	copy = malloc(len);
+	if (!copy)
+		return ERR_NOMEM;
+	memcpy(copy, buf, len);
+	st->buffer[st->nbuffer].from = from;
+	st->buffer[st->nbuffer].buf = copy;
+	st->buffer[st->nbuffer].len = len;
+	st->nbuffer++;
+	return 0;
+}
+
+/* Apply every buffered message in delivery order, then drop the buffer. */
+static void replay_buffer(struct ha_state *st)
+{
+	for (size_t i = 0; i < st->nbuffer; i++) {
+		struct ha_msg m;
+
+		if (ha_msg_decode(st->buffer[i].buf, st->buffer[i].len, &m) < 0)
+			continue;
+		(void)ha_state_apply(st, st->buffer[i].from, &m);
+		ha_msg_release(&m);
+	}
+	ha_state_buffer_clear(st);
+}
+
+/* Bring the view's member flags in line with the membership: absent members are down. */
+static void apply_membership(struct ha_state *st)
+{
+	for (size_t i = 0; i < st->nmembers; i++) {
+		struct ha_node_info *n = ha_state_add_node(st, st->members[i]);
+
+		if (n)
+			n->member = 1;
+	}
+	for (size_t i = 0; i < st->nnodes; i++) {
+		struct ha_node_info *n = &st->nodes[i];
+		bool owns = false;
+
+		if (!n->member || contains(st->members, st->nmembers, n->nodeid))
+			continue;
+		n->member = 0;
+		if (n->state == HA_NODE_FENCED || n->state == HA_NODE_DOWN)
+			continue;
+		for (size_t k = 0; k < st->nguests && !owns; k++)
+			owns = st->guests[k].owner == n->nodeid ||
+			       st->guests[k].moving_to == n->nodeid;
+		snprintf(n->reason, sizeof(n->reason), "left the group while %s",
+		         ha_node_state_name(n->state));
+		n->state = HA_NODE_DOWN;
+		ha_state_event(st, "node %s left the cluster: down%s", n->name,
+		               owns ? ", its guests wait for fencing" : ", owning no guest");
+	}
+}
+
+static void send_hello(struct ha_state *st)
+{
+	struct ha_msg m = {.type = HA_MSG_HELLO};
+	int rc;
+
+	snprintf(m.text, sizeof(m.text), "%s", st->local_name);
+	m.free_mib = st->local_free;
+	m.reserve_mib = st->local_reserve;
+	m.flags =
+	    (uint8_t)((st->synced ? HA_HELLO_SYNCED : 0) | (st->quorate ? HA_HELLO_QUORATE : 0) |
+	              (st->stale ? HA_HELLO_STALE : 0));
+	m.guests = st->local_guests;
+	m.nguests = st->local_nguests;
+	rc = ha_state_submit(st, &m);
+	if (rc < 0)
+		log_error("node %" PRIu32 ": cannot queue HELLO: %s", st->self, err_str(rc));
+}
+
+void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nmembers,
+                         const uint32_t *left, size_t nleft, const uint32_t *joined, size_t njoined)
+{
+	bool was_syncing = st->syncing;
+
+	(void)left;
+	/* The membership callback may run before votequorum's view of the same change: with
+	 * nodes gone, wait for the next quorum report before acting (a minority would
+	 * otherwise fence the majority in between). */
+	if (nleft > 0)
+		st->quorum_stale = true;
+	if (nmembers > HA_MAX_NODES) {
+		log_error("node %" PRIu32 ": %zu members, more than %d: extra ignored", st->self,
+		          nmembers, HA_MAX_NODES);
+		nmembers = HA_MAX_NODES;
+	}
+	/* A round in progress ends here: holders catch up, others start over. */
+	if (st->syncing && st->synced)
+		replay_buffer(st);
+	ha_state_buffer_clear(st);
+	st->syncing = false;
+	memcpy(st->members, members, nmembers * sizeof(*members));
+	st->nmembers = nmembers;
+	if (st->synced)
+		apply_membership(st);
+	/* Every member of the configuration takes the same decision here. */
+	if (njoined == 0 && !was_syncing)
+		return;
+	if (njoined > 0 && st->synced)
+		ha_state_event(st, "%zu node(s) joined: sync round", njoined);
+	(void)joined;
+	st->syncing = true;
+	st->nhello = 0;
+	st->sync_source = 0;
+	send_hello(st);
+}
+
+void ha_state_quorum(struct ha_state *st, bool quorate)
+{
+	st->quorum_stale = false;
+	if (st->quorate == quorate)
+		return;
+	st->quorate = quorate;
+	if (quorate)
+		ha_state_event(st, "quorum regained: acting again");
+	else
+		ha_state_event(st, "quorum lost: frozen, no action until it returns");
+}
+
+void ha_state_lost(struct ha_state *st)
+{
+	ha_state_buffer_clear(st);
+	st->syncing = false;
+	st->nmembers = 0;
+	st->quorate = false;
+	if (st->synced) {
+		st->synced = false;
+		st->stale = true;
+	}
+	for (size_t i = 0; i < st->noutbox; i++)
+		free(st->outbox[i].buf);
+	st->noutbox = 0;
+	ha_state_event(st, "connection to the cluster lost: view kept as stale until re-sync");
+}
+
+static int hello_rank(uint8_t flags)
+{
+	if ((flags & HA_HELLO_SYNCED) && (flags & HA_HELLO_QUORATE))
+		return 3;
+	if (flags & HA_HELLO_SYNCED)
+		return 2;
+	return flags & HA_HELLO_STALE ? 1 : 0;
+}
+
+static int cmp_node_info(const void *a, const void *b)
+{
+	const struct ha_node_info *x = a, *y = b;
+
+	return x->nodeid < y->nodeid ? -1 : x->nodeid > y->nodeid;
+}
+
+static int cmp_guest_info(const void *a, const void *b)
+{
+	return strcmp(((const struct ha_guest_info *)a)->name,
+	              ((const struct ha_guest_info *)b)->name);
+}
+
+/* End of the round: the view is set (adopted or fresh); replay what was buffered. */
+static void finish_round(struct ha_state *st)
+{
+	st->synced = true;
+	st->stale = false;
+	st->syncing = false;
+	apply_membership(st);
+	replay_buffer(st);
+}
+
+/* Every member's HELLO is in: everyone picks the same source. */
+static void choose_source(struct ha_state *st)
+{
+	int best = 0;
+	uint32_t source = 0;
+
+	for (size_t i = 0; i < st->nhello; i++) {
+		int r = hello_rank(st->hello_flags[i]);
+
+		if (r > best || (r == best && r > 0 && st->hello_from[i] < source)) {
+			best = r;
+			source = st->hello_from[i];
+		}
+	}
+	if (source == 0) {
+		st->nnodes = 0;
+		st->nguests = 0;
+		ha_state_event(st, "no member holds a view: starting from the nodes' reports");
+		finish_round(st);
+		return;
+	}
+	st->sync_source = source;
+	if (source == st->self) {
+		struct ha_msg m = {.type = HA_MSG_SYNC};
+		int rc;
+
+		memcpy(m.members, st->members, st->nmembers * sizeof(st->members[0]));
+		m.nmembers = st->nmembers;
+		m.nodes = st->nodes;
+		m.nnodes = st->nnodes;
+		m.guests = st->guests;
+		m.nguests = st->nguests;
+		rc = ha_state_submit(st, &m);
+		if (rc < 0)
+			log_error("node %" PRIu32 ": cannot queue SYNC: %s", st->self, err_str(rc));
+	}
+}
+
+static int take_sync(struct ha_state *st, uint32_t from, const struct ha_msg *m)
+{
+	if (st->sync_source == 0 || from != st->sync_source || m->nmembers != st->nmembers ||
+	    memcmp(m->members, st->members, st->nmembers * sizeof(st->members[0])) != 0)
+		return ERR_BUSY; /* not this round's transfer */
+	memcpy(st->nodes, m->nodes, m->nnodes * sizeof(m->nodes[0]));
+	st->nnodes = m->nnodes;
+	memcpy(st->guests, m->guests, m->nguests * sizeof(m->guests[0]));
+	st->nguests = m->nguests;
+	qsort(st->nodes, st->nnodes, sizeof(st->nodes[0]), cmp_node_info);
+	qsort(st->guests, st->nguests, sizeof(st->guests[0]), cmp_guest_info);
+	finish_round(st);
+	ha_state_event(st, "view synchronised from node %" PRIu32 " (%zu nodes, %zu guests)", from,
+	               st->nnodes, st->nguests);
+	return 0;
+}
+
+static int deliver_in_round(struct ha_state *st, uint32_t from, const void *buf, size_t len,
+                            const struct ha_msg *m)
+{
+	int rc;
+
+	if (m->type == HA_MSG_SYNC)
+		return take_sync(st, from, m);
+	rc = buffer_add(st, from, buf, len);
+	if (rc < 0)
+		return rc;
+	if (m->type != HA_MSG_HELLO || !contains(st->members, st->nmembers, from) ||
+	    contains(st->hello_from, st->nhello, from) || st->sync_source)
+		return 0;
+	st->hello_from[st->nhello] = from;
+	st->hello_flags[st->nhello] = m->flags;
+	st->nhello++;
+	if (st->nhello == st->nmembers)
+		choose_source(st);
+	return 0;
+}
+
+int ha_state_deliver(struct ha_state *st, uint32_t from, const void *buf, size_t len)
+{
+	struct ha_msg m;
+	int rc;
+
+	rc = ha_msg_decode(buf, len, &m);
+	if (rc < 0) {
+		log_warn("node %" PRIu32 ": malformed message (%zu bytes) from node %" PRIu32
+		         " refused",
+		         st->self, len, from);
+		return rc;
+	}
+	if (st->syncing)
+		rc = deliver_in_round(st, from, buf, len, &m);
+	else if (st->synced)
+		rc = ha_state_apply(st, from, &m);
+	else
+		rc = 0; /* not part of a view yet: the next sync round brings it */
+	if (rc < 0)
+		log_debug("node %" PRIu32 ": %s from node %" PRIu32 " refused: %s", st->self,
+		          ha_msg_type_name(m.type), from, err_str(rc));
+	ha_msg_release(&m);
+	return rc;
+}

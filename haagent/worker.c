@@ -1,0 +1,230 @@
+/*
+ * worker.c - the executor's child-process jobs (see worker.h).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "haagent/worker.h"
+#include "xl-ext/migrate.h"
+#include "xl-ext/transport.h"
+
+#define CONNECT_TIMEOUT_MS 10000
+#define REPLY_TIMEOUT_MS   60000
+#define HA_FENCE_CMD_MAX   256
+
+extern char **environ;
+
+void ha_worker_child_init(int keep_fd)
+{
+	sigset_t none;
+
+	/* Nothing of the daemon's (corosync IPC, control and migration sockets, signalfd)
+	 * leaks into a job or the domain processes it starts. */
+	for (int fd = 3; fd < 1024; fd++)
+		if (fd != keep_fd)
+			close(fd);
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int open_hv(const struct hv_ops *ops, struct loop **loop_r, struct hv **hv_r)
+{
+	int rc = loop_new(loop_r);
+
+	if (rc == 0)
+		rc = ops->open(hv_r, *loop_r);
+	return rc;
+}
+
+int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr,
+                   const char *key_file)
+{
+	struct mig_send_args a = {.ops = ops, .send_fd = -1, .recv_fd = -1};
+	enum mig_result result = MIG_FAILED_RESUMED;
+	struct loop *loop = NULL;
+	struct mig_report rep;
+	struct tr_key key;
+	char *json = NULL;
+	int rc, status = HA_WORKER_FAILED;
+
+	memset(&rep, 0, sizeof(rep));
+	rc = open_hv(ops, &loop, &a.hv);
+	if (rc == 0)
+		rc = ops->lookup(a.hv, guest, &a.domid);
+	if (rc == 0)
+		rc = ops->config_json(a.hv, a.domid, &json);
+	if (rc < 0) {
+		log_error("migration of %s to %s: guest not found here: %s", guest, addr,
+		          err_str(rc));
+		goto out;
+	}
+	rc = tr_key_load(key_file, &key);
+	if (rc < 0)
+		goto out;
+	a.send_fd = tr_connect(addr, CONNECT_TIMEOUT_MS);
+	rc = a.send_fd < 0 ? a.send_fd : tr_auth_sender(a.send_fd, &key, addr, 0);
+	tr_key_clear(&key);
+	if (rc < 0) {
+		log_error("migration of %s to %s not started (%s); the guest was not touched",
+		          guest, addr, err_str(rc));
+		goto out;
+	}
+	tr_tune_socket(a.send_fd);
+	a.recv_fd = dup(a.send_fd);
+	a.name = guest;
+	a.config_json = json;
+	a.peer = addr;
+	a.reply_timeout_ms = REPLY_TIMEOUT_MS;
+	rc = mig_send(&a, &rep, &result);
+	if (rc == 0) {
+		log_info("migration of %s to %s done in %.1f ms, downtime %.1f ms", guest, addr,
+		         (double)(rep.t_end_us - rep.t_start_us) / 1000.0,
+		         (double)(rep.t_end_us - rep.t_pause_us) / 1000.0);
+		status = HA_WORKER_OK;
+	} else if (result == MIG_FAILED_UNDEFINED) {
+		/* Past GO the target may run it: never resume here, drop our paused copy. */
+		char away[HV_NAME_MAX + 16];
+		uint32_t domid;
+
+		snprintf(away, sizeof(away), "%s--migratedaway", guest);
+		if (ops->lookup(a.hv, away, &domid) == 0)
+			ops->destroy(a.hv, domid);
+		log_error("migration of %s to %s broke after the point of no return: left to the "
+		          "target",
+		          guest, addr);
+		status = HA_WORKER_UNDEFINED;
+	} else {
+		log_error("migration of %s to %s failed: %s; it runs here", guest, addr,
+		          err_str(rc));
+	}
+out:
+	if (a.send_fd >= 0)
+		close(a.send_fd);
+	if (a.recv_fd >= 0)
+		close(a.recv_fd);
+	free(json);
+	if (a.hv)
+		ops->close(a.hv);
+	loop_free(loop);
+	return status;
+}
+
+int ha_worker_receive(const struct hv_ops *ops, int conn, const char *key_file)
+{
+	struct mig_receive_args a = {.ops = ops, .send_fd = conn, .recv_fd = conn};
+	struct loop *loop = NULL;
+	struct mig_report rep;
+	struct tr_key key;
+	uint32_t flags = 0, domid = 0;
+	int rc;
+
+	rc = tr_key_load(key_file, &key);
+	if (rc == 0) {
+		rc = tr_auth_receiver(conn, &key, "migration sender", &flags);
+		tr_key_clear(&key);
+	}
+	if (rc < 0)
+		return HA_WORKER_FAILED; /* logged by the transport */
+	tr_tune_socket(conn);
+	a.paused = flags & TR_FLAG_PAUSED;
+	rc = open_hv(ops, &loop, &a.hv);
+	if (rc == 0)
+		rc = mig_receive(&a, &rep, &domid);
+	if (a.hv)
+		ops->close(a.hv);
+	loop_free(loop);
+	return rc == 0 ? HA_WORKER_OK : HA_WORKER_FAILED;
+}
+
+int ha_worker_create(const struct hv_ops *ops, const char *config_path, const char *guest)
+{
+	struct hv_create_args args = {.paused = false, .name = guest};
+	struct loop *loop = NULL;
+	struct hv *hv = NULL;
+	uint32_t domid;
+	int rc;
+
+	if (!config_path || !config_path[0]) {
+		log_error("cold restart of %s: no 'config' for it in haagent.conf", guest);
+		return HA_WORKER_FAILED;
+	}
+	rc = open_hv(ops, &loop, &hv);
+	if (rc == 0 && ops->lookup(hv, guest, &domid) == 0)
+		rc = ERR_EXISTS; /* never a second copy */
+	else if (rc == 0)
+		rc = ops->create(hv, config_path, &args, &domid);
+	if (rc < 0)
+		log_error("cold restart of %s from %s failed: %s", guest, config_path, err_str(rc));
+	else
+		log_info("guest %s started from %s (domid %u)", guest, config_path, domid);
+	if (hv)
+		ops->close(hv);
+	loop_free(loop);
+	return rc == 0 ? HA_WORKER_OK : HA_WORKER_FAILED;
+}
+
+int ha_worker_destroy(const struct hv_ops *ops, const char *guest)
+{
+	struct loop *loop = NULL;
+	struct hv *hv = NULL;
+	uint32_t domid;
+	int rc;
+
+	rc = open_hv(ops, &loop, &hv);
+	if (rc == 0)
+		rc = ops->lookup(hv, guest, &domid);
+	if (rc == 0)
+		rc = ops->destroy(hv, domid);
+	if (rc < 0)
+		log_error("shutting down %s for a cold restart failed: %s", guest, err_str(rc));
+	if (hv)
+		ops->close(hv);
+	loop_free(loop);
+	return rc == 0 ? HA_WORKER_OK : HA_WORKER_FAILED;
+}
+
+int ha_worker_fence(const char *command, const char *node_name)
+{
+	char script[HA_FENCE_CMD_MAX + 16];
+	char *argv[] = {"/bin/sh", "-c", script, "sh", (char *)node_name, NULL};
+	pid_t pid;
+	int rc, status = 0;
+
+	if (!command || !command[0]) {
+		log_error("node %s must be fenced but no fence_command is configured", node_name);
+		return HA_WORKER_FAILED;
+	}
+	/* The node name is an argument, never part of the shell text. */
+	snprintf(script, sizeof(script), "%s \"$1\"", command);
+	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
+	if (rc != 0) {
+		log_error("cannot run the fence command for %s: %s", node_name, strerror(rc));
+		return HA_WORKER_FAILED;
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return HA_WORKER_FAILED;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_error("fence command '%s' for node %s failed (status %d)", command, node_name,
+		          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return HA_WORKER_FAILED;
+	}
+	log_info("fence command '%s' for node %s succeeded", command, node_name);
+	return HA_WORKER_OK;
+}

@@ -1,0 +1,45 @@
+/*
+ * worker.h - what haagent's executor runs in a child process, one per job (as OpenBSD vmd
+ * gives each VM its own process): the blocking migration library calls, domain creation and
+ * destruction, and the fence command. Each function opens its own hypervisor handle and
+ * returns the child's exit status (enum ha_worker_status).
+ */
+#ifndef XLEXT_HAAGENT_WORKER_H
+#define XLEXT_HAAGENT_WORKER_H
+
+#include "xl-ext/hv.h"
+
+enum ha_worker_status {
+	HA_WORKER_OK = 0,
+	HA_WORKER_FAILED = 1,    /* nothing changed: the guest is where it was */
+	HA_WORKER_UNDEFINED = 2, /* migration broke after the point of no return */
+};
+
+/*
+ * In a fresh child: close every descriptor above stderr but keep_fd (-1: none), unblock the
+ * signals the daemon routes through its signalfd, restore default handlers.
+ */
+void ha_worker_child_init(int keep_fd);
+
+/*
+ * Live-migrate guest to the agent listening at addr ("host:port"), authenticated with the
+ * key in key_file, through xl-ext's migration library (mig_send over the TCP transport).
+ * After a failure past the point of no return the local copy is destroyed (the guest is left
+ * to the target) and HA_WORKER_UNDEFINED is returned.
+ */
+int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr,
+                   const char *key_file);
+
+/* Authenticate the sender on conn and receive one domain (mig_receive). */
+int ha_worker_receive(const struct hv_ops *ops, int conn, const char *key_file);
+
+/* Create guest from its configuration file (a cold restart from shared storage). */
+int ha_worker_create(const struct hv_ops *ops, const char *config_path, const char *guest);
+
+/* Destroy guest here (the cold-restart fallback shuts it down before it starts elsewhere). */
+int ha_worker_destroy(const struct hv_ops *ops, const char *guest);
+
+/* Run "command node_name" through /bin/sh; OK only when it exits 0. */
+int ha_worker_fence(const char *command, const char *node_name);
+
+#endif

@@ -1,0 +1,268 @@
+/*
+ * Tests of the control socket (haagent/ctl.c): request handling against a one-node
+ * cluster (sim backend), bad input refused clearly, the socket's permissions and uid check.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "haagent/cluster_sim.h"
+#include "haagent/ctl.h"
+
+struct one {
+	struct cl_sim_world *w;
+	struct cluster *cl;
+	struct ha_state *st;
+};
+
+static void pump(struct one *o)
+{
+	uint8_t *buf;
+	size_t len;
+
+	while (ha_state_next_outgoing(o->st, &buf, &len) == 0) {
+		cl_sim_ops.send(o->cl, buf, len);
+		free(buf);
+	}
+}
+
+static void cb_deliver(void *arg, uint32_t from, const void *msg, size_t len)
+{
+	struct one *o = arg;
+
+	ha_state_deliver(o->st, from, msg, len);
+	pump(o);
+}
+
+static void cb_membership(void *arg, const uint32_t *m, size_t nm, const uint32_t *l, size_t nl,
+                          const uint32_t *j, size_t nj)
+{
+	struct one *o = arg;
+
+	ha_state_membership(o->st, m, nm, l, nl, j, nj);
+	pump(o);
+}
+
+static void cb_quorum(void *arg, bool q)
+{
+	ha_state_quorum(((struct one *)arg)->st, q);
+}
+
+static const struct cluster_callbacks cbs = {cb_deliver, cb_membership, cb_quorum, NULL};
+
+static int setup(void **state)
+{
+	struct one *o = calloc(1, sizeof(*o));
+	struct ha_guest_info g = {.name = "vm1", .mem_mib = 512};
+
+	assert_int_equal(cl_sim_world_new(&o->w, 1), 0);
+	assert_int_equal(ha_state_new(&o->st, 1, NULL), 0);
+	assert_int_equal(ha_state_set_local(o->st, "alpha", 8192, 1024, &g, 1), 0);
+	cl_sim_world_next_node(o->w, 1);
+	assert_int_equal(cl_sim_ops.open(&o->cl, "t", &cbs, o), 0);
+	cl_sim_run(o->w, 1000);
+	assert_true(ha_state_synced(o->st));
+	*state = o;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct one *o = *state;
+
+	cl_sim_ops.close(o->cl);
+	ha_state_free(o->st);
+	cl_sim_world_free(o->w);
+	free(o);
+	return 0;
+}
+
+static void expect(struct one *o, const char *req, size_t len, const char *needle)
+{
+	char *reply = NULL;
+
+	assert_int_equal(ha_ctl_handle(o->st, req, len, &reply), 0);
+	assert_non_null(reply);
+	if (!strstr(reply, needle))
+		fail_msg("request '%.60s': answer '%s' lacks '%s'", req, reply, needle);
+	free(reply);
+}
+
+#define EXPECT(o, req, needle) expect((o), (req), strlen(req), (needle))
+
+static void test_garbage_refused(void **state)
+{
+	struct one *o = *state;
+	char big[HA_CTL_REQUEST_MAX + 10];
+
+	EXPECT(o, "", "\"error\":\"empty request\"");
+	EXPECT(o, "nope", "not a JSON object");
+	EXPECT(o, "{", "not a JSON object");
+	EXPECT(o, "[1,2]", "not a JSON object");
+	EXPECT(o, "{\"cmd\":\"status\"} trailing", "not a JSON object");
+	EXPECT(o, "{\"cmd\":5}", "missing \\\"cmd\\\"");
+	EXPECT(o, "{\"cmd\":\"reboot-everything\"}", "unknown command 'reboot-everything'");
+	expect(o, "{\"cmd\":\"st\0atus\"}", 17, "NUL byte");
+	memset(big, ' ', sizeof(big));
+	expect(o, big, sizeof(big), "larger than 4096 bytes");
+}
+
+static void test_status_nodes_guests(void **state)
+{
+	struct one *o = *state;
+
+	EXPECT(o, "{\"cmd\":\"status\"}", "\"node\":\"alpha\"");
+	EXPECT(o, "{\"cmd\":\"status\"}", "\"quorate\":true");
+	EXPECT(o, "{\"cmd\":\"nodes\"}", "\"free_mib\":8192");
+	EXPECT(o, "{\"cmd\":\"guests\"}",
+	       "\"name\":\"vm1\",\"owner\":\"alpha\",\"state\":\"running\"");
+	EXPECT(o, "{\"cmd\":\"events\"}", "guest vm1 runs on alpha");
+}
+
+static void test_mark_failing_and_clear(void **state)
+{
+	struct one *o = *state;
+
+	EXPECT(o, "{\"cmd\":\"mark-failing\",\"node\":\"zeta\"}",
+	       "unknown node 'zeta' (known: alpha)");
+	EXPECT(o, "{\"cmd\":\"mark-failing\"}", "missing \\\"node\\\"");
+	EXPECT(o, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"reason\":\"a\\nb\"}",
+	       "control characters");
+	EXPECT(o, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"reason\":\"disk\"}",
+	       "\"message\":\"node alpha: failing requested\"");
+	pump(o);
+	cl_sim_run(o->w, 100);
+	assert_int_equal(ha_state_node(o->st, 1)->state, HA_NODE_FAILING);
+	EXPECT(o, "{\"cmd\":\"status\"}", "stay vm1: no node is ok to receive it");
+	EXPECT(o, "{\"cmd\":\"clear\",\"node\":\"1\"}", "\"ok\":true");
+	pump(o);
+	cl_sim_run(o->w, 100);
+	assert_int_equal(ha_state_node(o->st, 1)->state, HA_NODE_OK);
+	EXPECT(o, "{\"cmd\":\"migrate\",\"guest\":\"nothere\",\"node\":\"alpha\"}",
+	       "unknown guest 'nothere'");
+	EXPECT(o, "{\"cmd\":\"migrate\",\"guest\":\"vm1\",\"node\":\"beta\"}",
+	       "unknown node 'beta' (known: alpha)");
+	EXPECT(o, "{\"cmd\":\"migrate\",\"guest\":\"vm1\",\"node\":\"alpha\"}",
+	       "guest vm1 already runs on alpha");
+	ha_state_quorum(o->st, false);
+	EXPECT(o, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\"}", "no quorum");
+	EXPECT(o, "{\"cmd\":\"status\"}", "\"frozen\":true");
+	ha_state_quorum(o->st, true);
+}
+
+/* A raw client: connect, send, half-close (before the server runs). */
+static int raw_client(const char *path, const void *req, size_t len)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	if (len)
+		assert_int_equal(fd_write_exact(fd, req, len), 0);
+	shutdown(fd, SHUT_WR);
+	return fd;
+}
+
+static char *read_answer(int fd)
+{
+	static char buf[65536];
+	ssize_t n, off = 0;
+
+	while ((n = read(fd, buf + off, sizeof(buf) - 1 - (size_t)off)) > 0)
+		off += n;
+	buf[off] = '\0';
+	close(fd);
+	return buf;
+}
+
+static void test_socket(void **state)
+{
+	struct one *o = *state;
+	char dir[] = "/tmp/hactl.XXXXXX", path[128], *reply = NULL;
+	struct stat sb;
+	int lfd, cfd;
+	pid_t pid;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/run/haagent.sock", dir);
+	assert_int_equal(ha_ctl_listen(path, &lfd), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s/run", dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	snprintf(path, sizeof(path), "%s/run/haagent.sock", dir);
+	assert_int_equal(ha_ctl_serve_one(lfd, getuid(), o->st), ERR_BUSY); /* nobody waiting */
+
+	cfd = raw_client(path, "{\"cmd\":\"status\"}", 16);
+	assert_int_equal(ha_ctl_serve_one(lfd, getuid(), o->st), 0);
+	assert_non_null(strstr(read_answer(cfd), "\"ok\":true"));
+
+	cfd = raw_client(path, "{\"cmd\":\"status\"}", 16);
+	assert_int_equal(ha_ctl_serve_one(lfd, getuid() + 1, o->st), 0); /* a non-root client */
+	assert_non_null(strstr(read_answer(cfd), "permission denied: only root"));
+
+	{
+		static char big[20000];
+
+		memset(big, 'x', sizeof(big));
+		cfd = raw_client(path, big, 8000); /* more than the limit, less than the buffer */
+		assert_int_equal(ha_ctl_serve_one(lfd, getuid(), o->st), 0);
+		assert_non_null(strstr(read_answer(cfd), "larger than 4096 bytes refused"));
+	}
+	cfd = raw_client(path, "\x01\x02garbage", 9);
+	assert_int_equal(ha_ctl_serve_one(lfd, getuid(), o->st), 0);
+	assert_non_null(strstr(read_answer(cfd), "not a JSON object"));
+
+	/* the client side, against a forked server */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < 200; i++) {
+			if (ha_ctl_serve_one(lfd, getuid(), o->st) == 0)
+				_exit(0);
+			usleep(10000);
+		}
+		_exit(1);
+	}
+	assert_int_equal(ha_ctl_call(path, "{\"cmd\":\"nodes\"}", &reply, 2000), 0);
+	assert_non_null(strstr(reply, "\"name\":\"alpha\""));
+	free(reply);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	close(lfd);
+	unlink(path);
+	assert_int_equal(ha_ctl_call(path, "{\"cmd\":\"nodes\"}", &reply, 500), ERR_NOTFOUND);
+	snprintf(path, sizeof(path), "%s/run", dir);
+	rmdir(path);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_garbage_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_status_nodes_guests, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mark_failing_and_clear, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
+	};
+
+	log_set_sink(log_sink_capture());
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
