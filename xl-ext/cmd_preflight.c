@@ -374,7 +374,7 @@ int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid,
 		log_error("cannot estimate the dirty rate of %s: %s", name, err_str(rc));
 		return rc;
 	}
-	fprintf(stderr, "estimate: %s dirties %.0f pages/s (%.1f MiB/s) over a %u ms sample; "
+	fprintf(stderr, "estimate: %s dirties %.0f pages/s (%.1f MiB/s) over a %d ms sample; "
 		"pre-copy converges only if the link sends pages well faster than that\n", name,
 		pps, pps * 4096 / 1048576, PF_ESTIMATE_MS);
 	return 0;
