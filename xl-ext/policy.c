@@ -26,6 +26,8 @@ void pc_init(struct pc_state *st, const struct pc_params *params)
 		st->p.downtime_ms = PC_DEFAULT_DOWNTIME_MS;
 	if (!st->p.page_wire_bytes)
 		st->p.page_wire_bytes = 4096 + 8;
+	if (!st->p.fixed_downtime_us)
+		st->p.fixed_downtime_us = PC_DEFAULT_FIXED_DOWNTIME_US;
 	if (!st->p.max_total_bytes)
 		st->p.max_total_bytes =
 			PC_DEFAULT_BYTE_FACTOR * st->p.nr_pages * (uint64_t)st->p.page_wire_bytes;

@@ -37,6 +37,12 @@ enum pc_decision {
 #define PC_DEFAULT_MAX_ITERS 30
 #define PC_DEFAULT_DOWNTIME_MS 20
 #define PC_DEFAULT_BYTE_FACTOR 3
+/*
+ * What a switch-over costs besides the last pages, when the caller has no measurement: pausing
+ * the vCPUs and saving their state, the handshake's round trips, the renames, and starting the
+ * guest on the destination (2-3, 1-2 and 3-4 ms on the sim backend, see downtime_phases_ms).
+ */
+#define PC_DEFAULT_FIXED_DOWNTIME_US 8000
 #define PC_THROTTLE_MIN 20
 #define PC_THROTTLE_MAX 99
 /* throttle at once when the dirty rate reaches this share of the link (--on-stall throttle) */

@@ -93,9 +93,12 @@ static void test_adaptive_stops_when_fits_downtime(void **state)
 	struct pc_state st;
 	struct pc_params p = params(PC_POLICY_ADAPTIVE, PC_STALL_ABORT);
 	struct pc_verdict v;
-	/* 1 Gbit/s, 20 ms target: 125e6 * 0.02 / 4104 = 609 pages fit */
-	struct pc_round fits = round_of(1, 600, GBIT_BPS, 2000, 300 * MIB);
-	struct pc_round too_many = round_of(1, 700, GBIT_BPS, 2000, 300 * MIB);
+	/*
+	 * 1 Gbit/s, 20 ms target less the default 8 ms fixed switch-over cost:
+	 * 125e6 * 0.012 / 4104 = 365 pages fit
+	 */
+	struct pc_round fits = round_of(1, 350, GBIT_BPS, 2000, 300 * MIB);
+	struct pc_round too_many = round_of(1, 400, GBIT_BPS, 2000, 300 * MIB);
 
 	(void)state;
 	pc_init(&st, &p);
@@ -107,16 +110,20 @@ static void test_adaptive_stops_when_fits_downtime(void **state)
 	v = pc_decide(&st, &too_many);
 	assert_int_equal(v.decision, PC_CONTINUE);
 	assert_true(v.est_downtime_us > 20000);
+	/* a measured fixed cost replaces the default: 1 ms leaves room for 400 pages */
+	p.fixed_downtime_us = 1000;
+	pc_init(&st, &p);
+	assert_int_equal(pc_decide(&st, &too_many).decision, PC_STOP_AND_COPY);
 }
 
 static void test_adaptive_downtime_target_option(void **state)
 {
 	struct pc_state st;
 	struct pc_params p = params(PC_POLICY_ADAPTIVE, PC_STALL_ABORT);
-	struct pc_round r = round_of(1, 3000, GBIT_BPS, 2000, 300 * MIB);
+	struct pc_round r = round_of(1, 2500, GBIT_BPS, 2000, 300 * MIB);
 
 	(void)state;
-	p.downtime_ms = 100; /* 3000 pages = 98 ms at 1 Gbit/s */
+	p.downtime_ms = 100; /* 2500 pages = 82 ms at 1 Gbit/s, + 8 ms fixed */
 	pc_init(&st, &p);
 	assert_int_equal(pc_decide(&st, &r).decision, PC_STOP_AND_COPY);
 	p.downtime_ms = 50;
