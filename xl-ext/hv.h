@@ -72,6 +72,7 @@ struct hv_disk {
 	char type[32];      /* backend "type": phy, file, vbd3... */
 	char params[256];   /* backend "params": the device, file or target */
 	char script[128];   /* backend "script" ("" when none: plain device) */
+	bool readonly;      /* backend "mode" is "r": the guest cannot write it */
 };
 
 struct hv_create_args {
