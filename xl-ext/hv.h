@@ -103,6 +103,11 @@ struct hv_ops {
 	int (*rename)(struct hv *hv, uint32_t domid, const char *old_name, const char *new_name);
 	/* The domain's configuration as JSON (libxl_domain_config for xen); caller frees. */
 	int (*config_json)(struct hv *hv, uint32_t domid, char **json_r);
+	/*
+	 * Optional (NULL: not supported): a configuration file (xl.cfg) as the JSON config_json
+	 * would give, named name (NULL: the file's own); logs the file and key at fault.
+	 */
+	int (*config_file_json)(struct hv *hv, const char *path, const char *name, char **json_r);
 
 	/*
 	 * Migration stream producer: live pre-copy of domid into fd, ending with the domain
