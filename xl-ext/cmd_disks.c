@@ -78,8 +78,8 @@ out:
 }
 
 /*
- * xen: a spec rebuilt from each backend's params and script. The backend's mode is not
- * carried by hv_disk, so every disk counts as writable: the safe side of the check.
+ * xen: a spec rebuilt from each backend's params, script and mode: a backend in mode "r" is
+ * read-only (access=ro), every other disk counts as writable, the safe side of the check.
  */
 static int collect_backends(const struct hv_ops *ops, struct hv *hv, uint32_t domid,
                             const char *name, struct mig_disks *d)
@@ -96,12 +96,14 @@ static int collect_backends(const struct hv_ops *ops, struct hv *hv, uint32_t do
 	}
 	rc = disks_alloc(d, (unsigned)n);
 	for (size_t i = 0; !rc && i < n; i++) {
+		const char *access = bk[i].readonly ? "ro" : "rw";
+
 		if (bk[i].script[0])
-			snprintf(spec, sizeof(spec), "vdev=%s,access=rw,script=%s,target=%s",
-			         bk[i].vdev, bk[i].script, bk[i].params);
+			snprintf(spec, sizeof(spec), "vdev=%s,access=%s,script=%s,target=%s",
+			         bk[i].vdev, access, bk[i].script, bk[i].params);
 		else
-			snprintf(spec, sizeof(spec), "vdev=%s,access=rw,target=%s", bk[i].vdev,
-			         bk[i].params);
+			snprintf(spec, sizeof(spec), "vdev=%s,access=%s,target=%s", bk[i].vdev,
+			         access, bk[i].params);
 		rc = classify_one(name, spec, d);
 	}
 	free(bk);

@@ -165,9 +165,11 @@ static int config_for(const struct hv_ops *ops, struct hv *hv, uint32_t domid, c
 
 	if (!file)
 		return ops->config_json(hv, domid, json_r);
+	if (ops->config_file_json)
+		return ops->config_file_json(hv, file, name, json_r);
 	if (strcmp(ops->name, "sim")) {
-		log_error("-C %s: xl.cfg files are only converted for the sim backend yet; with %s "
-			  "use 'xl migrate -C'", file, ops->name);
+		log_error("-C %s: the %s backend cannot convert xl.cfg files; use 'xl migrate -C'",
+			  file, ops->name);
 		return ERR_NOTSUP;
 	}
 	rc = simcfg_parse_file(file, &cfg);

@@ -23,6 +23,10 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "       xl-ext migrate [options] --tcp ADDR:PORT --key FILE <Domain> [<host>]",
 	 "xl's options:\n"
 	 "  -C FILE            send FILE instead of the running domain's configuration\n"
+	 "                     (xen: only name, type, memory, maxmem, vcpus, maxvcpus,\n"
+	 "                     kernel, ramdisk, cmdline, bootloader, disk and vif are\n"
+	 "                     converted, other keys are ignored; xl's full parser is in\n"
+	 "                     xl itself: use 'xl migrate -C' when they matter)\n"
 	 "  -s SSHCMD          run SSHCMD <host> to reach the receiver (default ssh);\n"
 	 "                     -s \"\" runs <host> itself as the command\n"
 	 "  -e                 do not daemonize the receiver (passes -e)\n"

@@ -72,6 +72,7 @@ struct hv_disk {
 	char type[32];      /* backend "type": phy, file, vbd3... */
 	char params[256];   /* backend "params": the device, file or target */
 	char script[128];   /* backend "script" ("" when none: plain device) */
+	bool readonly;      /* backend "mode" is "r": the guest cannot write it */
 };
 
 struct hv_create_args {
@@ -102,6 +103,11 @@ struct hv_ops {
 	int (*rename)(struct hv *hv, uint32_t domid, const char *old_name, const char *new_name);
 	/* The domain's configuration as JSON (libxl_domain_config for xen); caller frees. */
 	int (*config_json)(struct hv *hv, uint32_t domid, char **json_r);
+	/*
+	 * Optional (NULL: not supported): a configuration file (xl.cfg) as the JSON config_json
+	 * would give, named name (NULL: the file's own); logs the file and key at fault.
+	 */
+	int (*config_file_json)(struct hv *hv, const char *path, const char *name, char **json_r);
 
 	/*
 	 * Migration stream producer: live pre-copy of domid into fd, ending with the domain

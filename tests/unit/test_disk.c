@@ -5,12 +5,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "common/error.h"
 #include "common/log.h"
+#include "xl-ext/cmd_disks.h"
 #include "xl-ext/storage/disk.h"
 
 #define IQN "iqn.2024-01.org.example:storage.lun-set1"
@@ -251,12 +253,59 @@ static void test_migratable(void **state)
 	cap->destroy(cap);
 }
 
+/* --- xen disks rebuilt from their backends (cmd_disks.c) ------------------------------------ */
+
+static struct hv_disk fake_backends[2];
+
+static int fake_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r,
+			      size_t *n_r)
+{
+	(void)hv;
+	assert_int_equal(domid, 5);
+	*disks_r = calloc(2, sizeof(**disks_r));
+	assert_non_null(*disks_r);
+	memcpy(*disks_r, fake_backends, sizeof(fake_backends));
+	*n_r = 2;
+	return 0;
+}
+
+/* A local device whose backend is in mode "r" is read-only, so it does not block a migration. */
+static void test_backends_readonly(void **state)
+{
+	static const struct hv_ops ops = {.name = "xen", .disk_backends = fake_disk_backends};
+	struct mig_disks disks;
+
+	(void)state;
+	memset(fake_backends, 0, sizeof(fake_backends));
+	snprintf(fake_backends[0].vdev, sizeof(fake_backends[0].vdev), "51712");
+	snprintf(fake_backends[0].params, sizeof(fake_backends[0].params),
+		 "iqn=" IQN ",portal=192.0.2.10:3260");
+	snprintf(fake_backends[0].script, sizeof(fake_backends[0].script), "block-iscsi");
+	snprintf(fake_backends[1].vdev, sizeof(fake_backends[1].vdev), "51728");
+	snprintf(fake_backends[1].params, sizeof(fake_backends[1].params), "/dev/vg0/data");
+	fake_backends[1].readonly = true;
+	assert_int_equal(mig_disks_collect(&ops, NULL, 5, "vm1", NULL, &disks), 0);
+	assert_int_equal(disks.n, 2);
+	assert_int_equal(disks.info[0].kind, DISK_ISCSI);
+	assert_false(disks.info[0].readonly);
+	assert_int_equal(disks.info[1].kind, DISK_LOCAL);
+	assert_true(disks.info[1].readonly);
+	assert_int_equal(mig_disks_check("vm1", &disks, 0), 0);
+	mig_disks_dispose(&disks);
+	/* the same device writable: refused */
+	fake_backends[1].readonly = false;
+	assert_int_equal(mig_disks_collect(&ops, NULL, 5, "vm1", NULL, &disks), 0);
+	assert_false(disks.info[1].readonly);
+	assert_int_equal(mig_disks_check("vm1", &disks, 0), ERR_NOTSUP);
+	mig_disks_dispose(&disks);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accepted),     cmocka_unit_test(test_rejected),
 		cmocka_unit_test(test_too_long),     cmocka_unit_test(test_iqn_length),
-		cmocka_unit_test(test_migratable),
+		cmocka_unit_test(test_migratable),   cmocka_unit_test(test_backends_readonly),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -273,6 +273,102 @@ long long __wrap_xc_logdirty_control(xc_interface *xch, uint32_t domid, unsigned
 	return 0;
 }
 
+/* --- a scripted xenstore: a flat list of (path, value) nodes ------------------------------ */
+
+struct xs_node {
+	const char *path;
+	const char *value;
+};
+
+static const struct xs_node *xs_tree; /* NULL-terminated, or NULL: an empty store */
+static int xs_open_fails, fake_xs_storage;
+
+struct xs_handle *__wrap_xs_open(unsigned long flags);
+struct xs_handle *__wrap_xs_open(unsigned long flags)
+{
+	(void)flags;
+	record("xs_open ");
+	if (xs_open_fails) {
+		errno = ECONNREFUSED;
+		return NULL;
+	}
+	return (struct xs_handle *)&fake_xs_storage;
+}
+
+void __wrap_xs_close(struct xs_handle *xsh);
+void __wrap_xs_close(struct xs_handle *xsh)
+{
+	assert_ptr_equal(xsh, &fake_xs_storage);
+	record("xs_close ");
+}
+
+/* The children of path, in tree order, as libxenstore returns them: one malloc'd block. */
+char **__wrap_xs_directory(struct xs_handle *xsh, xs_transaction_t t, const char *path,
+			   unsigned int *num);
+char **__wrap_xs_directory(struct xs_handle *xsh, xs_transaction_t t, const char *path,
+			   unsigned int *num)
+{
+	const char *names[16];
+	size_t plen = strlen(path), bytes = 0;
+	unsigned int n = 0;
+	char **out, *p;
+
+	assert_ptr_equal(xsh, &fake_xs_storage);
+	assert_int_equal(t, XBT_NULL);
+	record("dir(%s) ", path);
+	for (const struct xs_node *x = xs_tree; x && x->path; x++) {
+		const char *rest = x->path + plen;
+		size_t len;
+		bool seen = false;
+
+		if (strncmp(x->path, path, plen) || rest[0] != '/')
+			continue;
+		rest++;
+		len = strcspn(rest, "/");
+		for (unsigned int i = 0; i < n; i++)
+			seen = seen ||
+			       (strcspn(names[i], "/") == len && !strncmp(names[i], rest, len));
+		if (seen || n == 16)
+			continue;
+		names[n++] = rest;
+		bytes += sizeof(char *) + len + 1;
+	}
+	if (!n) {
+		errno = ENOENT;
+		return NULL;
+	}
+	out = malloc(bytes);
+	assert_non_null(out);
+	p = (char *)(out + n);
+	for (unsigned int i = 0; i < n; i++) {
+		size_t len = strcspn(names[i], "/");
+
+		out[i] = p;
+		memcpy(p, names[i], len);
+		p[len] = '\0';
+		p += len + 1;
+	}
+	*num = n;
+	return out;
+}
+
+void *__wrap_xs_read(struct xs_handle *xsh, xs_transaction_t t, const char *path,
+		     unsigned int *len);
+void *__wrap_xs_read(struct xs_handle *xsh, xs_transaction_t t, const char *path,
+		     unsigned int *len)
+{
+	assert_ptr_equal(xsh, &fake_xs_storage);
+	assert_int_equal(t, XBT_NULL);
+	record("read(%s) ", path);
+	for (const struct xs_node *x = xs_tree; x && x->path; x++)
+		if (!strcmp(x->path, path) && x->value) {
+			*len = (unsigned int)strlen(x->value);
+			return strdup(x->value);
+		}
+	errno = ENOENT;
+	return NULL;
+}
+
 /* --- fixtures ------------------------------------------------------------------------------ */
 
 static struct hv *hv;
@@ -285,6 +381,8 @@ static int setup(void **state)
 	rc_from_json = rc_retrieve = rc_shadow_enable = rc_clean = 0;
 	rc_name_to_domid = ERROR_INVAL; /* no such name */
 	restore_sets_domid = 1;
+	xs_tree = NULL;
+	xs_open_fails = 0;
 	log_capture_clear(capture);
 	assert_int_equal(xen_hv_ops.open(&hv, NULL), 0);
 	return 0;
@@ -462,6 +560,152 @@ static void test_estimate(void **state)
 	assert_int_equal(xen_hv_ops.estimate_dirty_rate(hv, 5, 1, &pps), ERR_BUSY);
 	assert_string_equal(calls, "shadow(5,ENABLE_LOGDIRTY) ");
 	assert_true(log_capture_contains(capture, "already on"));
+}
+
+/* --- disk backends from xenstore ---------------------------------------------------------- */
+
+#define FE "/local/domain/5/device/vbd"
+#define BE "/local/domain/0/backend/vbd/5"
+#define ISCSI_PARAMS "iqn=iqn.2026-01.org.example:store,portal=192.0.2.10:3260"
+
+/* A PV domain 5: xvda on iSCSI (block-iscsi, writable), xvdb a local device read-only. */
+static const struct xs_node pv_two_disks[] = {
+	{FE "/51712/backend", BE "/51712"},
+	{FE "/51712/backend-id", "0"},
+	{FE "/51712/state", "4"},
+	{FE "/51728/backend", BE "/51728"},
+	{FE "/51728/backend-id", "0"},
+	{FE "/51728/state", "4"},
+	{BE "/51712/params", ISCSI_PARAMS},
+	{BE "/51712/type", "phy"},
+	{BE "/51712/script", "block-iscsi"},
+	{BE "/51712/mode", "w"},
+	{BE "/51728/params", "/dev/vg0/data"},
+	{BE "/51728/type", "phy"},
+	{BE "/51728/mode", "r"},
+	{NULL, NULL},
+};
+
+static void test_disk_backends_pv(void **state)
+{
+	struct hv_disk *disks = NULL;
+	size_t n = 0;
+
+	(void)state;
+	xs_tree = pv_two_disks;
+	reset_calls();
+	assert_int_equal(xen_hv_ops.disk_backends(hv, 5, &disks, &n), 0);
+	assert_string_equal(calls,
+			    "xs_open dir(" FE ") "
+			    "read(" FE "/51712/backend) read(" FE "/51712/backend-id) "
+			    "read(" BE "/51712/params) read(" BE "/51712/type) "
+			    "read(" BE "/51712/script) read(" BE "/51712/mode) "
+			    "read(" FE "/51728/backend) read(" FE "/51728/backend-id) "
+			    "read(" BE "/51728/params) read(" BE "/51728/type) "
+			    "read(" BE "/51728/script) read(" BE "/51728/mode) ");
+	assert_int_equal(n, 2);
+	assert_string_equal(disks[0].vdev, "51712");
+	assert_int_equal(disks[0].backend_domid, 0);
+	assert_string_equal(disks[0].type, "phy");
+	assert_string_equal(disks[0].params, ISCSI_PARAMS);
+	assert_string_equal(disks[0].script, "block-iscsi");
+	assert_false(disks[0].readonly);
+	assert_string_equal(disks[1].vdev, "51728");
+	assert_string_equal(disks[1].type, "phy");
+	assert_string_equal(disks[1].params, "/dev/vg0/data");
+	assert_string_equal(disks[1].script, "");
+	assert_true(disks[1].readonly);
+	free(disks);
+	/* the handle is kept for the next call and closed with the backend */
+	reset_calls();
+	xen_hv_ops.close(hv);
+	assert_string_equal(calls, "xs_close ctx_free ");
+	assert_int_equal(xen_hv_ops.open(&hv, NULL), 0); /* for teardown */
+}
+
+static void test_disk_backends_xs_open_fails(void **state)
+{
+	struct hv_disk *disks = NULL;
+	size_t n = 0;
+
+	(void)state;
+	xs_open_fails = 1;
+	reset_calls();
+	assert_int_equal(xen_hv_ops.disk_backends(hv, 5, &disks, &n), ERR_NOXEN);
+	assert_string_equal(calls, "xs_open ");
+	assert_null(disks);
+	assert_true(log_capture_contains(capture, "cannot connect to xenstore"));
+	assert_true(log_capture_contains(capture, "is xenstored running?"));
+	reset_calls();
+	xen_hv_ops.close(hv); /* nothing to close on the xenstore side */
+	assert_string_equal(calls, "ctx_free ");
+	assert_int_equal(xen_hv_ops.open(&hv, NULL), 0);
+}
+
+/* A frontend without its backend node (being torn down) is skipped. */
+static void test_disk_backends_frontend_without_backend(void **state)
+{
+	static const struct xs_node tree[] = {
+		{FE "/51712/state", "6"},
+		{FE "/51728/backend", BE "/51728"},
+		{FE "/51728/backend-id", "0"},
+		{BE "/51728/params", "/dev/vg0/data"},
+		{BE "/51728/type", "phy"},
+		{BE "/51728/mode", "w"},
+		{NULL, NULL},
+	};
+	struct hv_disk *disks = NULL;
+	size_t n = 0;
+
+	(void)state;
+	xs_tree = tree;
+	reset_calls();
+	assert_int_equal(xen_hv_ops.disk_backends(hv, 5, &disks, &n), 0);
+	assert_string_equal(calls, "xs_open dir(" FE ") read(" FE "/51712/backend) "
+				   "read(" FE "/51728/backend) read(" FE "/51728/backend-id) "
+				   "read(" BE "/51728/params) read(" BE "/51728/type) "
+				   "read(" BE "/51728/script) read(" BE "/51728/mode) ");
+	assert_int_equal(n, 1);
+	assert_string_equal(disks[0].vdev, "51728");
+	assert_false(disks[0].readonly);
+	free(disks);
+}
+
+/* The backend path the frontend names is not there: an error, not a disk left unchecked. */
+static void test_disk_backends_backend_missing(void **state)
+{
+	static const struct xs_node tree[] = {
+		{FE "/51712/backend", BE "/51712"},
+		{FE "/51712/backend-id", "0"},
+		{NULL, NULL},
+	};
+	struct hv_disk *disks = NULL;
+	size_t n = 0;
+
+	(void)state;
+	xs_tree = tree;
+	reset_calls();
+	assert_int_equal(xen_hv_ops.disk_backends(hv, 5, &disks, &n), ERR_NOTFOUND);
+	assert_string_equal(calls, "xs_open dir(" FE ") read(" FE "/51712/backend) "
+				   "read(" FE "/51712/backend-id) read(" BE "/51712/params) ");
+	assert_null(disks);
+	assert_true(log_capture_contains(capture, "domain 5: disk 51712: its backend " BE
+						  "/51712 has no params node"));
+}
+
+static void test_disk_backends_no_disks(void **state)
+{
+	struct hv_disk *disks = NULL;
+	size_t n = 7;
+
+	(void)state;
+	xs_tree = pv_two_disks; /* domain 9 has nothing in it */
+	reset_calls();
+	assert_int_equal(xen_hv_ops.disk_backends(hv, 9, &disks, &n), 0);
+	assert_string_equal(calls, "xs_open dir(/local/domain/9/device/vbd) ");
+	assert_int_equal(n, 0);
+	assert_non_null(disks);
+	free(disks);
 }
 
 /* --- through migrate.c, with the real xen hv_ops ------------------------------------------ */
@@ -656,6 +900,11 @@ int main(void)
 		T(test_config_json),
 		T(test_receive_stream),
 		T(test_estimate),
+		T(test_disk_backends_pv),
+		T(test_disk_backends_xs_open_fails),
+		T(test_disk_backends_frontend_without_backend),
+		T(test_disk_backends_backend_missing),
+		T(test_disk_backends_no_disks),
 		T(test_mig_send_suspend_fails_resumes),
 		T(test_mig_send_suspend_timeout_no_resume),
 		T(test_mig_send_rename_fails),

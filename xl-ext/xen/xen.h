@@ -4,6 +4,7 @@
  * xen_backend.c: context, logger, event hooks, domain lifecycle, the hv_ops table.
  * xen_migrate.c: the migration stream (libxl_domain_suspend / _create_restore) and resume.
  * xen_host.c:    libxenctrl (featuresets, log-dirty sampling) and libxenstore (disk backends).
+ * xen_xlcfg.c:   an xl.cfg file to libxl_domain_config / its JSON (migrate -C).
  */
 #ifndef XLEXT_XEN_XEN_H
 #define XLEXT_XEN_XEN_H
@@ -49,5 +50,17 @@ int xen_cpu_featureset(struct hv *hv, enum hv_featureset_kind kind, struct hv_fe
 const char *xen_cpu_feature_name(unsigned bit);
 int xen_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r);
 int xen_estimate_dirty_rate(struct hv *hv, uint32_t domid, unsigned sample_ms, double *pps_r);
+
+/*
+ * Parse the xl.cfg file path into cfg (initialised by the caller, disposed by the caller on
+ * every path). Returns 0; ERR_INVAL after logging the file and the key at fault; the errno
+ * code of an unreadable file; ERR_NOMEM. Keys it does not convert are logged at debug level.
+ */
+int xen_xlcfg_parse(const char *path, libxl_domain_config *cfg);
+/*
+ * path as the libxl_domain_config JSON a migration sends, named name (NULL: the file's).
+ * ctx may be NULL (no hypervisor needed). Caller frees *json_r. Errors as xen_xlcfg_parse.
+ */
+int xen_xlcfg_to_json(libxl_ctx *ctx, const char *path, const char *name, char **json_r);
 
 #endif

@@ -517,6 +517,12 @@ out:
 	return rc;
 }
 
+static int xen_config_file_json(struct hv *hv, const char *path, const char *name,
+				char **json_r)
+{
+	return xen_xlcfg_to_json(hv->ctx, path, name, json_r);
+}
+
 const struct hv_ops xen_hv_ops = {
 	.name = "xen",
 	.open = xen_open,
@@ -531,6 +537,7 @@ const struct hv_ops xen_hv_ops = {
 	.unpause = xen_unpause,
 	.rename = xen_rename,
 	.config_json = xen_config_json,
+	.config_file_json = xen_config_file_json,
 	.send_stream = xen_send_stream,
 	.resume = xen_resume,
 	.receive_stream = xen_receive_stream,

@@ -145,12 +145,18 @@ static int xs_read_str(struct xs_handle *xsh, const char *path, char *buf, size_
 	return 0;
 }
 
-/* The domain's vbd devices, from its frontend entries to their backends' params/type/script. */
+/*
+ * The domain's vbd devices, from its frontend entries (/local/domain/<domid>/device/vbd/<id>:
+ * backend, backend-id) to their backends' params, type, script and mode ("r": read-only).
+ * A frontend without a backend node is being torn down and is skipped; a domain without a vbd
+ * directory has no disks. ERR_NOTFOUND (logged) when a backend has no params (attaching or
+ * detaching), ERR_NOXEN when xenstore cannot be reached. Caller frees *disks_r.
+ */
 int xen_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r)
 {
 	struct xs_handle *xsh = xen_xs(hv);
 	struct hv_disk *disks = NULL;
-	char path[256], be[256], id[16];
+	char path[256], be[256], id[16], mode[8];
 	char **ents = NULL;
 	unsigned int num = 0;
 	size_t n = 0;
@@ -179,11 +185,21 @@ int xen_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, s
 		if (!xs_read_str(xsh, key, id, sizeof(id)))
 			d->backend_domid = (uint32_t)strtoul(id, NULL, 10);
 		snprintf(key, sizeof(key), "%s/params", be);
-		xs_read_str(xsh, key, d->params, sizeof(d->params));
+		if (xs_read_str(xsh, key, d->params, sizeof(d->params))) {
+			/* skipping it would let a local disk pass the migration disk check */
+			log_error("domain %u: disk %s: its backend %s has no params node; is the "
+				  "disk being attached or detached? retry when it settles", domid,
+				  ents[i], be);
+			rc = ERR_NOTFOUND;
+			goto out;
+		}
 		snprintf(key, sizeof(key), "%s/type", be);
 		xs_read_str(xsh, key, d->type, sizeof(d->type));
 		snprintf(key, sizeof(key), "%s/script", be);
 		xs_read_str(xsh, key, d->script, sizeof(d->script));
+		snprintf(key, sizeof(key), "%s/mode", be);
+		if (!xs_read_str(xsh, key, mode, sizeof(mode)))
+			d->readonly = mode[0] == 'r' && !strchr(mode, 'w');
 		n++;
 	}
 	*disks_r = disks;
