@@ -50,6 +50,8 @@ static const struct key_spec global_keys[] = {
     {"health_timeout_s", KEY_U32, G(health_timeout_s), 0, 1, 86400, NULL},
     {"health_failures", KEY_U32, G(health_failures), 0, 1, 1000, NULL},
     {"drain_timeout_s", KEY_U32, G(drain_timeout_s), 0, 1, 86400, NULL},
+    {"announce_interval_s", KEY_U32, G(announce_interval_s), 0, 1, 3600, NULL},
+    {"announce_heartbeat_s", KEY_U32, G(announce_heartbeat_s), 0, 1, 86400, NULL},
     {"migration_port", KEY_U32, G(migration_port), 0, 1, 65535, NULL},
     {"migration_key", KEY_STR, G(migration_key), HA_PATH_MAX, 0, 0, NULL},
     {"socket", KEY_STR, G(socket_path), sizeof(((struct ha_config *)0)->socket_path), 0, 0, NULL},
@@ -83,6 +85,8 @@ void ha_config_defaults(struct ha_config *c)
 	c->health_timeout_s = 10;
 	c->health_failures = 3;
 	c->drain_timeout_s = 600;
+	c->announce_interval_s = 5;
+	c->announce_heartbeat_s = 60;
 	c->migration_port = 8002;
 	snprintf(c->socket_path, sizeof(c->socket_path), "%s", RUNSTATEDIR "/haagent/haagent.sock");
 	snprintf(c->state_file, sizeof(c->state_file), "%s",

@@ -39,6 +39,8 @@ struct ha_config {
 	char health_command[HA_PATH_MAX];
 	uint32_t health_interval_s, health_timeout_s, health_failures;
 	uint32_t drain_timeout_s;
+	uint32_t announce_interval_s;    /* sample the hypervisor, report changes */
+	uint32_t announce_heartbeat_s;   /* report even without a change */
 	uint32_t migration_port;         /* live migrations: TCP port on every node */
 	char migration_key[HA_PATH_MAX]; /* pre-shared key file; "" disables live migration */
 	char socket_path[108];

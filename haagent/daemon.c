@@ -33,9 +33,8 @@
 #include "haagent/state.h"
 #include "xl-ext/hv.h"
 
-#define REOPEN_MS           2000
-#define TICK_MS             1000
-#define LOCAL_REFRESH_TICKS 5
+#define REOPEN_MS 2000
+#define TICK_MS   1000
 
 struct daemon {
 	const struct ha_config *cfg;
@@ -51,6 +50,7 @@ struct daemon {
 	const struct hv_ops *hv_ops;
 	struct hv *hv;
 	unsigned ticks;
+	int64_t heartbeat_at; /* next UPDATE even without a change */
 	bool draining;
 	int64_t drain_deadline;
 	uint64_t persisted_digest;
@@ -144,6 +144,29 @@ static void refresh_local(struct daemon *d)
 		ha_state_set_local(d->st, d->name, free_mib, d->cfg->dom0_reserve_mib, guests, ng);
 	free(guests);
 	free(doms);
+}
+
+/*
+ * Sample the hypervisor and multicast an UPDATE when this node's facts changed (or the
+ * heartbeat is due), so guests started or destroyed here and free memory reach the view
+ * between membership changes.
+ */
+static void announce(struct daemon *d)
+{
+	int64_t now = loop_now_ms();
+	bool heartbeat = now >= d->heartbeat_at;
+	int rc;
+
+	if (!d->st || !d->cl || d->lost)
+		return;
+	refresh_local(d);
+	rc = ha_state_announce(d->st, heartbeat);
+	if (rc < 0)
+		log_warn("node %s: cannot announce its guests: %s", d->name, err_str(rc));
+	if (rc != 1)
+		return;
+	d->heartbeat_at = now + (int64_t)d->cfg->announce_heartbeat_s * 1000;
+	pump(d);
 }
 
 static void on_deliver(void *arg, uint32_t from, const void *msg, size_t len)
@@ -337,8 +360,8 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct daemon *d = arg;
 
-	if (++d->ticks % LOCAL_REFRESH_TICKS == 0)
-		refresh_local(d);
+	if (++d->ticks % (d->cfg->announce_interval_s ? d->cfg->announce_interval_s : 5) == 0)
+		announce(d);
 	check_health(d);
 	ha_exec_reconcile(d->ex);
 	if (d->draining) {

@@ -41,6 +41,7 @@ const char *ha_msg_type_name(enum ha_msg_type type)
 	    "guest-stopped",
 	    "sync",
 	    "migrate-request",
+	    "update",
 	};
 
 	return (unsigned)type <= HA_MSG_TYPE_MAX ? names[type] : "?";
@@ -247,6 +248,18 @@ static void cd_payload(struct codec *c, struct ha_msg *m)
 		cd_u8(c, &m->flags, HA_HELLO_SYNCED | HA_HELLO_QUORATE | HA_HELLO_STALE);
 		cd_guests(c, m);
 		break;
+	case HA_MSG_UPDATE: {
+		uint8_t format = HA_UPDATE_FORMAT;
+
+		cd_u8(c, &format, 255);
+		if (c->decoding && !c->err && format != HA_UPDATE_FORMAT)
+			c->err = ERR_PROTO; /* a report format this node does not know */
+		cd_str(c, m->text, sizeof(m->text));
+		cd_u64(c, &m->free_mib);
+		cd_u64(c, &m->reserve_mib);
+		cd_guests(c, m);
+		break;
+	}
 	case HA_MSG_SET_STATE:
 		cd_u32(c, &m->node);
 		cd_u8(c, &m->state, HA_NODE_FENCED);

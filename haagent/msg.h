@@ -41,7 +41,8 @@ enum ha_msg_type {
 	HA_MSG_GUEST_STOPPED = 9,    /* owner shut the guest down (cold-restart fallback) */
 	HA_MSG_SYNC = 10,            /* state transfer to joining nodes */
 	HA_MSG_MIGRATE_REQUEST = 11, /* operator: live-migrate guest to a node (ctl migrate) */
-	HA_MSG_TYPE_MAX = 11
+	HA_MSG_UPDATE = 12,          /* a node's own facts again, between sync rounds */
+	HA_MSG_TYPE_MAX = 12
 };
 
 enum ha_guest_type {
@@ -53,6 +54,13 @@ enum ha_guest_type {
 #define HA_HELLO_SYNCED  0x1 /* the sender holds the replicated state */
 #define HA_HELLO_QUORATE 0x2 /* the sender's partition was quorate */
 #define HA_HELLO_STALE   0x4 /* kept a view across a lost connection: used if none is synced */
+
+/*
+ * UPDATE payload format (a byte of its own, so the report can grow without a new header
+ * version): 1 = name, free and reserved memory, then the guests. A guest with stopped = 0
+ * runs on the sender; stopped = 1 means "my view says I own it, but it no longer runs here".
+ */
+#define HA_UPDATE_FORMAT 1
 
 /* A guest as replicated: its configuration and where it runs. */
 struct ha_guest_info {
@@ -90,15 +98,15 @@ struct ha_msg {
 	uint8_t state;                  /* SET_STATE */
 	int32_t err;                    /* MIG_FAILED */
 	uint8_t flags;                  /* HELLO: HA_HELLO_* */
-	uint64_t free_mib;              /* HELLO */
-	uint64_t reserve_mib;           /* HELLO */
+	uint64_t free_mib;              /* HELLO, UPDATE */
+	uint64_t reserve_mib;           /* HELLO, UPDATE */
 	char guest[HA_NAME_MAX];        /* MIG_*, RESTART_*, GUEST_* */
-	char text[HA_REASON_MAX];       /* reason; HELLO: the node's name */
+	char text[HA_REASON_MAX];       /* reason; HELLO, UPDATE: the node's name */
 	uint32_t members[HA_MAX_NODES]; /* SYNC: the membership it was taken for */
 	size_t nmembers;
 	struct ha_node_info *nodes; /* SYNC */
 	size_t nnodes;
-	struct ha_guest_info *guests; /* HELLO (owner = sender), SYNC */
+	struct ha_guest_info *guests; /* HELLO, UPDATE (owner = sender), SYNC */
 	size_t nguests;
 };
 

@@ -59,6 +59,7 @@ void ha_state_free(struct ha_state *st)
 	for (size_t i = 0; i < st->noutbox; i++)
 		free(st->outbox[i].buf);
 	free(st->local_guests);
+	free(st->announced_guests);
 	free(st);
 }
 
@@ -225,6 +226,106 @@ static int apply_hello(struct ha_state *st, uint32_t from, const struct ha_msg *
 			listed = strcmp(m->guests[k].name, g->name) == 0;
 		if (g->owner == from && !listed && g->moving_to == 0)
 			g->stopped = 1;
+	}
+	return 0;
+}
+
+/* Drop a guest record (the array stays sorted). */
+static void remove_guest(struct ha_state *st, struct ha_guest_info *g)
+{
+	size_t at = (size_t)(g - st->guests);
+
+	memmove(&st->guests[at], &st->guests[at + 1],
+	        (st->nguests - at - 1) * sizeof(st->guests[0]));
+	st->nguests--;
+}
+
+/* Does a migration or restart from or to nodeid run? */
+static bool node_moving(struct ha_state *st, uint32_t nodeid)
+{
+	for (size_t i = 0; i < st->nguests; i++) {
+		const struct ha_guest_info *g = &st->guests[i];
+
+		if (g->moving_to && (g->moving_to == nodeid || g->owner == nodeid))
+			return true;
+	}
+	return false;
+}
+
+/* A guest the sender reports running (UPDATE). */
+static void update_running(struct ha_state *st, struct ha_node_info *n,
+                           const struct ha_guest_info *r)
+{
+	struct ha_guest_info *g = find_guest(st, r->name);
+	struct ha_node_info *owner;
+
+	if (!g) {
+		g = add_guest(st, r->name);
+		if (!g) {
+			ha_state_event(st,
+			               "guest %s appeared on %s: no room in the view (%d guests)",
+			               r->name, n->name, HA_MAX_GUESTS);
+			return;
+		}
+		g->owner = n->nodeid;
+		take_config(g, r);
+		ha_state_event(st, "guest %s appeared on %s", g->name, n->name);
+		return;
+	}
+	if (g->owner == n->nodeid) {
+		take_config(g, r); /* "stopped" changes only through the restart messages */
+		return;
+	}
+	if (g->moving_to == n->nodeid)
+		return; /* arriving: the migration's outcome message decides */
+	owner = ha_state_find_node(st, g->owner);
+	if (g->stopped && g->moving_to == 0 && owner && owner->state != HA_NODE_DOWN) {
+		/* started by hand while waiting for a restart: it runs here now, do not
+		 * start a second copy */
+		ha_state_event(st, "guest %s found running on %s", g->name, n->name);
+		g->owner = n->nodeid;
+		g->stopped = 0;
+		take_config(g, r);
+		return;
+	}
+	ha_state_event(st, "CONFLICT: guest %s reported by %s but owned by %s; owner kept", g->name,
+	               n->name, node_name(st, g->owner));
+}
+
+/* A guest the sender owned in its view and no longer runs (UPDATE). */
+static void update_gone(struct ha_state *st, struct ha_node_info *n, const char *name)
+{
+	struct ha_guest_info *g = find_guest(st, name);
+
+	if (!g || g->owner != n->nodeid || g->stopped)
+		return; /* not its guest (any more), or waiting for a restart */
+	if (g->moving_to) {
+		ha_state_event(st,
+		               "guest %s no longer listed by %s: kept, a migration of it is in "
+		               "flight",
+		               g->name, n->name);
+		return;
+	}
+	ha_state_event(st, "guest %s no longer runs on %s: removed", g->name, n->name);
+	remove_guest(st, g);
+}
+
+static int apply_update(struct ha_state *st, uint32_t from, const struct ha_msg *m)
+{
+	struct ha_node_info *n = ha_state_find_node(st, from);
+
+	if (!n)
+		return ERR_NOTFOUND;
+	if (!node_alive(n))
+		return ERR_BUSY; /* a node that is back reports in its sync round's HELLO */
+	n->reserve_mib = m->reserve_mib;
+	if (!node_moving(st, from))
+		n->free_mib = m->free_mib;
+	for (size_t i = 0; i < m->nguests; i++) {
+		if (m->guests[i].stopped)
+			update_gone(st, n, m->guests[i].name);
+		else
+			update_running(st, n, &m->guests[i]);
 	}
 	return 0;
 }
@@ -451,6 +552,8 @@ int ha_state_apply(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 		return apply_guest_stopped(st, from, m);
 	case HA_MSG_MIGRATE_REQUEST:
 		return apply_migrate_request(st, from, m);
+	case HA_MSG_UPDATE:
+		return apply_update(st, from, m);
 	case HA_MSG_SYNC:
 		return 0; /* outside a sync round: stale, ignored */
 	}

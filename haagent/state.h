@@ -70,6 +70,22 @@ void ha_state_free(struct ha_state *st);
 int ha_state_set_local(struct ha_state *st, const char *name, uint64_t free_mib,
                        uint64_t reserve_mib, const struct ha_guest_info *guests, size_t nguests);
 
+/*
+ * Between sync rounds: queue an UPDATE with this node's facts (as last set with
+ * ha_state_set_local()) when they differ from what it last announced (HELLO or UPDATE), when
+ * a guest it runs is missing from the view, when the view says it owns a guest that no
+ * longer runs here, or when heartbeat is true. Returns 1 when queued, 0 when there was
+ * nothing to say or the node is not synced (the next sync round carries its facts), or an
+ * error from ha_state_submit().
+ *
+ * Applied in agreed order on every node: an unknown guest joins the view owned by the
+ * sender; a guest another node owns and runs is never taken over (a CONFLICT event, the
+ * owner is kept); a guest of the sender's that it no longer runs leaves the view unless a
+ * migration or restart of it is in flight; the sender's free memory is taken when no
+ * migration or restart touches it (the view's accounting of one in flight is kept).
+ */
+int ha_state_announce(struct ha_state *st, bool heartbeat);
+
 /* A membership change, in agreed order with the messages. */
 void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nmembers,
                          const uint32_t *left, size_t nleft, const uint32_t *joined,

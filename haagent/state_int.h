@@ -55,7 +55,16 @@ struct ha_state {
 	uint64_t local_free, local_reserve;
 	struct ha_guest_info *local_guests;
 	size_t local_nguests;
+
+	/* What this node last announced (HELLO or UPDATE), to send UPDATE on change only. */
+	bool announced;
+	uint64_t announced_free, announced_reserve;
+	struct ha_guest_info *announced_guests;
+	size_t announced_nguests;
 };
+
+/* Remember the local facts as announced (after queueing HELLO or UPDATE). */
+void ha_state_remember_announced(struct ha_state *st);
 
 /* Record an event (and log it at info level). */
 void ha_state_event(struct ha_state *st, const char *fmt, ...)

@@ -1,6 +1,7 @@
 /*
  * state_sync.c - membership, quorum and the sync round of the replicated state machine
- * (the protocol is described in state.h).
+ * (the protocol is described in state.h), and this node's own reports: HELLO in a round,
+ * UPDATE between rounds.
  */
 #include "config.h"
 
@@ -116,6 +117,8 @@ static void send_hello(struct ha_state *st)
 	rc = ha_state_submit(st, &m);
 	if (rc < 0)
 		log_error("node %" PRIu32 ": cannot queue HELLO: %s", st->self, err_str(rc));
+	else
+		ha_state_remember_announced(st);
 }
 
 void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nmembers,
@@ -313,5 +316,98 @@ int ha_state_deliver(struct ha_state *st, uint32_t from, const void *buf, size_t
 		log_debug("node %" PRIu32 ": %s from node %" PRIu32 " refused: %s", st->self,
 		          ha_msg_type_name(m.type), from, err_str(rc));
 	ha_msg_release(&m);
+	return rc;
+}
+
+void ha_state_remember_announced(struct ha_state *st)
+{
+	struct ha_guest_info *copy = NULL;
+
+	if (st->local_nguests) {
+		copy = calloc(st->local_nguests, sizeof(*copy));
+		if (!copy) {
+			st->announced = false; /* the next call announces again */
+			return;
+		}
+		memcpy(copy, st->local_guests, st->local_nguests * sizeof(*copy));
+	}
+	free(st->announced_guests);
+	st->announced_guests = copy;
+	st->announced_nguests = st->local_nguests;
+	st->announced_free = st->local_free;
+	st->announced_reserve = st->local_reserve;
+	st->announced = true;
+}
+
+static bool local_runs(const struct ha_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->local_nguests; i++)
+		if (strcmp(st->local_guests[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Did the facts change since the last announcement, or does the view disagree with them? */
+static bool announce_needed(const struct ha_state *st, size_t ngone)
+{
+	if (!st->announced || ngone || st->announced_free != st->local_free ||
+	    st->announced_reserve != st->local_reserve ||
+	    st->announced_nguests != st->local_nguests ||
+	    (st->local_nguests && memcmp(st->announced_guests, st->local_guests,
+	                                 st->local_nguests * sizeof(st->local_guests[0])) != 0))
+		return true;
+	for (size_t i = 0; i < st->local_nguests; i++)
+		if (!ha_state_guest(st, st->local_guests[i].name))
+			return true;
+	return false;
+}
+
+int ha_state_announce(struct ha_state *st, bool heartbeat)
+{
+	struct ha_msg m = {.type = HA_MSG_UPDATE};
+	size_t ngone = 0;
+	int rc;
+
+	if (!st->synced || st->syncing)
+		return 0;
+	m.guests = calloc(HA_MAX_GUESTS, sizeof(*m.guests));
+	if (!m.guests)
+		return ERR_NOMEM;
+	memcpy(m.guests, st->local_guests, st->local_nguests * sizeof(m.guests[0]));
+	m.nguests = st->local_nguests;
+	for (size_t i = 0; i < m.nguests; i++) {
+		m.guests[i].owner = st->self;
+		m.guests[i].moving_to = 0;
+		m.guests[i].stopped = 0;
+	}
+	/* Ours in the view but not running here: say so, the rest of the view follows. An
+	 * idle one only; the outcome of a migration or restart is reported by its messages. */
+	for (size_t i = 0; i < st->nguests && m.nguests < HA_MAX_GUESTS; i++) {
+		const struct ha_guest_info *g = &st->guests[i];
+
+		if (g->owner != st->self || g->moving_to || g->stopped || local_runs(st, g->name))
+			continue;
+		memset(&m.guests[m.nguests], 0, sizeof(m.guests[0]));
+		memcpy(m.guests[m.nguests].name, g->name, sizeof(g->name));
+		m.guests[m.nguests].owner = st->self;
+		m.guests[m.nguests].stopped = 1;
+		m.nguests++;
+		ngone++;
+	}
+	rc = 0;
+	if (!heartbeat && !announce_needed(st, ngone))
+		goto out;
+	snprintf(m.text, sizeof(m.text), "%s", st->local_name);
+	m.free_mib = st->local_free;
+	m.reserve_mib = st->local_reserve;
+	rc = ha_state_submit(st, &m);
+	if (rc < 0) {
+		log_warn("node %" PRIu32 ": cannot queue UPDATE: %s", st->self, err_str(rc));
+		goto out;
+	}
+	ha_state_remember_announced(st);
+	rc = 1;
+out:
+	free(m.guests);
 	return rc;
 }

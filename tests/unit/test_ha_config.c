@@ -26,6 +26,8 @@ static void test_shipped_example(void **state)
 	assert_int_equal(c.dom0_reserve_mib, 1024);
 	assert_int_equal(c.max_outgoing, 2);
 	assert_int_equal(c.health_failures, 3);
+	assert_int_equal(c.announce_interval_s, 5);
+	assert_int_equal(c.announce_heartbeat_s, 60);
 	assert_string_equal(c.fence_command, "/usr/local/sbin/fence-node");
 	assert_int_equal(c.nguests, 1);
 	assert_string_equal(c.guests[0].name, "vm1");
@@ -66,6 +68,8 @@ static const struct {
     {"max_outgoing = 0\n", "t.conf:1: key 'max_outgoing': '0' is not a number in 1..64"},
     {"max_outgoing = two\n", "t.conf:1: key 'max_outgoing': 'two' is not a number in 1..64"},
     {"max_outgoing = -1\n", "t.conf:1: key 'max_outgoing': '-1' is not a number"},
+    {"announce_interval_s = 0\n",
+     "t.conf:1: key 'announce_interval_s': '0' is not a number in 1..3600"},
     {"dom0_reserve_mib = 99999999999999999999\n", "t.conf:1: key 'dom0_reserve_mib': "},
     {"\n\nthis is not a pair\n", "t.conf:3: expected 'key = value', got 'this is not a pair'"},
     {" = 3\n", "t.conf:1: missing key before '='"},

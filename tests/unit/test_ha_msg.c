@@ -60,7 +60,7 @@ static struct ha_msg sample(enum ha_msg_type type)
 	                   .guest = "web1",
 	                   .text = "operator request"};
 
-	if (type == HA_MSG_HELLO || type == HA_MSG_SYNC) {
+	if (type == HA_MSG_HELLO || type == HA_MSG_SYNC || type == HA_MSG_UPDATE) {
 		m.guests = sample_guests;
 		m.nguests = 2;
 	}
@@ -94,7 +94,12 @@ static void test_round_trip_every_type(void **state)
 			assert_string_equal(d.nodes[0].reason, "disk errors");
 			assert_int_equal(d.nmembers, 2);
 		}
-		if (t == HA_MSG_HELLO || t == HA_MSG_SYNC) {
+		if (t == HA_MSG_UPDATE) {
+			assert_string_equal(d.text, "operator request");
+			assert_int_equal(d.free_mib, 12345);
+			assert_int_equal(d.reserve_mib, 1024);
+		}
+		if (t == HA_MSG_HELLO || t == HA_MSG_SYNC || t == HA_MSG_UPDATE) {
 			assert_int_equal(d.nguests, 2);
 			assert_string_equal(d.guests[0].preferred[1], "n3");
 			assert_int_equal(d.guests[1].moving_to, 3);
@@ -229,6 +234,49 @@ static void test_count_bomb(void **state)
 	free(buf);
 }
 
+/* UPDATE: an unknown payload format, a count bomb and garbage after it are refused. */
+static void test_update_format_and_bounds(void **state)
+{
+	struct ha_msg m = sample(HA_MSG_UPDATE), d;
+	uint8_t *buf = NULL, *big = NULL;
+	size_t len = 0, at;
+
+	(void)state;
+	assert_int_equal(ha_msg_encode(&m, &buf, &len), 0);
+	assert_int_equal(buf[HA_MSG_HEADER], HA_UPDATE_FORMAT);
+	buf[HA_MSG_HEADER] = HA_UPDATE_FORMAT + 1;
+	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_PROTO);
+	assert_null(d.guests);
+	buf[HA_MSG_HEADER] = HA_UPDATE_FORMAT;
+	assert_int_equal(ha_msg_decode(buf, len, &d), 0);
+	ha_msg_release(&d);
+	/* one trailing byte (header length kept consistent) */
+	big = calloc(1, len + 1);
+	assert_non_null(big);
+	memcpy(big, buf, len);
+	for (int i = 0; i < 4; i++)
+		big[8 + i] = (uint8_t)((len + 1 - HA_MSG_HEADER) >> (8 * (3 - i)));
+	assert_int_equal(ha_msg_decode(big, len + 1, &d), ERR_PROTO);
+	free(big);
+	free(buf);
+	/* a guest count beyond the bytes present */
+	m.nguests = 0;
+	assert_int_equal(ha_msg_encode(&m, &buf, &len), 0);
+	at = len - 2;
+	buf[at] = 0x00;
+	buf[at + 1] = 0x40;
+	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_PROTO);
+	free(buf);
+	/* more guests than HA_MAX_GUESTS cannot even be encoded */
+	m.nguests = HA_MAX_GUESTS + 1;
+	m.guests = calloc(m.nguests, sizeof(*m.guests));
+	assert_non_null(m.guests);
+	for (size_t i = 0; i < m.nguests; i++)
+		snprintf(m.guests[i].name, sizeof(m.guests[i].name), "g%zu", i);
+	assert_int_equal(ha_msg_encode(&m, &buf, &len), ERR_INVAL);
+	free(m.guests);
+}
+
 static void test_bad_strings_and_enums(void **state)
 {
 	struct ha_msg m = sample(HA_MSG_SET_STATE), d;
@@ -297,6 +345,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip_every_type),
 	    cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_update_format_and_bounds),
 	    cmocka_unit_test(test_random_garbage),
 	    cmocka_unit_test(test_header_checks),
 	    cmocka_unit_test(test_count_bomb),

@@ -24,7 +24,8 @@
 #include "haagent/state.h"
 
 #define NNODES  3
-#define NGUESTS 6
+#define NGUESTS 7 /* g7 runs nowhere at first: started by hand in the announcement tests */
+#define NHOMED  6
 
 struct tnode {
 	uint32_t id;
@@ -43,12 +44,14 @@ struct ctx {
 	bool auto_exec, auto_complete, auto_fence;
 	unsigned restarts[NGUESTS], fences[NNODES + 1], migrations;
 	unsigned max_out, max_in;
+	uint64_t free_mib[NNODES + 1]; /* the model hypervisors' free memory; 0: 8192 */
+	bool allow_copies;             /* a test that starts a guest twice by hand */
 };
 
 static struct log_sink *capture;
 
-static const char *const gname[NGUESTS] = {"g1", "g2", "g3", "g4", "g5", "g6"};
-static const uint32_t ghome[NGUESTS] = {1, 1, 1, 1, 2, 3};
+static const char *const gname[NGUESTS] = {"g1", "g2", "g3", "g4", "g5", "g6", "g7"};
+static const uint32_t ghome[NGUESTS] = {1, 1, 1, 1, 2, 3, 0};
 
 static int gindex(const char *name)
 {
@@ -74,7 +77,10 @@ static void refresh_local(struct tnode *n)
 		ng++;
 	}
 	snprintf(name, sizeof(name), "node%u", n->id);
-	assert_int_equal(ha_state_set_local(n->st, name, 8192, 1024, g, ng), 0);
+	assert_int_equal(
+	    ha_state_set_local(
+	        n->st, name, n->ctx->free_mib[n->id] ? n->ctx->free_mib[n->id] : 8192, 1024, g, ng),
+	    0);
 }
 
 static void pump(struct tnode *n)
@@ -274,7 +280,7 @@ static void check_invariants(struct ctx *c)
 
 		for (uint32_t id = 1; id <= NNODES; id++)
 			copies += c->running[id][g];
-		if (copies > 1)
+		if (copies > 1 && !c->allow_copies)
 			fail_msg("guest %s runs on %d nodes", gname[g], copies);
 	}
 	for (uint32_t id = 1; id <= NNODES; id++) {
@@ -318,7 +324,7 @@ static struct ctx *setup_cluster(const uint32_t *order, unsigned delay)
 	assert_int_equal(cl_sim_world_new(&c->w, NNODES), 0);
 	cl_sim_set_delay(c->w, delay);
 	c->auto_exec = c->auto_complete = c->auto_fence = true;
-	for (int g = 0; g < NGUESTS; g++)
+	for (int g = 0; g < NHOMED; g++)
 		c->running[ghome[g]][g] = true;
 	for (uint32_t id = 1; id <= NNODES; id++) {
 		c->nodes[id].id = id;
@@ -408,7 +414,7 @@ static void test_join_reordered_with_delays(void **state)
 		struct ctx *c = setup_cluster(orders[o], (unsigned)o * 7);
 
 		assert_agreement(c);
-		for (int g = 0; g < NGUESTS; g++)
+		for (int g = 0; g < NHOMED; g++)
 			for (uint32_t id = 1; id <= NNODES; id++)
 				assert_int_equal(owner_of(c, id, gname[g]), ghome[g]);
 		assert_string_equal(ha_state_node(c->nodes[1].st, 3)->name, "node3");
@@ -556,7 +562,7 @@ static void test_target_dies_mid_migration(void **state)
 	run(c);
 	assert_agreement(c);
 	assert_int_equal(c->fences[3], 1); /* fenced once by the majority (1, 2) */
-	for (int i = 0; i < NGUESTS; i++) {
+	for (int i = 0; i < NHOMED; i++) {
 		assert_int_equal(owner_of(c, 2, gname[i]), 2);
 		assert_true(c->running[2][i]);
 	}
@@ -690,6 +696,176 @@ static void test_garbage_on_the_bus(void **state)
 	teardown_cluster(c);
 }
 
+/* Node id samples its model hypervisor and announces (UPDATE) what changed. */
+static int announce(struct ctx *c, uint32_t id, bool heartbeat)
+{
+	struct tnode *n = &c->nodes[id];
+	int rc;
+
+	refresh_local(n);
+	rc = ha_state_announce(n->st, heartbeat);
+	pump(n);
+	return rc;
+}
+
+static bool every_node_has_event(struct ctx *c, const char *text)
+{
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		const struct ha_event *ev;
+		size_t nev = ha_state_events(c->nodes[id].st, &ev);
+		bool found = false;
+
+		for (size_t i = 0; i < nev && !found; i++)
+			found = strstr(ev[i].text, text) != NULL;
+		if (!found) {
+			print_message("  node %u has no event \"%s\"\n", id, text);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* A guest started by hand on node2 joins every view, owned by node2; free memory follows. */
+static void test_update_guest_appears(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	struct ctx *c = setup_cluster(order, 1);
+
+	(void)state;
+	/* nothing changed since the sync round: nothing is sent */
+	for (uint32_t id = 1; id <= NNODES; id++)
+		assert_int_equal(announce(c, id, false), 0);
+	c->running[2][6] = true;
+	c->free_mib[2] = 7168;
+	assert_int_equal(announce(c, 2, false), 1);
+	run(c);
+	assert_agreement(c);
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		assert_int_equal(owner_of(c, id, "g7"), 2);
+		assert_int_equal(ha_state_guest(c->nodes[id].st, "g7")->mem_mib, 1024);
+		assert_int_equal(ha_state_node(c->nodes[id].st, 2)->free_mib, 7168);
+	}
+	assert_true(every_node_has_event(c, "guest g7 appeared on node2"));
+	assert_int_equal(announce(c, 2, false), 0);
+	/* the heartbeat repeats the same facts and changes nothing */
+	{
+		uint64_t before = ha_state_digest(c->nodes[1].st);
+
+		assert_int_equal(announce(c, 2, true), 1);
+		run(c);
+		assert_agreement(c);
+		assert_true(ha_state_digest(c->nodes[1].st) == before);
+	}
+	teardown_cluster(c);
+}
+
+/* A guest destroyed by hand on its owner leaves every view. */
+static void test_update_guest_disappears(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	struct ctx *c = setup_cluster(order, 1);
+
+	(void)state;
+	c->running[3][5] = false; /* g6 */
+	assert_int_equal(announce(c, 3, false), 1);
+	run(c);
+	assert_agreement(c);
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		assert_null(ha_state_guest(c->nodes[id].st, "g6"));
+		assert_int_equal(owner_of(c, id, "g5"), 2);
+	}
+	assert_true(every_node_has_event(c, "guest g6 no longer runs on node3: removed"));
+	/* once the view agrees, nothing more is said */
+	assert_int_equal(announce(c, 3, false), 0);
+	teardown_cluster(c);
+}
+
+/* The same name started on two nodes: the first report in agreed order owns it. */
+static void test_update_same_name_on_two_nodes(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	struct ctx *c = setup_cluster(order, 1);
+
+	(void)state;
+	c->allow_copies = true;
+	c->running[2][6] = true;
+	c->running[3][6] = true;
+	assert_int_equal(announce(c, 2, false), 1);
+	assert_int_equal(announce(c, 3, false), 1);
+	run(c);
+	assert_agreement(c);
+	for (uint32_t id = 1; id <= NNODES; id++)
+		assert_int_equal(owner_of(c, id, "g7"), 2);
+	assert_true(every_node_has_event(
+	    c, "CONFLICT: guest g7 reported by node3 but owned by node2; owner kept"));
+	/* a running guest of another node is never taken over, not by a heartbeat either */
+	c->running[1][4] = true; /* g5, node2's */
+	assert_int_equal(announce(c, 1, true), 1);
+	assert_int_equal(announce(c, 3, true), 1);
+	run(c);
+	assert_agreement(c);
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		assert_int_equal(owner_of(c, id, "g7"), 2);
+		assert_int_equal(owner_of(c, id, "g5"), 2);
+	}
+	assert_true(every_node_has_event(
+	    c, "CONFLICT: guest g5 reported by node1 but owned by node2; owner kept"));
+	teardown_cluster(c);
+}
+
+/* Reports during a live migration never drop the migrating guest. */
+static void test_update_during_migration(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	struct ctx *c = setup_cluster(order, 1);
+	struct ha_msg m = {
+	    .type = HA_MSG_UPDATE, .free_mib = 8192, .reserve_mib = 1024, .text = "node1"};
+	struct ha_guest_info gone = {.name = "", .stopped = 1, .owner = 1};
+	const struct ha_guest_info *g = NULL;
+	int gi = -1;
+	uint32_t to;
+
+	(void)state;
+	c->auto_complete = false;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	run(c);
+	for (int i = 0; i < NHOMED && gi < 0; i++) {
+		g = ha_state_guest(c->nodes[1].st, gname[i]);
+		if (g->moving_to)
+			gi = i;
+	}
+	assert_true(gi >= 0);
+	to = g->moving_to;
+	/* the source's hypervisor no longer lists it (renamed for the switch-over) */
+	c->running[1][gi] = false;
+	(void)announce(c, 1, true);
+	/* a report sampled before the claim was applied: "gone" */
+	snprintf(gone.name, sizeof(gone.name), "%s", gname[gi]);
+	m.guests = &gone;
+	m.nguests = 1;
+	assert_int_equal(ha_state_submit(c->nodes[1].st, &m), 0);
+	pump(&c->nodes[1]);
+	/* the target already lists the arriving guest */
+	c->running[to][gi] = true;
+	assert_int_equal(announce(c, to, false), 1);
+	run(c);
+	assert_agreement(c);
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		g = ha_state_guest(c->nodes[id].st, gname[gi]);
+		assert_non_null(g);
+		assert_int_equal(g->owner, 1);
+		assert_int_equal(g->moving_to, to);
+	}
+	assert_true(every_node_has_event(c, "kept, a migration of it is in flight"));
+	/* the outcome message moves it */
+	submit(&c->nodes[1], HA_MSG_MIG_DONE, gname[gi], 1, to, 0);
+	pump(&c->nodes[1]);
+	run(c);
+	for (uint32_t id = 1; id <= NNODES; id++)
+		assert_int_equal(owner_of(c, id, gname[gi]), to);
+	teardown_cluster(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -704,6 +880,10 @@ int main(void)
 	    cmocka_unit_test(test_partition_heal_takes_quorate_view),
 	    cmocka_unit_test(test_operator_migration),
 	    cmocka_unit_test(test_garbage_on_the_bus),
+	    cmocka_unit_test(test_update_guest_appears),
+	    cmocka_unit_test(test_update_guest_disappears),
+	    cmocka_unit_test(test_update_same_name_on_two_nodes),
+	    cmocka_unit_test(test_update_during_migration),
 	};
 
 	capture = log_sink_capture();
