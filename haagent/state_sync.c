@@ -373,7 +373,8 @@ int ha_state_announce(struct ha_state *st, bool heartbeat)
 	m.guests = calloc(HA_MAX_GUESTS, sizeof(*m.guests));
 	if (!m.guests)
 		return ERR_NOMEM;
-	memcpy(m.guests, st->local_guests, st->local_nguests * sizeof(m.guests[0]));
+	if (st->local_nguests) /* local_guests may be NULL when there are none */
+		memcpy(m.guests, st->local_guests, st->local_nguests * sizeof(m.guests[0]));
 	m.nguests = st->local_nguests;
 	for (size_t i = 0; i < m.nguests; i++) {
 		m.guests[i].owner = st->self;

@@ -246,7 +246,7 @@ static int receive_header(int fd, char **json_r)
 int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32_t *domid_r)
 {
 	char name[HV_NAME_MAX], incoming[HV_NAME_MAX + 16], *json = NULL;
-	struct mig_params params = {.debug = a->debug};
+	struct mig_params params = {.debug = a->debug, .send_back_fd = a->send_fd};
 	uint32_t domid = HV_INVALID_DOMID, other;
 	uint8_t status;
 	int rc, rc2;

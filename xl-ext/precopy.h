@@ -27,6 +27,8 @@ struct mig_params {
 	bool debug;                 /* after stop-and-copy, resend every page for verification */
 	bool progress;              /* a progress line per round on stderr */
 	volatile sig_atomic_t *cancel; /* set by a signal handler: abort before the point of no return */
+	int send_back_fd;           /* receiver: the channel back to the sender, which xl hands
+				       to libxl_domain_create_restore (0: none) */
 };
 
 struct mig_round_report {

@@ -134,7 +134,10 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	rp.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
 	rp.stream_version = 2;
 	/* libxl leaves it paused: migrate.c unpauses after the GO message, unless -p */
-	rc = libxl_domain_create_restore(hv->ctx, &cfg, &domid, fd, -1, &rp, NULL, NULL);
+	/* as xl's migrate-receive: the send-back fd is the channel to the sender */
+	rc = libxl_domain_create_restore(hv->ctx, &cfg, &domid, fd,
+					 params && params->send_back_fd > 0 ? params->send_back_fd : -1,
+					 &rp, NULL, NULL);
 	if (rc) {
 		log_error("incoming domain %s: libxl_domain_create_restore failed (libxl error %d)",
 			  name, rc);
