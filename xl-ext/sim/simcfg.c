@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/sim/simcfg.h"
+#include "xl-ext/xlcfg.h"
 
 const char *sim_pattern_name(enum sim_pattern p)
 {
@@ -268,22 +269,10 @@ int simcfg_parse_file(const char *path, struct sim_config *cfg)
 	XLU_Config *xc;
 	int rc;
 
-	xc = xlu_cfg_init(stderr, path);
-	if (!xc)
-		return ERR_NOMEM;
-	rc = xlu_cfg_readfile(xc, path);
-	if (rc) {
-		if (rc == ENOENT || rc == EACCES || rc == EISDIR) {
-			log_error("%s: cannot read the configuration file: %s", path, strerror(rc));
-			rc = err_from_errno(rc);
-		} else {
-			log_error("%s: syntax error in the configuration (see above)", path);
-			rc = ERR_INVAL;
-		}
-		goto out;
-	}
+	rc = xlcfg_read_file(path, &xc);
+	if (rc)
+		return rc;
 	rc = parse_common(xc, path, cfg);
-out:
 	xlu_cfg_destroy(xc);
 	return rc;
 }

@@ -23,6 +23,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/xen/xen.h"
+#include "xl-ext/xlcfg.h"
 
 static const char *const known_keys[] = {
     "name",    "type",    "builder", "memory", "maxmem",     "vcpus", "maxvcpus", "kernel",
@@ -324,24 +325,12 @@ int xen_xlcfg_parse(const char *path, libxl_domain_config *cfg)
 	XLU_Config *xc;
 	int rc;
 
-	xc = xlu_cfg_init(stderr, path);
-	if (!xc)
-		return ERR_NOMEM;
-	rc = xlu_cfg_readfile(xc, path);
-	if (rc) {
-		if (rc == ENOENT || rc == EACCES || rc == EISDIR) {
-			log_error("%s: cannot read the configuration file: %s", path, strerror(rc));
-			rc = err_from_errno(rc);
-		} else {
-			log_error("%s: syntax error in the configuration (see above)", path);
-			rc = ERR_INVAL;
-		}
-		goto out;
-	}
+	rc = xlcfg_read_file(path, &xc);
+	if (rc)
+		return rc;
 	rc = parse_config(xc, path, cfg);
 	if (!rc)
 		log_unknown_keys(path);
-out:
 	xlu_cfg_destroy(xc);
 	return rc;
 }
