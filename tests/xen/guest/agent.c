@@ -4,7 +4,7 @@
  *   agent                                  as /init: mounts, network, probe service, journal
  *   agent [OPTIONS] [xlext.KEY=VALUE...]   on a host, for the tests
  *     --cmdline FILE    read parameters from FILE instead of /proc/cmdline
- *     --no-mount        do not mount /proc, /sys, /dev
+ *     --no-mount        do not mount /proc, /sys, /dev nor load the modules
  *     --no-net          do not configure lo and the guest's interface
  *     --no-init         both of the above
  *     --selftest FILE N append N records to FILE (as xlext.disk) and exit
@@ -40,6 +40,8 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +54,7 @@
 #define DISK_RETRY_MS      1000
 #define DISK_REOPEN_AFTER  5 /* consecutive failed writes before the disk is opened again */
 #define IF_WAIT_MS         20000
+#define MODULE_LIST        "/etc/xlext-modules" /* written by build-guest.sh */
 
 struct agent_params {
 	char ip[32];       /* "A.B.C.D/NN", "" for none */
@@ -214,12 +217,50 @@ static void console_open(void)
 		close(fd);
 }
 
+/*
+ * Load the kernel modules listed in MODULE_LIST, one path a line: Debian's kernel has the Xen
+ * block and network frontends as modules. A module that is built in or already loaded is fine.
+ */
+static void init_modules(void)
+{
+	char line[512];
+	struct utsname u;
+	FILE *f = fopen(MODULE_LIST, "r");
+
+	if (!f) {
+		log_warn("no %s: no kernel modules loaded", MODULE_LIST);
+		return;
+	}
+	if (uname(&u) == 0)
+		log_info("kernel %s", u.release);
+	while (fgets(line, sizeof(line), f)) {
+		int fd;
+
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		fd = open(line, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			log_error_errno(errno, "module %s: cannot open", line);
+			continue;
+		}
+		if (syscall(SYS_finit_module, fd, "", 0) && errno != EEXIST)
+			log_error_errno(errno, "module %s: cannot load (built for another kernel?)",
+			                line);
+		else
+			log_info("module %s loaded", line);
+		close(fd);
+	}
+	fclose(f);
+}
+
 static void init_mounts(void)
 {
 	mount_one("devtmpfs", "/dev", "devtmpfs");
 	console_open();
 	mount_one("proc", "/proc", "proc");
 	mount_one("sysfs", "/sys", "sysfs");
+	init_modules();
 }
 
 static int if_set_flags_up(int sock, const char *ifname)
