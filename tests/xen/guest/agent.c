@@ -50,18 +50,19 @@
 #include "xl-ext/sim/simdom.h"
 #include "xl-ext/storage/journal.h"
 
-#define AGENT_NAME         "xlext-agent"
-#define DISK_RETRY_MS      1000
-#define DISK_REOPEN_AFTER  5 /* consecutive failed writes before the disk is opened again */
-#define IF_WAIT_MS         20000
-#define MODULE_LIST        "/etc/xlext-modules" /* written by build-guest.sh */
+#define AGENT_NAME        "xlext-agent"
+#define DISK_RETRY_MS     1000
+#define DISK_REOPEN_AFTER 5  /* consecutive failed writes before the disk is opened again */
+#define DISK_OPEN_REPEAT  30 /* failed opens between two reports of the same error */
+#define IF_WAIT_MS        20000
+#define MODULE_LIST       "/etc/xlext-modules" /* written by build-guest.sh */
 
 struct agent_params {
-	char ip[32];       /* "A.B.C.D/NN", "" for none */
-	char name[28];     /* what the probe reply calls the host */
+	char ip[32];   /* "A.B.C.D/NN", "" for none */
+	char name[28]; /* what the probe reply calls the host */
 	char disk[256];
 	char ifname[IFNAMSIZ];
-	unsigned hz;       /* journal records per second, 0: as fast as possible */
+	unsigned hz; /* journal records per second, 0: as fast as possible */
 	uint64_t guest_id;
 	uint64_t key;
 	uint64_t base;
@@ -245,8 +246,8 @@ static void init_modules(void)
 			continue;
 		}
 		if (syscall(SYS_finit_module, fd, "", 0) && errno != EEXIST)
-			log_error_errno(errno, "module %s: cannot load (built for another kernel?)",
-			                line);
+			log_error_errno(errno, "module %s: cannot load%s", line,
+			                errno == ENOEXEC ? " (built for another kernel?)" : "");
 		else
 			log_info("module %s loaded", line);
 		close(fd);
@@ -435,17 +436,28 @@ struct journal_job {
 	int rc;         /* of a counted run */
 };
 
-/* Open the disk and continue its journal; logs what failed. */
+/*
+ * Open the disk and continue its journal; logs what failed. A disk that stays missing is
+ * reported when the error changes and every DISK_OPEN_REPEAT attempts, not every second.
+ */
 static int journal_start(const struct agent_params *p, struct agent_disk *d,
                          struct journal_dev *dev, struct journal_writer *w)
 {
+	static int last_errno;
+	static unsigned attempts;
 	int rc = disk_open(d);
 
 	if (rc) {
-		log_error("%s: cannot open the journal disk: %s (errno %d)", d->path,
-		          strerror(d->last_errno), d->last_errno);
+		attempts++;
+		if (d->last_errno != last_errno || attempts % DISK_OPEN_REPEAT == 0)
+			log_error("%s: cannot open the journal disk: %s (errno %d)%s", d->path,
+			          strerror(d->last_errno), d->last_errno,
+			          attempts > 1 ? " (still retrying)" : "");
+		last_errno = d->last_errno;
 		return rc;
 	}
+	last_errno = 0;
+	attempts = 0;
 	*dev = (struct journal_dev){disk_read, disk_write, d, d->block_size, d->nblocks};
 	rc = journal_writer_open(w, dev, p->guest_id, p->key, p->base, p->ring);
 	if (rc) {
@@ -507,8 +519,8 @@ static void *journal_main(void *arg)
 				break;
 			}
 			if (++failures >= DISK_REOPEN_AFTER) {
-				log_info("%s: opening the disk again after %u failed writes", p->disk,
-				         failures);
+				log_info("%s: opening the disk again after %u failed writes",
+				         p->disk, failures);
 				disk_close(&d);
 				failures = 0;
 			}
@@ -599,8 +611,8 @@ static int selftest(struct agent_params *p, const char *file, const char *count_
 		first = agent_acked - job.count + 1;
 	printf("selftest: %s guest %" PRIu64 " key 0x%" PRIx64 " appended %" PRIu64 "-%" PRIu64
 	       " acked %" PRIu64 "%s%s\n",
-	       file, p->guest_id, p->key, first, agent_acked, agent_acked, job.rc ? " failed: " : "",
-	       job.rc ? err_str(job.rc) : "");
+	       file, p->guest_id, p->key, first, agent_acked, agent_acked,
+	       job.rc ? " failed: " : "", job.rc ? err_str(job.rc) : "");
 	return job.rc ? 1 : 0;
 }
 
@@ -618,7 +630,8 @@ int main(int argc, char **argv)
 	params_default(&p);
 	agent_boot_id = random_boot_id();
 	if (as_init)
-		argc = 1; /* the kernel hands init its unknown words: parameters come from cmdline */
+		argc =
+		    1; /* the kernel hands init its unknown words: parameters come from cmdline */
 	for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
 		if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
 			cmdline = argv[++i];
@@ -651,13 +664,14 @@ int main(int argc, char **argv)
 	for (; i < argc; i++)
 		if (params_apply(&p, argv[i]) || strncmp(argv[i], "xlext.", 6))
 			return usage();
-	if (do_net)
-		init_net(&p);
 	log_info("guest '%s' id %" PRIu64 ": journal on %s at %u/s, key 0x%" PRIx64, p.name,
 	         p.guest_id, p.disk, p.hz, p.key);
 	signal(SIGPIPE, SIG_IGN);
+	/* The journal does not wait for the network, nor the network for the disk. */
 	if (pthread_create(&journal_thread, NULL, journal_main, &job))
 		log_error("cannot start the journal thread: serving probes only");
+	if (do_net)
+		init_net(&p);
 	probe_serve(&p);
 	/* PID 1 must not exit: the kernel would panic and the harness would see a crash. */
 	log_error("probe service stopped; idling");

@@ -10,7 +10,9 @@
 # MODULES_DIR is the guest kernel's /lib/modules/<version> (e.g. inside the dom0 image whose
 # vmlinuz the guest boots): Debian's kernel has xen-blkfront and xen-netfront as modules, and
 # the agent loads them from the initramfs. Without it the guest only works with a kernel that
-# has both built in (a warning says so).
+# has both built in (a warning says so). GUEST_MODULES_EXTRA adds more modules of MODULES_DIR
+# (paths relative to it, loaded in that order after the Xen frontends), e.g. virtio ones for a
+# smoke boot of the initrd under plain QEMU.
 set -euo pipefail
 
 die() {
@@ -24,7 +26,7 @@ die() {
 }
 outdir=$1
 moddir=${2:-}
-modules="kernel/drivers/block/xen-blkfront.ko kernel/drivers/net/xen-netfront.ko"
+modules="kernel/drivers/block/xen-blkfront.ko kernel/drivers/net/xen-netfront.ko ${GUEST_MODULES_EXTRA:-}"
 if [ -n "$moddir" ]; then
 	for m in $modules; do
 		[ -f "$moddir/$m" ] || die "no $moddir/$m (MODULES_DIR: the guest kernel's /lib/modules/<version>)"
