@@ -577,16 +577,44 @@ static int probe_serve(const struct agent_params *p)
 
 /* --- main ------------------------------------------------------------------------------------ */
 
+static uint64_t mix64(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	return h ^ (h >> 31);
+}
+
+/*
+ * A boot id that differs between two starts. Early in a guest's boot the kernel's random pool
+ * may not be ready (getrandom would block): then the kernel's boot id (random per boot) and
+ * the clocks are mixed instead. Call after /proc is mounted.
+ */
 static uint64_t random_boot_id(void)
 {
-	uint64_t v = 0;
+	uint64_t v = 0, h = 0;
 	struct timespec ts;
+	char kernel_boot_id[64] = "";
+	FILE *f;
 
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v) && v)
 		return v;
+	f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (f) {
+		if (!fgets(kernel_boot_id, sizeof(kernel_boot_id), f))
+			kernel_boot_id[0] = '\0';
+		fclose(f);
+	}
+	for (const char *c = kernel_boot_id; *c; c++)
+		h = mix64(h, (uint8_t)*c);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	v = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 48);
-	return v ? v : 1;
+	h = mix64(h, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	h = mix64(h, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	h = mix64(h, (uint64_t)getpid());
+	return h ? h : 1;
 }
 
 static int usage(void)
@@ -628,10 +656,9 @@ int main(int argc, char **argv)
 	log_set_sink(log_sink_stderr(AGENT_NAME));
 	log_set_level(LOGL_INFO);
 	params_default(&p);
-	agent_boot_id = random_boot_id();
+	/* The kernel hands init its unknown words: as init, parameters come from cmdline only. */
 	if (as_init)
-		argc =
-		    1; /* the kernel hands init its unknown words: parameters come from cmdline */
+		argc = 1;
 	for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
 		if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
 			cmdline = argv[++i];
@@ -643,12 +670,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--no-init")) {
 			do_mount = do_net = false;
 		} else if (!strcmp(argv[i], "--selftest") && i + 2 < argc) {
+			p.hz = 0; /* as fast as possible unless xlext.hz= says otherwise */
 			for (int j = i + 3; j < argc; j++)
 				params_apply(&p, argv[j]);
-			p.hz = 0;
-			for (int j = i + 3; j < argc; j++)
-				if (!strncmp(argv[j], "xlext.hz=", 9))
-					params_apply(&p, argv[j]);
+			agent_boot_id = random_boot_id();
 			return selftest(&p, argv[i + 1], argv[i + 2]);
 		} else {
 			return usage();
@@ -659,6 +684,7 @@ int main(int argc, char **argv)
 	log_info("starting (pid %d)", (int)getpid());
 	if (do_mount)
 		init_mounts();
+	agent_boot_id = random_boot_id();
 	if (cmdline)
 		params_from_file(&p, cmdline);
 	for (; i < argc; i++)
