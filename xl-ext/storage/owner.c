@@ -362,6 +362,32 @@ int own_abort(struct own_machine *m)
 	return 0;
 }
 
+int own_drive(struct own_machine *m, own_exec_fn exec, void *ctx)
+{
+	int first_rc = 0;
+
+	for (unsigned steps = 0; steps < 16; steps++) {
+		struct own_cmd cmd = own_next(m);
+		struct own_view view;
+		int rc;
+
+		if (cmd.op == OWN_OP_NONE)
+			break;
+		memset(&view, 0, sizeof(view));
+		rc = exec(ctx, &cmd, &view);
+		rc = own_result(m, rc, &view);
+		if (rc && !first_rc)
+			first_rc = rc;
+		if (rc && m->go)
+			return rc;
+	}
+	if (m->state == OWN_ST_READY || m->state == OWN_ST_DONE)
+		return 0;
+	if (m->error)
+		return m->error;
+	return first_rc ? first_rc : ERR_INTERNAL;
+}
+
 int own_host_key(const char *hostname, const char *env_value, uint64_t *key_r)
 {
 	static const char salt[] = "xl-ext persistent reservation key:";

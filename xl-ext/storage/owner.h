@@ -138,6 +138,17 @@ int own_check_sole_owner(const struct own_view *v, uint64_t key, char *why, unsi
  */
 int own_host_key(const char *hostname, const char *env_value, uint64_t *key_r);
 
+/* Runs one command on the LUN: 0 or a negative error; fills *view for OWN_OP_VERIFY. */
+typedef int (*own_exec_fn)(void *ctx, const struct own_cmd *cmd, struct own_view *view);
+
+/*
+ * Drive m with exec until no command is left or the machine waits for GO (READY). Bounded to
+ * 16 steps. Returns 0 when the machine is READY or DONE; otherwise the error that stopped it
+ * (m->why explains it), after running the undo steps it asked for. After GO a failed step
+ * stops the drive at once and is returned (the caller may drive again to retry).
+ */
+int own_drive(struct own_machine *m, own_exec_fn exec, void *ctx);
+
 const char *own_op_name(enum own_op op);
 const char *own_state_name(enum own_state st);
 const char *own_flow_name(enum own_flow flow);
