@@ -315,6 +315,8 @@ int preflight_run(const struct preflight_args *a)
 		}
 	}
 	query_dest(a->ssh, a->host, request, &dst, &line);
+	if (a->xlext_r)
+		*a->xlext_r = dst.answered;
 	if (request)
 		disks_rc = mig_disks_apply_answer(src.name, a->host, a->disks, line);
 	if (!dst.answered && a->dry_run) {
