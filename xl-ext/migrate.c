@@ -110,12 +110,15 @@ static int send_ext_request(const struct mig_send_args *a)
 	rc = ext_write(a->send_fd, a->ext_request ? a->ext_request : "{}");
 	if (!rc)
 		rc = ext_read(a->recv_fd, a->reply_timeout_ms, &answer);
-	if (rc) {
+	if (rc == ERR_IO)
+		log_error("migration of %s failed: the receiver on %s closed the stream before "
+			  "answering xl-ext's storage hand-over request (its messages, if any, are "
+			  "above); the domain was not touched", a->name, a->peer);
+	else if (rc)
 		log_error("migration of %s: %s did not answer xl-ext's storage hand-over request "
-			  "(%s; its messages, if any, are above); the domain was not touched",
-			  a->name, a->peer, err_str(rc));
+			  "(%s); the domain was not touched", a->name, a->peer, err_str(rc));
+	if (rc)
 		return rc;
-	}
 	rc = a->ext->ready(a->ext_ctx, answer);
 	free(answer);
 	if (rc)
