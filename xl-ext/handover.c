@@ -82,6 +82,7 @@ static const char *jstr(json_object *o, const char *field)
 	return NULL;
 }
 
+#ifdef XLEXT_HAVE_ISCSI
 static json_object *keys_json(const struct own_view *v)
 {
 	json_object *a = json_object_new_array();
@@ -92,7 +93,6 @@ static json_object *keys_json(const struct own_view *v)
 	return a;
 }
 
-#ifdef XLEXT_HAVE_ISCSI
 static int pr_exec(void *ctx, const struct own_cmd *cmd, struct own_view *view)
 {
 	return iscsi_pr_execute(ctx, cmd, view);
