@@ -255,6 +255,35 @@ void simdisk_info(const struct simdisk *sd, char *buf, size_t cap)
 	         sd->errors);
 }
 
+int simdisk_release(struct simdisk *sd, const char *domain)
+{
+	static const enum own_op steps[] = {OWN_OP_PREEMPT, OWN_OP_RELEASE, OWN_OP_UNREGISTER};
+	size_t len = strlen(domain), tail = strlen("--migratedaway");
+	int rc = 0;
+
+	if (!sd || !sd->registered || sd->state == SD_CONFLICT ||
+	    (len > tail && !strcmp(domain + len - tail, "--migratedaway")))
+		return 0;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && !rc; i++) {
+		struct own_cmd cmd = {.op = steps[i], .key = sd->key,
+		                      .sa_key = steps[i] == OWN_OP_PREEMPT ? sd->key : 0,
+		                      .type = OWN_PR_TYPE_WERO};
+
+		rc = iscsi_pr_out(sd->lun, &cmd);
+		if (rc)
+			log_error("domain %s: giving %s back failed at %s (key 0x%016" PRIx64 "): %s; "
+			          "clear it with 'xl-ext pr URL register preempt KEY release "
+			          "unregister' from this host", domain, iscsi_lun_name(sd->lun),
+			          own_op_name(steps[i]), sd->key, err_str(rc));
+	}
+	if (!rc) {
+		sd->registered = 0;
+		log_info("domain %s: %s released by host %s (key 0x%016" PRIx64 ")", domain,
+		         iscsi_lun_name(sd->lun), sd->host, sd->key);
+	}
+	return rc;
+}
+
 void simdisk_close(struct simdisk *sd)
 {
 	if (!sd)
@@ -289,6 +318,13 @@ void simdisk_info(const struct simdisk *sd, char *buf, size_t cap)
 	(void)sd;
 	if (cap)
 		buf[0] = '\0';
+}
+
+int simdisk_release(struct simdisk *sd, const char *domain)
+{
+	(void)sd;
+	(void)domain;
+	return 0;
 }
 
 void simdisk_close(struct simdisk *sd)

@@ -61,6 +61,17 @@ int simdisk_write(struct simdisk *sd);
 /* The disk's state as a JSON object body fragment (",\"disk\":{...}") for the info reply. */
 void simdisk_info(const struct simdisk *sd, char *buf, size_t cap);
 
+/*
+ * The guest stops for good on this host (destroyed or shut down, not migrated away: domain is
+ * its current name, and a name ending in "--migratedaway" means its new host owns the LUN):
+ * give the LUN back. Its session first preempts this host's own key, which makes it the
+ * reservation holder even when another, closed session of this host took the reservation in
+ * a hand-over, and removes those stale registrations; then RELEASE and unregister. Nothing
+ * is done after a reservation conflict (the LUN is not this host's) or before the guest
+ * registered. Returns 0 or the error (logged, naming domain, LUN and key).
+ */
+int simdisk_release(struct simdisk *sd, const char *domain);
+
 void simdisk_close(struct simdisk *sd);
 
 #endif

@@ -911,6 +911,7 @@ static void teardown(struct simdom *d)
 		pthread_join(d->populate_thread, NULL);
 	if (d->disk_started)
 		pthread_join(d->disk_thread, NULL);
+	simdisk_release(d->disk, d->name);
 	simdisk_close(d->disk);
 	if (d->udp_started)
 		pthread_join(d->udp_thread, NULL);
