@@ -22,7 +22,7 @@
 #endif
 
 #define HO_TIMEOUT_S 5
-#define HO_MAX_LUNS 16
+#define HO_MAX_LUNS  16
 
 struct ho_sender {
 	char domain[64];
@@ -68,7 +68,8 @@ static uint64_t key_parse(json_object *o, const char *field)
 	json_object *v;
 	uint64_t key = 0;
 
-	if (o && json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string))
+	if (o && json_object_object_get_ex(o, field, &v) &&
+	    json_object_is_type(v, json_type_string))
 		own_host_key(NULL, json_object_get_string(v), &key);
 	return key;
 }
@@ -77,7 +78,8 @@ static const char *jstr(json_object *o, const char *field)
 {
 	json_object *v;
 
-	if (o && json_object_object_get_ex(o, field, &v) && json_object_is_type(v, json_type_string))
+	if (o && json_object_object_get_ex(o, field, &v) &&
+	    json_object_is_type(v, json_type_string))
 		return json_object_get_string(v);
 	return NULL;
 }
@@ -127,12 +129,13 @@ static int source_view(const struct ho_sender *s, const struct disk_info *d, con
 		rc = iscsi_pr_read(lun, &view);
 	if (rc) {
 		log_error("domain %s: disk %s ('%s'): host %s cannot read the LUN's identity and "
-		          "reservation (%s): %s", s->domain, d->vdev, d->spec, s->host, url,
-		          err_str(rc));
+		          "reservation (%s): %s",
+		          s->domain, d->vdev, d->spec, s->host, url, err_str(rc));
 		goto out;
 	}
 	json_object_object_add(o, "identity", json_tokener_parse(idjson));
-	json_object_object_add(o, "holder", view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
+	json_object_object_add(
+	    o, "holder", view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
 out:
 	iscsi_lun_close(lun);
 	free(idjson);
@@ -183,8 +186,9 @@ int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
 		if (dup)
 			continue; /* one entry per LUN; the first spec names it */
 		if (json_object_array_length(luns) >= HO_MAX_LUNS) {
-			log_error("domain %s: more than %d iSCSI LUNs; the hand-over handles at most %d",
-			          domain, HO_MAX_LUNS, HO_MAX_LUNS);
+			log_error(
+			    "domain %s: more than %d iSCSI LUNs; the hand-over handles at most %d",
+			    domain, HO_MAX_LUNS, HO_MAX_LUNS);
 			rc = ERR_NOTSUP;
 			goto fail;
 		}
@@ -194,8 +198,10 @@ int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
 		json_object_object_add(o, "readonly", json_object_new_boolean(d->readonly));
 		rc = source_view(s, d, url, o);
 		if (rc == ERR_NOTSUP) {
-			log_warn("domain %s: disk %s: this xl-ext is built without libiscsi, its LUN "
-			         "is not handed over", domain, d->vdev);
+			log_warn(
+			    "domain %s: disk %s: this xl-ext is built without libiscsi, its LUN "
+			    "is not handed over",
+			    domain, d->vdev);
 			json_object_put(o);
 			continue;
 		}
@@ -269,14 +275,16 @@ static int sender_ready(void *ctx, const char *answer)
 		if (!l)
 			continue;
 		if (json_object_object_get_ex(l, "verified", &v) && v)
-			s->disks->verdict[i] = json_object_get_boolean(v) ? MIG_DISK_VERIFIED
-			                                                  : MIG_DISK_MISMATCH;
+			s->disks->verdict[i] =
+			    json_object_get_boolean(v) ? MIG_DISK_VERIFIED : MIG_DISK_MISMATCH;
 		if (json_object_object_get_ex(l, "ok", &v) && !json_object_get_boolean(v)) {
 			log_error("domain %s: disk %s ('%s', %s) cannot be handed over to host %s "
-			          "(%s): %s", s->domain, d->vdev, d->spec, url,
+			          "(%s): %s",
+			          s->domain, d->vdev, d->spec, url,
 			          jstr(s->answer, "dest_host") ? jstr(s->answer, "dest_host") : "?",
 			          s->dest, jstr(l, "why") ? jstr(l, "why") : "?");
-			rc = s->disks->verdict[i] == MIG_DISK_MISMATCH ? ERR_MISMATCH : ERR_CONFLICT;
+			rc =
+			    s->disks->verdict[i] == MIG_DISK_MISMATCH ? ERR_MISMATCH : ERR_CONFLICT;
 		}
 	}
 	if (!json_object_get_boolean(ok) && !rc)
@@ -297,11 +305,14 @@ static void sender_final(void *ctx, const char *final)
 		const char *st = jstr(l, "handover");
 
 		if (st && !strcmp(st, "failed"))
-			log_error("domain %s runs on %s, but the reservation of %s was not handed over: "
-			          "%s; the source's key may still be registered (xl-ext pr URL show)",
-			          s->domain, s->dest, jstr(l, "url"), jstr(l, "why") ? jstr(l, "why") : "?");
+			log_error(
+			    "domain %s runs on %s, but the reservation of %s was not handed over: "
+			    "%s; the source's key may still be registered (xl-ext pr URL show)",
+			    s->domain, s->dest, jstr(l, "url"),
+			    jstr(l, "why") ? jstr(l, "why") : "?");
 		else if (st)
-			log_info("domain %s: %s: hand-over %s, holder %s", s->domain, jstr(l, "url"), st,
+			log_info("domain %s: %s: hand-over %s, holder %s", s->domain,
+			         jstr(l, "url"), st,
 			         jstr(l, "holder") ? jstr(l, "holder") : "none");
 	}
 }
@@ -313,8 +324,14 @@ void ho_sender_report(const struct ho_sender *s, json_object *disks_json, json_o
 
 	json_object_object_add(h, "source_host", json_object_new_string(s->host));
 	json_object_object_add(h, "source_key", json_object_new_string(key_str(s->key, kb)));
-	json_object_object_add(h, "dest_host", jstr(s->answer, "dest_host") ? json_object_new_string(jstr(s->answer, "dest_host")) : NULL);
-	json_object_object_add(h, "dest_key", jstr(s->answer, "dest_key") ? json_object_new_string(jstr(s->answer, "dest_key")) : NULL);
+	json_object_object_add(h, "dest_host",
+	                       jstr(s->answer, "dest_host")
+	                           ? json_object_new_string(jstr(s->answer, "dest_host"))
+	                           : NULL);
+	json_object_object_add(h, "dest_key",
+	                       jstr(s->answer, "dest_key")
+	                           ? json_object_new_string(jstr(s->answer, "dest_key"))
+	                           : NULL);
 	if (s->final) {
 		json_object *t;
 
@@ -333,12 +350,28 @@ void ho_sender_report(const struct ho_sender *s, json_object *disks_json, json_o
 		}
 		a = lun_entry(s->answer, url);
 		f = lun_entry(s->final, url);
-		json_object_object_add(o, "registered", a && json_object_object_get_ex(a, "registered", &v) ? json_object_get(v) : NULL);
-		json_object_object_add(o, "handover", f && jstr(f, "handover") ? json_object_new_string(jstr(f, "handover")) : json_object_new_string(a ? "not done" : "not asked"));
-		json_object_object_add(o, "holder_before", a && jstr(a, "holder_before") ? json_object_new_string(jstr(a, "holder_before")) : NULL);
-		json_object_object_add(o, "preempted_key", f && jstr(f, "preempted") ? json_object_new_string(jstr(f, "preempted")) : NULL);
-		json_object_object_add(o, "holder_after", f && jstr(f, "holder") ? json_object_new_string(jstr(f, "holder")) : NULL);
-		json_object_object_add(o, "keys_after", f && json_object_object_get_ex(f, "keys", &v) ? json_object_get(v) : NULL);
+		json_object_object_add(o, "registered",
+		                       a && json_object_object_get_ex(a, "registered", &v)
+		                           ? json_object_get(v)
+		                           : NULL);
+		json_object_object_add(o, "handover",
+		                       f && jstr(f, "handover")
+		                           ? json_object_new_string(jstr(f, "handover"))
+		                           : json_object_new_string(a ? "not done" : "not asked"));
+		json_object_object_add(o, "holder_before",
+		                       a && jstr(a, "holder_before")
+		                           ? json_object_new_string(jstr(a, "holder_before"))
+		                           : NULL);
+		json_object_object_add(o, "preempted_key",
+		                       f && jstr(f, "preempted")
+		                           ? json_object_new_string(jstr(f, "preempted"))
+		                           : NULL);
+		json_object_object_add(
+		    o, "holder_after",
+		    f && jstr(f, "holder") ? json_object_new_string(jstr(f, "holder")) : NULL);
+		json_object_object_add(
+		    o, "keys_after",
+		    f && json_object_object_get_ex(f, "keys", &v) ? json_object_get(v) : NULL);
 		if (f && jstr(f, "why"))
 			json_object_object_add(o, "why", json_object_new_string(jstr(f, "why")));
 		else if (a && jstr(a, "why"))
@@ -382,14 +415,16 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 	}
 	rc = open_lun(l->url, r->host, &l->lun);
 	if (rc) {
-		snprintf(l->why, sizeof(l->why), "host %s cannot log in to %s: %s; check the portal "
+		snprintf(l->why, sizeof(l->why),
+		         "host %s cannot log in to %s: %s; check the portal "
 		         "and that the target's ACL admits initiator iqn.2026-11.org.xl-ext:%s",
 		         r->host, l->url, err_str(rc), r->host);
 		goto out;
 	}
 	if (!json_object_object_get_ex(req_lun, "identity", &identity) ||
 	    lunid_from_json(json_object_to_json_string(identity), want)) {
-		snprintf(l->why, sizeof(l->why), "the sender's identity of %s is malformed", l->url);
+		snprintf(l->why, sizeof(l->why), "the sender's identity of %s is malformed",
+		         l->url);
 		rc = ERR_PROTO;
 		goto out;
 	}
@@ -398,12 +433,14 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 		rc = ERR_MISMATCH;
 	json_object_object_add(out, "verified", json_object_new_boolean(!rc));
 	if (rc) {
-		snprintf(l->why, sizeof(l->why), "%s as seen from host %s is not the source's LUN: %s",
+		snprintf(l->why, sizeof(l->why),
+		         "%s as seen from host %s is not the source's LUN: %s",
 		         iscsi_lun_name(l->lun), r->host, rc == ERR_MISMATCH ? why : err_str(rc));
 		goto out;
 	}
 	if (l->readonly) {
-		snprintf(l->why, sizeof(l->why), "read-only: identity verified, ownership untouched");
+		snprintf(l->why, sizeof(l->why),
+		         "read-only: identity verified, ownership untouched");
 		goto out;
 	}
 	rc = iscsi_pr_read(l->lun, &view);
@@ -412,7 +449,9 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 		         r->host, iscsi_lun_name(l->lun), err_str(rc));
 		goto out;
 	}
-	json_object_object_add(out, "holder_before", view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
+	json_object_object_add(out, "holder_before",
+	                       view.reserved ? json_object_new_string(key_str(view.holder, kb))
+	                                     : NULL);
 	l->plan = own_plan_handover(&view, r->src_key, r->key, why, sizeof(why));
 	if (l->plan == OWN_PLAN_REFUSE) {
 		snprintf(l->why, sizeof(l->why), "%s: %s", iscsi_lun_name(l->lun), why);
@@ -430,16 +469,20 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 			         r->host, key_str(r->key, kb), iscsi_lun_name(l->lun),
 			         l->m.why[0] ? l->m.why : err_str(rc));
 	} else {
-		struct own_cmd cmd = {.op = OWN_OP_REGISTER, .key = r->key, .sa_key = r->key,
+		struct own_cmd cmd = {.op = OWN_OP_REGISTER,
+		                      .key = r->key,
+		                      .sa_key = r->key,
 		                      .type = OWN_PR_TYPE_WERO};
 
 		rc = iscsi_pr_out(l->lun, &cmd);
 		if (!rc)
 			l->registered = 1;
-		snprintf(l->why, sizeof(l->why), rc ? "host %s cannot register key %s on %s: %s"
-		                                    : "host %s registered key %s on %s, which has no "
-		                                      "reservation: nothing to hand over%s",
-		         r->host, key_str(r->key, kb), iscsi_lun_name(l->lun), rc ? err_str(rc) : "");
+		snprintf(l->why, sizeof(l->why),
+		         rc ? "host %s cannot register key %s on %s: %s"
+		            : "host %s registered key %s on %s, which has no "
+		              "reservation: nothing to hand over%s",
+		         r->host, key_str(r->key, kb), iscsi_lun_name(l->lun),
+		         rc ? err_str(rc) : "");
 	}
 out:
 	json_object_object_add(out, "registered", json_object_new_boolean(l->registered));
@@ -455,11 +498,12 @@ static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
 		own_abort(&l->m);
 		own_drive(&l->m, pr_exec, l->lun);
 	} else if (l->registered && l->plan == OWN_PLAN_REGISTER) {
-		struct own_cmd cmd = {.op = OWN_OP_UNREGISTER, .key = r->key, .sa_key = 0,
-		                      .type = OWN_PR_TYPE_WERO};
+		struct own_cmd cmd = {
+		    .op = OWN_OP_UNREGISTER, .key = r->key, .sa_key = 0, .type = OWN_PR_TYPE_WERO};
 
 		if (iscsi_pr_out(l->lun, &cmd))
-			log_warn("%s: could not remove this host's registration", iscsi_lun_name(l->lun));
+			log_warn("%s: could not remove this host's registration",
+			         iscsi_lun_name(l->lun));
 	}
 	l->registered = 0;
 	iscsi_lun_close(l->lun);
@@ -480,16 +524,24 @@ static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
 			if (!rc || own_finished(&l->m))
 				break;
 		}
-		json_object_object_add(out, "handover", json_object_new_string(rc ? "failed" : "done"));
-		json_object_object_add(out, "preempted", json_object_new_string(key_str(r->src_key, kb)));
+		json_object_object_add(out, "handover",
+		                       json_object_new_string(rc ? "failed" : "done"));
+		json_object_object_add(out, "preempted",
+		                       json_object_new_string(key_str(r->src_key, kb)));
 		if (rc)
-			json_object_object_add(out, "why", json_object_new_string(l->m.why[0] ? l->m.why : err_str(rc)));
+			json_object_object_add(
+			    out, "why",
+			    json_object_new_string(l->m.why[0] ? l->m.why : err_str(rc)));
 	} else {
-		json_object_object_add(out, "handover", json_object_new_string(l->readonly ? "read-only" : "not reserved"));
+		json_object_object_add(
+		    out, "handover",
+		    json_object_new_string(l->readonly ? "read-only" : "not reserved"));
 		json_object_object_add(out, "why", json_object_new_string(l->why));
 	}
 	if (!iscsi_pr_read(l->lun, &view)) {
-		json_object_object_add(out, "holder", view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
+		json_object_object_add(
+		    out, "holder",
+		    view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
 		json_object_object_add(out, "keys", keys_json(&view));
 	}
 }
@@ -522,7 +574,8 @@ static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
 static int receiver_prepare(void *ctx, const char *request, char **answer_r)
 {
 	struct ho_receiver *r = ctx;
-	json_object *req = json_tokener_parse(request), *luns = NULL, *ans = json_object_new_object();
+	json_object *req = json_tokener_parse(request), *luns = NULL,
+	            *ans = json_object_new_object();
 	json_object *outs = json_object_new_array();
 	char kb[20];
 	int rc = 0, first = 0;
@@ -544,13 +597,15 @@ static int receiver_prepare(void *ctx, const char *request, char **answer_r)
 			rc = ERR_PROTO;
 	}
 	for (size_t i = 0; !rc && i < json_object_array_length(luns) && i < HO_MAX_LUNS; i++) {
-		json_object *q = json_object_array_get_idx(luns, i), *o = json_object_new_object(), *ro;
+		json_object *q = json_object_array_get_idx(luns, i), *o = json_object_new_object(),
+		            *ro;
 		struct ho_lun *l = &r->luns[r->n++];
 		int lrc;
 
 		snprintf(l->url, sizeof(l->url), "%s", jstr(q, "url") ? jstr(q, "url") : "");
 		snprintf(l->spec, sizeof(l->spec), "%s", jstr(q, "spec") ? jstr(q, "spec") : "");
-		l->readonly = json_object_object_get_ex(q, "readonly", &ro) && json_object_get_boolean(ro);
+		l->readonly =
+		    json_object_object_get_ex(q, "readonly", &ro) && json_object_get_boolean(ro);
 		json_object_object_add(o, "url", json_object_new_string(l->url));
 		lrc = prepare_lun(r, l, q, o);
 		json_object_object_add(o, "ok", json_object_new_boolean(!lrc));
@@ -620,9 +675,9 @@ void ho_receiver_free(struct ho_receiver *r)
 }
 
 const struct mig_ext_ops ho_ext_ops = {
-	.ready = sender_ready,
-	.final = sender_final,
-	.prepare = receiver_prepare,
-	.go = receiver_go,
-	.abort = receiver_abort,
+    .ready = sender_ready,
+    .final = sender_final,
+    .prepare = receiver_prepare,
+    .go = receiver_go,
+    .abort = receiver_abort,
 };

@@ -26,7 +26,7 @@ struct script {
 	int exits[4];          /* exit status of command i */
 	const char *outputs[4];
 	unsigned ncmds;
-	int device_after;      /* the device exists after this many commands (-1: never) */
+	int device_after; /* the device exists after this many commands (-1: never) */
 	unsigned sleeps;
 	unsigned appear_after_sleeps; /* with device_after: also this many 100 ms polls */
 };
@@ -71,7 +71,8 @@ static struct disk_info classify(const char *spec)
 	return d;
 }
 
-#define BYPATH "phy:/dev/disk/by-path/ip-10.0.0.5:3260-iscsi-iqn.2024-01.org.example:store-lun-3,xvda,w"
+#define BYPATH \
+	"phy:/dev/disk/by-path/ip-10.0.0.5:3260-iscsi-iqn.2024-01.org.example:store-lun-3,xvda,w"
 
 static struct log_sink *cap;
 
@@ -87,10 +88,11 @@ static int run(struct script *s, const char *spec)
 static void expect_message(const char *needle)
 {
 	if (!log_capture_contains(cap, needle))
-		fail_msg("no message containing '%s' (got '%s')", needle,
-			 log_capture_get(cap, log_capture_count(cap) ? log_capture_count(cap) - 1 : 0)
-				 ? log_capture_get(cap, log_capture_count(cap) - 1)
-				 : "nothing");
+		fail_msg(
+		    "no message containing '%s' (got '%s')", needle,
+		    log_capture_get(cap, log_capture_count(cap) ? log_capture_count(cap) - 1 : 0)
+		        ? log_capture_get(cap, log_capture_count(cap) - 1)
+		        : "nothing");
 }
 
 static void test_device_path(void **state)
@@ -101,12 +103,12 @@ static void test_device_path(void **state)
 	(void)state;
 	assert_int_equal(iscsiadm_device_path(&d, path, sizeof(path)), 0);
 	assert_string_equal(path, "/dev/disk/by-path/ip-10.0.0.5:3260-iscsi-"
-				  "iqn.2024-01.org.example:store-lun-3");
+	                          "iqn.2024-01.org.example:store-lun-3");
 	d = classify("vdev=xvdb,script=block-iscsi,target=iqn=iqn.2024-01.org.example:s,"
-		     "portal=[fd00::5]:3261,lun=7");
+	             "portal=[fd00::5]:3261,lun=7");
 	assert_int_equal(iscsiadm_device_path(&d, path, sizeof(path)), 0);
 	assert_string_equal(path, "/dev/disk/by-path/ip-[fd00::5]:3261-iscsi-"
-				  "iqn.2024-01.org.example:s-lun-7");
+	                          "iqn.2024-01.org.example:s-lun-7");
 	d = classify("file:/var/lib/xen/a.img,xvda,w");
 	assert_int_equal(iscsiadm_device_path(&d, path, sizeof(path)), ERR_INVAL);
 }
@@ -127,16 +129,16 @@ static void test_discovery_then_login(void **state)
 	(void)state;
 	assert_int_equal(run(&s, BYPATH), 0);
 	assert_string_equal(s.transcript,
-			    "iscsiadm -m discovery -t st -p 10.0.0.5:3260\n"
-			    "iscsiadm -m node -T iqn.2024-01.org.example:store -p 10.0.0.5:3260 "
-			    "--login\n");
+	                    "iscsiadm -m discovery -t st -p 10.0.0.5:3260\n"
+	                    "iscsiadm -m node -T iqn.2024-01.org.example:store -p 10.0.0.5:3260 "
+	                    "--login\n");
 	assert_int_equal(s.sleeps, 0);
 }
 
 static void test_session_exists_and_udev_late(void **state)
 {
-	struct script s = {.exits = {0, ISCSIADM_ERR_SESS_EXISTS}, .device_after = 2,
-			   .appear_after_sleeps = 5};
+	struct script s = {
+	    .exits = {0, ISCSIADM_ERR_SESS_EXISTS}, .device_after = 2, .appear_after_sleeps = 5};
 
 	(void)state;
 	/* a session already exists (exit 15): fine; udev creates the device 500 ms later */
@@ -149,39 +151,41 @@ static void test_session_exists_and_udev_late(void **state)
 	assert_int_equal(s.ncmds, 2);
 	assert_int_equal(s.sleeps, 21); /* 0..2000 ms in 100 ms steps */
 	expect_message("disk xvda: logged in to iqn.2024-01.org.example:store at 10.0.0.5:3260, "
-		       "but LUN 3 has no device /dev/disk/by-path/ip-10.0.0.5:3260-iscsi-"
-		       "iqn.2024-01.org.example:store-lun-3 after 2 s");
+	               "but LUN 3 has no device /dev/disk/by-path/ip-10.0.0.5:3260-iscsi-"
+	               "iqn.2024-01.org.example:store-lun-3 after 2 s");
 }
 
 static void test_discovery_fails(void **state)
 {
-	struct script s = {.exits = {4}, .outputs = {"iscsiadm: cannot make connection to "
-						      "10.0.0.5: No route to host\nmore"},
-			   .device_after = -1};
+	struct script s = {.exits = {4},
+	                   .outputs = {"iscsiadm: cannot make connection to "
+	                               "10.0.0.5: No route to host\nmore"},
+	                   .device_after = -1};
 
 	(void)state;
 	assert_int_equal(run(&s, BYPATH), ERR_IO);
 	assert_int_equal(s.ncmds, 1); /* no login after a failed discovery */
 	expect_message("disk xvda: iSCSI discovery at portal 10.0.0.5:3260 failed (iscsiadm exit "
-		       "status): iscsiadm: cannot make connection to 10.0.0.5: No route to host; "
-		       "check that the portal is reachable");
+	               "status): iscsiadm: cannot make connection to 10.0.0.5: No route to host; "
+	               "check that the portal is reachable");
 }
 
 static void test_login_fails(void **state)
 {
-	struct script s = {.exits = {0, 24}, .outputs = {"", "iscsiadm: initiator reported error "
-							     "(24 - iSCSI login failed due to "
-							     "authorization failure)"},
-			   .device_after = -1};
+	struct script s = {.exits = {0, 24},
+	                   .outputs = {"", "iscsiadm: initiator reported error "
+	                                   "(24 - iSCSI login failed due to "
+	                                   "authorization failure)"},
+	                   .device_after = -1};
 
 	(void)state;
 	assert_int_equal(run(&s, BYPATH), ERR_IO);
 	assert_int_equal(s.ncmds, 2);
 	assert_int_equal(s.sleeps, 0);
 	expect_message("disk xvda: iSCSI login to iqn.2024-01.org.example:store at portal "
-		       "10.0.0.5:3260 failed (exit status 24): iscsiadm: initiator reported error "
-		       "(24 - iSCSI login failed due to authorization failure); check the target's "
-		       "ACL");
+	               "10.0.0.5:3260 failed (exit status 24): iscsiadm: initiator reported error "
+	               "(24 - iSCSI login failed due to authorization failure); check the target's "
+	               "ACL");
 }
 
 static void test_iscsiadm_missing(void **state)
@@ -225,14 +229,14 @@ static void test_system_runner(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_device_path),
-		cmocka_unit_test(test_already_there),
-		cmocka_unit_test(test_discovery_then_login),
-		cmocka_unit_test(test_session_exists_and_udev_late),
-		cmocka_unit_test(test_discovery_fails),
-		cmocka_unit_test(test_login_fails),
-		cmocka_unit_test(test_iscsiadm_missing),
-		cmocka_unit_test(test_system_runner),
+	    cmocka_unit_test(test_device_path),
+	    cmocka_unit_test(test_already_there),
+	    cmocka_unit_test(test_discovery_then_login),
+	    cmocka_unit_test(test_session_exists_and_udev_late),
+	    cmocka_unit_test(test_discovery_fails),
+	    cmocka_unit_test(test_login_fails),
+	    cmocka_unit_test(test_iscsiadm_missing),
+	    cmocka_unit_test(test_system_runner),
 	};
 
 	int rc;

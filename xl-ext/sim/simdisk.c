@@ -38,7 +38,7 @@ struct simdisk {
 	int registered;          /* this session's registration is made */
 	enum simdisk_state state;
 	int last_error;
-	uint64_t written;        /* records acknowledged on this host */
+	uint64_t written; /* records acknowledged on this host */
 	uint64_t conflicts;
 	uint64_t errors;
 	uint64_t first_seq_here; /* first sequence number this host wrote (0: none yet) */
@@ -112,8 +112,8 @@ static int start_fresh(struct simdisk *sd, uint64_t guest_id)
 	return 0;
 }
 
-int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char *domain,
-                 void *mem, uint64_t guest_id, int incoming)
+int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char *domain, void *mem,
+                 uint64_t guest_id, int incoming)
 {
 	struct simdisk *sd = calloc(1, sizeof(*sd));
 	char initiator[ISCSI_INITIATOR_MAX];
@@ -137,8 +137,8 @@ int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char
 		rc = iscsi_lun_open(sd->url, initiator, SIMDISK_TIMEOUT_S, &sd->lun);
 		if (rc)
 			log_error("domain %s: host %s cannot log in to disk %s (%s): %s; check the "
-			          "portal, the target's ACL and that tgtd runs", domain, sd->host,
-			          sd->vdev, sd->url, err_str(rc));
+			          "portal, the target's ACL and that tgtd runs",
+			          domain, sd->host, sd->vdev, sd->url, err_str(rc));
 	}
 	if (rc)
 		goto fail;
@@ -149,8 +149,9 @@ int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char
 		if (rc)
 			goto fail;
 		log_info("domain %s: disk %s on %s owned with key 0x%016" PRIx64 ", journal of "
-		         "guest %" PRIu64 " from record %" PRIu64, domain, sd->vdev,
-		         iscsi_lun_name(sd->lun), sd->key, guest_id, sd->mem->next_seq);
+		         "guest %" PRIu64 " from record %" PRIu64,
+		         domain, sd->vdev, iscsi_lun_name(sd->lun), sd->key, guest_id,
+		         sd->mem->next_seq);
 	}
 	*sd_r = sd;
 	return 0;
@@ -162,8 +163,8 @@ fail:
 /* An incoming guest's first write on this host: its session joins the host's registration. */
 static int register_here(struct simdisk *sd)
 {
-	struct own_cmd cmd = {.op = OWN_OP_REGISTER, .key = sd->key, .sa_key = sd->key,
-	                      .type = OWN_PR_TYPE_WERO};
+	struct own_cmd cmd = {
+	    .op = OWN_OP_REGISTER, .key = sd->key, .sa_key = sd->key, .type = OWN_PR_TYPE_WERO};
 	int rc = iscsi_pr_out(sd->lun, &cmd);
 
 	if (rc) {
@@ -185,13 +186,14 @@ static void report(struct simdisk *sd, enum simdisk_state st, int rc, uint64_t s
 		log_error("domain %s: write of journal record %" PRIu64 " to %s refused with "
 		          "RESERVATION CONFLICT: host %s's key 0x%016" PRIx64 " no longer owns the "
 		          "LUN (preempted or fenced); the record is not acknowledged and this host "
-		          "does not register again", sd->domain, seq, iscsi_lun_name(sd->lun),
-		          sd->host, sd->key);
+		          "does not register again",
+		          sd->domain, seq, iscsi_lun_name(sd->lun), sd->host, sd->key);
 	else if (st == SD_ERROR)
-		log_error("domain %s: write of journal record %" PRIu64 " to %s failed: %s", sd->domain,
-		          seq, iscsi_lun_name(sd->lun), err_str(rc));
+		log_error("domain %s: write of journal record %" PRIu64 " to %s failed: %s",
+		          sd->domain, seq, iscsi_lun_name(sd->lun), err_str(rc));
 	else
-		log_info("domain %s: writes to %s succeed again", sd->domain, iscsi_lun_name(sd->lun));
+		log_info("domain %s: writes to %s succeed again", sd->domain,
+		         iscsi_lun_name(sd->lun));
 }
 
 int simdisk_write(struct simdisk *sd)
@@ -214,9 +216,13 @@ int simdisk_write(struct simdisk *sd)
 			return rc;
 		}
 	}
-	w = (struct journal_writer){.dev = &sd->dev, .guest_id = sd->mem->guest_id,
-	                            .key = sd->key, .base = sd->mem->base, .ring = sd->mem->ring,
-	                            .next_seq = sd->mem->next_seq, .prev_csum = sd->mem->prev_csum,
+	w = (struct journal_writer){.dev = &sd->dev,
+	                            .guest_id = sd->mem->guest_id,
+	                            .key = sd->key,
+	                            .base = sd->mem->base,
+	                            .ring = sd->mem->ring,
+	                            .next_seq = sd->mem->next_seq,
+	                            .prev_csum = sd->mem->prev_csum,
 	                            .acked = sd->mem->acked};
 	clock_gettime(CLOCK_REALTIME, &ts);
 	n = snprintf(payload, sizeof(payload), "domain %s host %s t %lld.%09ld", sd->domain,
@@ -248,8 +254,8 @@ void simdisk_info(const struct simdisk *sd, char *buf, size_t cap)
 	snprintf(buf, cap,
 	         ",\"disk\":{\"vdev\":\"%s\",\"url\":\"%s\",\"host\":\"%s\",\"key\":\"0x%016" PRIx64
 	         "\",\"state\":\"%s\",\"guest_id\":%" PRIu64 ",\"acked\":%" PRIu64
-	         ",\"next_seq\":%" PRIu64 ",\"first_seq_here\":%" PRIu64 ",\"written_here\":%" PRIu64
-	         ",\"conflicts\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
+	         ",\"next_seq\":%" PRIu64 ",\"first_seq_here\":%" PRIu64
+	         ",\"written_here\":%" PRIu64 ",\"conflicts\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
 	         sd->vdev, sd->url, sd->host, sd->key, names[sd->state], sd->mem->guest_id,
 	         sd->mem->acked, sd->mem->next_seq, sd->first_seq_here, sd->written, sd->conflicts,
 	         sd->errors);
@@ -265,16 +271,19 @@ int simdisk_release(struct simdisk *sd, const char *domain)
 	    (len > tail && !strcmp(domain + len - tail, "--migratedaway")))
 		return 0;
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && !rc; i++) {
-		struct own_cmd cmd = {.op = steps[i], .key = sd->key,
+		struct own_cmd cmd = {.op = steps[i],
+		                      .key = sd->key,
 		                      .sa_key = steps[i] == OWN_OP_PREEMPT ? sd->key : 0,
 		                      .type = OWN_PR_TYPE_WERO};
 
 		rc = iscsi_pr_out(sd->lun, &cmd);
 		if (rc)
-			log_error("domain %s: giving %s back failed at %s (key 0x%016" PRIx64 "): %s; "
+			log_error("domain %s: giving %s back failed at %s (key 0x%016" PRIx64
+			          "): %s; "
 			          "clear it with 'xl-ext pr URL register preempt KEY release "
-			          "unregister' from this host", domain, iscsi_lun_name(sd->lun),
-			          own_op_name(steps[i]), sd->key, err_str(rc));
+			          "unregister' from this host",
+			          domain, iscsi_lun_name(sd->lun), own_op_name(steps[i]), sd->key,
+			          err_str(rc));
 	}
 	if (!rc) {
 		sd->registered = 0;
@@ -294,8 +303,8 @@ void simdisk_close(struct simdisk *sd)
 
 #else /* without libiscsi */
 
-int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char *domain,
-                 void *mem, uint64_t guest_id, int incoming)
+int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char *domain, void *mem,
+                 uint64_t guest_id, int incoming)
 {
 	(void)cfg;
 	(void)mem;
@@ -303,7 +312,8 @@ int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char
 	(void)incoming;
 	*sd_r = NULL;
 	log_error("domain %s: workload disk_write_hz needs iSCSI, and this xl-ext is built "
-	          "without libiscsi (configure --with-iscsi)", domain);
+	          "without libiscsi (configure --with-iscsi)",
+	          domain);
 	return ERR_NOTSUP;
 }
 

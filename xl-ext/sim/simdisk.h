@@ -25,7 +25,7 @@
 
 #include "xl-ext/sim/simcfg.h"
 
-#define SIMDISK_MEM_OFFSET 2048u /* in guest page 0, after the superblock */
+#define SIMDISK_MEM_OFFSET 2048u                 /* in guest page 0, after the superblock */
 #define SIMDISK_MEM_MAGIC  0x4b53494458534d53ull /* "SMSXDISK" */
 
 /* The writer's state in guest memory. */
@@ -48,8 +48,8 @@ struct simdisk;
  * ERR_NOTFOUND when the configuration has no writable iSCSI disk, ERR_NOTSUP without
  * libiscsi, or the error of the step that failed (logged naming domain, LUN and host).
  */
-int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char *domain,
-                 void *mem, uint64_t guest_id, int incoming);
+int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char *domain, void *mem,
+                 uint64_t guest_id, int incoming);
 
 /*
  * Append one record. 0 when it was acknowledged; ERR_CONFLICT when the target refused it with

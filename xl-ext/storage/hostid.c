@@ -28,7 +28,9 @@ int hostid_local(char *name, size_t len, uint64_t *key_r)
 	name[len - 1] = '\0';
 	rc = own_host_key(name, getenv("XLEXT_PR_KEY"), key_r);
 	if (rc)
-		log_error("host %s: XLEXT_PR_KEY='%s' is not a reservation key (1 to 16 hex digits, "
-			  "not 0); fix or unset it", name, getenv("XLEXT_PR_KEY") ? getenv("XLEXT_PR_KEY") : "");
+		log_error(
+		    "host %s: XLEXT_PR_KEY='%s' is not a reservation key (1 to 16 hex digits, "
+		    "not 0); fix or unset it",
+		    name, getenv("XLEXT_PR_KEY") ? getenv("XLEXT_PR_KEY") : "");
 	return rc;
 }

@@ -49,8 +49,7 @@ static const char *first_line(char *out)
 	return out[0] ? out : "no output";
 }
 
-int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info *d,
-                          int timeout_s)
+int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info *d, int timeout_s)
 {
 	char path[DISK_SPEC_MAX + 64], portal[DISK_HOST_MAX + 16], iqn[DISK_IQN_MAX], out[512];
 	char m[] = "-m", discovery[] = "discovery", t[] = "-t", st[] = "st", p[] = "-p";
@@ -61,7 +60,8 @@ int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info
 
 	rc = iscsiadm_device_path(d, path, sizeof(path));
 	if (rc) {
-		log_error("disk '%s' is not an iSCSI LUN: no kernel-initiator login for it", d->spec);
+		log_error("disk '%s' is not an iSCSI LUN: no kernel-initiator login for it",
+		          d->spec);
 		return rc;
 	}
 	if (ops->exists(ops->ctx, path))
@@ -73,17 +73,18 @@ int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info
 	rc = ops->run(ops->ctx, disc_argv, timeout_s, out, sizeof(out));
 	if (rc != 0) {
 		log_error("disk %s: iSCSI discovery at portal %s failed (%s): %s; check that the "
-		          "portal is reachable from this host and open-iscsi is installed", d->vdev,
-		          portal, rc < 0 ? err_str(rc) : "iscsiadm exit status", first_line(out));
+		          "portal is reachable from this host and open-iscsi is installed",
+		          d->vdev, portal, rc < 0 ? err_str(rc) : "iscsiadm exit status",
+		          first_line(out));
 		return ERR_IO;
 	}
 	out[0] = '\0';
 	rc = ops->run(ops->ctx, login_argv, timeout_s, out, sizeof(out));
 	if (rc != 0 && rc != ISCSIADM_ERR_SESS_EXISTS) {
-		log_error("disk %s: iSCSI login to %s at portal %s failed (%s %d): %s; check the "
-		          "target's ACL for this host's initiator name (/etc/iscsi/initiatorname.iscsi)",
-		          d->vdev, iqn, portal, rc < 0 ? "error" : "exit status", rc,
-		          first_line(out));
+		log_error(
+		    "disk %s: iSCSI login to %s at portal %s failed (%s %d): %s; check the "
+		    "target's ACL for this host's initiator name (/etc/iscsi/initiatorname.iscsi)",
+		    d->vdev, iqn, portal, rc < 0 ? "error" : "exit status", rc, first_line(out));
 		return ERR_IO;
 	}
 	for (int waited = 0; waited <= timeout_s * 1000; waited += 100) {
@@ -92,8 +93,8 @@ int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info
 		ops->sleep_ms(ops->ctx, 100);
 	}
 	log_error("disk %s: logged in to %s at %s, but LUN %u has no device %s after %d s: does "
-	          "the target export LUN %u, and does udev run?", d->vdev, iqn, portal, d->lun,
-	          path, timeout_s, d->lun);
+	          "the target export LUN %u, and does udev run?",
+	          d->vdev, iqn, portal, d->lun, path, timeout_s, d->lun);
 	return ERR_NOTFOUND;
 }
 

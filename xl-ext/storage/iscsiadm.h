@@ -41,7 +41,6 @@ int iscsiadm_device_path(const struct disk_info *d, char *buf, size_t len);
  * when logged in but the LUN's device does not appear - each logged naming the portal, the
  * IQN, the LUN and what to check.
  */
-int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info *d,
-                          int timeout_s);
+int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info *d, int timeout_s);
 
 #endif
