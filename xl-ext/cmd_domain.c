@@ -261,7 +261,7 @@ int main_sim_check(int argc, char **argv)
 	static const struct option longopts[] = {{"status", no_argument, NULL, 's'}, CMD_LONGOPTS_END};
 	const struct hv_ops *ops = NULL;
 	struct hv *hv = NULL;
-	char out[2048];
+	char out[4096];
 	uint32_t domid;
 	int opt, rc, status_only = 0;
 

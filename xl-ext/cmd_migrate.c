@@ -22,6 +22,7 @@
 #include "common/loop.h"
 #include "xl-ext/cmd_disks.h"
 #include "xl-ext/cmd_preflight.h"
+#include "xl-ext/handover.h"
 #include "xl-ext/migrate.h"
 #include "xl-ext/sim/simcfg.h"
 #include "xl-ext/transport.h"
@@ -137,9 +138,9 @@ static const char *result_text(enum mig_result r)
 
 static void print_json(const char *name, const char *host, const struct mig_params *p,
 		       const struct mig_report *rep, enum mig_result result, int rc,
-		       const struct mig_disks *disks)
+		       const struct mig_disks *disks, const struct ho_sender *ho)
 {
-	json_object *o = mig_report_json(rep);
+	json_object *o = mig_report_json(rep), *dj = mig_disks_json(disks);
 
 	json_object_object_add(o, "domain", json_object_new_string(name));
 	json_object_object_add(o, "destination", json_object_new_string(host));
@@ -151,7 +152,11 @@ static void print_json(const char *name, const char *host, const struct mig_para
 	json_object_object_add(o, "on_stall", json_object_new_string(pc_on_stall_name(p->policy.on_stall)));
 	json_object_object_add(o, "downtime_target_ms", json_object_new_int((int)(p->policy.downtime_ms ? p->policy.downtime_ms : PC_DEFAULT_DOWNTIME_MS)));
 	json_object_object_add(o, "bandwidth_cap_bps", json_object_new_int64((int64_t)p->bandwidth_Bps * 8));
-	json_object_object_add(o, "disks", mig_disks_json(disks));
+	if (ho)
+		ho_sender_report(ho, dj, o);
+	else
+		json_object_object_add(o, "handover", NULL);
+	json_object_object_add(o, "disks", dj);
 	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
@@ -240,7 +245,8 @@ int main_migrate(int argc, char **argv)
 	const char *config_file = NULL, *ssh = "ssh", *host, *tcp = NULL, *key_file = NULL;
 	char *rune = NULL, *json = NULL, name[HV_NAME_MAX];
 	int opt, rc, no_daemon = 0, paused = 0, want_json = 0, progress = -1;
-	bool dry_run = false, estimate = false, allow_local_disks = false;
+	bool dry_run = false, estimate = false, allow_local_disks = false, dest_xlext = false;
+	struct ho_sender *ho = NULL;
 	struct mig_disks disks = {0};
 	struct sigaction sa = {.sa_handler = on_cancel}, old_int, old_term;
 	struct hv_domain_info info;
@@ -394,7 +400,7 @@ int main_migrate(int argc, char **argv)
 	/* over --tcp the receiver checks memory and names itself, before anything is suspended */
 	if (!tcp)
 		rc = preflight_run(&(struct preflight_args){a.ops, a.hv, &info, ssh, host, dry_run,
-							    &disks});
+							    &disks, &dest_xlext});
 	if (!rc && estimate)
 		rc = preflight_estimate(a.ops, a.hv, a.domid, name);
 	if (rc || dry_run) {
@@ -410,6 +416,27 @@ int main_migrate(int argc, char **argv)
 	}
 	a.config_json = json;
 	a.peer = host;
+	/* both ends xl-ext (--tcp, or the pre-flight answered): LUN identity and reservation
+	 * hand-over ride on the handshake; stock xl gets its own protocol, unchanged */
+	if (tcp || dest_xlext) {
+		rc = ho_sender_new(name, host, &disks, &ho);
+		if (rc) {
+			log_error("migration of %s to %s refused: its disks cannot be handed over (above); "
+				  "the domain was not touched", name, host);
+			goto out;
+		}
+		a.ext = &ho_ext_ops;
+		a.ext_ctx = ho;
+		a.ext_request = ho_sender_request(ho);
+	} else {
+		for (unsigned i = 0; i < disks.n; i++)
+			if (disks.info[i].kind == DISK_ISCSI) {
+				log_warn("migration of %s: %s is not xl-ext: its LUN identity and "
+					 "reservation hand-over are skipped (disk %s)", name, host,
+					 disks.info[i].vdev);
+				break;
+			}
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (tcp) {
 		a.send_fd = open_tcp(tcp, key_file, (paused ? TR_FLAG_PAUSED : 0) |
@@ -445,7 +472,7 @@ int main_migrate(int argc, char **argv)
 	if (child > 0)
 		reap_child(child);
 	if (want_json)
-		print_json(name, host, &a.params, &rep, result, rc, &disks);
+		print_json(name, host, &a.params, &rep, result, rc, &disks, ho);
 	if (!rc)
 		fprintf(stderr, "Migration of %s to %s successful (downtime %.1f ms, %.2f x memory sent).\n",
 			name, host, (double)(rep.t_end_us - rep.t_pause_us) / 1000.0,
@@ -459,6 +486,7 @@ out:
 		close(a.recv_fd);
 	free(rune);
 	free(json);
+	ho_sender_free(ho);
 	mig_disks_dispose(&disks);
 	if (a.hv)
 		a.ops->close(a.hv);
@@ -523,7 +551,8 @@ int main_migrate_receive(int argc, char **argv)
 		{"preflight", no_argument, NULL, OPT_PREFLIGHT},
 		CMD_LONGOPTS_END,
 	};
-	struct mig_receive_args a = {.send_fd = 1, .recv_fd = 0};
+	struct mig_receive_args a = {.send_fd = 1, .recv_fd = 0, .ext = &ho_ext_ops};
+	struct ho_receiver *ho = NULL;
 	const char *listen_addr = NULL, *key_file = NULL;
 	struct mig_report rep;
 	uint32_t domid, flags = 0;
@@ -585,12 +614,17 @@ int main_migrate_receive(int argc, char **argv)
 		a.paused |= !!(flags & TR_FLAG_PAUSED);
 		a.debug |= !!(flags & TR_FLAG_DEBUG);
 	}
+	rc = ho_receiver_new(&ho);
+	if (rc)
+		goto out;
+	a.ext_ctx = ho;
 	rc = mig_receive(&a, &rep, &domid);
 	if (!rc)
 		fprintf(stderr, "migration target: domain started successfully (domid %u)\n", domid);
 out:
 	if (conn >= 0)
 		close(conn);
+	ho_receiver_free(ho);
 	a.ops->close(a.hv);
 	return err_exit_status(rc);
 }

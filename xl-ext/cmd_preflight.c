@@ -108,12 +108,15 @@ static int dest_answer(struct pf_dest *dst, const char *request, char **json_r)
 	int rc;
 
 	rc = pf_dest_to_json(dst, json_r);
-	if (rc || !request)
+	if (rc)
 		return rc;
 	o = json_tokener_parse(*json_r);
 	if (!o)
 		return ERR_INTERNAL;
-	rc = mig_disks_verify_request(request, o);
+	/* this receiver understands XLP_OPT_XLEXT (older xl-ext ones would not) */
+	json_object_object_add(o, "handshake_ext", json_object_new_int(1));
+	if (request)
+		rc = mig_disks_verify_request(request, o);
 	if (!rc) {
 		free(*json_r);
 		*json_r = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -315,6 +318,12 @@ int preflight_run(const struct preflight_args *a)
 		}
 	}
 	query_dest(a->ssh, a->host, request, &dst, &line);
+	if (a->xlext_r) {
+		json_object *o = dst.answered && line ? json_tokener_parse(line) : NULL;
+
+		*a->xlext_r = o && json_object_object_get_ex(o, "handshake_ext", NULL);
+		json_object_put(o);
+	}
 	if (request)
 		disks_rc = mig_disks_apply_answer(src.name, a->host, a->disks, line);
 	if (!dst.answered && a->dry_run) {

@@ -20,6 +20,7 @@ struct preflight_args {
 	const char *host;
 	bool dry_run;                      /* print every verdict; probe stock xl's banner */
 	struct mig_disks *disks;           /* iSCSI LUN identities to verify (verdicts set), or NULL */
+	bool *xlext_r;                     /* set when the destination answered as xl-ext, or NULL */
 };
 
 int preflight_serve(void);

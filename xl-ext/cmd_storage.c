@@ -28,7 +28,8 @@
 
 #define STORAGE_COMMON_HELP                                                               \
 	"  -H, --host NAME    host name for the reservation key and the initiator name\n" \
-	"                     (default: $XLEXT_HOST, else the system host name)\n"        \
+	"                     (default: $XLEXT_HOST, else $XLEXT_SIM_HOST, else the system\n" \
+	"                     host name)\n"        \
 	"  -I, --initiator IQN  initiator name (default iqn.2026-11.org.xl-ext:<host>)\n" \
 	"  -t, --timeout S    bound every network step to S seconds (default 5)\n"
 #define STORAGE_DISK_CHECK_HELP                                                                \
@@ -71,6 +72,8 @@ static const char *opts_host(const struct storage_opts *o, char *buf, size_t len
 		return o->host;
 	if (getenv("XLEXT_HOST") && *getenv("XLEXT_HOST"))
 		return getenv("XLEXT_HOST");
+	if (getenv("XLEXT_SIM_HOST") && *getenv("XLEXT_SIM_HOST"))
+		return getenv("XLEXT_SIM_HOST"); /* a simulated host: as hostid_local() */
 	if (gethostname(buf, len) || !buf[0])
 		snprintf(buf, len, "localhost");
 	buf[len - 1] = '\0';

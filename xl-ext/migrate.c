@@ -61,6 +61,72 @@ static int read_fixed(int fd, const void *msg, size_t len, const char *what, con
 	return 0;
 }
 
+/* One extension message (xlproto.h): u32 length + JSON. */
+static int ext_write(int fd, const char *json)
+{
+	uint32_t len = (uint32_t)strlen(json);
+	int rc = fd_write_exact(fd, &len, sizeof(len));
+
+	return rc ? rc : fd_write_exact(fd, json, len);
+}
+
+/* Read one extension message within timeout_ms (0: no limit). Caller frees *json_r. */
+static int ext_read(int fd, int timeout_ms, char **json_r)
+{
+	uint32_t len;
+	char *buf;
+	int rc;
+
+	*json_r = NULL;
+	rc = timeout_ms > 0 ? fd_read_exact_timeout(fd, &len, sizeof(len), timeout_ms)
+			    : fd_read_exact(fd, &len, sizeof(len));
+	if (rc)
+		return rc;
+	if (len == 0 || len > XLP_EXT_MAX)
+		return ERR_PROTO;
+	buf = malloc(len + 1);
+	if (!buf)
+		return ERR_NOMEM;
+	rc = timeout_ms > 0 ? fd_read_exact_timeout(fd, buf, len, timeout_ms)
+			    : fd_read_exact(fd, buf, len);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	buf[len] = '\0';
+	*json_r = buf;
+	return 0;
+}
+
+/*
+ * Sender: the extension exchange before the stream. Nothing is suspended yet: a refusal
+ * leaves the domain as it was.
+ */
+static int send_ext_request(const struct mig_send_args *a)
+{
+	char *answer = NULL;
+	int rc;
+
+	rc = ext_write(a->send_fd, a->ext_request ? a->ext_request : "{}");
+	if (!rc)
+		rc = ext_read(a->recv_fd, a->reply_timeout_ms, &answer);
+	if (rc == ERR_IO)
+		log_error("migration of %s failed: the receiver on %s closed the stream before "
+			  "answering xl-ext's storage hand-over request (its messages, if any, are "
+			  "above); the domain was not touched", a->name, a->peer);
+	else if (rc)
+		log_error("migration of %s: %s did not answer xl-ext's storage hand-over request "
+			  "(%s); the domain was not touched", a->name, a->peer, err_str(rc));
+	if (rc)
+		return rc;
+	rc = a->ext->ready(a->ext_ctx, answer);
+	free(answer);
+	if (rc)
+		log_error("migration of %s to %s refused before anything was suspended (above); "
+			  "the domain was not touched and keeps running here", a->name, a->peer);
+	return rc;
+}
+
 int mig_config_name(const char *json, char *name, size_t len)
 {
 	json_object *o = json_tokener_parse(json), *v = NULL, *ci;
@@ -113,13 +179,18 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 			  a->name, a->peer);
 		return rc;
 	}
-	rc = xlp_encode_header(a->config_json, &hdr, &hdr_len);
+	rc = xlp_encode_header_flags(a->config_json, a->ext ? XLP_OPT_XLEXT : 0, &hdr, &hdr_len);
 	if (!rc)
 		rc = fd_write_exact(a->send_fd, hdr, hdr_len);
 	free(hdr);
 	if (rc) {
 		log_error("migration of %s: cannot send the save header to %s", a->name, a->peer);
 		return rc;
+	}
+	if (a->ext) {
+		rc = send_ext_request(a);
+		if (rc)
+			return rc;
 	}
 
 	rc = a->ops->send_stream(a->hv, a->domid, a->send_fd, &a->params, rep);
@@ -183,6 +254,17 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		*result_r = MIG_FAILED_TARGET;
 		return ERR_REMOTE;
 	}
+	if (a->ext) {
+		char *final = NULL;
+
+		rc = ext_read(a->recv_fd, a->reply_timeout_ms, &final);
+		if (rc)
+			log_warn("migration of %s: %s started it but did not report the reservation "
+				 "hand-over (%s); check the LUNs' owner with 'xl-ext pr URL show'",
+				 a->name, a->peer, err_str(rc));
+		a->ext->final(a->ext_ctx, final);
+		free(final);
+	}
 	rc = a->ops->destroy(a->hv, a->domid);
 	if (rc)
 		log_warn("migration of %s succeeded but its old copy (%s) could not be destroyed "
@@ -207,7 +289,7 @@ failed_badly:
 }
 
 /* Read the save-file header and configuration from the sender. Caller frees *json_r. */
-static int receive_header(int fd, char **json_r)
+static int receive_header(int fd, char **json_r, uint32_t *optional_r)
 {
 	uint8_t hdr[XLP_HEADER_LEN], *opt = NULL;
 	uint32_t mandatory, optlen;
@@ -220,6 +302,7 @@ static int receive_header(int fd, char **json_r)
 		return ERR_IO;
 	}
 	rc = xlp_decode_header(hdr, &mandatory, &optlen);
+	*optional_r = rc ? 0 : xlp_header_optional(hdr);
 	if (rc) {
 		log_error("migration receiver: not an xl migration stream (bad magic, byte order or "
 			  "unknown mandatory flags)");
@@ -247,7 +330,8 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 {
 	char name[HV_NAME_MAX], incoming[HV_NAME_MAX + 16], *json = NULL;
 	struct mig_params params = {.debug = a->debug, .send_back_fd = a->send_fd};
-	uint32_t domid = HV_INVALID_DOMID, other;
+	uint32_t domid = HV_INVALID_DOMID, other, optional = 0;
+	bool ext = false;
 	uint8_t status;
 	int rc, rc2;
 
@@ -255,7 +339,7 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 	rc = fd_write_exact(a->send_fd, xlp_banner, xlp_banner_len());
 	if (rc)
 		return rc;
-	rc = receive_header(a->recv_fd, &json);
+	rc = receive_header(a->recv_fd, &json, &optional);
 	if (rc)
 		goto out;
 	rc = mig_config_name(json, name, sizeof(name));
@@ -269,12 +353,40 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 		rc = ERR_EXISTS;
 		goto out;
 	}
+	if ((optional & XLP_OPT_XLEXT) && a->ext) {
+		char *request = NULL, *answer = NULL;
+
+		rc = ext_read(a->recv_fd, MIG_BANNER_TIMEOUT_MS, &request);
+		if (rc) {
+			log_error("migration receiver: no storage hand-over request from the sender "
+				  "of %s (%s)", name, err_str(rc));
+			goto out;
+		}
+		rc = a->ext->prepare(a->ext_ctx, request, &answer);
+		free(request);
+		rc2 = ext_write(a->send_fd, answer ? answer : "{\"ok\":false}");
+		free(answer);
+		if (!rc && rc2)
+			rc = rc2;
+		if (rc) {
+			log_error("migration receiver: refusing %s before its stream: this host cannot "
+				  "take over its disks (above); the sender keeps it", name);
+			a->ext->abort(a->ext_ctx);
+			goto out;
+		}
+		ext = true;
+	} else if (a->ext) {
+		log_warn("migration receiver: the sender of %s is not xl-ext (stock xl?): LUN "
+			 "identity and the reservation hand-over are skipped", name);
+	}
 	snprintf(incoming, sizeof(incoming), "%s--incoming", name);
 	rc = a->ops->receive_stream(a->hv, a->recv_fd, incoming, json, &params, rep, &domid);
 	log_debug("migration target: stream of %s received and applied", name);
 	if (rc) {
 		log_error("migration receiver: receiving domain %s failed (%s); nothing is left "
 			  "here, the sender keeps its copy", name, err_str(rc));
+		if (ext)
+			a->ext->abort(a->ext_ctx);
 		goto out;
 	}
 	log_info("migration target: transfer complete, requesting permission to start %s", name);
@@ -304,15 +416,28 @@ report:
 	}
 	if (!rc) {
 		*domid_r = domid;
+		if (ext) {
+			char *final = NULL;
+
+			a->ext->go(a->ext_ctx, &final);
+			if (ext_write(a->send_fd, final ? final : "{}"))
+				log_warn("migration target: cannot tell the sender how the reservation "
+					 "hand-over of %s went", name);
+			free(final);
+		}
 		goto out;
 	}
 	log_error("migration target: failure (%s), destroying our copy of %s", err_str(rc), name);
 	a->ops->destroy(a->hv, domid);
+	if (ext)
+		a->ext->abort(a->ext_ctx);
 	if (!rc2)
 		fd_write_exact(a->send_fd, xlp_permission_to_go, xlp_permission_to_go_len());
 	goto out;
 destroy:
 	a->ops->destroy(a->hv, domid);
+	if (ext)
+		a->ext->abort(a->ext_ctx);
 out:
 	free(json);
 	return rc;

@@ -22,6 +22,25 @@ enum mig_result {
 	MIG_FAILED_NO_RESUME,   /* suspend timed out: not resumed (as xl) */
 };
 
+/*
+ * xl-ext's extension of the handshake (XLP_OPT_XLEXT, xlproto.h): shared-storage checks and
+ * the reservation hand-over (handover.h), run only when both ends are xl-ext.
+ *
+ * Sender: ext_request is sent after the header; ready() judges the receiver's answer before
+ * anything is suspended (non-zero: the migration is refused, the domain untouched); final()
+ * gets the receiver's last message (NULL when it did not come) after a successful start.
+ * Receiver: prepare() answers the request (*answer_r always set when it returns; non-zero:
+ * refused, nothing received); go() runs once the domain runs here, after the report, and
+ * produces the last message; abort() undoes prepare() when the migration fails before that.
+ */
+struct mig_ext_ops {
+	int (*ready)(void *ctx, const char *answer);
+	void (*final)(void *ctx, const char *final);
+	int (*prepare)(void *ctx, const char *request, char **answer_r);
+	int (*go)(void *ctx, char **final_r);
+	void (*abort)(void *ctx);
+};
+
 struct mig_send_args {
 	const struct hv_ops *ops;
 	struct hv *hv;
@@ -33,6 +52,9 @@ struct mig_send_args {
 	const char *peer;          /* for messages: host or rune */
 	int reply_timeout_ms;      /* limit on each reply after the stream (0: none) */
 	struct mig_params params;
+	const struct mig_ext_ops *ext; /* NULL: the receiver is not known to be xl-ext */
+	void *ext_ctx;
+	const char *ext_request;
 };
 
 /* Run the sender. Returns 0 on success; out_result tells which failure branch was taken. */
@@ -45,6 +67,8 @@ struct mig_receive_args {
 	int recv_fd; /* from the sender (stdin) */
 	bool paused; /* -p: leave the domain paused */
 	bool debug;
+	const struct mig_ext_ops *ext; /* used when the sender asks for the extension */
+	void *ext_ctx;
 };
 
 int mig_receive(const struct mig_receive_args *a, struct mig_report *report, uint32_t *domid_r);

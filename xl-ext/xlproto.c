@@ -52,6 +52,17 @@ static uint32_t get_u32(const uint8_t *p)
 
 int xlp_encode_header(const char *config_json, uint8_t **out_r, size_t *len_r)
 {
+	return xlp_encode_header_flags(config_json, 0, out_r, len_r);
+}
+
+uint32_t xlp_header_optional(const uint8_t *hdr)
+{
+	return get_u32(hdr + 40);
+}
+
+int xlp_encode_header_flags(const char *config_json, uint32_t optional, uint8_t **out_r,
+			    size_t *len_r)
+{
 	size_t config_len = strlen(config_json) + 1;
 	size_t len = XLP_HEADER_LEN + 4 + config_len;
 	uint8_t *out;
@@ -64,7 +75,7 @@ int xlp_encode_header(const char *config_json, uint8_t **out_r, size_t *len_r)
 	memcpy(out, xlp_magic, XLP_MAGIC_LEN);
 	put_u32(out + 32, XLP_BYTEORDER);
 	put_u32(out + 36, XLP_FLAG_STREAMV2 | XLP_FLAG_JSON);
-	put_u32(out + 40, 0);
+	put_u32(out + 40, optional);
 	put_u32(out + 44, (uint32_t)(4 + config_len));
 	put_u32(out + 48, (uint32_t)config_len);
 	memcpy(out + 52, config_json, config_len);

@@ -29,6 +29,17 @@
 #define XLP_FLAG_JSON (1u << 0)
 #define XLP_FLAG_STREAMV2 (1u << 1)
 #define XLP_MAX_CONFIG (4u << 20) /* bound on the config JSON a receiver accepts */
+/*
+ * Optional flag: the sender is xl-ext and knows the receiver is too (its pre-flight answered,
+ * or the --tcp transport). Then, right after the header, the sender sends one extension
+ * message and the receiver answers one before the stream; after its unpause report the
+ * receiver sends one more. Stock xl ignores optional flags it does not know, and an xl-ext
+ * sender sets it only for an xl-ext receiver, so stock xl never sees these messages.
+ * An extension message is a u32 length (host order, as xl's fields) and that many bytes of
+ * JSON, at most XLP_EXT_MAX.
+ */
+#define XLP_OPT_XLEXT (1u << 16)
+#define XLP_EXT_MAX (1u << 20)
 
 extern const char xlp_magic[XLP_MAGIC_LEN];
 extern const char xlp_banner[];           /* sent without its NUL */
@@ -47,6 +58,12 @@ size_t xlp_report_len(void);
  * into a newly allocated buffer *out_r of *len_r bytes.
  */
 int xlp_encode_header(const char *config_json, uint8_t **out_r, size_t *len_r);
+/* Same, with optional flags (XLP_OPT_XLEXT). */
+int xlp_encode_header_flags(const char *config_json, uint32_t optional, uint8_t **out_r,
+			    size_t *len_r);
+
+/* The optional flags of a decoded 48-byte header. */
+uint32_t xlp_header_optional(const uint8_t *hdr);
 
 /*
  * Decode the fixed 48-byte header: checks magic and byte order, rejects unknown mandatory

@@ -451,6 +451,77 @@ static void test_host_key(void **state)
 	assert_int_equal(own_host_key("", NULL, &a), ERR_INVAL);
 }
 
+static int model_exec_cb(void *ctx, const struct own_cmd *c, struct own_view *v)
+{
+	return model_exec(ctx, c, v);
+}
+
+/* own_drive: runs a hand-over to READY, then after GO to DONE; undoes on a failure */
+static void test_drive(void **state)
+{
+	struct lun_model l = {.keys = {KS}, .nkeys = 1, .reserved = 1, .holder = KS,
+			      .type = OWN_PR_TYPE_WERO};
+	struct own_machine m;
+
+	(void)state;
+	assert_int_equal(own_init(&m, OWN_FLOW_HANDOVER, KD, KS), 0);
+	assert_int_equal(own_drive(&m, model_exec_cb, &l), 0);
+	assert_int_equal(m.state, OWN_ST_READY);
+	assert_int_equal(l.nkeys, 2);
+	assert_int_equal(own_go(&m), 0);
+	assert_int_equal(own_drive(&m, model_exec_cb, &l), 0);
+	assert_int_equal(m.state, OWN_ST_DONE);
+	assert_int_equal(l.nkeys, 1);
+	assert_int_equal(l.keys[0], KD);
+	assert_int_equal(l.holder, KD);
+
+	/* the source does not hold it: VERIFY fails, the registration is undone */
+	l = (struct lun_model){.keys = {KX}, .nkeys = 1, .reserved = 1, .holder = KX,
+			       .type = OWN_PR_TYPE_WERO};
+	assert_int_equal(own_init(&m, OWN_FLOW_HANDOVER, KD, KS), 0);
+	assert_int_equal(own_drive(&m, model_exec_cb, &l), ERR_MISMATCH);
+	assert_int_equal(m.state, OWN_ST_ABORTED);
+	assert_int_equal(l.nkeys, 1);
+	assert_int_equal(l.keys[0], KX);
+
+	/* after GO a failed PREEMPT is returned at once and retried by the next drive */
+	l = (struct lun_model){.keys = {KS}, .nkeys = 1, .reserved = 1, .holder = KS,
+			       .type = OWN_PR_TYPE_WERO};
+	assert_int_equal(own_init(&m, OWN_FLOW_HANDOVER, KD, KS), 0);
+	assert_int_equal(own_drive(&m, model_exec_cb, &l), 0);
+	assert_int_equal(own_go(&m), 0);
+	l.fail_next = ERR_TIMEOUT;
+	assert_int_equal(own_drive(&m, model_exec_cb, &l), ERR_TIMEOUT);
+	assert_int_equal(own_drive(&m, model_exec_cb, &l), 0);
+	assert_int_equal(m.state, OWN_ST_DONE);
+	assert_int_equal(l.holder, KD);
+}
+
+/* own_plan_handover: the destination's decision from the PR state it finds */
+static void test_plan_handover(void **state)
+{
+	struct own_view v = {.nkeys = 1, .keys = {KS}, .reserved = 1, .holder = KS,
+			     .type = OWN_PR_TYPE_WERO};
+	char why[256] = "";
+
+	(void)state;
+	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_HANDOVER);
+	v.reserved = 0;
+	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_REGISTER);
+	v = (struct own_view){.nkeys = 1, .keys = {KX}, .reserved = 1, .holder = KX,
+			      .type = OWN_PR_TYPE_WERO};
+	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_REFUSE);
+	assert_non_null(strstr(why, "0x7777000000000003 holds the reservation, not the source's "
+				    "0x5555000000000001"));
+	v.holder = KD;
+	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_REFUSE);
+	assert_non_null(strstr(why, "this host's own key 0xdddd000000000002 already holds"));
+	v.holder = KS;
+	v.type = 1; /* write exclusive: only the holder may write */
+	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_REFUSE);
+	assert_non_null(strstr(why, "type 1"));
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -478,6 +549,8 @@ int main(void)
 		cmocka_unit_test(test_release),
 		cmocka_unit_test(test_sole_owner_check),
 		cmocka_unit_test(test_host_key),
+		cmocka_unit_test(test_drive),
+		cmocka_unit_test(test_plan_handover),
 		cmocka_unit_test(test_names),
 	};
 

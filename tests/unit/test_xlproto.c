@@ -59,6 +59,18 @@ static void test_header_layout(void **state)
 	assert_int_equal(optlen, 4 + strlen(json) + 1);
 	assert_int_equal(xlp_decode_config(buf + 48, optlen, mandatory, &out), 0);
 	assert_string_equal(out, json);
+	assert_int_equal(xlp_header_optional(buf), 0);
+	free(buf);
+
+	/* xl-ext's optional flag: word 40, everything else as before; decoders accept it */
+	assert_int_equal(xlp_encode_header_flags(json, XLP_OPT_XLEXT, &buf, &len), 0);
+	assert_int_equal(len, 48 + 4 + strlen(json) + 1);
+	assert_int_equal(u32_at(buf + 36), 3);
+	assert_int_equal(u32_at(buf + 40), 1u << 16);
+	assert_int_equal(xlp_header_optional(buf), XLP_OPT_XLEXT);
+	assert_int_equal(xlp_decode_header(buf, &mandatory, &optlen), 0);
+	assert_int_equal(xlp_decode_config(buf + 48, optlen, mandatory, &out), 0);
+	assert_string_equal(out, json);
 	free(buf);
 }
 

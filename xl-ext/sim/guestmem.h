@@ -8,6 +8,8 @@
  * between two pause points, so a paused guest's memory is self-consistent; a copy of it is
  * proven equal to the original at the instant of pause when every page is well formed and
  * their digests XOR to the accumulator: a missing or stale page changes the XOR.
+ * Page 0 from byte 2048 on holds the shared-disk writer's position (simdisk.h), which is not
+ * part of this check.
  */
 #ifndef XLEXT_SIM_GUESTMEM_H
 #define XLEXT_SIM_GUESTMEM_H

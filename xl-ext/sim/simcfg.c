@@ -89,7 +89,8 @@ static int parse_number(const char *source, const char *key, const char *s, doub
 
 static int parse_workload(const char *source, const char *spec, struct sim_config *cfg)
 {
-	static const char *const keys[] = {"dirty_mibps", "pattern", "hot_mib", "seed", "fill_mib"};
+	static const char *const keys[] = {"dirty_mibps", "pattern", "hot_mib", "seed", "fill_mib",
+						   "disk_write_hz"};
 	char val[128];
 	double d;
 	int rc;
@@ -106,7 +107,7 @@ static int parse_workload(const char *source, const char *spec, struct sim_confi
 				known = true;
 		if (!known) {
 			log_error("%s: workload: unknown item '%.*s' (known: dirty_mibps, pattern, "
-				  "hot_mib, seed, fill_mib)", source, (int)len, p);
+				  "hot_mib, seed, fill_mib, disk_write_hz)", source, (int)len, p);
 			return ERR_INVAL;
 		}
 		p = end ? end + 1 : NULL;
@@ -138,6 +139,12 @@ static int parse_workload(const char *source, const char *spec, struct sim_confi
 		if (rc)
 			return rc;
 		cfg->fill_mib = (uint64_t)d;
+	}
+	if (spec_get(spec, "disk_write_hz", val, sizeof(val))) {
+		rc = parse_number(source, "workload disk_write_hz", val, SIMCFG_MAX_DISK_WRITE_HZ,
+				  &cfg->disk_write_hz);
+		if (rc)
+			return rc;
 	}
 	if (cfg->pattern == SIM_PATTERN_HOTSET &&
 	    (cfg->hot_mib == 0 || cfg->hot_mib > cfg->memory_mib)) {
@@ -295,6 +302,7 @@ int simcfg_to_json(const struct sim_config *cfg, char **json_r)
 	json_object_object_add(o, "hot_mib", json_object_new_int64((int64_t)cfg->hot_mib));
 	json_object_object_add(o, "seed", json_object_new_int64((int64_t)cfg->seed));
 	json_object_object_add(o, "fill_mib", json_object_new_int64((int64_t)cfg->fill_mib));
+	json_object_object_add(o, "disk_write_hz", json_object_new_double(cfg->disk_write_hz));
 	for (unsigned i = 0; i < cfg->ndisks; i++) {
 		json_object *d = json_object_new_object();
 
@@ -373,6 +381,8 @@ int simcfg_from_json(const char *json, struct sim_config *cfg)
 	cfg->seed = (uint64_t)d;
 	if (!jnum(o, "fill_mib", &d) && d >= 0 && d <= (double)cfg->memory_mib)
 		cfg->fill_mib = (uint64_t)d; /* optional: older senders do not send it */
+	if (!jnum(o, "disk_write_hz", &d) && d >= 0 && d <= SIMCFG_MAX_DISK_WRITE_HZ)
+		cfg->disk_write_hz = d; /* optional too */
 	if (json_object_object_get_ex(o, "disks", &disks)) {
 		size_t n;
 

@@ -4,7 +4,11 @@
  * Parsed from an xl.cfg file with libxlutil (name, type, memory, vcpus, vif, disk), plus the
  * simulation's own key:
  *
- *   workload = "dirty_mibps=32,pattern=uniform|sequential|hotset,hot_mib=128,seed=1"
+ *   workload = "dirty_mibps=32,pattern=uniform|sequential|hotset,hot_mib=128,seed=1,
+ *               fill_mib=0,disk_write_hz=0"
+ *
+ * disk_write_hz > 0 makes the guest append that many journal records per second to its first
+ * writable iSCSI disk (simdisk.h); 0, the default, leaves its disks alone.
  *
  * The parsed configuration travels as JSON: in the migration stream's save-file header and in
  * the domain's state directory.
@@ -20,6 +24,7 @@
 #define SIMCFG_MAX_DISKS 8
 #define SIMCFG_MAX_MEMORY_MIB (64u * 1024)
 #define SIMCFG_MAX_VCPUS 32
+#define SIMCFG_MAX_DISK_WRITE_HZ 1000
 
 enum sim_pattern {
 	SIM_PATTERN_UNIFORM = 0,
@@ -47,6 +52,7 @@ struct sim_config {
 	uint64_t hot_mib;
 	uint64_t seed;
 	uint64_t fill_mib; /* memory the guest has in use at boot (written once, stamped) */
+	double disk_write_hz; /* journal records per second on the first writable iSCSI disk */
 	unsigned ndisks;
 	struct sim_disk disks[SIMCFG_MAX_DISKS];
 };

@@ -37,6 +37,7 @@
 #include "xl-ext/sim/guestmem.h"
 #include "xl-ext/sim/simcfg.h"
 #include "xl-ext/sim/simctl.h"
+#include "xl-ext/sim/simdisk.h"
 #include "xl-ext/sim/simdom.h"
 #include "xl-ext/sim/simnet.h"
 
@@ -91,6 +92,11 @@ struct simdom {
 	pthread_t udp_thread;
 	struct loop *loop;
 	int listen_fd;
+
+	struct simdisk *disk; /* the shared disk the workload writes (disk_write_hz > 0) */
+	bool disk_started;
+	bool disk_busy; /* a write is in flight: a pause waits for it, as blkback drains */
+	pthread_t disk_thread;
 };
 
 struct vcpu_arg {
@@ -275,6 +281,77 @@ static void pause_locked(struct simdom *d)
 	if (d->vcpus_started)
 		while (d->parked < d->nvcpus)
 			pthread_cond_wait(&d->cond, &d->lock);
+	while (d->disk_busy)
+		pthread_cond_wait(&d->cond, &d->lock);
+}
+
+/* --- shared disk ------------------------------------------------------------------------ */
+
+/* Wait on the domain's condition until abs_ns (CLOCK_MONOTONIC) at most. Lock held. */
+static void wait_until_locked(struct simdom *d, int64_t abs_ns)
+{
+	int64_t left = abs_ns - now_ns();
+	struct timespec ts;
+
+	if (left <= 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += left % 1000000000;
+	ts.tv_sec += left / 1000000000 + ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+}
+
+/*
+ * The disk workload: disk_write_hz journal appends per second while the guest runs. Writes
+ * happen outside the lock with disk_busy set, so a pause (pause_locked) returns only once no
+ * write is in flight; a paused guest starts none.
+ */
+static void *disk_main(void *arg)
+{
+	struct simdom *d = arg;
+	int64_t period = (int64_t)(1e9 / d->cfg.disk_write_hz), next = 0;
+
+	pthread_mutex_lock(&d->lock);
+	while (!d->quit) {
+		int64_t now;
+
+		if (d->state != ST_RUNNING || d->pause_req) {
+			pthread_cond_wait(&d->cond, &d->lock);
+			next = 0;
+			continue;
+		}
+		now = now_ns();
+		if (next && now < next) {
+			wait_until_locked(d, next);
+			continue;
+		}
+		next = (next && now - next < period) ? next + period : now + period;
+		d->disk_busy = true;
+		pthread_mutex_unlock(&d->lock);
+		simdisk_write(d->disk);
+		pthread_mutex_lock(&d->lock);
+		d->disk_busy = false;
+		pthread_cond_broadcast(&d->cond);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* Open the shared disk (booted: acquire it and start the journal) and start its writer. */
+static int disk_start(struct simdom *d, int incoming)
+{
+	int rc;
+
+	if (d->cfg.disk_write_hz <= 0)
+		return 0;
+	rc = simdisk_open(&d->disk, &d->cfg, d->name, d->mem, gm_sb(d->mem)->boot_id, incoming);
+	if (rc)
+		return rc;
+	if (pthread_create(&d->disk_thread, NULL, disk_main, d))
+		return ERR_NOMEM;
+	d->disk_started = true;
+	return 0;
 }
 
 /* --- probe service ---------------------------------------------------------------------- */
@@ -422,7 +499,7 @@ static uint64_t dm_checksum(const uint8_t *dm)
 
 struct reply {
 	int rc;
-	char text[1024];
+	char text[2048];
 	void *bin;
 	size_t bin_len;
 	int fd;
@@ -442,16 +519,19 @@ static void say(struct reply *r, int rc, const char *fmt, ...)
 static void cmd_info(struct simdom *d, struct reply *r)
 {
 	struct gm_superblock *sb = gm_sb(d->mem);
+	char disk[1200] = "";
 
+	if (d->disk)
+		simdisk_info(d->disk, disk, sizeof(disk));
 	say(r, 0,
 	    "{\"domid\":%u,\"name\":\"%s\",\"state\":\"%s\",\"pid\":%d,\"memory\":%llu,"
 	    "\"vcpus\":%u,\"type\":\"%s\",\"counter\":%llu,\"boot_id\":%llu,\"throttle\":%u,"
-	    "\"dirtylog\":\"%s\"}",
+	    "\"dirtylog\":\"%s\"%s}",
 	    d->domid, d->name, state_name(d->state), getpid(),
 	    (unsigned long long)d->cfg.memory_mib, d->cfg.vcpus, hv_type_name(d->cfg.type),
 	    (unsigned long long)__atomic_load_n(&sb->counter, __ATOMIC_RELAXED),
 	    (unsigned long long)sb->boot_id, atomic_load(&d->throttle),
-	    d->dl ? dirtylog_method_name(dirtylog_get_method(d->dl)) : "off");
+	    d->dl ? dirtylog_method_name(dirtylog_get_method(d->dl)) : "off", disk);
 }
 
 static void cmd_unpause(struct simdom *d, struct reply *r)
@@ -829,6 +909,10 @@ static void teardown(struct simdom *d)
 		pthread_join(d->announce_thread, NULL);
 	if (d->populating)
 		pthread_join(d->populate_thread, NULL);
+	if (d->disk_started)
+		pthread_join(d->disk_thread, NULL);
+	simdisk_release(d->disk, d->name);
+	simdisk_close(d->disk);
 	if (d->udp_started)
 		pthread_join(d->udp_thread, NULL);
 	if (d->udp_fd >= 0)
@@ -907,6 +991,9 @@ int simdom_main(const char *dir, int incoming, int notify_fd)
 			goto out;
 		d->state = ST_PAUSED;
 	}
+	rc = disk_start(d, incoming);
+	if (rc)
+		goto out;
 	if (net_prepare(d))
 		log_warn("domain %s: the network of vif ip %s could not be prepared; the guest "
 			 "will run without it", d->name, d->cfg.ip);

@@ -362,6 +362,54 @@ int own_abort(struct own_machine *m)
 	return 0;
 }
 
+enum own_plan own_plan_handover(const struct own_view *view, uint64_t src, uint64_t dst,
+                                char *why, unsigned whylen)
+{
+	if (!view->reserved)
+		return OWN_PLAN_REGISTER;
+	if (view->holder == src && view->type == OWN_PR_TYPE_WERO)
+		return OWN_PLAN_HANDOVER;
+	if (view->holder == src)
+		snprintf(why, whylen, "the source's key 0x%016" PRIx64 " holds a reservation of type "
+		         "%d, not write exclusive - registrants only (%d)", src, view->type,
+		         OWN_PR_TYPE_WERO);
+	else if (view->holder == dst)
+		snprintf(why, whylen, "this host's own key 0x%016" PRIx64 " already holds the "
+		         "reservation, not the source's 0x%016" PRIx64 ": the source writes without "
+		         "owning the LUN; clear the reservation first (xl-ext pr URL clear)", dst, src);
+	else
+		snprintf(why, whylen, "key 0x%016" PRIx64 " holds the reservation, not the source's "
+		         "0x%016" PRIx64 ": another host owns the LUN (fenced source?); find it with "
+		         "'xl-ext pr URL show'", view->holder, src);
+	return OWN_PLAN_REFUSE;
+}
+
+int own_drive(struct own_machine *m, own_exec_fn exec, void *ctx)
+{
+	int first_rc = 0;
+
+	for (unsigned steps = 0; steps < 16; steps++) {
+		struct own_cmd cmd = own_next(m);
+		struct own_view view;
+		int rc;
+
+		if (cmd.op == OWN_OP_NONE)
+			break;
+		memset(&view, 0, sizeof(view));
+		rc = exec(ctx, &cmd, &view);
+		rc = own_result(m, rc, &view);
+		if (rc && !first_rc)
+			first_rc = rc;
+		if (rc && m->go)
+			return rc;
+	}
+	if (m->state == OWN_ST_READY || m->state == OWN_ST_DONE)
+		return 0;
+	if (m->error)
+		return m->error;
+	return first_rc ? first_rc : ERR_INTERNAL;
+}
+
 int own_host_key(const char *hostname, const char *env_value, uint64_t *key_r)
 {
 	static const char salt[] = "xl-ext persistent reservation key:";

@@ -138,6 +138,32 @@ int own_check_sole_owner(const struct own_view *v, uint64_t key, char *why, unsi
  */
 int own_host_key(const char *hostname, const char *env_value, uint64_t *key_r);
 
+/* Runs one command on the LUN: 0 or a negative error; fills *view for OWN_OP_VERIFY. */
+typedef int (*own_exec_fn)(void *ctx, const struct own_cmd *cmd, struct own_view *view);
+
+/*
+ * Drive m with exec until no command is left or the machine waits for GO (READY). Bounded to
+ * 16 steps. Returns 0 when the machine is READY or DONE; otherwise the error that stopped it
+ * (m->why explains it), after running the undo steps it asked for. After GO a failed step
+ * stops the drive at once and is returned (the caller may drive again to retry).
+ */
+int own_drive(struct own_machine *m, own_exec_fn exec, void *ctx);
+
+/* What a migration's destination does with one LUN, from the PR state before GO. */
+enum own_plan {
+	OWN_PLAN_HANDOVER, /* the source's key holds the reservation: register, then preempt it */
+	OWN_PLAN_REGISTER, /* no reservation: register (proves access), nothing to preempt */
+	OWN_PLAN_REFUSE,   /* another key holds it: the source does not own the LUN */
+};
+
+/*
+ * Decide from view (READ KEYS + READ RESERVATION before the destination registers) what the
+ * destination dst does when the source src hands a guest over. why (whylen bytes) explains a
+ * refusal. Pure.
+ */
+enum own_plan own_plan_handover(const struct own_view *view, uint64_t src, uint64_t dst,
+                                char *why, unsigned whylen);
+
 const char *own_op_name(enum own_op op);
 const char *own_state_name(enum own_state st);
 const char *own_flow_name(enum own_flow flow);

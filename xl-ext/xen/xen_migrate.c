@@ -16,7 +16,11 @@
 #include "common/loop.h"
 #include "xl-ext/hv.h"
 #include "xl-ext/precopy.h"
+#include "xl-ext/storage/disk.h"
+#include "xl-ext/storage/iscsiadm.h"
 #include "xl-ext/xen/xen.h"
+
+#define XEN_ISCSI_LOGIN_TIMEOUT_S 20
 
 /* The policy options libxl 4.17 cannot pass to libxenguest: say they are ignored. */
 static void warn_unapplied_params(uint32_t domid, const struct mig_params *p)
@@ -103,6 +107,38 @@ static int set_config_name(libxl_domain_config *cfg, const char *name)
 }
 
 /*
+ * Before the restore attaches the disks: a by-path iSCSI disk whose device is missing here
+ * gets a kernel-initiator session (iscsiadm.h); block-iscsi disks are left to Xen's script,
+ * which logs in by itself. Returns 0 or the error (logged, naming domain, disk and portal).
+ */
+static int login_iscsi_disks(const libxl_domain_config *cfg, const char *name)
+{
+	struct disk_info *di = calloc(1, sizeof(*di));
+	char spec[DISK_SPEC_MAX];
+	int rc = 0;
+
+	if (!di)
+		return ERR_NOMEM;
+	for (int i = 0; i < cfg->num_disks && !rc; i++) {
+		const libxl_device_disk *d = &cfg->disks[i];
+
+		if (!d->pdev_path || strncmp(d->pdev_path, "/dev/disk/by-path/ip-", 21) ||
+		    !d->vdev)
+			continue;
+		snprintf(spec, sizeof(spec), "phy:%s,%s,%s", d->pdev_path, d->vdev,
+			 d->readwrite ? "w" : "r");
+		if (disk_classify(spec, di) || di->kind != DISK_ISCSI)
+			continue;
+		rc = iscsiadm_ensure_login(&iscsiadm_system, di, XEN_ISCSI_LOGIN_TIMEOUT_S);
+		if (rc)
+			log_error("incoming domain %s: disk %s has no device on this host and the "
+				  "login failed (above); the sender keeps the domain", name, d->vdev);
+	}
+	free(di);
+	return rc;
+}
+
+/*
  * Create a paused domain named name (<name>--incoming) from the libxl v2 stream on fd and the
  * sender's libxl_domain_config JSON. On failure a half-created domain is destroyed, so nothing
  * is left behind.
@@ -129,6 +165,9 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 		goto out;
 	}
 	rc = set_config_name(&cfg, name);
+	if (rc)
+		goto out;
+	rc = login_iscsi_disks(&cfg, name);
 	if (rc)
 		goto out;
 	rp.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;

@@ -1,0 +1,683 @@
+/*
+ * handover.c - LUN identity and reservation hand-over inside the migration handshake
+ * (handover.h).
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "xl-ext/handover.h"
+#include "xl-ext/storage/disk.h"
+#include "xl-ext/storage/hostid.h"
+#include "xl-ext/storage/lunid.h"
+#include "xl-ext/storage/owner.h"
+#ifdef XLEXT_HAVE_ISCSI
+#include "xl-ext/storage/iscsi.h"
+#endif
+
+#define HO_TIMEOUT_S 5
+#define HO_MAX_LUNS  16
+
+struct ho_sender {
+	char domain[64];
+	char dest[256];
+	char host[64];
+	uint64_t key;
+	struct mig_disks *disks;
+	char *request;
+	json_object *answer; /* the destination's answer, NULL until it came */
+	json_object *final;  /* its last message */
+};
+
+struct ho_lun {
+	char url[600];
+	char spec[512];
+	int readonly;
+	enum own_plan plan;
+	struct own_machine m;
+	int registered;
+	char why[1400];
+#ifdef XLEXT_HAVE_ISCSI
+	struct iscsi_lun *lun;
+#endif
+};
+
+struct ho_receiver {
+	char host[64];
+	uint64_t key;
+	uint64_t src_key;
+	char src_host[64];
+	unsigned n;
+	struct ho_lun luns[HO_MAX_LUNS];
+};
+
+static const char *key_str(uint64_t key, char buf[20])
+{
+	snprintf(buf, 20, "0x%016" PRIx64, key);
+	return buf;
+}
+
+static uint64_t key_parse(json_object *o, const char *field)
+{
+	json_object *v;
+	uint64_t key = 0;
+
+	if (o && json_object_object_get_ex(o, field, &v) &&
+	    json_object_is_type(v, json_type_string))
+		own_host_key(NULL, json_object_get_string(v), &key);
+	return key;
+}
+
+static const char *jstr(json_object *o, const char *field)
+{
+	json_object *v;
+
+	if (o && json_object_object_get_ex(o, field, &v) &&
+	    json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return NULL;
+}
+
+#ifdef XLEXT_HAVE_ISCSI
+static json_object *keys_json(const struct own_view *v)
+{
+	json_object *a = json_object_new_array();
+	char kb[20];
+
+	for (unsigned i = 0; i < v->nkeys; i++)
+		json_object_array_add(a, json_object_new_string(key_str(v->keys[i], kb)));
+	return a;
+}
+
+static int pr_exec(void *ctx, const struct own_cmd *cmd, struct own_view *view)
+{
+	return iscsi_pr_execute(ctx, cmd, view);
+}
+
+static int open_lun(const char *url, const char *host, struct iscsi_lun **lun_r)
+{
+	char initiator[ISCSI_INITIATOR_MAX];
+	int rc = iscsi_initiator_name(host, initiator, sizeof(initiator));
+
+	return rc ? rc : iscsi_lun_open(url, initiator, HO_TIMEOUT_S, lun_r);
+}
+
+/* Sender: identity and reservation holder of one LUN as this host sees them. */
+static int source_view(const struct ho_sender *s, const struct disk_info *d, const char *url,
+                       json_object *o)
+{
+	struct lunid *id = calloc(1, sizeof(*id));
+	struct iscsi_lun *lun = NULL;
+	struct own_view view;
+	char *idjson = NULL, kb[20];
+	int rc;
+
+	if (!id)
+		return ERR_NOMEM;
+	rc = open_lun(url, s->host, &lun);
+	if (!rc)
+		rc = iscsi_lun_identity(lun, id);
+	if (!rc)
+		rc = lunid_to_json(id, &idjson);
+	if (!rc)
+		rc = iscsi_pr_read(lun, &view);
+	if (rc) {
+		log_error("domain %s: disk %s ('%s'): host %s cannot read the LUN's identity and "
+		          "reservation (%s): %s",
+		          s->domain, d->vdev, d->spec, s->host, url, err_str(rc));
+		goto out;
+	}
+	json_object_object_add(o, "identity", json_tokener_parse(idjson));
+	json_object_object_add(
+	    o, "holder", view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
+out:
+	iscsi_lun_close(lun);
+	free(idjson);
+	free(id);
+	return rc;
+}
+#else
+static int source_view(const struct ho_sender *s, const struct disk_info *d, const char *url,
+                       json_object *o)
+{
+	(void)s;
+	(void)d;
+	(void)url;
+	(void)o;
+	return ERR_NOTSUP;
+}
+#endif
+
+int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
+                  struct ho_sender **s_r)
+{
+	struct ho_sender *s = calloc(1, sizeof(*s));
+	json_object *req = json_object_new_object(), *luns = json_object_new_array();
+	char kb[20];
+	int rc;
+
+	*s_r = NULL;
+	if (!s || !req || !luns) {
+		rc = ERR_NOMEM;
+		goto fail;
+	}
+	snprintf(s->domain, sizeof(s->domain), "%s", domain);
+	snprintf(s->dest, sizeof(s->dest), "%s", dest);
+	s->disks = disks;
+	rc = hostid_local(s->host, sizeof(s->host), &s->key);
+	if (rc)
+		goto fail;
+	for (unsigned i = 0; i < disks->n; i++) {
+		const struct disk_info *d = &disks->info[i];
+		char url[600];
+		json_object *o;
+		int dup = 0;
+
+		if (d->kind != DISK_ISCSI || disk_iscsi_url(d, url, sizeof(url)))
+			continue;
+		for (size_t j = 0; j < json_object_array_length(luns) && !dup; j++)
+			dup = !strcmp(jstr(json_object_array_get_idx(luns, j), "url"), url);
+		if (dup)
+			continue; /* one entry per LUN; the first spec names it */
+		if (json_object_array_length(luns) >= HO_MAX_LUNS) {
+			log_error(
+			    "domain %s: more than %d iSCSI LUNs; the hand-over handles at most %d",
+			    domain, HO_MAX_LUNS, HO_MAX_LUNS);
+			rc = ERR_NOTSUP;
+			goto fail;
+		}
+		o = json_object_new_object();
+		json_object_object_add(o, "url", json_object_new_string(url));
+		json_object_object_add(o, "spec", json_object_new_string(d->spec));
+		json_object_object_add(o, "readonly", json_object_new_boolean(d->readonly));
+		rc = source_view(s, d, url, o);
+		if (rc == ERR_NOTSUP) {
+			log_warn(
+			    "domain %s: disk %s: this xl-ext is built without libiscsi, its LUN "
+			    "is not handed over",
+			    domain, d->vdev);
+			json_object_put(o);
+			continue;
+		}
+		json_object_array_add(luns, o);
+		if (rc)
+			goto fail;
+	}
+	json_object_object_add(req, "domain", json_object_new_string(domain));
+	json_object_object_add(req, "source_host", json_object_new_string(s->host));
+	json_object_object_add(req, "source_key", json_object_new_string(key_str(s->key, kb)));
+	json_object_object_add(req, "luns", luns);
+	luns = NULL;
+	s->request = strdup(json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN));
+	json_object_put(req);
+	if (!s->request) {
+		ho_sender_free(s);
+		return ERR_NOMEM;
+	}
+	*s_r = s;
+	return 0;
+fail:
+	json_object_put(luns);
+	json_object_put(req);
+	ho_sender_free(s);
+	return rc;
+}
+
+const char *ho_sender_request(const struct ho_sender *s)
+{
+	return s->request;
+}
+
+/* The answer's or final message's entry for url, or NULL. */
+static json_object *lun_entry(json_object *msg, const char *url)
+{
+	json_object *luns;
+
+	if (!msg || !json_object_object_get_ex(msg, "luns", &luns) ||
+	    !json_object_is_type(luns, json_type_array))
+		return NULL;
+	for (size_t j = 0; j < json_object_array_length(luns); j++) {
+		json_object *l = json_object_array_get_idx(luns, j);
+		const char *u = jstr(l, "url");
+
+		if (u && !strcmp(u, url))
+			return l;
+	}
+	return NULL;
+}
+
+static int sender_ready(void *ctx, const char *answer)
+{
+	struct ho_sender *s = ctx;
+	json_object *ok = NULL;
+	int rc = 0;
+
+	s->answer = json_tokener_parse(answer);
+	if (!s->answer || !json_object_object_get_ex(s->answer, "ok", &ok)) {
+		log_error("domain %s: %s's answer to the storage hand-over is not xl-ext's JSON",
+		          s->domain, s->dest);
+		return ERR_PROTO;
+	}
+	for (unsigned i = 0; i < s->disks->n; i++) {
+		const struct disk_info *d = &s->disks->info[i];
+		json_object *l, *v;
+		char url[600];
+
+		if (d->kind != DISK_ISCSI || disk_iscsi_url(d, url, sizeof(url)))
+			continue;
+		l = lun_entry(s->answer, url);
+		if (!l)
+			continue;
+		if (json_object_object_get_ex(l, "verified", &v) && v)
+			s->disks->verdict[i] =
+			    json_object_get_boolean(v) ? MIG_DISK_VERIFIED : MIG_DISK_MISMATCH;
+		if (json_object_object_get_ex(l, "ok", &v) && !json_object_get_boolean(v)) {
+			log_error("domain %s: disk %s ('%s', %s) cannot be handed over to host %s "
+			          "(%s): %s",
+			          s->domain, d->vdev, d->spec, url,
+			          jstr(s->answer, "dest_host") ? jstr(s->answer, "dest_host") : "?",
+			          s->dest, jstr(l, "why") ? jstr(l, "why") : "?");
+			rc =
+			    s->disks->verdict[i] == MIG_DISK_MISMATCH ? ERR_MISMATCH : ERR_CONFLICT;
+		}
+	}
+	if (!json_object_get_boolean(ok) && !rc)
+		rc = ERR_REMOTE;
+	return rc;
+}
+
+static void sender_final(void *ctx, const char *final)
+{
+	struct ho_sender *s = ctx;
+	json_object *luns;
+
+	s->final = final ? json_tokener_parse(final) : NULL;
+	if (!s->final || !json_object_object_get_ex(s->final, "luns", &luns))
+		return;
+	for (size_t j = 0; j < json_object_array_length(luns); j++) {
+		json_object *l = json_object_array_get_idx(luns, j);
+		const char *st = jstr(l, "handover");
+
+		if (st && !strcmp(st, "failed"))
+			log_error(
+			    "domain %s runs on %s, but the reservation of %s was not handed over: "
+			    "%s; the source's key may still be registered (xl-ext pr URL show)",
+			    s->domain, s->dest, jstr(l, "url"),
+			    jstr(l, "why") ? jstr(l, "why") : "?");
+		else if (st)
+			log_info("domain %s: %s: hand-over %s, holder %s", s->domain,
+			         jstr(l, "url"), st,
+			         jstr(l, "holder") ? jstr(l, "holder") : "none");
+	}
+}
+
+void ho_sender_report(const struct ho_sender *s, json_object *disks_json, json_object *report)
+{
+	json_object *h = json_object_new_object();
+	char kb[20];
+
+	json_object_object_add(h, "source_host", json_object_new_string(s->host));
+	json_object_object_add(h, "source_key", json_object_new_string(key_str(s->key, kb)));
+	json_object_object_add(h, "dest_host",
+	                       jstr(s->answer, "dest_host")
+	                           ? json_object_new_string(jstr(s->answer, "dest_host"))
+	                           : NULL);
+	json_object_object_add(h, "dest_key",
+	                       jstr(s->answer, "dest_key")
+	                           ? json_object_new_string(jstr(s->answer, "dest_key"))
+	                           : NULL);
+	if (s->final) {
+		json_object *t;
+
+		if (json_object_object_get_ex(s->final, "preempt_ms", &t))
+			json_object_object_add(h, "preempt_ms", json_object_get(t));
+	}
+	json_object_object_add(report, "handover", h);
+	for (size_t i = 0; i < json_object_array_length(disks_json) && i < s->disks->n; i++) {
+		const struct disk_info *d = &s->disks->info[i];
+		json_object *o = json_object_new_object(), *a, *f, *v;
+		char url[600];
+
+		if (d->kind != DISK_ISCSI || disk_iscsi_url(d, url, sizeof(url))) {
+			json_object_put(o);
+			continue;
+		}
+		a = lun_entry(s->answer, url);
+		f = lun_entry(s->final, url);
+		json_object_object_add(o, "registered",
+		                       a && json_object_object_get_ex(a, "registered", &v)
+		                           ? json_object_get(v)
+		                           : NULL);
+		json_object_object_add(o, "handover",
+		                       f && jstr(f, "handover")
+		                           ? json_object_new_string(jstr(f, "handover"))
+		                           : json_object_new_string(a ? "not done" : "not asked"));
+		json_object_object_add(o, "holder_before",
+		                       a && jstr(a, "holder_before")
+		                           ? json_object_new_string(jstr(a, "holder_before"))
+		                           : NULL);
+		json_object_object_add(o, "preempted_key",
+		                       f && jstr(f, "preempted")
+		                           ? json_object_new_string(jstr(f, "preempted"))
+		                           : NULL);
+		json_object_object_add(
+		    o, "holder_after",
+		    f && jstr(f, "holder") ? json_object_new_string(jstr(f, "holder")) : NULL);
+		json_object_object_add(
+		    o, "keys_after",
+		    f && json_object_object_get_ex(f, "keys", &v) ? json_object_get(v) : NULL);
+		if (f && jstr(f, "why"))
+			json_object_object_add(o, "why", json_object_new_string(jstr(f, "why")));
+		else if (a && jstr(a, "why"))
+			json_object_object_add(o, "why", json_object_new_string(jstr(a, "why")));
+		json_object_object_add(json_object_array_get_idx(disks_json, i), "ownership", o);
+	}
+}
+
+void ho_sender_free(struct ho_sender *s)
+{
+	if (!s)
+		return;
+	free(s->request);
+	json_object_put(s->answer);
+	json_object_put(s->final);
+	free(s);
+}
+
+/* --- receiver --------------------------------------------------------------------------- */
+
+int ho_receiver_new(struct ho_receiver **r_r)
+{
+	*r_r = calloc(1, sizeof(**r_r));
+	return *r_r ? 0 : ERR_NOMEM;
+}
+
+#ifdef XLEXT_HAVE_ISCSI
+/* Prepare one LUN: log in, compare identity, plan and register. 0 when it may proceed. */
+static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req_lun,
+                       json_object *out)
+{
+	struct lunid *want = calloc(1, sizeof(*want)), *have = calloc(1, sizeof(*have));
+	json_object *identity;
+	struct own_view view;
+	char why[256] = "", kb[20];
+	int rc;
+
+	if (!want || !have) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	rc = open_lun(l->url, r->host, &l->lun);
+	if (rc) {
+		snprintf(l->why, sizeof(l->why),
+		         "host %s cannot log in to %s: %s; check the portal "
+		         "and that the target's ACL admits initiator iqn.2026-11.org.xl-ext:%s",
+		         r->host, l->url, err_str(rc), r->host);
+		goto out;
+	}
+	if (!json_object_object_get_ex(req_lun, "identity", &identity) ||
+	    lunid_from_json(json_object_to_json_string(identity), want)) {
+		snprintf(l->why, sizeof(l->why), "the sender's identity of %s is malformed",
+		         l->url);
+		rc = ERR_PROTO;
+		goto out;
+	}
+	rc = iscsi_lun_identity(l->lun, have);
+	if (!rc && lunid_compare(want, have, why, sizeof(why)))
+		rc = ERR_MISMATCH;
+	json_object_object_add(out, "verified", json_object_new_boolean(!rc));
+	if (rc) {
+		snprintf(l->why, sizeof(l->why),
+		         "%s as seen from host %s is not the source's LUN: %s",
+		         iscsi_lun_name(l->lun), r->host, rc == ERR_MISMATCH ? why : err_str(rc));
+		goto out;
+	}
+	if (l->readonly) {
+		snprintf(l->why, sizeof(l->why),
+		         "read-only: identity verified, ownership untouched");
+		goto out;
+	}
+	rc = iscsi_pr_read(l->lun, &view);
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "host %s cannot read the reservation of %s: %s",
+		         r->host, iscsi_lun_name(l->lun), err_str(rc));
+		goto out;
+	}
+	json_object_object_add(out, "holder_before",
+	                       view.reserved ? json_object_new_string(key_str(view.holder, kb))
+	                                     : NULL);
+	l->plan = own_plan_handover(&view, r->src_key, r->key, why, sizeof(why));
+	if (l->plan == OWN_PLAN_REFUSE) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", iscsi_lun_name(l->lun), why);
+		rc = ERR_CONFLICT;
+		goto out;
+	}
+	if (l->plan == OWN_PLAN_HANDOVER) {
+		rc = own_init(&l->m, OWN_FLOW_HANDOVER, r->key, r->src_key);
+		if (!rc)
+			rc = own_drive(&l->m, pr_exec, l->lun);
+		if (!rc)
+			l->registered = 1;
+		else
+			snprintf(l->why, sizeof(l->why), "host %s cannot register key %s on %s: %s",
+			         r->host, key_str(r->key, kb), iscsi_lun_name(l->lun),
+			         l->m.why[0] ? l->m.why : err_str(rc));
+	} else {
+		struct own_cmd cmd = {.op = OWN_OP_REGISTER,
+		                      .key = r->key,
+		                      .sa_key = r->key,
+		                      .type = OWN_PR_TYPE_WERO};
+
+		rc = iscsi_pr_out(l->lun, &cmd);
+		if (!rc)
+			l->registered = 1;
+		snprintf(l->why, sizeof(l->why),
+		         rc ? "host %s cannot register key %s on %s: %s"
+		            : "host %s registered key %s on %s, which has no "
+		              "reservation: nothing to hand over%s",
+		         r->host, key_str(r->key, kb), iscsi_lun_name(l->lun),
+		         rc ? err_str(rc) : "");
+	}
+out:
+	json_object_object_add(out, "registered", json_object_new_boolean(l->registered));
+	free(want);
+	free(have);
+	return rc;
+}
+
+/* Undo what prepare_lun registered (undo), and log out. */
+static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
+{
+	if (undo && l->registered && l->plan == OWN_PLAN_HANDOVER && !l->m.go) {
+		own_abort(&l->m);
+		own_drive(&l->m, pr_exec, l->lun);
+	} else if (l->registered && l->plan == OWN_PLAN_REGISTER) {
+		struct own_cmd cmd = {
+		    .op = OWN_OP_UNREGISTER, .key = r->key, .sa_key = 0, .type = OWN_PR_TYPE_WERO};
+
+		if (iscsi_pr_out(l->lun, &cmd))
+			log_warn("%s: could not remove this host's registration",
+			         iscsi_lun_name(l->lun));
+	}
+	l->registered = 0;
+	iscsi_lun_close(l->lun);
+	l->lun = NULL;
+}
+
+/* GO given, the guest runs here: take the reservation over. Fills out. */
+static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
+{
+	struct own_view view;
+	char kb[20];
+	int rc = 0;
+
+	if (l->plan == OWN_PLAN_HANDOVER && l->registered) {
+		own_go(&l->m);
+		for (int attempt = 0; attempt < 3; attempt++) {
+			rc = own_drive(&l->m, pr_exec, l->lun);
+			if (!rc || own_finished(&l->m))
+				break;
+		}
+		json_object_object_add(out, "handover",
+		                       json_object_new_string(rc ? "failed" : "done"));
+		json_object_object_add(out, "preempted",
+		                       json_object_new_string(key_str(r->src_key, kb)));
+		if (rc)
+			json_object_object_add(
+			    out, "why",
+			    json_object_new_string(l->m.why[0] ? l->m.why : err_str(rc)));
+	} else {
+		json_object_object_add(
+		    out, "handover",
+		    json_object_new_string(l->readonly ? "read-only" : "not reserved"));
+		json_object_object_add(out, "why", json_object_new_string(l->why));
+	}
+	if (!iscsi_pr_read(l->lun, &view)) {
+		json_object_object_add(
+		    out, "holder",
+		    view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
+		json_object_object_add(out, "keys", keys_json(&view));
+	}
+}
+#else
+static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req_lun,
+                       json_object *out)
+{
+	(void)r;
+	(void)req_lun;
+	json_object_object_add(out, "verified", NULL);
+	snprintf(l->why, sizeof(l->why), "xl-ext on this host is built without libiscsi");
+	return 0;
+}
+
+static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
+{
+	(void)r;
+	(void)l;
+	(void)undo;
+}
+
+static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
+{
+	(void)r;
+	json_object_object_add(out, "handover", json_object_new_string("not checked"));
+	json_object_object_add(out, "why", json_object_new_string(l->why));
+}
+#endif
+
+static int receiver_prepare(void *ctx, const char *request, char **answer_r)
+{
+	struct ho_receiver *r = ctx;
+	json_object *req = json_tokener_parse(request), *luns = NULL,
+	            *ans = json_object_new_object();
+	json_object *outs = json_object_new_array();
+	char kb[20];
+	int rc = 0, first = 0;
+
+	*answer_r = NULL;
+	rc = hostid_local(r->host, sizeof(r->host), &r->key);
+	json_object_object_add(ans, "dest_host", json_object_new_string(r->host));
+	json_object_object_add(ans, "dest_key", json_object_new_string(key_str(r->key, kb)));
+	if (!rc && (!req || !json_object_object_get_ex(req, "luns", &luns) ||
+	            !json_object_is_type(luns, json_type_array))) {
+		log_error("migration receiver: the sender's storage request is not xl-ext's JSON");
+		rc = ERR_PROTO;
+	}
+	if (!rc) {
+		r->src_key = key_parse(req, "source_key");
+		snprintf(r->src_host, sizeof(r->src_host), "%s",
+		         jstr(req, "source_host") ? jstr(req, "source_host") : "?");
+		if (!r->src_key)
+			rc = ERR_PROTO;
+	}
+	for (size_t i = 0; !rc && i < json_object_array_length(luns) && i < HO_MAX_LUNS; i++) {
+		json_object *q = json_object_array_get_idx(luns, i), *o = json_object_new_object(),
+		            *ro;
+		struct ho_lun *l = &r->luns[r->n++];
+		int lrc;
+
+		snprintf(l->url, sizeof(l->url), "%s", jstr(q, "url") ? jstr(q, "url") : "");
+		snprintf(l->spec, sizeof(l->spec), "%s", jstr(q, "spec") ? jstr(q, "spec") : "");
+		l->readonly =
+		    json_object_object_get_ex(q, "readonly", &ro) && json_object_get_boolean(ro);
+		json_object_object_add(o, "url", json_object_new_string(l->url));
+		lrc = prepare_lun(r, l, q, o);
+		json_object_object_add(o, "ok", json_object_new_boolean(!lrc));
+		json_object_object_add(o, "why", json_object_new_string(l->why));
+		json_object_array_add(outs, o);
+		if (lrc) {
+			log_error("migration receiver: disk '%s' of %s: %s", l->spec,
+			          jstr(req, "domain") ? jstr(req, "domain") : "?", l->why);
+			if (!first)
+				first = lrc;
+		} else {
+			log_info("migration receiver: disk '%s': %s", l->spec,
+			         l->registered && l->plan == OWN_PLAN_HANDOVER
+			             ? "identity verified, registered, source holds the reservation"
+			             : l->why);
+		}
+	}
+	if (!rc)
+		rc = first;
+	json_object_object_add(ans, "ok", json_object_new_boolean(!rc));
+	json_object_object_add(ans, "luns", outs);
+	*answer_r = strdup(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN));
+	json_object_put(ans);
+	json_object_put(req);
+	return rc;
+}
+
+static int receiver_go(void *ctx, char **final_r)
+{
+	struct ho_receiver *r = ctx;
+	json_object *fin = json_object_new_object(), *outs = json_object_new_array();
+	int64_t t0 = loop_now_us();
+
+	for (unsigned i = 0; i < r->n; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "url", json_object_new_string(r->luns[i].url));
+		go_lun(r, &r->luns[i], o);
+		json_object_array_add(outs, o);
+		release_lun(r, &r->luns[i], 0);
+	}
+	json_object_object_add(fin, "luns", outs);
+	json_object_object_add(fin, "preempt_ms",
+	                       json_object_new_double((double)(loop_now_us() - t0) / 1000.0));
+	*final_r = strdup(json_object_to_json_string_ext(fin, JSON_C_TO_STRING_PLAIN));
+	log_info("migration target: reservation hand-over: %s", *final_r ? *final_r : "?");
+	json_object_put(fin);
+	r->n = 0;
+	return 0;
+}
+
+static void receiver_abort(void *ctx)
+{
+	struct ho_receiver *r = ctx;
+
+	for (unsigned i = 0; i < r->n; i++)
+		release_lun(r, &r->luns[i], 1);
+	r->n = 0;
+}
+
+void ho_receiver_free(struct ho_receiver *r)
+{
+	if (!r)
+		return;
+	receiver_abort(r);
+	free(r);
+}
+
+const struct mig_ext_ops ho_ext_ops = {
+    .ready = sender_ready,
+    .final = sender_final,
+    .prepare = receiver_prepare,
+    .go = receiver_go,
+    .abort = receiver_abort,
+};

@@ -1,0 +1,55 @@
+/*
+ * handover.h - shared storage in the migration handshake (the XLP_OPT_XLEXT extension,
+ * migrate.h): the destination verifies every iSCSI LUN's identity and takes over its
+ * persistent reservation, on both transports, only when both ends are xl-ext.
+ *
+ *   sender   -> receiver  request: source host and key; per LUN (iSCSI disks, one entry per
+ *                         URL): spec(s), URL, read-only, identity (VPD 0x83 + size) and the
+ *                         reservation holder as the source reads them
+ *   receiver              per LUN: log in as this host, compare identity; writable LUNs: plan
+ *                         (own_plan_handover); HANDOVER: REGISTER this host's key and VERIFY
+ *                         (owner.h, state READY); REGISTER: register only; REFUSE: refuse
+ *   receiver -> sender    answer: ok, destination host and key, per LUN verified/registered/why
+ *   sender                refuses before suspending unless ok (the domain keeps running)
+ *   ... stream, GO, the guest runs on the destination, report ...
+ *   receiver              GO given: PREEMPT the source's key, VERIFY the destination alone
+ *                         owns the LUN; REGISTER-only LUNs: unregister (found unreserved, left so)
+ *   receiver -> sender    final: per LUN preempted key, holder and keys after, time taken
+ *
+ * The receiver's sessions stay open from prepare to go/abort; a registration belongs to its
+ * session (tgt keeps a logged-out session's registration and reservation, but only that
+ * session could use it), and the guest's own session registers the same key when it runs.
+ * Without libiscsi the request carries no LUN and every step reports "not checked".
+ */
+#ifndef XLEXT_HANDOVER_H
+#define XLEXT_HANDOVER_H
+
+#include <json-c/json.h>
+
+#include "xl-ext/cmd_disks.h"
+#include "xl-ext/migrate.h"
+
+extern const struct mig_ext_ops ho_ext_ops;
+
+struct ho_sender;
+struct ho_receiver;
+
+/*
+ * Sender: read this host's view of every iSCSI disk of disks (identity, reservation holder)
+ * and build the request. disks must outlive the sender state (verdicts are written there).
+ * Returns 0 or the error (logged, naming domain, disk and LUN).
+ */
+int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
+                  struct ho_sender **s_r);
+const char *ho_sender_request(const struct ho_sender *s);
+
+/* Add the hand-over to the --json report: "ownership" in each iSCSI disk of disks_json
+ * (mig_disks_json's array) and a "handover" object in report. */
+void ho_sender_report(const struct ho_sender *s, json_object *disks_json, json_object *report);
+void ho_sender_free(struct ho_sender *s);
+
+/* Receiver state for mig_receive_args.ext_ctx. */
+int ho_receiver_new(struct ho_receiver **r_r);
+void ho_receiver_free(struct ho_receiver *r);
+
+#endif
