@@ -46,6 +46,7 @@ struct ho_lun {
 	struct disk_info disk;       /* the spec, classified here (kind DISK_LOCAL if it did not) */
 	char target[LUN_TARGET_MAX]; /* what was opened: the URL or the kernel device */
 	struct lun *lun;
+	struct lun *klun; /* block-iscsi on xen: the kernel's session, registered after restore */
 };
 
 struct ho_receiver {
@@ -421,34 +422,44 @@ static enum lun_path choose_target(struct ho_receiver *r, struct ho_lun *l, int 
 }
 
 /*
- * After GO, a block-iscsi disk prepared through libiscsi (no kernel session then): the
- * script has logged in since, so register this host's key on the kernel's session too and
- * let the hand-over finish there. Without it the guest's own session stays unregistered and
- * gets RESERVATION CONFLICT once the source's key is preempted.
+ * A block-iscsi disk prepared through libiscsi (it had no kernel session then): once the
+ * restore has attached the disk, its script has logged in, and this host's key must be
+ * registered on the kernel's session too - the one blkback writes the guest's disk through -
+ * before the guest runs. 0 when done or nothing to do; otherwise the error, logged.
  */
-static void switch_to_kernel(struct ho_receiver *r, struct ho_lun *l)
+static int register_kernel(struct ho_receiver *r, struct ho_lun *l)
 {
 	struct own_cmd cmd = {
 	    .op = OWN_OP_REGISTER, .key = r->key, .sa_key = r->key, .type = OWN_PR_TYPE_WERO};
-	char target[LUN_TARGET_MAX];
-	enum lun_path path;
+	char target[LUN_TARGET_MAX], kb[20];
+	enum lun_path path = LUN_PATH_LIBISCSI;
 	struct lun *k = NULL;
+	int rc;
 
-	if (!r->kernel || l->disk.kind != DISK_ISCSI || !l->lun ||
-	    lun_path(l->lun) != LUN_PATH_LIBISCSI ||
-	    lun_choose(&l->disk, 1, 0, NULL, target, &path) || path != LUN_PATH_KERNEL)
-		return;
-	if (open_lun(target, r->host, &k) || lun_pr_out(k, &cmd)) {
-		log_error("migration target: %s: cannot register key 0x%016" PRIx64 " on the "
-		          "kernel's session (%s): the guest's writes will conflict",
-		          l->url, r->key, target);
+	if (l->klun || !r->kernel || l->disk.kind != DISK_ISCSI || !l->lun || !l->registered ||
+	    lun_path(l->lun) != LUN_PATH_LIBISCSI)
+		return 0;
+	rc = lun_choose(&l->disk, 1, 0, NULL, target, &path);
+	if (!rc && path != LUN_PATH_KERNEL)
+		rc = ERR_NOTFOUND;
+	if (!rc)
+		rc = open_lun(target, r->host, &k);
+	if (!rc)
+		rc = lun_pr_out(k, &cmd);
+	if (rc) {
+		log_error("migration target: disk '%s': cannot register key %s on the kernel "
+		          "initiator's session of %s (%s): the guest could not write once the "
+		          "source's key is preempted",
+		          l->spec, key_str(r->key, kb), l->url,
+		          path == LUN_PATH_KERNEL ? err_str(rc)
+		                                  : "no block device after the restore");
 		lun_close(k);
-		return;
+		return rc;
 	}
-	log_info("migration target: %s: registered on the kernel's session %s", l->url, target);
-	lun_close(l->lun);
-	l->lun = k;
-	snprintf(l->target, sizeof(l->target), "%s", target);
+	log_info("migration target: disk '%s': key %s registered on the kernel's session (%s)",
+	         l->spec, key_str(r->key, kb), target);
+	l->klun = k;
+	return 0;
 }
 
 /* Prepare one LUN: log in, compare identity, plan and register. 0 when it may proceed. */
@@ -582,9 +593,20 @@ static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
 		if (lun_pr_out(l->lun, &cmd))
 			log_warn("%s: could not remove this host's registration", lun_name(l->lun));
 	}
+	if (undo && l->klun) {
+		struct own_cmd cmd = {
+		    .op = OWN_OP_UNREGISTER, .key = r->key, .sa_key = 0, .type = OWN_PR_TYPE_WERO};
+
+		if (lun_pr_out(l->klun, &cmd))
+			log_warn("%s: could not remove this host's registration on the kernel's "
+			         "session",
+			         lun_name(l->klun));
+	}
 	l->registered = 0;
 	lun_close(l->lun);
+	lun_close(l->klun);
 	l->lun = NULL;
+	l->klun = NULL;
 }
 
 /* GO given, the guest runs here: take the reservation over. Fills out. */
@@ -599,8 +621,12 @@ static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
 		json_object_object_add(out, "why", json_object_new_string(l->why));
 		return;
 	}
-	if (l->registered)
-		switch_to_kernel(r, l);
+	if (l->registered && !register_kernel(r, l) && l->klun) {
+		/* finish on the kernel's session: the preempt and the final view are its */
+		lun_close(l->lun);
+		l->lun = l->klun;
+		l->klun = NULL;
+	}
 	json_object_object_add(out, "access",
 	                       json_object_new_string(lun_path_name(lun_path(l->lun))));
 	if (l->plan == OWN_PLAN_HANDOVER && l->registered) {
@@ -718,6 +744,17 @@ static int receiver_go(void *ctx, char **final_r)
 	return 0;
 }
 
+/* The domain exists here, paused, its disks attached: block-iscsi disks' kernel sessions. */
+static int receiver_received(void *ctx)
+{
+	struct ho_receiver *r = ctx;
+	int rc = 0;
+
+	for (unsigned i = 0; i < r->n && !rc; i++)
+		rc = register_kernel(r, &r->luns[i]);
+	return rc;
+}
+
 static void receiver_abort(void *ctx)
 {
 	struct ho_receiver *r = ctx;
@@ -739,6 +776,7 @@ const struct mig_ext_ops ho_ext_ops = {
     .ready = sender_ready,
     .final = sender_final,
     .prepare = receiver_prepare,
+    .received = receiver_received,
     .go = receiver_go,
     .abort = receiver_abort,
 };

@@ -57,8 +57,10 @@ void ho_sender_free(struct ho_sender *s);
  * and registered through the kernel initiator's block device - the session blkback writes
  * the guest's disk through, since a registration belongs to its I_T nexus. A by-path disk
  * gets its iscsiadm login first; a block-iscsi disk, whose script logs in only when the
- * domain's disk is attached, is prepared through libiscsi and registered on the kernel's
- * session after GO (lun_choose). kernel 0 (sim): libiscsi sessions of our own.
+ * domain's disk is attached, is prepared through libiscsi (lun_choose) and registered on the
+ * kernel's session once the stream is applied (mig_ext_ops.received), before the receiver
+ * says it is ready - or the migration is refused. kernel 0 (sim): libiscsi sessions of our
+ * own.
  */
 int ho_receiver_new(int kernel, struct ho_receiver **r_r);
 void ho_receiver_free(struct ho_receiver *r);
