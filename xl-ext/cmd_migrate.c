@@ -184,6 +184,17 @@ static int config_for(const struct hv_ops *ops, struct hv *hv, uint32_t domid, c
 	return simcfg_to_json(&cfg, json_r);
 }
 
+/*
+ * With the xen backend the guest's disk is written by blkback through the kernel initiator's
+ * session (open-iscsi), and a reservation key counts only on the session that registered it:
+ * the hand-over then runs on the disks' kernel block devices (SG_IO). The sim backend's guests
+ * write through libiscsi sessions of their own, and so does its hand-over.
+ */
+static int uses_kernel_initiator(const struct hv_ops *ops)
+{
+	return !strcmp(ops->name, "xen");
+}
+
 enum {
 	OPT_DEBUG = 256, OPT_LIVE, OPT_POLICY, OPT_MAX_ITERS, OPT_DOWNTIME, OPT_BANDWIDTH,
 	OPT_ON_STALL, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MAX_BYTES, OPT_REPLY_TIMEOUT,
@@ -419,7 +430,7 @@ int main_migrate(int argc, char **argv)
 	/* both ends xl-ext (--tcp, or the pre-flight answered): LUN identity and reservation
 	 * hand-over ride on the handshake; stock xl gets its own protocol, unchanged */
 	if (tcp || dest_xlext) {
-		rc = ho_sender_new(name, host, &disks, &ho);
+		rc = ho_sender_new(name, host, &disks, uses_kernel_initiator(a.ops), &ho);
 		if (rc) {
 			log_error("migration of %s to %s refused: its disks cannot be handed over (above); "
 				  "the domain was not touched", name, host);
@@ -614,7 +625,7 @@ int main_migrate_receive(int argc, char **argv)
 		a.paused |= !!(flags & TR_FLAG_PAUSED);
 		a.debug |= !!(flags & TR_FLAG_DEBUG);
 	}
-	rc = ho_receiver_new(&ho);
+	rc = ho_receiver_new(uses_kernel_initiator(a.ops), &ho);
 	if (rc)
 		goto out;
 	a.ext_ctx = ho;

@@ -3,7 +3,8 @@
  * tests. disk-check classifies a disk spec and, for an iSCSI LUN, prints its identity as
  * JSON; pr runs persistent-reservation, block and journal verbs on one iSCSI session (a
  * registration belongs to the session that made it, so verbs that depend on each other must
- * run in one invocation).
+ * run in one invocation). Both take a block device too (/dev/disk/by-path/...): then the
+ * commands go through the kernel initiator's session with SG_IO (lun.h, sgio.h).
  */
 #include "config.h"
 
@@ -17,26 +18,33 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/storage/disk.h"
-#include "xl-ext/storage/owner.h"
-#include "xl-ext/xlext.h"
-#ifdef XLEXT_HAVE_ISCSI
 #include "xl-ext/storage/iscsi.h"
 #include "xl-ext/storage/journal.h"
-#endif
+#include "xl-ext/storage/lun.h"
+#include "xl-ext/storage/owner.h"
+#include "xl-ext/xlext.h"
 
 #define SPEC(name) cmd_find(&xlext_table, name, NULL)
 
-#define STORAGE_COMMON_HELP                                                               \
-	"  -H, --host NAME    host name for the reservation key and the initiator name\n" \
+#define STORAGE_COMMON_HELP                                                                   \
+	"  -H, --host NAME    host name for the reservation key and the initiator name\n"     \
 	"                     (default: $XLEXT_HOST, else $XLEXT_SIM_HOST, else the system\n" \
-	"                     host name)\n"        \
-	"  -I, --initiator IQN  initiator name (default iqn.2026-11.org.xl-ext:<host>)\n" \
-	"  -t, --timeout S    bound every network step to S seconds (default 5)\n"
+	"                     host name)\n"                                                   \
+	"  -I, --initiator IQN  initiator name (default iqn.2026-11.org.xl-ext:<host>)\n"     \
+	"  -t, --timeout S    bound every network step or SCSI command to S seconds\n"        \
+	"                     (default 5)\n"
+#define STORAGE_DEVICE_NOTE                                                                 \
+	"A block device (/dev/disk/by-path/ip-...-iscsi-...-lun-N; root) is used through\n" \
+	"the kernel initiator's session with SG_IO, as xl-ext migrate does on the xen\n"    \
+	"backend (-I is then unused); an iscsi:// URL or a disk spec opens a libiscsi\n"    \
+	"session of its own.\n"
 #define STORAGE_DISK_CHECK_HELP                                                                \
 	STORAGE_COMMON_HELP                                                                    \
 	"  -n, --no-connect   classify only, do not log in\n"                                  \
-	"  -c, --compare DISK fail unless DISK (spec or iscsi:// URL) has the same identity\n" \
-	"  -e, --expect JSON  fail unless the identity equals JSON (printed by another host)\n"
+	"  -c, --compare DISK fail unless DISK (spec, iscsi:// URL or block device) has the\n" \
+	"                     same identity\n"                                                 \
+	"  -e, --expect JSON  fail unless the identity equals JSON (printed by another "       \
+	"host)\n" STORAGE_DEVICE_NOTE
 #define STORAGE_PR_HELP                                                                    \
 	STORAGE_COMMON_HELP                                                                \
 	"  -k, --key HEX      this host's reservation key (default: $XLEXT_PR_KEY, else\n" \
@@ -44,11 +52,12 @@
 	"  -g, --guest ID     journal: guest id (default 1)\n"                             \
 	"  -B, --base LBA     journal: first block of the ring (default 2048)\n"           \
 	"  -R, --ring N       journal: ring size in blocks (default 1024)\n"               \
-	"verbs, run in order on one session (a registration belongs to its session):\n"    \
+	"verbs, run in order on one session (a registration belongs to its session:\n"     \
+	"on a block device, the kernel's session, shared with the guest's writes):\n"      \
 	"  show | key | register | unregister | reserve | release | clear | preempt KEY\n" \
 	"  acquire | handover SOURCE-KEY | fence KEY | giveup   (ownership flows)\n"       \
 	"  write LBA | read LBA | wait (read a line from stdin)\n"                         \
-	"  journal-append N | journal-check ACKED KEY:FROM[,KEY:FROM...]\n"
+	"  journal-append N | journal-check ACKED KEY:FROM[,KEY:FROM...]\n" STORAGE_DEVICE_NOTE
 
 const char storage_disk_check_help[] = STORAGE_DISK_CHECK_HELP;
 const char storage_pr_help[] = STORAGE_PR_HELP;
@@ -65,7 +74,6 @@ struct storage_opts {
 	uint64_t base, ring;
 };
 
-#ifdef XLEXT_HAVE_ISCSI
 static const char *opts_host(const struct storage_opts *o, char *buf, size_t len)
 {
 	if (o->host)
@@ -91,12 +99,15 @@ static int opts_key(const struct storage_opts *o, uint64_t *key_r)
 	return rc;
 }
 
-/* An iscsi:// URL as is, or a disk spec that must classify as iSCSI. */
+/*
+ * What to open for arg: an iscsi:// URL or a block device path (/dev/disk/by-path/..., the
+ * kernel initiator's session) as is, or a disk spec that must classify as iSCSI (its URL).
+ */
 static int resolve_url(const char *arg, char *url, size_t len, struct disk_info *info)
 {
 	int rc;
 
-	if (!strncmp(arg, "iscsi://", 8)) {
+	if (!strncmp(arg, "iscsi://", 8) || arg[0] == '/') {
 		snprintf(url, len, "%s", arg);
 		return 0;
 	}
@@ -117,9 +128,9 @@ static double now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
-#endif
 
-static void print_disk_json(const struct disk_info *d, const char *url, const char *identity)
+static void print_disk_json(const struct disk_info *d, const char *url, const char *device,
+                            const char *identity)
 {
 	printf("{\"spec\":\"");
 	for (const char *p = d->spec; *p; p++)
@@ -131,13 +142,15 @@ static void print_disk_json(const struct disk_info *d, const char *url, const ch
 		       "\"url\":\"%s\"",
 		       d->form == DISK_FORM_SCRIPT ? "block-iscsi" : "by-path", d->host, d->port,
 		       d->iqn, d->lun, url);
+	if (device)
+		printf(",\"device\":\"%s\",\"access\":\"kernel\"", device);
 	if (identity)
 		printf(",\"identity\":%s", identity);
 	printf("}\n");
 }
 
-#ifdef XLEXT_HAVE_ISCSI
-static int open_lun(const struct storage_opts *o, const char *url, struct iscsi_lun **lun_r)
+/* url: an iscsi:// URL (libiscsi, as initiator) or a block device (SG_IO). */
+static int open_lun(const struct storage_opts *o, const char *url, struct lun **lun_r)
 {
 	char hbuf[256], initiator[ISCSI_INITIATOR_MAX];
 	int rc;
@@ -150,44 +163,63 @@ static int open_lun(const struct storage_opts *o, const char *url, struct iscsi_
 		if (rc)
 			return rc;
 	}
-	return iscsi_lun_open(url, initiator, o->timeout_s, lun_r);
+	rc = lun_open(url, initiator, o->timeout_s, lun_r);
+	if (rc == ERR_NOTSUP && url[0] != '/')
+		log_error("%s: this xl-ext is built without libiscsi; give the LUN's kernel block "
+		          "device (/dev/disk/by-path/ip-...-lun-N) instead",
+		          url);
+	return rc;
 }
 
 static int read_identity(const struct storage_opts *o, const char *url, struct lunid *id)
 {
-	struct iscsi_lun *lun = NULL;
+	struct lun *lun = NULL;
 	int rc;
 
 	rc = open_lun(o, url, &lun);
 	if (rc)
 		goto out;
-	rc = iscsi_lun_identity(lun, id);
+	rc = lun_identity(lun, id);
 out:
-	iscsi_lun_close(lun);
+	lun_close(lun);
 	return rc;
 }
-#endif
 
 static int disk_check(const struct storage_opts *o, const char *spec)
 {
 	struct disk_info d;
-	char url[DISK_URL_MAX] = "";
+	char url[DISK_URL_MAX] = "", target[LUN_TARGET_MAX] = "";
 	char *json = NULL;
 	int rc;
 
-	rc = disk_classify(spec, &d);
-	if (rc)
-		goto out;
+	if (spec[0] == '/') {
+		/* a block device: classified as the phy: disk it would be (iSCSI when its name is
+		 * /dev/disk/by-path/ip-...-iscsi-...-lun-N), read through the kernel initiator */
+		char phy[DISK_SPEC_MAX];
+
+		snprintf(phy, sizeof(phy), "phy:%.1000s,xvda,w", spec);
+		rc = disk_classify(phy, &d);
+		if (rc)
+			goto out;
+		snprintf(d.spec, sizeof(d.spec), "%s", spec);
+		d.vdev[0] = '\0';
+		snprintf(target, sizeof(target), "%s", spec);
+	} else {
+		rc = disk_classify(spec, &d);
+		if (rc)
+			goto out;
+	}
 	if (d.kind == DISK_ISCSI) {
 		rc = disk_iscsi_url(&d, url, sizeof(url));
 		if (rc)
 			goto out;
 	}
-	if (d.kind == DISK_ISCSI && o->connect) {
-#ifdef XLEXT_HAVE_ISCSI
+	if (!target[0])
+		snprintf(target, sizeof(target), "%s", url);
+	if ((d.kind == DISK_ISCSI || target[0] == '/') && o->connect) {
 		struct lunid id, other;
 
-		rc = read_identity(o, url, &id);
+		rc = read_identity(o, target, &id);
 		if (rc)
 			goto out;
 		rc = lunid_to_json(&id, &json);
@@ -202,7 +234,7 @@ static int disk_check(const struct storage_opts *o, const char *spec)
 			rc = lunid_compare(&other, &id, why, sizeof(why));
 			if (rc) {
 				log_error("LUN identity mismatch: %s is not the expected disk: %s",
-				          url, why);
+				          target, why);
 				goto out;
 			}
 		}
@@ -218,19 +250,13 @@ static int disk_check(const struct storage_opts *o, const char *spec)
 			rc = lunid_compare(&id, &other, why, sizeof(why));
 			if (rc) {
 				log_error(
-				    "LUN identity mismatch: %s is not the same disk as %s: %s", url,
-				    url2, why);
+				    "LUN identity mismatch: %s is not the same disk as %s: %s",
+				    target, url2, why);
 				goto out;
 			}
 		}
-#else
-		log_error("disk spec '%s': reading the LUN identity needs libiscsi, not built in",
-		          spec);
-		rc = ERR_NOTSUP;
-		goto out;
-#endif
 	}
-	print_disk_json(&d, url, json);
+	print_disk_json(&d, url, target[0] == '/' ? target : NULL, json);
 out:
 	free(json);
 	return rc;
@@ -277,7 +303,6 @@ int main_disk_check(int argc, char **argv)
 	return err_exit_status(rc);
 }
 
-#ifdef XLEXT_HAVE_ISCSI
 static int parse_key_arg(const char *s, uint64_t *key_r)
 {
 	int rc = own_host_key(NULL, s, key_r);
@@ -302,11 +327,11 @@ static void print_view(const struct own_view *v, uint64_t self)
 }
 
 /* One PR command, timed: "pr: <op> ... ok (1.2 ms)". */
-static int timed_cmd(struct iscsi_lun *lun, const struct own_cmd *cmd, struct own_view *view,
+static int timed_cmd(struct lun *lun, const struct own_cmd *cmd, struct own_view *view,
                      const char *label)
 {
 	double t0 = now_ms();
-	int rc = iscsi_pr_execute(lun, cmd, view);
+	int rc = lun_pr_execute(lun, cmd, view);
 
 	printf("pr: %-10s key 0x%016" PRIx64, label ? label : own_op_name(cmd->op), cmd->key);
 	if (cmd->op == OWN_OP_PREEMPT)
@@ -316,7 +341,7 @@ static int timed_cmd(struct iscsi_lun *lun, const struct own_cmd *cmd, struct ow
 	return rc;
 }
 
-static int run_flow(struct iscsi_lun *lun, enum own_flow flow, uint64_t self, uint64_t peer)
+static int run_flow(struct lun *lun, enum own_flow flow, uint64_t self, uint64_t peer)
 {
 	struct own_machine m;
 	double t0 = now_ms();
@@ -349,7 +374,7 @@ static int run_flow(struct iscsi_lun *lun, enum own_flow flow, uint64_t self, ui
 			break; /* after GO: leave the retry to the caller */
 	}
 	if (m.state != OWN_ST_DONE) {
-		log_error("%s: %s (state %s): %s", iscsi_lun_name(lun), own_flow_name(flow),
+		log_error("%s: %s (state %s): %s", lun_name(lun), own_flow_name(flow),
 		          own_state_name(m.state), m.why[0] ? m.why : err_str(first_rc));
 		return m.error ? m.error : (first_rc ? first_rc : ERR_INTERNAL);
 	}
@@ -359,19 +384,19 @@ static int run_flow(struct iscsi_lun *lun, enum own_flow flow, uint64_t self, ui
 
 static int lun_dev_read(void *ctx, uint64_t lba, void *buf, size_t len)
 {
-	return iscsi_lun_read(ctx, lba, buf, len);
+	return lun_read(ctx, lba, buf, len);
 }
 
 static int lun_dev_write(void *ctx, uint64_t lba, const void *buf, size_t len)
 {
-	return iscsi_lun_write(ctx, lba, buf, len);
+	return lun_write(ctx, lba, buf, len);
 }
 
-static int journal_append_n(struct iscsi_lun *lun, const struct storage_opts *o, uint64_t key,
+static int journal_append_n(struct lun *lun, const struct storage_opts *o, uint64_t key,
                             unsigned long count, unsigned long interval_ms)
 {
-	struct journal_dev dev = {lun_dev_read, lun_dev_write, lun, iscsi_lun_block_size(lun),
-	                          iscsi_lun_nblocks(lun)};
+	struct journal_dev dev = {lun_dev_read, lun_dev_write, lun, lun_block_size(lun),
+	                          lun_nblocks(lun)};
 	struct journal_writer w;
 	uint64_t first;
 	int rc;
@@ -399,15 +424,15 @@ static int journal_append_n(struct iscsi_lun *lun, const struct storage_opts *o,
 	if (rc == ERR_CONFLICT)
 		log_error("%s: write of journal sequence %" PRIu64 " refused: reservation "
 		          "conflict (key 0x%016" PRIx64 " does not own the LUN)",
-		          iscsi_lun_name(lun), w.next_seq, key);
+		          lun_name(lun), w.next_seq, key);
 	return rc;
 }
 
-static int journal_check_cmd(struct iscsi_lun *lun, const struct storage_opts *o,
-                             const char *acked_s, const char *epochs_s)
+static int journal_check_cmd(struct lun *lun, const struct storage_opts *o, const char *acked_s,
+                             const char *epochs_s)
 {
-	struct journal_dev dev = {lun_dev_read, lun_dev_write, lun, iscsi_lun_block_size(lun),
-	                          iscsi_lun_nblocks(lun)};
+	struct journal_dev dev = {lun_dev_read, lun_dev_write, lun, lun_block_size(lun),
+	                          lun_nblocks(lun)};
 	struct journal_epoch epochs[JOURNAL_MAX_EPOCHS];
 	struct journal_report r;
 	unsigned nepochs = 0;
@@ -428,25 +453,25 @@ static int journal_check_cmd(struct iscsi_lun *lun, const struct storage_opts *o
 	return rc;
 }
 
-static int block_io(struct iscsi_lun *lun, const char *verb, const char *arg, uint64_t key)
+static int block_io(struct lun *lun, const char *verb, const char *arg, uint64_t key)
 {
 	uint8_t buf[JOURNAL_MAX_BLOCK];
-	uint32_t bs = iscsi_lun_block_size(lun);
+	uint32_t bs = lun_block_size(lun);
 	char *end;
 	unsigned long long lba = strtoull(arg, &end, 10);
 	double t0 = now_ms();
 	int rc;
 
-	if (*end || !*arg || bs > sizeof(buf) || lba >= iscsi_lun_nblocks(lun)) {
+	if (*end || !*arg || bs > sizeof(buf) || lba >= lun_nblocks(lun)) {
 		log_error("%s LBA: '%s' is not a block of this LUN", verb, arg);
 		return ERR_INVAL;
 	}
 	if (!strcmp(verb, "write")) {
 		memset(buf, 0, bs);
 		snprintf((char *)buf, bs, "xl-ext test block %llu by key 0x%016" PRIx64, lba, key);
-		rc = iscsi_lun_write(lun, lba, buf, bs);
+		rc = lun_write(lun, lba, buf, bs);
 	} else {
-		rc = iscsi_lun_read(lun, lba, buf, bs);
+		rc = lun_read(lun, lba, buf, bs);
 	}
 	printf("io: %-5s lba %llu %s (%.1f ms)%s%s\n", verb, lba, rc ? err_name(rc) : "ok",
 	       now_ms() - t0, !rc && verb[0] == 'r' ? ": " : "",
@@ -455,12 +480,12 @@ static int block_io(struct iscsi_lun *lun, const char *verb, const char *arg, ui
 	if (rc == ERR_CONFLICT)
 		log_error("%s: %s of block %llu refused: reservation conflict (key 0x%016" PRIx64
 		          " is not a registrant)",
-		          iscsi_lun_name(lun), verb, lba, key);
+		          lun_name(lun), verb, lba, key);
 	return rc;
 }
 
 /* Run the verbs argv[0..argc) on lun; stops at the first failure. */
-static int run_verbs(struct iscsi_lun *lun, const struct storage_opts *o, uint64_t self, int argc,
+static int run_verbs(struct lun *lun, const struct storage_opts *o, uint64_t self, int argc,
                      char **argv)
 {
 	static const struct {
@@ -488,7 +513,7 @@ static int run_verbs(struct iscsi_lun *lun, const struct storage_opts *o, uint64
 			cmd.op = simple[s].op;
 			rc = timed_cmd(lun, &cmd, &view, NULL);
 		} else if (!strcmp(verb, "show")) {
-			rc = iscsi_pr_read(lun, &view);
+			rc = lun_pr_read(lun, &view);
 			if (!rc)
 				print_view(&view, self);
 		} else if (!strcmp(verb, "key")) {
@@ -548,7 +573,6 @@ usage:
 	log_error("verb '%s': missing or bad argument (see xl-ext help pr)", argv[i - 1]);
 	return ERR_INVAL;
 }
-#endif
 
 int main_pr(int argc, char **argv)
 {
@@ -583,9 +607,8 @@ int main_pr(int argc, char **argv)
 		o.ring = strtoull(optarg, NULL, 0);
 		break;
 	}
-#ifdef XLEXT_HAVE_ISCSI
 	{
-		struct iscsi_lun *lun = NULL;
+		struct lun *lun = NULL;
 		struct disk_info d;
 		char url[DISK_URL_MAX];
 		uint64_t self;
@@ -601,12 +624,7 @@ int main_pr(int argc, char **argv)
 			rc = open_lun(&o, url, &lun);
 		if (!rc)
 			rc = run_verbs(lun, &o, self, argc - optind - 1, argv + optind + 1);
-		iscsi_lun_close(lun);
+		lun_close(lun);
 	}
-#else
-	(void)o;
-	log_error("pr: built without libiscsi (configure found no libiscsi-dev)");
-	rc = ERR_NOTSUP;
-#endif
 	return err_exit_status(rc);
 }

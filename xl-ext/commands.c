@@ -85,9 +85,10 @@ static const struct cmd_spec xlext_cmds[] = {
 	 "[--status] <Domain>",
 	 "  -s, --status       print the running domain's counter and state instead\n"},
 	{"disk-check", main_disk_check, "Classify a disk spec; print an iSCSI LUN's identity as JSON",
-	 "[options] <disk-spec>", storage_disk_check_help},
+	 "[options] <disk-spec|block-device>", storage_disk_check_help},
 	{"pr", main_pr, "Persistent reservations, block and journal I/O on an iSCSI LUN",
-	 "[options] <iscsi-url|disk-spec> <verb> [args] [<verb> [args]...]", storage_pr_help},
+	 "[options] <iscsi-url|disk-spec|block-device> <verb> [args] [<verb> [args]...]",
+	 storage_pr_help},
 	{"help", main_help, "Show the command list or one command's usage", "[command]", NULL},
 	{"version", main_version, "Show xl-ext's version and backends", "", NULL},
 };

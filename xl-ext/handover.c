@@ -15,11 +15,10 @@
 #include "xl-ext/handover.h"
 #include "xl-ext/storage/disk.h"
 #include "xl-ext/storage/hostid.h"
+#include "xl-ext/storage/iscsi.h"
+#include "xl-ext/storage/lun.h"
 #include "xl-ext/storage/lunid.h"
 #include "xl-ext/storage/owner.h"
-#ifdef XLEXT_HAVE_ISCSI
-#include "xl-ext/storage/iscsi.h"
-#endif
 
 #define HO_TIMEOUT_S 5
 #define HO_MAX_LUNS  16
@@ -29,6 +28,7 @@ struct ho_sender {
 	char dest[256];
 	char host[64];
 	uint64_t key;
+	int kernel; /* LUNs through the kernel initiator's block devices (xen backend) */
 	struct mig_disks *disks;
 	char *request;
 	json_object *answer; /* the destination's answer, NULL until it came */
@@ -43,12 +43,14 @@ struct ho_lun {
 	struct own_machine m;
 	int registered;
 	char why[1400];
-#ifdef XLEXT_HAVE_ISCSI
-	struct iscsi_lun *lun;
-#endif
+	struct disk_info disk;       /* the spec, classified here (kind DISK_LOCAL if it did not) */
+	char target[LUN_TARGET_MAX]; /* what was opened: the URL or the kernel device */
+	struct lun *lun;
+	struct lun *klun; /* block-iscsi on xen: the kernel's session, registered after restore */
 };
 
 struct ho_receiver {
+	int kernel; /* LUNs through the kernel initiator's block devices (xen backend) */
 	char host[64];
 	uint64_t key;
 	uint64_t src_key;
@@ -84,7 +86,6 @@ static const char *jstr(json_object *o, const char *field)
 	return NULL;
 }
 
-#ifdef XLEXT_HAVE_ISCSI
 static json_object *keys_json(const struct own_view *v)
 {
 	json_object *a = json_object_new_array();
@@ -95,17 +96,13 @@ static json_object *keys_json(const struct own_view *v)
 	return a;
 }
 
-static int pr_exec(void *ctx, const struct own_cmd *cmd, struct own_view *view)
-{
-	return iscsi_pr_execute(ctx, cmd, view);
-}
-
-static int open_lun(const char *url, const char *host, struct iscsi_lun **lun_r)
+/* target: an iscsi:// URL (a session as initiator iqn...:host) or a kernel block device. */
+static int open_lun(const char *target, const char *host, struct lun **lun_r)
 {
 	char initiator[ISCSI_INITIATOR_MAX];
 	int rc = iscsi_initiator_name(host, initiator, sizeof(initiator));
 
-	return rc ? rc : iscsi_lun_open(url, initiator, HO_TIMEOUT_S, lun_r);
+	return rc ? rc : lun_open(target, initiator, HO_TIMEOUT_S, lun_r);
 }
 
 /* Sender: identity and reservation holder of one LUN as this host sees them. */
@@ -113,48 +110,46 @@ static int source_view(const struct ho_sender *s, const struct disk_info *d, con
                        json_object *o)
 {
 	struct lunid *id = calloc(1, sizeof(*id));
-	struct iscsi_lun *lun = NULL;
+	struct lun *lun = NULL;
 	struct own_view view;
-	char *idjson = NULL, kb[20];
+	char *idjson = NULL, kb[20], target[LUN_TARGET_MAX];
+	enum lun_path path = LUN_PATH_LIBISCSI;
 	int rc;
 
 	if (!id)
 		return ERR_NOMEM;
-	rc = open_lun(url, s->host, &lun);
+	rc = lun_choose(d, s->kernel, 0, NULL, target, &path);
 	if (!rc)
-		rc = iscsi_lun_identity(lun, id);
+		rc = open_lun(target, s->host, &lun);
+	if (rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI)
+		goto out; /* built without libiscsi: the caller skips this LUN */
+	if (!rc)
+		rc = lun_identity(lun, id);
 	if (!rc)
 		rc = lunid_to_json(id, &idjson);
 	if (!rc)
-		rc = iscsi_pr_read(lun, &view);
+		rc = lun_pr_read(lun, &view);
 	if (rc) {
 		log_error("domain %s: disk %s ('%s'): host %s cannot read the LUN's identity and "
 		          "reservation (%s): %s",
-		          s->domain, d->vdev, d->spec, s->host, url, err_str(rc));
+		          s->domain, d->vdev, d->spec, s->host,
+		          path == LUN_PATH_KERNEL ? target : url, err_str(rc));
 		goto out;
 	}
+	log_debug("domain %s: disk %s: source reads %s through %s", s->domain, d->vdev,
+	          lun_name(lun), lun_path_name(path));
+	json_object_object_add(o, "source_access", json_object_new_string(lun_path_name(path)));
 	json_object_object_add(o, "identity", json_tokener_parse(idjson));
 	json_object_object_add(
 	    o, "holder", view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
 out:
-	iscsi_lun_close(lun);
+	lun_close(lun);
 	free(idjson);
 	free(id);
 	return rc;
 }
-#else
-static int source_view(const struct ho_sender *s, const struct disk_info *d, const char *url,
-                       json_object *o)
-{
-	(void)s;
-	(void)d;
-	(void)url;
-	(void)o;
-	return ERR_NOTSUP;
-}
-#endif
 
-int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
+int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks, int kernel,
                   struct ho_sender **s_r)
 {
 	struct ho_sender *s = calloc(1, sizeof(*s));
@@ -170,6 +165,7 @@ int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
 	snprintf(s->domain, sizeof(s->domain), "%s", domain);
 	snprintf(s->dest, sizeof(s->dest), "%s", dest);
 	s->disks = disks;
+	s->kernel = kernel;
 	rc = hostid_local(s->host, sizeof(s->host), &s->key);
 	if (rc)
 		goto fail;
@@ -392,13 +388,80 @@ void ho_sender_free(struct ho_sender *s)
 
 /* --- receiver --------------------------------------------------------------------------- */
 
-int ho_receiver_new(struct ho_receiver **r_r)
+int ho_receiver_new(int kernel, struct ho_receiver **r_r)
 {
 	*r_r = calloc(1, sizeof(**r_r));
-	return *r_r ? 0 : ERR_NOMEM;
+	if (!*r_r)
+		return ERR_NOMEM;
+	(*r_r)->kernel = kernel;
+	return 0;
 }
 
-#ifdef XLEXT_HAVE_ISCSI
+/*
+ * Which way in to l: with the xen backend the kernel initiator's device (logged in first for
+ * by-path disks, lun_choose), the one blkback writes the guest's disk through; otherwise, or
+ * when the spec does not classify here, a libiscsi session to the URL as before.
+ */
+static enum lun_path choose_target(struct ho_receiver *r, struct ho_lun *l, int *rc_r)
+{
+	enum lun_path path = LUN_PATH_LIBISCSI;
+
+	*rc_r = 0;
+	snprintf(l->target, sizeof(l->target), "%s", l->url);
+	if (!r->kernel)
+		return path;
+	if (disk_classify(l->spec, &l->disk) || l->disk.kind != DISK_ISCSI) {
+		log_warn("migration receiver: disk '%s' does not classify as iSCSI here: using a "
+		         "libiscsi session to %s",
+		         l->spec, l->url);
+		l->disk.kind = DISK_LOCAL;
+		return path;
+	}
+	*rc_r = lun_choose(&l->disk, 1, 1, NULL, l->target, &path);
+	return path;
+}
+
+/*
+ * A block-iscsi disk prepared through libiscsi (it had no kernel session then): once the
+ * restore has attached the disk, its script has logged in, and this host's key must be
+ * registered on the kernel's session too - the one blkback writes the guest's disk through -
+ * before the guest runs. 0 when done or nothing to do; otherwise the error, logged.
+ */
+static int register_kernel(struct ho_receiver *r, struct ho_lun *l)
+{
+	struct own_cmd cmd = {
+	    .op = OWN_OP_REGISTER, .key = r->key, .sa_key = r->key, .type = OWN_PR_TYPE_WERO};
+	char target[LUN_TARGET_MAX], kb[20];
+	enum lun_path path = LUN_PATH_LIBISCSI;
+	struct lun *k = NULL;
+	int rc;
+
+	if (l->klun || !r->kernel || l->disk.kind != DISK_ISCSI || !l->lun || !l->registered ||
+	    lun_path(l->lun) != LUN_PATH_LIBISCSI)
+		return 0;
+	rc = lun_choose(&l->disk, 1, 0, NULL, target, &path);
+	if (!rc && path != LUN_PATH_KERNEL)
+		rc = ERR_NOTFOUND;
+	if (!rc)
+		rc = open_lun(target, r->host, &k);
+	if (!rc)
+		rc = lun_pr_out(k, &cmd);
+	if (rc) {
+		log_error("migration target: disk '%s': cannot register key %s on the kernel "
+		          "initiator's session of %s (%s): the guest could not write once the "
+		          "source's key is preempted",
+		          l->spec, key_str(r->key, kb), l->url,
+		          path == LUN_PATH_KERNEL ? err_str(rc)
+		                                  : "no block device after the restore");
+		lun_close(k);
+		return rc;
+	}
+	log_info("migration target: disk '%s': key %s registered on the kernel's session (%s)",
+	         l->spec, key_str(r->key, kb), target);
+	l->klun = k;
+	return 0;
+}
+
 /* Prepare one LUN: log in, compare identity, plan and register. 0 when it may proceed. */
 static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req_lun,
                        json_object *out)
@@ -407,13 +470,37 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 	json_object *identity;
 	struct own_view view;
 	char why[256] = "", kb[20];
+	enum lun_path path = LUN_PATH_LIBISCSI;
 	int rc;
 
 	if (!want || !have) {
 		rc = ERR_NOMEM;
 		goto out;
 	}
-	rc = open_lun(l->url, r->host, &l->lun);
+	path = choose_target(r, l, &rc);
+	if (!rc)
+		rc = open_lun(l->target, r->host, &l->lun);
+	if (rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !l->lun) {
+		json_object_object_add(out, "verified", NULL);
+		snprintf(l->why, sizeof(l->why), "xl-ext on this host is built without libiscsi");
+		rc = 0;
+		goto out;
+	}
+	if (rc && path == LUN_PATH_KERNEL) {
+		snprintf(l->why, sizeof(l->why),
+		         "host %s cannot use %.300s, the kernel initiator's device of %.300s: %s; "
+		         "check 'iscsiadm -m session' and that the target's ACL admits this "
+		         "host's initiator (/etc/iscsi/initiatorname.iscsi)",
+		         r->host, l->target, l->url, err_str(rc));
+		goto out;
+	}
+	if (rc && l->disk.kind == DISK_ISCSI && r->kernel) {
+		snprintf(l->why, sizeof(l->why),
+		         "host %s cannot log in to %s: %s; check iscsiadm's "
+		         "messages above and the portal",
+		         r->host, l->url, err_str(rc));
+		goto out;
+	}
 	if (rc) {
 		snprintf(l->why, sizeof(l->why),
 		         "host %s cannot log in to %s: %s; check the portal "
@@ -421,6 +508,9 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 		         r->host, l->url, err_str(rc), r->host);
 		goto out;
 	}
+	json_object_object_add(out, "access", json_object_new_string(lun_path_name(path)));
+	json_object_object_add(out, "device",
+	                       path == LUN_PATH_KERNEL ? json_object_new_string(l->target) : NULL);
 	if (!json_object_object_get_ex(req_lun, "identity", &identity) ||
 	    lunid_from_json(json_object_to_json_string(identity), want)) {
 		snprintf(l->why, sizeof(l->why), "the sender's identity of %s is malformed",
@@ -428,14 +518,14 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 		rc = ERR_PROTO;
 		goto out;
 	}
-	rc = iscsi_lun_identity(l->lun, have);
+	rc = lun_identity(l->lun, have);
 	if (!rc && lunid_compare(want, have, why, sizeof(why)))
 		rc = ERR_MISMATCH;
 	json_object_object_add(out, "verified", json_object_new_boolean(!rc));
 	if (rc) {
 		snprintf(l->why, sizeof(l->why),
-		         "%s as seen from host %s is not the source's LUN: %s",
-		         iscsi_lun_name(l->lun), r->host, rc == ERR_MISMATCH ? why : err_str(rc));
+		         "%s as seen from host %s is not the source's LUN: %s", lun_name(l->lun),
+		         r->host, rc == ERR_MISMATCH ? why : err_str(rc));
 		goto out;
 	}
 	if (l->readonly) {
@@ -443,10 +533,10 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 		         "read-only: identity verified, ownership untouched");
 		goto out;
 	}
-	rc = iscsi_pr_read(l->lun, &view);
+	rc = lun_pr_read(l->lun, &view);
 	if (rc) {
 		snprintf(l->why, sizeof(l->why), "host %s cannot read the reservation of %s: %s",
-		         r->host, iscsi_lun_name(l->lun), err_str(rc));
+		         r->host, lun_name(l->lun), err_str(rc));
 		goto out;
 	}
 	json_object_object_add(out, "holder_before",
@@ -454,19 +544,19 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 	                                     : NULL);
 	l->plan = own_plan_handover(&view, r->src_key, r->key, why, sizeof(why));
 	if (l->plan == OWN_PLAN_REFUSE) {
-		snprintf(l->why, sizeof(l->why), "%s: %s", iscsi_lun_name(l->lun), why);
+		snprintf(l->why, sizeof(l->why), "%s: %s", lun_name(l->lun), why);
 		rc = ERR_CONFLICT;
 		goto out;
 	}
 	if (l->plan == OWN_PLAN_HANDOVER) {
 		rc = own_init(&l->m, OWN_FLOW_HANDOVER, r->key, r->src_key);
 		if (!rc)
-			rc = own_drive(&l->m, pr_exec, l->lun);
+			rc = own_drive(&l->m, lun_pr_execute, l->lun);
 		if (!rc)
 			l->registered = 1;
 		else
 			snprintf(l->why, sizeof(l->why), "host %s cannot register key %s on %s: %s",
-			         r->host, key_str(r->key, kb), iscsi_lun_name(l->lun),
+			         r->host, key_str(r->key, kb), lun_name(l->lun),
 			         l->m.why[0] ? l->m.why : err_str(rc));
 	} else {
 		struct own_cmd cmd = {.op = OWN_OP_REGISTER,
@@ -474,15 +564,14 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 		                      .sa_key = r->key,
 		                      .type = OWN_PR_TYPE_WERO};
 
-		rc = iscsi_pr_out(l->lun, &cmd);
+		rc = lun_pr_out(l->lun, &cmd);
 		if (!rc)
 			l->registered = 1;
 		snprintf(l->why, sizeof(l->why),
 		         rc ? "host %s cannot register key %s on %s: %s"
 		            : "host %s registered key %s on %s, which has no "
 		              "reservation: nothing to hand over%s",
-		         r->host, key_str(r->key, kb), iscsi_lun_name(l->lun),
-		         rc ? err_str(rc) : "");
+		         r->host, key_str(r->key, kb), lun_name(l->lun), rc ? err_str(rc) : "");
 	}
 out:
 	json_object_object_add(out, "registered", json_object_new_boolean(l->registered));
@@ -496,18 +585,28 @@ static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
 {
 	if (undo && l->registered && l->plan == OWN_PLAN_HANDOVER && !l->m.go) {
 		own_abort(&l->m);
-		own_drive(&l->m, pr_exec, l->lun);
+		own_drive(&l->m, lun_pr_execute, l->lun);
 	} else if (l->registered && l->plan == OWN_PLAN_REGISTER) {
 		struct own_cmd cmd = {
 		    .op = OWN_OP_UNREGISTER, .key = r->key, .sa_key = 0, .type = OWN_PR_TYPE_WERO};
 
-		if (iscsi_pr_out(l->lun, &cmd))
-			log_warn("%s: could not remove this host's registration",
-			         iscsi_lun_name(l->lun));
+		if (lun_pr_out(l->lun, &cmd))
+			log_warn("%s: could not remove this host's registration", lun_name(l->lun));
+	}
+	if (undo && l->klun) {
+		struct own_cmd cmd = {
+		    .op = OWN_OP_UNREGISTER, .key = r->key, .sa_key = 0, .type = OWN_PR_TYPE_WERO};
+
+		if (lun_pr_out(l->klun, &cmd))
+			log_warn("%s: could not remove this host's registration on the kernel's "
+			         "session",
+			         lun_name(l->klun));
 	}
 	l->registered = 0;
-	iscsi_lun_close(l->lun);
+	lun_close(l->lun);
+	lun_close(l->klun);
 	l->lun = NULL;
+	l->klun = NULL;
 }
 
 /* GO given, the guest runs here: take the reservation over. Fills out. */
@@ -517,10 +616,23 @@ static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
 	char kb[20];
 	int rc = 0;
 
+	if (!l->lun) {
+		json_object_object_add(out, "handover", json_object_new_string("not checked"));
+		json_object_object_add(out, "why", json_object_new_string(l->why));
+		return;
+	}
+	if (l->registered && !register_kernel(r, l) && l->klun) {
+		/* finish on the kernel's session: the preempt and the final view are its */
+		lun_close(l->lun);
+		l->lun = l->klun;
+		l->klun = NULL;
+	}
+	json_object_object_add(out, "access",
+	                       json_object_new_string(lun_path_name(lun_path(l->lun))));
 	if (l->plan == OWN_PLAN_HANDOVER && l->registered) {
 		own_go(&l->m);
 		for (int attempt = 0; attempt < 3; attempt++) {
-			rc = own_drive(&l->m, pr_exec, l->lun);
+			rc = own_drive(&l->m, lun_pr_execute, l->lun);
 			if (!rc || own_finished(&l->m))
 				break;
 		}
@@ -538,38 +650,13 @@ static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
 		    json_object_new_string(l->readonly ? "read-only" : "not reserved"));
 		json_object_object_add(out, "why", json_object_new_string(l->why));
 	}
-	if (!iscsi_pr_read(l->lun, &view)) {
+	if (!lun_pr_read(l->lun, &view)) {
 		json_object_object_add(
 		    out, "holder",
 		    view.reserved ? json_object_new_string(key_str(view.holder, kb)) : NULL);
 		json_object_object_add(out, "keys", keys_json(&view));
 	}
 }
-#else
-static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req_lun,
-                       json_object *out)
-{
-	(void)r;
-	(void)req_lun;
-	json_object_object_add(out, "verified", NULL);
-	snprintf(l->why, sizeof(l->why), "xl-ext on this host is built without libiscsi");
-	return 0;
-}
-
-static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
-{
-	(void)r;
-	(void)l;
-	(void)undo;
-}
-
-static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
-{
-	(void)r;
-	json_object_object_add(out, "handover", json_object_new_string("not checked"));
-	json_object_object_add(out, "why", json_object_new_string(l->why));
-}
-#endif
 
 static int receiver_prepare(void *ctx, const char *request, char **answer_r)
 {
@@ -657,6 +744,17 @@ static int receiver_go(void *ctx, char **final_r)
 	return 0;
 }
 
+/* The domain exists here, paused, its disks attached: block-iscsi disks' kernel sessions. */
+static int receiver_received(void *ctx)
+{
+	struct ho_receiver *r = ctx;
+	int rc = 0;
+
+	for (unsigned i = 0; i < r->n && !rc; i++)
+		rc = register_kernel(r, &r->luns[i]);
+	return rc;
+}
+
 static void receiver_abort(void *ctx)
 {
 	struct ho_receiver *r = ctx;
@@ -678,6 +776,7 @@ const struct mig_ext_ops ho_ext_ops = {
     .ready = sender_ready,
     .final = sender_final,
     .prepare = receiver_prepare,
+    .received = receiver_received,
     .go = receiver_go,
     .abort = receiver_abort,
 };

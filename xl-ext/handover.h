@@ -16,6 +16,8 @@
  *                         owns the LUN; REGISTER-only LUNs: unregister (found unreserved, left so)
  *   receiver -> sender    final: per LUN preempted key, holder and keys after, time taken
  *
+ * On the xen backend every step above runs on the kernel initiator's block device with SG_IO
+ * (sgio.h) instead of a session of our own (lun.h), see ho_receiver_new.
  * The receiver's sessions stay open from prepare to go/abort; a registration belongs to its
  * session (tgt keeps a logged-out session's registration and reservation, but only that
  * session could use it), and the guest's own session registers the same key when it runs.
@@ -36,10 +38,12 @@ struct ho_receiver;
 
 /*
  * Sender: read this host's view of every iSCSI disk of disks (identity, reservation holder)
- * and build the request. disks must outlive the sender state (verdicts are written there).
- * Returns 0 or the error (logged, naming domain, disk and LUN).
+ * and build the request. kernel 1 (xen backend): read it through the kernel initiator's block
+ * device of each disk (lun_choose in lun.h), 0 (sim): through a libiscsi session. disks must
+ * outlive the sender state (verdicts are written there). Returns 0 or the error (logged,
+ * naming domain, disk and LUN).
  */
-int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
+int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks, int kernel,
                   struct ho_sender **s_r);
 const char *ho_sender_request(const struct ho_sender *s);
 
@@ -48,8 +52,17 @@ const char *ho_sender_request(const struct ho_sender *s);
 void ho_sender_report(const struct ho_sender *s, json_object *disks_json, json_object *report);
 void ho_sender_free(struct ho_sender *s);
 
-/* Receiver state for mig_receive_args.ext_ctx. */
-int ho_receiver_new(struct ho_receiver **r_r);
+/*
+ * Receiver state for mig_receive_args.ext_ctx. kernel 1 (xen backend): every LUN is verified
+ * and registered through the kernel initiator's block device - the session blkback writes
+ * the guest's disk through, since a registration belongs to its I_T nexus. A by-path disk
+ * gets its iscsiadm login first; a block-iscsi disk, whose script logs in only when the
+ * domain's disk is attached, is prepared through libiscsi (lun_choose) and registered on the
+ * kernel's session once the stream is applied (mig_ext_ops.received), before the receiver
+ * says it is ready - or the migration is refused. kernel 0 (sim): libiscsi sessions of our
+ * own.
+ */
+int ho_receiver_new(int kernel, struct ho_receiver **r_r);
 void ho_receiver_free(struct ho_receiver *r);
 
 #endif

@@ -389,6 +389,14 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 			a->ext->abort(a->ext_ctx);
 		goto out;
 	}
+	if (ext && a->ext->received) {
+		rc = a->ext->received(a->ext_ctx);
+		if (rc) {
+			log_error("migration receiver: %s cannot write its disks here (above); "
+				  "destroying our copy, the sender keeps it", name);
+			goto destroy;
+		}
+	}
 	log_info("migration target: transfer complete, requesting permission to start %s", name);
 	rc = fd_write_exact(a->send_fd, xlp_receiver_ready, xlp_receiver_ready_len());
 	if (rc)

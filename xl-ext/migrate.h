@@ -30,13 +30,17 @@ enum mig_result {
  * anything is suspended (non-zero: the migration is refused, the domain untouched); final()
  * gets the receiver's last message (NULL when it did not come) after a successful start.
  * Receiver: prepare() answers the request (*answer_r always set when it returns; non-zero:
- * refused, nothing received); go() runs once the domain runs here, after the report, and
- * produces the last message; abort() undoes prepare() when the migration fails before that.
+ * refused, nothing received); received() (optional) runs once the stream is applied and the
+ * domain exists here, paused, with its disks attached, before the receiver says it is ready
+ * (non-zero: the copy is destroyed, the sender keeps the domain); go() runs once the domain
+ * runs here, after the report, and produces the last message; abort() undoes prepare() and
+ * received() when the migration fails before that.
  */
 struct mig_ext_ops {
 	int (*ready)(void *ctx, const char *answer);
 	void (*final)(void *ctx, const char *final);
 	int (*prepare)(void *ctx, const char *request, char **answer_r);
+	int (*received)(void *ctx);
 	int (*go)(void *ctx, char **final_r);
 	void (*abort)(void *ctx);
 };

@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -37,23 +36,6 @@ struct iscsi_lun {
 	uint32_t block_size;
 	char name[600];
 };
-
-int iscsi_initiator_name(const char *hostname, char *buf, size_t len)
-{
-	static const char prefix[] = "iqn.2026-11.org.xl-ext:";
-	size_t n = sizeof(prefix) - 1, i;
-
-	if (!hostname || !*hostname || len < n + 2)
-		return ERR_INVAL;
-	memcpy(buf, prefix, n);
-	for (i = 0; hostname[i] && n + 1 < len && n < ISCSI_INITIATOR_MAX - 1; i++) {
-		unsigned char c = (unsigned char)tolower((unsigned char)hostname[i]);
-
-		buf[n++] = (char)(isalnum(c) || c == '.' || c == '-' ? c : '-');
-	}
-	buf[n] = '\0';
-	return 0;
-}
 
 const char *iscsi_lun_name(const struct iscsi_lun *lun)
 {

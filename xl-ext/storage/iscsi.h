@@ -2,7 +2,8 @@
  * iscsi.h - one userspace iSCSI session to one LUN (libiscsi, synchronous, bounded by a
  * timeout): LUN identity, persistent reservations, block read/write.
  *
- * Built only with libiscsi (configure: HAVE_ISCSI). Only iscsi.c includes libiscsi's headers;
+ * Built only with libiscsi (configure: HAVE_ISCSI); lun.h puts it and the kernel's block
+ * device (sgio.h) behind one interface. Only iscsi.c includes libiscsi's headers;
  * its status and sense codes are translated here: RESERVATION CONFLICT -> ERR_CONFLICT,
  * unreachable portal -> ERR_IO, unknown target or LUN -> ERR_NOTFOUND, timeout -> ERR_TIMEOUT.
  *
@@ -26,6 +27,7 @@ struct iscsi_lun;
 /*
  * The initiator name of a host: "iqn.2026-11.org.xl-ext:<hostname>", the host name lowered
  * and anything outside [a-z0-9.-] replaced by '-'. ERR_INVAL for an empty host name.
+ * (Defined in lun.c, built with or without libiscsi.)
  */
 int iscsi_initiator_name(const char *hostname, char *buf, size_t len);
 
