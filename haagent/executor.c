@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "haagent/executor.h"
+#include "haagent/fence.h"
 #include "haagent/worker.h"
 #include "xl-ext/transport.h"
 
@@ -26,6 +27,7 @@
 #define CLAIM_TIMEOUT_MS  10000
 #define REPORT_TIMEOUT_MS 30000
 #define FENCE_RETRY_MS    10000
+#define FENCE_LUN_TIMEOUT_S 10
 
 enum job_kind { JOB_CLAIM, JOB_SEND, JOB_RECV, JOB_CREATE, JOB_STOP, JOB_FENCE, JOB_ORPHAN };
 
@@ -36,6 +38,8 @@ struct job {
 	uint32_t from, to, node;
 	pid_t pid;     /* running child, 0 when done */
 	int64_t since; /* when claimed/started/done; for a failed fence: when to retry */
+	int report_fd; /* fence: read end of the pipe the child writes its report line to */
+	bool reported; /* fence: a failure was multicast once (retries only log) */
 };
 
 struct ha_executor {
@@ -85,6 +89,7 @@ static struct job *add_job(struct ha_executor *ex, enum job_kind kind, const cha
 		j->to = to;
 		j->node = from;
 		j->since = loop_now_ms();
+		j->report_fd = -1;
 		return j;
 	}
 	log_error("executor: more than %d jobs at once; %s waits", MAX_JOBS, guest ? guest : "");
@@ -137,6 +142,59 @@ static const struct ha_guest_conf *guest_conf(const struct ha_executor *ex, cons
 	return NULL;
 }
 
+/*
+ * In the fence job's child: fence node (nodeid) by the configured method(s) over the guests
+ * the view says it owns; the one-line outcome goes to report_fd for the cluster's events.
+ */
+static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, int report_fd)
+{
+	const struct ha_config *cfg = ex->env.cfg;
+	struct ha_fence_guest fg[HA_MAX_GUESTS];
+	struct ha_fence_args a = {
+	    .ops = ex->env.hv_ops,
+	    .mode = (enum ha_fence_mode)cfg->fence_mode,
+	    .command = cfg->fence_command,
+	    .node_keys = cfg->node_keys,
+	    .victim = name,
+	    .guests = fg,
+	    .timeout_s = FENCE_LUN_TIMEOUT_S,
+	};
+	const struct ha_guest_info *g;
+	size_t ng = ha_state_guests(ex->env.st, &g);
+	char report[HA_REASON_MAX * 2];
+	int status;
+
+	for (size_t i = 0; i < ng && a.nguests < HA_MAX_GUESTS; i++) {
+		const struct ha_guest_conf *gc;
+
+		if (g[i].owner != nodeid)
+			continue;
+		gc = guest_conf(ex, g[i].name);
+		fg[a.nguests].name = g[i].name;
+		fg[a.nguests].config = gc ? gc->config : "";
+		fg[a.nguests].disks = gc && gc->disks[0] ? gc->disks : g[i].disks;
+		a.nguests++;
+	}
+	status = ha_fence_run(&a, report, sizeof(report));
+	if (report_fd >= 0 && write(report_fd, report, strlen(report)) < 0)
+		log_warn("fence of %s: cannot pass its report to the agent", name);
+	return status;
+}
+
+/* Read what a fence child reported (one line, possibly empty). */
+static void read_report(struct job *j, char *buf, size_t len)
+{
+	ssize_t n = 0;
+
+	buf[0] = '\0';
+	if (j->report_fd < 0)
+		return;
+	n = read(j->report_fd, buf, len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	close(j->report_fd);
+	j->report_fd = -1;
+}
+
 /* Fork a child for job j running the job's worker. */
 static void start_job(struct ha_executor *ex, struct job *j, int conn)
 {
@@ -147,23 +205,36 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	pid_t pid;
 	int status = HA_WORKER_FAILED;
 
+	int report[2] = {-1, -1};
+
 	if (j->kind == JOB_SEND)
 		snprintf(addr, sizeof(addr), "%s:%u",
 		         node_addr(ex, j->to) ? node_addr(ex, j->to) : "?", cfg->migration_port);
+	if (j->kind == JOB_FENCE && pipe2(report, O_CLOEXEC) < 0)
+		report[0] = report[1] = -1; /* the outcome still comes from the exit status */
 	pid = fork();
 	if (pid < 0) {
 		log_error_errno(errno, "executor: cannot fork for %s", j->guest);
 		j->pid = 0;
+		if (report[0] >= 0) {
+			close(report[0]);
+			close(report[1]);
+		}
 		return;
 	}
 	if (pid > 0) {
+		if (report[1] >= 0)
+			close(report[1]);
+		if (j->report_fd >= 0)
+			close(j->report_fd);
+		j->report_fd = report[0];
 		j->pid = pid;
 		j->since = loop_now_ms();
 		log_debug("executor: job %d for %s started as pid %d", (int)j->kind,
 		          j->guest[0] ? j->guest : "a node", (int)pid);
 		return;
 	}
-	ha_worker_child_init(conn);
+	ha_worker_child_init(j->kind == JOB_FENCE ? report[1] : conn);
 	switch (j->kind) {
 	case JOB_SEND:
 		status = ha_worker_send(ex->env.hv_ops, j->guest, addr, cfg->migration_key);
@@ -180,7 +251,7 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 		break;
 	case JOB_FENCE:
 		n = ha_state_node(ex->env.st, j->node);
-		status = ha_worker_fence(cfg->fence_command, n ? n->name : "?");
+		status = run_fence(ex, j->node, n ? n->name : "?", report[1]);
 		break;
 	default:
 		break;
@@ -221,18 +292,26 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 			submit(ex, HA_MSG_GUEST_STOPPED, j->guest, self, 0, 0, 0,
 			       "for a cold restart");
 		break;
-	case JOB_FENCE:
+	case JOB_FENCE: {
+		char report[HA_REASON_MAX * 2];
+
+		read_report(j, report, sizeof(report));
 		if (status == HA_WORKER_OK) {
 			submit(ex, HA_MSG_FENCED, NULL, 0, 0, j->node, 0,
-			       "fence command succeeded");
+			       report[0] ? report : "fence command succeeded");
 		} else {
 			j->since = loop_now_ms() + FENCE_RETRY_MS; /* retry then */
 			log_error("node %" PRIu32
 			          " could not be fenced; retrying in %d s: its guests "
 			          "stay down until then",
 			          j->node, FENCE_RETRY_MS / 1000);
+			if (!j->reported)
+				submit(ex, HA_MSG_FENCE_FAILED, NULL, 0, 0, j->node, ERR_REMOTE,
+				       report[0] ? report : "see the fencing node's log");
+			j->reported = true;
 		}
 		break;
+	}
 	default:
 		break;
 	}
