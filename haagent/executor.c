@@ -39,7 +39,6 @@ struct job {
 	pid_t pid;     /* running child, 0 when done */
 	int64_t since; /* when claimed/started/done; for a failed fence: when to retry */
 	int report_fd; /* fence: read end of the pipe the child writes its report line to */
-	bool reported; /* fence: a failure was multicast once (retries only log) */
 };
 
 struct ha_executor {
@@ -53,6 +52,8 @@ struct ha_executor {
 	int listen_fd;
 	struct loop_fd *listen_watch;
 	bool warned_no_key;
+	uint32_t failed_fence_node;         /* the last failed fence's node and report: */
+	char failed_fence_report[HA_REASON_MAX * 2]; /* a repeated failure is not an event again */
 };
 
 static uint32_t self_id(const struct ha_executor *ex)
@@ -181,6 +182,42 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
 	return status;
 }
 
+/*
+ * In the restart job's child: if another member (the one that fenced the guest's old owner
+ * by reservation) holds a shared LUN of guest with its own key, take it over (fence.h).
+ */
+static int adopt_luns(struct ha_executor *ex, const char *guest)
+{
+	const struct ha_config *cfg = ex->env.cfg;
+	const struct ha_guest_conf *gc = guest_conf(ex, guest);
+	const struct ha_guest_info *g = ha_state_guest(ex->env.st, guest);
+	const struct ha_node_info *nodes;
+	size_t nn = ha_state_nodes(ex->env.st, &nodes), nkeys = 0;
+	uint64_t keys[HA_MAX_NODES];
+	struct ha_fence_guest fg = {
+	    .name = guest,
+	    .config = gc ? gc->config : "",
+	    .disks = gc && gc->disks[0] ? gc->disks : g ? g->disks : "",
+	};
+	struct ha_fence_args a = {
+	    .ops = ex->env.hv_ops,
+	    .node_keys = cfg->node_keys,
+	    .guests = &fg,
+	    .nguests = 1,
+	    .timeout_s = FENCE_LUN_TIMEOUT_S,
+	};
+	char why[HA_FENCE_WHY_MAX];
+
+	for (size_t i = 0; i < nn && nkeys < HA_MAX_NODES; i++) {
+		if (!nodes[i].member || nodes[i].nodeid == self_id(ex))
+			continue;
+		if (ha_fence_node_key(cfg->node_keys, nodes[i].name, &keys[nkeys], why,
+		                      sizeof(why)) == 0)
+			nkeys++;
+	}
+	return ha_fence_adopt(&a, keys, nkeys);
+}
+
 /* Read what a fence child reported (one line, possibly empty). */
 static void read_report(struct job *j, char *buf, size_t len)
 {
@@ -244,7 +281,8 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 		break;
 	case JOB_CREATE:
 		gc = guest_conf(ex, j->guest);
-		status = ha_worker_create(ex->env.hv_ops, gc ? gc->config : NULL, j->guest);
+		if (adopt_luns(ex, j->guest) == 0)
+			status = ha_worker_create(ex->env.hv_ops, gc ? gc->config : NULL, j->guest);
 		break;
 	case JOB_STOP:
 		status = ha_worker_destroy(ex->env.hv_ops, j->guest);
@@ -297,6 +335,7 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 
 		read_report(j, report, sizeof(report));
 		if (status == HA_WORKER_OK) {
+			j->since = loop_now_ms() + REPORT_TIMEOUT_MS; /* until FENCED applies */
 			submit(ex, HA_MSG_FENCED, NULL, 0, 0, j->node, 0,
 			       report[0] ? report : "fence command succeeded");
 		} else {
@@ -305,10 +344,16 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 			          " could not be fenced; retrying in %d s: its guests "
 			          "stay down until then",
 			          j->node, FENCE_RETRY_MS / 1000);
-			if (!j->reported)
+			/* one event per node and cause; the retries only log */
+			if (!report[0])
+				snprintf(report, sizeof(report), "see the fencing node's log");
+			if (ex->failed_fence_node != j->node ||
+			    strcmp(ex->failed_fence_report, report) != 0)
 				submit(ex, HA_MSG_FENCE_FAILED, NULL, 0, 0, j->node, ERR_REMOTE,
-				       report[0] ? report : "see the fencing node's log");
-			j->reported = true;
+				       report);
+			ex->failed_fence_node = j->node;
+			snprintf(ex->failed_fence_report, sizeof(ex->failed_fence_report), "%s",
+			         report);
 		}
 		break;
 	}
@@ -360,8 +405,9 @@ static void expire_jobs(struct ha_executor *ex, int64_t now)
 			break;
 		case JOB_FENCE:
 			n = ha_state_node(ex->env.st, j->node);
-			drop =
-			    !n || n->state != HA_NODE_DOWN || now >= j->since + REPORT_TIMEOUT_MS;
+			/* since: after a success, when to give up waiting for FENCED; after a
+			 * failure, when to retry (a new job, planned again) */
+			drop = !n || n->state != HA_NODE_DOWN || now >= j->since;
 			break;
 		case JOB_RECV:
 			drop = true;

@@ -177,7 +177,7 @@ static int fence_lun(const char *url, const char *initiator, uint64_t self, uint
 
 	rc = lun_open(url, initiator, timeout_s, &lun);
 	if (rc) {
-		snprintf(why, why_len, "cannot log in as %s: %s", initiator, err_str(rc));
+		snprintf(why, why_len, "login failed (%s)", err_str(rc));
 		return rc;
 	}
 	rc = own_init(&m, OWN_FLOW_FENCE, self, victim);
@@ -206,16 +206,15 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 		rc = guest_luns(a, &a->guests[i], urls, owners, &nluns);
 	if (rc) {
 		snprintf(report, report_len,
-		         "NOT FENCED: node %s: the shared disks of its guests cannot be read (%s); "
-		         "its guests stay down: fix their 'disks'/'config'",
-		         a->victim, err_str(rc));
+		         "the shared disks of its guests cannot be read (%s); its guests stay "
+		         "down: fix their 'disks'/'config'",
+		         err_str(rc));
 		goto out;
 	}
 	rc = ha_fence_methods(a->mode, a->command && a->command[0], nluns, &methods, why,
 	                      sizeof(why));
 	if (rc) {
-		snprintf(report, report_len, "NOT FENCED: node %s: %s; its guests stay down",
-		         a->victim, why);
+		snprintf(report, report_len, "%s; its guests stay down", why);
 		goto out;
 	}
 	if (methods & HA_FENCE_BY_RESERVATION) {
@@ -229,8 +228,7 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 		if (!rc)
 			rc = iscsi_initiator_name(self_name, initiator, sizeof(initiator));
 		if (rc) {
-			snprintf(report, report_len, "NOT FENCED: node %s: reservation keys: %s",
-			         a->victim, why[0] ? why : err_str(rc));
+			snprintf(report, report_len, "reservation keys: %s", why[0] ? why : err_str(rc));
 			goto out;
 		}
 		for (size_t i = 0; i < nluns; i++) {
@@ -250,9 +248,8 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 				          a->victim, victim, urls[i], owners[i], why, initiator, urls[i],
 				          victim);
 				snprintf(report, report_len,
-				         "NOT FENCED: node %s guest %s LUN %s: %s (guests stay down; see "
-				         "the log)",
-				         a->victim, owners[i], urls[i], why);
+				         "guest %s LUN %s: %s (its guests stay down; see the log)",
+				         owners[i], urls[i], why);
 				goto out;
 			}
 			log_info("fence: node %s's key 0x%016" PRIx64 " preempted on LUN %s (guest "
@@ -266,8 +263,7 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 	    ha_worker_fence(a->command, a->victim) != HA_WORKER_OK) {
 		rc = ERR_REMOTE;
 		snprintf(report, report_len,
-		         "NOT FENCED: node %s: fence command '%s' failed; its guests stay down",
-		         a->victim, a->command);
+		         "fence command '%s' failed; its guests stay down", a->command);
 		goto out;
 	}
 	snprintf(report, report_len, "%s%s%s in %" PRId64 " ms",
@@ -282,6 +278,55 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 		log_info("fence: node %s fenced: %zu LUN(s), %s", a->victim, nluns, report);
 out:
 	if (rc)
-		log_error("fence: %s", report);
+		log_error("fence: node %s NOT fenced: %s", a->victim, report);
 	return rc ? HA_WORKER_FAILED : HA_WORKER_OK;
+}
+
+int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, size_t nkeys)
+{
+	static char urls[FENCE_MAX_LUNS][LUN_TARGET_MAX];
+	const char *owners[FENCE_MAX_LUNS];
+	char why[HA_FENCE_WHY_MAX], self_name[HA_FENCE_WHY_MAX / 2];
+	char initiator[ISCSI_INITIATOR_MAX];
+	uint64_t self = 0;
+	size_t nluns = 0;
+	int rc;
+
+	if (a->nguests != 1)
+		return ERR_INVAL;
+	rc = guest_luns(a, &a->guests[0], urls, owners, &nluns);
+	if (rc || !nluns)
+		return rc == ERR_NOTFOUND ? 0 : rc; /* no known shared disk: nothing to adopt */
+	rc = hostid_local(self_name, sizeof(self_name), &self);
+	if (!rc)
+		rc = iscsi_initiator_name(self_name, initiator, sizeof(initiator));
+	for (size_t i = 0; !rc && i < nluns; i++) {
+		struct own_view v;
+		struct lun *lun = NULL;
+		bool member = false;
+
+		rc = lun_open(urls[i], initiator, a->timeout_s, &lun);
+		if (!rc)
+			rc = lun_pr_read(lun, &v);
+		lun_close(lun);
+		if (rc) {
+			log_error("cold restart of %s: cannot read the reservation of LUN %s: %s",
+			          owners[i], urls[i], err_str(rc));
+			break;
+		}
+		for (size_t k = 0; k < nkeys; k++)
+			member = member || (v.reserved && v.holder == member_keys[k]);
+		if (!member || v.holder == self)
+			continue;
+		rc = fence_lun(urls[i], initiator, self, v.holder, a->timeout_s, why, sizeof(why));
+		if (rc)
+			log_error("cold restart of %s: cannot take LUN %s over from member key "
+			          "0x%016" PRIx64 ": %s",
+			          owners[i], urls[i], v.holder, why);
+		else
+			log_info("cold restart of %s: LUN %s taken over from the fencing node's key "
+			         "0x%016" PRIx64 " with %s's key 0x%016" PRIx64,
+			         owners[i], urls[i], v.holder, self_name, self);
+	}
+	return rc;
 }

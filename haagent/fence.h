@@ -81,4 +81,14 @@ struct ha_fence_args {
  */
 int ha_fence_run(const struct ha_fence_args *args, char *report, size_t report_len);
 
+/*
+ * Before a cold restart on this node (blocking; in the restart job's child): on every shared
+ * LUN of a->guests[0] whose reservation is held by the key of another live cluster member
+ * (member_keys: the node that fenced the guest's old owner by reservation), preempt that key
+ * with this node's own (owner.h's fence flow), so the guest's own session can acquire the LUN.
+ * A LUN held by anyone else, or by nobody, is left alone (the guest's acquire decides). Returns
+ * 0, or the error that stopped it (logged naming the guest and the LUN).
+ */
+int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, size_t nkeys);
+
 #endif
