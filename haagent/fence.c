@@ -172,6 +172,7 @@ static int fence_lun(const char *url, const char *initiator, uint64_t self, uint
                      int timeout_s, char *why, size_t why_len)
 {
 	struct own_machine m;
+	struct own_view v;
 	struct lun *lun = NULL;
 	int rc;
 
@@ -183,8 +184,24 @@ static int fence_lun(const char *url, const char *initiator, uint64_t self, uint
 	rc = own_init(&m, OWN_FLOW_FENCE, self, victim);
 	if (!rc)
 		rc = own_drive(&m, lun_pr_execute, lun);
-	if (rc)
+	if (rc) {
 		snprintf(why, why_len, "%s", m.why[0] ? m.why : err_str(rc));
+		goto out;
+	}
+	/* The fence flow also ends DONE when a third key holds the LUN (the victim was only
+	 * registered, or its key is not the one we derived): for haagent that is no fence. */
+	rc = lun_pr_read(lun, &v);
+	if (!rc && own_check_sole_owner(&v, self, m.why, sizeof(m.why))) {
+		snprintf(why, why_len,
+		         "after the preempt of 0x%016" PRIx64 " this node does not own it (%.80s%s): "
+		         "is that the node's key? (node_keys)",
+		         victim, m.why, v.reserved ? "" : ", no reservation");
+		rc = ERR_MISMATCH;
+	} else if (rc) {
+		snprintf(why, why_len, "reading the reservation after the preempt: %s",
+		         err_str(rc));
+	}
+out:
 	lun_close(lun);
 	return rc;
 }
