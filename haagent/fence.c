@@ -30,8 +30,8 @@ const char *ha_fence_mode_name(enum ha_fence_mode mode)
 	return (unsigned)mode < 4 ? names[mode] : "?";
 }
 
-int ha_fence_methods(enum ha_fence_mode mode, bool have_command, size_t nluns,
-                     unsigned *methods_r, char *why, size_t why_len)
+int ha_fence_methods(enum ha_fence_mode mode, bool have_command, size_t nluns, unsigned *methods_r,
+                     char *why, size_t why_len)
 {
 	*methods_r = 0;
 	switch (mode) {
@@ -41,9 +41,10 @@ int ha_fence_methods(enum ha_fence_mode mode, bool have_command, size_t nluns,
 		else if (nluns)
 			*methods_r = HA_FENCE_BY_RESERVATION;
 		else
-			snprintf(why, why_len,
-			         "no fence_command is configured and its guests have no shared iSCSI "
-			         "LUN to preempt: configure fence_command");
+			snprintf(
+			    why, why_len,
+			    "no fence_command is configured and its guests have no shared iSCSI "
+			    "LUN to preempt: configure fence_command");
 		break;
 	case HA_FENCE_COMMAND:
 		if (have_command)
@@ -55,17 +56,20 @@ int ha_fence_methods(enum ha_fence_mode mode, bool have_command, size_t nluns,
 	case HA_FENCE_RESERVATION:
 	case HA_FENCE_BOTH:
 		if (!nluns) {
-			snprintf(why, why_len,
-			         "fence_mode = %s but its guests have no shared iSCSI LUN to preempt: "
-			         "list them in the guests' 'disks' or use fence_mode = command",
-			         ha_fence_mode_name(mode));
+			snprintf(
+			    why, why_len,
+			    "fence_mode = %s but its guests have no shared iSCSI LUN to preempt: "
+			    "list them in the guests' 'disks' or use fence_mode = command",
+			    ha_fence_mode_name(mode));
 			break;
 		}
 		if (mode == HA_FENCE_BOTH && !have_command) {
-			snprintf(why, why_len, "fence_mode = both but no fence_command is configured");
+			snprintf(why, why_len,
+			         "fence_mode = both but no fence_command is configured");
 			break;
 		}
-		*methods_r = HA_FENCE_BY_RESERVATION | (mode == HA_FENCE_BOTH ? HA_FENCE_BY_COMMAND : 0);
+		*methods_r =
+		    HA_FENCE_BY_RESERVATION | (mode == HA_FENCE_BOTH ? HA_FENCE_BY_COMMAND : 0);
 		break;
 	default:
 		snprintf(why, why_len, "unknown fence_mode %d", (int)mode);
@@ -98,8 +102,8 @@ int ha_fence_node_key(const char *node_keys, const char *name, uint64_t *key_r, 
 		*eq = '\0';
 		k = eq + 1;
 		if (own_host_key(entry, k, key_r) < 0) {
-			snprintf(why, why_len, "node_keys entry '%s=%s': the key must be non-zero hex",
-			         entry, k);
+			snprintf(why, why_len,
+			         "node_keys entry '%s=%s': the key must be non-zero hex", entry, k);
 			return ERR_INVAL;
 		}
 		if (strcmp(entry, name) == 0)
@@ -144,7 +148,8 @@ static int guest_luns(const struct ha_fence_args *a, const struct ha_fence_guest
 		specs = strdup(g->disks);
 		if (!specs)
 			return ERR_NOMEM;
-		for (char *s = strtok_r(specs, ";", &save); s && !rc; s = strtok_r(NULL, ";", &save))
+		for (char *s = strtok_r(specs, ";", &save); s && !rc;
+		     s = strtok_r(NULL, ";", &save))
 			rc = add_lun(s, g->name, urls, owners, n);
 		free(specs);
 		return rc;
@@ -193,7 +198,8 @@ static int fence_lun(const char *url, const char *initiator, uint64_t self, uint
 	rc = lun_pr_read(lun, &v);
 	if (!rc && own_check_sole_owner(&v, self, m.why, sizeof(m.why))) {
 		snprintf(why, why_len,
-		         "after the preempt of 0x%016" PRIx64 " this node does not own it (%.80s%s): "
+		         "after the preempt of 0x%016" PRIx64
+		         " this node does not own it (%.80s%s): "
 		         "is that the node's key? (node_keys)",
 		         victim, m.why, v.reserved ? "" : ", no reservation");
 		rc = ERR_MISMATCH;
@@ -245,7 +251,8 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 		if (!rc)
 			rc = iscsi_initiator_name(self_name, initiator, sizeof(initiator));
 		if (rc) {
-			snprintf(report, report_len, "reservation keys: %s", why[0] ? why : err_str(rc));
+			snprintf(report, report_len, "reservation keys: %s",
+			         why[0] ? why : err_str(rc));
 			goto out;
 		}
 		for (size_t i = 0; i < nluns; i++) {
@@ -258,14 +265,15 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 			rc = fence_lun(urls[i], initiator, self, victim, a->timeout_s, why,
 			               sizeof(why));
 			if (rc) {
-				log_error("fence: node %s (key 0x%016" PRIx64 ") NOT fenced on LUN %s "
-				          "of guest %s: %s; its guests stay down: make the target "
-				          "reachable and admit %s, or fence the node by hand and run "
-				          "'xl-ext pr %s register preempt 0x%016" PRIx64 "'",
-				          a->victim, victim, urls[i], owners[i], why, initiator, urls[i],
-				          victim);
+				log_error(
+				    "fence: node %s (key 0x%016" PRIx64 ") NOT fenced on LUN %s "
+				    "of guest %s: %s; its guests stay down: make the target "
+				    "reachable and admit %s, or fence the node by hand and run "
+				    "'xl-ext pr %s register preempt 0x%016" PRIx64 "'",
+				    a->victim, victim, urls[i], owners[i], why, initiator, urls[i],
+				    victim);
 				snprintf(report, report_len,
-				         "guest %s LUN %s: %s (its guests stay down; see the log)",
+				         "guest %s LUN %s: %s; see the log for what to do",
 				         owners[i], urls[i], why);
 				goto out;
 			}
@@ -279,8 +287,8 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 	if ((methods & HA_FENCE_BY_COMMAND) &&
 	    ha_worker_fence(a->command, a->victim) != HA_WORKER_OK) {
 		rc = ERR_REMOTE;
-		snprintf(report, report_len,
-		         "fence command '%s' failed; its guests stay down", a->command);
+		snprintf(report, report_len, "fence command '%s' failed; its guests stay down",
+		         a->command);
 		goto out;
 	}
 	snprintf(report, report_len, "%s%s%s in %" PRId64 " ms",
@@ -341,9 +349,10 @@ int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, s
 			          "0x%016" PRIx64 ": %s",
 			          owners[i], urls[i], v.holder, why);
 		else
-			log_info("cold restart of %s: LUN %s taken over from the fencing node's key "
-			         "0x%016" PRIx64 " with %s's key 0x%016" PRIx64,
-			         owners[i], urls[i], v.holder, self_name, self);
+			log_info(
+			    "cold restart of %s: LUN %s taken over from the fencing node's key "
+			    "0x%016" PRIx64 " with %s's key 0x%016" PRIx64,
+			    owners[i], urls[i], v.holder, self_name, self);
 	}
 	return rc;
 }

@@ -43,8 +43,8 @@ const char *ha_fence_mode_name(enum ha_fence_mode mode);
  * (nluns). Returns 0, or ERR_INVAL with why (HA_FENCE_WHY_MAX) saying what is missing and
  * what to configure: no method applies (the node then stays unfenced and its guests down).
  */
-int ha_fence_methods(enum ha_fence_mode mode, bool have_command, size_t nluns,
-                     unsigned *methods_r, char *why, size_t why_len);
+int ha_fence_methods(enum ha_fence_mode mode, bool have_command, size_t nluns, unsigned *methods_r,
+                     char *why, size_t why_len);
 
 /*
  * The reservation key of node name: from node_keys ("NAME=KEY[,NAME=KEY...]", hex keys,
@@ -64,14 +64,14 @@ struct ha_fence_guest {
 };
 
 struct ha_fence_args {
-	const struct hv_ops *ops;  /* the hypervisor backend: how to read a config's disks */
+	const struct hv_ops *ops; /* the hypervisor backend: how to read a config's disks */
 	enum ha_fence_mode mode;
-	const char *command;       /* fence_command, "" for none */
-	const char *node_keys;     /* haagent.conf node_keys */
-	const char *victim;        /* name of the node to fence */
+	const char *command;   /* fence_command, "" for none */
+	const char *node_keys; /* haagent.conf node_keys */
+	const char *victim;    /* name of the node to fence */
 	const struct ha_fence_guest *guests;
 	size_t nguests;
-	int timeout_s;             /* per LUN step */
+	int timeout_s; /* per LUN step */
 };
 
 /*
