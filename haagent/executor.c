@@ -168,9 +168,10 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
 	for (size_t i = 0; i < ng && a.nguests < HA_MAX_GUESTS; i++) {
 		const struct ha_guest_conf *gc;
 
-		if (g[i].owner != nodeid)
+		if (g[i].owner != nodeid && g[i].moving_to != nodeid)
 			continue;
 		gc = guest_conf(ex, g[i].name);
+		fg[a.nguests].incoming = g[i].owner != nodeid;
 		fg[a.nguests].name = g[i].name;
 		fg[a.nguests].config = gc ? gc->config : "";
 		fg[a.nguests].disks = gc && gc->disks[0] ? gc->disks : g[i].disks;

@@ -113,8 +113,8 @@ int ha_fence_node_key(const char *node_keys, const char *name, uint64_t *key_r, 
 }
 
 /* Append the LUN of spec to urls when it is a writable iSCSI disk (of guest owner). */
-static int add_lun(const char *spec, const char *owner, char (*urls)[LUN_TARGET_MAX],
-                   const char **owners, size_t *n)
+static int add_lun(const char *spec, const struct ha_fence_guest *owner,
+                   char (*urls)[LUN_TARGET_MAX], const struct ha_fence_guest **owners, size_t *n)
 {
 	struct disk_info *di = calloc(1, sizeof(*di));
 	int rc;
@@ -138,7 +138,7 @@ out:
 /* The shared, writable iSCSI LUNs of g as URLs appended to urls: from its 'disks' (specs
  * separated by ';'), else (sim backend) from its configuration file. */
 static int guest_luns(const struct ha_fence_args *a, const struct ha_fence_guest *g,
-                      char (*urls)[LUN_TARGET_MAX], const char **owners, size_t *n)
+                      char (*urls)[LUN_TARGET_MAX], const struct ha_fence_guest **owners, size_t *n)
 {
 	struct sim_config *cfg;
 	char *specs, *save = NULL;
@@ -150,7 +150,7 @@ static int guest_luns(const struct ha_fence_args *a, const struct ha_fence_guest
 			return ERR_NOMEM;
 		for (char *s = strtok_r(specs, ";", &save); s && !rc;
 		     s = strtok_r(NULL, ";", &save))
-			rc = add_lun(s, g->name, urls, owners, n);
+			rc = add_lun(s, g, urls, owners, n);
 		free(specs);
 		return rc;
 	}
@@ -167,14 +167,16 @@ static int guest_luns(const struct ha_fence_args *a, const struct ha_fence_guest
 	if (rc)
 		log_error("fence: cannot read the disks of guest %s from %s", g->name, g->config);
 	for (unsigned i = 0; !rc && i < cfg->ndisks; i++)
-		rc = add_lun(cfg->disks[i].spec, g->name, urls, owners, n);
+		rc = add_lun(cfg->disks[i].spec, g, urls, owners, n);
 	free(cfg);
 	return rc;
 }
 
 /* Preempt victim on one LUN with self's key; 0 or the error (why says what happened). */
+/* must_own: the victim owned the guest, so this node must end up owning the LUN alone;
+ * otherwise (the victim was only a migration's target) the victim's key must be gone. */
 static int fence_lun(const char *url, const char *initiator, uint64_t self, uint64_t victim,
-                     int timeout_s, char *why, size_t why_len)
+                     bool must_own, int timeout_s, char *why, size_t why_len)
 {
 	struct own_machine m;
 	struct own_view v;
@@ -196,7 +198,13 @@ static int fence_lun(const char *url, const char *initiator, uint64_t self, uint
 	/* The fence flow also ends DONE when a third key holds the LUN (the victim was only
 	 * registered, or its key is not the one we derived): for haagent that is no fence. */
 	rc = lun_pr_read(lun, &v);
-	if (!rc && own_check_sole_owner(&v, self, m.why, sizeof(m.why))) {
+	if (!rc && !must_own) {
+		for (unsigned k = 0; k < v.nkeys && !rc; k++)
+			if (v.keys[k] == victim)
+				rc = ERR_MISMATCH;
+		if (rc)
+			snprintf(why, why_len, "key 0x%016" PRIx64 " is still registered", victim);
+	} else if (!rc && own_check_sole_owner(&v, self, m.why, sizeof(m.why))) {
 		snprintf(why, why_len,
 		         "after the preempt of 0x%016" PRIx64
 		         " this node does not own it (%.80s%s): "
@@ -215,7 +223,7 @@ out:
 int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 {
 	static char urls[FENCE_MAX_LUNS][LUN_TARGET_MAX];
-	const char *owners[FENCE_MAX_LUNS];
+	const struct ha_fence_guest *owners[FENCE_MAX_LUNS];
 	char why[HA_FENCE_WHY_MAX] = "", self_name[HA_FENCE_WHY_MAX / 2];
 	char initiator[ISCSI_INITIATOR_MAX];
 	uint64_t self = 0, victim = 0;
@@ -262,25 +270,25 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 				dup = dup || strcmp(urls[k], urls[i]) == 0;
 			if (dup)
 				continue;
-			rc = fence_lun(urls[i], initiator, self, victim, a->timeout_s, why,
-			               sizeof(why));
+			rc = fence_lun(urls[i], initiator, self, victim, !owners[i]->incoming,
+			               a->timeout_s, why, sizeof(why));
 			if (rc) {
 				log_error(
 				    "fence: node %s (key 0x%016" PRIx64 ") NOT fenced on LUN %s "
 				    "of guest %s: %s; its guests stay down: make the target "
 				    "reachable and admit %s, or fence the node by hand and run "
 				    "'xl-ext pr %s register preempt 0x%016" PRIx64 "'",
-				    a->victim, victim, urls[i], owners[i], why, initiator, urls[i],
-				    victim);
+				    a->victim, victim, urls[i], owners[i]->name, why, initiator,
+				    urls[i], victim);
 				snprintf(report, report_len,
 				         "guest %s LUN %s: %s; see the log for what to do",
-				         owners[i], urls[i], why);
+				         owners[i]->name, urls[i], why);
 				goto out;
 			}
 			log_info("fence: node %s's key 0x%016" PRIx64 " preempted on LUN %s (guest "
 			         "%s) by %s's key 0x%016" PRIx64 ", which now holds the WERO "
 			         "reservation (%" PRId64 " ms so far)",
-			         a->victim, victim, urls[i], owners[i], self_name, self,
+			         a->victim, victim, urls[i], owners[i]->name, self_name, self,
 			         loop_now_ms() - t0);
 		}
 	}
@@ -310,7 +318,7 @@ out:
 int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, size_t nkeys)
 {
 	static char urls[FENCE_MAX_LUNS][LUN_TARGET_MAX];
-	const char *owners[FENCE_MAX_LUNS];
+	const struct ha_fence_guest *owners[FENCE_MAX_LUNS];
 	char why[HA_FENCE_WHY_MAX], self_name[HA_FENCE_WHY_MAX / 2];
 	char initiator[ISCSI_INITIATOR_MAX];
 	uint64_t self = 0;
@@ -336,23 +344,24 @@ int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, s
 		lun_close(lun);
 		if (rc) {
 			log_error("cold restart of %s: cannot read the reservation of LUN %s: %s",
-			          owners[i], urls[i], err_str(rc));
+			          owners[i]->name, urls[i], err_str(rc));
 			break;
 		}
 		for (size_t k = 0; k < nkeys; k++)
 			member = member || (v.reserved && v.holder == member_keys[k]);
 		if (!member || v.holder == self)
 			continue;
-		rc = fence_lun(urls[i], initiator, self, v.holder, a->timeout_s, why, sizeof(why));
+		rc = fence_lun(urls[i], initiator, self, v.holder, true, a->timeout_s, why,
+		               sizeof(why));
 		if (rc)
 			log_error("cold restart of %s: cannot take LUN %s over from member key "
 			          "0x%016" PRIx64 ": %s",
-			          owners[i], urls[i], v.holder, why);
+			          owners[i]->name, urls[i], v.holder, why);
 		else
 			log_info(
 			    "cold restart of %s: LUN %s taken over from the fencing node's key "
 			    "0x%016" PRIx64 " with %s's key 0x%016" PRIx64,
-			    owners[i], urls[i], v.holder, self_name, self);
+			    owners[i]->name, urls[i], v.holder, self_name, self);
 	}
 	return rc;
 }

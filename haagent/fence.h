@@ -56,11 +56,14 @@ int ha_fence_node_key(const char *node_keys, const char *name, uint64_t *key_r, 
                       size_t why_len);
 
 /* One guest of the node to fence: its name, its xl.cfg and its disks (";"-separated specs,
- * "" to read them from config). */
+ * "" to read them from config). incoming: the node was only the target of its migration (it
+ * may have registered on the LUNs, the source still owns them): its key is removed there,
+ * but this node does not take the reservation. */
 struct ha_fence_guest {
 	const char *name;
 	const char *config;
 	const char *disks;
+	bool incoming;
 };
 
 struct ha_fence_args {
