@@ -230,10 +230,15 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 	unsigned methods = 0;
 	size_t nluns = 0;
 	int64_t t0 = loop_now_ms();
+	bool command_only;
 	int rc = 0;
 
 	report[0] = '\0';
-	for (size_t i = 0; i < a->nguests && rc == 0; i++)
+	/* the command alone needs no disks: an unreadable guest config must not block it */
+	command_only = a->mode == HA_FENCE_COMMAND ||
+	               (a->mode == HA_FENCE_AUTO && a->command && a->command[0]);
+
+	for (size_t i = 0; i < a->nguests && rc == 0 && !command_only; i++)
 		rc = guest_luns(a, &a->guests[i], urls, owners, &nluns);
 	if (rc) {
 		snprintf(report, report_len,
@@ -280,8 +285,7 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 				    "'xl-ext pr %s register preempt 0x%016" PRIx64 "'",
 				    a->victim, victim, urls[i], owners[i]->name, why, initiator,
 				    urls[i], victim);
-				snprintf(report, report_len,
-				         "guest %s LUN %s: %s; see the log for what to do",
+				snprintf(report, report_len, "guest %s LUN %s: %s; see the log",
 				         owners[i]->name, urls[i], why);
 				goto out;
 			}
