@@ -30,6 +30,7 @@ struct key_spec {
 
 static const char *const fallback_words[] = {"stay", "cold-restart", NULL};
 static const char *const type_words[] = {"pv", "pvh", "hvm", NULL};
+static const char *const fence_mode_words[] = {"auto", "command", "reservation", "both", NULL};
 
 #define G(f) offsetof(struct ha_config, f)
 #define S(f) offsetof(struct ha_guest_conf, f)
@@ -45,6 +46,8 @@ static const struct key_spec global_keys[] = {
     {"max_attempts", KEY_U32, G(max_attempts), 0, 1, 100, NULL},
     {"bandwidth_mibps", KEY_U32, G(bandwidth_mibps), 0, 1, 1000000, NULL},
     {"fence_command", KEY_STR, G(fence_command), HA_PATH_MAX, 0, 0, NULL},
+    {"fence_mode", KEY_ENUM, G(fence_mode), 0, 0, 0, fence_mode_words},
+    {"node_keys", KEY_STR, G(node_keys), HA_PATH_MAX, 0, 0, NULL},
     {"health_command", KEY_STR, G(health_command), HA_PATH_MAX, 0, 0, NULL},
     {"health_interval_s", KEY_U32, G(health_interval_s), 0, 1, 86400, NULL},
     {"health_timeout_s", KEY_U32, G(health_timeout_s), 0, 1, 86400, NULL},
@@ -199,10 +202,14 @@ static int set_key(struct parse *p, const struct key_spec *keys, void *base, con
 				return 0;
 			}
 		}
-		return fail(p, "key '%s': '%s' is not one of %s%s%s%s%s", key, v, k->words[0],
-		            k->words[1] ? ", " : "", k->words[1] ? k->words[1] : "",
-		            k->words[1] && k->words[2] ? ", " : "",
-		            k->words[1] && k->words[2] ? k->words[2] : "");
+		{
+			char words[128] = "";
+
+			for (uint32_t i = 0; k->words[i]; i++)
+				snprintf(words + strlen(words), sizeof(words) - strlen(words),
+				         "%s%s", i ? ", " : "", k->words[i]);
+			return fail(p, "key '%s': '%s' is not one of %s", key, v, words);
+		}
 	case KEY_NAMES:
 		return set_names(p, k, base, v);
 	}

@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "haagent/executor.h"
+#include "haagent/fence.h"
 #include "haagent/worker.h"
 #include "xl-ext/transport.h"
 
@@ -26,6 +27,7 @@
 #define CLAIM_TIMEOUT_MS  10000
 #define REPORT_TIMEOUT_MS 30000
 #define FENCE_RETRY_MS    10000
+#define FENCE_LUN_TIMEOUT_S 10
 
 enum job_kind { JOB_CLAIM, JOB_SEND, JOB_RECV, JOB_CREATE, JOB_STOP, JOB_FENCE, JOB_ORPHAN };
 
@@ -36,6 +38,7 @@ struct job {
 	uint32_t from, to, node;
 	pid_t pid;     /* running child, 0 when done */
 	int64_t since; /* when claimed/started/done; for a failed fence: when to retry */
+	int report_fd; /* fence: read end of the pipe the child writes its report line to */
 };
 
 struct ha_executor {
@@ -49,6 +52,8 @@ struct ha_executor {
 	int listen_fd;
 	struct loop_fd *listen_watch;
 	bool warned_no_key;
+	uint32_t failed_fence_node;         /* the last failed fence's node and report: */
+	char failed_fence_report[HA_REASON_MAX * 2]; /* a repeated failure is not an event again */
 };
 
 static uint32_t self_id(const struct ha_executor *ex)
@@ -85,6 +90,7 @@ static struct job *add_job(struct ha_executor *ex, enum job_kind kind, const cha
 		j->to = to;
 		j->node = from;
 		j->since = loop_now_ms();
+		j->report_fd = -1;
 		return j;
 	}
 	log_error("executor: more than %d jobs at once; %s waits", MAX_JOBS, guest ? guest : "");
@@ -137,6 +143,96 @@ static const struct ha_guest_conf *guest_conf(const struct ha_executor *ex, cons
 	return NULL;
 }
 
+/*
+ * In the fence job's child: fence node (nodeid) by the configured method(s) over the guests
+ * the view says it owns; the one-line outcome goes to report_fd for the cluster's events.
+ */
+static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, int report_fd)
+{
+	const struct ha_config *cfg = ex->env.cfg;
+	struct ha_fence_guest fg[HA_MAX_GUESTS];
+	struct ha_fence_args a = {
+	    .ops = ex->env.hv_ops,
+	    .mode = (enum ha_fence_mode)cfg->fence_mode,
+	    .command = cfg->fence_command,
+	    .node_keys = cfg->node_keys,
+	    .victim = name,
+	    .guests = fg,
+	    .timeout_s = FENCE_LUN_TIMEOUT_S,
+	};
+	const struct ha_guest_info *g;
+	size_t ng = ha_state_guests(ex->env.st, &g);
+	char report[HA_REASON_MAX * 2];
+	int status;
+
+	for (size_t i = 0; i < ng && a.nguests < HA_MAX_GUESTS; i++) {
+		const struct ha_guest_conf *gc;
+
+		if (g[i].owner != nodeid && g[i].moving_to != nodeid)
+			continue;
+		gc = guest_conf(ex, g[i].name);
+		fg[a.nguests].incoming = g[i].owner != nodeid;
+		fg[a.nguests].name = g[i].name;
+		fg[a.nguests].config = gc ? gc->config : "";
+		fg[a.nguests].disks = gc && gc->disks[0] ? gc->disks : g[i].disks;
+		a.nguests++;
+	}
+	status = ha_fence_run(&a, report, sizeof(report));
+	if (report_fd >= 0 && write(report_fd, report, strlen(report)) < 0)
+		log_warn("fence of %s: cannot pass its report to the agent", name);
+	return status;
+}
+
+/*
+ * In the restart job's child: if another member (the one that fenced the guest's old owner
+ * by reservation) holds a shared LUN of guest with its own key, take it over (fence.h).
+ */
+static int adopt_luns(struct ha_executor *ex, const char *guest)
+{
+	const struct ha_config *cfg = ex->env.cfg;
+	const struct ha_guest_conf *gc = guest_conf(ex, guest);
+	const struct ha_guest_info *g = ha_state_guest(ex->env.st, guest);
+	const struct ha_node_info *nodes;
+	size_t nn = ha_state_nodes(ex->env.st, &nodes), nkeys = 0;
+	uint64_t keys[HA_MAX_NODES];
+	struct ha_fence_guest fg = {
+	    .name = guest,
+	    .config = gc ? gc->config : "",
+	    .disks = gc && gc->disks[0] ? gc->disks : g ? g->disks : "",
+	};
+	struct ha_fence_args a = {
+	    .ops = ex->env.hv_ops,
+	    .node_keys = cfg->node_keys,
+	    .guests = &fg,
+	    .nguests = 1,
+	    .timeout_s = FENCE_LUN_TIMEOUT_S,
+	};
+	char why[HA_FENCE_WHY_MAX];
+
+	for (size_t i = 0; i < nn && nkeys < HA_MAX_NODES; i++) {
+		if (!nodes[i].member || nodes[i].nodeid == self_id(ex))
+			continue;
+		if (ha_fence_node_key(cfg->node_keys, nodes[i].name, &keys[nkeys], why,
+		                      sizeof(why)) == 0)
+			nkeys++;
+	}
+	return ha_fence_adopt(&a, keys, nkeys);
+}
+
+/* Read what a fence child reported (one line, possibly empty). */
+static void read_report(struct job *j, char *buf, size_t len)
+{
+	ssize_t n = 0;
+
+	buf[0] = '\0';
+	if (j->report_fd < 0)
+		return;
+	n = read(j->report_fd, buf, len - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	close(j->report_fd);
+	j->report_fd = -1;
+}
+
 /* Fork a child for job j running the job's worker. */
 static void start_job(struct ha_executor *ex, struct job *j, int conn)
 {
@@ -147,23 +243,36 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	pid_t pid;
 	int status = HA_WORKER_FAILED;
 
+	int report[2] = {-1, -1};
+
 	if (j->kind == JOB_SEND)
 		snprintf(addr, sizeof(addr), "%s:%u",
 		         node_addr(ex, j->to) ? node_addr(ex, j->to) : "?", cfg->migration_port);
+	if (j->kind == JOB_FENCE && pipe2(report, O_CLOEXEC) < 0)
+		report[0] = report[1] = -1; /* the outcome still comes from the exit status */
 	pid = fork();
 	if (pid < 0) {
 		log_error_errno(errno, "executor: cannot fork for %s", j->guest);
 		j->pid = 0;
+		if (report[0] >= 0) {
+			close(report[0]);
+			close(report[1]);
+		}
 		return;
 	}
 	if (pid > 0) {
+		if (report[1] >= 0)
+			close(report[1]);
+		if (j->report_fd >= 0)
+			close(j->report_fd);
+		j->report_fd = report[0];
 		j->pid = pid;
 		j->since = loop_now_ms();
 		log_debug("executor: job %d for %s started as pid %d", (int)j->kind,
 		          j->guest[0] ? j->guest : "a node", (int)pid);
 		return;
 	}
-	ha_worker_child_init(conn);
+	ha_worker_child_init(j->kind == JOB_FENCE ? report[1] : conn);
 	switch (j->kind) {
 	case JOB_SEND:
 		status = ha_worker_send(ex->env.hv_ops, j->guest, addr, cfg->migration_key);
@@ -173,14 +282,15 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 		break;
 	case JOB_CREATE:
 		gc = guest_conf(ex, j->guest);
-		status = ha_worker_create(ex->env.hv_ops, gc ? gc->config : NULL, j->guest);
+		if (adopt_luns(ex, j->guest) == 0)
+			status = ha_worker_create(ex->env.hv_ops, gc ? gc->config : NULL, j->guest);
 		break;
 	case JOB_STOP:
 		status = ha_worker_destroy(ex->env.hv_ops, j->guest);
 		break;
 	case JOB_FENCE:
 		n = ha_state_node(ex->env.st, j->node);
-		status = ha_worker_fence(cfg->fence_command, n ? n->name : "?");
+		status = run_fence(ex, j->node, n ? n->name : "?", report[1]);
 		break;
 	default:
 		break;
@@ -221,18 +331,33 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 			submit(ex, HA_MSG_GUEST_STOPPED, j->guest, self, 0, 0, 0,
 			       "for a cold restart");
 		break;
-	case JOB_FENCE:
+	case JOB_FENCE: {
+		char report[HA_REASON_MAX * 2];
+
+		read_report(j, report, sizeof(report));
 		if (status == HA_WORKER_OK) {
+			j->since = loop_now_ms() + REPORT_TIMEOUT_MS; /* until FENCED applies */
 			submit(ex, HA_MSG_FENCED, NULL, 0, 0, j->node, 0,
-			       "fence command succeeded");
+			       report[0] ? report : "fence command succeeded");
 		} else {
 			j->since = loop_now_ms() + FENCE_RETRY_MS; /* retry then */
 			log_error("node %" PRIu32
 			          " could not be fenced; retrying in %d s: its guests "
 			          "stay down until then",
 			          j->node, FENCE_RETRY_MS / 1000);
+			/* one event per node and cause; the retries only log */
+			if (!report[0])
+				snprintf(report, sizeof(report), "see the fencing node's log");
+			if (ex->failed_fence_node != j->node ||
+			    strcmp(ex->failed_fence_report, report) != 0)
+				submit(ex, HA_MSG_FENCE_FAILED, NULL, 0, 0, j->node, ERR_REMOTE,
+				       report);
+			ex->failed_fence_node = j->node;
+			snprintf(ex->failed_fence_report, sizeof(ex->failed_fence_report), "%s",
+			         report);
 		}
 		break;
+	}
 	default:
 		break;
 	}
@@ -281,8 +406,9 @@ static void expire_jobs(struct ha_executor *ex, int64_t now)
 			break;
 		case JOB_FENCE:
 			n = ha_state_node(ex->env.st, j->node);
-			drop =
-			    !n || n->state != HA_NODE_DOWN || now >= j->since + REPORT_TIMEOUT_MS;
+			/* since: after a success, when to give up waiting for FENCED; after a
+			 * failure, when to retry (a new job, planned again) */
+			drop = !n || n->state != HA_NODE_DOWN || now >= j->since;
 			break;
 		case JOB_RECV:
 			drop = true;

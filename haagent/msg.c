@@ -42,6 +42,7 @@ const char *ha_msg_type_name(enum ha_msg_type type)
 	    "sync",
 	    "migrate-request",
 	    "update",
+	    "fence-failed",
 	};
 
 	return (unsigned)type <= HA_MSG_TYPE_MAX ? names[type] : "?";
@@ -266,6 +267,7 @@ static void cd_payload(struct codec *c, struct ha_msg *m)
 		cd_str(c, m->text, sizeof(m->text));
 		break;
 	case HA_MSG_FENCED:
+	case HA_MSG_FENCE_FAILED:
 		cd_u32(c, &m->node);
 		cd_str(c, m->text, sizeof(m->text));
 		break;

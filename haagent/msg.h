@@ -42,7 +42,8 @@ enum ha_msg_type {
 	HA_MSG_SYNC = 10,            /* state transfer to joining nodes */
 	HA_MSG_MIGRATE_REQUEST = 11, /* operator: live-migrate guest to a node (ctl migrate) */
 	HA_MSG_UPDATE = 12,          /* a node's own facts again, between sync rounds */
-	HA_MSG_TYPE_MAX = 12
+	HA_MSG_FENCE_FAILED = 13,    /* fencing a down node failed: an event, the node stays down */
+	HA_MSG_TYPE_MAX = 13
 };
 
 enum ha_guest_type {

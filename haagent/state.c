@@ -471,6 +471,18 @@ static int apply_fenced(struct ha_state *st, uint32_t from, const struct ha_msg 
 	return 0;
 }
 
+/* Fencing failed: the node stays DOWN and its guests down; everyone records why. */
+static int apply_fence_failed(struct ha_state *st, uint32_t from, const struct ha_msg *m)
+{
+	struct ha_node_info *n = ha_state_find_node(st, m->node);
+
+	if (!n)
+		return ERR_NOTFOUND;
+	ha_state_event(st, "node %s could not be fenced by %s: %s", n->name, node_name(st, from),
+	               m->text);
+	return 0;
+}
+
 static int apply_restart_start(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 {
 	struct ha_guest_info *g;
@@ -546,6 +558,8 @@ int ha_state_apply(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 		return apply_move_end(st, from, m, false);
 	case HA_MSG_FENCED:
 		return apply_fenced(st, from, m);
+	case HA_MSG_FENCE_FAILED:
+		return apply_fence_failed(st, from, m);
 	case HA_MSG_RESTART_START:
 		return apply_restart_start(st, from, m);
 	case HA_MSG_GUEST_STOPPED:

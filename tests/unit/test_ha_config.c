@@ -57,6 +57,21 @@ static void test_defaults_and_overrides(void **state)
 	assert_int_equal(c.guests[0].type, 2);
 	assert_string_equal(c.guests[0].preferred[1], "n2");
 	assert_int_equal(c.guests[0].fallback, HA_FALLBACK_STAY);
+	assert_int_equal(c.fence_mode, 0); /* auto */
+	ha_config_release(&c);
+}
+
+static void test_fence_keys(void **state)
+{
+	static const char text[] = "fence_mode = reservation\nnode_keys = h1=0x1234, h2=abcd\n";
+	struct ha_config c;
+	char err[512];
+
+	(void)state;
+	ha_config_defaults(&c);
+	assert_int_equal(ha_config_parse(text, strlen(text), "t.conf", &c, err, sizeof(err)), 0);
+	assert_int_equal(c.fence_mode, 2);
+	assert_string_equal(c.node_keys, "h1=0x1234, h2=abcd");
 	ha_config_release(&c);
 }
 
@@ -76,6 +91,8 @@ static const struct {
     {"[guest vm1]\nfallback = maybe\n",
      "t.conf:2: key 'fallback': 'maybe' is not one of stay, cold-restart"},
     {"[guest vm1]\ntype = xen\n", "t.conf:2: key 'type': 'xen' is not one of pv, pvh, hvm"},
+    {"fence_mode = stonith\n",
+     "t.conf:1: key 'fence_mode': 'stonith' is not one of auto, command, reservation, both"},
     {"[guest vm1]\n[guest vm1]\n", "t.conf:2: section [guest vm1] appears twice"},
     {"[host a]\n", "t.conf:1: unknown section '[host a]'"},
     {"[guest vm1\n", "t.conf:1: section header '[guest vm1' must be [guest NAME]"},
@@ -133,6 +150,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_shipped_example),
 	    cmocka_unit_test(test_defaults_and_overrides),
+	    cmocka_unit_test(test_fence_keys),
 	    cmocka_unit_test(test_malformed_files),
 	    cmocka_unit_test(test_nul_and_long_line),
 	};

@@ -296,6 +296,28 @@ static void test_unacked_tail_is_fine(void **state)
 	assert_int_equal(r.unacked, 2);
 }
 
+/* A fresh boot on a used LUN continues the most recently written guest's journal. */
+static void test_find_latest(void **state)
+{
+	struct journal_record rec = {.guest_id = GUEST + 7, .writer_key = KB, .seq = 1,
+	                             .time_ns = 1};
+	uint8_t buf[JOURNAL_RECORD_SIZE];
+	uint64_t id = 0;
+
+	(void)state;
+	assert_int_equal(journal_find_latest(&dev, BASE, RING, &id), ERR_NOTFOUND);
+	/* an old record of another guest (time 1), then GUEST writes now */
+	journal_encode(&rec, buf);
+	memcpy(img->data + (BASE + 1) * BS, buf, BS);
+	assert_int_equal(journal_find_latest(&dev, BASE, RING, &id), 0);
+	assert_int_equal(id, GUEST + 7);
+	write_as(KA, 5);
+	assert_int_equal(journal_find_latest(&dev, BASE, RING, &id), 0);
+	assert_int_equal(id, GUEST);
+	img->fail_reads = 1;
+	assert_int_equal(journal_find_latest(&dev, BASE, RING, &id), ERR_IO);
+}
+
 static void test_epochs_parse(void **state)
 {
 	struct journal_epoch e[4];
@@ -326,7 +348,7 @@ int main(void)
 		T(test_misplaced_detected),   T(test_foreign_writer_detected),
 		T(test_fenced_writer_rejected), T(test_bad_checksum_detected),
 		T(test_other_guest_and_io_error), T(test_unacked_tail_is_fine),
-		T(test_epochs_parse),
+		T(test_epochs_parse),         T(test_find_latest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

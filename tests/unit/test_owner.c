@@ -28,6 +28,7 @@ struct lun_model {
 	uint64_t holder;
 	int type;
 	int fail_next;		/* inject: the next command returns this error */
+	int holder_elsewhere;	/* the holder's key holds it on another session (I_T nexus) */
 };
 
 static int reg_index(const struct lun_model *l, uint64_t k)
@@ -70,7 +71,7 @@ static int model_exec(struct lun_model *l, const struct own_cmd *c, struct own_v
 	case OWN_OP_RESERVE:
 		if (reg_index(l, c->key) < 0)
 			return ERR_CONFLICT;
-		if (l->reserved && l->holder != c->key)
+		if (l->reserved && (l->holder != c->key || l->holder_elsewhere))
 			return ERR_CONFLICT;
 		l->reserved = 1;
 		l->holder = c->key;
@@ -195,6 +196,28 @@ static void test_acquire_conflict_undone(void **state)
 	assert_non_null(strstr(m.why, "another host holds"));
 	assert_int_equal(ops[n - 1], OWN_OP_UNREGISTER);
 	assert_sole_owner(&l, KX); /* untouched */
+}
+
+/* haagent fenced with this host's key on its own session: the guest's session registers,
+ * its RESERVE conflicts, the verify finds the key alone holding WERO: acquired. */
+static void test_acquire_own_key_holds_elsewhere(void **state)
+{
+	struct own_machine m;
+	struct lun_model l;
+	enum own_op ops[8];
+	unsigned n = 0;
+
+	(void)state;
+	owned_by(&l, KS);
+	l.holder_elsewhere = 1;
+	assert_int_equal(own_init(&m, OWN_FLOW_ACQUIRE, KS, 0), 0);
+	assert_int_equal(drive(&m, &l, ops, &n), 0);
+	assert_int_equal(m.state, OWN_ST_DONE);
+	assert_int_equal(m.error, 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(ops[1], OWN_OP_RESERVE);
+	assert_int_equal(ops[2], OWN_OP_VERIFY);
+	assert_sole_owner(&l, KS);
 }
 
 static void test_handover(void **state)
@@ -536,6 +559,7 @@ int main(void)
 		cmocka_unit_test(test_init_rejects),
 		cmocka_unit_test(test_acquire),
 		cmocka_unit_test(test_acquire_conflict_undone),
+		cmocka_unit_test(test_acquire_own_key_holds_elsewhere),
 		cmocka_unit_test(test_handover),
 		cmocka_unit_test(test_handover_source_not_holder),
 		cmocka_unit_test(test_handover_register_fails),

@@ -82,6 +82,7 @@ static int start_fresh(struct simdisk *sd, uint64_t guest_id)
 {
 	struct journal_writer w;
 	struct own_machine m;
+	uint64_t found = 0;
 	int rc;
 
 	rc = own_init(&m, OWN_FLOW_ACQUIRE, sd->key, 0);
@@ -95,6 +96,19 @@ static int start_fresh(struct simdisk *sd, uint64_t guest_id)
 		return rc;
 	}
 	sd->registered = 1;
+	/* The journal belongs to the disk, not to the boot: a cold restart (haagent after a
+	 * fence, or a plain destroy and create) continues the journal found on the LUN, so
+	 * the checker sees one chain across hosts; an empty LUN starts one with the boot id. */
+	rc = journal_find_latest(&sd->dev, JOURNAL_DEFAULT_BASE, JOURNAL_DEFAULT_RING, &found);
+	if (rc == 0 && found != guest_id) {
+		log_info("domain %s: %s holds the journal of guest %" PRIu64 ": continuing it",
+		         sd->domain, iscsi_lun_name(sd->lun), found);
+		guest_id = found;
+	} else if (rc && rc != ERR_NOTFOUND) {
+		log_error("domain %s: cannot read the journal on %s: %s", sd->domain,
+		          iscsi_lun_name(sd->lun), err_str(rc));
+		return rc;
+	}
 	rc = journal_writer_open(&w, &sd->dev, guest_id, sd->key, JOURNAL_DEFAULT_BASE,
 	                         JOURNAL_DEFAULT_RING);
 	if (rc) {
@@ -150,7 +164,7 @@ int simdisk_open(struct simdisk **sd_r, const struct sim_config *cfg, const char
 			goto fail;
 		log_info("domain %s: disk %s on %s owned with key 0x%016" PRIx64 ", journal of "
 		         "guest %" PRIu64 " from record %" PRIu64,
-		         domain, sd->vdev, iscsi_lun_name(sd->lun), sd->key, guest_id,
+		         domain, sd->vdev, iscsi_lun_name(sd->lun), sd->key, sd->mem->guest_id,
 		         sd->mem->next_seq);
 	}
 	*sd_r = sd;

@@ -164,6 +164,32 @@ int journal_writer_open(struct journal_writer *w, const struct journal_dev *dev,
 	return 0;
 }
 
+int journal_find_latest(const struct journal_dev *dev, uint64_t base, uint64_t ring,
+                        uint64_t *guest_id_r)
+{
+	uint8_t blk[JOURNAL_MAX_BLOCK];
+	struct journal_record rec;
+	uint64_t best_time = 0;
+	int rc, found = 0;
+
+	rc = journal_geometry_check(dev, base, ring);
+	if (rc)
+		return rc;
+	for (uint64_t i = 0; i < ring; i++) {
+		rc = read_slot(dev, base + i, blk, &rec);
+		if (rc == ERR_NOTFOUND || rc == ERR_PROTO || rc == ERR_CHECKSUM)
+			continue;
+		if (rc)
+			return rc;
+		if (rec.seq % ring != i || (found && rec.time_ns < best_time))
+			continue;
+		found = 1;
+		best_time = rec.time_ns;
+		*guest_id_r = rec.guest_id;
+	}
+	return found ? 0 : ERR_NOTFOUND;
+}
+
 int journal_append(struct journal_writer *w, const void *payload, size_t len, uint64_t *seq_r)
 {
 	uint8_t blk[JOURNAL_MAX_BLOCK];

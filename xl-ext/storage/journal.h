@@ -100,6 +100,14 @@ int journal_writer_open(struct journal_writer *w, const struct journal_dev *dev,
                         uint64_t key, uint64_t base, uint64_t ring);
 
 /*
+ * The guest id of the most recently written valid record in the ring (by its time), into
+ * *guest_id_r: whose journal a fresh boot on this LUN continues. ERR_NOTFOUND for a ring
+ * without a valid record, or a device error.
+ */
+int journal_find_latest(const struct journal_dev *dev, uint64_t base, uint64_t ring,
+                        uint64_t *guest_id_r);
+
+/*
  * Append one record; on success *seq_r (may be NULL) is its sequence number, now
  * acknowledged. On failure nothing is acknowledged and the same number is used again by the
  * next append; ERR_CONFLICT means this host no longer owns the LUN.

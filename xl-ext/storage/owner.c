@@ -197,6 +197,15 @@ static int verify_result(struct own_machine *m, const struct own_view *v)
 
 	switch (m->flow) {
 	case OWN_FLOW_ACQUIRE:
+		if (m->error == ERR_CONFLICT) {
+			/* RESERVE conflicted: fine only if our key alone holds it already */
+			if (own_check_sole_owner(v, m->self, NULL, 0))
+				return fail(m, ERR_CONFLICT, 1); /* keeps the reserve's why */
+			m->error = 0;
+			m->why[0] = 0;
+			m->state = OWN_ST_DONE;
+			return 0;
+		}
 		rc = own_check_sole_owner(v, m->self, m->why, sizeof(m->why));
 		if (rc)
 			return fail(m, rc, 1);
@@ -275,6 +284,14 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 			snprintf(m->why, sizeof(m->why), "reserve with key 0x%016" PRIx64 ": %s%s",
 			         m->self, err_str(rc),
 			         rc == ERR_CONFLICT ? " (another host holds the reservation)" : "");
+			if (m->flow == OWN_FLOW_ACQUIRE && rc == ERR_CONFLICT) {
+				/* Another session of this very key may hold it (haagent's fencer or
+				 * a migration receiver of this host): under WERO our registration
+				 * then suffices. The verify decides; a foreign holder fails it. */
+				m->error = rc;
+				m->state = OWN_ST_VERIFY;
+				return 0;
+			}
 			return fail(m, rc, 1);
 		}
 		m->state = m->flow == OWN_FLOW_FENCE ? OWN_ST_VERIFY_FINAL : OWN_ST_VERIFY;

@@ -17,7 +17,10 @@
  *
  * Flows (each step is one command the executor runs on the LUN, in this order):
  *   acquire (start a guest on self):  REGISTER(self), RESERVE(WERO), VERIFY(self only holder)
- *       on RESERVE conflict (someone else holds it): undo UNREGISTER(self), fail ERR_CONFLICT
+ *       on RESERVE conflict: VERIFY; if self's key alone is registered and holds WERO (another
+ *       session of this host holds it: haagent's fencer, a receiver) the flow is DONE (under
+ *       WERO every registrant writes); else (someone else holds it) undo UNREGISTER(self),
+ *       fail ERR_CONFLICT
  *   handover (run by the destination; peer = source):
  *       before GO: REGISTER(dst), VERIFY(holder = src, WERO, src and dst registered) -> READY
  *       after the guest runs on the destination (own_go): PREEMPT(dst, src, WERO),
