@@ -149,13 +149,15 @@ xh_alive() {
 }
 
 # xh_ssh i cmd...: run a shell command line in host i's dom0 (from the client namespace, with
-# this run's key), bounded by XH_SSH_TIMEOUT (default 600 s). Stdin is passed through.
+# this run's key), bounded by XH_SSH_TIMEOUT (default 600 s). Stdin is passed through. One
+# multiplexed connection per host: a key exchange costs seconds of emulated CPU in dom0.
 xh_ssh() {
 	local i=$1
 	shift
 	tb_exec c timeout "${XH_SSH_TIMEOUT:-600}" ssh -i "$XH_KEY" -o BatchMode=yes \
 		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
 		-o ConnectTimeout=10 -o ServerAliveInterval=10 -o ServerAliveCountMax=3 \
+		-o ControlMaster=auto -o "ControlPath=$TB_DIR/ssh-%h" -o ControlPersist=600 \
 		"root@$(xh_dom0_ip "$i")" "$@"
 }
 
@@ -195,6 +197,8 @@ xh_kill() {
 		tb_wait_until 10 eval "! tb__alive $pid" || tb_log "host $1: qemu $pid survives SIGKILL"
 	fi
 	tb__reap "$pid"
+	# the ssh master of a dead host would hold new sessions until its keepalive gives up
+	rm -f "$TB_DIR/ssh-$(xh_dom0_ip "$1")"
 	return 0
 }
 
@@ -252,24 +256,27 @@ xh_dom_running() {
 	xh_dom_list "$1" | awk -v n="$2" '$1 == n && $2 !~ /[psdc]/ {f = 1} END {exit !f}'
 }
 
-# xh_guest_cfg k name disk [memory_mib]: echo the xl.cfg of test guest k from the guest's
-# template (@NAME@ @KERNEL@ @RAMDISK@ @BRIDGE@ @MAC@ @IP@ @DISK@ [@MEMORY@]).
+# xh_guest_cfg k name disks [memory_mib]: echo the xl.cfg of test guest k from the guest's
+# template (@NAME@ @KERNEL@ @RAMDISK@ @BRIDGE@ @MAC@ @IP@ @DISK@ @MEMORY@); disks is the
+# content of xl.cfg's disk list ('"phy:/dev/...,xvda,w"', or empty for none). The kernel is
+# dom0's own (Debian's /vmlinuz link), the initramfs the guest agent's on the per-run disk.
 xh_guest_cfg() {
 	local k=$1 name=$2 disk=$3 mem=${4:-128}
-	sed -e "s|@NAME@|$name|g" -e "s|@KERNEL@|/boot/vmlinuz|g" \
+	sed -e "s|@NAME@|$name|g" -e "s|@KERNEL@|/vmlinuz|g" \
 		-e "s|@RAMDISK@|/xh/guest/guest-initrd.gz|g" -e "s|@BRIDGE@|xenbr0|g" \
 		-e "s|@MAC@|$(xh_guest_mac "$k")|g" -e "s|@IP@|$(xh_guest_ip "$k")|g" \
 		-e "s|@DISK@|$disk|g" -e "s|@MEMORY@|$mem|g" \
 		"$XH_SRC/tests/xen/guest/guest.cfg.in"
 }
 
-# xh_guest_create i k name disk [memory_mib]: write /root/<name>.cfg in host i's dom0 and
-# `xl create` it.
+# xh_guest_create i k name disks [memory_mib [xl-create-option...]]: write /root/<name>.cfg in
+# host i's dom0 and `xl create` it (e.g. with -p to hold it paused). Returns xl's status.
 xh_guest_create() {
-	local i=$1 k=$2 name=$3 disk=$4 mem=${5:-128}
-	xh_guest_cfg "$k" "$name" "$disk" "$mem" | xh_ssh "$i" "cat >/root/$name.cfg" ||
+	local i=$1 k=$2 name=$3 disks=$4 mem=${5:-128}
+	shift 5 2>/dev/null || shift $#
+	xh_guest_cfg "$k" "$name" "$disks" "$mem" | xh_ssh "$i" "cat >/root/$name.cfg" ||
 		tb_fail "host $i: cannot write /root/$name.cfg"
-	xh_ssh "$i" xl create "/root/$name.cfg"
+	xh_ssh "$i" xl create "$@" "/root/$name.cfg"
 }
 
 # xh_probe k duration_ms [interval_ms]: probe test guest k from the client namespace; prints
