@@ -118,7 +118,7 @@ xh_boot() {
 		ip -n "$sw" tuntap add dev "$tap" mode tap || tb_error "tap $tap failed"
 		ip -n "$sw" link set "$tap" master br0 up || tb_error "enslaving $tap failed"
 	fi
-	local args="console=hvc0 earlyprintk=xen root=/dev/vda rw init=/sbin/xh-init"
+	local args="console=hvc0 earlyprintk=xen root=/dev/vda rw init=/sbin/xh-init net.ifnames=0"
 	args+=" xh_name=xh$i xh_ip=$(xh_dom0_ip "$i")/24"
 	((i > XH_NHOSTS)) && XH_NHOSTS=$i
 	: >"$TB_DIR/xh$i.serial"
