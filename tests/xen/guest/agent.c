@@ -4,7 +4,7 @@
  *   agent                                  as /init: mounts, network, probe service, journal
  *   agent [OPTIONS] [xlext.KEY=VALUE...]   on a host, for the tests
  *     --cmdline FILE    read parameters from FILE instead of /proc/cmdline
- *     --no-mount        do not mount /proc, /sys, /dev
+ *     --no-mount        do not mount /proc, /sys, /dev nor load the modules
  *     --no-net          do not configure lo and the guest's interface
  *     --no-init         both of the above
  *     --selftest FILE N append N records to FILE (as xlext.disk) and exit
@@ -40,6 +40,8 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,17 +50,19 @@
 #include "xl-ext/sim/simdom.h"
 #include "xl-ext/storage/journal.h"
 
-#define AGENT_NAME         "xlext-agent"
-#define DISK_RETRY_MS      1000
-#define DISK_REOPEN_AFTER  5 /* consecutive failed writes before the disk is opened again */
-#define IF_WAIT_MS         20000
+#define AGENT_NAME        "xlext-agent"
+#define DISK_RETRY_MS     1000
+#define DISK_REOPEN_AFTER 5  /* consecutive failed writes before the disk is opened again */
+#define DISK_OPEN_REPEAT  30 /* failed opens between two reports of the same error */
+#define IF_WAIT_MS        20000
+#define MODULE_LIST       "/etc/xlext-modules" /* written by build-guest.sh */
 
 struct agent_params {
-	char ip[32];       /* "A.B.C.D/NN", "" for none */
-	char name[28];     /* what the probe reply calls the host */
+	char ip[32];   /* "A.B.C.D/NN", "" for none */
+	char name[28]; /* what the probe reply calls the host */
 	char disk[256];
 	char ifname[IFNAMSIZ];
-	unsigned hz;       /* journal records per second, 0: as fast as possible */
+	unsigned hz; /* journal records per second, 0: as fast as possible */
 	uint64_t guest_id;
 	uint64_t key;
 	uint64_t base;
@@ -214,12 +218,50 @@ static void console_open(void)
 		close(fd);
 }
 
+/*
+ * Load the kernel modules listed in MODULE_LIST, one path a line: Debian's kernel has the Xen
+ * block and network frontends as modules. A module that is built in or already loaded is fine.
+ */
+static void init_modules(void)
+{
+	char line[512];
+	struct utsname u;
+	FILE *f = fopen(MODULE_LIST, "r");
+
+	if (!f) {
+		log_warn("no %s: no kernel modules loaded", MODULE_LIST);
+		return;
+	}
+	if (uname(&u) == 0)
+		log_info("kernel %s", u.release);
+	while (fgets(line, sizeof(line), f)) {
+		int fd;
+
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		fd = open(line, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			log_error_errno(errno, "module %s: cannot open", line);
+			continue;
+		}
+		if (syscall(SYS_finit_module, fd, "", 0) && errno != EEXIST)
+			log_error_errno(errno, "module %s: cannot load%s", line,
+			                errno == ENOEXEC ? " (built for another kernel?)" : "");
+		else
+			log_info("module %s loaded", line);
+		close(fd);
+	}
+	fclose(f);
+}
+
 static void init_mounts(void)
 {
 	mount_one("devtmpfs", "/dev", "devtmpfs");
 	console_open();
 	mount_one("proc", "/proc", "proc");
 	mount_one("sysfs", "/sys", "sysfs");
+	init_modules();
 }
 
 static int if_set_flags_up(int sock, const char *ifname)
@@ -394,17 +436,28 @@ struct journal_job {
 	int rc;         /* of a counted run */
 };
 
-/* Open the disk and continue its journal; logs what failed. */
+/*
+ * Open the disk and continue its journal; logs what failed. A disk that stays missing is
+ * reported when the error changes and every DISK_OPEN_REPEAT attempts, not every second.
+ */
 static int journal_start(const struct agent_params *p, struct agent_disk *d,
                          struct journal_dev *dev, struct journal_writer *w)
 {
+	static int last_errno;
+	static unsigned attempts;
 	int rc = disk_open(d);
 
 	if (rc) {
-		log_error("%s: cannot open the journal disk: %s (errno %d)", d->path,
-		          strerror(d->last_errno), d->last_errno);
+		attempts++;
+		if (d->last_errno != last_errno || attempts % DISK_OPEN_REPEAT == 0)
+			log_error("%s: cannot open the journal disk: %s (errno %d)%s", d->path,
+			          strerror(d->last_errno), d->last_errno,
+			          attempts > 1 ? " (still retrying)" : "");
+		last_errno = d->last_errno;
 		return rc;
 	}
+	last_errno = 0;
+	attempts = 0;
 	*dev = (struct journal_dev){disk_read, disk_write, d, d->block_size, d->nblocks};
 	rc = journal_writer_open(w, dev, p->guest_id, p->key, p->base, p->ring);
 	if (rc) {
@@ -466,8 +519,8 @@ static void *journal_main(void *arg)
 				break;
 			}
 			if (++failures >= DISK_REOPEN_AFTER) {
-				log_info("%s: opening the disk again after %u failed writes", p->disk,
-				         failures);
+				log_info("%s: opening the disk again after %u failed writes",
+				         p->disk, failures);
 				disk_close(&d);
 				failures = 0;
 			}
@@ -524,16 +577,44 @@ static int probe_serve(const struct agent_params *p)
 
 /* --- main ------------------------------------------------------------------------------------ */
 
+static uint64_t mix64(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= h >> 30;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 27;
+	h *= 0x94d049bb133111ebull;
+	return h ^ (h >> 31);
+}
+
+/*
+ * A boot id that differs between two starts. Early in a guest's boot the kernel's random pool
+ * may not be ready (getrandom would block): then the kernel's boot id (random per boot) and
+ * the clocks are mixed instead. Call after /proc is mounted.
+ */
 static uint64_t random_boot_id(void)
 {
-	uint64_t v = 0;
+	uint64_t v = 0, h = 0;
 	struct timespec ts;
+	char kernel_boot_id[64] = "";
+	FILE *f;
 
 	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v) && v)
 		return v;
+	f = fopen("/proc/sys/kernel/random/boot_id", "r");
+	if (f) {
+		if (!fgets(kernel_boot_id, sizeof(kernel_boot_id), f))
+			kernel_boot_id[0] = '\0';
+		fclose(f);
+	}
+	for (const char *c = kernel_boot_id; *c; c++)
+		h = mix64(h, (uint8_t)*c);
 	clock_gettime(CLOCK_REALTIME, &ts);
-	v = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 48);
-	return v ? v : 1;
+	h = mix64(h, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	h = mix64(h, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+	h = mix64(h, (uint64_t)getpid());
+	return h ? h : 1;
 }
 
 static int usage(void)
@@ -558,8 +639,8 @@ static int selftest(struct agent_params *p, const char *file, const char *count_
 		first = agent_acked - job.count + 1;
 	printf("selftest: %s guest %" PRIu64 " key 0x%" PRIx64 " appended %" PRIu64 "-%" PRIu64
 	       " acked %" PRIu64 "%s%s\n",
-	       file, p->guest_id, p->key, first, agent_acked, agent_acked, job.rc ? " failed: " : "",
-	       job.rc ? err_str(job.rc) : "");
+	       file, p->guest_id, p->key, first, agent_acked, agent_acked,
+	       job.rc ? " failed: " : "", job.rc ? err_str(job.rc) : "");
 	return job.rc ? 1 : 0;
 }
 
@@ -575,9 +656,9 @@ int main(int argc, char **argv)
 	log_set_sink(log_sink_stderr(AGENT_NAME));
 	log_set_level(LOGL_INFO);
 	params_default(&p);
-	agent_boot_id = random_boot_id();
+	/* The kernel hands init its unknown words: as init, parameters come from cmdline only. */
 	if (as_init)
-		argc = 1; /* the kernel hands init its unknown words: parameters come from cmdline */
+		argc = 1;
 	for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
 		if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
 			cmdline = argv[++i];
@@ -589,12 +670,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--no-init")) {
 			do_mount = do_net = false;
 		} else if (!strcmp(argv[i], "--selftest") && i + 2 < argc) {
+			p.hz = 0; /* as fast as possible unless xlext.hz= says otherwise */
 			for (int j = i + 3; j < argc; j++)
 				params_apply(&p, argv[j]);
-			p.hz = 0;
-			for (int j = i + 3; j < argc; j++)
-				if (!strncmp(argv[j], "xlext.hz=", 9))
-					params_apply(&p, argv[j]);
+			agent_boot_id = random_boot_id();
 			return selftest(&p, argv[i + 1], argv[i + 2]);
 		} else {
 			return usage();
@@ -605,18 +684,20 @@ int main(int argc, char **argv)
 	log_info("starting (pid %d)", (int)getpid());
 	if (do_mount)
 		init_mounts();
+	agent_boot_id = random_boot_id();
 	if (cmdline)
 		params_from_file(&p, cmdline);
 	for (; i < argc; i++)
 		if (params_apply(&p, argv[i]) || strncmp(argv[i], "xlext.", 6))
 			return usage();
-	if (do_net)
-		init_net(&p);
 	log_info("guest '%s' id %" PRIu64 ": journal on %s at %u/s, key 0x%" PRIx64, p.name,
 	         p.guest_id, p.disk, p.hz, p.key);
 	signal(SIGPIPE, SIG_IGN);
+	/* The journal does not wait for the network, nor the network for the disk. */
 	if (pthread_create(&journal_thread, NULL, journal_main, &job))
 		log_error("cannot start the journal thread: serving probes only");
+	if (do_net)
+		init_net(&p);
 	probe_serve(&p);
 	/* PID 1 must not exit: the kernel would panic and the harness would see a crash. */
 	log_error("probe service stopped; idling");

@@ -1,11 +1,18 @@
 #!/bin/bash
-# build-guest.sh OUTDIR - the real-Xen test guest's initramfs.
+# build-guest.sh OUTDIR [MODULES_DIR] - the real-Xen test guest's initramfs.
 #
 # Builds tests/xen/guest/agent.c statically (with the project's journal codec, error and log
 # modules compiled in) and packs OUTDIR/guest-initrd.gz: a gzipped cpio (newc) holding the
 # agent as /init and a static busybox (/bin/busybox and its applet links, for debugging from
 # the console). Needs gcc, glibc's static libraries (libc6-dev), libxxhash-dev, busybox-static,
 # cpio and gzip; never root. Quiet on success: prints one line, the initrd's path and size.
+#
+# MODULES_DIR is the guest kernel's /lib/modules/<version> (e.g. inside the dom0 image whose
+# vmlinuz the guest boots): Debian's kernel has xen-blkfront and xen-netfront as modules, and
+# the agent loads them from the initramfs. Without it the guest only works with a kernel that
+# has both built in (a warning says so). GUEST_MODULES_EXTRA adds more modules of MODULES_DIR
+# (paths relative to it, loaded in that order after the Xen frontends), e.g. virtio ones for a
+# smoke boot of the initrd under plain QEMU.
 set -euo pipefail
 
 die() {
@@ -13,11 +20,18 @@ die() {
 	exit 1
 }
 
-[ $# -eq 1 ] || {
-	echo "usage: build-guest.sh OUTDIR" >&2
+[ $# -eq 1 ] || [ $# -eq 2 ] || {
+	echo "usage: build-guest.sh OUTDIR [MODULES_DIR]" >&2
 	exit 2
 }
 outdir=$1
+moddir=${2:-}
+modules="kernel/drivers/block/xen-blkfront.ko kernel/drivers/net/xen-netfront.ko ${GUEST_MODULES_EXTRA:-}"
+if [ -n "$moddir" ]; then
+	for m in $modules; do
+		[ -f "$moddir/$m" ] || die "no $moddir/$m (MODULES_DIR: the guest kernel's /lib/modules/<version>)"
+	done
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
 busybox=${BUSYBOX:-/bin/busybox}
@@ -57,6 +71,18 @@ for applet in $("$busybox" --list-full 2>/dev/null); do
 	[ "$applet" = bin/busybox ] && continue
 	[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done
+
+mkdir -p "$root/etc"
+: >"$root/etc/xlext-modules"
+if [ -n "$moddir" ]; then
+	kver=$(basename "$moddir")
+	for m in $modules; do
+		install -D -m 0644 "$moddir/$m" "$root/lib/modules/$kver/$m"
+		echo "/lib/modules/$kver/$m" >>"$root/etc/xlext-modules"
+	done
+else
+	echo "build-guest.sh: warning: no MODULES_DIR: no xen-blkfront/xen-netfront in the initrd" >&2
+fi
 
 # Reproducible: fixed timestamps and owner, sorted names, gzip without a name or time.
 find "$root" -exec touch -h -d @0 {} +
