@@ -35,7 +35,7 @@ fail_test() {
 	[ "${XH_KEEP_GOING:-1}" = 1 ] || exit 1
 }
 
-lun_disk() { echo "\"phy:$(xh_lun_dev),xvda,w\""; }
+lun_disk() { echo "phy:$(xh_lun_dev),xvda,w"; }
 
 # ---------------------------------------------------------------------------- observation
 
@@ -200,7 +200,8 @@ xh_image
 xh_phase_end "dom0 image (build or cache)"
 
 xh_phase_start "guest initramfs + per-run disk"
-"$XH_SRC/tests/xen/guest/build-guest.sh" "$TB_DIR/guest" >/dev/null || tb_error "build-guest.sh failed"
+moddir=$(xh_guest_modules "$TB_DIR/modules") || exit 99
+"$XH_SRC/tests/xen/guest/build-guest.sh" "$TB_DIR/guest" "$moddir" >/dev/null || tb_error "build-guest.sh failed"
 mkdir -p "$TB_DIR/guest/key"
 cp "$XH_KEY" "$TB_DIR/guest/key/id_ed25519"
 xh_rundisk "$TB_DIR/guest"
@@ -285,7 +286,7 @@ t4=1
 # a local writable disk (a loop device on host 2's own root filesystem)
 loopdev=$(xh_ssh 2 "truncate -s 16M /root/local.img && losetup -f --show /root/local.img") ||
 	tb_error "losetup on host 2 failed"
-xh_guest_create 2 2 local1 "\"phy:$loopdev,xvda,w\"" 96 >/dev/null 2>&1 ||
+xh_guest_create 2 2 local1 "phy:$loopdev,xvda,w" 96 >/dev/null 2>&1 ||
 	tb_error "xl create local1 on host 2 failed"
 if refused 2 1 local1 "local disk" "local|not shared|shared storage"; then
 	echo "    local disk: refused, local1 still running on host 2"

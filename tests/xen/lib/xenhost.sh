@@ -85,6 +85,22 @@ xh_image() {
 	XH_IMAGE=$("$XH_SRC/tests/xen/build-dom0-image.sh") || tb_error "building the dom0 image failed"
 }
 
+# xh_guest_modules dir: copy the guest kernel's xen-blkfront and xen-netfront (modules in
+# Debian's kernel) out of the dom0 image (debugfs, no mount) into dir/<version>/...; echo
+# dir/<version>, build-guest.sh's MODULES_DIR.
+xh_guest_modules() {
+	local dir=$1 ver m
+	ver=$(debugfs -R "ls -p /lib/modules" "$XH_IMAGE/dom0.img" 2>/dev/null |
+		awk -F/ '$6 ~ /^[0-9]/ {print $6; exit}')
+	[ -n "$ver" ] || tb_error "no /lib/modules/<version> in $XH_IMAGE/dom0.img"
+	for m in kernel/drivers/block/xen-blkfront.ko kernel/drivers/net/xen-netfront.ko; do
+		mkdir -p "$dir/$ver/$(dirname "$m")"
+		debugfs -R "dump /lib/modules/$ver/$m $dir/$ver/$m" "$XH_IMAGE/dom0.img" >/dev/null 2>&1
+		[ -s "$dir/$ver/$m" ] || tb_error "cannot copy /lib/modules/$ver/$m out of the dom0 image"
+	done
+	echo "$dir/$ver"
+}
+
 # xh_rundisk [dir...]: the per-run disk: dom0's init (tests/xen/dom0/xh-init), the project's
 # build installed with DESTDIR under install/, authorized_keys, and each extra dir copied under
 # guest/. Sets XH_RUNDISK.
@@ -256,25 +272,28 @@ xh_dom_running() {
 	xh_dom_list "$1" | awk -v n="$2" '$1 == n && $2 !~ /[psdc]/ {f = 1} END {exit !f}'
 }
 
-# xh_guest_cfg k name disks [memory_mib]: echo the xl.cfg of test guest k from the guest's
-# template (@NAME@ @KERNEL@ @RAMDISK@ @BRIDGE@ @MAC@ @IP@ @DISK@ @MEMORY@); disks is the
-# content of xl.cfg's disk list ('"phy:/dev/...,xvda,w"', or empty for none). The kernel is
-# dom0's own (Debian's /vmlinuz link), the initramfs the guest agent's on the per-run disk.
+# xh_guest_cfg k name disk [memory_mib]: echo the xl.cfg of test guest k from the guest's
+# template (tests/xen/guest/guest.cfg.in); disk is one disk spec ("phy:/dev/...,xvda,w") or
+# empty for none, memory_mib replaces the template's 128. The kernel is dom0's own (Debian's
+# /vmlinuz link), the initramfs the guest agent's on the per-run disk.
 xh_guest_cfg() {
-	local k=$1 name=$2 disk=$3 mem=${4:-128}
+	local k=$1 name=$2 disk=$3 mem=${4:-128} disk_sed="s|^disk = .*|disk = []|"
+	[ -z "$disk" ] || disk_sed="s|@DISK@|$disk|g"
 	sed -e "s|@NAME@|$name|g" -e "s|@KERNEL@|/vmlinuz|g" \
 		-e "s|@RAMDISK@|/xh/guest/guest-initrd.gz|g" -e "s|@BRIDGE@|xenbr0|g" \
-		-e "s|@MAC@|$(xh_guest_mac "$k")|g" -e "s|@IP@|$(xh_guest_ip "$k")|g" \
-		-e "s|@DISK@|$disk|g" -e "s|@MEMORY@|$mem|g" \
+		-e "s|@MAC@|$(xh_guest_mac "$k")|g" -e "s|@IP@|$(xh_guest_ip "$k")/24|g" \
+		-e "s|@EXTRA@|xlext.hz=10|g" -e "s|^memory = .*|memory = $mem|" \
+		-e "s|^maxmem = .*|maxmem = $mem|" \
+		-e "$disk_sed" \
 		"$XH_SRC/tests/xen/guest/guest.cfg.in"
 }
 
-# xh_guest_create i k name disks [memory_mib [xl-create-option...]]: write /root/<name>.cfg in
+# xh_guest_create i k name disk [memory_mib [xl-create-option...]]: write /root/<name>.cfg in
 # host i's dom0 and `xl create` it (e.g. with -p to hold it paused). Returns xl's status.
 xh_guest_create() {
-	local i=$1 k=$2 name=$3 disks=$4 mem=${5:-128}
+	local i=$1 k=$2 name=$3 disk=$4 mem=${5:-128}
 	shift 5 2>/dev/null || shift $#
-	xh_guest_cfg "$k" "$name" "$disks" "$mem" | xh_ssh "$i" "cat >/root/$name.cfg" ||
+	xh_guest_cfg "$k" "$name" "$disk" "$mem" | xh_ssh "$i" "cat >/root/$name.cfg" ||
 		tb_fail "host $i: cannot write /root/$name.cfg"
 	xh_ssh "$i" xl create "$@" "/root/$name.cfg"
 }
