@@ -40,7 +40,9 @@ lun_disk() { echo "phy:$(xh_lun_dev),xvda,w"; }
 # ---------------------------------------------------------------------------- observation
 
 # monitor_start file: poll `xl list` on both dom0s once a second into file, one line per
-# sample: "<ms> <running copies of GUEST> h1=<name:state,...> h2=<...>". Sets MON_PID.
+# sample: "<ms> <running copies of GUEST> h1=<name:state,...> h2=<...>". A copy runs when its
+# state has none of p(aused) s(hutdown) d(ying) c(rashed): under emulation a running guest is
+# often "------" (runnable, waiting for the CPU), not r or b. Sets MON_PID.
 MON_PID=""
 monitor_start() {
 	local file=$1
@@ -53,7 +55,7 @@ monitor_start() {
 			l1=$(XH_SSH_TIMEOUT=20 xh_ssh 1 xl list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0" {printf "%s:%s,", $1, $5}') || l1="?"
 			l2=$(XH_SSH_TIMEOUT=20 xh_ssh 2 xl list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0" {printf "%s:%s,", $1, $5}') || l2="?"
 			n=$(printf '%s\n%s\n' "${l1//,/$'\n'}" "${l2//,/$'\n'}" |
-				awk -F: -v g="$GUEST" '$1 ~ "^" g "(--incoming|--migratedaway)?$" && $2 ~ /[rb]/ && $2 !~ /[psdc]/ {n++} END {print n + 0}')
+				awk -F: -v g="$GUEST" '$1 ~ "^" g "(--incoming|--migratedaway)?$" && $2 !~ /[psdc]/ {n++} END {print n + 0}')
 			[ "$l1" = "?" ] || [ "$l2" = "?" ] && n="?"
 			echo "$t $n h1=${l1:-none} h2=${l2:-none}" >>"$file"
 			sleep 1
@@ -83,7 +85,9 @@ monitor_verdict() {
 # probe_start k file: probe guest k at 100 Hz in the background until probe_stop. Sets PROBE_PID.
 PROBE_PID=""
 probe_start() {
-	tb_exec c "$XH_BUILD/tests/integration/probe" "$(xh_guest_ip "$1")" 3600000 10 >"$2" 2>&1 &
+	# ip netns exec execs the probe: $! is the probe itself (SIGTERM makes it print its summary)
+	ip netns exec "$(tb_ns c)" "$XH_BUILD/tests/integration/probe" "$(xh_guest_ip "$1")" 3600000 10 \
+		>"$2" 2>&1 &
 	PROBE_PID=$!
 	tb__record_pid "$PROBE_PID" probe
 }
@@ -93,6 +97,15 @@ probe_stop() {
 	kill -TERM "$PROBE_PID" 2>/dev/null
 	wait "$PROBE_PID" 2>/dev/null
 	PROBE_PID=""
+}
+
+# report_faults label: print the dom0 userland crashes logged so far on both hosts' consoles.
+report_faults() {
+	local i f
+	for i in 1 2; do
+		f=$(xh_dom0_faults "$i")
+		[ -z "$f" ] || echo "$f" | sed "s/^/    $1: host $i dom0 console: /"
+	done
 }
 
 # guest_answers k: true if guest k answers a probe within 2 s.
@@ -157,6 +170,13 @@ migrate() {
 			break
 		fi
 		echo "    $label: attempt $attempt failed (exit $rc, $GUEST running on host(s) '${where:-none}')"
+		report_faults "$label"
+		local left
+		left=$(xh_dom_list "$dst" | grep -v "^$GUEST " || true)
+		if [ -n "$left" ]; then
+			echo "    $label: left on host $dst after the failure: $(echo $left)"
+			xh_ssh "$dst" "for d in \$(xl list | awk 'NR > 2 && \$1 != \"$GUEST\" {print \$2}'); do xl destroy \$d; done" >/dev/null 2>&1
+		fi
 		if [ "$attempt" = 1 ] && [ "$where" = "$src" ]; then
 			echo "RETRY: $label: the migration failed once; the guest still runs on host $src; retrying"
 			continue
@@ -372,6 +392,7 @@ fi
 xh_phase_end "test 5 destination killed"
 
 xh_phase_end total
+report_faults "end of run"
 if [ "$FAILED" = 0 ]; then
 	echo "PASS: check-xen: every real-Xen test passed"
 	exit 0

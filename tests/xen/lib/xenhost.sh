@@ -38,6 +38,12 @@ XH_BUILD=${XH_BUILD:-${top_builddir:-}}
 XH_MEM=${XH_MEM:-2048}
 XH_DOM0_MEM=${XH_DOM0_MEM:-1024}
 XH_BOOT_TIMEOUT=${XH_BOOT_TIMEOUT:-300}
+# TESTBED.md: -smap (dom0 crashes in create_bounce_frame), -rdtscp (PVH guests die). Also no
+# XSAVEOPT/XSAVEC/XSAVES and no PKU: with them, once a guest ran beside dom0, dom0's processes
+# crashed at random (ld.so assertions, segfaults and GPs in libc string functions, stock xl's
+# "malloc(): smallbin double linked list corrupted"), the signature of vector registers not
+# restored across domain switches; Xen then context-switches with plain XSAVE/XRSTOR.
+XH_CPU=${XH_CPU:-max,-smap,-rdtscp,-xsaveopt,-xsavec,-xsaves,-pku}
 XH_IMAGE=""
 XH_KEY=""
 XH_RUNDISK=""
@@ -140,7 +146,7 @@ xh_boot() {
 	: >"$TB_DIR/xh$i.serial"
 	tb__start_daemon "xh$i" qemu-system-x86 "$TB_DIR/xh$i.qemu.log" \
 		ip netns exec "$sw" qemu-system-x86_64 -name "xh$i-$TB_ID" \
-		-accel tcg,thread=multi -cpu max,-smap,-rdtscp -smp 1 -m "$XH_MEM" \
+		-accel tcg,thread=multi -cpu "$XH_CPU" -smp 1 -m "$XH_MEM" \
 		-nodefaults -display none -no-reboot -no-user-config \
 		-serial "file:$TB_DIR/xh$i.serial" \
 		-kernel "$XH_IMAGE/xen" \
@@ -216,6 +222,13 @@ xh_kill() {
 	# the ssh master of a dead host would hold new sessions until its keepalive gives up
 	rm -f "$TB_DIR/ssh-$(xh_dom0_ip "$1")"
 	return 0
+}
+
+# xh_dom0_faults i: echo the userland crashes host i's dom0 kernel logged on its console
+# (emulation faults show up there first), one per line; empty when there were none.
+xh_dom0_faults() {
+	grep -a -E "segfault at|general protection fault|Inconsistency detected by ld.so|Segmentation fault|double linked list corrupted" \
+		"$TB_DIR/xh$1.serial" 2>/dev/null | cut -c1-160
 }
 
 # xh__teardown: deferred by xh_init: power every host off by pid (tb_cleanup then removes the
