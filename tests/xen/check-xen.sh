@@ -25,6 +25,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/xenhost.sh"
 
 PORT=8002
+# 20 probes a second: each probe crosses dom0's bridge and netback, emulated too
+PROBE_MS=${XH_PROBE_MS:-50}
 GUEST=g1
 FAILED=0
 declare -A FIG=()
@@ -39,7 +41,7 @@ lun_disk() { echo "phy:$(xh_lun_dev),xvda,w"; }
 
 # ---------------------------------------------------------------------------- observation
 
-# monitor_start file: poll `xl list` on both dom0s once a second into file, one line per
+# monitor_start file: poll `xl list` on both dom0s every 2 s into file, one line per
 # sample: "<ms> <running copies of GUEST> h1=<name:state,...> h2=<...>". A copy runs when its
 # state has none of p(aused) s(hutdown) d(ying) c(rashed): under emulation a running guest is
 # often "------" (runnable, waiting for the CPU), not r or b. Sets MON_PID.
@@ -58,7 +60,7 @@ monitor_start() {
 				awk -F: -v g="$GUEST" '$1 ~ "^" g "(--incoming|--migratedaway)?$" && $2 !~ /[psdc]/ {n++} END {print n + 0}')
 			[ "$l1" = "?" ] || [ "$l2" = "?" ] && n="?"
 			echo "$t $n h1=${l1:-none} h2=${l2:-none}" >>"$file"
-			sleep 1
+			sleep 2
 		done
 	) &
 	MON_PID=$!
@@ -86,7 +88,7 @@ monitor_verdict() {
 PROBE_PID=""
 probe_start() {
 	# ip netns exec execs the probe: $! is the probe itself (SIGTERM makes it print its summary)
-	ip netns exec "$(tb_ns c)" "$XH_BUILD/tests/integration/probe" "$(xh_guest_ip "$1")" 3600000 10 \
+	ip netns exec "$(tb_ns c)" "$XH_BUILD/tests/integration/probe" "$(xh_guest_ip "$1")" 3600000 "$PROBE_MS" \
 		>"$2" 2>&1 &
 	PROBE_PID=$!
 	tb__record_pid "$PROBE_PID" probe
@@ -130,6 +132,32 @@ journal_check() {
 
 # ---------------------------------------------------------------------------- one migration
 
+# receiver_start i command log: on host i, socat accepts one connection on PORT and runs
+# command for it (as an ssh rune would); its output goes to log. Waits until it listens.
+RECV_SSH=""
+RECV_PID=""
+receiver_start() {
+	local i=$1 cmd=$2 log=$3
+	xh_ssh "$i" "echo receiver-pid \$\$; exec socat TCP-LISTEN:$PORT,reuseaddr 'EXEC:$cmd'" >"$log" 2>&1 &
+	RECV_SSH=$!
+	tb__record_pid "$RECV_SSH" "receiver-ssh"
+	tb_wait_until 60 eval "xh_ssh $i 'ss -ltn | grep -q :$PORT\\ ' 2>/dev/null" || return 1
+	RECV_PID=$(sed -n 's/^receiver-pid //p' "$log")
+}
+
+# receiver_stop i: wait (<= 60 s) for the receiver to finish, else kill it on host i by pid.
+receiver_stop() {
+	[ -n "$RECV_SSH" ] || return 0
+	if ! tb_wait_until 60 eval "! tb__alive $RECV_SSH"; then
+		echo "    receiver on host $1 still running 60 s after the sender finished: killed"
+		[ -z "$RECV_PID" ] || XH_SSH_TIMEOUT=30 xh_ssh "$1" "kill $RECV_PID" >/dev/null 2>&1
+		kill -TERM "$RECV_SSH" 2>/dev/null
+	fi
+	wait "$RECV_SSH" 2>/dev/null
+	RECV_SSH=""
+	RECV_PID=""
+}
+
 # migrate label src dst sender receiver: move GUEST from host src to host dst. receiver is the
 # command socat runs on dst for the connection (xl migrate-receive or xl-ext migrate-receive),
 # sender the command line on src, with @RUNE@ for the pipe's rune. Observes the guest with the
@@ -139,25 +167,22 @@ migrate() {
 	local label=$1 src=$2 dst=$3 sender=$4 receiver=$5 attempt rc out t0 t1 pout verdict
 	local rune="socat - TCP:$(xh_dom0_ip "$dst"):$PORT" acked0 acked1 where
 	for attempt in 1 2; do
-		xh_ssh "$dst" "exec socat TCP-LISTEN:$PORT,reuseaddr 'EXEC:$receiver'" \
-			>"$TB_DIR/$label.recv.$attempt" 2>&1 &
-		local lpid=$!
-		tb__record_pid "$lpid" "receiver-$label"
-		tb_wait_until 30 eval "xh_ssh $dst 'ss -ltn | grep -q :$PORT\\ ' 2>/dev/null" ||
+		receiver_start "$dst" "$receiver" "$TB_DIR/$label.recv.$attempt" ||
 			{ fail_test "$label: the receiver did not listen on host $dst"; return 1; }
 		acked0=$(xh_probe_get "$(xh_probe 1 2000 100)" last_counter)
 		probe_start 1 "$TB_DIR/$label.probe.$attempt"
 		monitor_start "$TB_DIR/$label.monitor.$attempt"
 		t0=$(tb_now_ms)
-		out=$(xh_ssh "$src" "${sender//@RUNE@/$rune}" 2>&1)
+		xh_ssh "$src" "${sender//@RUNE@/$rune}" >"$TB_DIR/$label.send.$attempt" 2>&1
 		rc=$?
 		t1=$(tb_now_ms)
+		out=$(cat "$TB_DIR/$label.send.$attempt")
 		# the guest answering again is the end of the client-visible gap
 		tb_wait_until 60 guest_answers 1
 		sleep 2
 		probe_stop
 		monitor_stop
-		wait "$lpid" 2>/dev/null
+		receiver_stop "$dst"
 		pout=$(cat "$TB_DIR/$label.probe.$attempt")
 		echo "$out" | sed "s/^/    $label sender: /"
 		sed "s/^/    $label receiver: /" "$TB_DIR/$label.recv.$attempt" | tail -n 8
@@ -352,10 +377,7 @@ xh_phase_end "test 4 pre-flight refusals"
 # ---------------------------------------------------------------------------- 5: dest killed
 xh_phase_start "test 5 destination killed"
 t5=1
-xh_ssh 1 "exec socat TCP-LISTEN:$PORT,reuseaddr 'EXEC:$XLEXT_RECV'" >"$TB_DIR/kill.recv" 2>&1 &
-lpid=$!
-tb__record_pid "$lpid" receiver-kill
-tb_wait_until 30 eval "xh_ssh 1 'ss -ltn | grep -q :$PORT\\ ' 2>/dev/null" || tb_error "receiver on host 1"
+receiver_start 1 "$XLEXT_RECV" "$TB_DIR/kill.recv" || tb_error "receiver on host 1"
 rune="socat - TCP:$(xh_dom0_ip 1):$PORT"
 xh_ssh 2 "${XLEXT_SEND//@RUNE@/$rune}" >"$TB_DIR/kill.send" 2>&1 &
 spid=$!
@@ -378,7 +400,8 @@ where=$(where_running "$GUEST" 2>/dev/null | xargs)
 left=$(xh_dom_list 2 | grep -v "^$GUEST [^ ]*$" || true)
 [ -z "$left" ] || { echo "    left on host 2: $left"; t5=0; }
 guest_answers 1 || { echo "    $GUEST does not answer on host 2"; t5=0; }
-wait "$lpid" 2>/dev/null
+kill -TERM "$RECV_SSH" 2>/dev/null
+wait "$RECV_SSH" 2>/dev/null
 # host 1 again: nothing of the guest after a reboot
 xh_boot 1
 xh_wait_ready 1
