@@ -38,12 +38,15 @@ XH_BUILD=${XH_BUILD:-${top_builddir:-}}
 XH_MEM=${XH_MEM:-2048}
 XH_DOM0_MEM=${XH_DOM0_MEM:-1024}
 XH_BOOT_TIMEOUT=${XH_BOOT_TIMEOUT:-300}
-# TESTBED.md: -smap (dom0 crashes in create_bounce_frame), -rdtscp (PVH guests die). Also no
-# XSAVEOPT/XSAVEC/XSAVES and no PKU: with them, once a guest ran beside dom0, dom0's processes
-# crashed at random (ld.so assertions, segfaults and GPs in libc string functions, stock xl's
-# "malloc(): smallbin double linked list corrupted"), the signature of vector registers not
-# restored across domain switches; Xen then context-switches with plain XSAVE/XRSTOR.
-XH_CPU=${XH_CPU:-max,-smap,-rdtscp,-xsaveopt,-xsavec,-xsaves,-pku}
+# TESTBED.md: -smap (dom0 crashes in create_bounce_frame), -rdtscp (PVH guests die).
+# Once a guest ran beside dom0, dom0's processes crashed at random: ld.so assertions, segfaults
+# and GPs in libc's string functions, stock xl's "malloc(): smallbin double linked list
+# corrupted". That is the signature of vector registers seen from another domain: Xen switches
+# the FPU lazily on AMD (CR0.TS, #NM), and the emulated AVX instructions glibc picks seem not
+# to fault on CR0.TS. So no AVX for anyone, and Xen switches the FPU eagerly (XH_XEN_ARGS);
+# XSAVEOPT/XSAVEC/XSAVES and PKU are off too, for plain XSAVE/XRSTOR switches.
+XH_CPU=${XH_CPU:-max,-smap,-rdtscp,-xsaveopt,-xsavec,-xsaves,-pku,-avx,-avx2,-fma,-f16c}
+XH_XEN_ARGS=${XH_XEN_ARGS:-spec-ctrl=eager-fpu}
 XH_IMAGE=""
 XH_KEY=""
 XH_RUNDISK=""
@@ -150,7 +153,7 @@ xh_boot() {
 		-nodefaults -display none -no-reboot -no-user-config \
 		-serial "file:$TB_DIR/xh$i.serial" \
 		-kernel "$XH_IMAGE/xen" \
-		-append "console=com1 com1=115200,8n1 dom0_mem=${XH_DOM0_MEM}M,max:${XH_DOM0_MEM}M dom0_max_vcpus=1 noreboot" \
+		-append "console=com1 com1=115200,8n1 dom0_mem=${XH_DOM0_MEM}M,max:${XH_DOM0_MEM}M dom0_max_vcpus=1 noreboot $XH_XEN_ARGS" \
 		-initrd "$XH_IMAGE/vmlinuz $args,$XH_IMAGE/initrd.img" \
 		-drive "file=$ov,format=qcow2,if=virtio,cache=unsafe" \
 		-drive "file=$XH_RUNDISK,format=raw,if=virtio,readonly=on" \
