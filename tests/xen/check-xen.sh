@@ -28,6 +28,8 @@ PORT=8002
 # 20 probes a second: each probe crosses dom0's bridge and netback, emulated too
 PROBE_MS=${XH_PROBE_MS:-50}
 GUEST=g1
+GUEST_HOST=1 # where GUEST runs; the tests go from there to the other host and back
+other() { echo $((3 - GUEST_HOST)); }
 FAILED=0
 declare -A FIG=()
 
@@ -191,6 +193,7 @@ migrate() {
 		local vrc=$?
 		echo "    $label xl list on both dom0s: $verdict"
 		where=$(where_running "$GUEST" | xargs)
+		[ "$where" = 1 ] || [ "$where" = 2 ] && GUEST_HOST=$where
 		if [ "$rc" = 0 ] && [ "$where" = "$dst" ]; then
 			break
 		fi
@@ -276,19 +279,20 @@ tb_wait_until 180 guest_answers 1 || {
 xh_phase_end "guest create"
 
 # ---------------------------------------------------------------------------- 1: baseline
-xh_phase_start "test 1 stock xl h1->h2"
-migrate stock-xl 1 2 "$XL_STOCK_SEND" "$XL_STOCK_RECV"
-xh_phase_end "test 1 stock xl h1->h2"
+xh_phase_start "test 1 stock xl"
+migrate stock-xl "$GUEST_HOST" "$(other)" "$XL_STOCK_SEND" "$XL_STOCK_RECV"
+xh_phase_end "test 1 stock xl"
 
 # ---------------------------------------------------------------------------- 2: xl-ext
-xh_phase_start "test 2 xl-ext h2->h1->h2"
-if migrate xl-ext-a 2 1 "$XLEXT_SEND" "$XLEXT_RECV" &&
-	migrate xl-ext-b 1 2 "$XLEXT_SEND" "$XLEXT_RECV"; then
-	tb_pass "test 2: xl-ext migrate host2 -> host1 -> host2, counter never reset, journal continuous, never two copies"
+xh_phase_start "test 2 xl-ext there and back"
+h0=$GUEST_HOST
+if migrate xl-ext-a "$h0" "$((3 - h0))" "$XLEXT_SEND" "$XLEXT_RECV" &&
+	migrate xl-ext-b "$((3 - h0))" "$h0" "$XLEXT_SEND" "$XLEXT_RECV"; then
+	tb_pass "test 2: xl-ext migrate host$h0 -> host$((3 - h0)) -> host$h0, counter never reset, journal continuous, never two copies"
 else
-	fail_test "test 2: xl-ext migrate host2 -> host1 -> host2"
+	fail_test "test 2: xl-ext migrate host$h0 -> host$((3 - h0)) -> host$h0"
 fi
-xh_phase_end "test 2 xl-ext h2->h1->h2"
+xh_phase_end "test 2 xl-ext there and back"
 printf 'FIGURES: %-28s %10s %14s\n' "migration (128 MiB PVH guest)" "total s" "max gap ms"
 for l in stock-xl xl-ext-a xl-ext-b; do
 	printf 'FIGURES: %-28s %10s %14s\n' "$l" "${FIG[$l.total]:--}" "${FIG[$l.gap]:--}"
@@ -296,8 +300,9 @@ done
 
 # ---------------------------------------------------------------------------- 3: wire compat
 xh_phase_start "test 3 stock<->xl-ext"
-if migrate xl-to-xlext 2 1 "$XL_STOCK_SEND" "$XLEXT_RECV" &&
-	migrate xlext-to-xl 1 2 "$XLEXT_SEND" "$XL_STOCK_RECV"; then
+h0=$GUEST_HOST
+if migrate xl-to-xlext "$h0" "$((3 - h0))" "$XL_STOCK_SEND" "$XLEXT_RECV" &&
+	migrate xlext-to-xl "$((3 - h0))" "$h0" "$XLEXT_SEND" "$XL_STOCK_RECV"; then
 	tb_pass "test 3: stock xl migrate -> xl-ext migrate-receive and xl-ext migrate -> stock xl migrate-receive"
 else
 	fail_test "test 3: wire compatibility with stock xl"
@@ -308,7 +313,9 @@ for l in xl-to-xlext xlext-to-xl; do
 done
 
 # ---------------------------------------------------------------------------- 4: refusals
-# The guest is on host 2 now; the destination is host 1, asked over ssh (dom0 to dom0).
+# From the guest's host S to the other, D, asked over ssh (dom0 to dom0).
+S=$GUEST_HOST
+D=$((3 - S))
 SSH_DOM0="ssh -i /xh/guest/key/id_ed25519 -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 # refused src dst name why pattern: xl-ext migrate must fail saying pattern (an extended regex),
 # leave name running on src, and leave dst's domain list as it was.
@@ -328,42 +335,42 @@ refused() {
 }
 xh_phase_start "test 4 pre-flight refusals"
 t4=1
-# a local writable disk (a loop device on host 2's own root filesystem)
-loopdev=$(xh_ssh 2 "truncate -s 16M /root/local.img && losetup -f --show /root/local.img") ||
-	tb_error "losetup on host 2 failed"
-xh_guest_create 2 2 local1 "phy:$loopdev,xvda,w" 96 >/dev/null 2>&1 ||
-	tb_error "xl create local1 on host 2 failed"
-if refused 2 1 local1 "local disk" "local|not shared|shared storage"; then
-	echo "    local disk: refused, local1 still running on host 2"
+# a local writable disk (a loop device on the source's own root filesystem)
+loopdev=$(xh_ssh $S "truncate -s 16M /root/local.img && losetup -f --show /root/local.img") ||
+	tb_error "losetup on host $S failed"
+xh_guest_create $S 2 local1 "phy:$loopdev,xvda,w" 96 >/dev/null 2>&1 ||
+	tb_error "xl create local1 on host $S failed"
+if refused $S $D local1 "local disk" "local|not shared|shared storage"; then
+	echo "    local disk: refused, local1 still running on host $S"
 else
 	t4=0
 fi
-xh_ssh 2 "xl destroy local1; losetup -d $loopdev" >/dev/null 2>&1
-# not enough free memory on the destination: a paused hog holds host 1's memory
-free1=$(xh_ssh 1 "xl info" | awk '$1 == "free_memory" {print $3}')
+xh_ssh $S "xl destroy local1; losetup -d $loopdev" >/dev/null 2>&1
+# not enough free memory on the destination: a paused hog holds its memory
+free1=$(xh_ssh $D "xl info" | awk '$1 == "free_memory" {print $3}')
 hog=$((free1 - 64))
-if xh_guest_create 1 3 hog "" "$hog" -p >/dev/null 2>&1; then
-	xh_ssh 1 "xl info | grep free_memory"
-	if refused 2 1 "$GUEST" "destination memory" "memory"; then
-		echo "    memory: refused with host 1 free memory below $GUEST's 128 MiB"
+if xh_guest_create $D 3 hog "" "$hog" -p >/dev/null 2>&1; then
+	xh_ssh $D "xl info | grep free_memory"
+	if refused $S $D "$GUEST" "destination memory" "memory"; then
+		echo "    memory: refused with host $D's free memory below $GUEST's 128 MiB"
 	else
 		t4=0
 	fi
-	xh_ssh 1 "xl destroy hog" >/dev/null 2>&1
+	xh_ssh $D "xl destroy hog" >/dev/null 2>&1
 else
-	echo "    memory: could not create a ${hog} MiB hog on host 1"
+	echo "    memory: could not create a ${hog} MiB hog on host $D"
 	t4=0
 fi
-# a name clash: a paused domain called GUEST on host 1
-if xh_guest_create 1 4 "$GUEST" "" 32 -p >/dev/null 2>&1; then
-	if refused 2 1 "$GUEST" "name clash" "name|exists|already"; then
-		echo "    name clash: refused, $GUEST still running on host 2"
+# a name clash: a paused domain called GUEST on the destination
+if xh_guest_create $D 4 "$GUEST" "" 32 -p >/dev/null 2>&1; then
+	if refused $S $D "$GUEST" "name clash" "name|exists|already"; then
+		echo "    name clash: refused, $GUEST still running on host $S"
 	else
 		t4=0
 	fi
-	xh_ssh 1 "xl destroy $GUEST" >/dev/null 2>&1
+	xh_ssh $D "xl destroy $GUEST" >/dev/null 2>&1
 else
-	echo "    name clash: could not create a second $GUEST on host 1"
+	echo "    name clash: could not create a second $GUEST on host $D"
 	t4=0
 fi
 guest_answers 1 || { echo "    $GUEST does not answer after the refusals"; t4=0; }
@@ -377,16 +384,16 @@ xh_phase_end "test 4 pre-flight refusals"
 # ---------------------------------------------------------------------------- 5: dest killed
 xh_phase_start "test 5 destination killed"
 t5=1
-receiver_start 1 "$XLEXT_RECV" "$TB_DIR/kill.recv" || tb_error "receiver on host 1"
-rune="socat - TCP:$(xh_dom0_ip 1):$PORT"
-xh_ssh 2 "${XLEXT_SEND//@RUNE@/$rune}" >"$TB_DIR/kill.send" 2>&1 &
+receiver_start $D "$XLEXT_RECV" "$TB_DIR/kill.recv" || tb_error "receiver on host $D"
+rune="socat - TCP:$(xh_dom0_ip $D):$PORT"
+xh_ssh $S "${XLEXT_SEND//@RUNE@/$rune}" >"$TB_DIR/kill.send" 2>&1 &
 spid=$!
 tb__record_pid "$spid" sender-kill
 # kill the destination once the stream is flowing (its copy exists)
-tb_wait_until 120 eval "xh_dom_list 1 | grep -q '^$GUEST--incoming'" ||
-	echo "    host 1 never listed $GUEST--incoming; killing it anyway"
+tb_wait_until 120 eval "xh_dom_list $D | grep -q '^$GUEST--incoming'" ||
+	echo "    host $D never listed $GUEST--incoming; killing it anyway"
 sleep 5
-xh_kill 1
+xh_kill $D
 t_kill=$(tb_now_ms)
 wait "$spid"
 rc=$?
@@ -396,17 +403,17 @@ echo "    killed-dest: sender exit $rc, $(((t_end - t_kill) / 1000)) s after the
 [ "$rc" != 0 ] || { echo "    sender reported success with its destination dead"; t5=0; }
 grep -qiE "fail|error" "$TB_DIR/kill.send" || { echo "    sender printed no failure"; t5=0; }
 where=$(where_running "$GUEST" 2>/dev/null | xargs)
-[ "$where" = 2 ] || { echo "    $GUEST running on '${where:-none}', not on host 2"; t5=0; }
-left=$(xh_dom_list 2 | grep -v "^$GUEST [^ ]*$" || true)
-[ -z "$left" ] || { echo "    left on host 2: $left"; t5=0; }
-guest_answers 1 || { echo "    $GUEST does not answer on host 2"; t5=0; }
+[ "$where" = "$S" ] || { echo "    $GUEST running on '${where:-none}', not on host $S"; t5=0; }
+left=$(xh_dom_list $S | grep -v "^$GUEST [^ ]*$" || true)
+[ -z "$left" ] || { echo "    left on host $S: $left"; t5=0; }
+guest_answers 1 || { echo "    $GUEST does not answer on host $S"; t5=0; }
 kill -TERM "$RECV_SSH" 2>/dev/null
 wait "$RECV_SSH" 2>/dev/null
-# host 1 again: nothing of the guest after a reboot
-xh_boot 1
-xh_wait_ready 1
-left=$(xh_dom_list 1)
-[ -z "$left" ] || { echo "    host 1 after reboot lists: $left"; t5=0; }
+# the killed host again: nothing of the guest after a reboot
+xh_boot $D
+xh_wait_ready $D
+left=$(xh_dom_list $D)
+[ -z "$left" ] || { echo "    host $D after reboot lists: $left"; t5=0; }
 if [ "$t5" = 1 ]; then
 	tb_pass "test 5: destination killed mid-migration: guest runs on the source, failure reported, nothing half-created"
 else
