@@ -54,10 +54,19 @@ monitor_start() {
 	(
 		trap 'exit 0' TERM
 		while :; do
-			local t l1 l2 n
+			local t l1 l2 n out
 			t=$(tb_now_ms)
-			l1=$(XH_SSH_TIMEOUT=20 xh_ssh 1 xl list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0" {printf "%s:%s,", $1, $5}') || l1="?"
-			l2=$(XH_SSH_TIMEOUT=20 xh_ssh 2 xl list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0" {printf "%s:%s,", $1, $5}') || l2="?"
+			# a sample whose xl list did not answer (ssh timed out) is unknown, not empty
+			if out=$(XH_SSH_TIMEOUT=20 xh_ssh 1 xl list 2>/dev/null) && grep -q '^Domain-0' <<<"$out"; then
+				l1=$(awk 'NR > 1 && $1 != "Domain-0" {printf "%s:%s,", $1, $5}' <<<"$out")
+			else
+				l1="?"
+			fi
+			if out=$(XH_SSH_TIMEOUT=20 xh_ssh 2 xl list 2>/dev/null) && grep -q '^Domain-0' <<<"$out"; then
+				l2=$(awk 'NR > 1 && $1 != "Domain-0" {printf "%s:%s,", $1, $5}' <<<"$out")
+			else
+				l2="?"
+			fi
 			n=$(printf '%s\n%s\n' "${l1//,/$'\n'}" "${l2//,/$'\n'}" |
 				awk -F: -v g="$GUEST" '$1 ~ "^" g "(--incoming|--migratedaway)?$" && $2 !~ /[psdc]/ {n++} END {print n + 0}')
 			[ "$l1" = "?" ] || [ "$l2" = "?" ] && n="?"

@@ -278,9 +278,13 @@ xh_iscsi_login() {
 		tb_error "host $i: iSCSI login to $XH_PORTAL $XH_IQN failed"
 }
 
-# xh_dom_list i: 'name state' lines of host i's domUs (xl list, without Domain-0).
+# xh_dom_list i: 'name state' lines of host i's domUs (xl list, without Domain-0). Fails
+# when xl list did not answer (an empty list is not the same as no answer).
 xh_dom_list() {
-	XH_SSH_TIMEOUT=60 xh_ssh "$1" xl list 2>/dev/null | awk 'NR > 1 && $1 != "Domain-0" {print $1, $5}'
+	local out
+	out=$(XH_SSH_TIMEOUT=60 xh_ssh "$1" xl list 2>/dev/null) && grep -q '^Domain-0' <<<"$out" ||
+		return 1
+	awk 'NR > 1 && $1 != "Domain-0" {print $1, $5}' <<<"$out"
 }
 
 # xh_dom_running i name: true if host i runs domain name (state r or b, not paused/dying).
