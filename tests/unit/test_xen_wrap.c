@@ -66,6 +66,19 @@ int __wrap_libxl_ctx_alloc(libxl_ctx **pctx, int version, unsigned flags, xentoo
 	return 0;
 }
 
+void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks,
+				    void *user);
+void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks,
+				    void *user)
+{
+	(void)user;
+	assert_ptr_equal(ctx, &fake_ctx_storage);
+	record("childproc(%s) ",
+	       hooks && hooks->chldowner == libxl_sigchld_owner_libxl_always_selective_reap
+		   ? "selective_reap"
+		   : "other");
+}
+
 int __wrap_libxl_ctx_free(libxl_ctx *ctx);
 int __wrap_libxl_ctx_free(libxl_ctx *ctx)
 {
@@ -405,9 +418,9 @@ static void reset_calls(void)
 static void test_open_close(void **state)
 {
 	(void)state;
-	assert_string_equal(calls, "ctx_alloc(logger=yes) ");
+	assert_string_equal(calls, "ctx_alloc(logger=yes) childproc(selective_reap) ");
 	xen_hv_ops.close(hv);
-	assert_string_equal(calls, "ctx_alloc(logger=yes) ctx_free ");
+	assert_string_equal(calls, "ctx_alloc(logger=yes) childproc(selective_reap) ctx_free ");
 	assert_int_equal(xen_hv_ops.open(&hv, NULL), 0); /* for teardown */
 }
 
