@@ -234,7 +234,9 @@ migrate() {
 	echo "    $label: $out"
 	echo "    $label: total ${FIG[$label.total]} s, longest probe gap ${FIG[$label.gap]} ms, counter $acked0 -> $acked1, attempts $attempt"
 	if [ "$ok" = 1 ]; then
-		tb_pass "$label: host $src -> host $dst in ${FIG[$label.total]} s, longest gap ${FIG[$label.gap]} ms${attempt/#2/ (after one retry)}${attempt/#1/}"
+		local retried=""
+		[ "$attempt" = 1 ] || retried=" (after one retry)"
+		tb_pass "$label: host $src -> host $dst in ${FIG[$label.total]} s, longest gap ${FIG[$label.gap]} ms$retried"
 		return 0
 	fi
 	fail_test "$label: checks failed after migrating host $src -> host $dst"
