@@ -381,12 +381,15 @@ if xh_guest_create $D 3 hog "" "$hog" -p >/dev/null 2>&1; then
 		t4=0
 	fi
 	xh_ssh $D "xl destroy hog" >/dev/null 2>&1
+	# Xen scrubs a destroyed domain's memory before it is free again: slow under emulation
+	tb_wait_until 180 eval "[ \"\$(xh_ssh $D 'xl info' | awk '\$1 == \"free_memory\" {print \$3}')\" -ge $((free1 - 16)) ] 2>/dev/null" ||
+		echo "    memory: host $D's free memory did not come back after destroying the hog"
 else
 	echo "    memory: could not create a ${hog} MiB hog on host $D"
 	t4=0
 fi
 # a name clash: a paused domain called GUEST on the destination
-if xh_guest_create $D 4 "$GUEST" "" 32 -p >/dev/null 2>&1; then
+if out=$(xh_guest_create $D 4 "$GUEST" "" 32 -p 2>&1); then
 	if refused $S $D "$GUEST" "name clash" "name|exists|already"; then
 		echo "    name clash: refused, $GUEST still running on host $S"
 	else
@@ -394,7 +397,7 @@ if xh_guest_create $D 4 "$GUEST" "" 32 -p >/dev/null 2>&1; then
 	fi
 	xh_ssh $D "xl destroy $GUEST" >/dev/null 2>&1
 else
-	echo "    name clash: could not create a second $GUEST on host $D"
+	echo "    name clash: could not create a second $GUEST on host $D: $(tail -n 3 <<<"$out" | xargs)"
 	t4=0
 fi
 guest_answers 1 || { echo "    $GUEST does not answer after the refusals"; t4=0; }
