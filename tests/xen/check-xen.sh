@@ -388,8 +388,9 @@ else
 	echo "    memory: could not create a ${hog} MiB hog on host $D"
 	t4=0
 fi
-# a name clash: a paused domain called GUEST on the destination
-if out=$(xh_guest_create $D 4 "$GUEST" "" 32 -p 2>&1); then
+# a name clash: a paused domain called GUEST on the destination (with 32 MiB, xl create failed
+# on real Xen, cause not captured; 96 MiB is what the local-disk guest was created with)
+if out=$(xh_guest_create $D 4 "$GUEST" "" 96 -p 2>&1); then
 	if refused $S $D "$GUEST" "name clash" "name|exists|already"; then
 		echo "    name clash: refused, $GUEST still running on host $S"
 	else
