@@ -484,10 +484,14 @@ int main_migrate(int argc, char **argv)
 		reap_child(child);
 	if (want_json)
 		print_json(name, host, &a.params, &rep, result, rc, &disks, ho);
-	if (!rc)
+	if (!rc && rep.total_bytes)
 		fprintf(stderr, "Migration of %s to %s successful (downtime %.1f ms, %.2f x memory sent).\n",
 			name, host, (double)(rep.t_end_us - rep.t_pause_us) / 1000.0,
 			rep.nr_pages ? (double)rep.total_bytes / ((double)rep.nr_pages * 4096) : 0);
+	else if (!rc) /* xen: libxenguest does not say how much it sent, nor when it paused */
+		fprintf(stderr, "Migration of %s to %s successful (%.1f ms from the end of the "
+			"stream to the destination's report).\n", name, host,
+			(double)(rep.t_end_us - rep.t_pause_us) / 1000.0);
 	else
 		fprintf(stderr, "Migration of %s to %s failed: %s.\n", name, host, result_text(result));
 out:

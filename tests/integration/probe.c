@@ -6,10 +6,12 @@
  * Sends a numbered probe every interval (default 10 ms) for duration and prints one summary
  * line of key=value pairs: probes sent and answered, the longest run of unanswered probes and
  * the longest gap between replies, whether the guest's counter ever went backwards or its
- * boot id changed (a restart), and the sequence of hosts that answered.
+ * boot id changed (a restart), and the sequence of hosts that answered. SIGTERM or SIGINT ends
+ * the run early, with the same summary (for runs whose length is not known in advance).
  */
 #include <arpa/inet.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,14 @@
 
 #include "xl-ext/sim/simdom.h"
 
+
+static volatile sig_atomic_t probe_stop;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	probe_stop = 1;
+}
 
 static int64_t now_us(void)
 {
@@ -56,10 +66,16 @@ int main(int argc, char **argv)
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0 || !seen)
 		return 1;
+	{
+		struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: poll returns */
+
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
 	start = now_us();
 	end = start + (int64_t)atoi(argv[2]) * 1000;
 	next = start;
-	while (now_us() < end) {
+	while (now_us() < end && !probe_stop) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int64_t now = now_us();
 		int wait = next > now ? (int)((next - now) / 1000) : 0;

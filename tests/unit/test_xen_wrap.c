@@ -28,6 +28,7 @@
 extern const struct hv_ops xen_hv_ops;
 
 static char calls[2048];
+static int info_running;
 static int rc_suspend, rc_resume, rc_rename, rc_unpause, rc_destroy, rc_restore, rc_from_json,
 	rc_retrieve, rc_name_to_domid, rc_shadow_enable, rc_clean;
 static int restore_sets_domid;
@@ -64,6 +65,19 @@ int __wrap_libxl_ctx_alloc(libxl_ctx **pctx, int version, unsigned flags, xentoo
 	record("ctx_alloc(logger=%s) ", lg ? "yes" : "no");
 	*pctx = (libxl_ctx *)&fake_ctx_storage;
 	return 0;
+}
+
+void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks,
+				    void *user);
+void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks,
+				    void *user)
+{
+	(void)user;
+	assert_ptr_equal(ctx, &fake_ctx_storage);
+	record("childproc(%s) ",
+	       hooks && hooks->chldowner == libxl_sigchld_owner_libxl_always_selective_reap
+		   ? "selective_reap"
+		   : "other");
 }
 
 int __wrap_libxl_ctx_free(libxl_ctx *ctx);
@@ -106,6 +120,10 @@ int __wrap_libxl_domain_info(libxl_ctx *ctx, libxl_dominfo *info, uint32_t domid
 	record("info(%u) ", domid);
 	info->domid = domid;
 	info->current_memkb = 1024 * 1024;
+	/* a failed suspend leaves the domain suspended unless a test says it never got there */
+	info->shutdown = !info_running;
+	info->shutdown_reason = info_running ? LIBXL_SHUTDOWN_REASON_UNKNOWN
+					     : LIBXL_SHUTDOWN_REASON_SUSPEND;
 	return 0;
 }
 
@@ -378,6 +396,7 @@ static int setup(void **state)
 	(void)state;
 	calls[0] = '\0';
 	rc_suspend = rc_resume = rc_rename = rc_unpause = rc_destroy = rc_restore = 0;
+	info_running = 0;
 	rc_from_json = rc_retrieve = rc_shadow_enable = rc_clean = 0;
 	rc_name_to_domid = ERROR_INVAL; /* no such name */
 	restore_sets_domid = 1;
@@ -405,9 +424,9 @@ static void reset_calls(void)
 static void test_open_close(void **state)
 {
 	(void)state;
-	assert_string_equal(calls, "ctx_alloc(logger=yes) ");
+	assert_string_equal(calls, "ctx_alloc(logger=yes) childproc(selective_reap) ");
 	xen_hv_ops.close(hv);
-	assert_string_equal(calls, "ctx_alloc(logger=yes) ctx_free ");
+	assert_string_equal(calls, "ctx_alloc(logger=yes) childproc(selective_reap) ctx_free ");
 	assert_int_equal(xen_hv_ops.open(&hv, NULL), 0); /* for teardown */
 }
 
@@ -457,7 +476,12 @@ static void test_suspend_errors(void **state)
 	assert_int_equal(xen_hv_ops.send_stream(hv, 5, sp[0], &p, NULL), ERR_IO);
 	reset_calls();
 	assert_int_equal(xen_hv_ops.resume(hv, 5), 0);
-	assert_string_equal(calls, "resume(5,cancel=1) ");
+	assert_string_equal(calls, "info(5) resume(5,cancel=1) ");
+	/* the stream broke before the suspend: the domain runs, nothing to resume */
+	reset_calls();
+	info_running = 1;
+	assert_int_equal(xen_hv_ops.resume(hv, 5), 0);
+	assert_string_equal(calls, "info(5) ");
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -741,7 +765,7 @@ static void test_mig_send_suspend_fails_resumes(void **state)
 	rc_suspend = ERROR_FAIL;
 	assert_int_equal(sender(sp[0], &r), ERR_IO);
 	assert_int_equal(r, MIG_FAILED_RESUMED);
-	assert_string_equal(calls, "info(5) suspend(5,flags=LIVE,how=sync) resume(5,cancel=1) ");
+	assert_string_equal(calls, "info(5) suspend(5,flags=LIVE,how=sync) info(5) resume(5,cancel=1) ");
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -778,7 +802,7 @@ static void test_mig_send_rename_fails(void **state)
 	assert_int_equal(r, MIG_FAILED_RESUMED);
 	assert_string_equal(calls, "info(5) suspend(5,flags=LIVE,how=sync) "
 				   "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) "
-				   "resume(5,cancel=1) ");
+				   "info(5) resume(5,cancel=1) ");
 	close(sp[0]);
 	close(sp[1]);
 }

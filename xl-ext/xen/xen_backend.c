@@ -268,6 +268,17 @@ static const char *xen_absent_reason(void)
 	return NULL;
 }
 
+/*
+ * xl-ext forks children of its own (the migration transport, the pre-flight query). In libxl's
+ * default mode its SIGCHLD handler reaps every child of the process, so on real Xen it took
+ * ours ("unknown child [pid] unexpectedly exited") and our waitpid lost their exit status:
+ * libxl must reap only the children it forked itself, as its documentation asks of an
+ * application with children.
+ */
+static const libxl_childproc_hooks xen_childproc_hooks = {
+	.chldowner = libxl_sigchld_owner_libxl_always_selective_reap,
+};
+
 static int xen_open(struct hv **hv_r, struct loop *loop)
 {
 	const char *why = xen_absent_reason();
@@ -291,6 +302,7 @@ static int xen_open(struct hv **hv_r, struct loop *loop)
 		free(hv);
 		return ERR_NOXEN;
 	}
+	libxl_childproc_setmode(hv->ctx, &xen_childproc_hooks, NULL);
 	if (loop)
 		libxl_osevent_register_hooks(hv->ctx, &xen_osevent_hooks, hv);
 	*hv_r = hv;

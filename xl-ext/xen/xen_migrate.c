@@ -84,10 +84,26 @@ int xen_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_para
 	return 0;
 }
 
-/* Resume a domain whose suspend for migration failed (suspend_cancel, as xl does). */
+/*
+ * Resume a domain whose suspend for migration failed (suspend_cancel, as xl does). A stream
+ * that broke during the live rounds (the destination died) leaves the domain running, never
+ * suspended: libxl_domain_resume then fails ("Dom N not suspended", xc_domain_resume EINVAL)
+ * although nothing is wrong, so only a domain that is shut down for suspend is resumed.
+ */
 int xen_resume(struct hv *hv, uint32_t domid)
 {
-	int rc = libxl_domain_resume(hv->ctx, domid, 1, NULL);
+	libxl_dominfo di;
+	int rc;
+
+	libxl_dominfo_init(&di);
+	rc = libxl_domain_info(hv->ctx, &di, domid);
+	if (!rc && !(di.shutdown && di.shutdown_reason == LIBXL_SHUTDOWN_REASON_SUSPEND)) {
+		libxl_dominfo_dispose(&di);
+		log_info("domain %u was not suspended: it kept running, nothing to resume", domid);
+		return 0;
+	}
+	libxl_dominfo_dispose(&di);
+	rc = libxl_domain_resume(hv->ctx, domid, 1, NULL);
 
 	if (rc)
 		log_error("domain %u: libxl_domain_resume failed (libxl error %d)", domid, rc);
