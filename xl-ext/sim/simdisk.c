@@ -174,13 +174,29 @@ fail:
 	return rc;
 }
 
-/* An incoming guest's first write on this host: its session joins the host's registration. */
+/*
+ * An incoming guest's first write on this host: its session joins the host's registration,
+ * which the migration's hand-over made before the source suspended. If the LUN is reserved
+ * and this host's key is no longer registered, the host was preempted (fenced) since: joining
+ * with REGISTER AND IGNORE EXISTING KEY would give it write access back, so it is a conflict.
+ */
 static int register_here(struct simdisk *sd)
 {
 	struct own_cmd cmd = {
 	    .op = OWN_OP_REGISTER, .key = sd->key, .sa_key = sd->key, .type = OWN_PR_TYPE_WERO};
-	int rc = iscsi_pr_out(sd->lun, &cmd);
+	struct own_view view;
+	int rc = iscsi_pr_read(sd->lun, &view), listed = 0;
 
+	if (rc) {
+		log_error("domain %s: host %s cannot read the reservation of %s: %s", sd->domain,
+		          sd->host, iscsi_lun_name(sd->lun), err_str(rc));
+		return rc;
+	}
+	for (unsigned i = 0; i < view.nkeys; i++)
+		listed |= view.keys[i] == sd->key;
+	if (view.reserved && !listed)
+		return ERR_CONFLICT; /* reported by the caller as a reservation conflict */
+	rc = iscsi_pr_out(sd->lun, &cmd);
 	if (rc) {
 		log_error("domain %s: host %s cannot register key 0x%016" PRIx64 " on %s: %s",
 		          sd->domain, sd->host, sd->key, iscsi_lun_name(sd->lun), err_str(rc));
@@ -224,6 +240,11 @@ int simdisk_write(struct simdisk *sd)
 	}
 	if (!sd->registered && sd->state != SD_CONFLICT) {
 		rc = register_here(sd);
+		if (rc == ERR_CONFLICT) {
+			sd->conflicts++;
+			report(sd, SD_CONFLICT, rc, sd->mem->next_seq);
+			return rc;
+		}
 		if (rc) {
 			sd->errors++;
 			report(sd, SD_ERROR, rc, sd->mem->next_seq);
