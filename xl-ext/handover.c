@@ -22,6 +22,13 @@
 
 #define HO_TIMEOUT_S 5
 #define HO_MAX_LUNS  16
+#ifdef XLEXT_HAVE_ISCSI
+#define HO_LIBISCSI 1
+#else
+#define HO_LIBISCSI 0
+#endif
+/* source_view: the LUN is skipped because this xl-ext has no libiscsi (not an error code) */
+#define HO_NO_LIBISCSI 1
 
 struct ho_sender {
 	char domain[64];
@@ -121,8 +128,10 @@ static int source_view(const struct ho_sender *s, const struct disk_info *d, con
 	rc = lun_choose(d, s->kernel, 0, NULL, target, &path);
 	if (!rc)
 		rc = open_lun(target, s->host, &lun);
-	if (rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI)
-		goto out; /* built without libiscsi: the caller skips this LUN */
+	if (!HO_LIBISCSI && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !lun) {
+		rc = HO_NO_LIBISCSI; /* built without libiscsi: the caller skips this LUN */
+		goto out;
+	}
 	if (!rc)
 		rc = lun_identity(lun, id);
 	if (!rc)
@@ -193,7 +202,9 @@ int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
 		json_object_object_add(o, "spec", json_object_new_string(d->spec));
 		json_object_object_add(o, "readonly", json_object_new_boolean(d->readonly));
 		rc = source_view(s, d, url, o);
-		if (rc == ERR_NOTSUP) {
+		if (rc == HO_NO_LIBISCSI) {
+			/* only a build without libiscsi; a target answering ILLEGAL REQUEST to
+			 * PR IN or VPD 0x83 (ERR_NOTSUP) is an error like any other */
 			log_warn(
 			    "domain %s: disk %s: this xl-ext is built without libiscsi, its LUN "
 			    "is not handed over",
@@ -294,21 +305,26 @@ static void sender_final(void *ctx, const char *final)
 	json_object *luns;
 
 	s->final = final ? json_tokener_parse(final) : NULL;
-	if (!s->final || !json_object_object_get_ex(s->final, "luns", &luns))
+	if (!s->final || !json_object_object_get_ex(s->final, "luns", &luns) ||
+	    !json_object_is_type(luns, json_type_array)) {
+		if (final)
+			log_warn("domain %s: %s's final hand-over message has no list of LUNs; "
+			         "check the reservations with 'xl-ext pr URL show'",
+			         s->domain, s->dest);
 		return;
+	}
 	for (size_t j = 0; j < json_object_array_length(luns); j++) {
 		json_object *l = json_object_array_get_idx(luns, j);
 		const char *st = jstr(l, "handover");
+		const char *url = jstr(l, "url") ? jstr(l, "url") : "?";
 
 		if (st && !strcmp(st, "failed"))
 			log_error(
 			    "domain %s runs on %s, but the reservation of %s was not handed over: "
 			    "%s; the source's key may still be registered (xl-ext pr URL show)",
-			    s->domain, s->dest, jstr(l, "url"),
-			    jstr(l, "why") ? jstr(l, "why") : "?");
+			    s->domain, s->dest, url, jstr(l, "why") ? jstr(l, "why") : "?");
 		else if (st)
-			log_info("domain %s: %s: hand-over %s, holder %s", s->domain,
-			         jstr(l, "url"), st,
+			log_info("domain %s: %s: hand-over %s, holder %s", s->domain, url, st,
 			         jstr(l, "holder") ? jstr(l, "holder") : "none");
 	}
 }
@@ -480,7 +496,7 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 	path = choose_target(r, l, &rc);
 	if (!rc)
 		rc = open_lun(l->target, r->host, &l->lun);
-	if (rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !l->lun) {
+	if (!HO_LIBISCSI && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !l->lun) {
 		json_object_object_add(out, "verified", NULL);
 		snprintf(l->why, sizeof(l->why), "xl-ext on this host is built without libiscsi");
 		rc = 0;
