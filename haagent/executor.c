@@ -208,7 +208,14 @@ static int adopt_luns(struct ha_executor *ex, const char *guest)
 	    .timeout_s = FENCE_LUN_TIMEOUT_S,
 	};
 	char why[HA_FENCE_WHY_MAX];
+	unsigned methods = 0;
 
+	/* Only a reservation fence leaves a LUN held by a member's key: with the fence command
+	 * alone there is nothing to take over, and no LUN access is needed to restart. */
+	if (ha_fence_methods(cfg->fence_mode, cfg->fence_command[0] != '\0', 1, &methods, why,
+	                     sizeof(why)) ||
+	    !(methods & HA_FENCE_BY_RESERVATION))
+		return 0;
 	for (size_t i = 0; i < nn && nkeys < HA_MAX_NODES; i++) {
 		if (!nodes[i].member || nodes[i].nodeid == self_id(ex))
 			continue;

@@ -343,6 +343,13 @@ int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, s
 		bool member = false;
 
 		rc = lun_open(urls[i], initiator, a->timeout_s, &lun);
+		if (rc == ERR_NOTSUP) { /* built without libiscsi: the guest's own start decides */
+			log_warn("cold restart of %s: LUN %s not checked for a fencing member's "
+			         "reservation (haagent built without libiscsi)",
+			         owners[i]->name, urls[i]);
+			rc = 0;
+			continue;
+		}
 		if (!rc)
 			rc = lun_pr_read(lun, &v);
 		lun_close(lun);
