@@ -191,6 +191,14 @@ static int fail(struct own_machine *m, int rc, int registered)
 	return rc;
 }
 
+/* A release-flow step failed: nothing to undo, the flow stops there (why already set). */
+static int give_up(struct own_machine *m, int rc)
+{
+	m->error = rc;
+	m->state = OWN_ST_FAILED;
+	return rc;
+}
+
 static int verify_result(struct own_machine *m, const struct own_view *v)
 {
 	int rc;
@@ -321,9 +329,7 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 		if (rc) {
 			snprintf(m->why, sizeof(m->why), "release with key 0x%016" PRIx64 ": %s",
 			         m->self, err_str(rc));
-			m->error = rc;
-			m->state = OWN_ST_FAILED;
-			return rc;
+			return give_up(m, rc);
 		}
 		m->state = OWN_ST_UNREGISTER;
 		return 0;
@@ -331,9 +337,7 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 		if (rc) {
 			snprintf(m->why, sizeof(m->why), "unregister key 0x%016" PRIx64 ": %s",
 			         m->self, err_str(rc));
-			m->error = rc;
-			m->state = OWN_ST_FAILED;
-			return rc;
+			return give_up(m, rc);
 		}
 		m->state = OWN_ST_DONE;
 		return 0;
