@@ -294,10 +294,10 @@ xh_dom_running() {
 
 # xh_guest_cfg k name disk [memory_mib]: echo the xl.cfg of test guest k from the guest's
 # template (tests/xen/guest/guest.cfg.in); disk is one disk spec ("phy:/dev/...,xvda,w") or
-# empty for none, memory_mib replaces the template's 128. The kernel is dom0's own (Debian's
+# empty for none, memory_mib replaces the template's 96. The kernel is dom0's own (Debian's
 # /vmlinuz link), the initramfs the guest agent's on the per-run disk.
 xh_guest_cfg() {
-	local k=$1 name=$2 disk=$3 mem=${4:-128} disk_sed="s|^disk = .*|disk = []|"
+	local k=$1 name=$2 disk=$3 mem=${4:-96} disk_sed="s|^disk = .*|disk = []|"
 	[ -z "$disk" ] || disk_sed="s|@DISK@|$disk|g"
 	sed -e "s|@NAME@|$name|g" -e "s|@KERNEL@|/vmlinuz|g" \
 		-e "s|@RAMDISK@|/xh/guest/guest-initrd.gz|g" -e "s|@BRIDGE@|xenbr0|g" \
@@ -311,7 +311,7 @@ xh_guest_cfg() {
 # xh_guest_create i k name disk [memory_mib [xl-create-option...]]: write /root/<name>.cfg in
 # host i's dom0 and `xl create` it (e.g. with -p to hold it paused). Returns xl's status.
 xh_guest_create() {
-	local i=$1 k=$2 name=$3 disk=$4 mem=${5:-128}
+	local i=$1 k=$2 name=$3 disk=$4 mem=${5:-96}
 	shift 5 2>/dev/null || shift $#
 	xh_guest_cfg "$k" "$name" "$disk" "$mem" | xh_ssh "$i" "cat >/root/$name.cfg" ||
 		tb_fail "host $i: cannot write /root/$name.cfg"
