@@ -516,6 +516,18 @@ fi
 
 xh_phase_end total
 report_faults "end of run"
+# every migration of the run in one table, beside stock xl's (emulation figures: they show the
+# migrations are correct and compatible; speed is measured on the sim backend, make bench)
+printf 'SUMMARY: %-36s %9s %12s %9s %9s %8s\n' "migration ($GUEST_MEM MiB PVH guest, TCG)" \
+	"total s" "max gap ms" "x xl tot" "x xl gap" attempts
+for l in stock-xl xl-ext-a xl-ext-b xl-to-xlext xlext-to-xl; do
+	[ -n "${FIG[$l.total]:-}" ] || continue
+	awk -v l="$l" -v t="${FIG[$l.total]}" -v g="${FIG[$l.gap]}" -v a="${FIG[$l.attempts]}" \
+		-v t0="${FIG[stock-xl.total]:-}" -v g0="${FIG[stock-xl.gap]:-}" 'BEGIN {
+		name = l; if (l == "xl-ext-b") name = l " (ssh, hand-over)"
+		rt = (t0 > 0) ? sprintf("%.2f", t / t0) : "-"; rg = (g0 > 0) ? sprintf("%.2f", g / g0) : "-"
+		printf "SUMMARY: %-36s %9s %12s %9s %9s %8s\n", name, t, g, rt, rg, a }'
+done
 if [ "$FAILED" = 0 ]; then
 	echo "PASS: check-xen: every real-Xen test passed"
 	exit 0
