@@ -492,8 +492,11 @@ int main_migrate(int argc, char **argv)
 		fprintf(stderr, "Migration of %s to %s successful (%.1f ms from the end of the "
 			"stream to the destination's report).\n", name, host,
 			(double)(rep.t_end_us - rep.t_pause_us) / 1000.0);
-	else
-		fprintf(stderr, "Migration of %s to %s failed: %s.\n", name, host, result_text(result));
+	else if (result == MIG_OK)
+		fprintf(stderr, "Migration of %s to %s failed: %s.\n", name, host, err_str(rc));
+	else /* "Migration of g1 to h2 failed; domain resumed on the source (...)." */
+		fprintf(stderr, "Migration of %s to %s %s (%s).\n", name, host, result_text(result),
+			err_str(rc));
 out:
 	if (a.send_fd >= 0)
 		close(a.send_fd);

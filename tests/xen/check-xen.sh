@@ -495,7 +495,8 @@ t_end=$(tb_now_ms)
 sed 's/^/    killed-dest sender: /' "$TB_DIR/kill.send"
 echo "    killed-dest: sender exit $rc, $(((t_end - t_kill) / 1000)) s after the kill"
 [ "$rc" != 0 ] || { echo "    sender reported success with its destination dead"; t5=0; }
-grep -qiE "fail|error" "$TB_DIR/kill.send" || { echo "    sender printed no failure"; t5=0; }
+grep -qE "^Migration of $GUEST to .* failed; domain resumed on the source \(.+\)\.$" "$TB_DIR/kill.send" ||
+	{ echo "    the sender's last word is not 'Migration of $GUEST to ... failed; domain resumed on the source (why).'"; t5=0; }
 where=$(where_running "$GUEST" 2>/dev/null | xargs)
 [ "$where" = "$S" ] || { echo "    $GUEST running on '${where:-none}', not on host $S"; t5=0; }
 left=$(xh_dom_list $S | grep -v "^$GUEST [^ ]*$" || true)
