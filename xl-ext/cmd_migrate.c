@@ -440,6 +440,9 @@ int main_migrate(int argc, char **argv)
 		a.ext_ctx = ho;
 		a.ext_request = ho_sender_request(ho);
 	} else {
+		rc = ho_check_not_stranded(name, host, &disks, uses_kernel_initiator(a.ops));
+		if (rc)
+			goto out;
 		for (unsigned i = 0; i < disks.n; i++)
 			if (disks.info[i].kind == DISK_ISCSI) {
 				log_warn("migration of %s: %s is not xl-ext: its LUN identity and "

@@ -236,6 +236,60 @@ fail:
 	return rc;
 }
 
+int ho_check_not_stranded(const char *domain, const char *dest, const struct mig_disks *disks,
+                          int kernel)
+{
+	char host[64], target[LUN_TARGET_MAX], url[600], kb[20];
+	uint64_t key;
+	int rc, refused = 0;
+
+	rc = hostid_local(host, sizeof(host), &key);
+	if (rc) {
+		log_warn("domain %s: cannot derive this host's reservation key (%s): its LUNs' "
+		         "reservations are not checked",
+		         domain, err_str(rc));
+		return 0;
+	}
+	for (unsigned i = 0; i < disks->n; i++) {
+		const struct disk_info *d = &disks->info[i];
+		enum lun_path path = LUN_PATH_LIBISCSI;
+		struct lun *lun = NULL;
+		struct own_view view;
+
+		if (d->kind != DISK_ISCSI || d->readonly || disk_iscsi_url(d, url, sizeof(url)))
+			continue;
+		rc = lun_choose(d, kernel, 0, NULL, target, &path);
+		if (!rc)
+			rc = open_lun(target, host, &lun);
+		if (!rc)
+			rc = lun_pr_read(lun, &view);
+		lun_close(lun);
+		if (!HO_LIBISCSI && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI)
+			continue; /* built without libiscsi: nothing of ours reserves it either */
+		if (rc) {
+			log_warn("domain %s: disk %s: cannot read the reservation of %s (%s); if this "
+			         "host holds it, the guest will not be able to write on %s",
+			         domain, d->vdev, path == LUN_PATH_KERNEL ? target : url, err_str(rc),
+			         dest);
+			continue;
+		}
+		if (!view.reserved || view.holder != key)
+			continue;
+		log_error("migration of %s to %s refused: disk %s ('%s'): this host (%s, key %s) "
+		          "holds the reservation of %s, and %s is not xl-ext or did not answer "
+		          "xl-ext's pre-flight query, so nothing would hand it over and the guest "
+		          "could not write there. Migrate to xl-ext (ssh -s, or --tcp), or give the "
+		          "LUN up first: xl-ext pr %s giveup",
+		          domain, dest, d->vdev, d->spec, host, key_str(key, kb),
+		          path == LUN_PATH_KERNEL ? target : url, dest,
+		          path == LUN_PATH_KERNEL ? target : url);
+		refused = 1;
+	}
+	if (refused)
+		log_error("migration of %s to %s refused; the domain was not touched", domain, dest);
+	return refused ? ERR_CONFLICT : 0;
+}
+
 const char *ho_sender_request(const struct ho_sender *s)
 {
 	return s->request;

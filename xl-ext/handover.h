@@ -47,6 +47,16 @@ int ho_sender_new(const char *domain, const char *dest, struct mig_disks *disks,
                   struct ho_sender **s_r);
 const char *ho_sender_request(const struct ho_sender *s);
 
+/*
+ * Sender, when the destination is not xl-ext (stock xl, or the pre-flight query got no
+ * answer): nothing will hand the reservations over, and under WRITE EXCLUSIVE - REGISTRANTS
+ * ONLY the guest could not write there. ERR_CONFLICT (logged, naming the disk, the LUN and the
+ * way out) if this host's key holds the reservation of a writable iSCSI disk of disks; a LUN
+ * it cannot read is warned about and passes. kernel as for ho_sender_new.
+ */
+int ho_check_not_stranded(const char *domain, const char *dest, const struct mig_disks *disks,
+                          int kernel);
+
 /* Add the hand-over to the --json report: "ownership" in each iSCSI disk of disks_json
  * (mig_disks_json's array) and a "handover" object in report. */
 void ho_sender_report(const struct ho_sender *s, json_object *disks_json, json_object *report);

@@ -7,7 +7,8 @@
 #      (figures beside xl's), back over ssh between the dom0s, where both ends are xl-ext: the
 #      LUN's reservation (taken by the source first, `xl-ext pr DEV acquire`) is handed over
 #      through the kernel initiator's sessions (SG_IO); counter never resets, journal
-#      continuous, never two copies running, the destination alone holds the LUN afterwards
+#      continuous, never two copies running, the destination alone holds the LUN afterwards;
+#      while it does, `xl-ext migrate` to a pipe (no hand-over possible) is refused
 #   3. wire compatibility: stock xl migrate -> xl-ext migrate-receive, xl-ext migrate -> stock
 #      xl migrate-receive
 #   4. pre-flight refusals (local writable disk, destination short of memory, name clash):
@@ -354,7 +355,7 @@ fi
 if [ "$t2" = 1 ] && migrate xl-ext-b "$h1" "$h0" "$XLEXT_SEND_SSH"; then
 	# the sender's --json report: what each end did to the LUN
 	rep=$(tr -d ' \n' <"$TB_DIR/xl-ext-b.send.${FIG[xl-ext-b.attempts]}")
-	echo "    hand-over (--json): $(grep -o '"ownership":{[^}]*}' <<<"$rep"), preempt_ms $(sed -n 's/.*"preempt_ms":\([0-9.]*\).*/\1/p' <<<"$rep")"
+	echo "    hand-over (--json): $(grep -o '"ownership":{[^}]*}' <<<"$rep"), preempt_ms $(printf %.1f "$(sed -n 's/.*"preempt_ms":\([0-9.]*\).*/\1/p' <<<"$rep")")"
 	for want in '"identity_verified":true' '"registered":true' '"handover":"done"' \
 		"\"preempted_key\":\"$ksrc\"" "\"holder_after\":\"$kdst\"" "\"keys_after\":\[\"$kdst\"\]"; do
 		grep -q "$want" <<<"$rep" || { echo "    hand-over: the --json report lacks $want"; t2=0; }
@@ -365,13 +366,25 @@ if [ "$t2" = 1 ] && migrate xl-ext-b "$h1" "$h0" "$XLEXT_SEND_SSH"; then
 		echo "    hand-over: host $h0 does not hold the LUN alone"
 		t2=0
 	fi
+	# now held, the LUN must not leave with a peer that cannot take the reservation over: over
+	# the pipe the pre-flight gets no answer, so xl-ext refuses before it sends anything
+	out=$(xh_ssh "$h0" "${XLEXT_SEND//@RUNE@/socat - TCP:$(xh_dom0_ip "$h1"):$PORT}" 2>&1)
+	rc=$?
+	echo "$out" | grep -v '^[0-9/]* [0-9:]* socat' | sed "s/^/    reserved, to a pipe: /"
+	if [ "$rc" != 0 ] && grep -q "holds the reservation of $(xh_lun_dev)" <<<"$out" &&
+		xh_dom_running "$h0" "$GUEST" && guest_answers 1; then
+		echo "    reserved, to a pipe: refused, $GUEST still running on host $h0"
+	else
+		echo "    reserved, to a pipe: exit $rc; expected a refusal naming $(xh_lun_dev), $GUEST running on host $h0"
+		t2=0
+	fi
 else
 	t2=0
 fi
 # stock xl (test 3) knows nothing of reservations: the guest's host gives the LUN back
 lun_pr "$GUEST_HOST" giveup show 2>&1 | sed "s/^/    host $GUEST_HOST gives the LUN back: /"
 if [ "$t2" = 1 ]; then
-	tb_pass "test 2: xl-ext migrate host$h0 -> host$h1 (pipe) -> host$h0 (ssh, reservation handed over by SG_IO), counter never reset, journal continuous, never two copies"
+	tb_pass "test 2: xl-ext migrate host$h0 -> host$h1 (pipe) -> host$h0 (ssh, reservation handed over by SG_IO; then refused to a pipe while reserved), counter never reset, journal continuous, never two copies"
 else
 	fail_test "test 2: xl-ext migrate host$h0 -> host$h1 -> host$h0"
 fi
