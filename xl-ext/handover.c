@@ -112,6 +112,27 @@ static int open_lun(const char *target, const char *host, struct lun **lun_r)
 	return rc ? rc : lun_open(target, initiator, HO_TIMEOUT_S, lun_r);
 }
 
+/*
+ * Sender: open the iSCSI disk d as this host (host) sees it - the kernel initiator's device on
+ * the xen backend (kernel 1), a libiscsi session otherwise - into *lun_r, naming what it opened
+ * in target and *path_r. HO_NO_LIBISCSI when this build has no libiscsi for it.
+ */
+static int open_source_lun(const struct disk_info *d, int kernel, const char *host,
+                           char target[LUN_TARGET_MAX], enum lun_path *path_r,
+                           struct lun **lun_r)
+{
+	int rc;
+
+	*path_r = LUN_PATH_LIBISCSI;
+	*lun_r = NULL;
+	rc = lun_choose(d, kernel, 0, NULL, target, path_r);
+	if (!rc)
+		rc = open_lun(target, host, lun_r);
+	if (!HO_LIBISCSI && rc == ERR_NOTSUP && *path_r == LUN_PATH_LIBISCSI && !*lun_r)
+		return HO_NO_LIBISCSI;
+	return rc;
+}
+
 /* Sender: identity and reservation holder of one LUN as this host sees them. */
 static int source_view(const struct ho_sender *s, const struct disk_info *d, const char *url,
                        json_object *o)
@@ -125,13 +146,9 @@ static int source_view(const struct ho_sender *s, const struct disk_info *d, con
 
 	if (!id)
 		return ERR_NOMEM;
-	rc = lun_choose(d, s->kernel, 0, NULL, target, &path);
-	if (!rc)
-		rc = open_lun(target, s->host, &lun);
-	if (!HO_LIBISCSI && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !lun) {
-		rc = HO_NO_LIBISCSI; /* built without libiscsi: the caller skips this LUN */
-		goto out;
-	}
+	rc = open_source_lun(d, s->kernel, s->host, target, &path, &lun);
+	if (rc == HO_NO_LIBISCSI)
+		goto out; /* built without libiscsi: the caller skips this LUN */
 	if (!rc)
 		rc = lun_identity(lun, id);
 	if (!rc)
@@ -258,14 +275,12 @@ int ho_check_not_stranded(const char *domain, const char *dest, const struct mig
 
 		if (d->kind != DISK_ISCSI || d->readonly || disk_iscsi_url(d, url, sizeof(url)))
 			continue;
-		rc = lun_choose(d, kernel, 0, NULL, target, &path);
-		if (!rc)
-			rc = open_lun(target, host, &lun);
+		rc = open_source_lun(d, kernel, host, target, &path, &lun);
+		if (rc == HO_NO_LIBISCSI)
+			continue; /* built without libiscsi: nothing of ours reserves it either */
 		if (!rc)
 			rc = lun_pr_read(lun, &view);
 		lun_close(lun);
-		if (!HO_LIBISCSI && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI)
-			continue; /* built without libiscsi: nothing of ours reserves it either */
 		if (rc) {
 			log_warn("domain %s: disk %s: cannot read the reservation of %s (%s); if this "
 			         "host holds it, the guest will not be able to write on %s",
