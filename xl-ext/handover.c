@@ -112,6 +112,17 @@ static int open_lun(const char *target, const char *host, struct lun **lun_r)
 	return rc ? rc : lun_open(target, initiator, HO_TIMEOUT_S, lun_r);
 }
 
+/* REGISTER (sa_key = key) or UNREGISTER (sa_key 0) key on lun, for a WERO reservation. */
+static int pr_register(struct lun *lun, enum own_op op, uint64_t key)
+{
+	struct own_cmd cmd = {.op = op,
+	                      .key = key,
+	                      .sa_key = op == OWN_OP_REGISTER ? key : 0,
+	                      .type = OWN_PR_TYPE_WERO};
+
+	return lun_pr_out(lun, &cmd);
+}
+
 /*
  * Sender: open the iSCSI disk d as this host (host) sees it - the kernel initiator's device on
  * the xen backend (kernel 1), a libiscsi session otherwise - into *lun_r, naming what it opened
@@ -514,8 +525,6 @@ static enum lun_path choose_target(struct ho_receiver *r, struct ho_lun *l, int 
  */
 static int register_kernel(struct ho_receiver *r, struct ho_lun *l)
 {
-	struct own_cmd cmd = {
-	    .op = OWN_OP_REGISTER, .key = r->key, .sa_key = r->key, .type = OWN_PR_TYPE_WERO};
 	char target[LUN_TARGET_MAX], kb[20];
 	enum lun_path path = LUN_PATH_LIBISCSI;
 	struct lun *k = NULL;
@@ -530,7 +539,7 @@ static int register_kernel(struct ho_receiver *r, struct ho_lun *l)
 	if (!rc)
 		rc = open_lun(target, r->host, &k);
 	if (!rc)
-		rc = lun_pr_out(k, &cmd);
+		rc = pr_register(k, OWN_OP_REGISTER, r->key);
 	if (rc) {
 		log_error("migration target: disk '%s': cannot register key %s on the kernel "
 		          "initiator's session of %s (%s): the guest could not write once the "
@@ -587,10 +596,13 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 		goto out;
 	}
 	if (rc) {
+		char initiator[ISCSI_INITIATOR_MAX] = "";
+
+		iscsi_initiator_name(r->host, initiator, sizeof(initiator));
 		snprintf(l->why, sizeof(l->why),
 		         "host %s cannot log in to %s: %s; check the portal "
-		         "and that the target's ACL admits initiator iqn.2026-11.org.xl-ext:%s",
-		         r->host, l->url, err_str(rc), r->host);
+		         "and that the target's ACL admits initiator %s",
+		         r->host, l->url, err_str(rc), initiator);
 		goto out;
 	}
 	json_object_object_add(out, "access", json_object_new_string(lun_path_name(path)));
@@ -644,12 +656,7 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 			         r->host, key_str(r->key, kb), lun_name(l->lun),
 			         l->m.why[0] ? l->m.why : err_str(rc));
 	} else {
-		struct own_cmd cmd = {.op = OWN_OP_REGISTER,
-		                      .key = r->key,
-		                      .sa_key = r->key,
-		                      .type = OWN_PR_TYPE_WERO};
-
-		rc = lun_pr_out(l->lun, &cmd);
+		rc = pr_register(l->lun, OWN_OP_REGISTER, r->key);
 		if (!rc)
 			l->registered = 1;
 		snprintf(l->why, sizeof(l->why),
@@ -672,17 +679,11 @@ static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
 		own_abort(&l->m);
 		own_drive(&l->m, lun_pr_execute, l->lun);
 	} else if (l->registered && l->plan == OWN_PLAN_REGISTER) {
-		struct own_cmd cmd = {
-		    .op = OWN_OP_UNREGISTER, .key = r->key, .sa_key = 0, .type = OWN_PR_TYPE_WERO};
-
-		if (lun_pr_out(l->lun, &cmd))
+		if (pr_register(l->lun, OWN_OP_UNREGISTER, r->key))
 			log_warn("%s: could not remove this host's registration", lun_name(l->lun));
 	}
 	if (undo && l->klun) {
-		struct own_cmd cmd = {
-		    .op = OWN_OP_UNREGISTER, .key = r->key, .sa_key = 0, .type = OWN_PR_TYPE_WERO};
-
-		if (lun_pr_out(l->klun, &cmd))
+		if (pr_register(l->klun, OWN_OP_UNREGISTER, r->key))
 			log_warn("%s: could not remove this host's registration on the kernel's "
 			         "session",
 			         lun_name(l->klun));
