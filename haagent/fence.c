@@ -199,11 +199,10 @@ static int fence_lun(const char *url, const char *initiator, uint64_t self, uint
 	 * registered, or its key is not the one we derived): for haagent that is no fence. */
 	rc = lun_pr_read(lun, &v);
 	if (!rc && !must_own) {
-		for (unsigned k = 0; k < v.nkeys && !rc; k++)
-			if (v.keys[k] == victim)
-				rc = ERR_MISMATCH;
-		if (rc)
+		if (own_view_has_key(&v, victim)) {
+			rc = ERR_MISMATCH;
 			snprintf(why, why_len, "key 0x%016" PRIx64 " is still registered", victim);
+		}
 	} else if (!rc && own_check_sole_owner(&v, self, m.why, sizeof(m.why))) {
 		snprintf(why, why_len,
 		         "after the preempt of 0x%016" PRIx64

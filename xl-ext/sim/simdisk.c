@@ -185,15 +185,14 @@ static int register_here(struct simdisk *sd)
 	struct own_cmd cmd = {
 	    .op = OWN_OP_REGISTER, .key = sd->key, .sa_key = sd->key, .type = OWN_PR_TYPE_WERO};
 	struct own_view view;
-	int rc = iscsi_pr_read(sd->lun, &view), listed = 0;
+	int rc = iscsi_pr_read(sd->lun, &view), listed;
 
 	if (rc) {
 		log_error("domain %s: host %s cannot read the reservation of %s: %s", sd->domain,
 		          sd->host, iscsi_lun_name(sd->lun), err_str(rc));
 		return rc;
 	}
-	for (unsigned i = 0; i < view.nkeys; i++)
-		listed |= view.keys[i] == sd->key;
+	listed = own_view_has_key(&view, sd->key);
 	if (view.reserved && !listed)
 		return ERR_CONFLICT; /* reported by the caller as a reservation conflict */
 	rc = iscsi_pr_out(sd->lun, &cmd);

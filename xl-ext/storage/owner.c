@@ -124,7 +124,7 @@ int own_finished(const struct own_machine *m)
 	return m->state == OWN_ST_DONE || m->state == OWN_ST_ABORTED || m->state == OWN_ST_FAILED;
 }
 
-static int has_key(const struct own_view *v, uint64_t key)
+int own_view_has_key(const struct own_view *v, uint64_t key)
 {
 	for (unsigned i = 0; i < v->nkeys && i < OWN_MAX_KEYS; i++)
 		if (v->keys[i] == key)
@@ -134,7 +134,7 @@ static int has_key(const struct own_view *v, uint64_t key)
 
 int own_check_sole_owner(const struct own_view *v, uint64_t key, char *why, unsigned whylen)
 {
-	if (!has_key(v, key)) {
+	if (!own_view_has_key(v, key)) {
 		snprintf(why, whylen, "key 0x%016" PRIx64 " is not registered", key);
 		return ERR_MISMATCH;
 	}
@@ -169,7 +169,7 @@ static int check_handover_ready(struct own_machine *m, const struct own_view *v)
 		         v->type);
 		return ERR_MISMATCH;
 	}
-	if (!has_key(v, m->self)) {
+	if (!own_view_has_key(v, m->self)) {
 		snprintf(m->why, sizeof(m->why),
 		         "the destination's registration (key 0x%016" PRIx64 ") is not listed",
 		         m->self);
@@ -239,7 +239,7 @@ static int verify_result(struct own_machine *m, const struct own_view *v)
 		return 0;
 	case OWN_FLOW_FENCE:
 		if (m->state == OWN_ST_VERIFY) {
-			if (has_key(v, m->peer)) {
+			if (own_view_has_key(v, m->peer)) {
 				snprintf(m->why, sizeof(m->why),
 				         "key 0x%016" PRIx64
 				         " is still registered after the preempt",

@@ -129,6 +129,9 @@ int own_abort(struct own_machine *m);
 /* 1 when no command is left (DONE, ABORTED or FAILED). */
 int own_finished(const struct own_machine *m);
 
+/* 1 if key is among the view's registered keys. */
+int own_view_has_key(const struct own_view *v, uint64_t key);
+
 /*
  * Check a view for "owned by key only": every registration is key's, and key holds a WERO
  * reservation. Returns 0, or ERR_MISMATCH with *why_r describing the difference.
