@@ -8,8 +8,7 @@
 
 #include "common/cmd.h"
 
-const struct cmd_spec *cmd_find(const struct cmd_table *table, const char *name,
-				int *ambiguous_r)
+const struct cmd_spec *cmd_find(const struct cmd_table *table, const char *name, int *ambiguous_r)
 {
 	const struct cmd_spec *found = NULL;
 	size_t len = strlen(name);
@@ -50,22 +49,23 @@ void cmd_print_list(FILE *out, const struct cmd_table *table)
 	fprintf(out, "Usage: %s [-v] [-h] <command> [args]\n\nCommands:\n", table->prog);
 	for (unsigned i = 0; i < table->ncmds; i++)
 		fprintf(out, "  %-*s  %s\n", (int)width, table->cmds[i].name,
-			table->cmds[i].summary);
-	fprintf(out, "\nRun '%s help <command>' or '%s <command> --help' for a command's options.\n",
-		table->prog, table->prog);
+		        table->cmds[i].summary);
+	fprintf(out,
+	        "\nRun '%s help <command>' or '%s <command> --help' for a command's options.\n",
+	        table->prog, table->prog);
 }
 
 void cmd_print_usage(FILE *out, const struct cmd_table *table, const struct cmd_spec *cmd)
 {
-	fprintf(out, "Usage: %s %s %s\n\n%s.\n", table->prog, cmd->name, cmd->usage ? cmd->usage : "",
-		cmd->summary);
+	fprintf(out, "Usage: %s %s %s\n\n%s.\n", table->prog, cmd->name,
+	        cmd->usage ? cmd->usage : "", cmd->summary);
 	if (cmd->options && cmd->options[0])
 		fprintf(out, "\nOptions:\n%s", cmd->options);
 	fprintf(out, "\n");
 }
 
 int cmd_getopt(int argc, char **argv, const char *optstring, const struct option *longopts,
-	       const struct cmd_table *table, const struct cmd_spec *cmd, int min_args)
+               const struct cmd_table *table, const struct cmd_spec *cmd, int min_args)
 {
 	char opts[128];
 	int opt;
@@ -80,21 +80,20 @@ int cmd_getopt(int argc, char **argv, const char *optstring, const struct option
 	case '?':
 		if (optopt)
 			fprintf(stderr, "%s %s: unknown option '-%c'\n", table->prog, cmd->name,
-				optopt);
+			        optopt);
 		else
 			fprintf(stderr, "%s %s: unknown option '%s'\n", table->prog, cmd->name,
-				argv[optind - 1]);
+			        argv[optind - 1]);
 		cmd_print_usage(stderr, table, cmd);
 		return CMD_USAGE;
 	case ':':
 		fprintf(stderr, "%s %s: option '%s' needs a value\n", table->prog, cmd->name,
-			argv[optind - 1]);
+		        argv[optind - 1]);
 		cmd_print_usage(stderr, table, cmd);
 		return CMD_USAGE;
 	case -1:
 		if (argc - optind < min_args) {
-			fprintf(stderr, "%s %s: %s\n", table->prog, cmd->name,
-				"missing arguments");
+			fprintf(stderr, "%s %s: %s\n", table->prog, cmd->name, "missing arguments");
 			cmd_print_usage(stderr, table, cmd);
 			return CMD_USAGE;
 		}
@@ -116,7 +115,7 @@ int cmd_dispatch(const struct cmd_table *table, int argc, char **argv)
 	cmd = cmd_find(table, argv[0], &ambiguous);
 	if (!cmd) {
 		fprintf(stderr, "%s: %s command '%s'; run '%s help' for the list\n", table->prog,
-			ambiguous ? "ambiguous" : "unknown", argv[0], table->prog);
+		        ambiguous ? "ambiguous" : "unknown", argv[0], table->prog);
 		return 2;
 	}
 	/* Each command parses its own options from a fresh getopt state. */

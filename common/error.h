@@ -11,27 +11,27 @@
 
 enum err_code {
 	ERR_OK = 0,
-	ERR_NOMEM = -1,      /* out of memory */
-	ERR_INVAL = -2,      /* invalid argument or input */
-	ERR_IO = -3,         /* read/write/connection error */
-	ERR_NOTFOUND = -4,   /* no such domain, node, file, backend */
-	ERR_EXISTS = -5,     /* already exists (name clash) */
-	ERR_PROTO = -6,      /* peer violated the protocol or stream format */
-	ERR_TIMEOUT = -7,    /* operation timed out */
-	ERR_CANCELLED = -8,  /* cancelled by the user (signal, cancel command) */
-	ERR_NOTSUP = -9,     /* not supported by this backend or build */
-	ERR_NOXEN = -10,     /* no Xen hypervisor on this host */
-	ERR_PERM = -11,      /* permission denied */
-	ERR_BUSY = -12,      /* resource busy or in the wrong state */
-	ERR_NOSPACE = -13,   /* not enough memory / capacity on a host */
-	ERR_AUTH = -14,      /* peer authentication failed */
-	ERR_CHECKSUM = -15,  /* data failed its checksum */
-	ERR_REMOTE = -16,    /* the remote side reported a failure */
-	ERR_NOQUORUM = -17,  /* the cluster partition is not quorate */
-	ERR_CONFLICT = -18,  /* reservation conflict (storage ownership) */
-	ERR_NOTCONV = -19,   /* pre-copy did not converge */
-	ERR_INTERNAL = -20,  /* a bug: an invariant did not hold */
-	ERR_MISMATCH = -21,  /* two views of one object differ (LUN identity, journal check) */
+	ERR_NOMEM = -1,     /* out of memory */
+	ERR_INVAL = -2,     /* invalid argument or input */
+	ERR_IO = -3,        /* read/write/connection error */
+	ERR_NOTFOUND = -4,  /* no such domain, node, file, backend */
+	ERR_EXISTS = -5,    /* already exists (name clash) */
+	ERR_PROTO = -6,     /* peer violated the protocol or stream format */
+	ERR_TIMEOUT = -7,   /* operation timed out */
+	ERR_CANCELLED = -8, /* cancelled by the user (signal, cancel command) */
+	ERR_NOTSUP = -9,    /* not supported by this backend or build */
+	ERR_NOXEN = -10,    /* no Xen hypervisor on this host */
+	ERR_PERM = -11,     /* permission denied */
+	ERR_BUSY = -12,     /* resource busy or in the wrong state */
+	ERR_NOSPACE = -13,  /* not enough memory / capacity on a host */
+	ERR_AUTH = -14,     /* peer authentication failed */
+	ERR_CHECKSUM = -15, /* data failed its checksum */
+	ERR_REMOTE = -16,   /* the remote side reported a failure */
+	ERR_NOQUORUM = -17, /* the cluster partition is not quorate */
+	ERR_CONFLICT = -18, /* reservation conflict (storage ownership) */
+	ERR_NOTCONV = -19,  /* pre-copy did not converge */
+	ERR_INTERNAL = -20, /* a bug: an invariant did not hold */
+	ERR_MISMATCH = -21, /* two views of one object differ (LUN identity, journal check) */
 	ERR_CODE_MIN = -21,
 };
 

@@ -16,8 +16,7 @@
 #include "common/fileutil.h"
 #include "common/loop.h"
 
-static int write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-			int durable)
+static int write_atomic(const char *path, const void *data, size_t len, unsigned mode, int durable)
 {
 	char tmp[4096];
 	int fd, rc = 0;

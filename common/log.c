@@ -41,7 +41,7 @@ struct stderr_sink {
 };
 
 static void stderr_emit(struct log_sink *sink, enum log_level level, const char *func,
-			const char *msg)
+                        const char *msg)
 {
 	struct stderr_sink *s = (struct stderr_sink *)sink;
 
@@ -56,8 +56,8 @@ static void stderr_emit(struct log_sink *sink, enum log_level level, const char 
 }
 
 static struct stderr_sink stderr_sink_instance = {
-	.sink = {.emit = stderr_emit, .destroy = NULL},
-	.prog = "xl-ext",
+    .sink = {.emit = stderr_emit, .destroy = NULL},
+    .prog = "xl-ext",
 };
 
 struct log_sink *log_sink_stderr(const char *prog)
@@ -66,7 +66,7 @@ struct log_sink *log_sink_stderr(const char *prog)
 		const char *slash = strrchr(prog, '/');
 
 		snprintf(stderr_sink_instance.prog, sizeof(stderr_sink_instance.prog), "%s",
-			 slash ? slash + 1 : prog);
+		         slash ? slash + 1 : prog);
 	}
 	return &stderr_sink_instance.sink;
 }
@@ -79,7 +79,7 @@ struct syslog_sink {
 };
 
 static void syslog_emit(struct log_sink *sink, enum log_level level, const char *func,
-			const char *msg)
+                        const char *msg)
 {
 	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
@@ -119,7 +119,7 @@ struct capture_sink {
 };
 
 static void capture_emit(struct log_sink *sink, enum log_level level, const char *func,
-			 const char *msg)
+                         const char *msg)
 {
 	struct capture_sink *c = (struct capture_sink *)sink;
 	char *line;

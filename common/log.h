@@ -22,7 +22,7 @@ enum log_level {
 struct log_sink {
 	/* Emit one formatted message (no trailing newline). */
 	void (*emit)(struct log_sink *sink, enum log_level level, const char *func,
-		     const char *msg);
+	             const char *msg);
 	/* Release the sink; may be NULL for static sinks. */
 	void (*destroy)(struct log_sink *sink);
 };
@@ -39,19 +39,19 @@ void log_verbose(void);
 
 /* Core entry point; prefer the macros below. */
 void log_msg(enum log_level level, const char *func, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level level, const char *func, const char *fmt, va_list ap);
 
 /* Like log_msg, with ": <strerror(errnum)>" appended (OpenBSD's log_warn). */
 void log_msg_errno(enum log_level level, const char *func, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
-#define log_error(...) log_msg(LOGL_ERROR, __func__, __VA_ARGS__)
-#define log_warn(...) log_msg(LOGL_WARN, __func__, __VA_ARGS__)
-#define log_info(...) log_msg(LOGL_INFO, __func__, __VA_ARGS__)
-#define log_debug(...) log_msg(LOGL_DEBUG, __func__, __VA_ARGS__)
+#define log_error(...)          log_msg(LOGL_ERROR, __func__, __VA_ARGS__)
+#define log_warn(...)           log_msg(LOGL_WARN, __func__, __VA_ARGS__)
+#define log_info(...)           log_msg(LOGL_INFO, __func__, __VA_ARGS__)
+#define log_debug(...)          log_msg(LOGL_DEBUG, __func__, __VA_ARGS__)
 #define log_error_errno(e, ...) log_msg_errno(LOGL_ERROR, __func__, (e), __VA_ARGS__)
-#define log_warn_errno(e, ...) log_msg_errno(LOGL_WARN, __func__, (e), __VA_ARGS__)
+#define log_warn_errno(e, ...)  log_msg_errno(LOGL_WARN, __func__, (e), __VA_ARGS__)
 
 /* Name of a level ("error", "warning", "info", "debug"). */
 const char *log_level_name(enum log_level level);

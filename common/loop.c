@@ -157,8 +157,7 @@ void loop_fd_remove(struct loop_fd *watch)
 		watch->dead = true;
 }
 
-struct loop_timer *loop_timer_add(struct loop *loop, int64_t due_ms, loop_timer_cb *cb,
-				  void *arg)
+struct loop_timer *loop_timer_add(struct loop *loop, int64_t due_ms, loop_timer_cb *cb, void *arg)
 {
 	struct loop_timer *t = calloc(1, sizeof(*t));
 
@@ -187,7 +186,7 @@ void loop_timer_remove(struct loop_timer *timer)
 }
 
 static void loop_signal_ready(struct loop *loop, struct loop_fd *watch, int fd, short revents,
-			      void *arg)
+                              void *arg)
 {
 	struct signalfd_siginfo si;
 

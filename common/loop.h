@@ -17,8 +17,7 @@ struct loop;
 struct loop_fd;
 struct loop_timer;
 
-typedef void loop_fd_cb(struct loop *loop, struct loop_fd *watch, int fd, short revents,
-			void *arg);
+typedef void loop_fd_cb(struct loop *loop, struct loop_fd *watch, int fd, short revents, void *arg);
 typedef void loop_timer_cb(struct loop *loop, struct loop_timer *timer, void *arg);
 typedef void loop_signal_cb(struct loop *loop, int signo, void *arg);
 
@@ -36,8 +35,7 @@ void loop_fd_modify(struct loop_fd *watch, short events);
 void loop_fd_remove(struct loop_fd *watch);
 
 /* One-shot timer due at the absolute monotonic time due_ms. */
-struct loop_timer *loop_timer_add(struct loop *loop, int64_t due_ms, loop_timer_cb *cb,
-				  void *arg);
+struct loop_timer *loop_timer_add(struct loop *loop, int64_t due_ms, loop_timer_cb *cb, void *arg);
 void loop_timer_modify(struct loop_timer *timer, int64_t due_ms);
 void loop_timer_remove(struct loop_timer *timer);
 

@@ -22,15 +22,15 @@ void registry_list(const struct registry *reg, char *buf, size_t len)
 		if (!reg->entries[i].ops)
 			continue;
 		n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
-			     reg->entries[i].name);
+		             reg->entries[i].name);
 		if (n < 0 || (size_t)n >= len - used)
 			return;
 		used += (size_t)n;
 	}
 }
 
-int registry_lookup(const struct registry *reg, const char *name, const void **ops_r,
-		    char *why, size_t why_len)
+int registry_lookup(const struct registry *reg, const char *name, const void **ops_r, char *why,
+                    size_t why_len)
 {
 	char names[256];
 
@@ -44,7 +44,7 @@ int registry_lookup(const struct registry *reg, const char *name, const void **o
 		if (!e->ops) {
 			if (why)
 				snprintf(why, why_len, "%s '%s' is not built in: %s", reg->kind,
-					 name, e->why_absent ? e->why_absent : "disabled");
+				         name, e->why_absent ? e->why_absent : "disabled");
 			return ERR_NOTSUP;
 		}
 		*ops_r = e->ops;

@@ -29,8 +29,8 @@ struct registry {
  * returned; ERR_NOTFOUND for an unknown name, ERR_NOTSUP for a backend not built, each with a
  * message in why (if non-NULL) naming the choices or the reason.
  */
-int registry_lookup(const struct registry *reg, const char *name, const void **ops_r,
-		    char *why, size_t why_len);
+int registry_lookup(const struct registry *reg, const char *name, const void **ops_r, char *why,
+                    size_t why_len);
 
 /* Comma-separated names of the backends built ("sim, xen"), into buf. */
 void registry_list(const struct registry *reg, char *buf, size_t len);

@@ -29,8 +29,8 @@ struct cluster_callbacks {
 	void (*deliver)(void *arg, uint32_t from_nodeid, const void *msg, size_t len);
 	/* The group's membership changed. */
 	void (*membership)(void *arg, const uint32_t *members, size_t nmembers,
-			   const uint32_t *left, size_t nleft, const uint32_t *joined,
-			   size_t njoined);
+	                   const uint32_t *left, size_t nleft, const uint32_t *joined,
+	                   size_t njoined);
 	/* Quorum changed (votequorum). */
 	void (*quorum)(void *arg, bool quorate);
 	/* The connection to the cluster engine was lost (e.g. corosync restarted). */
@@ -42,7 +42,7 @@ struct cluster_ops {
 
 	/* Join the group; callbacks run from dispatch(). */
 	int (*open)(struct cluster **cl_r, const char *group, const struct cluster_callbacks *cb,
-		    void *arg);
+	            void *arg);
 	void (*close)(struct cluster *cl);
 	/* The descriptors to poll for input; dispatch(fd) when one is readable. */
 	int (*fds)(struct cluster *cl, int *fds, size_t max, size_t *n_r);

@@ -36,8 +36,8 @@ struct ha_config {
 	uint64_t dom0_reserve_mib;
 	uint32_t max_outgoing, max_incoming, max_attempts, bandwidth_mibps;
 	char fence_command[HA_PATH_MAX];
-	uint32_t fence_mode;             /* enum ha_fence_mode (fence.h) */
-	char node_keys[HA_PATH_MAX];     /* "NAME=KEY,...": reservation keys not derived from names */
+	uint32_t fence_mode;         /* enum ha_fence_mode (fence.h) */
+	char node_keys[HA_PATH_MAX]; /* "NAME=KEY,...": reservation keys not derived from names */
 	char health_command[HA_PATH_MAX];
 	uint32_t health_interval_s, health_timeout_s, health_failures;
 	uint32_t drain_timeout_s;

@@ -22,11 +22,11 @@
 #include "haagent/worker.h"
 #include "xl-ext/transport.h"
 
-#define MAX_JOBS          64
-#define MAX_RECEIVERS     8
-#define CLAIM_TIMEOUT_MS  10000
-#define REPORT_TIMEOUT_MS 30000
-#define FENCE_RETRY_MS    10000
+#define MAX_JOBS            64
+#define MAX_RECEIVERS       8
+#define CLAIM_TIMEOUT_MS    10000
+#define REPORT_TIMEOUT_MS   30000
+#define FENCE_RETRY_MS      10000
 #define FENCE_LUN_TIMEOUT_S 10
 
 enum job_kind { JOB_CLAIM, JOB_SEND, JOB_RECV, JOB_CREATE, JOB_STOP, JOB_FENCE, JOB_ORPHAN };
@@ -52,7 +52,7 @@ struct ha_executor {
 	int listen_fd;
 	struct loop_fd *listen_watch;
 	bool warned_no_key;
-	uint32_t failed_fence_node;         /* the last failed fence's node and report: */
+	uint32_t failed_fence_node;                  /* the last failed fence's node and report: */
 	char failed_fence_report[HA_REASON_MAX * 2]; /* a repeated failure is not an event again */
 };
 
@@ -198,7 +198,9 @@ static int adopt_luns(struct ha_executor *ex, const char *guest)
 	struct ha_fence_guest fg = {
 	    .name = guest,
 	    .config = gc ? gc->config : "",
-	    .disks = gc && gc->disks[0] ? gc->disks : g ? g->disks : "",
+	    .disks = gc && gc->disks[0] ? gc->disks
+	             : g                ? g->disks
+	                                : "",
 	};
 	struct ha_fence_args a = {
 	    .ops = ex->env.hv_ops,

@@ -18,8 +18,7 @@ static const struct option no_longopts[] = {CMD_LONGOPTS_END};
 #define SPEC(name) cmd_find(&xlext_table, name, NULL)
 
 /* Open the backend and resolve argv domain; logs and returns an error when it can't. */
-static int open_domain(const char *dom, const struct hv_ops **ops, struct hv **hv,
-		       uint32_t *domid)
+static int open_domain(const char *dom, const struct hv_ops **ops, struct hv **hv, uint32_t *domid)
 {
 	int rc = xlext_open(NULL, ops, hv);
 
@@ -39,8 +38,7 @@ int main_create(int argc, char **argv)
 	uint32_t domid;
 	int opt, rc;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "p", no_longopts, &xlext_table, SPEC("create"), 1)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "p", no_longopts, &xlext_table, SPEC("create"), 1) {
 	case 'p':
 		args.paused = true;
 		break;
@@ -54,7 +52,7 @@ int main_create(int argc, char **argv)
 		goto out;
 	}
 	fprintf(stderr, "Started domain %u from %s%s\n", domid, argv[optind],
-		args.paused ? " (paused)" : "");
+	        args.paused ? " (paused)" : "");
 out:
 	if (hv)
 		ops->close(hv);
@@ -73,16 +71,16 @@ static void print_domain(const struct hv_domain_info *d, int verbose)
 
 int main_list(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"long", no_argument, NULL, 'l'}, {"verbose", no_argument, NULL, 'v'}, CMD_LONGOPTS_END};
+	static const struct option longopts[] = {{"long", no_argument, NULL, 'l'},
+	                                         {"verbose", no_argument, NULL, 'v'},
+	                                         CMD_LONGOPTS_END};
 	const struct hv_ops *ops = NULL;
 	struct hv *hv = NULL;
 	struct hv_domain_info *doms = NULL;
 	size_t n = 0;
 	int opt, rc, verbose = 0, found = 0;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "lv", longopts, &xlext_table, SPEC("list"), 0)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "lv", longopts, &xlext_table, SPEC("list"), 0) {
 	case 'l':
 	case 'v':
 		verbose = 1;
@@ -120,15 +118,14 @@ out:
 
 /* destroy, pause, unpause: one domain, one operation */
 static int simple_op(int argc, char **argv, const char *name,
-		     int (*op)(const struct hv_ops *, struct hv *, uint32_t))
+                     int (*op)(const struct hv_ops *, struct hv *, uint32_t))
 {
 	const struct hv_ops *ops = NULL;
 	struct hv *hv = NULL;
 	uint32_t domid;
 	int opt, rc;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "", no_longopts, &xlext_table, SPEC(name), 1)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "", no_longopts, &xlext_table, SPEC(name), 1) {
 	default:
 		break;
 	}
@@ -180,8 +177,7 @@ int main_domid(int argc, char **argv)
 	uint32_t domid;
 	int opt, rc;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "", no_longopts, &xlext_table, SPEC("domid"), 1)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "", no_longopts, &xlext_table, SPEC("domid"), 1) {
 	default:
 		break;
 	}
@@ -190,7 +186,8 @@ int main_domid(int argc, char **argv)
 		rc = ops->lookup(hv, argv[optind], &domid);
 		if (rc)
 			log_error("can't get domid of domain name '%s', maybe this domain does not "
-				  "exist", argv[optind]);
+			          "exist",
+			          argv[optind]);
 		else
 			printf("%u\n", domid);
 	}
@@ -208,8 +205,7 @@ int main_domname(int argc, char **argv)
 	unsigned long id;
 	int opt, rc;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "", no_longopts, &xlext_table, SPEC("domname"), 1)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "", no_longopts, &xlext_table, SPEC("domname"), 1) {
 	default:
 		break;
 	}
@@ -222,8 +218,10 @@ int main_domname(int argc, char **argv)
 	if (!rc) {
 		rc = ops->info(hv, (uint32_t)id, &info);
 		if (rc)
-			log_error("can't get domain name of domain id '%lu', maybe this domain does "
-				  "not exist", id);
+			log_error(
+			    "can't get domain name of domain id '%lu', maybe this domain does "
+			    "not exist",
+			    id);
 		else
 			printf("%s\n", info.name);
 	}
@@ -239,8 +237,7 @@ int main_rename(int argc, char **argv)
 	uint32_t domid;
 	int opt, rc;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "", no_longopts, &xlext_table, SPEC("rename"), 2)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "", no_longopts, &xlext_table, SPEC("rename"), 2) {
 	default:
 		break;
 	}
@@ -249,7 +246,7 @@ int main_rename(int argc, char **argv)
 		rc = ops->rename(hv, domid, NULL, argv[optind + 1]);
 		if (rc)
 			log_error("cannot rename domain '%s' to '%s': %s", argv[optind],
-				  argv[optind + 1], err_str(rc));
+			          argv[optind + 1], err_str(rc));
 	}
 	if (hv)
 		ops->close(hv);
@@ -258,15 +255,15 @@ int main_rename(int argc, char **argv)
 
 int main_sim_check(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"status", no_argument, NULL, 's'}, CMD_LONGOPTS_END};
+	static const struct option longopts[] = {{"status", no_argument, NULL, 's'},
+	                                         CMD_LONGOPTS_END};
 	const struct hv_ops *ops = NULL;
 	struct hv *hv = NULL;
 	char out[4096];
 	uint32_t domid;
 	int opt, rc, status_only = 0;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "s", longopts, &xlext_table, SPEC("sim-check"), 1)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "s", longopts, &xlext_table, SPEC("sim-check"), 1) {
 	case 's':
 		status_only = 1;
 		break;
@@ -279,7 +276,7 @@ int main_sim_check(int argc, char **argv)
 	if (!rc) {
 		out[0] = '\0';
 		rc = status_only ? sim_query_domain(hv, domid, out, sizeof(out))
-				 : sim_check_domain(hv, domid, out, sizeof(out));
+		                 : sim_check_domain(hv, domid, out, sizeof(out));
 		if (out[0])
 			printf("%s\n", out);
 		if (rc && !status_only)

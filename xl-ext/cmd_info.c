@@ -17,8 +17,8 @@ int main_info(int argc, char **argv)
 	struct hv_host_info info;
 	int opt, rc;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "", longopts, &xlext_table, cmd_find(&xlext_table, "info", NULL), 0)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "", longopts, &xlext_table,
+	                 cmd_find(&xlext_table, "info", NULL), 0) {
 	default:
 		break;
 	}
@@ -28,7 +28,7 @@ int main_info(int argc, char **argv)
 	rc = ops->host_info(hv, &info);
 	if (rc) {
 		log_error("cannot read host information from the %s backend: %s", ops->name,
-			  err_str(rc));
+		          err_str(rc));
 		goto out;
 	}
 	printf("hypervisor             : %s\n", info.hypervisor);

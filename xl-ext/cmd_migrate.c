@@ -44,9 +44,9 @@ static uint64_t parse_rate(const char *s)
 		const char *unit;
 		double factor;
 	} units[] = {
-		{"bit", 1.0 / 8}, {"kbit", 1e3 / 8}, {"Kbit", 1e3 / 8}, {"Mbit", 1e6 / 8},
-		{"Gbit", 1e9 / 8}, {"B", 1}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9},
-		{"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0},
+	    {"bit", 1.0 / 8},  {"kbit", 1e3 / 8}, {"Kbit", 1e3 / 8},  {"Mbit", 1e6 / 8},
+	    {"Gbit", 1e9 / 8}, {"B", 1},          {"KB", 1e3},        {"MB", 1e6},
+	    {"GB", 1e9},       {"KiB", 1024.0},   {"MiB", 1048576.0}, {"GiB", 1073741824.0},
 	};
 	char *end;
 	double v = strtod(s, &end);
@@ -58,7 +58,8 @@ static uint64_t parse_rate(const char *s)
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		size_t l = strlen(units[i].unit);
 
-		if (!strncmp(end, units[i].unit, l) && (!end[l] || !strcmp(end + l, "/s") || !strcmp(end + l, "ps")))
+		if (!strncmp(end, units[i].unit, l) &&
+		    (!end[l] || !strcmp(end + l, "/s") || !strcmp(end + l, "ps")))
 			return (uint64_t)(v * units[i].factor);
 	}
 	return 0;
@@ -81,7 +82,8 @@ static pid_t spawn_rune(const char *rune, int *send_fd, int *recv_fd)
 	if (pid == 0) {
 		dup2(to[0], 0);
 		dup2(from[1], 1);
-		signal(SIGINT, SIG_IGN); /* Ctrl-C cancels through the sender, not by killing this */
+		/* Ctrl-C cancels through the sender, not by killing this */
+		signal(SIGINT, SIG_IGN);
 		execlp("sh", "sh", "-c", rune, (char *)NULL);
 		perror("failed to exec sh");
 		_exit(127);
@@ -109,7 +111,7 @@ static void reap_child(pid_t pid)
 		if (r == pid) {
 			if (WIFEXITED(status) && WEXITSTATUS(status))
 				log_info("migration transport process exited with status %d",
-					 WEXITSTATUS(status));
+				         WEXITSTATUS(status));
 			return;
 		}
 		if (r < 0)
@@ -137,33 +139,42 @@ static const char *result_text(enum mig_result r)
 }
 
 static void print_json(const char *name, const char *host, const struct mig_params *p,
-		       const struct mig_report *rep, enum mig_result result, int rc,
-		       const struct mig_disks *disks, const struct ho_sender *ho)
+                       const struct mig_report *rep, enum mig_result result, int rc,
+                       const struct mig_disks *disks, const struct ho_sender *ho)
 {
 	json_object *o = mig_report_json(rep), *dj = mig_disks_json(disks);
 
 	json_object_object_add(o, "domain", json_object_new_string(name));
 	json_object_object_add(o, "destination", json_object_new_string(host));
-	json_object_object_add(o, "backend", json_object_new_string(xlext_globals.backend ? xlext_globals.backend : hv_registry.default_name));
+	json_object_object_add(o, "backend",
+	                       json_object_new_string(xlext_globals.backend
+	                                                  ? xlext_globals.backend
+	                                                  : hv_registry.default_name));
 	json_object_object_add(o, "result", json_object_new_string(rc ? "failed" : "ok"));
 	json_object_object_add(o, "outcome", json_object_new_string(result_text(result)));
 	json_object_object_add(o, "error", rc ? json_object_new_string(err_str(rc)) : NULL);
 	json_object_object_add(o, "policy", json_object_new_string(pc_policy_name(p->policy.kind)));
-	json_object_object_add(o, "on_stall", json_object_new_string(pc_on_stall_name(p->policy.on_stall)));
-	json_object_object_add(o, "downtime_target_ms", json_object_new_int((int)(p->policy.downtime_ms ? p->policy.downtime_ms : PC_DEFAULT_DOWNTIME_MS)));
-	json_object_object_add(o, "bandwidth_cap_bps", json_object_new_int64((int64_t)p->bandwidth_Bps * 8));
+	json_object_object_add(o, "on_stall",
+	                       json_object_new_string(pc_on_stall_name(p->policy.on_stall)));
+	json_object_object_add(
+	    o, "downtime_target_ms",
+	    json_object_new_int(
+	        (int)(p->policy.downtime_ms ? p->policy.downtime_ms : PC_DEFAULT_DOWNTIME_MS)));
+	json_object_object_add(o, "bandwidth_cap_bps",
+	                       json_object_new_int64((int64_t)p->bandwidth_Bps * 8));
 	if (ho)
 		ho_sender_report(ho, dj, o);
 	else
 		json_object_object_add(o, "handover", NULL);
 	json_object_object_add(o, "disks", dj);
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+	                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }
 
 /* The configuration JSON to send: -C FILE overrides the running domain's. */
 static int config_for(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *file,
-		      const char *name, char **json_r)
+                      const char *name, char **json_r)
 {
 	struct sim_config cfg;
 	int rc;
@@ -174,7 +185,7 @@ static int config_for(const struct hv_ops *ops, struct hv *hv, uint32_t domid, c
 		return ops->config_file_json(hv, file, name, json_r);
 	if (strcmp(ops->name, "sim")) {
 		log_error("-C %s: the %s backend cannot convert xl.cfg files; use 'xl migrate -C'",
-			  file, ops->name);
+		          file, ops->name);
 		return ERR_NOTSUP;
 	}
 	rc = simcfg_parse_file(file, &cfg);
@@ -196,10 +207,26 @@ static int uses_kernel_initiator(const struct hv_ops *ops)
 }
 
 enum {
-	OPT_DEBUG = 256, OPT_LIVE, OPT_POLICY, OPT_MAX_ITERS, OPT_DOWNTIME, OPT_BANDWIDTH,
-	OPT_ON_STALL, OPT_JSON, OPT_PROGRESS, OPT_NO_PROGRESS, OPT_MAX_BYTES, OPT_REPLY_TIMEOUT,
-	OPT_TCP, OPT_KEY, OPT_LISTEN, OPT_ACCEPT_TIMEOUT,
-	OPT_DRY_RUN, OPT_ESTIMATE, OPT_PREFLIGHT, OPT_ALLOW_LOCAL_DISKS,
+	OPT_DEBUG = 256,
+	OPT_LIVE,
+	OPT_POLICY,
+	OPT_MAX_ITERS,
+	OPT_DOWNTIME,
+	OPT_BANDWIDTH,
+	OPT_ON_STALL,
+	OPT_JSON,
+	OPT_PROGRESS,
+	OPT_NO_PROGRESS,
+	OPT_MAX_BYTES,
+	OPT_REPLY_TIMEOUT,
+	OPT_TCP,
+	OPT_KEY,
+	OPT_LISTEN,
+	OPT_ACCEPT_TIMEOUT,
+	OPT_DRY_RUN,
+	OPT_ESTIMATE,
+	OPT_PREFLIGHT,
+	OPT_ALLOW_LOCAL_DISKS,
 };
 
 #define TCP_CONNECT_TIMEOUT_MS 10000
@@ -231,24 +258,24 @@ static int open_tcp(const char *addr, const char *key_file, uint32_t flags)
 int main_migrate(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"debug", no_argument, NULL, OPT_DEBUG},
-		{"live", no_argument, NULL, OPT_LIVE},
-		{"policy", required_argument, NULL, OPT_POLICY},
-		{"max-iters", required_argument, NULL, OPT_MAX_ITERS},
-		{"downtime-ms", required_argument, NULL, OPT_DOWNTIME},
-		{"bandwidth", required_argument, NULL, OPT_BANDWIDTH},
-		{"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
-		{"on-stall", required_argument, NULL, OPT_ON_STALL},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"progress", no_argument, NULL, OPT_PROGRESS},
-		{"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
-		{"reply-timeout", required_argument, NULL, OPT_REPLY_TIMEOUT},
-		{"tcp", required_argument, NULL, OPT_TCP},
-		{"key", required_argument, NULL, OPT_KEY},
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		{"estimate", no_argument, NULL, OPT_ESTIMATE},
-		{"allow-local-disks", no_argument, NULL, OPT_ALLOW_LOCAL_DISKS},
-		CMD_LONGOPTS_END,
+	    {"debug", no_argument, NULL, OPT_DEBUG},
+	    {"live", no_argument, NULL, OPT_LIVE},
+	    {"policy", required_argument, NULL, OPT_POLICY},
+	    {"max-iters", required_argument, NULL, OPT_MAX_ITERS},
+	    {"downtime-ms", required_argument, NULL, OPT_DOWNTIME},
+	    {"bandwidth", required_argument, NULL, OPT_BANDWIDTH},
+	    {"max-bytes", required_argument, NULL, OPT_MAX_BYTES},
+	    {"on-stall", required_argument, NULL, OPT_ON_STALL},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"progress", no_argument, NULL, OPT_PROGRESS},
+	    {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+	    {"reply-timeout", required_argument, NULL, OPT_REPLY_TIMEOUT},
+	    {"tcp", required_argument, NULL, OPT_TCP},
+	    {"key", required_argument, NULL, OPT_KEY},
+	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	    {"estimate", no_argument, NULL, OPT_ESTIMATE},
+	    {"allow-local-disks", no_argument, NULL, OPT_ALLOW_LOCAL_DISKS},
+	    CMD_LONGOPTS_END,
 	};
 	struct mig_send_args a = {.send_fd = -1, .recv_fd = -1};
 	struct mig_report rep;
@@ -267,9 +294,8 @@ int main_migrate(int argc, char **argv)
 	a.reply_timeout_ms = 120000;
 	a.params.policy.kind = PC_POLICY_ADAPTIVE;
 	a.params.policy.on_stall = PC_STALL_THROTTLE;
-	CMD_FOREACH_OPT(opt, argc, argv, "FC:s:epD", longopts, &xlext_table,
-			cmd_find(&xlext_table, "migrate", NULL), 1)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "FC:s:epD", longopts, &xlext_table,
+	                 cmd_find(&xlext_table, "migrate", NULL), 1) {
 	case 'C':
 		config_file = optarg;
 		break;
@@ -299,8 +325,10 @@ int main_migrate(int argc, char **argv)
 		break;
 	case OPT_MAX_ITERS:
 		a.params.policy.max_iters = (unsigned)strtoul(optarg, &end, 10);
-		if (*end || !a.params.policy.max_iters || a.params.policy.max_iters > MIG_MAX_ROUNDS) {
-			log_error("--max-iters: '%s' is not between 1 and %d", optarg, MIG_MAX_ROUNDS);
+		if (*end || !a.params.policy.max_iters ||
+		    a.params.policy.max_iters > MIG_MAX_ROUNDS) {
+			log_error("--max-iters: '%s' is not between 1 and %d", optarg,
+			          MIG_MAX_ROUNDS);
 			return 2;
 		}
 		break;
@@ -314,7 +342,8 @@ int main_migrate(int argc, char **argv)
 	case OPT_BANDWIDTH:
 		a.params.bandwidth_Bps = parse_rate(optarg);
 		if (!a.params.bandwidth_Bps) {
-			log_error("--bandwidth: '%s' is not a rate (e.g. 1Gbit, 500Mbit, 100MiB)", optarg);
+			log_error("--bandwidth: '%s' is not a rate (e.g. 1Gbit, 500Mbit, 100MiB)",
+			          optarg);
 			return 2;
 		}
 		break;
@@ -369,12 +398,13 @@ int main_migrate(int argc, char **argv)
 	}
 	if (!tcp != !key_file) {
 		log_error("migrate: --tcp and --key go together (the direct transport is always "
-			  "authenticated)");
+		          "authenticated)");
 		return 2;
 	}
 	if (!tcp && argc - optind < 2) {
-		log_error("migrate: missing arguments: which host? (xl-ext migrate <domain> <host>, "
-			  "or --tcp ADDR:PORT --key FILE)");
+		log_error(
+		    "migrate: missing arguments: which host? (xl-ext migrate <domain> <host>, "
+		    "or --tcp ADDR:PORT --key FILE)");
 		return 2;
 	}
 	host = argc - optind == 2 ? argv[optind + 1] : tcp;
@@ -394,8 +424,9 @@ int main_migrate(int argc, char **argv)
 	snprintf(name, sizeof(name), "%s", info.name);
 	a.name = name;
 	if (tcp && dry_run) {
-		log_error("migrate --dry-run asks the destination through the ssh (-s) transport; a "
-			  "--listen receiver serves one migration only");
+		log_error(
+		    "migrate --dry-run asks the destination through the ssh (-s) transport; a "
+		    "--listen receiver serves one migration only");
 		rc = ERR_INVAL;
 		goto out;
 	}
@@ -405,19 +436,20 @@ int main_migrate(int argc, char **argv)
 		rc = mig_disks_check(name, &disks, allow_local_disks);
 	if (rc) {
 		log_error("migration of %s to %s refused by the disk check; the domain was not "
-			  "touched", name, host);
+		          "touched",
+		          name, host);
 		goto out;
 	}
 	/* over --tcp the receiver checks memory and names itself, before anything is suspended */
 	if (!tcp)
 		rc = preflight_run(&(struct preflight_args){a.ops, a.hv, &info, ssh, host, dry_run,
-							    &disks, &dest_xlext});
+		                                            &disks, &dest_xlext});
 	if (!rc && estimate)
 		rc = preflight_estimate(a.ops, a.hv, a.domid, name);
 	if (rc || dry_run) {
 		if (dry_run)
 			fprintf(stderr, "Dry run of migrating %s to %s: %s; nothing was changed.\n",
-				name, host, rc ? "refused" : "checks passed");
+			        name, host, rc ? "refused" : "checks passed");
 		goto out;
 	}
 	rc = config_for(a.ops, a.hv, a.domid, config_file, name, &json);
@@ -432,8 +464,10 @@ int main_migrate(int argc, char **argv)
 	if (tcp || dest_xlext) {
 		rc = ho_sender_new(name, host, &disks, uses_kernel_initiator(a.ops), &ho);
 		if (rc) {
-			log_error("migration of %s to %s refused: its disks cannot be handed over (above); "
-				  "the domain was not touched", name, host);
+			log_error("migration of %s to %s refused: its disks cannot be handed over "
+			          "(above); "
+			          "the domain was not touched",
+			          name, host);
 			goto out;
 		}
 		a.ext = &ho_ext_ops;
@@ -446,25 +480,26 @@ int main_migrate(int argc, char **argv)
 		for (unsigned i = 0; i < disks.n; i++)
 			if (disks.info[i].kind == DISK_ISCSI) {
 				log_warn("migration of %s: %s is not xl-ext: its LUN identity and "
-					 "reservation hand-over are skipped (disk %s)", name, host,
-					 disks.info[i].vdev);
+				         "reservation hand-over are skipped (disk %s)",
+				         name, host, disks.info[i].vdev);
 				break;
 			}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (tcp) {
-		a.send_fd = open_tcp(tcp, key_file, (paused ? TR_FLAG_PAUSED : 0) |
-						    (a.params.debug ? TR_FLAG_DEBUG : 0));
+		a.send_fd =
+		    open_tcp(tcp, key_file,
+		             (paused ? TR_FLAG_PAUSED : 0) | (a.params.debug ? TR_FLAG_DEBUG : 0));
 		if (a.send_fd < 0) {
 			rc = a.send_fd;
 			log_error("migration of %s to %s not started; the domain was not touched",
-				  name, tcp);
+			          name, tcp);
 			goto out;
 		}
 		a.recv_fd = dup(a.send_fd);
 	} else {
 		rune = xlp_rune(ssh, host, "xl-ext", isatty(2), no_daemon, a.params.debug, paused,
-				NULL);
+		                NULL);
 		if (!rune) {
 			rc = ERR_NOMEM;
 			goto out;
@@ -488,18 +523,21 @@ int main_migrate(int argc, char **argv)
 	if (want_json)
 		print_json(name, host, &a.params, &rep, result, rc, &disks, ho);
 	if (!rc && rep.total_bytes)
-		fprintf(stderr, "Migration of %s to %s successful (downtime %.1f ms, %.2f x memory sent).\n",
-			name, host, (double)(rep.t_end_us - rep.t_pause_us) / 1000.0,
-			rep.nr_pages ? (double)rep.total_bytes / ((double)rep.nr_pages * 4096) : 0);
+		fprintf(
+		    stderr,
+		    "Migration of %s to %s successful (downtime %.1f ms, %.2f x memory sent).\n",
+		    name, host, (double)(rep.t_end_us - rep.t_pause_us) / 1000.0,
+		    rep.nr_pages ? (double)rep.total_bytes / ((double)rep.nr_pages * 4096) : 0);
 	else if (!rc) /* xen: libxenguest does not say how much it sent, nor when it paused */
-		fprintf(stderr, "Migration of %s to %s successful (%.1f ms from the end of the "
-			"stream to the destination's report).\n", name, host,
-			(double)(rep.t_end_us - rep.t_pause_us) / 1000.0);
+		fprintf(stderr,
+		        "Migration of %s to %s successful (%.1f ms from the end of the "
+		        "stream to the destination's report).\n",
+		        name, host, (double)(rep.t_end_us - rep.t_pause_us) / 1000.0);
 	else if (result == MIG_OK)
 		fprintf(stderr, "Migration of %s to %s failed: %s.\n", name, host, err_str(rc));
 	else /* "Migration of g1 to h2 failed; domain resumed on the source (...)." */
 		fprintf(stderr, "Migration of %s to %s %s (%s).\n", name, host, result_text(result),
-			err_str(rc));
+		        err_str(rc));
 out:
 	if (a.send_fd >= 0)
 		close(a.send_fd);
@@ -519,7 +557,7 @@ out:
  * are logged and dropped), then receive from it. Returns that connection or a negative error.
  */
 static int accept_authenticated(const char *addr, const char *key_file, int timeout_s,
-				uint32_t *flags_r)
+                                uint32_t *flags_r)
 {
 	int64_t deadline = timeout_s ? loop_now_ms() + (int64_t)timeout_s * 1000 : 0;
 	struct tr_key key;
@@ -557,7 +595,7 @@ static int accept_authenticated(const char *addr, const char *key_file, int time
 	}
 	if (fd == ERR_TIMEOUT)
 		log_error("migration receiver: no authenticated sender on %s within %d s", addr,
-			  timeout_s);
+		          timeout_s);
 	close(lfd);
 	tr_key_clear(&key);
 	return fd;
@@ -566,11 +604,11 @@ static int accept_authenticated(const char *addr, const char *key_file, int time
 int main_migrate_receive(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"listen", required_argument, NULL, OPT_LISTEN},
-		{"key", required_argument, NULL, OPT_KEY},
-		{"accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT},
-		{"preflight", no_argument, NULL, OPT_PREFLIGHT},
-		CMD_LONGOPTS_END,
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"key", required_argument, NULL, OPT_KEY},
+	    {"accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT},
+	    {"preflight", no_argument, NULL, OPT_PREFLIGHT},
+	    CMD_LONGOPTS_END,
 	};
 	struct mig_receive_args a = {.send_fd = 1, .recv_fd = 0, .ext = &ho_ext_ops};
 	struct ho_receiver *ho = NULL;
@@ -580,9 +618,8 @@ int main_migrate_receive(int argc, char **argv)
 	int opt, rc, conn = -1, accept_timeout = 0;
 	char *end;
 
-	CMD_FOREACH_OPT(opt, argc, argv, "Fedrp", longopts, &xlext_table,
-			cmd_find(&xlext_table, "migrate-receive", NULL), 0)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "Fedrp", longopts, &xlext_table,
+	                 cmd_find(&xlext_table, "migrate-receive", NULL), 0) {
 	case 'F':
 	case 'e':
 		break;
@@ -605,7 +642,7 @@ int main_migrate_receive(int argc, char **argv)
 		accept_timeout = (int)strtol(optarg, &end, 10);
 		if (*end || accept_timeout <= 0 || accept_timeout > 86400) {
 			log_error("--accept-timeout: '%s' is not a number of seconds (1-86400)",
-				  optarg);
+			          optarg);
 			return 2;
 		}
 		break;
@@ -618,7 +655,7 @@ int main_migrate_receive(int argc, char **argv)
 	}
 	if (!listen_addr != !key_file) {
 		log_error("migrate-receive: --listen and --key go together (the direct transport "
-			  "is always authenticated)");
+		          "is always authenticated)");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -641,7 +678,8 @@ int main_migrate_receive(int argc, char **argv)
 	a.ext_ctx = ho;
 	rc = mig_receive(&a, &rep, &domid);
 	if (!rc)
-		fprintf(stderr, "migration target: domain started successfully (domid %u)\n", domid);
+		fprintf(stderr, "migration target: domain started successfully (domid %u)\n",
+		        domid);
 out:
 	if (conn >= 0)
 		close(conn);

@@ -30,7 +30,7 @@
 #include "xl-ext/xlext.h"
 #include "xl-ext/xlproto.h"
 
-#define PF_MAX_ANSWER (1u << 20)
+#define PF_MAX_ANSWER  (1u << 20)
 #define PF_MAX_REQUEST (1u << 20)
 #define PF_ESTIMATE_MS 1000
 
@@ -183,7 +183,7 @@ static int run_capture(const char *cmd, const char *in_path, size_t max, char **
 	buf[len] = '\0';
 	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status))
 		log_debug("pre-flight: '%s' exited with status %d", cmd,
-			  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	*out_r = buf;
 	buf = NULL;
 out:
@@ -214,8 +214,8 @@ static int write_request(const char *request, char *path)
  * Ask the destination for its facts, sending request (or nothing) on its stdin; dst->answered
  * is false when it did not (stock xl). Its JSON line in *line_r (caller frees) when it did.
  */
-static void query_dest(const char *ssh, const char *host, const char *request,
-		       struct pf_dest *dst, char **line_r)
+static void query_dest(const char *ssh, const char *host, const char *request, struct pf_dest *dst,
+                       char **line_r)
 {
 	char *rune = NULL, *answer = NULL, *line, in_path[32] = "";
 
@@ -223,7 +223,7 @@ static void query_dest(const char *ssh, const char *host, const char *request,
 	*line_r = NULL;
 	if (request && write_request(request, in_path)) {
 		log_warn("pre-flight: cannot write the LUN identities for %s to a temporary file",
-			 host);
+		         host);
 		in_path[0] = '\0';
 	}
 	if (ssh[0])
@@ -256,10 +256,11 @@ static int probe_banner(const struct preflight_args *a)
 	if (!rune)
 		return ERR_NOMEM;
 	rc = run_capture(rune, NULL, xlp_banner_len(), &answer);
-	if (!rc && (strlen(answer) != xlp_banner_len() || memcmp(answer, xlp_banner,
-								    xlp_banner_len()))) {
+	if (!rc &&
+	    (strlen(answer) != xlp_banner_len() || memcmp(answer, xlp_banner, xlp_banner_len()))) {
 		log_error("pre-flight: '%s' did not answer with xl's migration banner: the "
-			  "destination is unreachable or runs neither xl-ext nor xl", rune);
+		          "destination is unreachable or runs neither xl-ext nor xl",
+		          rune);
 		rc = ERR_PROTO;
 	}
 	free(answer);
@@ -283,9 +284,10 @@ static int collect_source(const struct preflight_args *a, struct pf_source *src)
 	snprintf(src->hypervisor, sizeof(src->hypervisor), "%s", hi.hypervisor);
 	snprintf(src->version, sizeof(src->version), "%s", hi.version);
 	if (a->ops->cpu_featureset &&
-	    a->ops->cpu_featureset(a->hv, a->info->type == HV_TYPE_PV ? HV_FEATURES_PV_DEFAULT
-								      : HV_FEATURES_HVM_DEFAULT,
-				   &src->features))
+	    a->ops->cpu_featureset(a->hv,
+	                           a->info->type == HV_TYPE_PV ? HV_FEATURES_PV_DEFAULT
+	                                                       : HV_FEATURES_HVM_DEFAULT,
+	                           &src->features))
 		src->features.nr_words = 0;
 	src->feature_name = a->ops->cpu_feature_name;
 	return 0;
@@ -313,7 +315,8 @@ int preflight_run(const struct preflight_args *a)
 		rc = mig_disks_identity_request(a->disks, &request);
 		if (rc) {
 			log_error("migration of %s to %s refused: its disks' LUN identities cannot "
-				  "be verified; the domain was not touched", src.name, a->host);
+			          "be verified; the domain was not touched",
+			          src.name, a->host);
 			return rc;
 		}
 	}
@@ -341,21 +344,23 @@ int preflight_run(const struct preflight_args *a)
 		log_error("pre-flight: a disk is not the same LUN on %s (above)", a->host);
 	if (!dst.answered && !a->dry_run)
 		log_warn("pre-flight: %s did not answer xl-ext's query (stock xl there?): its "
-			 "memory, name, CPU and version were not checked", a->host);
+		         "memory, name, CPU and version were not checked",
+		         a->host);
 	for (int id = 0; id < PF_NR_CHECKS; id++) {
 		if (res.status[id] == PF_FAIL)
-			log_error("pre-flight check '%s' failed for %s to %s: %s", pf_check_name(id),
-				  src.name, a->host, res.message[id]);
+			log_error("pre-flight check '%s' failed for %s to %s: %s",
+			          pf_check_name(id), src.name, a->host, res.message[id]);
 		else if (res.status[id] == PF_SKIPPED &&
-			 (a->dry_run || (dst.answered && src.features.nr_words)))
+		         (a->dry_run || (dst.answered && src.features.nr_words)))
 			log_warn("pre-flight check '%s' skipped: %s", pf_check_name(id),
-				 res.message[id]);
+			         res.message[id]);
 		else if (a->dry_run)
 			fprintf(stderr, "pre-flight: %s: ok\n", pf_check_name(id));
 	}
 	if (rc)
 		log_error("migration of %s to %s refused by the pre-flight checks; the domain was "
-			  "not touched", src.name, a->host);
+		          "not touched",
+		          src.name, a->host);
 out:
 	free(line);
 	free(request);
@@ -366,16 +371,16 @@ out:
 /*
  * --estimate: sample the domain's dirty rate with log-dirty mode (xen backend) and print it.
  */
-int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid,
-		       const char *name)
+int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name)
 {
 	double pps;
 	int rc;
 
 	if (!ops->estimate_dirty_rate) {
 		log_error("--estimate samples the hypervisor's log-dirty bitmap and needs the xen "
-			  "backend; the %s backend reports dirty rates per round with --progress "
-			  "instead", ops->name);
+		          "backend; the %s backend reports dirty rates per round with --progress "
+		          "instead",
+		          ops->name);
 		return ERR_NOTSUP;
 	}
 	rc = ops->estimate_dirty_rate(hv, domid, PF_ESTIMATE_MS, &pps);
@@ -383,8 +388,9 @@ int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid,
 		log_error("cannot estimate the dirty rate of %s: %s", name, err_str(rc));
 		return rc;
 	}
-	fprintf(stderr, "estimate: %s dirties %.0f pages/s (%.1f MiB/s) over a %d ms sample; "
-		"pre-copy converges only if the link sends pages well faster than that\n", name,
-		pps, pps * 4096 / 1048576, PF_ESTIMATE_MS);
+	fprintf(stderr,
+	        "estimate: %s dirties %.0f pages/s (%.1f MiB/s) over a %d ms sample; "
+	        "pre-copy converges only if the link sends pages well faster than that\n",
+	        name, pps, pps * 4096 / 1048576, PF_ESTIMATE_MS);
 	return 0;
 }

@@ -18,14 +18,13 @@ struct preflight_args {
 	const struct hv_domain_info *info; /* the domain to migrate */
 	const char *ssh;                   /* -s, "" for none */
 	const char *host;
-	bool dry_run;                      /* print every verdict; probe stock xl's banner */
-	struct mig_disks *disks;           /* iSCSI LUN identities to verify (verdicts set), or NULL */
-	bool *xlext_r;                     /* set when the destination answered as xl-ext, or NULL */
+	bool dry_run;            /* print every verdict; probe stock xl's banner */
+	struct mig_disks *disks; /* iSCSI LUN identities to verify (verdicts set), or NULL */
+	bool *xlext_r;           /* set when the destination answered as xl-ext, or NULL */
 };
 
 int preflight_serve(void);
 int preflight_run(const struct preflight_args *a);
-int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid,
-		       const char *name);
+int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name);
 
 #endif

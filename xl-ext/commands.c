@@ -7,94 +7,94 @@
 #include "xl-ext/xlext.h"
 
 static const struct cmd_spec xlext_cmds[] = {
-	{"create", main_create, "Create a domain from a config file", "[options] <ConfigFile>",
-	 "  -p                 leave the domain paused after it is created\n"},
-	{"list", main_list, "List information about all or some domains", "[options] [Domain]",
-	 "  -l, --long         also show each domain's type\n"},
-	{"destroy", main_destroy, "Terminate a domain immediately", "<Domain>", NULL},
-	{"pause", main_pause, "Pause execution of a domain", "<Domain>", NULL},
-	{"unpause", main_unpause, "Unpause a paused domain", "<Domain>", NULL},
-	{"domid", main_domid, "Convert a domain name to domain id", "<DomainName>", NULL},
-	{"domname", main_domname, "Convert a domain id to domain name", "<DomainId>", NULL},
-	{"rename", main_rename, "Rename a domain", "<Domain> <NewDomainName>", NULL},
-	{"info", main_info, "Get information about the host", "", NULL},
-	{"migrate", main_migrate, "Migrate a domain to another host",
-	 "[options] <Domain> <host>\n"
-	 "       xl-ext migrate [options] --tcp ADDR:PORT --key FILE <Domain> [<host>]",
-	 "xl's options:\n"
-	 "  -C FILE            send FILE instead of the running domain's configuration\n"
-	 "                     (xen: only name, type, memory, maxmem, vcpus, maxvcpus,\n"
-	 "                     kernel, ramdisk, cmdline, bootloader, disk and vif are\n"
-	 "                     converted, other keys are ignored; xl's full parser is in\n"
-	 "                     xl itself: use 'xl migrate -C' when they matter)\n"
-	 "  -s SSHCMD          run SSHCMD <host> to reach the receiver (default ssh);\n"
-	 "                     -s \"\" runs <host> itself as the command\n"
-	 "  -e                 do not daemonize the receiver (passes -e)\n"
-	 "  -p                 leave the domain paused on the destination\n"
-	 "  -D                 preserve the domain id\n"
-	 "  --debug            verify: after stop-and-copy every page is sent again and\n"
-	 "                     compared page by page on the destination\n"
-	 "  --live             ignored (compatibility)\n"
-	 "extensions (xl-ext only; stock xl rejects them):\n"
-	 "  --dry-run          run only the pre-flight checks (destination reachable and\n"
-	 "                     speaking the protocol, free memory, no name clash, CPU\n"
-	 "                     features, same or newer Xen), then stop; nothing changes\n"
-	 "  --estimate         sample the domain's dirty rate for 1 s with log-dirty mode\n"
-	 "                     before migrating (xen backend; switched off afterwards)\n"
-	 "  --allow-local-disks\n"
-	 "                     migrate even with a local writable disk (file, local\n"
-	 "                     device): it is not moved, a warning names it; without this\n"
-	 "                     such a domain is refused before anything is suspended\n"
-	 "  --json             print a JSON report on stdout (with each disk's\n"
-	 "                     classification: iscsi or local)\n"
-	 "  --progress, --no-progress\n"
-	 "                     a line per round on stderr (default: when stderr is a tty)\n"
-	 "  --reply-timeout S  wait at most S seconds for each answer of the receiver\n"
-	 "                     after the stream (default 120)\n"
-	 "  --tcp ADDR:PORT    connect straight to 'migrate-receive --listen ADDR:PORT'\n"
-	 "                     instead of running ssh; needs --key\n"
-	 "  --key FILE         pre-shared key (16-4096 bytes, mode 0600) both ends prove\n"
-	 "                     they hold before anything is sent\n"
-	 "pre-copy policy (extensions; sim backend: with xen, libxenguest's fixed policy\n"
-	 "runs and these are ignored with a warning):\n"
-	 "  --policy P         pre-copy policy: adaptive (default) or xen (5 iterations or\n"
-	 "                     fewer than 50 dirty pages, Xen's stock policy)\n"
-	 "  --max-iters N      at most N live rounds\n"
-	 "  --downtime-ms MS   switch over once the dirty set fits MS at the measured\n"
-	 "                     bandwidth (adaptive; default 20)\n"
-	 "  --bandwidth RATE   cap the live rounds (1Gbit, 500Mbit, 100MiB...); the paused\n"
-	 "                     stop-and-copy runs at full speed\n"
-	 "  --max-bytes N      cap the bytes sent (default 3 x memory)\n"
-	 "  --on-stall MODE    when pre-copy does not converge: abort (guest stays here),\n"
-	 "                     force (switch over now) or throttle (slow the vCPUs; default)\n"
-	 "Ctrl-C or SIGTERM before the switch-over cancels: the domain keeps running here.\n"},
-	{"migrate-receive", main_migrate_receive, "Receive a migrating domain (run by migrate)",
-	 "[options]",
-	 "xl's options:\n"
-	 "  -e, -F             do not daemonize (accepted)\n"
-	 "  -d                 debug: verify the pages the sender resends\n"
-	 "  -p                 leave the domain paused after it arrives\n"
-	 "extensions:\n"
-	 "  --listen ADDR:PORT accept one authenticated 'migrate --tcp' sender there\n"
-	 "                     (connections that fail authentication are dropped)\n"
-	 "  --key FILE         the pre-shared key, as on the sender\n"
-	 "  --accept-timeout S give up when no sender authenticated within S seconds\n"
-	 "  --preflight        print this host's facts for the sender's pre-flight checks\n"
-	 "                     as one JSON line and exit (run by migrate)\n"},
-	{"sim-check", main_sim_check, "Verify a paused simulated domain's memory image",
-	 "[--status] <Domain>",
-	 "  -s, --status       print the running domain's counter and state instead\n"},
-	{"disk-check", main_disk_check, "Classify a disk spec; print an iSCSI LUN's identity as JSON",
-	 "[options] <disk-spec|block-device>", storage_disk_check_help},
-	{"pr", main_pr, "Persistent reservations, block and journal I/O on an iSCSI LUN",
-	 "[options] <iscsi-url|disk-spec|block-device> <verb> [args] [<verb> [args]...]",
-	 storage_pr_help},
-	{"help", main_help, "Show the command list or one command's usage", "[command]", NULL},
-	{"version", main_version, "Show xl-ext's version and backends", "", NULL},
+    {"create", main_create, "Create a domain from a config file", "[options] <ConfigFile>",
+     "  -p                 leave the domain paused after it is created\n"},
+    {"list", main_list, "List information about all or some domains", "[options] [Domain]",
+     "  -l, --long         also show each domain's type\n"},
+    {"destroy", main_destroy, "Terminate a domain immediately", "<Domain>", NULL},
+    {"pause", main_pause, "Pause execution of a domain", "<Domain>", NULL},
+    {"unpause", main_unpause, "Unpause a paused domain", "<Domain>", NULL},
+    {"domid", main_domid, "Convert a domain name to domain id", "<DomainName>", NULL},
+    {"domname", main_domname, "Convert a domain id to domain name", "<DomainId>", NULL},
+    {"rename", main_rename, "Rename a domain", "<Domain> <NewDomainName>", NULL},
+    {"info", main_info, "Get information about the host", "", NULL},
+    {"migrate", main_migrate, "Migrate a domain to another host",
+     "[options] <Domain> <host>\n"
+     "       xl-ext migrate [options] --tcp ADDR:PORT --key FILE <Domain> [<host>]",
+     "xl's options:\n"
+     "  -C FILE            send FILE instead of the running domain's configuration\n"
+     "                     (xen: only name, type, memory, maxmem, vcpus, maxvcpus,\n"
+     "                     kernel, ramdisk, cmdline, bootloader, disk and vif are\n"
+     "                     converted, other keys are ignored; xl's full parser is in\n"
+     "                     xl itself: use 'xl migrate -C' when they matter)\n"
+     "  -s SSHCMD          run SSHCMD <host> to reach the receiver (default ssh);\n"
+     "                     -s \"\" runs <host> itself as the command\n"
+     "  -e                 do not daemonize the receiver (passes -e)\n"
+     "  -p                 leave the domain paused on the destination\n"
+     "  -D                 preserve the domain id\n"
+     "  --debug            verify: after stop-and-copy every page is sent again and\n"
+     "                     compared page by page on the destination\n"
+     "  --live             ignored (compatibility)\n"
+     "extensions (xl-ext only; stock xl rejects them):\n"
+     "  --dry-run          run only the pre-flight checks (destination reachable and\n"
+     "                     speaking the protocol, free memory, no name clash, CPU\n"
+     "                     features, same or newer Xen), then stop; nothing changes\n"
+     "  --estimate         sample the domain's dirty rate for 1 s with log-dirty mode\n"
+     "                     before migrating (xen backend; switched off afterwards)\n"
+     "  --allow-local-disks\n"
+     "                     migrate even with a local writable disk (file, local\n"
+     "                     device): it is not moved, a warning names it; without this\n"
+     "                     such a domain is refused before anything is suspended\n"
+     "  --json             print a JSON report on stdout (with each disk's\n"
+     "                     classification: iscsi or local)\n"
+     "  --progress, --no-progress\n"
+     "                     a line per round on stderr (default: when stderr is a tty)\n"
+     "  --reply-timeout S  wait at most S seconds for each answer of the receiver\n"
+     "                     after the stream (default 120)\n"
+     "  --tcp ADDR:PORT    connect straight to 'migrate-receive --listen ADDR:PORT'\n"
+     "                     instead of running ssh; needs --key\n"
+     "  --key FILE         pre-shared key (16-4096 bytes, mode 0600) both ends prove\n"
+     "                     they hold before anything is sent\n"
+     "pre-copy policy (extensions; sim backend: with xen, libxenguest's fixed policy\n"
+     "runs and these are ignored with a warning):\n"
+     "  --policy P         pre-copy policy: adaptive (default) or xen (5 iterations or\n"
+     "                     fewer than 50 dirty pages, Xen's stock policy)\n"
+     "  --max-iters N      at most N live rounds\n"
+     "  --downtime-ms MS   switch over once the dirty set fits MS at the measured\n"
+     "                     bandwidth (adaptive; default 20)\n"
+     "  --bandwidth RATE   cap the live rounds (1Gbit, 500Mbit, 100MiB...); the paused\n"
+     "                     stop-and-copy runs at full speed\n"
+     "  --max-bytes N      cap the bytes sent (default 3 x memory)\n"
+     "  --on-stall MODE    when pre-copy does not converge: abort (guest stays here),\n"
+     "                     force (switch over now) or throttle (slow the vCPUs; default)\n"
+     "Ctrl-C or SIGTERM before the switch-over cancels: the domain keeps running here.\n"},
+    {"migrate-receive", main_migrate_receive, "Receive a migrating domain (run by migrate)",
+     "[options]",
+     "xl's options:\n"
+     "  -e, -F             do not daemonize (accepted)\n"
+     "  -d                 debug: verify the pages the sender resends\n"
+     "  -p                 leave the domain paused after it arrives\n"
+     "extensions:\n"
+     "  --listen ADDR:PORT accept one authenticated 'migrate --tcp' sender there\n"
+     "                     (connections that fail authentication are dropped)\n"
+     "  --key FILE         the pre-shared key, as on the sender\n"
+     "  --accept-timeout S give up when no sender authenticated within S seconds\n"
+     "  --preflight        print this host's facts for the sender's pre-flight checks\n"
+     "                     as one JSON line and exit (run by migrate)\n"},
+    {"sim-check", main_sim_check, "Verify a paused simulated domain's memory image",
+     "[--status] <Domain>",
+     "  -s, --status       print the running domain's counter and state instead\n"},
+    {"disk-check", main_disk_check, "Classify a disk spec; print an iSCSI LUN's identity as JSON",
+     "[options] <disk-spec|block-device>", storage_disk_check_help},
+    {"pr", main_pr, "Persistent reservations, block and journal I/O on an iSCSI LUN",
+     "[options] <iscsi-url|disk-spec|block-device> <verb> [args] [<verb> [args]...]",
+     storage_pr_help},
+    {"help", main_help, "Show the command list or one command's usage", "[command]", NULL},
+    {"version", main_version, "Show xl-ext's version and backends", "", NULL},
 };
 
 const struct cmd_table xlext_table = {
-	.prog = "xl-ext",
-	.cmds = xlext_cmds,
-	.ncmds = sizeof(xlext_cmds) / sizeof(xlext_cmds[0]),
+    .prog = "xl-ext",
+    .cmds = xlext_cmds,
+    .ncmds = sizeof(xlext_cmds) / sizeof(xlext_cmds[0]),
 };

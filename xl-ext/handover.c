@@ -129,8 +129,7 @@ static int pr_register(struct lun *lun, enum own_op op, uint64_t key)
  * in target and *path_r. HO_NO_LIBISCSI when this build has no libiscsi for it.
  */
 static int open_source_lun(const struct disk_info *d, int kernel, const char *host,
-                           char target[LUN_TARGET_MAX], enum lun_path *path_r,
-                           struct lun **lun_r)
+                           char target[LUN_TARGET_MAX], enum lun_path *path_r, struct lun **lun_r)
 {
 	int rc;
 
@@ -293,26 +292,29 @@ int ho_check_not_stranded(const char *domain, const char *dest, const struct mig
 			rc = lun_pr_read(lun, &view);
 		lun_close(lun);
 		if (rc) {
-			log_warn("domain %s: disk %s: cannot read the reservation of %s (%s); if this "
-			         "host holds it, the guest will not be able to write on %s",
-			         domain, d->vdev, path == LUN_PATH_KERNEL ? target : url, err_str(rc),
-			         dest);
+			log_warn(
+			    "domain %s: disk %s: cannot read the reservation of %s (%s); if this "
+			    "host holds it, the guest will not be able to write on %s",
+			    domain, d->vdev, path == LUN_PATH_KERNEL ? target : url, err_str(rc),
+			    dest);
 			continue;
 		}
 		if (!view.reserved || view.holder != key)
 			continue;
-		log_error("migration of %s to %s refused: disk %s ('%s'): this host (%s, key %s) "
-		          "holds the reservation of %s, and %s is not xl-ext or did not answer "
-		          "xl-ext's pre-flight query, so nothing would hand it over and the guest "
-		          "could not write there. Migrate to xl-ext (ssh -s, or --tcp), or give the "
-		          "LUN up first: xl-ext pr %s giveup",
-		          domain, dest, d->vdev, d->spec, host, key_str(key, kb),
-		          path == LUN_PATH_KERNEL ? target : url, dest,
-		          path == LUN_PATH_KERNEL ? target : url);
+		log_error(
+		    "migration of %s to %s refused: disk %s ('%s'): this host (%s, key %s) "
+		    "holds the reservation of %s, and %s is not xl-ext or did not answer "
+		    "xl-ext's pre-flight query, so nothing would hand it over and the guest "
+		    "could not write there. Migrate to xl-ext (ssh -s, or --tcp), or give the "
+		    "LUN up first: xl-ext pr %s giveup",
+		    domain, dest, d->vdev, d->spec, host, key_str(key, kb),
+		    path == LUN_PATH_KERNEL ? target : url, dest,
+		    path == LUN_PATH_KERNEL ? target : url);
 		refused = 1;
 	}
 	if (refused)
-		log_error("migration of %s to %s refused; the domain was not touched", domain, dest);
+		log_error("migration of %s to %s refused; the domain was not touched", domain,
+		          dest);
 	return refused ? ERR_CONFLICT : 0;
 }
 

@@ -19,23 +19,23 @@ extern const struct hv_ops xen_hv_ops;
 #endif
 
 static const struct registry_entry hv_entries[] = {
-	{"xen", "Xen through libxl, libxenctrl and libxenstore", XEN_OPS, XLEXT_XEN_WHY},
-	{"sim", "simulated Xen host: domUs are processes on this machine", &sim_hv_ops, NULL},
+    {"xen", "Xen through libxl, libxenctrl and libxenstore", XEN_OPS, XLEXT_XEN_WHY},
+    {"sim", "simulated Xen host: domUs are processes on this machine", &sim_hv_ops, NULL},
 };
 
 const struct registry hv_registry = {
-	.kind = "hypervisor backend",
-	.entries = hv_entries,
-	.nentries = sizeof(hv_entries) / sizeof(hv_entries[0]),
+    .kind = "hypervisor backend",
+    .entries = hv_entries,
+    .nentries = sizeof(hv_entries) / sizeof(hv_entries[0]),
 #ifdef XLEXT_HAVE_XEN
-	.default_name = "xen",
+    .default_name = "xen",
 #else
-	.default_name = "sim",
+    .default_name = "sim",
 #endif
 };
 
 int hv_open_by_name(const char *name, struct loop *loop, const struct hv_ops **ops_r,
-		    struct hv **hv_r)
+                    struct hv **hv_r)
 {
 	const void *ops;
 	char why[256];

@@ -16,7 +16,7 @@
 
 #include "common/registry.h"
 
-#define HV_NAME_MAX 64
+#define HV_NAME_MAX      64
 #define HV_INVALID_DOMID UINT32_MAX
 
 struct hv;
@@ -67,17 +67,17 @@ enum hv_featureset_kind {
 
 /* One virtual disk of a domain, as its backend in xenstore describes it. */
 struct hv_disk {
-	char vdev[32];      /* frontend device id or name ("51712", "xvda") */
+	char vdev[32]; /* frontend device id or name ("51712", "xvda") */
 	uint32_t backend_domid;
-	char type[32];      /* backend "type": phy, file, vbd3... */
-	char params[256];   /* backend "params": the device, file or target */
-	char script[128];   /* backend "script" ("" when none: plain device) */
-	bool readonly;      /* backend "mode" is "r": the guest cannot write it */
+	char type[32];    /* backend "type": phy, file, vbd3... */
+	char params[256]; /* backend "params": the device, file or target */
+	char script[128]; /* backend "script" ("" when none: plain device) */
+	bool readonly;    /* backend "mode" is "r": the guest cannot write it */
 };
 
 struct hv_create_args {
-	bool paused;       /* leave the new domain paused (xl create -p) */
-	const char *name;  /* override the config's name, or NULL */
+	bool paused;      /* leave the new domain paused (xl create -p) */
+	const char *name; /* override the config's name, or NULL */
 };
 
 struct hv_ops {
@@ -95,7 +95,7 @@ struct hv_ops {
 	int (*info)(struct hv *hv, uint32_t domid, struct hv_domain_info *info);
 
 	int (*create)(struct hv *hv, const char *config_path, const struct hv_create_args *args,
-		      uint32_t *domid_r);
+	              uint32_t *domid_r);
 	int (*destroy)(struct hv *hv, uint32_t domid);
 	int (*pause)(struct hv *hv, uint32_t domid);
 	int (*unpause)(struct hv *hv, uint32_t domid);
@@ -115,7 +115,7 @@ struct hv_ops {
 	 * resume(). report may be NULL.
 	 */
 	int (*send_stream)(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
-			   struct mig_report *report);
+	                   struct mig_report *report);
 	/* Undo a suspend after a failed migration (libxl_domain_resume with suspend_cancel). */
 	int (*resume)(struct hv *hv, uint32_t domid);
 	/*
@@ -123,25 +123,24 @@ struct hv_ops {
 	 * the sender's configuration JSON. On failure nothing is left behind.
 	 */
 	int (*receive_stream)(struct hv *hv, int fd, const char *name, const char *config_json,
-			      const struct mig_params *params, struct mig_report *report,
-			      uint32_t *domid_r);
+	                      const struct mig_params *params, struct mig_report *report,
+	                      uint32_t *domid_r);
 
 	/* Optional operations: NULL when the backend does not support them. */
 
 	/* A featureset of this host (see enum hv_featureset_kind). */
 	int (*cpu_featureset)(struct hv *hv, enum hv_featureset_kind kind,
-			      struct hv_featureset *fs);
+	                      struct hv_featureset *fs);
 	/* The short name of CPU feature bit ("avx2"), or NULL when unknown. */
 	const char *(*cpu_feature_name)(unsigned bit);
 	/* The domain's virtual disks and their backends; caller frees *disks_r. */
-	int (*disk_backends)(struct hv *hv, uint32_t domid, struct hv_disk **disks_r,
-			     size_t *n_r);
+	int (*disk_backends)(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r);
 	/*
 	 * Sample the domain's dirty rate for sample_ms with log-dirty mode, which is switched off
 	 * again before returning, on every path. Pages per second in *pps_r.
 	 */
 	int (*estimate_dirty_rate)(struct hv *hv, uint32_t domid, unsigned sample_ms,
-				   double *pps_r);
+	                           double *pps_r);
 };
 
 /* The table of hypervisor backends built into this binary. */
@@ -149,7 +148,7 @@ extern const struct registry hv_registry;
 
 /* Pick a backend by name (NULL: the default) and open it; logs why on failure. */
 int hv_open_by_name(const char *name, struct loop *loop, const struct hv_ops **ops_r,
-		    struct hv **hv_r);
+                    struct hv **hv_r);
 
 const char *hv_type_name(enum hv_domain_type type);
 int hv_type_parse(const char *s, enum hv_domain_type *type_r);

@@ -21,11 +21,12 @@ struct xlext_globals xlext_globals;
 static void usage_global(FILE *out)
 {
 	cmd_print_list(out, &xlext_table);
-	fprintf(out, "\nGlobal options:\n"
-		     "  -v, --verbose        more messages (repeat for debug)\n"
-		     "  -b, --backend NAME   hypervisor backend (default: $XLEXT_BACKEND or %s)\n"
-		     "  -h, --help           this help\n",
-		hv_registry.default_name);
+	fprintf(out,
+	        "\nGlobal options:\n"
+	        "  -v, --verbose        more messages (repeat for debug)\n"
+	        "  -b, --backend NAME   hypervisor backend (default: $XLEXT_BACKEND or %s)\n"
+	        "  -h, --help           this help\n",
+	        hv_registry.default_name);
 }
 
 int xlext_open(struct loop *loop, const struct hv_ops **ops_r, struct hv **hv_r)
@@ -45,7 +46,7 @@ int main_help(int argc, char **argv)
 	cmd = cmd_find(&xlext_table, argv[1], &ambiguous);
 	if (!cmd) {
 		fprintf(stderr, "xl-ext: %s command '%s'\n", ambiguous ? "ambiguous" : "unknown",
-			argv[1]);
+		        argv[1]);
 		return 2;
 	}
 	cmd_print_usage(stdout, &xlext_table, cmd);
@@ -69,7 +70,8 @@ int main_version(int argc, char **argv)
  */
 static int xlext_hand_to_xl(const char *cmd)
 {
-	const char *backend = xlext_globals.backend ? xlext_globals.backend : hv_registry.default_name;
+	const char *backend =
+	    xlext_globals.backend ? xlext_globals.backend : hv_registry.default_name;
 	int ambiguous = 0;
 
 	return !strcmp(backend, "xen") && !cmd_find(&xlext_table, cmd, &ambiguous) && !ambiguous;
@@ -93,7 +95,8 @@ static int xlext_exec_xl(int argc, char **argv)
 	if (errno == ENOENT) {
 		/* no xl to hand it to: the same usage error as with the sim backend */
 		log_error("unknown command '%s' (not an xl-ext command, and xl is not installed "
-			  "to run it); see 'xl-ext help'", argv[0]);
+		          "to run it); see 'xl-ext help'",
+		          argv[0]);
 		free(xl_argv);
 		return 2;
 	}
@@ -105,10 +108,10 @@ static int xlext_exec_xl(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"verbose", no_argument, NULL, 'v'},
-		{"backend", required_argument, NULL, 'b'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"backend", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 

@@ -25,7 +25,7 @@
  * at most timeout_ms for them to start arriving (0: no limit).
  */
 static int read_fixed(int fd, const void *msg, size_t len, const char *what, const char *peer,
-		      int timeout_ms)
+                      int timeout_ms)
 {
 	int64_t deadline = timeout_ms > 0 ? loop_now_ms() + timeout_ms : 0;
 	char buf[128];
@@ -39,7 +39,8 @@ static int read_fixed(int fd, const void *msg, size_t len, const char *what, con
 			int64_t left = deadline - loop_now_ms();
 
 			if (left <= 0 || fd_wait_readable(fd, (int)left) == ERR_TIMEOUT) {
-				log_error("no %s from %s within %d s", what, peer, timeout_ms / 1000);
+				log_error("no %s from %s within %d s", what, peer,
+				          timeout_ms / 1000);
 				return ERR_TIMEOUT;
 			}
 		}
@@ -48,12 +49,14 @@ static int read_fixed(int fd, const void *msg, size_t len, const char *what, con
 			continue;
 		if (n <= 0) {
 			log_error("migration stream from %s ended while waiting for the %s", peer,
-				  what);
+			          what);
 			return ERR_IO;
 		}
 		if (memcmp(buf + got, (const char *)msg + got, (size_t)n)) {
-			log_error("migration stream from %s contained unexpected data instead of the "
-				  "%s", peer, what);
+			log_error(
+			    "migration stream from %s contained unexpected data instead of the "
+			    "%s",
+			    peer, what);
 			return ERR_PROTO;
 		}
 		got += (size_t)n;
@@ -79,7 +82,7 @@ static int ext_read(int fd, int timeout_ms, char **json_r)
 
 	*json_r = NULL;
 	rc = timeout_ms > 0 ? fd_read_exact_timeout(fd, &len, sizeof(len), timeout_ms)
-			    : fd_read_exact(fd, &len, sizeof(len));
+	                    : fd_read_exact(fd, &len, sizeof(len));
 	if (rc)
 		return rc;
 	if (len == 0 || len > XLP_EXT_MAX)
@@ -88,7 +91,7 @@ static int ext_read(int fd, int timeout_ms, char **json_r)
 	if (!buf)
 		return ERR_NOMEM;
 	rc = timeout_ms > 0 ? fd_read_exact_timeout(fd, buf, len, timeout_ms)
-			    : fd_read_exact(fd, buf, len);
+	                    : fd_read_exact(fd, buf, len);
 	if (rc) {
 		free(buf);
 		return rc;
@@ -112,18 +115,21 @@ static int send_ext_request(const struct mig_send_args *a)
 		rc = ext_read(a->recv_fd, a->reply_timeout_ms, &answer);
 	if (rc == ERR_IO)
 		log_error("migration of %s failed: the receiver on %s closed the stream before "
-			  "answering xl-ext's storage hand-over request (its messages, if any, are "
-			  "above); the domain was not touched", a->name, a->peer);
+		          "answering xl-ext's storage hand-over request (its messages, if any, are "
+		          "above); the domain was not touched",
+		          a->name, a->peer);
 	else if (rc)
 		log_error("migration of %s: %s did not answer xl-ext's storage hand-over request "
-			  "(%s); the domain was not touched", a->name, a->peer, err_str(rc));
+		          "(%s); the domain was not touched",
+		          a->name, a->peer, err_str(rc));
 	if (rc)
 		return rc;
 	rc = a->ext->ready(a->ext_ctx, answer);
 	free(answer);
 	if (rc)
 		log_error("migration of %s to %s refused before anything was suspended (above); "
-			  "the domain was not touched and keeps running here", a->name, a->peer);
+		          "the domain was not touched and keeps running here",
+		          a->name, a->peer);
 	return rc;
 }
 
@@ -156,7 +162,7 @@ static void resume_source(const struct mig_send_args *a)
 
 	if (rc)
 		log_error("migration sender: could not resume domain %s here: %s", a->name,
-			  err_str(rc));
+		          err_str(rc));
 	else
 		log_warn("migration sender: domain %s resumed here and keeps running", a->name);
 }
@@ -172,11 +178,11 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	*result_r = MIG_FAILED_RESUMED;
 	memset(rep, 0, sizeof(*rep));
 	rc = read_fixed(a->recv_fd, xlp_banner, xlp_banner_len(), "receiver banner", a->peer,
-			MIG_BANNER_TIMEOUT_MS);
+	                MIG_BANNER_TIMEOUT_MS);
 	if (rc) {
 		log_error("migration of %s to %s failed before it started: the receiver did not "
-			  "answer (is xl-ext or xl installed there?); the domain was not touched",
-			  a->name, a->peer);
+		          "answer (is xl-ext or xl installed there?); the domain was not touched",
+		          a->name, a->peer);
 		return rc;
 	}
 	rc = xlp_encode_header_flags(a->config_json, a->ext ? XLP_OPT_XLEXT : 0, &hdr, &hdr_len);
@@ -197,25 +203,29 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	if (rc) {
 		if (rc == ERR_TIMEOUT) {
 			log_error("migration of %s failed: the domain did not suspend in time; it "
-				  "is left as it is (not resumed), as xl does", a->name);
+			          "is left as it is (not resumed), as xl does",
+			          a->name);
 			*result_r = MIG_FAILED_NO_RESUME;
 			return rc;
 		}
 		if (rc == ERR_NOTCONV)
 			log_error("migration of %s aborted: %s; the domain keeps running here",
-				  a->name, rep->reason ? rep->reason : "pre-copy did not converge");
+			          a->name, rep->reason ? rep->reason : "pre-copy did not converge");
 		else if (rc == ERR_CANCELLED)
-			log_error("migration of %s cancelled; the domain keeps running here", a->name);
+			log_error("migration of %s cancelled; the domain keeps running here",
+			          a->name);
 		else if (rc == ERR_IO)
-			log_error("migration of %s failed: the receiver on %s closed the stream (its "
-				  "messages, if any, are above)", a->name, a->peer);
+			log_error(
+			    "migration of %s failed: the receiver on %s closed the stream (its "
+			    "messages, if any, are above)",
+			    a->name, a->peer);
 		else
 			log_error("migration of %s to %s failed while sending memory: %s", a->name,
-				  a->peer, err_str(rc));
+			          a->peer, err_str(rc));
 		goto failed_resume;
 	}
-	rc = read_fixed(a->recv_fd, xlp_receiver_ready, xlp_receiver_ready_len(),
-			"ready message", a->peer, a->reply_timeout_ms);
+	rc = read_fixed(a->recv_fd, xlp_receiver_ready, xlp_receiver_ready_len(), "ready message",
+	                a->peer, a->reply_timeout_ms);
 	if (rc) {
 		log_error("migration of %s: %s did not acknowledge the transfer", a->name, a->peer);
 		goto failed_resume;
@@ -235,7 +245,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		goto failed_badly;
 	rep->t_go_us = loop_now_us();
 	rc = read_fixed(a->recv_fd, xlp_report, xlp_report_len(), "success/failure report", a->peer,
-			a->reply_timeout_ms);
+	                a->reply_timeout_ms);
 	if (rc)
 		goto failed_badly;
 	rc = fd_read_exact(a->recv_fd, &status, 1);
@@ -244,9 +254,9 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	rep->t_end_us = loop_now_us();
 	if (status) {
 		log_error("migration of %s: target %s reports startup failure (status code %d)",
-			  a->name, a->peer, status);
+		          a->name, a->peer, status);
 		rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(),
-				"permission for sender to resume", a->peer, a->reply_timeout_ms);
+		                "permission for sender to resume", a->peer, a->reply_timeout_ms);
 		if (rc)
 			goto failed_badly;
 		a->ops->rename(a->hv, a->domid, away, a->name);
@@ -259,16 +269,18 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 
 		rc = ext_read(a->recv_fd, a->reply_timeout_ms, &final);
 		if (rc)
-			log_warn("migration of %s: %s started it but did not report the reservation "
-				 "hand-over (%s); check the LUNs' owner with 'xl-ext pr URL show'",
-				 a->name, a->peer, err_str(rc));
+			log_warn(
+			    "migration of %s: %s started it but did not report the reservation "
+			    "hand-over (%s); check the LUNs' owner with 'xl-ext pr URL show'",
+			    a->name, a->peer, err_str(rc));
 		a->ext->final(a->ext_ctx, final);
 		free(final);
 	}
 	rc = a->ops->destroy(a->hv, a->domid);
 	if (rc)
 		log_warn("migration of %s succeeded but its old copy (%s) could not be destroyed "
-			 "here: %s", a->name, away, err_str(rc));
+		         "here: %s",
+		         a->name, away, err_str(rc));
 	*result_r = MIG_OK;
 	return 0;
 
@@ -281,9 +293,9 @@ failed_resume:
 
 failed_badly:
 	log_error("migration of %s to %s failed during the final handshake: domain state is now "
-		  "undefined. Check BOTH hosts for running instances (here it is renamed %s) and "
-		  "resume at most one; two instances would corrupt its disks.",
-		  a->name, a->peer, away);
+	          "undefined. Check BOTH hosts for running instances (here it is renamed %s) and "
+	          "resume at most one; two instances would corrupt its disks.",
+	          a->name, a->peer, away);
 	*result_r = MIG_FAILED_UNDEFINED;
 	return rc ? rc : ERR_IO;
 }
@@ -298,14 +310,16 @@ static int receive_header(int fd, char **json_r, uint32_t *optional_r)
 
 	rc = fd_read_exact(fd, hdr, sizeof(hdr));
 	if (rc) {
-		log_error("migration receiver: the sender closed the stream before the save header");
+		log_error(
+		    "migration receiver: the sender closed the stream before the save header");
 		return ERR_IO;
 	}
 	rc = xlp_decode_header(hdr, &mandatory, &optlen);
 	*optional_r = rc ? 0 : xlp_header_optional(hdr);
 	if (rc) {
-		log_error("migration receiver: not an xl migration stream (bad magic, byte order or "
-			  "unknown mandatory flags)");
+		log_error(
+		    "migration receiver: not an xl migration stream (bad magic, byte order or "
+		    "unknown mandatory flags)");
 		return rc;
 	}
 	opt = malloc(optlen ? optlen : 1);
@@ -320,7 +334,7 @@ static int receive_header(int fd, char **json_r, uint32_t *optional_r)
 			rc = ERR_NOMEM;
 	} else {
 		log_error("migration receiver: the domain configuration in the save header is "
-			  "missing or malformed");
+		          "missing or malformed");
 	}
 	free(opt);
 	return rc;
@@ -349,7 +363,8 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 	}
 	if (a->ops->lookup(a->hv, name, &other) == 0) {
 		log_error("migration receiver: a domain named '%s' already runs on this host "
-			  "(domid %u); refusing to receive another", name, other);
+		          "(domid %u); refusing to receive another",
+		          name, other);
 		rc = ERR_EXISTS;
 		goto out;
 	}
@@ -358,8 +373,10 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 
 		rc = ext_read(a->recv_fd, MIG_BANNER_TIMEOUT_MS, &request);
 		if (rc) {
-			log_error("migration receiver: no storage hand-over request from the sender "
-				  "of %s (%s)", name, err_str(rc));
+			log_error(
+			    "migration receiver: no storage hand-over request from the sender "
+			    "of %s (%s)",
+			    name, err_str(rc));
 			goto out;
 		}
 		rc = a->ext->prepare(a->ext_ctx, request, &answer);
@@ -369,22 +386,26 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 		if (!rc && rc2)
 			rc = rc2;
 		if (rc) {
-			log_error("migration receiver: refusing %s before its stream: this host cannot "
-				  "take over its disks (above); the sender keeps it", name);
+			log_error(
+			    "migration receiver: refusing %s before its stream: this host cannot "
+			    "take over its disks (above); the sender keeps it",
+			    name);
 			a->ext->abort(a->ext_ctx);
 			goto out;
 		}
 		ext = true;
 	} else if (a->ext) {
 		log_warn("migration receiver: the sender of %s is not xl-ext (stock xl?): LUN "
-			 "identity and the reservation hand-over are skipped", name);
+		         "identity and the reservation hand-over are skipped",
+		         name);
 	}
 	snprintf(incoming, sizeof(incoming), "%s--incoming", name);
 	rc = a->ops->receive_stream(a->hv, a->recv_fd, incoming, json, &params, rep, &domid);
 	log_debug("migration target: stream of %s received and applied", name);
 	if (rc) {
 		log_error("migration receiver: receiving domain %s failed (%s); nothing is left "
-			  "here, the sender keeps its copy", name, err_str(rc));
+		          "here, the sender keeps its copy",
+		          name, err_str(rc));
 		if (ext)
 			a->ext->abort(a->ext_ctx);
 		goto out;
@@ -393,7 +414,8 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 		rc = a->ext->received(a->ext_ctx);
 		if (rc) {
 			log_error("migration receiver: %s cannot write its disks here (above); "
-				  "destroying our copy, the sender keeps it", name);
+			          "destroying our copy, the sender keeps it",
+			          name);
 			goto destroy;
 		}
 	}
@@ -401,8 +423,8 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 	rc = fd_write_exact(a->send_fd, xlp_receiver_ready, xlp_receiver_ready_len());
 	if (rc)
 		goto destroy;
-	rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(),
-			"GO message", "the sender", 0);
+	rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(), "GO message",
+	                "the sender", 0);
 	if (rc)
 		goto report;
 	rep->t_go_us = loop_now_us();
@@ -411,7 +433,7 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 		rc = a->ops->unpause(a->hv, domid);
 	rep->t_end_us = loop_now_us();
 	log_debug("migration target: %s renamed and started %.1f ms after GO", name,
-		  (double)(rep->t_end_us - rep->t_go_us) / 1000.0);
+	          (double)(rep->t_end_us - rep->t_go_us) / 1000.0);
 report:
 	rc2 = fd_write_exact(a->send_fd, xlp_report, xlp_report_len());
 	status = (uint8_t)(rc ? (rc < 0 ? -rc : 1) : 0);
@@ -429,8 +451,10 @@ report:
 
 			a->ext->go(a->ext_ctx, &final);
 			if (ext_write(a->send_fd, final ? final : "{}"))
-				log_warn("migration target: cannot tell the sender how the reservation "
-					 "hand-over of %s went", name);
+				log_warn(
+				    "migration target: cannot tell the sender how the reservation "
+				    "hand-over of %s went",
+				    name);
 			free(final);
 		}
 		goto out;

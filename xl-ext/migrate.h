@@ -16,10 +16,10 @@
 
 enum mig_result {
 	MIG_OK = 0,
-	MIG_FAILED_RESUMED,     /* failed before the point of no return; the guest runs here */
-	MIG_FAILED_TARGET,      /* the target failed to start it; resumed here */
-	MIG_FAILED_UNDEFINED,   /* I/O failed after GO: state undefined, check both ends */
-	MIG_FAILED_NO_RESUME,   /* suspend timed out: not resumed (as xl) */
+	MIG_FAILED_RESUMED,   /* failed before the point of no return; the guest runs here */
+	MIG_FAILED_TARGET,    /* the target failed to start it; resumed here */
+	MIG_FAILED_UNDEFINED, /* I/O failed after GO: state undefined, check both ends */
+	MIG_FAILED_NO_RESUME, /* suspend timed out: not resumed (as xl) */
 };
 
 /*
@@ -49,12 +49,12 @@ struct mig_send_args {
 	const struct hv_ops *ops;
 	struct hv *hv;
 	uint32_t domid;
-	const char *name;          /* the domain's current name */
-	const char *config_json;   /* what goes in the save-file header */
-	int send_fd;               /* to the receiver */
-	int recv_fd;               /* from the receiver */
-	const char *peer;          /* for messages: host or rune */
-	int reply_timeout_ms;      /* limit on each reply after the stream (0: none) */
+	const char *name;        /* the domain's current name */
+	const char *config_json; /* what goes in the save-file header */
+	int send_fd;             /* to the receiver */
+	int recv_fd;             /* from the receiver */
+	const char *peer;        /* for messages: host or rune */
+	int reply_timeout_ms;    /* limit on each reply after the stream (0: none) */
 	struct mig_params params;
 	const struct mig_ext_ops *ext; /* NULL: the receiver is not known to be xl-ext */
 	void *ext_ctx;

@@ -21,7 +21,8 @@ void pc_init(struct pc_state *st, const struct pc_params *params)
 	memset(st, 0, sizeof(*st));
 	st->p = *params;
 	if (!st->p.max_iters)
-		st->p.max_iters = st->p.kind == PC_POLICY_XEN ? PC_XEN_MAX_ITERS : PC_DEFAULT_MAX_ITERS;
+		st->p.max_iters =
+		    st->p.kind == PC_POLICY_XEN ? PC_XEN_MAX_ITERS : PC_DEFAULT_MAX_ITERS;
 	if (!st->p.downtime_ms)
 		st->p.downtime_ms = PC_DEFAULT_DOWNTIME_MS;
 	if (!st->p.page_wire_bytes)
@@ -30,7 +31,7 @@ void pc_init(struct pc_state *st, const struct pc_params *params)
 		st->p.fixed_downtime_us = PC_DEFAULT_FIXED_DOWNTIME_US;
 	if (!st->p.max_total_bytes)
 		st->p.max_total_bytes =
-			PC_DEFAULT_BYTE_FACTOR * st->p.nr_pages * (uint64_t)st->p.page_wire_bytes;
+		    PC_DEFAULT_BYTE_FACTOR * st->p.nr_pages * (uint64_t)st->p.page_wire_bytes;
 	st->prev_dirty = UINT64_MAX;
 }
 
@@ -44,10 +45,10 @@ static uint64_t est_downtime_us(const struct pc_state *st, const struct pc_round
 }
 
 static struct pc_verdict verdict(enum pc_decision d, const char *reason, unsigned throttle,
-				 uint64_t est)
+                                 uint64_t est)
 {
-	struct pc_verdict v = {.decision = d, .reason = reason, .throttle_pct = throttle,
-			       .est_downtime_us = est};
+	struct pc_verdict v = {
+	    .decision = d, .reason = reason, .throttle_pct = throttle, .est_downtime_us = est};
 	return v;
 }
 
@@ -88,7 +89,7 @@ static unsigned throttle_needed(const struct pc_state *st, const struct pc_round
 }
 
 static struct pc_verdict on_stall(struct pc_state *st, const struct pc_round *r,
-				  const char *why_abort, const char *why_force, bool hard_limit)
+                                  const char *why_abort, const char *why_force, bool hard_limit)
 {
 	uint64_t est = est_downtime_us(st, r);
 
@@ -103,7 +104,8 @@ static struct pc_verdict on_stall(struct pc_state *st, const struct pc_round *r,
 			return verdict(PC_STOP_AND_COPY, why_force, st->throttle_pct, est);
 		st->throttle_pct = throttle_needed(st, r);
 		st->no_progress = 0;
-		return verdict(PC_CONTINUE, "not converging: guest throttled", st->throttle_pct, est);
+		return verdict(PC_CONTINUE, "not converging: guest throttled", st->throttle_pct,
+		               est);
 	}
 	return verdict(PC_ABORT, "internal error: unknown stall mode", 0, est);
 }
@@ -128,8 +130,8 @@ static struct pc_verdict decide_adaptive(struct pc_state *st, const struct pc_ro
 	uint64_t next_round_bytes = r->dirty_pages * (uint64_t)st->p.page_wire_bytes;
 
 	if (r->dirty_pages == 0 || est <= (uint64_t)st->p.downtime_ms * 1000)
-		return verdict(PC_STOP_AND_COPY, "dirty set fits the downtime target", st->throttle_pct,
-			       est);
+		return verdict(PC_STOP_AND_COPY, "dirty set fits the downtime target",
+		               st->throttle_pct, est);
 	/*
 	 * Another live round, and the stop-and-copy after it (what the guest dirties meanwhile at
 	 * its present rate), would push the total past the cap: switch over now, so the cap holds
@@ -137,10 +139,10 @@ static struct pc_verdict decide_adaptive(struct pc_state *st, const struct pc_ro
 	 */
 	if (r->total_bytes + next_round_bytes + final_after_next(st, r) > st->p.max_total_bytes)
 		return on_stall(st, r, "byte limit reached (not converging)",
-				"byte limit reached: switch-over forced", true);
+		                "byte limit reached: switch-over forced", true);
 	if (r->round + 1 >= st->p.max_iters)
 		return on_stall(st, r, "iteration limit reached (not converging)",
-				"iteration limit reached: switch-over forced", true);
+		                "iteration limit reached: switch-over forced", true);
 	if (r->round >= 1 && st->prev_dirty != UINT64_MAX &&
 	    (double)r->dirty_pages >= PC_PROGRESS_RATIO * (double)st->prev_dirty)
 		st->no_progress++;
@@ -158,7 +160,7 @@ static struct pc_verdict decide_adaptive(struct pc_state *st, const struct pc_ro
 		st->no_progress = PC_STALL_ROUNDS;
 	if (st->no_progress >= PC_STALL_ROUNDS)
 		return on_stall(st, r, "dirty set is not shrinking (not converging)",
-				"not converging: switch-over forced", false);
+		                "not converging: switch-over forced", false);
 	return verdict(PC_CONTINUE, "pre-copy continues", st->throttle_pct, est);
 }
 

@@ -32,9 +32,9 @@ enum pc_decision {
 	PC_ABORT = 2,
 };
 
-#define PC_XEN_MAX_ITERS 5
-#define PC_XEN_DIRTY_TARGET 50
-#define PC_DEFAULT_MAX_ITERS 30
+#define PC_XEN_MAX_ITERS       5
+#define PC_XEN_DIRTY_TARGET    50
+#define PC_DEFAULT_MAX_ITERS   30
 #define PC_DEFAULT_DOWNTIME_MS 20
 #define PC_DEFAULT_BYTE_FACTOR 3
 /*
@@ -43,45 +43,46 @@ enum pc_decision {
  * guest on the destination (2-3, 1-2 and 3-4 ms on the sim backend, see downtime_phases_ms).
  */
 #define PC_DEFAULT_FIXED_DOWNTIME_US 8000
-#define PC_THROTTLE_MIN 20
-#define PC_THROTTLE_MAX 99
+#define PC_THROTTLE_MIN              20
+#define PC_THROTTLE_MAX              99
 /* throttle at once when the dirty rate reaches this share of the link (--on-stall throttle) */
 #define PC_THROTTLE_EARLY 0.8
 
 struct pc_params {
 	enum pc_policy_kind kind;
-	unsigned max_iters;        /* 0: the policy's default */
-	uint32_t downtime_ms;      /* 0: PC_DEFAULT_DOWNTIME_MS */
-	uint64_t max_total_bytes;  /* 0: PC_DEFAULT_BYTE_FACTOR x memory */
+	unsigned max_iters;       /* 0: the policy's default */
+	uint32_t downtime_ms;     /* 0: PC_DEFAULT_DOWNTIME_MS */
+	uint64_t max_total_bytes; /* 0: PC_DEFAULT_BYTE_FACTOR x memory */
 	enum pc_on_stall on_stall;
-	uint64_t nr_pages;         /* guest memory, in pages */
-	uint32_t page_wire_bytes;  /* bytes one dirty page costs on the wire (4096 + overhead) */
-	uint32_t fixed_downtime_us; /* measured cost of the switch-over besides pages (state, rtt) */
+	uint64_t nr_pages;        /* guest memory, in pages */
+	uint32_t page_wire_bytes; /* bytes one dirty page costs on the wire (4096 + overhead) */
+	/* measured cost of the switch-over besides pages (state, rtt) */
+	uint32_t fixed_downtime_us;
 };
 
 /* What happened in the live round that just ended. */
 struct pc_round {
-	unsigned round;          /* 0-based: round 0 sends every non-zero page */
+	unsigned round; /* 0-based: round 0 sends every non-zero page */
 	uint64_t pages_sent;
-	uint64_t bytes_sent;     /* on the wire, this round */
-	uint64_t duration_us;    /* this round */
-	uint64_t dirty_pages;    /* dirty now: what the next round (or stop-and-copy) must send */
-	uint64_t total_bytes;    /* since the migration started */
-	double bandwidth_Bps;    /* measured bytes per second (this round, or the cap) */
-	double dirty_rate_pps;   /* pages dirtied per second during this round */
+	uint64_t bytes_sent;   /* on the wire, this round */
+	uint64_t duration_us;  /* this round */
+	uint64_t dirty_pages;  /* dirty now: what the next round (or stop-and-copy) must send */
+	uint64_t total_bytes;  /* since the migration started */
+	double bandwidth_Bps;  /* measured bytes per second (this round, or the cap) */
+	double dirty_rate_pps; /* pages dirtied per second during this round */
 };
 
 struct pc_verdict {
 	enum pc_decision decision;
-	const char *reason;      /* static text, for reports and logs */
-	unsigned throttle_pct;   /* vCPU throttle to apply for the next round (0: none) */
+	const char *reason;       /* static text, for reports and logs */
+	unsigned throttle_pct;    /* vCPU throttle to apply for the next round (0: none) */
 	uint64_t est_downtime_us; /* predicted cost of stopping now */
 };
 
 struct pc_state {
 	struct pc_params p;
 	uint64_t prev_dirty;
-	unsigned no_progress;    /* consecutive rounds whose dirty set did not shrink enough */
+	unsigned no_progress; /* consecutive rounds whose dirty set did not shrink enough */
 	unsigned throttle_pct;
 };
 

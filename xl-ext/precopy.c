@@ -53,8 +53,9 @@ static void bucket_take(struct pc_out *o, size_t n)
 	o->tokens -= (double)n;
 	if (o->tokens < 0) {
 		double wait_us = -o->tokens * 1e6 / (double)o->rate_Bps;
-		struct timespec ts = {.tv_sec = (time_t)(wait_us / 1e6),
-				      .tv_nsec = (long)((wait_us - (double)(time_t)(wait_us / 1e6) * 1e6) * 1000)};
+		struct timespec ts = {
+		    .tv_sec = (time_t)(wait_us / 1e6),
+		    .tv_nsec = (long)((wait_us - (double)(time_t)(wait_us / 1e6) * 1e6) * 1000)};
 
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
@@ -157,7 +158,7 @@ static bool cancelled(const struct pc_send_ctx *c)
  * sent as a zero entry (no data). *zero_r counts zero pages seen.
  */
 static int send_page(struct pc_send_ctx *c, uint64_t pfn, bool full, uint64_t *sent_r,
-		     uint64_t *zero_r)
+                     uint64_t *zero_r)
 {
 	const uint8_t *page = c->src->mem + pfn * PAGE;
 
@@ -205,24 +206,26 @@ static int send_pages(struct pc_send_ctx *c, bool full, uint64_t *sent_r, uint64
 static void progress_line(const struct mig_round_report *rr, uint64_t nr_pages)
 {
 	fprintf(stderr,
-		"migration: round %u: %llu pages (%.1f MiB) in %.0f ms, %.0f MB/s, dirtied %.1f "
-		"MiB/s, %llu dirty (%.1f%% of memory)%s\n",
-		rr->round, (unsigned long long)rr->pages, (double)rr->bytes / (1 << 20),
-		(double)rr->duration_us / 1000, rr->bandwidth_Bps / 1e6,
-		rr->dirty_rate_pps * PAGE / (1 << 20), (unsigned long long)rr->dirty_after,
-		100.0 * (double)rr->dirty_after / (double)nr_pages,
-		rr->throttle_pct ? " [throttled]" : "");
+	        "migration: round %u: %llu pages (%.1f MiB) in %.0f ms, %.0f MB/s, dirtied %.1f "
+	        "MiB/s, %llu dirty (%.1f%% of memory)%s\n",
+	        rr->round, (unsigned long long)rr->pages, (double)rr->bytes / (1 << 20),
+	        (double)rr->duration_us / 1000, rr->bandwidth_Bps / 1e6,
+	        rr->dirty_rate_pps * PAGE / (1 << 20), (unsigned long long)rr->dirty_after,
+	        100.0 * (double)rr->dirty_after / (double)nr_pages,
+	        rr->throttle_pct ? " [throttled]" : "");
 }
 
 static int send_header(struct pc_send_ctx *c)
 {
 	static uint8_t buf[STREAM_REC_HDR_SIZE + 64];
-	struct stream_header h = {.version = STREAM_VERSION, .page_size = PAGE,
-				  .nr_pages = c->src->nr_pages, .domain_type = c->src->type,
-				  .nr_vcpus = c->src->nr_vcpus};
+	struct stream_header h = {.version = STREAM_VERSION,
+	                          .page_size = PAGE,
+	                          .nr_pages = c->src->nr_pages,
+	                          .domain_type = c->src->type,
+	                          .nr_vcpus = c->src->nr_vcpus};
 
 	return out_record(&c->out, buf, STREAM_REC_HEADER,
-			  stream_encode_header(buf + STREAM_REC_HDR_SIZE, 64, &h));
+	                  stream_encode_header(buf + STREAM_REC_HDR_SIZE, 64, &h));
 }
 
 static int send_round_end(struct pc_send_ctx *c, uint32_t round, uint64_t pages)
@@ -230,7 +233,7 @@ static int send_round_end(struct pc_send_ctx *c, uint32_t round, uint64_t pages)
 	static uint8_t buf[STREAM_REC_HDR_SIZE + 32];
 
 	return out_record(&c->out, buf, STREAM_REC_ROUND_END,
-			  stream_encode_round_end(buf + STREAM_REC_HDR_SIZE, 32, round, pages));
+	                  stream_encode_round_end(buf + STREAM_REC_HDR_SIZE, 32, round, pages));
 }
 
 static int send_state(struct pc_send_ctx *c, const struct pc_cpu_state *st)
@@ -242,13 +245,15 @@ static int send_state(struct pc_send_ctx *c, const struct pc_cpu_state *st)
 	if (!buf)
 		return ERR_NOMEM;
 	for (unsigned v = 0; v < st->nr_vcpus && !rc; v++)
-		rc = out_record(&c->out, buf, STREAM_REC_VCPU_STATE,
-				stream_encode_blob(buf + STREAM_REC_HDR_SIZE, cap - STREAM_REC_HDR_SIZE, v,
-						   st->vcpus + (size_t)v * st->vcpu_len, st->vcpu_len));
+		rc = out_record(
+		    &c->out, buf, STREAM_REC_VCPU_STATE,
+		    stream_encode_blob(buf + STREAM_REC_HDR_SIZE, cap - STREAM_REC_HDR_SIZE, v,
+		                       st->vcpus + (size_t)v * st->vcpu_len, st->vcpu_len));
 	if (!rc && st->dm_len)
 		rc = out_record(&c->out, buf, STREAM_REC_DEVICE_MODEL,
-				stream_encode_blob(buf + STREAM_REC_HDR_SIZE, cap - STREAM_REC_HDR_SIZE, 0,
-						   st->dm, st->dm_len));
+		                stream_encode_blob(buf + STREAM_REC_HDR_SIZE,
+		                                   cap - STREAM_REC_HDR_SIZE, 0, st->dm,
+		                                   st->dm_len));
 	free(buf);
 	return rc;
 }
@@ -283,7 +288,7 @@ static int send_verify(struct pc_send_ctx *c)
  * the round's bandwidth would also be overestimated. Pipes (ssh) cannot tell: no wait.
  */
 #define PC_DRAIN_MAX_MS 5000
-#define PC_DRAIN_SLACK 65536
+#define PC_DRAIN_SLACK  65536
 
 static void wait_drained(struct pc_send_ctx *c)
 {
@@ -304,7 +309,8 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 	int rc;
 
 	for (unsigned round = 0;; round++) {
-		struct mig_round_report *rr = &rep->rounds[rep->nrounds < MIG_MAX_ROUNDS ? rep->nrounds : MIG_MAX_ROUNDS - 1];
+		struct mig_round_report *rr =
+		    &rep->rounds[rep->nrounds < MIG_MAX_ROUNDS ? rep->nrounds : MIG_MAX_ROUNDS - 1];
 		int64_t t0 = loop_now_us();
 		uint64_t bytes0 = c->out.bytes, ndirty = 0;
 		struct pc_round pr;
@@ -325,8 +331,10 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		rr->duration_us = (uint64_t)(loop_now_us() - t0);
 		rr->bytes = c->out.bytes - bytes0;
 		rr->dirty_after = ndirty;
-		rr->bandwidth_Bps = rr->duration_us ? (double)rr->bytes * 1e6 / (double)rr->duration_us : 0;
-		rr->dirty_rate_pps = rr->duration_us ? (double)ndirty * 1e6 / (double)rr->duration_us : 0;
+		rr->bandwidth_Bps =
+		    rr->duration_us ? (double)rr->bytes * 1e6 / (double)rr->duration_us : 0;
+		rr->dirty_rate_pps =
+		    rr->duration_us ? (double)ndirty * 1e6 / (double)rr->duration_us : 0;
 		if (rep->nrounds < MIG_MAX_ROUNDS)
 			rep->nrounds++;
 		rep->total_pages += rr->pages;
@@ -339,7 +347,8 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		pr.total_bytes = c->out.bytes;
 		/* with a cap, plan with the cap: stop-and-copy is faster than that */
 		pr.bandwidth_Bps = rr->bandwidth_Bps;
-		if (c->out.rate_Bps && (pr.bandwidth_Bps <= 0 || pr.bandwidth_Bps > (double)c->out.rate_Bps))
+		if (c->out.rate_Bps &&
+		    (pr.bandwidth_Bps <= 0 || pr.bandwidth_Bps > (double)c->out.rate_Bps))
 			pr.bandwidth_Bps = (double)c->out.rate_Bps;
 		pr.dirty_rate_pps = rr->dirty_rate_pps;
 		v = pc_decide(pol, &pr);
@@ -347,7 +356,8 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		if (c->params->progress)
 			progress_line(rr, c->src->nr_pages);
 		log_debug("round %u: %s (%s), estimated downtime %llu us", round,
-			  pc_decision_name(v.decision), v.reason, (unsigned long long)v.est_downtime_us);
+		          pc_decision_name(v.decision), v.reason,
+		          (unsigned long long)v.est_downtime_us);
 		rep->decision = v.decision;
 		rep->reason = v.reason;
 		if (v.throttle_pct > rep->max_throttle)
@@ -368,7 +378,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 }
 
 int pc_send(const struct pc_source *src, int fd, const struct mig_params *params,
-	    struct mig_report *report)
+            struct mig_report *report)
 {
 	struct pc_send_ctx c = {.src = src, .params = params, .rep = report};
 	struct pc_cpu_state st = {0};
@@ -398,7 +408,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	pp.page_wire_bytes = PAGE + 8;
 	pc_init(&pol, &pp);
 	rc = src->ops->logdirty_enable(src->arg, &c.bitmap, report->dirtylog_method,
-				       sizeof(report->dirtylog_method));
+	                               sizeof(report->dirtylog_method));
 	if (rc)
 		goto out;
 	rc = send_header(&c);
@@ -462,7 +472,7 @@ static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 	rc = stream_rec_parse_header(hdr, &rec->type, &rec->length, &csum);
 	if (rc) {
 		log_error("migration stream: malformed record header (type %u, length %u)",
-			  hdr[0] | hdr[1] << 8, rec->length);
+		          hdr[0] | hdr[1] << 8, rec->length);
 		return rc;
 	}
 	padded = (rec->length + 7u) & ~7u;
@@ -474,7 +484,7 @@ static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 	rc = stream_rec_check(rec->type, rec->length, csum, body);
 	if (rc) {
 		log_error("migration stream: %s record failed its checksum (corrupted stream)",
-			  stream_rec_name(rec->type));
+		          stream_rec_name(rec->type));
 		return rc;
 	}
 	rec->body = body;
@@ -482,7 +492,7 @@ static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 }
 
 static int apply_pages(const struct stream_rec *rec, uint8_t *mem, uint64_t nr_pages,
-		       bool verify_mode, struct mig_report *report)
+                       bool verify_mode, struct mig_report *report)
 {
 	struct stream_pages p;
 	uint32_t d = 0;
@@ -501,13 +511,14 @@ static int apply_pages(const struct stream_rec *rec, uint8_t *mem, uint64_t nr_p
 		uint8_t *dst = mem + pfn * PAGE;
 
 		if (verify_mode) {
-			bool same = (e & STREAM_PFN_ZERO) ? stream_page_is_zero(dst)
-							  : !memcmp(dst, p.data + (size_t)d * PAGE, PAGE);
+			bool same = (e & STREAM_PFN_ZERO)
+			                ? stream_page_is_zero(dst)
+			                : !memcmp(dst, p.data + (size_t)d * PAGE, PAGE);
 
 			if (!same) {
 				if (!report->verify_mismatches)
 					log_error("verification: page %llu differs from the source",
-						  (unsigned long long)pfn);
+					          (unsigned long long)pfn);
 				report->verify_mismatches++;
 			}
 		} else if (e & STREAM_PFN_ZERO) {
@@ -523,7 +534,7 @@ static int apply_pages(const struct stream_rec *rec, uint8_t *mem, uint64_t nr_p
 }
 
 static int take_blob(const struct stream_rec *rec, struct pc_cpu_state *st, unsigned nr_vcpus,
-		     uint8_t *seen)
+                     uint8_t *seen)
 {
 	const uint8_t *blob;
 	uint32_t id, len;
@@ -559,8 +570,8 @@ static int take_blob(const struct stream_rec *rec, struct pc_cpu_state *st, unsi
 	return 0;
 }
 
-int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type,
-	       unsigned nr_vcpus, struct pc_cpu_state *state, struct mig_report *report)
+int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
+               struct pc_cpu_state *state, struct mig_report *report)
 {
 	uint8_t *body = malloc(STREAM_MAX_BODY + 8);
 	uint8_t seen[PC_MAX_VCPUS] = {0};
@@ -588,11 +599,12 @@ int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type
 		goto out;
 	}
 	if (h.nr_pages != nr_pages || h.domain_type != (uint32_t)type || h.nr_vcpus != nr_vcpus) {
-		log_error("migration stream describes a guest (%llu pages, %u vCPUs, %s) other than "
-			  "its configuration (%llu pages, %u vCPUs, %s)",
-			  (unsigned long long)h.nr_pages, h.nr_vcpus,
-			  hv_type_name((enum hv_domain_type)h.domain_type),
-			  (unsigned long long)nr_pages, nr_vcpus, hv_type_name(type));
+		log_error(
+		    "migration stream describes a guest (%llu pages, %u vCPUs, %s) other than "
+		    "its configuration (%llu pages, %u vCPUs, %s)",
+		    (unsigned long long)h.nr_pages, h.nr_vcpus,
+		    hv_type_name((enum hv_domain_type)h.domain_type), (unsigned long long)nr_pages,
+		    nr_vcpus, hv_type_name(type));
 		rc = ERR_PROTO;
 		goto out;
 	}
@@ -629,25 +641,28 @@ int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type
 		case STREAM_REC_END:
 			for (unsigned v = 0; v < nr_vcpus; v++)
 				if (!seen[v]) {
-					log_error("migration stream ended without vCPU %u's state", v);
+					log_error("migration stream ended without vCPU %u's state",
+					          v);
 					rc = ERR_PROTO;
 					goto out;
 				}
 			if (type == HV_TYPE_HVM && !state->dm) {
-				log_error("migration stream ended without the HVM device model state");
+				log_error(
+				    "migration stream ended without the HVM device model state");
 				rc = ERR_PROTO;
 				goto out;
 			}
 			if (report->verify_mismatches) {
 				log_error("verification failed: %llu pages differ from the source",
-					  (unsigned long long)report->verify_mismatches);
+				          (unsigned long long)report->verify_mismatches);
 				rc = ERR_CHECKSUM;
 				goto out;
 			}
 			rc = 0;
 			goto out;
 		default:
-			log_error("migration stream: unexpected %s record", stream_rec_name(rec.type));
+			log_error("migration stream: unexpected %s record",
+			          stream_rec_name(rec.type));
 			rc = ERR_PROTO;
 		}
 		if (rc)

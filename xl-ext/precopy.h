@@ -22,13 +22,14 @@
 #define MIG_MAX_ROUNDS 64
 
 struct mig_params {
-	struct pc_params policy;    /* kind, max_iters, downtime_ms, max_total_bytes, on_stall */
-	uint64_t bandwidth_Bps;     /* live-round cap, 0: unlimited */
-	bool debug;                 /* after stop-and-copy, resend every page for verification */
-	bool progress;              /* a progress line per round on stderr */
-	volatile sig_atomic_t *cancel; /* set by a signal handler: abort before the point of no return */
-	int send_back_fd;           /* receiver: the channel back to the sender, which xl hands
-				       to libxl_domain_create_restore (0: none) */
+	struct pc_params policy; /* kind, max_iters, downtime_ms, max_total_bytes, on_stall */
+	uint64_t bandwidth_Bps;  /* live-round cap, 0: unlimited */
+	bool debug;              /* after stop-and-copy, resend every page for verification */
+	bool progress;           /* a progress line per round on stderr */
+	volatile sig_atomic_t
+	    *cancel;      /* set by a signal handler: abort before the point of no return */
+	int send_back_fd; /* receiver: the channel back to the sender, which xl hands
+	                     to libxl_domain_create_restore (0: none) */
 };
 
 struct mig_round_report {
@@ -37,7 +38,7 @@ struct mig_round_report {
 	uint64_t zero_pages;
 	uint64_t bytes;
 	uint64_t duration_us;
-	uint64_t dirty_after;     /* pages dirty when the round ended */
+	uint64_t dirty_after; /* pages dirty when the round ended */
 	double dirty_rate_pps;
 	double bandwidth_Bps;
 	unsigned throttle_pct;
@@ -45,23 +46,23 @@ struct mig_round_report {
 
 struct mig_report {
 	int64_t t_start_us;
-	int64_t t_pause_us;       /* source paused (stop-and-copy began) */
-	int64_t t_suspended_us;   /* the source's vCPUs stopped, state saved */
-	int64_t t_stream_end_us;  /* last byte of the stream written */
-	int64_t t_ready_us;       /* the destination said it holds the domain */
-	int64_t t_go_us;          /* renamed away here and GO sent (point of no return) */
-	int64_t t_end_us;         /* destination reported it runs */
+	int64_t t_pause_us;      /* source paused (stop-and-copy began) */
+	int64_t t_suspended_us;  /* the source's vCPUs stopped, state saved */
+	int64_t t_stream_end_us; /* last byte of the stream written */
+	int64_t t_ready_us;      /* the destination said it holds the domain */
+	int64_t t_go_us;         /* renamed away here and GO sent (point of no return) */
+	int64_t t_end_us;        /* destination reported it runs */
 	unsigned nrounds;
 	struct mig_round_report rounds[MIG_MAX_ROUNDS];
-	uint64_t final_pages;     /* sent while paused */
+	uint64_t final_pages; /* sent while paused */
 	uint64_t final_bytes;
 	uint64_t total_bytes;
 	uint64_t total_pages;
-	uint64_t nr_pages;        /* guest size */
+	uint64_t nr_pages; /* guest size */
 	enum pc_decision decision;
 	const char *reason;
 	unsigned max_throttle;
-	bool verified;            /* a --debug verification pass ran */
+	bool verified; /* a --debug verification pass ran */
 	uint64_t verify_mismatches;
 	char dirtylog_method[16];
 };
@@ -71,8 +72,8 @@ struct mig_report {
 struct pc_cpu_state {
 	unsigned nr_vcpus;
 	uint32_t vcpu_len;
-	uint8_t *vcpus;   /* nr_vcpus * vcpu_len bytes */
-	uint32_t dm_len;  /* 0 unless HVM */
+	uint8_t *vcpus;  /* nr_vcpus * vcpu_len bytes */
+	uint32_t dm_len; /* 0 unless HVM */
 	uint8_t *dm;
 };
 void pc_cpu_state_free(struct pc_cpu_state *s);
@@ -83,7 +84,8 @@ struct pc_source_ops {
 	/* Fetch-and-clear into the bitmap. */
 	int (*logdirty_fetch)(void *arg, uint64_t *ndirty_r);
 	int (*throttle)(void *arg, unsigned pct);
-	/* Pause the guest and hand back its vCPU/device state (caller frees with pc_cpu_state_free). */
+	/* Pause the guest and hand back its vCPU/device state (caller frees with
+	 * pc_cpu_state_free). */
 	int (*suspend)(void *arg, struct pc_cpu_state *state);
 };
 
@@ -102,15 +104,15 @@ struct pc_source {
  * the guest may be running or paused; the caller resumes it. report is filled as far as it got.
  */
 int pc_send(const struct pc_source *src, int fd, const struct mig_params *params,
-	    struct mig_report *report);
+            struct mig_report *report);
 
 /*
  * Receive a stream from fd into mem (nr_pages pages, zero-filled): expects a header matching
  * nr_pages/type/nr_vcpus, applies pages, collects the vCPU/device state, stops after END.
  * Malformed, truncated or foreign input gives ERR_PROTO/ERR_CHECKSUM/ERR_IO with a message.
  */
-int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type,
-	       unsigned nr_vcpus, struct pc_cpu_state *state, struct mig_report *report);
+int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
+               struct pc_cpu_state *state, struct mig_report *report);
 
 /* Print the report as JSON on out. */
 struct json_object;

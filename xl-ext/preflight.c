@@ -23,11 +23,11 @@ uint64_t pf_required_kib(uint64_t memory_kib)
 const char *pf_check_name(enum pf_check_id id)
 {
 	static const char *const names[PF_NR_CHECKS] = {
-		[PF_CHECK_HYPERVISOR] = "hypervisor",
-		[PF_CHECK_VERSION] = "version",
-		[PF_CHECK_MEMORY] = "memory",
-		[PF_CHECK_NAME] = "name",
-		[PF_CHECK_CPU] = "cpu",
+	    [PF_CHECK_HYPERVISOR] = "hypervisor",
+	    [PF_CHECK_VERSION] = "version",
+	    [PF_CHECK_MEMORY] = "memory",
+	    [PF_CHECK_NAME] = "name",
+	    [PF_CHECK_CPU] = "cpu",
 	};
 
 	return (unsigned)id < PF_NR_CHECKS ? names[id] : "?";
@@ -49,11 +49,10 @@ int pf_version_cmp(const char *a, const char *b)
 	return amin < bmin ? -1 : amin > bmin;
 }
 
-static void set(struct pf_result *res, enum pf_check_id id, enum pf_status st, const char *fmt,
-		...) __attribute__((format(printf, 4, 5)));
+static void set(struct pf_result *res, enum pf_check_id id, enum pf_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-static void set(struct pf_result *res, enum pf_check_id id, enum pf_status st, const char *fmt,
-		...)
+static void set(struct pf_result *res, enum pf_check_id id, enum pf_status st, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -65,7 +64,7 @@ static void set(struct pf_result *res, enum pf_check_id id, enum pf_status st, c
 
 /* The guest's features the destination cannot offer, named, into buf; their count. */
 static unsigned missing_features(const struct pf_source *src, const struct hv_featureset *max,
-				 char *buf, size_t len)
+                                 char *buf, size_t len)
 {
 	unsigned count = 0;
 	size_t used = 0;
@@ -83,10 +82,11 @@ static unsigned missing_features(const struct pf_source *src, const struct hv_fe
 				continue;
 			name = src->feature_name ? src->feature_name(w * 32 + b) : NULL;
 			if (name)
-				n = snprintf(buf + used, len - used, "%s%s", count ? " " : "", name);
+				n = snprintf(buf + used, len - used, "%s%s", count ? " " : "",
+				             name);
 			else
 				n = snprintf(buf + used, len - used, "%sbit %u (word %u bit %u)",
-					     count ? " " : "", w * 32 + b, w, b);
+				             count ? " " : "", w * 32 + b, w, b);
 			count++;
 			if (n > 0 && (size_t)n < len - used)
 				used += (size_t)n;
@@ -97,8 +97,7 @@ static unsigned missing_features(const struct pf_source *src, const struct hv_fe
 	return count;
 }
 
-static void check_cpu(const struct pf_source *src, const struct pf_dest *dst,
-		      struct pf_result *res)
+static void check_cpu(const struct pf_source *src, const struct pf_dest *dst, struct pf_result *res)
 {
 	const struct hv_featureset *max = src->type == HV_TYPE_PV ? &dst->pv_max : &dst->hvm_max;
 	char missing[300];
@@ -113,24 +112,27 @@ static void check_cpu(const struct pf_source *src, const struct pf_dest *dst,
 	if (n)
 		set(res, PF_CHECK_CPU, PF_FAIL,
 		    "the destination CPU lacks %u feature%s %s sees: %s (a %s guest there may only "
-		    "have what %s_max allows)", n, n > 1 ? "s" : "", src->name, missing,
-		    hv_type_name(src->type), src->type == HV_TYPE_PV ? "pv" : "hvm");
+		    "have what %s_max allows)",
+		    n, n > 1 ? "s" : "", src->name, missing, hv_type_name(src->type),
+		    src->type == HV_TYPE_PV ? "pv" : "hvm");
 }
 
 int pf_check(const struct pf_source *src, const struct pf_dest *dst, struct pf_result *res)
 {
 	static const int codes[PF_NR_CHECKS] = {
-		[PF_CHECK_HYPERVISOR] = ERR_NOTSUP, [PF_CHECK_VERSION] = ERR_NOTSUP,
-		[PF_CHECK_MEMORY] = ERR_NOSPACE,    [PF_CHECK_NAME] = ERR_EXISTS,
-		[PF_CHECK_CPU] = ERR_NOTSUP,
+	    [PF_CHECK_HYPERVISOR] = ERR_NOTSUP, [PF_CHECK_VERSION] = ERR_NOTSUP,
+	    [PF_CHECK_MEMORY] = ERR_NOSPACE,    [PF_CHECK_NAME] = ERR_EXISTS,
+	    [PF_CHECK_CPU] = ERR_NOTSUP,
 	};
 	uint64_t need;
 
 	memset(res, 0, sizeof(*res));
 	if (!dst->answered) {
 		for (int id = 0; id < PF_NR_CHECKS; id++)
-			set(res, id, PF_SKIPPED, "the destination did not answer the pre-flight "
-			    "query (stock xl there?); %s not checked", pf_check_name(id));
+			set(res, id, PF_SKIPPED,
+			    "the destination did not answer the pre-flight "
+			    "query (stock xl there?); %s not checked",
+			    pf_check_name(id));
 		return 0;
 	}
 	if (strcmp(src->hypervisor, dst->hypervisor))
@@ -142,17 +144,21 @@ int pf_check(const struct pf_source *src, const struct pf_dest *dst, struct pf_r
 
 		if (version_parse(src->version, &maj, &min) ||
 		    version_parse(dst->version, &maj, &min))
-			set(res, PF_CHECK_VERSION, PF_SKIPPED, "Xen version unknown ('%s' here, '%s' "
-			    "there); not checked", src->version, dst->version);
+			set(res, PF_CHECK_VERSION, PF_SKIPPED,
+			    "Xen version unknown ('%s' here, '%s' "
+			    "there); not checked",
+			    src->version, dst->version);
 		else if (pf_version_cmp(dst->version, src->version) < 0)
-			set(res, PF_CHECK_VERSION, PF_FAIL, "the destination runs Xen %s, older than "
+			set(res, PF_CHECK_VERSION, PF_FAIL,
+			    "the destination runs Xen %s, older than "
 			    "this host's %s: Xen does not migrate to older versions",
 			    dst->version, src->version);
 	}
 
 	need = pf_required_kib(src->memory_kib);
 	if (dst->free_kib < need)
-		set(res, PF_CHECK_MEMORY, PF_FAIL, "the destination has %" PRIu64 " MiB free, %s "
+		set(res, PF_CHECK_MEMORY, PF_FAIL,
+		    "the destination has %" PRIu64 " MiB free, %s "
 		    "needs %" PRIu64 " MiB (%" PRIu64 " MiB of memory and overhead)",
 		    dst->free_kib / 1024, src->name, (need + 1023) / 1024, src->memory_kib / 1024);
 
@@ -161,8 +167,10 @@ int pf_check(const struct pf_source *src, const struct pf_dest *dst, struct pf_r
 
 		snprintf(incoming, sizeof(incoming), "%s--incoming", src->name);
 		if (!strcmp(dst->names[i], src->name) || !strcmp(dst->names[i], incoming)) {
-			set(res, PF_CHECK_NAME, PF_FAIL, "a domain named '%s' already exists on the "
-			    "destination", dst->names[i]);
+			set(res, PF_CHECK_NAME, PF_FAIL,
+			    "a domain named '%s' already exists on the "
+			    "destination",
+			    dst->names[i]);
 			break;
 		}
 	}

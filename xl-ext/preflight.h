@@ -16,28 +16,28 @@
 
 #include "xl-ext/hv.h"
 
-#define PF_JSON_MAGIC "xl-ext-preflight"
+#define PF_JSON_MAGIC   "xl-ext-preflight"
 #define PF_JSON_VERSION 1
 
 struct pf_source {
-	const char *name;            /* the domain's name */
+	const char *name; /* the domain's name */
 	enum hv_domain_type type;
-	uint64_t memory_kib;         /* the domain's memory */
-	char hypervisor[16];         /* "xen", "sim" */
-	char version[32];            /* the source's hypervisor version "4.17" */
+	uint64_t memory_kib;           /* the domain's memory */
+	char hypervisor[16];           /* "xen", "sim" */
+	char version[32];              /* the source's hypervisor version "4.17" */
 	struct hv_featureset features; /* what the guest sees (default policy of its type) */
 	const char *(*feature_name)(unsigned bit); /* names for messages, may be NULL */
 };
 
 struct pf_dest {
-	bool answered;               /* false: stock xl (or older xl-ext) at the other end */
+	bool answered; /* false: stock xl (or older xl-ext) at the other end */
 	char hypervisor[16];
 	char version[32];
 	uint64_t free_kib;
-	char **names;                /* domains present there */
+	char **names; /* domains present there */
 	size_t n_names;
-	struct hv_featureset pv_max; /* the most a PV guest may have there */
-	struct hv_featureset hvm_max;/* the same for HVM and PVH */
+	struct hv_featureset pv_max;  /* the most a PV guest may have there */
+	struct hv_featureset hvm_max; /* the same for HVM and PVH */
 };
 
 enum pf_check_id {

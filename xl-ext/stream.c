@@ -45,7 +45,7 @@ static uint64_t get64(const uint8_t *p)
 const char *stream_rec_name(uint32_t type)
 {
 	static const char *const names[] = {
-		"?", "HEADER", "PAGE_DATA", "ROUND_END", "VCPU_STATE", "DEVICE_MODEL", "VERIFY", "END",
+	    "?", "HEADER", "PAGE_DATA", "ROUND_END", "VCPU_STATE", "DEVICE_MODEL", "VERIFY", "END",
 	};
 
 	return type <= STREAM_REC_TYPE_MAX ? names[type] : "UNKNOWN";
@@ -87,7 +87,7 @@ size_t stream_rec_seal(uint8_t *buf, uint32_t type, uint32_t body_len)
 }
 
 int stream_rec_parse_header(const uint8_t *hdr, uint32_t *type_r, uint32_t *length_r,
-			    uint64_t *checksum_r)
+                            uint64_t *checksum_r)
 {
 	uint32_t type = get32(hdr), length = get32(hdr + 4);
 
@@ -177,7 +177,7 @@ int stream_encode_blob(uint8_t *out, size_t cap, uint32_t id, const void *blob, 
 }
 
 int stream_decode_blob(const struct stream_rec *rec, uint32_t *id_r, const uint8_t **blob_r,
-		       uint32_t *len_r)
+                       uint32_t *len_r)
 {
 	uint32_t len;
 

@@ -20,26 +20,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STREAM_MAGIC "XLXSTRM\n"
-#define STREAM_VERSION 1
-#define STREAM_PAGE_SIZE 4096u
+#define STREAM_MAGIC        "XLXSTRM\n"
+#define STREAM_VERSION      1
+#define STREAM_PAGE_SIZE    4096u
 #define STREAM_REC_HDR_SIZE 16u
-#define STREAM_MAX_BATCH 1024u /* pages per PAGE_DATA record */
-#define STREAM_MAX_BLOB (1u << 20) /* vCPU or device-model state */
-#define STREAM_MAX_BODY (8u + STREAM_MAX_BATCH * 8u + STREAM_MAX_BATCH * STREAM_PAGE_SIZE)
-#define STREAM_MAX_VCPUS 128u
-#define STREAM_MAX_PAGES (1ull << 26) /* 256 GiB of guest memory */
-#define STREAM_PFN_ZERO (1ull << 63)  /* in a PAGE_DATA pfn entry: page is all zeros, no data */
-#define STREAM_PFN_MASK ((1ull << 52) - 1)
+#define STREAM_MAX_BATCH    1024u      /* pages per PAGE_DATA record */
+#define STREAM_MAX_BLOB     (1u << 20) /* vCPU or device-model state */
+#define STREAM_MAX_BODY     (8u + STREAM_MAX_BATCH * 8u + STREAM_MAX_BATCH * STREAM_PAGE_SIZE)
+#define STREAM_MAX_VCPUS    128u
+#define STREAM_MAX_PAGES    (1ull << 26) /* 256 GiB of guest memory */
+#define STREAM_PFN_ZERO     (1ull << 63) /* in a PAGE_DATA pfn entry: page is all zeros, no data */
+#define STREAM_PFN_MASK     ((1ull << 52) - 1)
 
 enum stream_rec_type {
-	STREAM_REC_HEADER = 1,     /* struct stream_header */
-	STREAM_REC_PAGE_DATA = 2,  /* u32 count, u32 flags, u64 pfn[count], data of non-zero pages */
-	STREAM_REC_ROUND_END = 3,  /* u32 round, u32 flags, u64 pages in the round */
-	STREAM_REC_VCPU_STATE = 4, /* u32 vcpu, u32 length, blob */
+	STREAM_REC_HEADER = 1,    /* struct stream_header */
+	STREAM_REC_PAGE_DATA = 2, /* u32 count, u32 flags, u64 pfn[count], data of non-zero pages */
+	STREAM_REC_ROUND_END = 3, /* u32 round, u32 flags, u64 pages in the round */
+	STREAM_REC_VCPU_STATE = 4,   /* u32 vcpu, u32 length, blob */
 	STREAM_REC_DEVICE_MODEL = 5, /* u32 length, u32 reserved, blob (HVM device model) */
-	STREAM_REC_VERIFY = 6,     /* PAGE_DATA records that follow are compared, not applied */
-	STREAM_REC_END = 7,        /* the domain is complete */
+	STREAM_REC_VERIFY = 6,       /* PAGE_DATA records that follow are compared, not applied */
+	STREAM_REC_END = 7,          /* the domain is complete */
 	STREAM_REC_TYPE_MAX = 7,
 };
 
@@ -83,7 +83,7 @@ size_t stream_rec_seal(uint8_t *buf, uint32_t type, uint32_t body_len);
 
 /* Parse a record header; ERR_PROTO if the type is unknown or the length out of bounds. */
 int stream_rec_parse_header(const uint8_t *hdr, uint32_t *type_r, uint32_t *length_r,
-			    uint64_t *checksum_r);
+                            uint64_t *checksum_r);
 
 /* Check a record's checksum; ERR_CHECKSUM on mismatch. */
 int stream_rec_check(uint32_t type, uint32_t length, uint64_t checksum, const uint8_t *body);
@@ -95,7 +95,7 @@ int stream_encode_round_end(uint8_t *out, size_t cap, uint32_t round, uint64_t p
 int stream_decode_round_end(const struct stream_rec *rec, uint32_t *round_r, uint64_t *pages_r);
 int stream_encode_blob(uint8_t *out, size_t cap, uint32_t id, const void *blob, uint32_t len);
 int stream_decode_blob(const struct stream_rec *rec, uint32_t *id_r, const uint8_t **blob_r,
-		       uint32_t *len_r);
+                       uint32_t *len_r);
 
 /*
  * Validate a PAGE_DATA record against a guest of nr_pages pages: count within

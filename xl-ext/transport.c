@@ -47,14 +47,14 @@ int tr_key_load(const char *path, struct tr_key *key)
 	}
 	if (st.st_mode & 077) {
 		log_error("migration key %s is accessible by others (mode %03o): run chmod 600 %s",
-			  path, (unsigned)(st.st_mode & 0777), path);
+		          path, (unsigned)(st.st_mode & 0777), path);
 		rc = ERR_PERM;
 		goto out;
 	}
 	if (st.st_size < TR_KEY_MIN || st.st_size > TR_KEY_MAX) {
 		log_error("migration key %s has %lld bytes; it needs %d to %d (for example: "
-			  "head -c 32 /dev/urandom > %s)", path, (long long)st.st_size, TR_KEY_MIN,
-			  TR_KEY_MAX, path);
+		          "head -c 32 /dev/urandom > %s)",
+		          path, (long long)st.st_size, TR_KEY_MIN, TR_KEY_MAX, path);
 		rc = ERR_INVAL;
 		goto out;
 	}
@@ -111,7 +111,7 @@ int tr_parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len_
 	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc || !res) {
 		log_error("migration address %s: cannot resolve '%s': %s", spec, host,
-			  gai_strerror(rc));
+		          gai_strerror(rc));
 		return ERR_INVAL;
 	}
 	memcpy(ss, res->ai_addr, res->ai_addrlen);
@@ -120,7 +120,8 @@ int tr_parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len_
 	return 0;
 malformed:
 	log_error("migration address '%s' is not ADDR:PORT (or [IPv6]:PORT) with a port from 1 "
-		  "to 65535", spec);
+	          "to 65535",
+	          spec);
 	return ERR_INVAL;
 }
 
@@ -159,9 +160,10 @@ int tr_connect(const char *spec, int timeout_ms)
 			rc = poll(&p, 1, timeout_ms);
 		} while (rc < 0 && errno == EINTR);
 		if (rc == 0) {
-			log_error("cannot connect to the migration receiver at %s: no answer within "
-				  "%d s (is 'xl-ext migrate-receive --listen' running there?)", spec,
-				  timeout_ms / 1000);
+			log_error(
+			    "cannot connect to the migration receiver at %s: no answer within "
+			    "%d s (is 'xl-ext migrate-receive --listen' running there?)",
+			    spec, timeout_ms / 1000);
 			close(fd);
 			return ERR_TIMEOUT;
 		}
@@ -176,7 +178,8 @@ int tr_connect(const char *spec, int timeout_ms)
 	return fd;
 failed:
 	log_error("cannot connect to the migration receiver at %s: %s (is 'xl-ext migrate-receive "
-		  "--listen' running there?)", spec, strerror(err));
+	          "--listen' running there?)",
+	          spec, strerror(err));
 	close(fd);
 	return err_from_errno(err);
 }
@@ -210,7 +213,7 @@ static void addr_name(const struct sockaddr_storage *ss, char *buf, size_t len)
 	char host[INET6_ADDRSTRLEN + 2] = "?", port[8] = "?";
 
 	getnameinfo((const struct sockaddr *)ss, sizeof(*ss), host, sizeof(host), port,
-		    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+	            sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(buf, len, ss->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 }
 
@@ -232,8 +235,8 @@ int tr_accept(int lfd, int timeout_ms, char *peer_r, size_t peer_len)
 }
 
 /* HMAC-SHA256(key, label | a | b [| flags, 4 bytes big-endian, when given]) */
-static int auth_mac(const struct tr_key *key, const char *label, const uint8_t *a,
-		    const uint8_t *b, const uint8_t *flags, uint8_t out[TR_MAC_LEN])
+static int auth_mac(const struct tr_key *key, const char *label, const uint8_t *a, const uint8_t *b,
+                    const uint8_t *flags, uint8_t out[TR_MAC_LEN])
 {
 	uint8_t msg[16 + 2 * TR_NONCE_LEN + 4];
 	size_t l = strlen(label), mlen = l + 2 * TR_NONCE_LEN;
@@ -258,10 +261,10 @@ static int auth_read(int fd, void *buf, size_t len, const char *peer, const char
 
 	if (rc == ERR_TIMEOUT)
 		log_error("authentication with %s: no %s within %d s", peer, what,
-			  TR_AUTH_TIMEOUT_MS / 1000);
+		          TR_AUTH_TIMEOUT_MS / 1000);
 	else if (rc)
 		log_error("authentication with %s: connection closed while waiting for the %s",
-			  peer, what);
+		          peer, what);
 	return rc;
 }
 
@@ -269,7 +272,7 @@ int tr_auth_sender(int fd, const struct tr_key *key, const char *peer, uint32_t 
 {
 	uint8_t in[TR_MAGIC_LEN + TR_NONCE_LEN], out[TR_MAGIC_LEN + TR_NONCE_LEN + 4 + TR_MAC_LEN];
 	uint8_t fl[4] = {(uint8_t)(flags >> 24), (uint8_t)(flags >> 16), (uint8_t)(flags >> 8),
-			 (uint8_t)flags};
+	                 (uint8_t)flags};
 	uint8_t ns[TR_NONCE_LEN], mac[TR_MAC_LEN], theirs[TR_MAC_LEN], status;
 	int rc;
 
@@ -278,7 +281,8 @@ int tr_auth_sender(int fd, const struct tr_key *key, const char *peer, uint32_t 
 		return rc;
 	if (memcmp(in, tr_magic, TR_MAGIC_LEN)) {
 		log_error("%s does not speak xl-ext's authenticated transport (is it 'xl-ext "
-			  "migrate-receive --listen'?)", peer);
+		          "migrate-receive --listen'?)",
+		          peer);
 		return ERR_PROTO;
 	}
 	if (RAND_bytes(ns, sizeof(ns)) != 1)
@@ -312,7 +316,8 @@ int tr_auth_sender(int fd, const struct tr_key *key, const char *peer, uint32_t 
 		return rc;
 	if (CRYPTO_memcmp(mac, theirs, TR_MAC_LEN)) {
 		log_error("%s accepted us but could not prove it holds the key: not sending the "
-			  "domain to it", peer);
+		          "domain to it",
+		          peer);
 		return ERR_AUTH;
 	}
 	return 0;
@@ -352,7 +357,8 @@ int tr_auth_receiver(int fd, const struct tr_key *key, const char *peer, uint32_
 	flags = (uint32_t)fl[0] << 24 | (uint32_t)fl[1] << 16 | (uint32_t)fl[2] << 8 | fl[3];
 	if (flags & ~TR_FLAGS_KNOWN) {
 		log_error("migration sender %s asks for options this receiver does not know "
-			  "(flags 0x%x): upgrade xl-ext here", peer, flags);
+		          "(flags 0x%x): upgrade xl-ext here",
+		          peer, flags);
 		reply[0] = 1;
 		fd_write_exact(fd, reply, 1);
 		return ERR_PROTO;

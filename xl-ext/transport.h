@@ -26,16 +26,16 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define TR_KEY_MIN 16
-#define TR_KEY_MAX 4096
-#define TR_NONCE_LEN 32
-#define TR_MAC_LEN 32
-#define TR_MAGIC_LEN 16
+#define TR_KEY_MIN         16
+#define TR_KEY_MAX         4096
+#define TR_NONCE_LEN       32
+#define TR_MAC_LEN         32
+#define TR_MAGIC_LEN       16
 #define TR_AUTH_TIMEOUT_MS 10000
 
 /* Request flags the sender passes to a listening receiver (migrate-receive -p, -d). */
 #define TR_FLAG_PAUSED 0x1u
-#define TR_FLAG_DEBUG 0x2u
+#define TR_FLAG_DEBUG  0x2u
 #define TR_FLAGS_KNOWN (TR_FLAG_PAUSED | TR_FLAG_DEBUG)
 
 struct tr_key {

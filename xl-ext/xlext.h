@@ -9,7 +9,7 @@
 #include "xl-ext/hv.h"
 
 struct xlext_globals {
-	const char *backend;   /* --backend / XLEXT_BACKEND, NULL: default */
+	const char *backend; /* --backend / XLEXT_BACKEND, NULL: default */
 	int verbose;
 };
 

@@ -61,7 +61,7 @@ uint32_t xlp_header_optional(const uint8_t *hdr)
 }
 
 int xlp_encode_header_flags(const char *config_json, uint32_t optional, uint8_t **out_r,
-			    size_t *len_r)
+                            size_t *len_r)
 {
 	size_t config_len = strlen(config_json) + 1;
 	size_t len = XLP_HEADER_LEN + 4 + config_len;
@@ -106,7 +106,7 @@ int xlp_decode_header(const uint8_t *hdr, uint32_t *mandatory_r, uint32_t *optle
 }
 
 int xlp_decode_config(const uint8_t *optdata, uint32_t optlen, uint32_t mandatory,
-		      const char **json_r)
+                      const char **json_r)
 {
 	uint32_t config_len;
 
@@ -125,8 +125,8 @@ int xlp_decode_config(const uint8_t *optdata, uint32_t optlen, uint32_t mandator
 	return 0;
 }
 
-char *xlp_rune(const char *ssh_command, const char *host, const char *prog, int tty,
-	       int no_daemon, int debug, int paused, const char *extra)
+char *xlp_rune(const char *ssh_command, const char *host, const char *prog, int tty, int no_daemon,
+               int debug, int paused, const char *extra)
 {
 	char *rune = NULL;
 	int n;
@@ -134,7 +134,7 @@ char *xlp_rune(const char *ssh_command, const char *host, const char *prog, int 
 	if (!ssh_command[0])
 		return strdup(host);
 	n = asprintf(&rune, "exec %s %s %s%s migrate-receive%s%s%s%s%s", ssh_command, host, prog,
-		     tty ? " -t" : "", no_daemon ? " -e" : "", debug ? " -d" : "",
-		     paused ? " -p" : "", extra && extra[0] ? " " : "", extra ? extra : "");
+	             tty ? " -t" : "", no_daemon ? " -e" : "", debug ? " -d" : "",
+	             paused ? " -p" : "", extra && extra[0] ? " " : "", extra ? extra : "");
 	return n < 0 ? NULL : rune;
 }

@@ -23,12 +23,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define XLP_MAGIC_LEN 32
-#define XLP_HEADER_LEN (XLP_MAGIC_LEN + 16)
-#define XLP_BYTEORDER 0x01020304u
-#define XLP_FLAG_JSON (1u << 0)
+#define XLP_MAGIC_LEN     32
+#define XLP_HEADER_LEN    (XLP_MAGIC_LEN + 16)
+#define XLP_BYTEORDER     0x01020304u
+#define XLP_FLAG_JSON     (1u << 0)
 #define XLP_FLAG_STREAMV2 (1u << 1)
-#define XLP_MAX_CONFIG (4u << 20) /* bound on the config JSON a receiver accepts */
+#define XLP_MAX_CONFIG    (4u << 20) /* bound on the config JSON a receiver accepts */
 /*
  * Optional flag: the sender is xl-ext and knows the receiver is too (its pre-flight answered,
  * or the --tcp transport). Then, right after the header, the sender sends one extension
@@ -39,7 +39,7 @@
  * JSON, at most XLP_EXT_MAX.
  */
 #define XLP_OPT_XLEXT (1u << 16)
-#define XLP_EXT_MAX (1u << 20)
+#define XLP_EXT_MAX   (1u << 20)
 
 extern const char xlp_magic[XLP_MAGIC_LEN];
 extern const char xlp_banner[];           /* sent without its NUL */
@@ -60,7 +60,7 @@ size_t xlp_report_len(void);
 int xlp_encode_header(const char *config_json, uint8_t **out_r, size_t *len_r);
 /* Same, with optional flags (XLP_OPT_XLEXT). */
 int xlp_encode_header_flags(const char *config_json, uint32_t optional, uint8_t **out_r,
-			    size_t *len_r);
+                            size_t *len_r);
 
 /* The optional flags of a decoded 48-byte header. */
 uint32_t xlp_header_optional(const uint8_t *hdr);
@@ -76,13 +76,13 @@ int xlp_decode_header(const uint8_t *hdr, uint32_t *mandatory_r, uint32_t *optle
  * bytes ending in a NUL. *json_r points into optdata.
  */
 int xlp_decode_config(const uint8_t *optdata, uint32_t optlen, uint32_t mandatory,
-		      const char **json_r);
+                      const char **json_r);
 
 /*
  * The remote command xl runs for a migration: "exec <ssh> <host> <prog>[ -t] migrate-receive
  * [-e][-d][-p]", or host itself when ssh_command is "". Caller frees.
  */
-char *xlp_rune(const char *ssh_command, const char *host, const char *prog, int tty,
-	       int no_daemon, int debug, int paused, const char *extra);
+char *xlp_rune(const char *ssh_command, const char *host, const char *prog, int tty, int no_daemon,
+               int debug, int paused, const char *extra);
 
 #endif

@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 		return sink(argv[2]);
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "send"))
 		return send_bytes(argv[2], strtoul(argv[3], NULL, 10),
-				  argc == 5 ? strtoul(argv[4], NULL, 10) : 0);
+		                  argc == 5 ? strtoul(argv[4], NULL, 10) : 0);
 	fprintf(stderr, "usage: tcpblast sink ADDR:PORT | tcpblast send ADDR:PORT MIB [MBIT]\n");
 	return 2;
 }

@@ -22,7 +22,6 @@
 
 #include "xl-ext/sim/simdom.h"
 
-
 static volatile sig_atomic_t probe_stop;
 
 static void on_stop(int sig)
@@ -94,8 +93,8 @@ int main(int argc, char **argv)
 			struct simdom_probe_reply r;
 			ssize_t n = recv(fd, &r, sizeof(r), 0);
 
-			if (n != (ssize_t)sizeof(r) || memcmp(r.magic, SIMDOM_REPLY_MAGIC, 4) || r.seq >= seq ||
-			    seen[r.seq])
+			if (n != (ssize_t)sizeof(r) || memcmp(r.magic, SIMDOM_REPLY_MAGIC, 4) ||
+			    r.seq >= seq || seen[r.seq])
 				continue;
 			seen[r.seq] = 1;
 			answered++;
@@ -105,8 +104,8 @@ int main(int argc, char **argv)
 			if (last_reply && now - last_reply > max_gap)
 				max_gap = now - last_reply;
 			last_reply = now;
-			if (r.seq > last_seq_answered && r.seq - last_seq_answered - 1 > max_lost_run &&
-			    answered > 1)
+			if (r.seq > last_seq_answered &&
+			    r.seq - last_seq_answered - 1 > max_lost_run && answered > 1)
 				max_lost_run = r.seq - last_seq_answered - 1;
 			if (r.seq > last_seq_answered)
 				last_seq_answered = r.seq;

@@ -20,15 +20,14 @@ static const struct cmd_table table;
 static int h_migrate(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"debug", no_argument, NULL, 256},
-		{"bandwidth", required_argument, NULL, 257},
-		CMD_LONGOPTS_END,
+	    {"debug", no_argument, NULL, 256},
+	    {"bandwidth", required_argument, NULL, 257},
+	    CMD_LONGOPTS_END,
 	};
 	int opt;
 
 	last_value = NULL;
-	CMD_FOREACH_OPT(opt, argc, argv, "C:s:ep", longopts, &table, &table.cmds[0], 2)
-	{
+	CMD_FOREACH_OPT (opt, argc, argv, "C:s:ep", longopts, &table, &table.cmds[0], 2) {
 	case 'C':
 	case 257:
 		last_value = optarg;
@@ -61,10 +60,9 @@ static int h_list(int argc, char **argv)
 }
 
 static const struct cmd_spec cmds[] = {
-	{"migrate", h_migrate, "Migrate a domain", "[options] <Domain> <host>",
-	 "  -C FILE  config\n"},
-	{"migrate-receive", h_migrate_receive, "Receive", "", NULL},
-	{"list", h_list, "List domains", "[Domain]", NULL},
+    {"migrate", h_migrate, "Migrate a domain", "[options] <Domain> <host>", "  -C FILE  config\n"},
+    {"migrate-receive", h_migrate_receive, "Receive", "", NULL},
+    {"list", h_list, "List domains", "[Domain]", NULL},
 };
 
 static const struct cmd_table table = {.prog = "xl-ext", .cmds = cmds, .ncmds = 3};
@@ -152,11 +150,11 @@ static void test_not_implemented(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_find_exact_and_prefix),
-		cmocka_unit_test(test_dispatch_and_options),
-		cmocka_unit_test(test_usage_errors),
-		cmocka_unit_test(test_help_generated),
-		cmocka_unit_test(test_not_implemented),
+	    cmocka_unit_test(test_find_exact_and_prefix),
+	    cmocka_unit_test(test_dispatch_and_options),
+	    cmocka_unit_test(test_usage_errors),
+	    cmocka_unit_test(test_help_generated),
+	    cmocka_unit_test(test_not_implemented),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -83,7 +83,7 @@ static enum dirtylog_method method_or_skip(void **state)
 		if (getenv("XLEXT_TEST_REQUIRE_UFFD") && m == DIRTYLOG_UFFD)
 			fail_msg("dirty-log method uffd unusable here: %s", err_name(rc));
 		print_message("SKIP: dirty-log method %s unusable here: %s (%s)\n",
-			      dirtylog_method_name(m), err_name(rc), err_str(rc));
+		              dirtylog_method_name(m), err_name(rc), err_str(rc));
 		skip();
 	}
 	return m;
@@ -126,7 +126,7 @@ static void expect_dirty_set(struct dirtylog *dl, size_t npages, const size_t *p
 		if (bit_is_set(bitmap, i) != want) {
 			if (wrong < 10)
 				print_error("page %zu: dirty bit %d, expected %d\n", i,
-					    bit_is_set(bitmap, i), want);
+				            bit_is_set(bitmap, i), want);
 			wrong++;
 		}
 	}
@@ -387,7 +387,7 @@ static void *writer_main(void *arg)
 			uint64_t r = xorshift64(&w->seed);
 
 			__atomic_store_n(&words[r % nwords], xorshift64(&w->seed),
-					 __ATOMIC_RELAXED);
+			                 __ATOMIC_RELAXED);
 			atomic_fetch_add_explicit(&w->writes, 1, memory_order_relaxed);
 		}
 		if (w->pause_ns)
@@ -460,7 +460,7 @@ static void test_concurrent_precopy(void **state)
 		writers[i].stop = &stop;
 		writers[i].seed = 0x9e3779b97f4a7c15u * (i + 1);
 		assert_int_equal(pthread_create(&writers[i].thread, NULL, writer_main, &writers[i]),
-				 0);
+		                 0);
 	}
 
 	t0 = now_seconds();
@@ -470,7 +470,7 @@ static void test_concurrent_precopy(void **state)
 	 * even where threads are slow to start (valgrind runs one thread at a time). No assertion
 	 * while the writers run: a failing one would leave them writing to a dead stack frame. */
 	while ((now_seconds() - t0 < duration || rounds < min_rounds ||
-		total_writes(writers, NWRITERS) < min_writes) &&
+	        total_writes(writers, NWRITERS) < min_writes) &&
 	       now_seconds() - t0 < give_up) {
 		rc = dirtylog_fetch_and_clear(dl, bitmap, npages, &ndirty);
 		if (rc < 0)
@@ -496,12 +496,13 @@ static void test_concurrent_precopy(void **state)
 	for (size_t p = 0; p < npages; p++) {
 		if (memcmp(shadow + p * PAGE, ram.mem + p * PAGE, PAGE) != 0) {
 			if (bad_pages < 10)
-				print_error("page %zu differs from its copy: a write was lost\n", p);
+				print_error("page %zu differs from its copy: a write was lost\n",
+				            p);
 			bad_pages++;
 		}
 	}
 	print_message("%s: %zu writes, %zu rounds, %zu pages re-sent, %zu pages lost\n",
-		      dirtylog_method_name(m), nwrites, rounds, resent, bad_pages);
+	              dirtylog_method_name(m), nwrites, rounds, resent, bad_pages);
 	assert_int_equal(bad_pages, 0);
 	assert_true(nwrites >= min_writes);
 	assert_true(rounds >= min_rounds);
@@ -587,7 +588,7 @@ static void expect_child_crash(enum dirtylog_method m, enum crash_kind kind)
 	}
 	if (!WIFSIGNALED(status))
 		print_error("child exited with status %d instead of dying\n",
-			    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		            WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	assert_true(WIFSIGNALED(status));
 	assert_int_equal(WTERMSIG(status), SIGSEGV);
 }
@@ -663,7 +664,7 @@ static void test_auto_and_environment(void **state)
 	unsetenv("XLEXT_DIRTYLOG");
 	assert_int_equal(dirtylog_open(&dl, ram.mem, 8, DIRTYLOG_AUTO), 0);
 	assert_int_equal(dirtylog_get_method(dl),
-			 dirtylog_probe(DIRTYLOG_UFFD) == 0 ? DIRTYLOG_UFFD : DIRTYLOG_MPROTECT);
+	                 dirtylog_probe(DIRTYLOG_UFFD) == 0 ? DIRTYLOG_UFFD : DIRTYLOG_MPROTECT);
 	dirtylog_close(dl);
 
 	setenv("XLEXT_DIRTYLOG", "mprotect", 1);
@@ -696,23 +697,20 @@ static void test_auto_and_environment(void **state)
 	ram_destroy(&ram);
 }
 
-#define BOTH_METHODS(test)                                                                         \
-	{#test "(mprotect)", test, NULL, NULL, &method_mprotect},                                   \
-		{#test "(uffd)", test, NULL, NULL, &method_uffd}
+#define BOTH_METHODS(test)                                        \
+	{#test "(mprotect)", test, NULL, NULL, &method_mprotect}, \
+	{                                                         \
+#test "(uffd)", test, NULL, NULL, &method_uffd    \
+	}
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		BOTH_METHODS(test_exact_dirty_set),
-		BOTH_METHODS(test_empty_when_nothing_written),
-		BOTH_METHODS(test_fetch_clears),
-		BOTH_METHODS(test_disable_stops_tracking),
-		BOTH_METHODS(test_kernel_writes),
-		BOTH_METHODS(test_several_dirtylogs),
-		BOTH_METHODS(test_concurrent_precopy),
-		BOTH_METHODS(test_real_segv_still_crashes),
-		cmocka_unit_test(test_invalid_arguments),
-		cmocka_unit_test(test_auto_and_environment),
+	    BOTH_METHODS(test_exact_dirty_set),       BOTH_METHODS(test_empty_when_nothing_written),
+	    BOTH_METHODS(test_fetch_clears),          BOTH_METHODS(test_disable_stops_tracking),
+	    BOTH_METHODS(test_kernel_writes),         BOTH_METHODS(test_several_dirtylogs),
+	    BOTH_METHODS(test_concurrent_precopy),    BOTH_METHODS(test_real_segv_still_crashes),
+	    cmocka_unit_test(test_invalid_arguments), cmocka_unit_test(test_auto_and_environment),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,11 +65,11 @@ static void test_exit_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_code_has_text_and_name),
-		cmocka_unit_test(test_unknown_code),
-		cmocka_unit_test(test_names_are_distinct),
-		cmocka_unit_test(test_from_errno),
-		cmocka_unit_test(test_exit_status),
+	    cmocka_unit_test(test_every_code_has_text_and_name),
+	    cmocka_unit_test(test_unknown_code),
+	    cmocka_unit_test(test_names_are_distinct),
+	    cmocka_unit_test(test_from_errno),
+	    cmocka_unit_test(test_exit_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -148,10 +148,8 @@ static void test_nul_and_long_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_shipped_example),
-	    cmocka_unit_test(test_defaults_and_overrides),
-	    cmocka_unit_test(test_fence_keys),
-	    cmocka_unit_test(test_malformed_files),
+	    cmocka_unit_test(test_shipped_example),   cmocka_unit_test(test_defaults_and_overrides),
+	    cmocka_unit_test(test_fence_keys),        cmocka_unit_test(test_malformed_files),
 	    cmocka_unit_test(test_nul_and_long_line),
 	};
 

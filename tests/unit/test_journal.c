@@ -14,17 +14,17 @@
 #include "common/error.h"
 #include "xl-ext/storage/journal.h"
 
-#define BS 512
+#define BS      512
 #define NBLOCKS 256
-#define BASE 16
-#define RING 64
-#define GUEST 42
-#define KA 0xaaaa000000000001ull
-#define KB 0xbbbb000000000002ull
+#define BASE    16
+#define RING    64
+#define GUEST   42
+#define KA      0xaaaa000000000001ull
+#define KB      0xbbbb000000000002ull
 
 struct image {
 	uint8_t data[NBLOCKS * BS];
-	uint64_t deny_key;	/* writes by this writer fail with ERR_CONFLICT (fenced) */
+	uint64_t deny_key; /* writes by this writer fail with ERR_CONFLICT (fenced) */
 	uint64_t cur_key;
 	int fail_reads;
 };
@@ -90,15 +90,19 @@ static uint64_t write_as(uint64_t key, unsigned n)
 }
 
 static int check(uint64_t acked, const struct journal_epoch *e, unsigned ne,
-		 struct journal_report *r)
+                 struct journal_report *r)
 {
 	return journal_check(&dev, GUEST, BASE, RING, acked, e, ne, r);
 }
 
 static void test_codec_roundtrip(void **state)
 {
-	struct journal_record rec = {.guest_id = 7, .writer_key = KA, .seq = 9, .prev_csum = 0x1234,
-				     .time_ns = 99, .payload_len = 5};
+	struct journal_record rec = {.guest_id = 7,
+	                             .writer_key = KA,
+	                             .seq = 9,
+	                             .prev_csum = 0x1234,
+	                             .time_ns = 99,
+	                             .payload_len = 5};
 	struct journal_record out;
 	uint8_t buf[JOURNAL_RECORD_SIZE];
 
@@ -225,8 +229,8 @@ static void test_foreign_writer_detected(void **state)
 
 	(void)state;
 	write_as(KA, 30);
-	write_as(KB, 10);	/* 31-40 by B, rightful */
-	write_as(KA, 1);	/* 41 by A after the hand-over: not fenced here */
+	write_as(KB, 10); /* 31-40 by B, rightful */
+	write_as(KA, 1);  /* 41 by A after the hand-over: not fenced here */
 	assert_int_equal(check(41, e, 2, &r), ERR_MISMATCH);
 	assert_int_equal(r.foreign, 1);
 	assert_non_null(strstr(r.first, "sequence 41 written by key 0xaaaa000000000001"));
@@ -245,11 +249,11 @@ static void test_fenced_writer_rejected(void **state)
 	img->cur_key = KA;
 	assert_int_equal(journal_writer_open(&wa, &dev, GUEST, KA, BASE, RING), 0);
 	write_as(KB, 10);
-	img->deny_key = KA;	/* A was preempted */
+	img->deny_key = KA; /* A was preempted */
 	img->cur_key = KA;
 	assert_int_equal(journal_append(&wa, "late", 4, &seq), ERR_CONFLICT);
 	assert_int_equal(seq, 0);
-	assert_int_equal(wa.acked, 30);	/* nothing acknowledged */
+	assert_int_equal(wa.acked, 30); /* nothing acknowledged */
 	assert_int_equal(check(40, e, 2, &r), 0);
 }
 
@@ -299,8 +303,8 @@ static void test_unacked_tail_is_fine(void **state)
 /* A fresh boot on a used LUN continues the most recently written guest's journal. */
 static void test_find_latest(void **state)
 {
-	struct journal_record rec = {.guest_id = GUEST + 7, .writer_key = KB, .seq = 1,
-	                             .time_ns = 1};
+	struct journal_record rec = {
+	    .guest_id = GUEST + 7, .writer_key = KB, .seq = 1, .time_ns = 1};
 	uint8_t buf[JOURNAL_RECORD_SIZE];
 	uint64_t id = 0;
 
@@ -325,7 +329,7 @@ static void test_epochs_parse(void **state)
 
 	(void)state;
 	assert_int_equal(journal_epochs_parse("aaaa000000000001:1,0xbbbb000000000002:51", e, 4, &n),
-			 0);
+	                 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(e[0].key, KA);
 	assert_int_equal(e[1].key, KB);
@@ -342,13 +346,20 @@ static void test_epochs_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_codec_roundtrip),      T(test_geometry),
-		T(test_single_writer_clean),  T(test_handover_clean_and_wraps),
-		T(test_loss_detected),        T(test_duplicate_detected),
-		T(test_misplaced_detected),   T(test_foreign_writer_detected),
-		T(test_fenced_writer_rejected), T(test_bad_checksum_detected),
-		T(test_other_guest_and_io_error), T(test_unacked_tail_is_fine),
-		T(test_epochs_parse),         T(test_find_latest),
+	    T(test_codec_roundtrip),
+	    T(test_geometry),
+	    T(test_single_writer_clean),
+	    T(test_handover_clean_and_wraps),
+	    T(test_loss_detected),
+	    T(test_duplicate_detected),
+	    T(test_misplaced_detected),
+	    T(test_foreign_writer_detected),
+	    T(test_fenced_writer_rejected),
+	    T(test_bad_checksum_detected),
+	    T(test_other_guest_and_io_error),
+	    T(test_unacked_tail_is_fine),
+	    T(test_epochs_parse),
+	    T(test_find_latest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -42,7 +42,8 @@ static void test_levels_filter(void **state)
 	log_info("not shown %d", 1);
 	log_debug("not shown %d", 2);
 	assert_int_equal(log_capture_count(cap), 2);
-	assert_string_equal(log_capture_get(cap, 0), "error: test_levels_filter: domain vm1 failed");
+	assert_string_equal(log_capture_get(cap, 0),
+	                    "error: test_levels_filter: domain vm1 failed");
 	assert_string_equal(log_capture_get(cap, 1), "warning: test_levels_filter: disk xvda slow");
 	assert_null(log_capture_get(cap, 2));
 }
@@ -70,7 +71,8 @@ static void test_errno_suffix_and_preserved(void **state)
 	errno = EBADF;
 	log_error_errno(ENOENT, "cannot open %s", "/etc/haagent.conf");
 	assert_int_equal(errno, EBADF);
-	assert_true(log_capture_contains(cap, "cannot open /etc/haagent.conf: No such file or directory"));
+	assert_true(
+	    log_capture_contains(cap, "cannot open /etc/haagent.conf: No such file or directory"));
 }
 
 static void test_clear_and_long_message(void **state)
@@ -134,19 +136,19 @@ static void test_stderr_sink_format(void **state)
 	fclose(mem);
 	log_set_sink(cap);
 	assert_string_equal(buf, "xl-ext: domain vm1 not found\n"
-				 "xl-ext: warning: bandwidth cap below 1 Mbit/s\n");
+	                         "xl-ext: warning: bandwidth cap below 1 Mbit/s\n");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_levels_filter, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_verbose_raises_level, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_errno_suffix_and_preserved, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_clear_and_long_message, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stderr_sink_format, setup, teardown),
-		cmocka_unit_test(test_level_names),
+	    cmocka_unit_test_setup_teardown(test_levels_filter, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_verbose_raises_level, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_errno_suffix_and_preserved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clear_and_long_message, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stderr_sink_format, setup, teardown),
+	    cmocka_unit_test(test_level_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

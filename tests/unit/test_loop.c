@@ -83,7 +83,7 @@ static void test_timers_fire_in_time(void **state)
 }
 
 static void on_read_remove_other(struct loop *loop, struct loop_fd *w, int fd, short revents,
-				 void *arg)
+                                 void *arg)
 {
 	struct ctx *c = arg;
 
@@ -173,11 +173,11 @@ static void test_signal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fd_readable),
-		cmocka_unit_test(test_timers_fire_in_time),
-		cmocka_unit_test(test_remove_from_callback),
-		cmocka_unit_test(test_timer_rearm_and_remove),
-		cmocka_unit_test(test_signal),
+	    cmocka_unit_test(test_fd_readable),
+	    cmocka_unit_test(test_timers_fire_in_time),
+	    cmocka_unit_test(test_remove_from_callback),
+	    cmocka_unit_test(test_timer_rearm_and_remove),
+	    cmocka_unit_test(test_signal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,7 +74,8 @@ static void test_mismatches(void **state)
 	tgt_lun(&b, 2);
 	lunid_normalise(&b);
 	assert_int_equal(lunid_compare(&a, &b, why, sizeof(why)), ERR_MISMATCH);
-	assert_non_null(strstr(why, "t10-vendor-id IET     00010001 against t10-vendor-id IET     00010002"));
+	assert_non_null(
+	    strstr(why, "t10-vendor-id IET     00010001 against t10-vendor-id IET     00010002"));
 	b = a;
 	b.nblocks++;
 	assert_int_equal(lunid_compare(&a, &b, why, sizeof(why)), ERR_MISMATCH);
@@ -115,23 +116,23 @@ static void test_json_round_trip(void **state)
 static void test_json_rejects(void **state)
 {
 	static const char *const bad[] = {
-		NULL,
-		"",
-		"[]",
-		"{}",
-		"{\"block_size\":512,\"blocks\":1,\"designators\":[],\"port_designators\":[]}",
-		"{\"block_size\":0,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
-		"\"type\":\"naa\",\"code_set\":\"binary\",\"hex\":\"30\"}],\"port_designators\":[]}",
-		"{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
-		"\"type\":\"naa\",\"code_set\":\"binary\",\"hex\":\"3\"}],\"port_designators\":[]}",
-		"{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
-		"\"type\":\"nope\",\"code_set\":\"binary\",\"hex\":\"30\"}],\"port_designators\":[]}",
-		"{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
-		"\"type\":\"naa\",\"code_set\":\"binary\",\"hex\":\"zz\"}],\"port_designators\":[]}",
-		"{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
-		"\"type\":\"naa\",\"code_set\":\"ebcdic\",\"hex\":\"30\"}],\"port_designators\":[]}",
-		"{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
-		"\"type\":\"naa\",\"code_set\":\"binary\",\"hex\":\"30\"}]}",
+	    NULL,
+	    "",
+	    "[]",
+	    "{}",
+	    "{\"block_size\":512,\"blocks\":1,\"designators\":[],\"port_designators\":[]}",
+	    "{\"block_size\":0,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
+	    "\"type\":\"naa\",\"code_set\":\"binary\",\"hex\":\"30\"}],\"port_designators\":[]}",
+	    "{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
+	    "\"type\":\"naa\",\"code_set\":\"binary\",\"hex\":\"3\"}],\"port_designators\":[]}",
+	    "{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
+	    "\"type\":\"nope\",\"code_set\":\"binary\",\"hex\":\"30\"}],\"port_designators\":[]}",
+	    "{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
+	    "\"type\":\"naa\",\"code_set\":\"binary\",\"hex\":\"zz\"}],\"port_designators\":[]}",
+	    "{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
+	    "\"type\":\"naa\",\"code_set\":\"ebcdic\",\"hex\":\"30\"}],\"port_designators\":[]}",
+	    "{\"block_size\":512,\"blocks\":1,\"designators\":[{\"association\":\"logical-unit\","
+	    "\"type\":\"naa\",\"code_set\":\"binary\",\"hex\":\"30\"}]}",
 	};
 	struct log_sink *cap = log_sink_capture();
 	struct log_sink *old = log_set_sink(cap);
@@ -149,10 +150,10 @@ static void test_json_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_order_does_not_matter),
-		cmocka_unit_test(test_mismatches),
-		cmocka_unit_test(test_json_round_trip),
-		cmocka_unit_test(test_json_rejects),
+	    cmocka_unit_test(test_order_does_not_matter),
+	    cmocka_unit_test(test_mismatches),
+	    cmocka_unit_test(test_json_round_trip),
+	    cmocka_unit_test(test_json_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

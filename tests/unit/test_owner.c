@@ -27,8 +27,8 @@ struct lun_model {
 	int reserved;
 	uint64_t holder;
 	int type;
-	int fail_next;		/* inject: the next command returns this error */
-	int holder_elsewhere;	/* the holder's key holds it on another session (I_T nexus) */
+	int fail_next;        /* inject: the next command returns this error */
+	int holder_elsewhere; /* the holder's key holds it on another session (I_T nexus) */
 };
 
 static int reg_index(const struct lun_model *l, uint64_t k)
@@ -439,8 +439,8 @@ static void test_release(void **state)
 
 static void test_sole_owner_check(void **state)
 {
-	struct own_view v = {.nkeys = 2, .keys = {KD, KD}, .reserved = 1, .holder = KD,
-			     .type = OWN_PR_TYPE_WERO};
+	struct own_view v = {
+	    .nkeys = 2, .keys = {KD, KD}, .reserved = 1, .holder = KD, .type = OWN_PR_TYPE_WERO};
 	char why[160];
 
 	(void)state;
@@ -482,8 +482,8 @@ static int model_exec_cb(void *ctx, const struct own_cmd *c, struct own_view *v)
 /* own_drive: runs a hand-over to READY, then after GO to DONE; undoes on a failure */
 static void test_drive(void **state)
 {
-	struct lun_model l = {.keys = {KS}, .nkeys = 1, .reserved = 1, .holder = KS,
-			      .type = OWN_PR_TYPE_WERO};
+	struct lun_model l = {
+	    .keys = {KS}, .nkeys = 1, .reserved = 1, .holder = KS, .type = OWN_PR_TYPE_WERO};
 	struct own_machine m;
 
 	(void)state;
@@ -499,8 +499,8 @@ static void test_drive(void **state)
 	assert_int_equal(l.holder, KD);
 
 	/* the source does not hold it: VERIFY fails, the registration is undone */
-	l = (struct lun_model){.keys = {KX}, .nkeys = 1, .reserved = 1, .holder = KX,
-			       .type = OWN_PR_TYPE_WERO};
+	l = (struct lun_model){
+	    .keys = {KX}, .nkeys = 1, .reserved = 1, .holder = KX, .type = OWN_PR_TYPE_WERO};
 	assert_int_equal(own_init(&m, OWN_FLOW_HANDOVER, KD, KS), 0);
 	assert_int_equal(own_drive(&m, model_exec_cb, &l), ERR_MISMATCH);
 	assert_int_equal(m.state, OWN_ST_ABORTED);
@@ -508,8 +508,8 @@ static void test_drive(void **state)
 	assert_int_equal(l.keys[0], KX);
 
 	/* after GO a failed PREEMPT is returned at once and retried by the next drive */
-	l = (struct lun_model){.keys = {KS}, .nkeys = 1, .reserved = 1, .holder = KS,
-			       .type = OWN_PR_TYPE_WERO};
+	l = (struct lun_model){
+	    .keys = {KS}, .nkeys = 1, .reserved = 1, .holder = KS, .type = OWN_PR_TYPE_WERO};
 	assert_int_equal(own_init(&m, OWN_FLOW_HANDOVER, KD, KS), 0);
 	assert_int_equal(own_drive(&m, model_exec_cb, &l), 0);
 	assert_int_equal(own_go(&m), 0);
@@ -523,19 +523,19 @@ static void test_drive(void **state)
 /* own_plan_handover: the destination's decision from the PR state it finds */
 static void test_plan_handover(void **state)
 {
-	struct own_view v = {.nkeys = 1, .keys = {KS}, .reserved = 1, .holder = KS,
-			     .type = OWN_PR_TYPE_WERO};
+	struct own_view v = {
+	    .nkeys = 1, .keys = {KS}, .reserved = 1, .holder = KS, .type = OWN_PR_TYPE_WERO};
 	char why[256] = "";
 
 	(void)state;
 	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_HANDOVER);
 	v.reserved = 0;
 	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_REGISTER);
-	v = (struct own_view){.nkeys = 1, .keys = {KX}, .reserved = 1, .holder = KX,
-			      .type = OWN_PR_TYPE_WERO};
+	v = (struct own_view){
+	    .nkeys = 1, .keys = {KX}, .reserved = 1, .holder = KX, .type = OWN_PR_TYPE_WERO};
 	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_REFUSE);
 	assert_non_null(strstr(why, "0x7777000000000003 holds the reservation, not the source's "
-				    "0x5555000000000001"));
+	                            "0x5555000000000001"));
 	v.holder = KD;
 	assert_int_equal(own_plan_handover(&v, KS, KD, why, sizeof(why)), OWN_PLAN_REFUSE);
 	assert_non_null(strstr(why, "this host's own key 0xdddd000000000002 already holds"));
@@ -556,26 +556,26 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init_rejects),
-		cmocka_unit_test(test_acquire),
-		cmocka_unit_test(test_acquire_conflict_undone),
-		cmocka_unit_test(test_acquire_own_key_holds_elsewhere),
-		cmocka_unit_test(test_handover),
-		cmocka_unit_test(test_handover_source_not_holder),
-		cmocka_unit_test(test_handover_register_fails),
-		cmocka_unit_test(test_handover_abort_before_go),
-		cmocka_unit_test(test_handover_undo_fails),
-		cmocka_unit_test(test_handover_preempt_retried_after_go),
-		cmocka_unit_test(test_handover_source_reregisters),
-		cmocka_unit_test(test_fence_holder),
-		cmocka_unit_test(test_fence_registrant_without_reservation),
-		cmocka_unit_test(test_fence_victim_already_gone),
-		cmocka_unit_test(test_release),
-		cmocka_unit_test(test_sole_owner_check),
-		cmocka_unit_test(test_host_key),
-		cmocka_unit_test(test_drive),
-		cmocka_unit_test(test_plan_handover),
-		cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_init_rejects),
+	    cmocka_unit_test(test_acquire),
+	    cmocka_unit_test(test_acquire_conflict_undone),
+	    cmocka_unit_test(test_acquire_own_key_holds_elsewhere),
+	    cmocka_unit_test(test_handover),
+	    cmocka_unit_test(test_handover_source_not_holder),
+	    cmocka_unit_test(test_handover_register_fails),
+	    cmocka_unit_test(test_handover_abort_before_go),
+	    cmocka_unit_test(test_handover_undo_fails),
+	    cmocka_unit_test(test_handover_preempt_retried_after_go),
+	    cmocka_unit_test(test_handover_source_reregisters),
+	    cmocka_unit_test(test_fence_holder),
+	    cmocka_unit_test(test_fence_registrant_without_reservation),
+	    cmocka_unit_test(test_fence_victim_already_gone),
+	    cmocka_unit_test(test_release),
+	    cmocka_unit_test(test_sole_owner_check),
+	    cmocka_unit_test(test_host_key),
+	    cmocka_unit_test(test_drive),
+	    cmocka_unit_test(test_plan_handover),
+	    cmocka_unit_test(test_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

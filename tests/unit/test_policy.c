@@ -11,33 +11,33 @@
 #include "common/error.h"
 #include "xl-ext/policy.h"
 
-#define MIB (1024.0 * 1024.0)
+#define MIB      (1024.0 * 1024.0)
 #define GBIT_BPS (1e9 / 8)
 
 /* 256 MiB guest */
 static struct pc_params params(enum pc_policy_kind kind, enum pc_on_stall stall)
 {
 	struct pc_params p = {
-		.kind = kind,
-		.on_stall = stall,
-		.nr_pages = 65536,
-		.page_wire_bytes = 4104,
+	    .kind = kind,
+	    .on_stall = stall,
+	    .nr_pages = 65536,
+	    .page_wire_bytes = 4104,
 	};
 	return p;
 }
 
 static struct pc_round round_of(unsigned i, uint64_t dirty, double bw, double dirty_pps,
-				uint64_t total)
+                                uint64_t total)
 {
 	struct pc_round r = {
-		.round = i,
-		.pages_sent = 1000,
-		.bytes_sent = 1000 * 4104,
-		.duration_us = 100000,
-		.dirty_pages = dirty,
-		.total_bytes = total,
-		.bandwidth_Bps = bw,
-		.dirty_rate_pps = dirty_pps,
+	    .round = i,
+	    .pages_sent = 1000,
+	    .bytes_sent = 1000 * 4104,
+	    .duration_us = 100000,
+	    .dirty_pages = dirty,
+	    .total_bytes = total,
+	    .bandwidth_Bps = bw,
+	    .dirty_rate_pps = dirty_pps,
 	};
 	return r;
 }
@@ -52,12 +52,12 @@ struct xen_case {
 static void test_xen_policy_table(void **state)
 {
 	static const struct xen_case cases[] = {
-		{0, 10000, PC_CONTINUE, "pre-copy continues"},
-		{0, 49, PC_STOP_AND_COPY, "fewer than 50 dirty pages"},
-		{1, 50, PC_CONTINUE, "pre-copy continues"},
-		{3, 100000, PC_CONTINUE, "pre-copy continues"},
-		{4, 100000, PC_STOP_AND_COPY, "iteration limit reached"},
-		{2, 0, PC_STOP_AND_COPY, "fewer than 50 dirty pages"},
+	    {0, 10000, PC_CONTINUE, "pre-copy continues"},
+	    {0, 49, PC_STOP_AND_COPY, "fewer than 50 dirty pages"},
+	    {1, 50, PC_CONTINUE, "pre-copy continues"},
+	    {3, 100000, PC_CONTINUE, "pre-copy continues"},
+	    {4, 100000, PC_STOP_AND_COPY, "iteration limit reached"},
+	    {2, 0, PC_STOP_AND_COPY, "fewer than 50 dirty pages"},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -297,7 +297,8 @@ static void test_adaptive_iteration_limit(void **state)
 
 	(void)state;
 	pc_init(&st, &p);
-	assert_string_equal(pc_decide(&st, &r).reason, "iteration limit reached: switch-over forced");
+	assert_string_equal(pc_decide(&st, &r).reason,
+	                    "iteration limit reached: switch-over forced");
 	p.max_iters = 40;
 	pc_init(&st, &p);
 	assert_int_equal(pc_decide(&st, &r).decision, PC_CONTINUE);
@@ -347,20 +348,20 @@ static void test_names_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_xen_policy_table),
-		cmocka_unit_test(test_xen_policy_max_iters_override),
-		cmocka_unit_test(test_adaptive_stops_when_fits_downtime),
-		cmocka_unit_test(test_adaptive_downtime_target_option),
-		cmocka_unit_test(test_adaptive_zero_bandwidth_never_stops_on_fit),
-		cmocka_unit_test(test_adaptive_stall_abort),
-		cmocka_unit_test(test_adaptive_stall_force),
-		cmocka_unit_test(test_adaptive_stall_throttle_converges),
-		cmocka_unit_test(test_adaptive_byte_cap),
-		cmocka_unit_test(test_adaptive_byte_cap_reserves_final_copy),
-		cmocka_unit_test(test_adaptive_throttles_early_and_halves),
-		cmocka_unit_test(test_adaptive_iteration_limit),
-		cmocka_unit_test(test_converging_guest_never_throttled),
-		cmocka_unit_test(test_names_parse),
+	    cmocka_unit_test(test_xen_policy_table),
+	    cmocka_unit_test(test_xen_policy_max_iters_override),
+	    cmocka_unit_test(test_adaptive_stops_when_fits_downtime),
+	    cmocka_unit_test(test_adaptive_downtime_target_option),
+	    cmocka_unit_test(test_adaptive_zero_bandwidth_never_stops_on_fit),
+	    cmocka_unit_test(test_adaptive_stall_abort),
+	    cmocka_unit_test(test_adaptive_stall_force),
+	    cmocka_unit_test(test_adaptive_stall_throttle_converges),
+	    cmocka_unit_test(test_adaptive_byte_cap),
+	    cmocka_unit_test(test_adaptive_byte_cap_reserves_final_copy),
+	    cmocka_unit_test(test_adaptive_throttles_early_and_halves),
+	    cmocka_unit_test(test_adaptive_iteration_limit),
+	    cmocka_unit_test(test_converging_guest_never_throttled),
+	    cmocka_unit_test(test_names_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,30 +39,30 @@ struct pf_case {
 
 #define MIB 1024ull
 static const struct pf_case cases[] = {
-	{"all pass", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB, names_vm2, 2,
-	 0x20, 0x20, true, 0, 0, NULL},
-	{"newer Xen there", "4.16", "4.17", "xen", "xen", HV_TYPE_HVM, 1024 * MIB, 4096 * MIB, NULL, 0,
-	 0x20, 0x21, true, 0, 0, NULL},
-	{"older Xen there", "4.17", "4.16", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB, NULL, 0,
-	 0, 0, true, ERR_NOTSUP, PF_CHECK_VERSION, "runs Xen 4.16, older than this host's 4.17"},
-	{"older minor 4.9 vs 4.17", "4.17", "4.9", "xen", "xen", HV_TYPE_PV, 1, 4096 * MIB, NULL, 0,
-	 0, 0, true, ERR_NOTSUP, PF_CHECK_VERSION, "4.9"},
-	{"not enough memory", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 4096 * MIB, 4100 * MIB, NULL, 0,
-	 0, 0, true, ERR_NOSPACE, PF_CHECK_MEMORY, "has 4100 MiB free, vm1 needs 4164 MiB"},
-	{"name clash", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB, names_clash, 2,
-	 0, 0, true, ERR_EXISTS, PF_CHECK_NAME, "named 'vm1' already exists"},
-	{"leftover incoming copy", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB,
-	 names_incoming, 1, 0, 0, true, ERR_EXISTS, PF_CHECK_NAME, "vm1--incoming"},
-	{"CPU lacks AVX2 (named)", "4.17", "4.17", "xen", "xen", HV_TYPE_HVM, 1024 * MIB, 4096 * MIB,
-	 NULL, 0, 0x20 | 0x1, 0x1, true, ERR_NOTSUP, PF_CHECK_CPU, "lacks 1 feature vm1 sees: AVX2"},
-	{"CPU lacks an unnamed bit", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB,
-	 NULL, 0, 0x40, 0x0, true, ERR_NOTSUP, PF_CHECK_CPU, "bit 166 (word 5 bit 6)"},
-	{"other hypervisor", "4.17", "0.1.0", "xen", "sim", HV_TYPE_PV, 1024 * MIB, 4096 * MIB, NULL,
-	 0, 0, 0, true, ERR_NOTSUP, PF_CHECK_HYPERVISOR, "runs 'sim'"},
-	{"sim to sim: no Xen version check", "0.1.0", "0.0.9", "sim", "sim", HV_TYPE_PV, 1024 * MIB,
-	 4096 * MIB, NULL, 0, 0, 0, true, 0, 0, NULL},
-	{"stock xl there: all skipped", "4.17", "", "xen", "", HV_TYPE_PV, 1024 * MIB, 0, NULL, 0, 0x20,
-	 0, false, 0, 0, "did not answer the pre-flight query"},
+    {"all pass", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB, names_vm2, 2,
+     0x20, 0x20, true, 0, 0, NULL},
+    {"newer Xen there", "4.16", "4.17", "xen", "xen", HV_TYPE_HVM, 1024 * MIB, 4096 * MIB, NULL, 0,
+     0x20, 0x21, true, 0, 0, NULL},
+    {"older Xen there", "4.17", "4.16", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB, NULL, 0,
+     0, 0, true, ERR_NOTSUP, PF_CHECK_VERSION, "runs Xen 4.16, older than this host's 4.17"},
+    {"older minor 4.9 vs 4.17", "4.17", "4.9", "xen", "xen", HV_TYPE_PV, 1, 4096 * MIB, NULL, 0, 0,
+     0, true, ERR_NOTSUP, PF_CHECK_VERSION, "4.9"},
+    {"not enough memory", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 4096 * MIB, 4100 * MIB, NULL, 0,
+     0, 0, true, ERR_NOSPACE, PF_CHECK_MEMORY, "has 4100 MiB free, vm1 needs 4164 MiB"},
+    {"name clash", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB, names_clash, 2,
+     0, 0, true, ERR_EXISTS, PF_CHECK_NAME, "named 'vm1' already exists"},
+    {"leftover incoming copy", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB,
+     names_incoming, 1, 0, 0, true, ERR_EXISTS, PF_CHECK_NAME, "vm1--incoming"},
+    {"CPU lacks AVX2 (named)", "4.17", "4.17", "xen", "xen", HV_TYPE_HVM, 1024 * MIB, 4096 * MIB,
+     NULL, 0, 0x20 | 0x1, 0x1, true, ERR_NOTSUP, PF_CHECK_CPU, "lacks 1 feature vm1 sees: AVX2"},
+    {"CPU lacks an unnamed bit", "4.17", "4.17", "xen", "xen", HV_TYPE_PV, 1024 * MIB, 4096 * MIB,
+     NULL, 0, 0x40, 0x0, true, ERR_NOTSUP, PF_CHECK_CPU, "bit 166 (word 5 bit 6)"},
+    {"other hypervisor", "4.17", "0.1.0", "xen", "sim", HV_TYPE_PV, 1024 * MIB, 4096 * MIB, NULL, 0,
+     0, 0, true, ERR_NOTSUP, PF_CHECK_HYPERVISOR, "runs 'sim'"},
+    {"sim to sim: no Xen version check", "0.1.0", "0.0.9", "sim", "sim", HV_TYPE_PV, 1024 * MIB,
+     4096 * MIB, NULL, 0, 0, 0, true, 0, 0, NULL},
+    {"stock xl there: all skipped", "4.17", "", "xen", "", HV_TYPE_PV, 1024 * MIB, 0, NULL, 0, 0x20,
+     0, false, 0, 0, "did not answer the pre-flight query"},
 };
 
 static void fill(const struct pf_case *c, struct pf_source *src, struct pf_dest *dst)
@@ -145,7 +145,7 @@ static void test_two_failures_first_code(void **state)
 
 	(void)state;
 	fill(&cases[5], &src, &dst); /* name clash */
-	dst.free_kib = 0;             /* and no memory */
+	dst.free_kib = 0;            /* and no memory */
 	assert_int_equal(pf_check(&src, &dst, &res), ERR_NOSPACE);
 	assert_int_equal(res.status[PF_CHECK_NAME], PF_FAIL);
 	assert_int_equal(res.status[PF_CHECK_MEMORY], PF_FAIL);
@@ -202,26 +202,29 @@ static void test_json_rejects_foreign(void **state)
 	(void)state;
 	/* what stock xl prints for an unknown option, and other non-answers */
 	assert_int_equal(pf_dest_from_json("Usage: xl [-v] migrate-receive [options]\n", &out),
-			 ERR_PROTO);
+	                 ERR_PROTO);
 	assert_false(out.answered);
 	assert_int_equal(pf_dest_from_json("", &out), ERR_PROTO);
 	assert_int_equal(pf_dest_from_json("{\"free_kib\":1}", &out), ERR_PROTO);
-	assert_int_equal(pf_dest_from_json("{\"xl-ext-preflight\":2,\"free_kib\":1}", &out), ERR_PROTO);
+	assert_int_equal(pf_dest_from_json("{\"xl-ext-preflight\":2,\"free_kib\":1}", &out),
+	                 ERR_PROTO);
 	assert_int_equal(pf_dest_from_json("{\"xl-ext-preflight\":1}", &out), ERR_PROTO);
 	assert_int_equal(pf_dest_from_json("{\"xl-ext-preflight\":1,\"free_kib\":1,"
-					   "\"featureset_pv_max\":3}", &out), ERR_PROTO);
+	                                   "\"featureset_pv_max\":3}",
+	                                   &out),
+	                 ERR_PROTO);
 	assert_int_equal(pf_dest_from_json("[1,2]", &out), ERR_PROTO);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_cpu_unknown_is_skipped),
-		cmocka_unit_test(test_two_failures_first_code),
-		cmocka_unit_test(test_version_cmp),
-		cmocka_unit_test(test_json_round_trip),
-		cmocka_unit_test(test_json_rejects_foreign),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_cpu_unknown_is_skipped),
+	    cmocka_unit_test(test_two_failures_first_code),
+	    cmocka_unit_test(test_version_cmp),
+	    cmocka_unit_test(test_json_round_trip),
+	    cmocka_unit_test(test_json_rejects_foreign),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,16 +15,16 @@
 static const int ops_a = 1, ops_b = 2;
 
 static const struct registry_entry entries[] = {
-	{"alpha", "first", &ops_a, NULL},
-	{"beta", "second", &ops_b, NULL},
-	{"gamma", "not built", NULL, "libgamma not found"},
+    {"alpha", "first", &ops_a, NULL},
+    {"beta", "second", &ops_b, NULL},
+    {"gamma", "not built", NULL, "libgamma not found"},
 };
 
 static const struct registry reg = {
-	.kind = "test backend",
-	.entries = entries,
-	.nentries = 3,
-	.default_name = "beta",
+    .kind = "test backend",
+    .entries = entries,
+    .nentries = 3,
+    .default_name = "beta",
 };
 
 static void test_lookup_by_name(void **state)
@@ -114,13 +114,13 @@ static void test_hv_type_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lookup_by_name),
-		cmocka_unit_test(test_default),
-		cmocka_unit_test(test_unknown_lists_choices),
-		cmocka_unit_test(test_not_built_says_why),
-		cmocka_unit_test(test_list_truncates_safely),
-		cmocka_unit_test(test_hv_registry_has_sim),
-		cmocka_unit_test(test_hv_type_names),
+	    cmocka_unit_test(test_lookup_by_name),
+	    cmocka_unit_test(test_default),
+	    cmocka_unit_test(test_unknown_lists_choices),
+	    cmocka_unit_test(test_not_built_says_why),
+	    cmocka_unit_test(test_list_truncates_safely),
+	    cmocka_unit_test(test_hv_registry_has_sim),
+	    cmocka_unit_test(test_hv_type_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,8 +29,11 @@ static int reparse(const uint8_t *wire, struct stream_rec *rec)
 
 static size_t make_header(uint64_t nr_pages, uint32_t vcpus)
 {
-	struct stream_header h = {.version = STREAM_VERSION, .page_size = 4096,
-				  .nr_pages = nr_pages, .domain_type = 2, .nr_vcpus = vcpus};
+	struct stream_header h = {.version = STREAM_VERSION,
+	                          .page_size = 4096,
+	                          .nr_pages = nr_pages,
+	                          .domain_type = 2,
+	                          .nr_vcpus = vcpus};
 	int len = stream_encode_header(buf + STREAM_REC_HDR_SIZE, STREAM_MAX_BODY, &h);
 
 	assert_true(len > 0);
@@ -61,11 +64,11 @@ static void test_header_rejects_foreign(void **state)
 		size_t off;
 		uint8_t val;
 	} pokes[] = {
-		{0, 'Y'},  /* magic */
-		{8, 2},    /* version */
-		{13, 0x20}, /* page size 8192 */
-		{24, 7},   /* domain type */
-		{28, 0},   /* zero vcpus */
+	    {0, 'Y'},   /* magic */
+	    {8, 2},     /* version */
+	    {13, 0x20}, /* page size 8192 */
+	    {24, 7},    /* domain type */
+	    {28, 0},    /* zero vcpus */
 	};
 
 	(void)state;
@@ -279,7 +282,8 @@ static void test_blobs_and_round_end(void **state)
 	assert_int_equal(reparse(buf, &rec), 0);
 	assert_int_equal(stream_decode_blob(&rec, &id, &blob, &len), ERR_PROTO);
 	/* too large */
-	assert_int_equal(stream_encode_blob(buf, sizeof(buf), 0, buf, STREAM_MAX_BLOB + 1), ERR_INVAL);
+	assert_int_equal(stream_encode_blob(buf, sizeof(buf), 0, buf, STREAM_MAX_BLOB + 1),
+	                 ERR_INVAL);
 	/* round end */
 	n = stream_encode_round_end(buf + 16, 64, 4, 123456);
 	stream_rec_seal(buf, STREAM_REC_ROUND_END, (uint32_t)n);
@@ -314,15 +318,15 @@ static void test_zero_page_detection(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_round_trip),
-		cmocka_unit_test(test_header_rejects_foreign),
-		cmocka_unit_test(test_every_flipped_bit_is_caught),
-		cmocka_unit_test(test_unknown_type_and_oversized_length),
-		cmocka_unit_test(test_pages_round_trip),
-		cmocka_unit_test(test_pages_full_batch),
-		cmocka_unit_test(test_pages_malformed),
-		cmocka_unit_test(test_blobs_and_round_end),
-		cmocka_unit_test(test_zero_page_detection),
+	    cmocka_unit_test(test_header_round_trip),
+	    cmocka_unit_test(test_header_rejects_foreign),
+	    cmocka_unit_test(test_every_flipped_bit_is_caught),
+	    cmocka_unit_test(test_unknown_type_and_oversized_length),
+	    cmocka_unit_test(test_pages_round_trip),
+	    cmocka_unit_test(test_pages_full_batch),
+	    cmocka_unit_test(test_pages_malformed),
+	    cmocka_unit_test(test_blobs_and_round_end),
+	    cmocka_unit_test(test_zero_page_detection),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

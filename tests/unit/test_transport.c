@@ -50,8 +50,8 @@ static void *receiver_thread(void *arg)
 }
 
 /* Run both sides; returns the sender's result, the receiver's in *recv_rc. */
-static int run_pair(const struct tr_key *sk, const struct tr_key *rk, uint32_t flags,
-		    int *recv_rc, uint32_t *recv_flags)
+static int run_pair(const struct tr_key *sk, const struct tr_key *rk, uint32_t flags, int *recv_rc,
+                    uint32_t *recv_flags)
 {
 	struct receiver_run r = {.key = rk};
 	pthread_t t;
@@ -292,10 +292,11 @@ static void test_key_file_rules(void **state)
 
 static void test_addresses(void **state)
 {
-	static const char *good[] = {"127.0.0.1:8002", "[::1]:1", "10.77.0.2:65535", "localhost:22"};
-	static const char *bad[] = {"127.0.0.1", "127.0.0.1:", ":8002", "127.0.0.1:0",
-				    "127.0.0.1:65536", "127.0.0.1:80x", "::1:8002", "[::1]8002",
-				    "[::1:8002", "1.2.3.4:-1", ""};
+	static const char *good[] = {"127.0.0.1:8002", "[::1]:1", "10.77.0.2:65535",
+	                             "localhost:22"};
+	static const char *bad[] = {"127.0.0.1",       "127.0.0.1:",    ":8002",    "127.0.0.1:0",
+	                            "127.0.0.1:65536", "127.0.0.1:80x", "::1:8002", "[::1]8002",
+	                            "[::1:8002",       "1.2.3.4:-1",    ""};
 	struct sockaddr_storage ss;
 	socklen_t len;
 
@@ -333,17 +334,17 @@ static void test_listen_connect_loopback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_same_key_both_sides_agree),
-		cmocka_unit_test(test_wrong_key_rejected_by_receiver),
-		cmocka_unit_test(test_prefix_of_key_is_another_key),
-		cmocka_unit_test(test_receiver_without_key_cannot_fake_acceptance),
-		cmocka_unit_test(test_foreign_peer_is_protocol_error),
-		cmocka_unit_test(test_rejection_and_hangup),
-		cmocka_unit_test(test_receiver_refuses_garbage_proof),
-		cmocka_unit_test(test_flags_changed_in_transit_are_refused),
-		cmocka_unit_test(test_key_file_rules),
-		cmocka_unit_test(test_addresses),
-		cmocka_unit_test(test_listen_connect_loopback),
+	    cmocka_unit_test(test_same_key_both_sides_agree),
+	    cmocka_unit_test(test_wrong_key_rejected_by_receiver),
+	    cmocka_unit_test(test_prefix_of_key_is_another_key),
+	    cmocka_unit_test(test_receiver_without_key_cannot_fake_acceptance),
+	    cmocka_unit_test(test_foreign_peer_is_protocol_error),
+	    cmocka_unit_test(test_rejection_and_hangup),
+	    cmocka_unit_test(test_receiver_refuses_garbage_proof),
+	    cmocka_unit_test(test_flags_changed_in_transit_are_refused),
+	    cmocka_unit_test(test_key_file_rules),
+	    cmocka_unit_test(test_addresses),
+	    cmocka_unit_test(test_listen_connect_loopback),
 	};
 	char cmd[64];
 	int rc;

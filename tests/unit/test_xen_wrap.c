@@ -30,7 +30,7 @@ extern const struct hv_ops xen_hv_ops;
 static char calls[2048];
 static int info_running;
 static int rc_suspend, rc_resume, rc_rename, rc_unpause, rc_destroy, rc_restore, rc_from_json,
-	rc_retrieve, rc_name_to_domid, rc_shadow_enable, rc_clean;
+    rc_retrieve, rc_name_to_domid, rc_shadow_enable, rc_clean;
 static int restore_sets_domid;
 static uint32_t name_to_domid_result;
 static struct log_sink *capture;
@@ -67,17 +67,15 @@ int __wrap_libxl_ctx_alloc(libxl_ctx **pctx, int version, unsigned flags, xentoo
 	return 0;
 }
 
-void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks,
-				    void *user);
-void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks,
-				    void *user)
+void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks, void *user);
+void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks *hooks, void *user)
 {
 	(void)user;
 	assert_ptr_equal(ctx, &fake_ctx_storage);
 	record("childproc(%s) ",
 	       hooks && hooks->chldowner == libxl_sigchld_owner_libxl_always_selective_reap
-		   ? "selective_reap"
-		   : "other");
+	           ? "selective_reap"
+	           : "other");
 }
 
 int __wrap_libxl_ctx_free(libxl_ctx *ctx);
@@ -89,9 +87,9 @@ int __wrap_libxl_ctx_free(libxl_ctx *ctx)
 }
 
 int __wrap_libxl_domain_suspend(libxl_ctx *ctx, uint32_t domid, int fd, int flags,
-				const libxl_asyncop_how *how);
+                                const libxl_asyncop_how *how);
 int __wrap_libxl_domain_suspend(libxl_ctx *ctx, uint32_t domid, int fd, int flags,
-				const libxl_asyncop_how *how)
+                                const libxl_asyncop_how *how)
 {
 	(void)ctx;
 	(void)fd;
@@ -103,9 +101,9 @@ int __wrap_libxl_domain_suspend(libxl_ctx *ctx, uint32_t domid, int fd, int flag
 }
 
 int __wrap_libxl_domain_resume(libxl_ctx *ctx, uint32_t domid, int suspend_cancel,
-			       const libxl_asyncop_how *how);
+                               const libxl_asyncop_how *how);
 int __wrap_libxl_domain_resume(libxl_ctx *ctx, uint32_t domid, int suspend_cancel,
-			       const libxl_asyncop_how *how)
+                               const libxl_asyncop_how *how)
 {
 	(void)ctx;
 	(void)how;
@@ -122,8 +120,8 @@ int __wrap_libxl_domain_info(libxl_ctx *ctx, libxl_dominfo *info, uint32_t domid
 	info->current_memkb = 1024 * 1024;
 	/* a failed suspend leaves the domain suspended unless a test says it never got there */
 	info->shutdown = !info_running;
-	info->shutdown_reason = info_running ? LIBXL_SHUTDOWN_REASON_UNKNOWN
-					     : LIBXL_SHUTDOWN_REASON_SUSPEND;
+	info->shutdown_reason =
+	    info_running ? LIBXL_SHUTDOWN_REASON_UNKNOWN : LIBXL_SHUTDOWN_REASON_SUSPEND;
 	return 0;
 }
 
@@ -171,11 +169,11 @@ int __wrap_libxl_domain_destroy(libxl_ctx *ctx, uint32_t domid, const libxl_asyn
 }
 
 int __wrap_libxl_retrieve_domain_configuration(libxl_ctx *ctx, uint32_t domid,
-					       libxl_domain_config *cfg,
-					       const libxl_asyncop_how *how);
+                                               libxl_domain_config *cfg,
+                                               const libxl_asyncop_how *how);
 int __wrap_libxl_retrieve_domain_configuration(libxl_ctx *ctx, uint32_t domid,
-					       libxl_domain_config *cfg,
-					       const libxl_asyncop_how *how)
+                                               libxl_domain_config *cfg,
+                                               const libxl_asyncop_how *how)
 {
 	(void)ctx;
 	(void)how;
@@ -196,10 +194,8 @@ char *__wrap_libxl_domain_config_to_json(libxl_ctx *ctx, libxl_domain_config *cf
 	return s;
 }
 
-int __wrap_libxl_domain_config_from_json(libxl_ctx *ctx, libxl_domain_config *cfg,
-					 const char *s);
-int __wrap_libxl_domain_config_from_json(libxl_ctx *ctx, libxl_domain_config *cfg,
-					 const char *s)
+int __wrap_libxl_domain_config_from_json(libxl_ctx *ctx, libxl_domain_config *cfg, const char *s);
+int __wrap_libxl_domain_config_from_json(libxl_ctx *ctx, libxl_domain_config *cfg, const char *s)
 {
 	(void)ctx;
 	record("from_json(%s) ", s);
@@ -208,16 +204,16 @@ int __wrap_libxl_domain_config_from_json(libxl_ctx *ctx, libxl_domain_config *cf
 	return rc_from_json;
 }
 
-int __wrap_libxl_domain_create_restore(libxl_ctx *ctx, libxl_domain_config *cfg,
-				       uint32_t *domid, int restore_fd, int send_back_fd,
-				       const libxl_domain_restore_params *p,
-				       const libxl_asyncop_how *how,
-				       const libxl_asyncprogress_how *console_how);
-int __wrap_libxl_domain_create_restore(libxl_ctx *ctx, libxl_domain_config *cfg,
-				       uint32_t *domid, int restore_fd, int send_back_fd,
-				       const libxl_domain_restore_params *p,
-				       const libxl_asyncop_how *how,
-				       const libxl_asyncprogress_how *console_how)
+int __wrap_libxl_domain_create_restore(libxl_ctx *ctx, libxl_domain_config *cfg, uint32_t *domid,
+                                       int restore_fd, int send_back_fd,
+                                       const libxl_domain_restore_params *p,
+                                       const libxl_asyncop_how *how,
+                                       const libxl_asyncprogress_how *console_how);
+int __wrap_libxl_domain_create_restore(libxl_ctx *ctx, libxl_domain_config *cfg, uint32_t *domid,
+                                       int restore_fd, int send_back_fd,
+                                       const libxl_domain_restore_params *p,
+                                       const libxl_asyncop_how *how,
+                                       const libxl_asyncprogress_how *console_how)
 {
 	char buf[2];
 
@@ -253,18 +249,18 @@ int __wrap_xc_interface_close(xc_interface *xch)
 	return 0;
 }
 
-int __wrap_xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int sop,
-			     unsigned int *mb, unsigned int mode);
-int __wrap_xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int sop,
-			     unsigned int *mb, unsigned int mode)
+int __wrap_xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int sop, unsigned int *mb,
+                             unsigned int mode);
+int __wrap_xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int sop, unsigned int *mb,
+                             unsigned int mode)
 {
 	(void)xch;
 	(void)mb;
 	(void)mode;
 	record("shadow(%u,%s) ", domid,
 	       sop == XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY ? "ENABLE_LOGDIRTY"
-	       : sop == XEN_DOMCTL_SHADOW_OP_OFF        ? "OFF"
-							  : "?");
+	       : sop == XEN_DOMCTL_SHADOW_OP_OFF           ? "OFF"
+	                                                   : "?");
 	if (sop == XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY && rc_shadow_enable) {
 		errno = rc_shadow_enable;
 		return -1;
@@ -273,11 +269,11 @@ int __wrap_xc_shadow_control(xc_interface *xch, uint32_t domid, unsigned int sop
 }
 
 long long __wrap_xc_logdirty_control(xc_interface *xch, uint32_t domid, unsigned int sop,
-				     xc_hypercall_buffer_t *bitmap, unsigned long pages,
-				     unsigned int mode, xc_shadow_op_stats_t *stats);
+                                     xc_hypercall_buffer_t *bitmap, unsigned long pages,
+                                     unsigned int mode, xc_shadow_op_stats_t *stats);
 long long __wrap_xc_logdirty_control(xc_interface *xch, uint32_t domid, unsigned int sop,
-				     xc_hypercall_buffer_t *bitmap, unsigned long pages,
-				     unsigned int mode, xc_shadow_op_stats_t *stats)
+                                     xc_hypercall_buffer_t *bitmap, unsigned long pages,
+                                     unsigned int mode, xc_shadow_op_stats_t *stats)
 {
 	(void)xch;
 	(void)mode;
@@ -322,9 +318,9 @@ void __wrap_xs_close(struct xs_handle *xsh)
 
 /* The children of path, in tree order, as libxenstore returns them: one malloc'd block. */
 char **__wrap_xs_directory(struct xs_handle *xsh, xs_transaction_t t, const char *path,
-			   unsigned int *num);
+                           unsigned int *num);
 char **__wrap_xs_directory(struct xs_handle *xsh, xs_transaction_t t, const char *path,
-			   unsigned int *num)
+                           unsigned int *num)
 {
 	const char *names[16];
 	size_t plen = strlen(path), bytes = 0;
@@ -371,9 +367,8 @@ char **__wrap_xs_directory(struct xs_handle *xsh, xs_transaction_t t, const char
 }
 
 void *__wrap_xs_read(struct xs_handle *xsh, xs_transaction_t t, const char *path,
-		     unsigned int *len);
-void *__wrap_xs_read(struct xs_handle *xsh, xs_transaction_t t, const char *path,
-		     unsigned int *len)
+                     unsigned int *len);
+void *__wrap_xs_read(struct xs_handle *xsh, xs_transaction_t t, const char *path, unsigned int *len)
 {
 	assert_ptr_equal(xsh, &fake_xs_storage);
 	assert_int_equal(t, XBT_NULL);
@@ -491,7 +486,8 @@ static void test_rename(void **state)
 	(void)state;
 	reset_calls();
 	assert_int_equal(xen_hv_ops.rename(hv, 5, "vm1", "vm1--migratedaway"), 0);
-	assert_string_equal(calls, "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) ");
+	assert_string_equal(calls,
+	                    "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) ");
 	/* the new name belongs to another domain */
 	reset_calls();
 	rc_name_to_domid = 0;
@@ -531,33 +527,38 @@ static void test_receive_stream(void **state)
 	(void)state;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	p.send_back_fd = sp[1]; /* as mig_receive passes its channel to the sender */
-	snprintf(expect, sizeof(expect), "from_json({json}) create_restore(name=vm1--incoming,"
-		 "send_back=%d,stream_version=2,checkpointed=0) ", sp[1]);
+	snprintf(expect, sizeof(expect),
+	         "from_json({json}) create_restore(name=vm1--incoming,"
+	         "send_back=%d,stream_version=2,checkpointed=0) ",
+	         sp[1]);
 	assert_int_equal(write(sp[1], "V2", 2), 2);
 	reset_calls();
-	assert_int_equal(xen_hv_ops.receive_stream(hv, sp[0], "vm1--incoming", "{json}", &p, NULL,
-						   &domid), 0);
+	assert_int_equal(
+	    xen_hv_ops.receive_stream(hv, sp[0], "vm1--incoming", "{json}", &p, NULL, &domid), 0);
 	assert_int_equal(domid, 12);
 	/* paused (libxl does not unpause), named <name>--incoming, stream v2, no COLO */
 	assert_string_equal(calls, expect);
 	/* create_restore fails after the domain exists: it is destroyed here */
 	reset_calls();
 	rc_restore = ERROR_FAIL;
-	assert_int_equal(xen_hv_ops.receive_stream(hv, sp[0], "vm1--incoming", "{json}", &p, NULL,
-						   &domid), ERR_IO);
+	assert_int_equal(
+	    xen_hv_ops.receive_stream(hv, sp[0], "vm1--incoming", "{json}", &p, NULL, &domid),
+	    ERR_IO);
 	strcat(expect, "destroy(12) ");
 	assert_string_equal(calls, expect);
 	/* ... or before: nothing to destroy */
 	reset_calls();
 	restore_sets_domid = 0;
-	assert_int_equal(xen_hv_ops.receive_stream(hv, sp[0], "vm1--incoming", "{json}", &p, NULL,
-						   &domid), ERR_IO);
+	assert_int_equal(
+	    xen_hv_ops.receive_stream(hv, sp[0], "vm1--incoming", "{json}", &p, NULL, &domid),
+	    ERR_IO);
 	assert_null(strstr(calls, "destroy"));
 	/* a configuration libxl cannot parse: no domain is created */
 	reset_calls();
 	rc_from_json = ERROR_INVAL;
-	assert_int_equal(xen_hv_ops.receive_stream(hv, sp[0], "vm1--incoming", "{bad}", &p, NULL,
-						   &domid), ERR_PROTO);
+	assert_int_equal(
+	    xen_hv_ops.receive_stream(hv, sp[0], "vm1--incoming", "{bad}", &p, NULL, &domid),
+	    ERR_PROTO);
 	assert_string_equal(calls, "from_json({bad}) ");
 	close(sp[0]);
 	close(sp[1]);
@@ -572,14 +573,14 @@ static void test_estimate(void **state)
 	assert_int_equal(xen_hv_ops.estimate_dirty_rate(hv, 5, 20, &pps), 0);
 	assert_true(pps > 0);
 	assert_string_equal(calls, "xc_open shadow(5,ENABLE_LOGDIRTY) "
-				   "logdirty(5,CLEAN,bitmap=NULL,pages=0) "
-				   "logdirty(5,CLEAN,bitmap=NULL,pages=0) shadow(5,OFF) ");
+	                           "logdirty(5,CLEAN,bitmap=NULL,pages=0) "
+	                           "logdirty(5,CLEAN,bitmap=NULL,pages=0) shadow(5,OFF) ");
 	/* reading fails: log-dirty is still switched off */
 	reset_calls();
 	rc_clean = EIO;
 	assert_int_not_equal(xen_hv_ops.estimate_dirty_rate(hv, 5, 1, &pps), 0);
 	assert_string_equal(calls, "shadow(5,ENABLE_LOGDIRTY) logdirty(5,CLEAN,bitmap=NULL,"
-				   "pages=0) shadow(5,OFF) ");
+	                           "pages=0) shadow(5,OFF) ");
 	/* already on (a migration runs): refused, and not switched off under its feet */
 	reset_calls();
 	rc_clean = 0;
@@ -591,26 +592,26 @@ static void test_estimate(void **state)
 
 /* --- disk backends from xenstore ---------------------------------------------------------- */
 
-#define FE "/local/domain/5/device/vbd"
-#define BE "/local/domain/0/backend/vbd/5"
+#define FE           "/local/domain/5/device/vbd"
+#define BE           "/local/domain/0/backend/vbd/5"
 #define ISCSI_PARAMS "iqn=iqn.2026-01.org.example:store,portal=192.0.2.10:3260"
 
 /* A PV domain 5: xvda on iSCSI (block-iscsi, writable), xvdb a local device read-only. */
 static const struct xs_node pv_two_disks[] = {
-	{FE "/51712/backend", BE "/51712"},
-	{FE "/51712/backend-id", "0"},
-	{FE "/51712/state", "4"},
-	{FE "/51728/backend", BE "/51728"},
-	{FE "/51728/backend-id", "0"},
-	{FE "/51728/state", "4"},
-	{BE "/51712/params", ISCSI_PARAMS},
-	{BE "/51712/type", "phy"},
-	{BE "/51712/script", "block-iscsi"},
-	{BE "/51712/mode", "w"},
-	{BE "/51728/params", "/dev/vg0/data"},
-	{BE "/51728/type", "phy"},
-	{BE "/51728/mode", "r"},
-	{NULL, NULL},
+    {FE "/51712/backend", BE "/51712"},
+    {FE "/51712/backend-id", "0"},
+    {FE "/51712/state", "4"},
+    {FE "/51728/backend", BE "/51728"},
+    {FE "/51728/backend-id", "0"},
+    {FE "/51728/state", "4"},
+    {BE "/51712/params", ISCSI_PARAMS},
+    {BE "/51712/type", "phy"},
+    {BE "/51712/script", "block-iscsi"},
+    {BE "/51712/mode", "w"},
+    {BE "/51728/params", "/dev/vg0/data"},
+    {BE "/51728/type", "phy"},
+    {BE "/51728/mode", "r"},
+    {NULL, NULL},
 };
 
 static void test_disk_backends_pv(void **state)
@@ -622,14 +623,13 @@ static void test_disk_backends_pv(void **state)
 	xs_tree = pv_two_disks;
 	reset_calls();
 	assert_int_equal(xen_hv_ops.disk_backends(hv, 5, &disks, &n), 0);
-	assert_string_equal(calls,
-			    "xs_open dir(" FE ") "
-			    "read(" FE "/51712/backend) read(" FE "/51712/backend-id) "
-			    "read(" BE "/51712/params) read(" BE "/51712/type) "
-			    "read(" BE "/51712/script) read(" BE "/51712/mode) "
-			    "read(" FE "/51728/backend) read(" FE "/51728/backend-id) "
-			    "read(" BE "/51728/params) read(" BE "/51728/type) "
-			    "read(" BE "/51728/script) read(" BE "/51728/mode) ");
+	assert_string_equal(calls, "xs_open dir(" FE ") "
+	                           "read(" FE "/51712/backend) read(" FE "/51712/backend-id) "
+	                           "read(" BE "/51712/params) read(" BE "/51712/type) "
+	                           "read(" BE "/51712/script) read(" BE "/51712/mode) "
+	                           "read(" FE "/51728/backend) read(" FE "/51728/backend-id) "
+	                           "read(" BE "/51728/params) read(" BE "/51728/type) "
+	                           "read(" BE "/51728/script) read(" BE "/51728/mode) ");
 	assert_int_equal(n, 2);
 	assert_string_equal(disks[0].vdev, "51712");
 	assert_int_equal(disks[0].backend_domid, 0);
@@ -673,13 +673,13 @@ static void test_disk_backends_xs_open_fails(void **state)
 static void test_disk_backends_frontend_without_backend(void **state)
 {
 	static const struct xs_node tree[] = {
-		{FE "/51712/state", "6"},
-		{FE "/51728/backend", BE "/51728"},
-		{FE "/51728/backend-id", "0"},
-		{BE "/51728/params", "/dev/vg0/data"},
-		{BE "/51728/type", "phy"},
-		{BE "/51728/mode", "w"},
-		{NULL, NULL},
+	    {FE "/51712/state", "6"},
+	    {FE "/51728/backend", BE "/51728"},
+	    {FE "/51728/backend-id", "0"},
+	    {BE "/51728/params", "/dev/vg0/data"},
+	    {BE "/51728/type", "phy"},
+	    {BE "/51728/mode", "w"},
+	    {NULL, NULL},
 	};
 	struct hv_disk *disks = NULL;
 	size_t n = 0;
@@ -689,9 +689,9 @@ static void test_disk_backends_frontend_without_backend(void **state)
 	reset_calls();
 	assert_int_equal(xen_hv_ops.disk_backends(hv, 5, &disks, &n), 0);
 	assert_string_equal(calls, "xs_open dir(" FE ") read(" FE "/51712/backend) "
-				   "read(" FE "/51728/backend) read(" FE "/51728/backend-id) "
-				   "read(" BE "/51728/params) read(" BE "/51728/type) "
-				   "read(" BE "/51728/script) read(" BE "/51728/mode) ");
+	                           "read(" FE "/51728/backend) read(" FE "/51728/backend-id) "
+	                           "read(" BE "/51728/params) read(" BE "/51728/type) "
+	                           "read(" BE "/51728/script) read(" BE "/51728/mode) ");
 	assert_int_equal(n, 1);
 	assert_string_equal(disks[0].vdev, "51728");
 	assert_false(disks[0].readonly);
@@ -702,9 +702,9 @@ static void test_disk_backends_frontend_without_backend(void **state)
 static void test_disk_backends_backend_missing(void **state)
 {
 	static const struct xs_node tree[] = {
-		{FE "/51712/backend", BE "/51712"},
-		{FE "/51712/backend-id", "0"},
-		{NULL, NULL},
+	    {FE "/51712/backend", BE "/51712"},
+	    {FE "/51712/backend-id", "0"},
+	    {NULL, NULL},
 	};
 	struct hv_disk *disks = NULL;
 	size_t n = 0;
@@ -714,10 +714,10 @@ static void test_disk_backends_backend_missing(void **state)
 	reset_calls();
 	assert_int_equal(xen_hv_ops.disk_backends(hv, 5, &disks, &n), ERR_NOTFOUND);
 	assert_string_equal(calls, "xs_open dir(" FE ") read(" FE "/51712/backend) "
-				   "read(" FE "/51712/backend-id) read(" BE "/51712/params) ");
+	                           "read(" FE "/51712/backend-id) read(" BE "/51712/params) ");
 	assert_null(disks);
 	assert_true(log_capture_contains(capture, "domain 5: disk 51712: its backend " BE
-						  "/51712 has no params node"));
+	                                          "/51712 has no params node"));
 }
 
 static void test_disk_backends_no_disks(void **state)
@@ -738,15 +738,22 @@ static void test_disk_backends_no_disks(void **state)
 /* --- through migrate.c, with the real xen hv_ops ------------------------------------------ */
 
 #define BANNER "xl migration receiver ready, send binary domain data.\n"
-#define READY "domain received, ready to unpause"
-#define GO "domain is yours, you are cleared to unpause"
+#define READY  "domain received, ready to unpause"
+#define GO     "domain is yours, you are cleared to unpause"
 #define REPORT "my copy unpause results are as follows"
 
 static int sender(int fd, enum mig_result *result)
 {
 	struct mig_send_args a = {
-		.ops = &xen_hv_ops, .hv = hv, .domid = 5, .name = "vm1", .config_json = "{}",
-		.send_fd = fd, .recv_fd = fd, .peer = "node2", .reply_timeout_ms = 2000,
+	    .ops = &xen_hv_ops,
+	    .hv = hv,
+	    .domid = 5,
+	    .name = "vm1",
+	    .config_json = "{}",
+	    .send_fd = fd,
+	    .recv_fd = fd,
+	    .peer = "node2",
+	    .reply_timeout_ms = 2000,
 	};
 	struct mig_report rep;
 
@@ -765,7 +772,8 @@ static void test_mig_send_suspend_fails_resumes(void **state)
 	rc_suspend = ERROR_FAIL;
 	assert_int_equal(sender(sp[0], &r), ERR_IO);
 	assert_int_equal(r, MIG_FAILED_RESUMED);
-	assert_string_equal(calls, "info(5) suspend(5,flags=LIVE,how=sync) info(5) resume(5,cancel=1) ");
+	assert_string_equal(calls,
+	                    "info(5) suspend(5,flags=LIVE,how=sync) info(5) resume(5,cancel=1) ");
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -800,9 +808,10 @@ static void test_mig_send_rename_fails(void **state)
 	rc_rename = ERROR_FAIL;
 	assert_int_not_equal(sender(sp[0], &r), 0);
 	assert_int_equal(r, MIG_FAILED_RESUMED);
-	assert_string_equal(calls, "info(5) suspend(5,flags=LIVE,how=sync) "
-				   "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) "
-				   "info(5) resume(5,cancel=1) ");
+	assert_string_equal(calls,
+	                    "info(5) suspend(5,flags=LIVE,how=sync) "
+	                    "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) "
+	                    "info(5) resume(5,cancel=1) ");
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -821,9 +830,10 @@ static void test_mig_send_ok_destroys_source(void **state)
 	reset_calls();
 	assert_int_equal(sender(sp[0], &r), 0);
 	assert_int_equal(r, MIG_OK);
-	assert_string_equal(calls, "info(5) suspend(5,flags=LIVE,how=sync) "
-				   "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) "
-				   "destroy(5) ");
+	assert_string_equal(calls,
+	                    "info(5) suspend(5,flags=LIVE,how=sync) "
+	                    "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) "
+	                    "destroy(5) ");
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -861,10 +871,10 @@ static void test_mig_receive_ok(void **state)
 	assert_int_equal(receiver(sp[0]), 0);
 	/* libxl gets the channel back to the sender, as from xl's migrate-receive */
 	snprintf(expect, sizeof(expect),
-		 "name_to_domid(vm1) from_json({\"c_info\":{\"name\":\"vm1\"}}) "
-		 "create_restore(name=vm1--incoming,send_back=%d,stream_version=2,"
-		 "checkpointed=0) name_to_domid(vm1) rename(12,vm1--incoming,vm1) unpause(12) ",
-		 sp[0]);
+	         "name_to_domid(vm1) from_json({\"c_info\":{\"name\":\"vm1\"}}) "
+	         "create_restore(name=vm1--incoming,send_back=%d,stream_version=2,"
+	         "checkpointed=0) name_to_domid(vm1) rename(12,vm1--incoming,vm1) unpause(12) ",
+	         sp[0]);
 	assert_string_equal(calls, expect);
 	close(sp[0]);
 	close(sp[1]);
@@ -883,9 +893,10 @@ static void test_mig_receive_restore_fails(void **state)
 	rc_restore = ERROR_FAIL;
 	assert_int_equal(receiver(sp[0]), ERR_IO);
 	snprintf(expect, sizeof(expect),
-		 "name_to_domid(vm1) from_json({\"c_info\":{\"name\":\"vm1\"}}) "
-		 "create_restore(name=vm1--incoming,send_back=%d,stream_version=2,"
-		 "checkpointed=0) destroy(12) ", sp[0]);
+	         "name_to_domid(vm1) from_json({\"c_info\":{\"name\":\"vm1\"}}) "
+	         "create_restore(name=vm1--incoming,send_back=%d,stream_version=2,"
+	         "checkpointed=0) destroy(12) ",
+	         sp[0]);
 	assert_string_equal(calls, expect);
 	shutdown(sp[0], SHUT_WR);
 	n = read(sp[1], buf, sizeof(buf));
@@ -925,26 +936,26 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_open_close),
-		T(test_send_stream_flags),
-		T(test_send_stream_policy_warning),
-		T(test_suspend_errors),
-		T(test_rename),
-		T(test_config_json),
-		T(test_receive_stream),
-		T(test_estimate),
-		T(test_disk_backends_pv),
-		T(test_disk_backends_xs_open_fails),
-		T(test_disk_backends_frontend_without_backend),
-		T(test_disk_backends_backend_missing),
-		T(test_disk_backends_no_disks),
-		T(test_mig_send_suspend_fails_resumes),
-		T(test_mig_send_suspend_timeout_no_resume),
-		T(test_mig_send_rename_fails),
-		T(test_mig_send_ok_destroys_source),
-		T(test_mig_receive_ok),
-		T(test_mig_receive_restore_fails),
-		T(test_mig_receive_unpause_fails),
+	    T(test_open_close),
+	    T(test_send_stream_flags),
+	    T(test_send_stream_policy_warning),
+	    T(test_suspend_errors),
+	    T(test_rename),
+	    T(test_config_json),
+	    T(test_receive_stream),
+	    T(test_estimate),
+	    T(test_disk_backends_pv),
+	    T(test_disk_backends_xs_open_fails),
+	    T(test_disk_backends_frontend_without_backend),
+	    T(test_disk_backends_backend_missing),
+	    T(test_disk_backends_no_disks),
+	    T(test_mig_send_suspend_fails_resumes),
+	    T(test_mig_send_suspend_timeout_no_resume),
+	    T(test_mig_send_rename_fails),
+	    T(test_mig_send_ok_destroys_source),
+	    T(test_mig_receive_ok),
+	    T(test_mig_receive_restore_fails),
+	    T(test_mig_receive_unpause_fails),
 	};
 	int rc;
 

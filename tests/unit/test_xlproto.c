@@ -18,11 +18,13 @@ static void test_messages_exact(void **state)
 	(void)state;
 	/* the banner goes without its NUL, the three others with it */
 	assert_int_equal(xlp_banner_len(), 54);
-	assert_memory_equal(xlp_banner, "xl migration receiver ready, send binary domain data.\n", 54);
+	assert_memory_equal(xlp_banner, "xl migration receiver ready, send binary domain data.\n",
+	                    54);
 	assert_int_equal(xlp_receiver_ready_len(), 34);
 	assert_memory_equal(xlp_receiver_ready, "domain received, ready to unpause\0", 34);
 	assert_int_equal(xlp_permission_to_go_len(), 44);
-	assert_memory_equal(xlp_permission_to_go, "domain is yours, you are cleared to unpause\0", 44);
+	assert_memory_equal(xlp_permission_to_go, "domain is yours, you are cleared to unpause\0",
+	                    44);
 	assert_int_equal(xlp_report_len(), 39);
 	assert_memory_equal(xlp_report, "my copy unpause results are as follows\0", 39);
 	assert_memory_equal(xlp_magic, "Xen saved domain, xl format\n \0 \r", 32);
@@ -150,11 +152,9 @@ static void test_rune(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_messages_exact),
-		cmocka_unit_test(test_header_layout),
-		cmocka_unit_test(test_header_rejects),
-		cmocka_unit_test(test_config_rejects),
-		cmocka_unit_test(test_rune),
+	    cmocka_unit_test(test_messages_exact), cmocka_unit_test(test_header_layout),
+	    cmocka_unit_test(test_header_rejects), cmocka_unit_test(test_config_rejects),
+	    cmocka_unit_test(test_rune),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

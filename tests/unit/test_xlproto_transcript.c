@@ -83,7 +83,7 @@ static int fake_resume(struct hv *hv, uint32_t domid)
 }
 
 static int fake_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *p,
-			    struct mig_report *rep)
+                            struct mig_report *rep)
 {
 	(void)hv;
 	(void)rep;
@@ -94,8 +94,8 @@ static int fake_send_stream(struct hv *hv, uint32_t domid, int fd, const struct 
 }
 
 static int fake_receive_stream(struct hv *hv, int fd, const char *name, const char *json,
-			       const struct mig_params *p, struct mig_report *rep,
-			       uint32_t *domid_r)
+                               const struct mig_params *p, struct mig_report *rep,
+                               uint32_t *domid_r)
 {
 	char buf[sizeof(STREAM)] = "";
 
@@ -111,14 +111,14 @@ static int fake_receive_stream(struct hv *hv, int fd, const char *name, const ch
 }
 
 static const struct hv_ops fake_ops = {
-	.name = "fake",
-	.lookup = fake_lookup,
-	.rename = fake_rename,
-	.unpause = fake_unpause,
-	.destroy = fake_destroy,
-	.resume = fake_resume,
-	.send_stream = fake_send_stream,
-	.receive_stream = fake_receive_stream,
+    .name = "fake",
+    .lookup = fake_lookup,
+    .rename = fake_rename,
+    .unpause = fake_unpause,
+    .destroy = fake_destroy,
+    .resume = fake_resume,
+    .send_stream = fake_send_stream,
+    .receive_stream = fake_receive_stream,
 };
 
 /* --- transcripts ------------------------------------------------------------------------- */
@@ -155,8 +155,8 @@ static void put_header(struct buf *b, const char *json)
 }
 
 #define BANNER "xl migration receiver ready, send binary domain data.\n"
-#define READY "domain received, ready to unpause"
-#define GO "domain is yours, you are cleared to unpause"
+#define READY  "domain received, ready to unpause"
+#define GO     "domain is yours, you are cleared to unpause"
 #define REPORT "my copy unpause results are as follows"
 
 static int sp[2];
@@ -207,8 +207,14 @@ static void expect_we_said(const struct buf *want)
 static int run_send(enum mig_result *result, bool debug)
 {
 	struct mig_send_args a = {
-		.ops = &fake_ops, .domid = 7, .name = "vm1", .config_json = CONFIG,
-		.send_fd = sp[0], .recv_fd = sp[0], .peer = "node2", .reply_timeout_ms = 2000,
+	    .ops = &fake_ops,
+	    .domid = 7,
+	    .name = "vm1",
+	    .config_json = CONFIG,
+	    .send_fd = sp[0],
+	    .recv_fd = sp[0],
+	    .peer = "node2",
+	    .reply_timeout_ms = 2000,
 	};
 	struct mig_report rep;
 
@@ -240,7 +246,7 @@ static void test_send_ok(void **state)
 	put(&out, GO, sizeof(GO));
 	expect_we_said(&out);
 	assert_string_equal(calls, "send_stream(7,debug=1) rename(7,vm1,vm1--migratedaway) "
-				   "destroy(7) ");
+	                           "destroy(7) ");
 }
 
 static void test_send_target_fails(void **state)
@@ -252,7 +258,7 @@ static void test_send_target_fails(void **state)
 	put(&in, BANNER, strlen(BANNER));
 	put(&in, READY, sizeof(READY));
 	put(&in, REPORT, sizeof(REPORT));
-	put(&in, "\x03", 1); /* xl sends -rc of libxl's ERROR_FAIL */
+	put(&in, "\x03", 1);      /* xl sends -rc of libxl's ERROR_FAIL */
 	put(&in, GO, sizeof(GO)); /* permission for the sender to resume */
 	peer_says(&in, false);
 	assert_int_equal(run_send(&r, false), ERR_REMOTE);
@@ -262,7 +268,7 @@ static void test_send_target_fails(void **state)
 	expect_we_said(&out);
 	/* waits for GO back, renames back, resumes */
 	assert_string_equal(calls, "send_stream(7,debug=0) rename(7,vm1,vm1--migratedaway) "
-				   "rename(7,vm1--migratedaway,vm1) resume(7) ");
+	                           "rename(7,vm1--migratedaway,vm1) resume(7) ");
 	assert_true(log_capture_contains(capture, "reports startup failure (status code 3)"));
 }
 
@@ -366,7 +372,7 @@ static void test_send_rename_fails(void **state)
 	sender_prefix(&out);
 	expect_we_said(&out); /* no GO: the target never may run it */
 	assert_string_equal(calls, "send_stream(7,debug=0) rename(7,vm1,vm1--migratedaway) "
-				   "resume(7) ");
+	                           "resume(7) ");
 }
 
 static void test_send_bad_banner(void **state)
@@ -378,7 +384,7 @@ static void test_send_bad_banner(void **state)
 	put(&in, "xl migration receiver ready, send binary domain data.\0", 54);
 	peer_says(&in, false);
 	assert_int_equal(run_send(&r, false), ERR_PROTO);
-	expect_we_said(&out); /* nothing sent */
+	expect_we_said(&out);           /* nothing sent */
 	assert_string_equal(calls, ""); /* domain untouched */
 	assert_true(log_capture_contains(capture, "the domain was not touched"));
 }
@@ -388,7 +394,10 @@ static void test_send_bad_banner(void **state)
 static int run_receive(bool paused, uint32_t *domid)
 {
 	struct mig_receive_args a = {
-		.ops = &fake_ops, .send_fd = sp[0], .recv_fd = sp[0], .paused = paused,
+	    .ops = &fake_ops,
+	    .send_fd = sp[0],
+	    .recv_fd = sp[0],
+	    .paused = paused,
 	};
 	struct mig_report rep;
 
@@ -419,7 +428,7 @@ static void test_receive_ok(void **state)
 	put(&out, "\0", 1);
 	expect_we_said(&out);
 	assert_string_equal(calls, "lookup(vm1) receive_stream(vm1--incoming," CONFIG ",debug=0) "
-				   "rename(9,vm1--incoming,vm1) unpause(9) ");
+	                           "rename(9,vm1--incoming,vm1) unpause(9) ");
 }
 
 static void test_receive_paused(void **state)
@@ -433,7 +442,7 @@ static void test_receive_paused(void **state)
 	peer_says(&in, false);
 	assert_int_equal(run_receive(true, &domid), 0);
 	assert_string_equal(calls, "lookup(vm1) receive_stream(vm1--incoming," CONFIG ",debug=0) "
-				   "rename(9,vm1--incoming,vm1) ");
+	                           "rename(9,vm1--incoming,vm1) ");
 }
 
 static void test_receive_unpause_fails(void **state)
@@ -450,11 +459,11 @@ static void test_receive_unpause_fails(void **state)
 	put(&out, BANNER, strlen(BANNER));
 	put(&out, READY, sizeof(READY));
 	put(&out, REPORT, sizeof(REPORT));
-	put(&out, "\x03", 1); /* -ERR_IO */
+	put(&out, "\x03", 1);      /* -ERR_IO */
 	put(&out, GO, sizeof(GO)); /* destroyed our copy: the sender may resume */
 	expect_we_said(&out);
 	assert_string_equal(calls, "lookup(vm1) receive_stream(vm1--incoming," CONFIG ",debug=0) "
-				   "rename(9,vm1--incoming,vm1) unpause(9) destroy(9) ");
+	                           "rename(9,vm1--incoming,vm1) unpause(9) destroy(9) ");
 }
 
 static void test_receive_no_go(void **state)
@@ -473,7 +482,7 @@ static void test_receive_no_go(void **state)
 	put(&out, GO, sizeof(GO));
 	expect_we_said(&out);
 	assert_string_equal(calls, "lookup(vm1) receive_stream(vm1--incoming," CONFIG ",debug=0) "
-				   "destroy(9) ");
+	                           "destroy(9) ");
 }
 
 static void test_receive_restore_fails(void **state)
@@ -512,12 +521,12 @@ static void test_receive_bad_headers(void **state)
 		size_t off;
 		uint8_t val;
 	} corrupt[] = {
-		{0, 'x'},       /* magic */
-		{31, 0},        /* last magic byte */
-		{32, 0x01},     /* byte order 0x01020301 */
-		{36, 0x07},     /* unknown mandatory flag */
-		{36, 0x01},     /* JSON without STREAMv2 */
-		{36, 0x02},     /* STREAMv2 without the config */
+	    {0, 'x'},   /* magic */
+	    {31, 0},    /* last magic byte */
+	    {32, 0x01}, /* byte order 0x01020301 */
+	    {36, 0x07}, /* unknown mandatory flag */
+	    {36, 0x01}, /* JSON without STREAMv2 */
+	    {36, 0x02}, /* STREAMv2 without the config */
 	};
 
 	(void)state;
@@ -542,22 +551,22 @@ static void test_receive_bad_headers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_send_ok, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_target_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_target_fails_no_go_back, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_io_error_after_go, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_suspend_timeout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_stream_fails_resumes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_receiver_gives_up, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_rename_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_bad_banner, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_receive_ok, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_receive_paused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_receive_unpause_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_receive_no_go, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_receive_restore_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_receive_name_clash, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_receive_bad_headers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_ok, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_target_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_target_fails_no_go_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_io_error_after_go, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_suspend_timeout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_stream_fails_resumes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_receiver_gives_up, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_rename_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_send_bad_banner, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_ok, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_paused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_unpause_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_no_go, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_restore_fails, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_name_clash, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_receive_bad_headers, setup, teardown),
 	};
 	int rc;
 

@@ -79,12 +79,12 @@ struct pm_scan_arg {
 #endif
 
 #define PAGE_SIZE_BYTES ((uintptr_t)DIRTYLOG_PAGE_SIZE)
-#define WORD_BITS 64u
+#define WORD_BITS       64u
 
 /* Features the uffd method needs: async WP, on shmem, including never-touched pages. */
-#define UFFD_WANTED_FEATURES                                                                       \
-	((uint64_t)(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM |                      \
-		    UFFD_FEATURE_WP_UNPOPULATED))
+#define UFFD_WANTED_FEATURES                                                  \
+	((uint64_t)(UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_HUGETLBFS_SHMEM | \
+	            UFFD_FEATURE_WP_UNPOPULATED))
 
 /*
  * page_region entries per PAGEMAP_SCAN call; a fetch loops until the range is covered. At most
@@ -181,13 +181,13 @@ static int uffd_create(int *fd_r)
 		/* EINVAL: a requested feature is unknown to this kernel. */
 		rc = errno == EINVAL ? ERR_NOTSUP : err_from_errno(errno);
 		log_debug("UFFDIO_API(WP_ASYNC|WP_HUGETLBFS_SHMEM|WP_UNPOPULATED): %s",
-			  strerror(errno));
+		          strerror(errno));
 		close(fd);
 		return rc;
 	}
 	if ((api.features & UFFD_WANTED_FEATURES) != UFFD_WANTED_FEATURES) {
 		log_debug("userfaultfd lacks features 0x%llx",
-			  (unsigned long long)(UFFD_WANTED_FEATURES & ~api.features));
+		          (unsigned long long)(UFFD_WANTED_FEATURES & ~api.features));
 		close(fd);
 		return ERR_NOTSUP;
 	}
@@ -198,8 +198,8 @@ static int uffd_create(int *fd_r)
 static int uffd_register(int uffd, uintptr_t base, size_t len)
 {
 	struct uffdio_register reg = {
-		.range = {.start = base, .len = len},
-		.mode = UFFDIO_REGISTER_MODE_WP,
+	    .range = {.start = base, .len = len},
+	    .mode = UFFDIO_REGISTER_MODE_WP,
 	};
 
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg) < 0)
@@ -211,8 +211,8 @@ static int uffd_register(int uffd, uintptr_t base, size_t len)
 static int uffd_writeprotect(int uffd, uintptr_t base, size_t len, bool wp)
 {
 	struct uffdio_writeprotect arg = {
-		.range = {.start = base, .len = len},
-		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	    .range = {.start = base, .len = len},
+	    .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
 	};
 	int tries = 0;
 
@@ -233,7 +233,7 @@ static int uffd_writeprotect(int uffd, uintptr_t base, size_t len, bool wp)
  * where, and the next call resumes there.
  */
 static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base, size_t npages,
-		     uint64_t *bitmap, size_t *ndirty_r)
+                     uint64_t *bitmap, size_t *ndirty_r)
 {
 	uintptr_t end = base + npages * PAGE_SIZE_BYTES;
 	uintptr_t start = base;
@@ -241,20 +241,21 @@ static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base
 
 	while (start < end) {
 		struct pm_scan_arg arg = {
-			.size = sizeof(arg),
-			.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
-			.start = start,
-			.end = end,
-			.vec = (uintptr_t)regions,
-			.vec_len = UFFD_SCAN_REGIONS,
-			.category_mask = PAGE_IS_WRITTEN,
-			.return_mask = PAGE_IS_WRITTEN,
+		    .size = sizeof(arg),
+		    .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		    .start = start,
+		    .end = end,
+		    .vec = (uintptr_t)regions,
+		    .vec_len = UFFD_SCAN_REGIONS,
+		    .category_mask = PAGE_IS_WRITTEN,
+		    .return_mask = PAGE_IS_WRITTEN,
 		};
 		uintptr_t next = 0;
 		long n = ioctl(pagemap_fd, PAGEMAP_SCAN, &arg);
 
 		if (n < 0)
-			return errno == ENOTTY || errno == EINVAL ? ERR_NOTSUP : err_from_errno(errno);
+			return errno == ENOTTY || errno == EINVAL ? ERR_NOTSUP
+			                                          : err_from_errno(errno);
 		for (long i = 0; i < n; i++) {
 			uintptr_t rs = regions[i].start, re = regions[i].end;
 
@@ -265,7 +266,7 @@ static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base
 			if (re <= rs)
 				continue; /* empty region: nothing to report */
 			bitmap_set_range(bitmap, (rs - base) / PAGE_SIZE_BYTES,
-					 (re - rs) / PAGE_SIZE_BYTES);
+			                 (re - rs) / PAGE_SIZE_BYTES);
 			if (re > next)
 				next = re;
 		}
@@ -293,24 +294,24 @@ static int uffd_init(struct dirtylog *dl)
 	rc = uffd_create(&dl->uffd);
 	if (rc < 0) {
 		log_error("dirty log at %p (%zu pages): userfaultfd with async write-protect is "
-			  "not available (needs Linux >= 6.7): %s",
-			  (void *)dl->base, dl->npages, err_str(rc));
+		          "not available (needs Linux >= 6.7): %s",
+		          (void *)dl->base, dl->npages, err_str(rc));
 		return rc;
 	}
 	dl->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (dl->pagemap_fd < 0) {
 		rc = err_from_errno(errno);
 		log_error_errno(errno, "dirty log at %p: cannot open /proc/self/pagemap",
-				(void *)dl->base);
+		                (void *)dl->base);
 		return rc;
 	}
 	/* Registration stays until close; it alone changes nothing until enable protects. */
 	rc = uffd_register(dl->uffd, dl->base, range_bytes(dl));
 	if (rc < 0) {
 		log_error("dirty log at %p (%zu pages): cannot register the range for "
-			  "write-protect tracking (%s); is it a MAP_SHARED memfd or anonymous "
-			  "mapping not already tracked by another dirty log?",
-			  (void *)dl->base, dl->npages, err_str(rc));
+		          "write-protect tracking (%s); is it a MAP_SHARED memfd or anonymous "
+		          "mapping not already tracked by another dirty log?",
+		          (void *)dl->base, dl->npages, err_str(rc));
 		return rc;
 	}
 	return 0;
@@ -322,7 +323,7 @@ static int uffd_enable(struct dirtylog *dl)
 
 	if (rc < 0)
 		log_error("dirty log at %p (%zu pages): UFFDIO_WRITEPROTECT failed: %s",
-			  (void *)dl->base, dl->npages, err_str(rc));
+		          (void *)dl->base, dl->npages, err_str(rc));
 	return rc;
 }
 
@@ -331,8 +332,8 @@ static int uffd_fetch(struct dirtylog *dl, uint64_t *bitmap, size_t *ndirty_r)
 	int rc = uffd_scan(dl->pagemap_fd, dl->regions, dl->base, dl->npages, bitmap, ndirty_r);
 
 	if (rc < 0)
-		log_error("dirty log at %p (%zu pages): PAGEMAP_SCAN failed: %s",
-			  (void *)dl->base, dl->npages, err_str(rc));
+		log_error("dirty log at %p (%zu pages): PAGEMAP_SCAN failed: %s", (void *)dl->base,
+		          dl->npages, err_str(rc));
 	return rc;
 }
 
@@ -343,7 +344,7 @@ static int uffd_disable(struct dirtylog *dl)
 
 	if (rc < 0)
 		log_error("dirty log at %p (%zu pages): cannot unprotect the range: %s",
-			  (void *)dl->base, dl->npages, err_str(rc));
+		          (void *)dl->base, dl->npages, err_str(rc));
 	return rc;
 }
 
@@ -362,11 +363,11 @@ static void uffd_fini(struct dirtylog *dl)
 }
 
 static const struct dirtylog_ops uffd_ops = {
-	.init = uffd_init,
-	.enable = uffd_enable,
-	.fetch = uffd_fetch,
-	.disable = uffd_disable,
-	.fini = uffd_fini,
+    .init = uffd_init,
+    .enable = uffd_enable,
+    .fetch = uffd_fetch,
+    .disable = uffd_disable,
+    .fini = uffd_fini,
 };
 
 /*
@@ -415,7 +416,7 @@ static int uffd_probe_once(void)
 		goto out;
 	if (bitmap[0] != 2 || ndirty != 1) {
 		log_debug("uffd probe: expected page 1 dirty, got bitmap 0x%llx",
-			  (unsigned long long)bitmap[0]);
+		          (unsigned long long)bitmap[0]);
 		rc = ERR_NOTSUP;
 		goto out;
 	}
@@ -423,7 +424,7 @@ static int uffd_probe_once(void)
 	rc = uffd_scan(pagemap_fd, regions, (uintptr_t)mem, npages, bitmap, &ndirty);
 	if (rc == 0 && (bitmap[0] != 0 || ndirty != 0)) {
 		log_debug("uffd probe: scan did not clear, got bitmap 0x%llx",
-			  (unsigned long long)bitmap[0]);
+		          (unsigned long long)bitmap[0]);
 		rc = ERR_NOTSUP;
 	}
 out:
@@ -445,7 +446,7 @@ static void uffd_probe_run(void)
 {
 	uffd_probe_result = uffd_probe_once();
 	log_debug("userfaultfd async write-protect with PAGEMAP_SCAN: %s",
-		  uffd_probe_result == 0 ? "usable" : err_str(uffd_probe_result));
+	          uffd_probe_result == 0 ? "usable" : err_str(uffd_probe_result));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -493,8 +494,8 @@ struct mp_slot {
 };
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2 &&
-		       ATOMIC_LONG_LOCK_FREE == 2,
-	       "the SIGSEGV handler needs lock-free atomics");
+                   ATOMIC_LONG_LOCK_FREE == 2,
+               "the SIGSEGV handler needs lock-free atomics");
 
 static struct mp_slot mp_slots[DIRTYLOG_MPROTECT_MAX];
 static pthread_mutex_t mp_registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -520,13 +521,13 @@ static bool mp_unprotect(struct mp_slot *slot, size_t *first_r, size_t *count_r)
 	size_t count = MP_WIDE_PAGES;
 
 	if (mprotect((void *)(slot->base + page * PAGE_SIZE_BYTES), PAGE_SIZE_BYTES,
-		     PROT_READ | PROT_WRITE) == 0)
+	             PROT_READ | PROT_WRITE) == 0)
 		return true;
 	if (first + count > slot->npages)
 		count = slot->npages - first;
 	mp_set_bits(slot, first, count);
 	if (mprotect((void *)(slot->base + first * PAGE_SIZE_BYTES), count * PAGE_SIZE_BYTES,
-		     PROT_READ | PROT_WRITE) == 0) {
+	             PROT_READ | PROT_WRITE) == 0) {
 		*first_r = first;
 		*count_r = count;
 		return true;
@@ -667,22 +668,22 @@ static int mp_init(struct dirtylog *dl)
 		}
 		if (dl->base < s->end && s->base < end) {
 			log_error("dirty log at %p (%zu pages) overlaps the one at %p (%zu pages)",
-				  (void *)dl->base, dl->npages, (void *)s->base, s->npages);
+			          (void *)dl->base, dl->npages, (void *)s->base, s->npages);
 			rc = ERR_EXISTS;
 			goto out_unlock;
 		}
 	}
 	if (!slot) {
 		log_error("dirty log at %p: all %d mprotect dirty-log slots are in use; close one "
-			  "or use the uffd method",
-			  (void *)dl->base, DIRTYLOG_MPROTECT_MAX);
+		          "or use the uffd method",
+		          (void *)dl->base, DIRTYLOG_MPROTECT_MAX);
 		rc = ERR_NOSPACE;
 		goto out_unlock;
 	}
 	rc = mp_ensure_handler_locked();
 	if (rc < 0) {
 		log_error("dirty log at %p: cannot install the SIGSEGV handler: %s",
-			  (void *)dl->base, err_str(rc));
+		          (void *)dl->base, err_str(rc));
 		goto out_unlock;
 	}
 	/* Handlers may still be reading the slot's old fields: wait until none is. */
@@ -725,7 +726,7 @@ static int mp_swap_and_protect(struct dirtylog *dl, uint64_t *out, size_t *ndirt
 		mp_set_bits(slot, 0, dl->npages);
 		atomic_fetch_add(&slot->seq, 1);
 		log_error_errno(err, "dirty log at %p (%zu pages): cannot write-protect the range",
-				(void *)dl->base, dl->npages);
+		                (void *)dl->base, dl->npages);
 		return err_from_errno(err);
 	}
 	atomic_fetch_add(&slot->seq, 1);
@@ -743,7 +744,7 @@ static int mp_enable(struct dirtylog *dl)
 	pthread_mutex_unlock(&mp_registry_lock);
 	if (rc < 0) {
 		log_error("dirty log at %p: cannot install the SIGSEGV handler: %s",
-			  (void *)dl->base, err_str(rc));
+		          (void *)dl->base, err_str(rc));
 		return rc;
 	}
 	/* Enabled before protecting: a write faulting in between must be logged, not waved
@@ -763,7 +764,7 @@ static int mp_disable(struct dirtylog *dl)
 		int err = errno;
 
 		log_error_errno(err, "dirty log at %p (%zu pages): cannot unprotect the range",
-				(void *)dl->base, dl->npages);
+		                (void *)dl->base, dl->npages);
 		return err_from_errno(err);
 	}
 	atomic_store(&dl->slot->state, SLOT_OPEN);
@@ -791,11 +792,11 @@ static void mp_fini(struct dirtylog *dl)
 }
 
 static const struct dirtylog_ops mp_ops = {
-	.init = mp_init,
-	.enable = mp_enable,
-	.fetch = mp_fetch,
-	.disable = mp_disable,
-	.fini = mp_fini,
+    .init = mp_init,
+    .enable = mp_enable,
+    .fetch = mp_fetch,
+    .disable = mp_disable,
+    .fini = mp_fini,
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -847,8 +848,8 @@ static int dirtylog_choose(enum dirtylog_method *method_r)
 	}
 	if (env && *env && strcmp(env, "auto") != 0) {
 		log_error("XLEXT_DIRTYLOG=%s: unknown dirty-log method (use uffd, mprotect or "
-			  "auto)",
-			  env);
+		          "auto)",
+		          env);
 		return ERR_INVAL;
 	}
 	*method_r = dirtylog_probe(DIRTYLOG_UFFD) == 0 ? DIRTYLOG_UFFD : DIRTYLOG_MPROTECT;
@@ -864,13 +865,13 @@ int dirtylog_open(struct dirtylog **dl_r, void *base, size_t npages, enum dirtyl
 	    npages > (UINTPTR_MAX - (uintptr_t)base) / PAGE_SIZE_BYTES ||
 	    (method != DIRTYLOG_AUTO && method != DIRTYLOG_UFFD && method != DIRTYLOG_MPROTECT)) {
 		log_error("dirty log at %p (%zu pages): need a page-aligned, non-empty range and a "
-			  "known method",
-			  base, npages);
+		          "known method",
+		          base, npages);
 		return ERR_INVAL;
 	}
 	if (sysconf(_SC_PAGESIZE) != (long)DIRTYLOG_PAGE_SIZE) {
 		log_error("dirty log at %p: only %u-byte pages are supported", base,
-			  DIRTYLOG_PAGE_SIZE);
+		          DIRTYLOG_PAGE_SIZE);
 		return ERR_NOTSUP;
 	}
 	rc = dirtylog_choose(&method);
@@ -880,7 +881,7 @@ int dirtylog_open(struct dirtylog **dl_r, void *base, size_t npages, enum dirtyl
 	 * uffd and silently track nothing there). Its protection is ours from now on. */
 	if (mprotect(base, npages * PAGE_SIZE_BYTES, PROT_READ | PROT_WRITE) < 0) {
 		log_error_errno(errno, "dirty log at %p (%zu pages): the range is not %s", base,
-				npages, errno == ENOMEM ? "entirely mapped" : "a writable mapping");
+		                npages, errno == ENOMEM ? "entirely mapped" : "a writable mapping");
 		return errno == ENOMEM ? ERR_INVAL : err_from_errno(errno);
 	}
 
@@ -899,7 +900,7 @@ int dirtylog_open(struct dirtylog **dl_r, void *base, size_t npages, enum dirtyl
 	if (rc < 0)
 		goto out;
 	log_debug("dirty log at %p (%zu pages) uses %s", base, npages,
-		  dirtylog_method_name(method));
+	          dirtylog_method_name(method));
 	*dl_r = dl;
 	dl = NULL;
 out:

@@ -82,8 +82,7 @@ int dirtylog_enable(struct dirtylog *dl);
  * Returns 0, ERR_INVAL for a bad argument, ERR_BUSY when logging is not enabled, or another
  * error code (the bitmap is then unspecified and the caller should treat every page as dirty).
  */
-int dirtylog_fetch_and_clear(struct dirtylog *dl, uint64_t *bitmap, size_t nbits,
-			     size_t *ndirty_r);
+int dirtylog_fetch_and_clear(struct dirtylog *dl, uint64_t *bitmap, size_t nbits, size_t *ndirty_r);
 
 /*
  * Stop logging: the range is left writable and writes no longer fault or cost anything.

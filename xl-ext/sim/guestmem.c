@@ -54,7 +54,7 @@ uint64_t gm_write_page(void *mem, uint64_t pfn)
 	for (unsigned i = 3; i < GM_PAGE_SIZE / 8; i++)
 		w[i] = fill_word(pfn, gen, i);
 	__atomic_fetch_xor(&sb->xor_acc, gm_digest(pfn, old) ^ gm_digest(pfn, gen),
-			   __ATOMIC_RELAXED);
+	                   __ATOMIC_RELAXED);
 	return gen;
 }
 

@@ -16,28 +16,28 @@
 
 #include <stdint.h>
 
-#define GM_PAGE_SIZE 4096u
-#define GM_SB_MAGIC 0x58454c58534d5342ull   /* "XELXSMSB" */
+#define GM_PAGE_SIZE  4096u
+#define GM_SB_MAGIC   0x58454c58534d5342ull /* "XELXSMSB" */
 #define GM_PAGE_MAGIC 0x58454c5850414745ull /* "XELXPAGE" */
 
 struct gm_superblock {
 	uint64_t magic;
-	uint64_t boot_id;    /* random at first boot; a restarted guest has another */
+	uint64_t boot_id; /* random at first boot; a restarted guest has another */
 	uint64_t nr_pages;
 	uint64_t nr_vcpus;
-	uint64_t counter;    /* page writes so far (atomic) */
-	uint64_t xor_acc;    /* XOR of gm_digest(pfn, gen) of every written page (atomic) */
+	uint64_t counter; /* page writes so far (atomic) */
+	uint64_t xor_acc; /* XOR of gm_digest(pfn, gen) of every written page (atomic) */
 	uint64_t boot_time_ns;
 };
 
 struct gm_check {
 	uint64_t pages_written; /* stamped pages */
 	uint64_t pages_zero;
-	uint64_t bad_pages;     /* malformed: torn, wrong pfn, generation beyond the counter */
+	uint64_t bad_pages; /* malformed: torn, wrong pfn, generation beyond the counter */
 	uint64_t first_bad_pfn;
 	uint64_t counter;
 	uint64_t max_gen;
-	int xor_ok;             /* the accumulator matches the pages */
+	int xor_ok; /* the accumulator matches the pages */
 	int sb_ok;
 };
 

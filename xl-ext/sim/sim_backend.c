@@ -36,7 +36,7 @@
 #include "xl-ext/sim/simcfg.h"
 #include "xl-ext/sim/simctl.h"
 
-#define SIM_SPAWN_TIMEOUT_MS 15000
+#define SIM_SPAWN_TIMEOUT_MS   15000
 #define SIM_DESTROY_TIMEOUT_MS 5000
 
 #define SIM_DEFERRED_MAPS 4
@@ -170,7 +170,7 @@ static int ctl_open(struct hv *hv, uint32_t domid, int *fd_r)
 	rc = simctl_connect(path, fd_r);
 	if (rc)
 		log_error("domain %u: cannot reach its control socket %s: %s", domid, path,
-			  err_str(rc));
+		          err_str(rc));
 	return rc;
 }
 
@@ -324,7 +324,8 @@ static int sim_open(struct hv **hv_r, struct loop *loop)
 	snprintf(hv->root, sizeof(hv->root), "%s", root && root[0] ? root : "/run/xl-ext/sim");
 	hv->capacity_mib = cap && cap[0] ? strtoull(cap, NULL, 10) : machine_mib();
 	snprintf(path, sizeof(path), "%s/dom", hv->root);
-	if ((mkdir(hv->root, 0700) < 0 && errno != EEXIST) || (mkdir(path, 0700) < 0 && errno != EEXIST)) {
+	if ((mkdir(hv->root, 0700) < 0 && errno != EEXIST) ||
+	    (mkdir(path, 0700) < 0 && errno != EEXIST)) {
 		log_error_errno(errno, "sim: cannot create state directory %s", path);
 		free(hv);
 		return err_from_errno(errno);
@@ -432,8 +433,8 @@ static int spawn_domain(const char *dir, int incoming)
 		/* the notify pipe must survive exec */
 		fcntl(pipefd[1], F_SETFD, 0);
 		snprintf(fdstr, sizeof(fdstr), "%d", pipefd[1]);
-		execl("/proc/self/exe", "xl-ext", "__sim-domain", dir, incoming ? "incoming" : "boot",
-		      fdstr, (char *)NULL);
+		execl("/proc/self/exe", "xl-ext", "__sim-domain", dir,
+		      incoming ? "incoming" : "boot", fdstr, (char *)NULL);
 		_exit(127);
 	}
 	close(pipefd[1]);
@@ -454,7 +455,7 @@ static int spawn_domain(const char *dir, int incoming)
 			while (len && text[len - 1] == '\n')
 				text[--len] = '\0';
 			log_error("the domain process failed to start: %s",
-				  len > 600 ? text + len - 600 : text);
+			          len > 600 ? text + len - 600 : text);
 		} else {
 			log_error("the domain process failed to start (no message)");
 		}
@@ -473,7 +474,7 @@ static int name_taken(struct hv *hv, const char *name)
 
 /* Create the record and process of a domain; with incoming, an empty paused domain. */
 static int create_from_config(struct hv *hv, const struct sim_config *cfg, int incoming,
-			      uint32_t *domid_r)
+                              uint32_t *domid_r)
 {
 	char dir[300], path[340], *json = NULL;
 	struct hv_host_info hi;
@@ -491,8 +492,9 @@ static int create_from_config(struct hv *hv, const struct sim_config *cfg, int i
 	sim_host_info(hv, &hi);
 	if (cfg->memory_mib * 1024 > hi.free_kib) {
 		log_error("not enough free memory on this host for domain '%s': %llu MiB needed, "
-			  "%llu MiB free", cfg->name, (unsigned long long)cfg->memory_mib,
-			  (unsigned long long)(hi.free_kib / 1024));
+		          "%llu MiB free",
+		          cfg->name, (unsigned long long)cfg->memory_mib,
+		          (unsigned long long)(hi.free_kib / 1024));
 		rc = ERR_NOSPACE;
 		goto out;
 	}
@@ -525,7 +527,7 @@ out:
 }
 
 static int sim_create(struct hv *hv, const char *config_path, const struct hv_create_args *args,
-		      uint32_t *domid_r)
+                      uint32_t *domid_r)
 {
 	struct sim_config cfg;
 	int rc;
@@ -541,8 +543,8 @@ static int sim_create(struct hv *hv, const char *config_path, const struct hv_cr
 	if (!args || !args->paused) {
 		rc = ctl_call(hv, *domid_r, "unpause", NULL, 0);
 		if (rc) {
-			log_error("domain %s (%u) was created but could not be started: %s", cfg.name,
-				  *domid_r, err_str(rc));
+			log_error("domain %s (%u) was created but could not be started: %s",
+			          cfg.name, *domid_r, err_str(rc));
 			sim_destroy_domain(hv, *domid_r);
 		}
 	}
@@ -585,7 +587,7 @@ int sim_destroy_domain(struct hv *hv, uint32_t domid)
 	ctl_call(hv, domid, "destroy", NULL, 0);
 	if (wait_exit(pid, SIM_DESTROY_TIMEOUT_MS)) {
 		log_warn("domain %s (%u): process %d did not exit, killing it", info.name, domid,
-			 (int)pid);
+		         (int)pid);
 		kill(pid, SIGKILL);
 		wait_exit(pid, SIM_DESTROY_TIMEOUT_MS);
 	}
@@ -738,10 +740,10 @@ static int src_suspend(void *arg, struct pc_cpu_state *st)
 }
 
 static const struct pc_source_ops sim_source_ops = {
-	.logdirty_enable = src_logdirty_enable,
-	.logdirty_fetch = src_logdirty_fetch,
-	.throttle = src_throttle,
-	.suspend = src_suspend,
+    .logdirty_enable = src_logdirty_enable,
+    .logdirty_fetch = src_logdirty_fetch,
+    .throttle = src_throttle,
+    .suspend = src_suspend,
 };
 
 /* Map a domain's memory (read-only for a source, writable for an incoming domain). */
@@ -758,7 +760,7 @@ static int map_memory(int ctl, int writable, uint8_t **mem_r, uint64_t *nr_pages
 		return ERR_PROTO;
 	*nr_pages_r = strtoull(buf, NULL, 10);
 	mem = mmap(NULL, *nr_pages_r * 4096, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-		   MAP_SHARED, fd, 0);
+	           MAP_SHARED, fd, 0);
 	close(fd);
 	if (mem == MAP_FAILED)
 		return err_from_errno(errno);
@@ -767,7 +769,7 @@ static int map_memory(int ctl, int writable, uint8_t **mem_r, uint64_t *nr_pages
 }
 
 static int sim_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
-			   struct mig_report *report)
+                           struct mig_report *report)
 {
 	struct sim_source s = {.hv = hv, .domid = domid, .ctl = -1};
 	struct pc_source src = {.ops = &sim_source_ops, .arg = &s};
@@ -807,8 +809,8 @@ static int sim_resume(struct hv *hv, uint32_t domid)
 /* --- migration: the destination side ----------------------------------------------------- */
 
 static int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,
-			      const struct mig_params *params, struct mig_report *report,
-			      uint32_t *domid_r)
+                              const struct mig_params *params, struct mig_report *report,
+                              uint32_t *domid_r)
 {
 	struct sim_config cfg;
 	struct pc_cpu_state st = {0};
@@ -845,7 +847,7 @@ static int sim_receive_stream(struct hv *hv, int fd, const char *name, const cha
 	if (rc)
 		log_error("domain %s: the received vCPU/device state was refused", name);
 	log_debug("domain %s: state restored %.1f ms after the stream ended", name,
-		  (double)(loop_now_us() - t_end) / 1000.0);
+	          (double)(loop_now_us() - t_end) / 1000.0);
 out:
 	free(blob);
 	pc_cpu_state_free(&st);
@@ -875,20 +877,20 @@ int sim_query_domain(struct hv *hv, uint32_t domid, char *out, size_t cap)
 }
 
 const struct hv_ops sim_hv_ops = {
-	.name = "sim",
-	.open = sim_open,
-	.close = sim_close,
-	.host_info = sim_host_info,
-	.list = sim_list,
-	.lookup = sim_lookup,
-	.info = sim_info,
-	.create = sim_create,
-	.destroy = sim_destroy,
-	.pause = sim_pause,
-	.unpause = sim_unpause,
-	.rename = sim_rename,
-	.config_json = sim_config_json,
-	.send_stream = sim_send_stream,
-	.resume = sim_resume,
-	.receive_stream = sim_receive_stream,
+    .name = "sim",
+    .open = sim_open,
+    .close = sim_close,
+    .host_info = sim_host_info,
+    .list = sim_list,
+    .lookup = sim_lookup,
+    .info = sim_info,
+    .create = sim_create,
+    .destroy = sim_destroy,
+    .pause = sim_pause,
+    .unpause = sim_unpause,
+    .rename = sim_rename,
+    .config_json = sim_config_json,
+    .send_stream = sim_send_stream,
+    .resume = sim_resume,
+    .receive_stream = sim_receive_stream,
 };

@@ -71,8 +71,7 @@ static int spec_get(const char *spec, const char *key, char *out, size_t outlen)
 	return 0;
 }
 
-static int parse_number(const char *source, const char *key, const char *s, double max,
-			double *out)
+static int parse_number(const char *source, const char *key, const char *s, double max, double *out)
 {
 	char *end;
 	double v;
@@ -89,8 +88,8 @@ static int parse_number(const char *source, const char *key, const char *s, doub
 
 static int parse_workload(const char *source, const char *spec, struct sim_config *cfg)
 {
-	static const char *const keys[] = {"dirty_mibps", "pattern", "hot_mib", "seed", "fill_mib",
-						   "disk_write_hz"};
+	static const char *const keys[] = {"dirty_mibps", "pattern",  "hot_mib",
+	                                   "seed",        "fill_mib", "disk_write_hz"};
 	char val[128];
 	double d;
 	int rc;
@@ -107,7 +106,8 @@ static int parse_workload(const char *source, const char *spec, struct sim_confi
 				known = true;
 		if (!known) {
 			log_error("%s: workload: unknown item '%.*s' (known: dirty_mibps, pattern, "
-				  "hot_mib, seed, fill_mib, disk_write_hz)", source, (int)len, p);
+			          "hot_mib, seed, fill_mib, disk_write_hz)",
+			          source, (int)len, p);
 			return ERR_INVAL;
 		}
 		p = end ? end + 1 : NULL;
@@ -119,7 +119,7 @@ static int parse_workload(const char *source, const char *spec, struct sim_confi
 	}
 	if (spec_get(spec, "pattern", val, sizeof(val)) && pattern_parse(val, &cfg->pattern)) {
 		log_error("%s: workload pattern '%s' unknown (uniform, sequential, hotset)", source,
-			  val);
+		          val);
 		return ERR_INVAL;
 	}
 	if (spec_get(spec, "hot_mib", val, sizeof(val))) {
@@ -142,14 +142,14 @@ static int parse_workload(const char *source, const char *spec, struct sim_confi
 	}
 	if (spec_get(spec, "disk_write_hz", val, sizeof(val))) {
 		rc = parse_number(source, "workload disk_write_hz", val, SIMCFG_MAX_DISK_WRITE_HZ,
-				  &cfg->disk_write_hz);
+		                  &cfg->disk_write_hz);
 		if (rc)
 			return rc;
 	}
 	if (cfg->pattern == SIM_PATTERN_HOTSET &&
 	    (cfg->hot_mib == 0 || cfg->hot_mib > cfg->memory_mib)) {
 		log_error("%s: workload pattern hotset needs hot_mib between 1 and memory (%llu)",
-			  source, (unsigned long long)cfg->memory_mib);
+		          source, (unsigned long long)cfg->memory_mib);
 		return ERR_INVAL;
 	}
 	return 0;
@@ -209,8 +209,9 @@ static int parse_common(XLU_Config *xc, const char *source, struct sim_config *c
 		return ERR_INVAL;
 	}
 	if (strlen(s) >= HV_NAME_MAX - 16 || strchr(s, '/') || strchr(s, ' ')) {
-		log_error("%s: name '%s': must be shorter than %d characters, without '/' or spaces",
-			  source, s, HV_NAME_MAX - 16);
+		log_error(
+		    "%s: name '%s': must be shorter than %d characters, without '/' or spaces",
+		    source, s, HV_NAME_MAX - 16);
 		return ERR_INVAL;
 	}
 	snprintf(cfg->name, sizeof(cfg->name), "%s", s);
@@ -222,13 +223,14 @@ static int parse_common(XLU_Config *xc, const char *source, struct sim_config *c
 		cfg->type = HV_TYPE_HVM;
 	if (xlu_cfg_get_long(xc, "memory", &l, 0) || l <= 0 || l > SIMCFG_MAX_MEMORY_MIB) {
 		log_error("%s: memory: a size in MiB between 1 and %u is required", source,
-			  SIMCFG_MAX_MEMORY_MIB);
+		          SIMCFG_MAX_MEMORY_MIB);
 		return ERR_INVAL;
 	}
 	cfg->memory_mib = (uint64_t)l;
 	if (!xlu_cfg_get_long(xc, "vcpus", &l, 0)) {
 		if (l < 1 || l > SIMCFG_MAX_VCPUS) {
-			log_error("%s: vcpus: %ld is not between 1 and %d", source, l, SIMCFG_MAX_VCPUS);
+			log_error("%s: vcpus: %ld is not between 1 and %d", source, l,
+			          SIMCFG_MAX_VCPUS);
 			return ERR_INVAL;
 		}
 		cfg->vcpus = (unsigned)l;
@@ -298,7 +300,8 @@ int simcfg_to_json(const struct sim_config *cfg, char **json_r)
 	json_object_object_add(o, "ip", json_object_new_string(cfg->ip));
 	json_object_object_add(o, "mac", json_object_new_string(cfg->mac));
 	json_object_object_add(o, "dirty_mibps", json_object_new_double(cfg->dirty_mibps));
-	json_object_object_add(o, "pattern", json_object_new_string(sim_pattern_name(cfg->pattern)));
+	json_object_object_add(o, "pattern",
+	                       json_object_new_string(sim_pattern_name(cfg->pattern)));
 	json_object_object_add(o, "hot_mib", json_object_new_int64((int64_t)cfg->hot_mib));
 	json_object_object_add(o, "seed", json_object_new_int64((int64_t)cfg->seed));
 	json_object_object_add(o, "fill_mib", json_object_new_int64((int64_t)cfg->fill_mib));
@@ -310,7 +313,8 @@ int simcfg_to_json(const struct sim_config *cfg, char **json_r)
 		json_object_object_add(d, "target", json_object_new_string(cfg->disks[i].target));
 		json_object_object_add(d, "vdev", json_object_new_string(cfg->disks[i].vdev));
 		json_object_object_add(d, "script", json_object_new_string(cfg->disks[i].script));
-		json_object_object_add(d, "readwrite", json_object_new_boolean(cfg->disks[i].readwrite));
+		json_object_object_add(d, "readwrite",
+		                       json_object_new_boolean(cfg->disks[i].readwrite));
 		json_object_array_add(disks, d);
 	}
 	json_object_object_add(o, "disks", disks);
@@ -405,7 +409,7 @@ int simcfg_from_json(const char *json, struct sim_config *cfg)
 			if ((s = jstr(dj, "script")))
 				snprintf(dk->script, sizeof(dk->script), "%s", s);
 			dk->readwrite = json_object_object_get_ex(dj, "readwrite", &rw) &&
-					json_object_get_boolean(rw);
+			                json_object_get_boolean(rw);
 			cfg->ndisks++;
 		}
 	}

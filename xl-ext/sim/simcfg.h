@@ -21,9 +21,9 @@
 
 #include "xl-ext/hv.h"
 
-#define SIMCFG_MAX_DISKS 8
-#define SIMCFG_MAX_MEMORY_MIB (64u * 1024)
-#define SIMCFG_MAX_VCPUS 32
+#define SIMCFG_MAX_DISKS         8
+#define SIMCFG_MAX_MEMORY_MIB    (64u * 1024)
+#define SIMCFG_MAX_VCPUS         32
 #define SIMCFG_MAX_DISK_WRITE_HZ 1000
 
 enum sim_pattern {
@@ -45,13 +45,13 @@ struct sim_config {
 	enum hv_domain_type type;
 	uint64_t memory_mib;
 	unsigned vcpus;
-	char ip[64];  /* from the first vif's ip=, may be empty */
+	char ip[64]; /* from the first vif's ip=, may be empty */
 	char mac[32];
 	double dirty_mibps;
 	enum sim_pattern pattern;
 	uint64_t hot_mib;
 	uint64_t seed;
-	uint64_t fill_mib; /* memory the guest has in use at boot (written once, stamped) */
+	uint64_t fill_mib;    /* memory the guest has in use at boot (written once, stamped) */
 	double disk_write_hz; /* journal records per second on the first writable iSCSI disk */
 	unsigned ndisks;
 	struct sim_disk disks[SIMCFG_MAX_DISKS];

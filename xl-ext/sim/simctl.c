@@ -39,7 +39,7 @@ int simctl_connect(const char *path, int *fd_r)
 }
 
 int simctl_call(int fd, const char *request, const void *data, size_t data_len, void *out,
-		size_t cap, size_t *len_r, int *fd_r)
+                size_t cap, size_t *len_r, int *fd_r)
 {
 	size_t rlen = strlen(request) + 1;
 	struct iovec iov[2] = {{(void *)request, rlen}, {(void *)data, data_len}};
@@ -95,8 +95,8 @@ int simctl_call(int fd, const char *request, const void *data, size_t data_len, 
 				close(passed);
 		}
 	}
-	if ((mh.msg_flags & MSG_TRUNC) || hdr.len != (size_t)n - sizeof(hdr) ||
-	    hdr.rc > 0 || hdr.rc < ERR_CODE_MIN) {
+	if ((mh.msg_flags & MSG_TRUNC) || hdr.len != (size_t)n - sizeof(hdr) || hdr.rc > 0 ||
+	    hdr.rc < ERR_CODE_MIN) {
 		rc = ERR_PROTO;
 		goto out;
 	}

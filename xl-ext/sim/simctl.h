@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIMCTL_MAX_MSG (64u * 1024)
+#define SIMCTL_MAX_MSG    (64u * 1024)
 #define SIMCTL_TIMEOUT_MS 10000
 
 struct simctl_hdr {
@@ -31,7 +31,7 @@ int simctl_connect(const char *path, int *fd_r);
  * are ERR_IO / ERR_TIMEOUT.
  */
 int simctl_call(int fd, const char *request, const void *data, size_t data_len, void *out,
-		size_t cap, size_t *len_r, int *fd_r);
+                size_t cap, size_t *len_r, int *fd_r);
 
 /* Server side: receive one request into buf; returns its length (0 on EOF) or an error. */
 int simctl_recv(int fd, void *buf, size_t cap, size_t *len_r);

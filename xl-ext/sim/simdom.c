@@ -42,8 +42,8 @@
 #include "xl-ext/sim/simnet.h"
 
 #define VCPU_REGS_MAGIC 0x5843505552454753ull /* "XCPUREGS" */
-#define DM_MAGIC 0x58444d5354415445ull        /* "XDMSTATE" */
-#define VCPU_CHUNK 64                          /* pages between pause points at most */
+#define DM_MAGIC        0x58444d5354415445ull /* "XDMSTATE" */
+#define VCPU_CHUNK      64                    /* pages between pause points at most */
 
 enum dom_state { ST_INCOMING, ST_PAUSED, ST_RUNNING };
 
@@ -439,7 +439,7 @@ static int net_prepare(struct simdom *d)
 	if (bind(d->udp_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
 		rc = err_from_errno(errno);
 		log_error_errno(errno, "domain %s: cannot bind the probe service to %s:%d", d->name,
-				d->cfg.ip, SIMDOM_UDP_PORT);
+		                d->cfg.ip, SIMDOM_UDP_PORT);
 		close(d->udp_fd);
 		d->udp_fd = -1;
 		return rc;
@@ -505,7 +505,8 @@ struct reply {
 	int fd;
 };
 
-static void say(struct reply *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(struct reply *r, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void say(struct reply *r, int rc, const char *fmt, ...)
 {
 	va_list ap;
@@ -561,7 +562,8 @@ static void cmd_logdirty_enable(struct simdom *d, struct reply *r)
 	if (!d->dl) {
 		rc = dirtylog_open(&d->dl, d->mem, d->nr_pages, DIRTYLOG_AUTO);
 		if (rc) {
-			say(r, rc, "domain %s: cannot set up dirty logging: %s", d->name, err_str(rc));
+			say(r, rc, "domain %s: cannot set up dirty logging: %s", d->name,
+			    err_str(rc));
 			return;
 		}
 	}
@@ -576,7 +578,8 @@ static void cmd_logdirty_enable(struct simdom *d, struct reply *r)
 		d->bitmap = mmap(NULL, d->bm_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d->bmfd, 0);
 		if (d->bitmap == MAP_FAILED) {
 			d->bitmap = NULL;
-			say(r, err_from_errno(errno), "domain %s: cannot map the dirty bitmap", d->name);
+			say(r, err_from_errno(errno), "domain %s: cannot map the dirty bitmap",
+			    d->name);
 			return;
 		}
 	}
@@ -609,9 +612,10 @@ static void cmd_logdirty_fetch(struct simdom *d, struct reply *r)
 /* Suspend payload: u32 nvcpus, u32 regs size, u32 dm length, regs[], dm */
 static void cmd_suspend(struct simdom *d, struct reply *r)
 {
-	static uint8_t buf[12 + SIMCFG_MAX_VCPUS * sizeof(struct simdom_vcpu_regs) + SIMDOM_DM_SIZE];
+	static uint8_t
+	    buf[12 + SIMCFG_MAX_VCPUS * sizeof(struct simdom_vcpu_regs) + SIMDOM_DM_SIZE];
 	uint32_t hdr[3] = {d->nvcpus, sizeof(struct simdom_vcpu_regs),
-			   d->cfg.type == HV_TYPE_HVM ? SIMDOM_DM_SIZE : 0};
+	                   d->cfg.type == HV_TYPE_HVM ? SIMDOM_DM_SIZE : 0};
 	size_t off = sizeof(hdr);
 
 	pause_locked(d);
@@ -651,8 +655,10 @@ static void cmd_restore_state(struct simdom *d, const uint8_t *data, size_t len,
 	need = sizeof(hdr) + (size_t)hdr[0] * hdr[1] + hdr[2];
 	if (hdr[0] != d->nvcpus || hdr[1] != sizeof(struct simdom_vcpu_regs) || len != need ||
 	    hdr[2] != (d->cfg.type == HV_TYPE_HVM ? SIMDOM_DM_SIZE : 0)) {
-		say(r, ERR_PROTO, "domain %s: vCPU/device state does not match the configuration "
-				  "(%u vCPUs, %u-byte device model)", d->name, hdr[0], hdr[2]);
+		say(r, ERR_PROTO,
+		    "domain %s: vCPU/device state does not match the configuration "
+		    "(%u vCPUs, %u-byte device model)",
+		    d->name, hdr[0], hdr[2]);
 		return;
 	}
 	memcpy(d->regs, data + sizeof(hdr), (size_t)hdr[0] * hdr[1]); /* regs: aligned copy */
@@ -671,9 +677,10 @@ static void cmd_restore_state(struct simdom *d, const uint8_t *data, size_t len,
 			return;
 		}
 		if (h.counter != gm_sb(d->mem)->counter) {
-			say(r, ERR_PROTO, "domain %s: device model state (counter %llu) does not "
-					  "match memory (counter %llu)", d->name,
-			    (unsigned long long)h.counter,
+			say(r, ERR_PROTO,
+			    "domain %s: device model state (counter %llu) does not "
+			    "match memory (counter %llu)",
+			    d->name, (unsigned long long)h.counter,
 			    (unsigned long long)gm_sb(d->mem)->counter);
 			return;
 		}
@@ -709,7 +716,7 @@ static void cmd_check(struct simdom *d, struct reply *r)
 }
 
 static void dispatch(struct simdom *d, const char *cmd, const uint8_t *data, size_t len,
-		     struct reply *r)
+                     struct reply *r)
 {
 	char arg[HV_NAME_MAX + 8];
 
@@ -718,7 +725,8 @@ static void dispatch(struct simdom *d, const char *cmd, const uint8_t *data, siz
 		cmd_info(d, r);
 	} else if (!strcmp(cmd, "pause")) {
 		if (d->state == ST_INCOMING) {
-			say(r, ERR_BUSY, "domain %s is still receiving its migration stream", d->name);
+			say(r, ERR_BUSY, "domain %s is still receiving its migration stream",
+			    d->name);
 		} else {
 			pause_locked(d);
 			d->state = ST_PAUSED;
@@ -847,7 +855,7 @@ static void *populate_main(void *arg)
 	for (size_t off = 0; off < bytes && !__atomic_load_n(&d->quit, __ATOMIC_RELAXED);
 	     off += chunk) {
 		if (madvise(d->mem + off, off + chunk > bytes ? bytes - off : chunk,
-			    MADV_POPULATE_WRITE) < 0)
+		            MADV_POPULATE_WRITE) < 0)
 			break; /* older kernel: pages are faulted in as they arrive */
 	}
 	return NULL;
@@ -957,7 +965,7 @@ int simdom_main(const char *dir, int incoming, int notify_fd)
 	rc = setup_memory(d);
 	if (rc) {
 		log_error("domain %s: cannot allocate %llu MiB of guest memory: %s", d->name,
-			  (unsigned long long)d->cfg.memory_mib, err_str(rc));
+		          (unsigned long long)d->cfg.memory_mib, err_str(rc));
 		goto out;
 	}
 	d->regs = calloc(d->nvcpus, sizeof(*d->regs));
@@ -996,11 +1004,12 @@ int simdom_main(const char *dir, int incoming, int notify_fd)
 		goto out;
 	if (net_prepare(d))
 		log_warn("domain %s: the network of vif ip %s could not be prepared; the guest "
-			 "will run without it", d->name, d->cfg.ip);
+		         "will run without it",
+		         d->name, d->cfg.ip);
 	rc = setup_socket(d);
 	if (rc) {
 		log_error("domain %s: cannot create the control socket in %s: %s", d->name, d->dir,
-			  err_str(rc));
+		          err_str(rc));
 		goto out;
 	}
 	rc = loop_new(&d->loop);
@@ -1023,7 +1032,8 @@ int simdom_main(const char *dir, int incoming, int notify_fd)
 		notify_fd = -1;
 	}
 	log_info("domain %s (%u): %s, %llu MiB, %u vCPUs", d->name, d->domid,
-		 incoming ? "incoming" : "booted", (unsigned long long)d->cfg.memory_mib, d->nvcpus);
+	         incoming ? "incoming" : "booted", (unsigned long long)d->cfg.memory_mib,
+	         d->nvcpus);
 	rc = loop_run(d->loop);
 out:
 	if (notify_fd >= 0) {

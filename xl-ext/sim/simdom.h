@@ -12,8 +12,8 @@
 
 #include <stdint.h>
 
-#define SIMDOM_UDP_PORT 7777
-#define SIMDOM_DM_SIZE (16u * 1024)
+#define SIMDOM_UDP_PORT    7777
+#define SIMDOM_DM_SIZE     (16u * 1024)
 #define SIMDOM_PROBE_MAGIC "XLXP"
 #define SIMDOM_REPLY_MAGIC "XLXR"
 

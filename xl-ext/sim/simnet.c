@@ -63,7 +63,8 @@ static int rtnl_addr(int fd, int cmd, struct in_addr addr, unsigned ifindex)
 	memset(&req, 0, sizeof(req));
 	req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
 	req.nh.nlmsg_type = (unsigned short)cmd;
-	req.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | (cmd == RTM_NEWADDR ? NLM_F_CREATE | NLM_F_REPLACE : 0);
+	req.nh.nlmsg_flags =
+	    NLM_F_REQUEST | NLM_F_ACK | (cmd == RTM_NEWADDR ? NLM_F_CREATE | NLM_F_REPLACE : 0);
 	req.ifa.ifa_family = AF_INET;
 	req.ifa.ifa_prefixlen = 32;
 	req.ifa.ifa_index = ifindex;
@@ -143,7 +144,7 @@ int simnet_open(struct simnet *n, const char *ip)
 	if (n->nl_fd < 0 || n->pkt_fd < 0) {
 		rc = err_from_errno(errno);
 		log_error_errno(errno, "cannot open the sockets to manage vif ip %s on %s", ip,
-				n->ifname);
+		                n->ifname);
 		simnet_close(n);
 		return rc;
 	}
@@ -166,7 +167,7 @@ void simnet_announce(const struct simnet *n)
 	memset(sll.sll_addr, 0xff, ETH_ALEN);
 	for (int i = 0; i < 2; i++)
 		if (sendto(n->pkt_fd, n->arp, sizeof(n->arp), 0, (struct sockaddr *)&sll,
-			   sizeof(sll)) < 0)
+		           sizeof(sll)) < 0)
 			log_warn_errno(errno, "gratuitous ARP on %s failed", n->ifname);
 }
 

@@ -383,25 +383,32 @@ int own_abort(struct own_machine *m)
 	return 0;
 }
 
-enum own_plan own_plan_handover(const struct own_view *view, uint64_t src, uint64_t dst,
-                                char *why, unsigned whylen)
+enum own_plan own_plan_handover(const struct own_view *view, uint64_t src, uint64_t dst, char *why,
+                                unsigned whylen)
 {
 	if (!view->reserved)
 		return OWN_PLAN_REGISTER;
 	if (view->holder == src && view->type == OWN_PR_TYPE_WERO)
 		return OWN_PLAN_HANDOVER;
 	if (view->holder == src)
-		snprintf(why, whylen, "the source's key 0x%016" PRIx64 " holds a reservation of type "
-		         "%d, not write exclusive - registrants only (%d)", src, view->type,
-		         OWN_PR_TYPE_WERO);
+		snprintf(why, whylen,
+		         "the source's key 0x%016" PRIx64 " holds a reservation of type "
+		         "%d, not write exclusive - registrants only (%d)",
+		         src, view->type, OWN_PR_TYPE_WERO);
 	else if (view->holder == dst)
-		snprintf(why, whylen, "this host's own key 0x%016" PRIx64 " already holds the "
-		         "reservation, not the source's 0x%016" PRIx64 ": the source writes without "
-		         "owning the LUN; clear the reservation first (xl-ext pr URL clear)", dst, src);
+		snprintf(why, whylen,
+		         "this host's own key 0x%016" PRIx64 " already holds the "
+		         "reservation, not the source's 0x%016" PRIx64
+		         ": the source writes without "
+		         "owning the LUN; clear the reservation first (xl-ext pr URL clear)",
+		         dst, src);
 	else
-		snprintf(why, whylen, "key 0x%016" PRIx64 " holds the reservation, not the source's "
-		         "0x%016" PRIx64 ": another host owns the LUN (fenced source?); find it with "
-		         "'xl-ext pr URL show'", view->holder, src);
+		snprintf(why, whylen,
+		         "key 0x%016" PRIx64 " holds the reservation, not the source's "
+		         "0x%016" PRIx64
+		         ": another host owns the LUN (fenced source?); find it with "
+		         "'xl-ext pr URL show'",
+		         view->holder, src);
 	return OWN_PLAN_REFUSE;
 }
 

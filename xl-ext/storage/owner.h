@@ -167,8 +167,8 @@ enum own_plan {
  * destination dst does when the source src hands a guest over. why (whylen bytes) explains a
  * refusal. Pure.
  */
-enum own_plan own_plan_handover(const struct own_view *view, uint64_t src, uint64_t dst,
-                                char *why, unsigned whylen);
+enum own_plan own_plan_handover(const struct own_view *view, uint64_t src, uint64_t dst, char *why,
+                                unsigned whylen);
 
 const char *own_op_name(enum own_op op);
 const char *own_state_name(enum own_state st);

@@ -23,10 +23,10 @@ struct xen_logger {
 
 struct hv {
 	libxl_ctx *ctx;
-	xc_interface *xch;       /* opened on first use */
-	struct xs_handle *xsh;   /* opened on first use */
+	xc_interface *xch;     /* opened on first use */
+	struct xs_handle *xsh; /* opened on first use */
 	struct xen_logger logger;
-	struct loop *loop;       /* libxl's osevent hooks live here when not NULL */
+	struct loop *loop; /* libxl's osevent hooks live here when not NULL */
 };
 
 /* Translate a libxl error (ERROR_*) into a project error code. */
@@ -40,11 +40,11 @@ struct xs_handle *xen_xs(struct hv *hv);
 char *xen_domain_name(struct hv *hv, uint32_t domid);
 
 int xen_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
-		    struct mig_report *report);
+                    struct mig_report *report);
 int xen_resume(struct hv *hv, uint32_t domid);
 int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,
-		       const struct mig_params *params, struct mig_report *report,
-		       uint32_t *domid_r);
+                       const struct mig_params *params, struct mig_report *report,
+                       uint32_t *domid_r);
 
 int xen_cpu_featureset(struct hv *hv, enum hv_featureset_kind kind, struct hv_featureset *fs);
 const char *xen_cpu_feature_name(unsigned bit);

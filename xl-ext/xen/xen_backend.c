@@ -30,7 +30,7 @@
 /* --- logger: libxl / libxc messages into common/log ------------------------------------- */
 
 static void xen_log_vmessage(xentoollog_logger *logger, xentoollog_level level, int errnoval,
-			     const char *context, const char *format, va_list al)
+                             const char *context, const char *format, va_list al)
 {
 	enum log_level lvl;
 	char buf[1024];
@@ -51,13 +51,12 @@ static void xen_log_vmessage(xentoollog_logger *logger, xentoollog_level level, 
 		log_msg(lvl, context ? context : "libxl", "%s", buf);
 }
 
-static void xen_log_progress(xentoollog_logger *logger, const char *context,
-			     const char *doing_what, int percent, unsigned long done,
-			     unsigned long total)
+static void xen_log_progress(xentoollog_logger *logger, const char *context, const char *doing_what,
+                             int percent, unsigned long done, unsigned long total)
 {
 	(void)logger;
-	log_msg(LOGL_DEBUG, context ? context : "libxl", "%s: %d%% (%lu/%lu)", doing_what,
-		percent, done, total);
+	log_msg(LOGL_DEBUG, context ? context : "libxl", "%s: %d%% (%lu/%lu)", doing_what, percent,
+	        done, total);
 }
 
 static void xen_log_destroy(xentoollog_logger *logger)
@@ -80,8 +79,7 @@ struct xen_timeout_reg {
 	void *for_libxl;
 };
 
-static void xen_fd_ready(struct loop *loop, struct loop_fd *watch, int fd, short revents,
-			 void *arg)
+static void xen_fd_ready(struct loop *loop, struct loop_fd *watch, int fd, short revents, void *arg)
 {
 	struct xen_fd_reg *reg = arg;
 
@@ -156,8 +154,7 @@ static int64_t xen_due_ms(struct timeval abs)
 	return loop_now_ms() + (delta_ms > 0 ? delta_ms : 0);
 }
 
-static int xen_timeout_register(void *user, void **for_app_r, struct timeval abs,
-				void *for_libxl)
+static int xen_timeout_register(void *user, void **for_app_r, struct timeval abs, void *for_libxl)
 {
 	struct hv *hv = user;
 	struct xen_timeout_reg *reg = calloc(1, sizeof(*reg));
@@ -194,12 +191,12 @@ static void xen_timeout_deregister(void *user, void *for_app)
 }
 
 static const libxl_osevent_hooks xen_osevent_hooks = {
-	.fd_register = xen_fd_register,
-	.fd_modify = xen_fd_modify,
-	.fd_deregister = xen_fd_deregister,
-	.timeout_register = xen_timeout_register,
-	.timeout_modify = xen_timeout_modify,
-	.timeout_deregister = xen_timeout_deregister,
+    .fd_register = xen_fd_register,
+    .fd_modify = xen_fd_modify,
+    .fd_deregister = xen_fd_deregister,
+    .timeout_register = xen_timeout_register,
+    .timeout_modify = xen_timeout_modify,
+    .timeout_deregister = xen_timeout_deregister,
 };
 
 /* --- helpers shared by the backend's files ----------------------------------------------- */
@@ -235,7 +232,8 @@ xc_interface *xen_xc(struct hv *hv)
 	if (!hv->xch) {
 		hv->xch = xc_interface_open(&hv->logger.vtable, &hv->logger.vtable, 0);
 		if (!hv->xch)
-			log_error("cannot open libxenctrl (/dev/xen/privcmd): are you root in dom0?");
+			log_error(
+			    "cannot open libxenctrl (/dev/xen/privcmd): are you root in dom0?");
 	}
 	return hv->xch;
 }
@@ -262,7 +260,8 @@ static const char *xen_absent_reason(void)
 {
 	if (access("/dev/xen/privcmd", F_OK) != 0 && access("/proc/xen/privcmd", F_OK) != 0)
 		return "no Xen hypervisor on this host (no /dev/xen/privcmd)";
-	if (access("/run/xenstored.pid", F_OK) != 0 && access("/var/run/xenstored/socket", F_OK) != 0 &&
+	if (access("/run/xenstored.pid", F_OK) != 0 &&
+	    access("/var/run/xenstored/socket", F_OK) != 0 &&
 	    access("/run/xenstored/socket", F_OK) != 0 && access("/dev/xen/xenbus", F_OK) != 0)
 		return "xenstored is not running on this host";
 	return NULL;
@@ -276,7 +275,7 @@ static const char *xen_absent_reason(void)
  * application with children.
  */
 static const libxl_childproc_hooks xen_childproc_hooks = {
-	.chldowner = libxl_sigchld_owner_libxl_always_selective_reap,
+    .chldowner = libxl_sigchld_owner_libxl_always_selective_reap,
 };
 
 static int xen_open(struct hv **hv_r, struct loop *loop)
@@ -298,7 +297,8 @@ static int xen_open(struct hv **hv_r, struct loop *loop)
 	hv->logger.vtable.destroy = xen_log_destroy;
 	rc = libxl_ctx_alloc(&hv->ctx, LIBXL_VERSION, 0, &hv->logger.vtable);
 	if (rc) {
-		log_error("cannot open a libxl context (libxl error %d): is xencommons running?", rc);
+		log_error("cannot open a libxl context (libxl error %d): is xencommons running?",
+		          rc);
 		free(hv);
 		return ERR_NOXEN;
 	}
@@ -341,7 +341,7 @@ static int xen_host_info(struct hv *hv, struct hv_host_info *info)
 	vi = libxl_get_version_info(hv->ctx);
 	if (vi)
 		snprintf(info->version, sizeof(info->version), "%d.%d", vi->xen_version_major,
-			 vi->xen_version_minor);
+		         vi->xen_version_minor);
 	info->total_kib = (uint64_t)pi.total_pages * 4;
 	info->free_kib = (uint64_t)pi.free_pages * 4;
 	info->nr_cpus = pi.nr_cpus;
@@ -447,14 +447,15 @@ static int xen_lookup(struct hv *hv, const char *name_or_id, uint32_t *domid_r)
 /* --- lifecycle --------------------------------------------------------------------------- */
 
 static int xen_create(struct hv *hv, const char *config_path, const struct hv_create_args *args,
-		      uint32_t *domid_r)
+                      uint32_t *domid_r)
 {
 	(void)hv;
 	(void)args;
 	(void)domid_r;
 	/* xl.cfg -> libxl_domain_config is xl's own parser (xl_parse.c), not a library's */
 	log_error("creating %s: with the xen backend use 'xl create' (xl-ext hands unknown "
-		  "commands to xl; its own create is for the sim backend)", config_path);
+	          "commands to xl; its own create is for the sim backend)",
+	          config_path);
 	return ERR_NOTSUP;
 }
 
@@ -493,13 +494,13 @@ static int xen_rename(struct hv *hv, uint32_t domid, const char *old_name, const
 	/* libxl says ERROR_INVAL for a taken name; tell the caller which case it is */
 	if (!libxl_name_to_domid(hv->ctx, new_name, &other) && other != domid) {
 		log_error("cannot rename domain %u to %s: domain %u already has that name", domid,
-			  new_name, other);
+		          new_name, other);
 		return ERR_EXISTS;
 	}
 	rc = libxl_domain_rename(hv->ctx, domid, old_name, new_name);
 	if (rc)
 		log_error("domain %u: libxl_domain_rename %s -> %s failed (libxl error %d)", domid,
-			  old_name ? old_name : "*", new_name, rc);
+		          old_name ? old_name : "*", new_name, rc);
 	return xen_err(rc);
 }
 
@@ -513,7 +514,7 @@ static int xen_config_json(struct hv *hv, uint32_t domid, char **json_r)
 	rc = libxl_retrieve_domain_configuration(hv->ctx, domid, &cfg, NULL);
 	if (rc) {
 		log_error("domain %u: libxl_retrieve_domain_configuration failed (libxl error %d)",
-			  domid, rc);
+		          domid, rc);
 		rc = xen_err(rc);
 		goto out;
 	}
@@ -529,32 +530,31 @@ out:
 	return rc;
 }
 
-static int xen_config_file_json(struct hv *hv, const char *path, const char *name,
-				char **json_r)
+static int xen_config_file_json(struct hv *hv, const char *path, const char *name, char **json_r)
 {
 	return xen_xlcfg_to_json(hv->ctx, path, name, json_r);
 }
 
 const struct hv_ops xen_hv_ops = {
-	.name = "xen",
-	.open = xen_open,
-	.close = xen_close,
-	.host_info = xen_host_info,
-	.list = xen_list,
-	.lookup = xen_lookup,
-	.info = xen_info,
-	.create = xen_create,
-	.destroy = xen_destroy,
-	.pause = xen_pause,
-	.unpause = xen_unpause,
-	.rename = xen_rename,
-	.config_json = xen_config_json,
-	.config_file_json = xen_config_file_json,
-	.send_stream = xen_send_stream,
-	.resume = xen_resume,
-	.receive_stream = xen_receive_stream,
-	.cpu_featureset = xen_cpu_featureset,
-	.cpu_feature_name = xen_cpu_feature_name,
-	.disk_backends = xen_disk_backends,
-	.estimate_dirty_rate = xen_estimate_dirty_rate,
+    .name = "xen",
+    .open = xen_open,
+    .close = xen_close,
+    .host_info = xen_host_info,
+    .list = xen_list,
+    .lookup = xen_lookup,
+    .info = xen_info,
+    .create = xen_create,
+    .destroy = xen_destroy,
+    .pause = xen_pause,
+    .unpause = xen_unpause,
+    .rename = xen_rename,
+    .config_json = xen_config_json,
+    .config_file_json = xen_config_file_json,
+    .send_stream = xen_send_stream,
+    .resume = xen_resume,
+    .receive_stream = xen_receive_stream,
+    .cpu_featureset = xen_cpu_featureset,
+    .cpu_feature_name = xen_cpu_feature_name,
+    .disk_backends = xen_disk_backends,
+    .estimate_dirty_rate = xen_estimate_dirty_rate,
 };

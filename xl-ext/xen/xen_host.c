@@ -44,10 +44,10 @@ const char *xen_cpu_feature_name(unsigned bit)
 int xen_cpu_featureset(struct hv *hv, enum hv_featureset_kind kind, struct hv_featureset *fs)
 {
 	static const uint32_t index[] = {
-		[HV_FEATURES_PV_DEFAULT] = XEN_SYSCTL_cpu_featureset_pv,
-		[HV_FEATURES_HVM_DEFAULT] = XEN_SYSCTL_cpu_featureset_hvm,
-		[HV_FEATURES_PV_MAX] = XEN_SYSCTL_cpu_featureset_pv_max,
-		[HV_FEATURES_HVM_MAX] = XEN_SYSCTL_cpu_featureset_hvm_max,
+	    [HV_FEATURES_PV_DEFAULT] = XEN_SYSCTL_cpu_featureset_pv,
+	    [HV_FEATURES_HVM_DEFAULT] = XEN_SYSCTL_cpu_featureset_hvm,
+	    [HV_FEATURES_PV_MAX] = XEN_SYSCTL_cpu_featureset_pv_max,
+	    [HV_FEATURES_HVM_MAX] = XEN_SYSCTL_cpu_featureset_hvm_max,
 	};
 	xc_interface *xch = xen_xc(hv);
 	uint32_t nr = HV_FEATURESET_MAX;
@@ -98,7 +98,8 @@ int xen_estimate_dirty_rate(struct hv *hv, uint32_t domid, unsigned sample_ms, d
 	if (xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, NULL, 0) < 0) {
 		rc = errno == EBUSY ? ERR_BUSY : err_from_errno(errno);
 		log_error_errno(errno, "domain %u: cannot enable log-dirty mode%s", domid,
-				rc == ERR_BUSY ? " (already on: is it being migrated or saved?)" : "");
+		                rc == ERR_BUSY ? " (already on: is it being migrated or saved?)"
+		                               : "");
 		goto out;
 	}
 	enabled = true;
@@ -120,8 +121,10 @@ failed_clean:
 	log_error_errno(errno, "domain %u: cannot read the log-dirty bitmap", domid);
 out:
 	if (enabled && xc_shadow_control(xch, domid, XEN_DOMCTL_SHADOW_OP_OFF, NULL, 0) < 0) {
-		log_error_errno(errno, "domain %u: cannot switch log-dirty mode off again; run "
-				"'xl-ext migrate --estimate' again or migrate it to clear it", domid);
+		log_error_errno(errno,
+		                "domain %u: cannot switch log-dirty mode off again; run "
+		                "'xl-ext migrate --estimate' again or migrate it to clear it",
+		                domid);
 		if (!rc)
 			rc = err_from_errno(errno);
 	}
@@ -188,8 +191,8 @@ int xen_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, s
 		if (xs_read_str(xsh, key, d->params, sizeof(d->params))) {
 			/* skipping it would let a local disk pass the migration disk check */
 			log_error("domain %u: disk %s: its backend %s has no params node; is the "
-				  "disk being attached or detached? retry when it settles", domid,
-				  ents[i], be);
+			          "disk being attached or detached? retry when it settles",
+			          domid, ents[i], be);
 			rc = ERR_NOTFOUND;
 			goto out;
 		}

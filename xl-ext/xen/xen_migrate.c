@@ -41,8 +41,9 @@ static void warn_unapplied_params(uint32_t domid, const struct mig_params *p)
 		strncat(what, " --policy", sizeof(what) - strlen(what) - 1);
 	if (what[0])
 		log_warn("domain %u: ignoring%s: with the xen backend pre-copy runs inside "
-			 "libxenguest with Xen's own policy (5 iterations or fewer than 50 dirty "
-			 "pages), which libxl 4.17 does not let us change", domid, what);
+		         "libxenguest with Xen's own policy (5 iterations or fewer than 50 dirty "
+		         "pages), which libxl 4.17 does not let us change",
+		         domid, what);
 }
 
 /*
@@ -52,7 +53,7 @@ static void warn_unapplied_params(uint32_t domid, const struct mig_params *p)
  * resume it, as xl does not); any other error: the caller resumes it.
  */
 int xen_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
-		    struct mig_report *report)
+                    struct mig_report *report)
 {
 	libxl_dominfo di;
 	int flags = LIBXL_SUSPEND_LIVE;
@@ -138,17 +139,17 @@ static int login_iscsi_disks(const libxl_domain_config *cfg, const char *name)
 	for (int i = 0; i < cfg->num_disks && !rc; i++) {
 		const libxl_device_disk *d = &cfg->disks[i];
 
-		if (!d->pdev_path || strncmp(d->pdev_path, "/dev/disk/by-path/ip-", 21) ||
-		    !d->vdev)
+		if (!d->pdev_path || strncmp(d->pdev_path, "/dev/disk/by-path/ip-", 21) || !d->vdev)
 			continue;
 		snprintf(spec, sizeof(spec), "phy:%s,%s,%s", d->pdev_path, d->vdev,
-			 d->readwrite ? "w" : "r");
+		         d->readwrite ? "w" : "r");
 		if (disk_classify(spec, di) || di->kind != DISK_ISCSI)
 			continue;
 		rc = iscsiadm_ensure_login(&iscsiadm_system, di, XEN_ISCSI_LOGIN_TIMEOUT_S);
 		if (rc)
 			log_error("incoming domain %s: disk %s has no device on this host and the "
-				  "login failed (above); the sender keeps the domain", name, d->vdev);
+			          "login failed (above); the sender keeps the domain",
+			          name, d->vdev);
 	}
 	free(di);
 	return rc;
@@ -160,8 +161,8 @@ static int login_iscsi_disks(const libxl_domain_config *cfg, const char *name)
  * is left behind.
  */
 int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,
-		       const struct mig_params *params, struct mig_report *report,
-		       uint32_t *domid_r)
+                       const struct mig_params *params, struct mig_report *report,
+                       uint32_t *domid_r)
 {
 	libxl_domain_restore_params rp;
 	libxl_domain_config cfg;
@@ -176,7 +177,8 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	rc = libxl_domain_config_from_json(hv->ctx, &cfg, config_json);
 	if (rc) {
 		log_error("incoming domain %s: the sender's configuration is not a libxl domain "
-			  "configuration (libxl error %d)", name, rc);
+		          "configuration (libxl error %d)",
+		          name, rc);
 		rc = ERR_PROTO;
 		goto out;
 	}
@@ -190,12 +192,12 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	rp.stream_version = 2;
 	/* libxl leaves it paused: migrate.c unpauses after the GO message, unless -p */
 	/* as xl's migrate-receive: the send-back fd is the channel to the sender */
-	rc = libxl_domain_create_restore(hv->ctx, &cfg, &domid, fd,
-					 params && params->send_back_fd > 0 ? params->send_back_fd : -1,
-					 &rp, NULL, NULL);
+	rc = libxl_domain_create_restore(
+	    hv->ctx, &cfg, &domid, fd,
+	    params && params->send_back_fd > 0 ? params->send_back_fd : -1, &rp, NULL, NULL);
 	if (rc) {
 		log_error("incoming domain %s: libxl_domain_create_restore failed (libxl error %d)",
-			  name, rc);
+		          name, rc);
 		if (domid != (uint32_t)INVALID_DOMID && domid != 0)
 			libxl_domain_destroy(hv->ctx, domid, NULL);
 		rc = xen_err(rc);
