@@ -31,7 +31,7 @@
 #include "haagent/executor.h"
 #include "haagent/health.h"
 #include "haagent/state.h"
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 #define REOPEN_MS 2000
 #define TICK_MS   1000

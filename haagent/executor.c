@@ -20,7 +20,7 @@
 #include "haagent/executor.h"
 #include "haagent/fence.h"
 #include "haagent/worker.h"
-#include "xl-ext/transport.h"
+#include "xl-ext/migration/transport.h"
 
 #define MAX_JOBS            64
 #define MAX_RECEIVERS       8

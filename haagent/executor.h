@@ -20,7 +20,7 @@
 #include "common/loop.h"
 #include "haagent/conf.h"
 #include "haagent/state.h"
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 struct ha_executor;
 

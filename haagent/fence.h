@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 enum ha_fence_mode {
 	HA_FENCE_AUTO = 0,        /* command if fence_command is set, else reservation */

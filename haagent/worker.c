@@ -16,8 +16,8 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "haagent/worker.h"
-#include "xl-ext/migrate.h"
-#include "xl-ext/transport.h"
+#include "xl-ext/migration/handshake.h"
+#include "xl-ext/migration/transport.h"
 
 #define CONNECT_TIMEOUT_MS 10000
 #define REPLY_TIMEOUT_MS   60000

@@ -7,7 +7,7 @@
 #ifndef XLEXT_HAAGENT_WORKER_H
 #define XLEXT_HAAGENT_WORKER_H
 
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 enum ha_worker_status {
 	HA_WORKER_OK = 0,

@@ -22,7 +22,7 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/transport.h"
+#include "xl-ext/migration/transport.h"
 
 #define CHUNK (1 << 20)
 

@@ -12,7 +12,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/cmd_disks.h"
+#include "xl-ext/migration/disks.h"
 #include "xl-ext/storage/disk.h"
 
 #define IQN "iqn.2024-01.org.example:storage.lun-set1"
@@ -251,7 +251,7 @@ static void test_migratable(void **state)
 	cap->destroy(cap);
 }
 
-/* --- xen disks rebuilt from their backends (cmd_disks.c) ------------------------------------ */
+/* --- xen disks rebuilt from their backends (migration/disks.c) ------------------------------------ */
 
 static struct hv_disk fake_backends[2];
 

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "xl-ext/policy.h"
+#include "xl-ext/precopy/policy.h"
 
 #define MIB      (1024.0 * 1024.0)
 #define GBIT_BPS (1e9 / 8)

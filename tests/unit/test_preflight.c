@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "xl-ext/preflight.h"
+#include "xl-ext/migration/preflight.h"
 
 static const char *names_vm2[] = {"vm2", "db"};
 static const char *names_clash[] = {"web", "vm1"};

@@ -10,7 +10,7 @@
 
 #include "common/error.h"
 #include "common/registry.h"
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 static const int ops_a = 1, ops_b = 2;
 

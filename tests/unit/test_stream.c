@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "xl-ext/stream.h"
+#include "xl-ext/precopy/stream.h"
 
 static uint8_t buf[STREAM_REC_HDR_SIZE + STREAM_MAX_BODY + 8];
 

@@ -22,7 +22,7 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/log.h"
-#include "xl-ext/transport.h"
+#include "xl-ext/migration/transport.h"
 
 static struct tr_key key_a, key_b;
 static struct log_sink *capture;

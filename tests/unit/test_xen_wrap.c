@@ -1,7 +1,7 @@
 /*
  * The xen backend at the library boundary: libxl, libxenctrl and libxenstore calls are
  * replaced with -Wl,--wrap wrappers that record each call (name and arguments, in order) and
- * return scripted values. Covers the backend's operations and, through migrate.c, the
+ * return scripted values. Covers the backend's operations and, through handshake.c, the
  * sender's and receiver's failure branches with the real xen hv_ops.
  */
 #include "config.h"
@@ -21,9 +21,9 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/migrate.h"
+#include "xl-ext/migration/handshake.h"
 #include "xl-ext/xen/xen.h"
-#include "xl-ext/xlproto.h"
+#include "xl-ext/migration/xlproto.h"
 
 extern const struct hv_ops xen_hv_ops;
 
@@ -735,7 +735,7 @@ static void test_disk_backends_no_disks(void **state)
 	free(disks);
 }
 
-/* --- through migrate.c, with the real xen hv_ops ------------------------------------------ */
+/* --- through handshake.c, with the real xen hv_ops ------------------------------------------ */
 
 #define BANNER "xl migration receiver ready, send binary domain data.\n"
 #define READY  "domain received, ready to unpause"

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "common/error.h"
-#include "xl-ext/xlproto.h"
+#include "xl-ext/migration/xlproto.h"
 
 static void test_messages_exact(void **state)
 {

@@ -1,6 +1,6 @@
 /*
  * Byte-exact transcripts of xl's migration handshake through mig_send and mig_receive
- * (xl-ext/migrate.c), over a socketpair, with a fake struct hv_ops: the peer's bytes are
+ * (xl-ext/migration/handshake.c), over a socketpair, with a fake struct hv_ops: the peer's bytes are
  * hand-built from the documented format (DESIGN.md), as stock xl migrate / migrate-receive
  * send them, and what our side writes is compared byte for byte. Every failure branch.
  */
@@ -20,8 +20,8 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/migrate.h"
-#include "xl-ext/xlproto.h"
+#include "xl-ext/migration/handshake.h"
+#include "xl-ext/migration/xlproto.h"
 
 #define STREAM "LIBXL-V2-STREAM-BYTES"
 #define CONFIG "{\"c_info\":{\"name\":\"vm1\"}}"

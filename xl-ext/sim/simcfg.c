@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/sim/simcfg.h"
-#include "xl-ext/xlcfg.h"
+#include "xl-ext/core/xlcfg.h"
 
 const char *sim_pattern_name(enum sim_pattern p)
 {

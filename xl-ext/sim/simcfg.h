@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 #define SIMCFG_MAX_DISKS         8
 #define SIMCFG_MAX_MEMORY_MIB    (64u * 1024)

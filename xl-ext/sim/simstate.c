@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "xl-ext/precopy.h"
+#include "xl-ext/precopy/precopy.h"
 #include "xl-ext/sim/sim.h"
-#include "xl-ext/stream.h"
+#include "xl-ext/precopy/stream.h"
 
 int sim_state_decode(const uint8_t *buf, size_t len, struct pc_cpu_state *st)
 {

@@ -15,7 +15,7 @@
 #include <xenstore.h>
 #include <xentoollog.h>
 
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 struct xen_logger {
 	xentoollog_logger vtable;

@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 #include "xl-ext/xen/xen.h"
 
 #include <xenguest.h> /* after xenctrl.h, which it needs */

@@ -3,7 +3,7 @@
  * consumed by libxl_domain_create_restore, as xl's migrate / migrate-receive do.
  *
  * Pre-copy runs inside libxenguest with Xen's fixed policy; the handshake around the stream
- * (banner, save header, renames, GO, report) is migrate.c's, shared with the sim backend.
+ * (banner, save header, renames, GO, report) is handshake.c's, shared with the sim backend.
  */
 #include "config.h"
 
@@ -14,8 +14,8 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/hv.h"
-#include "xl-ext/precopy.h"
+#include "xl-ext/core/hv.h"
+#include "xl-ext/precopy/precopy.h"
 #include "xl-ext/storage/disk.h"
 #include "xl-ext/storage/iscsiadm.h"
 #include "xl-ext/xen/xen.h"
@@ -190,7 +190,7 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 		goto out;
 	rp.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
 	rp.stream_version = 2;
-	/* libxl leaves it paused: migrate.c unpauses after the GO message, unless -p */
+	/* libxl leaves it paused: handshake.c unpauses after the GO message, unless -p */
 	/* as xl's migrate-receive: the send-back fd is the channel to the sender */
 	rc = libxl_domain_create_restore(
 	    hv->ctx, &cfg, &domid, fd,

@@ -23,7 +23,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/xen/xen.h"
-#include "xl-ext/xlcfg.h"
+#include "xl-ext/core/xlcfg.h"
 
 static const char *const known_keys[] = {
     "name",    "type",    "builder", "memory", "maxmem",     "vcpus", "maxvcpus", "kernel",

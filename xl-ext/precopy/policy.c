@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "xl-ext/policy.h"
+#include "xl-ext/precopy/policy.h"
 
 /* A round "made progress" when the dirty set shrank below this fraction of the last one. */
 #define PC_PROGRESS_RATIO 0.90

@@ -12,7 +12,7 @@
 #include <json-c/json.h>
 
 #include "common/error.h"
-#include "xl-ext/preflight.h"
+#include "xl-ext/migration/preflight.h"
 
 uint64_t pf_required_kib(uint64_t memory_kib)
 {

@@ -8,7 +8,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 extern const struct hv_ops sim_hv_ops;
 #ifdef XLEXT_HAVE_XEN

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 #define PF_JSON_MAGIC   "xl-ext-preflight"
 #define PF_JSON_VERSION 1

@@ -1,15 +1,15 @@
 /*
- * cmd_disks.h - the disks of a domain about to migrate: gathered from the backend, classified
+ * disks.h - the disks of a domain about to migrate: gathered from the backend, classified
  * (storage/disk.h), refused when local and writable, reported in migrate --json.
  */
-#ifndef XLEXT_CMD_DISKS_H
-#define XLEXT_CMD_DISKS_H
+#ifndef XLEXT_MIGRATION_DISKS_H
+#define XLEXT_MIGRATION_DISKS_H
 
 #include <stdint.h>
 
 #include <json-c/json.h>
 
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 #include "xl-ext/storage/disk.h"
 
 /* identity_verified of one disk */
@@ -46,7 +46,7 @@ int mig_disks_check(const char *name, const struct mig_disks *disks, int allow_l
 json_object *mig_disks_json(const struct mig_disks *disks);
 
 /*
- * Destination verification, carried by the pre-flight exchange (cmd_preflight.c).
+ * Destination verification, carried by the pre-flight exchange (preflight_exchange.c).
  *
  * Sender: read each iSCSI disk's LUN identity on this host and return the request for the
  * destination's pre-flight, one JSON line {"luns":[{"spec","identity"}]} in *json_r (caller

@@ -1,5 +1,5 @@
 /*
- * cmd_disks.c - the disks of a domain about to migrate, for "xl-ext migrate": gathered from
+ * disks.c - the disks of a domain about to migrate, for "xl-ext migrate": gathered from
  * the backend, classified with storage/disk.c, checked before anything is suspended, and
  * reported in --json.
  */
@@ -12,7 +12,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/cmd_disks.h"
+#include "xl-ext/migration/disks.h"
 #include "xl-ext/sim/simcfg.h"
 #include "xl-ext/storage/lunid.h"
 #ifdef XLEXT_HAVE_ISCSI

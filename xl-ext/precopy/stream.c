@@ -12,7 +12,7 @@
 #include <xxhash.h>
 
 #include "common/error.h"
-#include "xl-ext/stream.h"
+#include "xl-ext/precopy/stream.h"
 
 static void put32(uint8_t *p, uint32_t v)
 {

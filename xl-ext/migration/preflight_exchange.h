@@ -1,14 +1,14 @@
 /*
- * cmd_preflight.h - pre-flight checks and the dirty-rate estimate for "xl-ext migrate", and
+ * preflight_exchange.h - pre-flight checks and the dirty-rate estimate for "xl-ext migrate", and
  * the destination's side ("xl-ext migrate-receive --preflight").
  */
-#ifndef XLEXT_CMD_PREFLIGHT_H
-#define XLEXT_CMD_PREFLIGHT_H
+#ifndef XLEXT_MIGRATION_PREFLIGHT_EXCHANGE_H
+#define XLEXT_MIGRATION_PREFLIGHT_EXCHANGE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 struct mig_disks;
 

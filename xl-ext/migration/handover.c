@@ -12,7 +12,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/handover.h"
+#include "xl-ext/migration/handover.h"
 #include "xl-ext/storage/disk.h"
 #include "xl-ext/storage/hostid.h"
 #include "xl-ext/storage/iscsi.h"

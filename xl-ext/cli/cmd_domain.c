@@ -11,7 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/sim/sim.h"
-#include "xl-ext/xlext.h"
+#include "xl-ext/cli/xlext.h"
 
 static const struct option no_longopts[] = {CMD_LONGOPTS_END};
 

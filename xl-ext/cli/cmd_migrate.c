@@ -20,14 +20,14 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/cmd_disks.h"
-#include "xl-ext/cmd_preflight.h"
-#include "xl-ext/handover.h"
-#include "xl-ext/migrate.h"
+#include "xl-ext/migration/disks.h"
+#include "xl-ext/migration/preflight_exchange.h"
+#include "xl-ext/migration/handover.h"
+#include "xl-ext/migration/handshake.h"
 #include "xl-ext/sim/simcfg.h"
-#include "xl-ext/transport.h"
-#include "xl-ext/xlext.h"
-#include "xl-ext/xlproto.h"
+#include "xl-ext/migration/transport.h"
+#include "xl-ext/cli/xlext.h"
+#include "xl-ext/migration/xlproto.h"
 
 static volatile sig_atomic_t mig_cancel;
 

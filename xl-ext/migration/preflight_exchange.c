@@ -1,5 +1,5 @@
 /*
- * cmd_preflight.c - the shell around preflight.c: gather the facts on each side, ask the
+ * preflight_exchange.c - the shell around preflight.c: gather the facts on each side, ask the
  * destination through the migration rune, print the verdict; and the --estimate sample.
  *
  *   sender:      <sshcmd> <host> xl-ext migrate-receive --preflight   (-s "": <host> --preflight)
@@ -24,11 +24,11 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/cmd_disks.h"
-#include "xl-ext/cmd_preflight.h"
-#include "xl-ext/preflight.h"
-#include "xl-ext/xlext.h"
-#include "xl-ext/xlproto.h"
+#include "xl-ext/migration/disks.h"
+#include "xl-ext/migration/preflight_exchange.h"
+#include "xl-ext/migration/preflight.h"
+#include "xl-ext/cli/xlext.h"
+#include "xl-ext/migration/xlproto.h"
 
 #define PF_MAX_ANSWER  (1u << 20)
 #define PF_MAX_REQUEST (1u << 20)

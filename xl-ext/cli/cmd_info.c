@@ -7,7 +7,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/xlext.h"
+#include "xl-ext/cli/xlext.h"
 
 int main_info(int argc, char **argv)
 {

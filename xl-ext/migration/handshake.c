@@ -1,5 +1,5 @@
 /*
- * migrate.c - the sender and receiver state machines of xl's migration protocol.
+ * handshake.c - the sender and receiver state machines of xl's migration protocol.
  */
 #include "config.h"
 
@@ -15,8 +15,8 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/migrate.h"
-#include "xl-ext/xlproto.h"
+#include "xl-ext/migration/handshake.h"
+#include "xl-ext/migration/xlproto.h"
 
 #define MIG_BANNER_TIMEOUT_MS 60000
 

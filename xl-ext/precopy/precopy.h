@@ -16,8 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "xl-ext/hv.h"
-#include "xl-ext/policy.h"
+#include "xl-ext/core/hv.h"
+#include "xl-ext/precopy/policy.h"
 
 #define MIG_MAX_ROUNDS 64
 

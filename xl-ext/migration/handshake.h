@@ -1,18 +1,18 @@
 /*
- * migrate.h - migration orchestration: xl's handshake around a backend's stream.
+ * handshake.h - xl's handshake around a backend's stream.
  *
  * One code path for both hypervisor backends: the sender and receiver state machines of
  * Xen 4.17's "xl migrate" / "xl migrate-receive" (xlproto.h), with the renames, the point of
  * no return and every failure branch; the backend only produces and consumes the stream.
  */
-#ifndef XLEXT_MIGRATE_H
-#define XLEXT_MIGRATE_H
+#ifndef XLEXT_MIGRATION_HANDSHAKE_H
+#define XLEXT_MIGRATION_HANDSHAKE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "xl-ext/hv.h"
-#include "xl-ext/precopy.h"
+#include "xl-ext/core/hv.h"
+#include "xl-ext/precopy/precopy.h"
 
 enum mig_result {
 	MIG_OK = 0,

@@ -4,7 +4,7 @@
 #include "config.h"
 
 #include "common/cmd.h"
-#include "xl-ext/xlext.h"
+#include "xl-ext/cli/xlext.h"
 
 static const struct cmd_spec xlext_cmds[] = {
     {"create", main_create, "Create a domain from a config file", "[options] <ConfigFile>",

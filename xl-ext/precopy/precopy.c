@@ -17,8 +17,8 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/precopy.h"
-#include "xl-ext/stream.h"
+#include "xl-ext/precopy/precopy.h"
+#include "xl-ext/precopy/stream.h"
 
 #define PAGE STREAM_PAGE_SIZE
 

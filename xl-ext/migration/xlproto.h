@@ -14,7 +14,7 @@
  *   on a non-zero status: receiver destroys its copy, then sends the GO message back, and the
  *   sender renames back and resumes.
  *
- * This module holds the constants and the pure encoders/decoders; migrate.c drives them over
+ * This module holds the constants and the pure encoders/decoders; handshake.c drives them over
  * file descriptors for both hypervisor backends.
  */
 #ifndef XLEXT_XLPROTO_H

@@ -22,7 +22,7 @@
 #include "xl-ext/storage/journal.h"
 #include "xl-ext/storage/lun.h"
 #include "xl-ext/storage/owner.h"
-#include "xl-ext/xlext.h"
+#include "xl-ext/cli/xlext.h"
 
 #define SPEC(name) cmd_find(&xlext_table, name, NULL)
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "xl-ext/xlproto.h"
+#include "xl-ext/migration/xlproto.h"
 
 const char xlp_magic[XLP_MAGIC_LEN] = "Xen saved domain, xl format\n \0 \r";
 const char xlp_banner[] = "xl migration receiver ready, send binary domain data.\n";

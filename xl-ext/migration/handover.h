@@ -1,6 +1,6 @@
 /*
  * handover.h - shared storage in the migration handshake (the XLP_OPT_XLEXT extension,
- * migrate.h): the destination verifies every iSCSI LUN's identity and takes over its
+ * handshake.h): the destination verifies every iSCSI LUN's identity and takes over its
  * persistent reservation, on both transports, only when both ends are xl-ext.
  *
  *   sender   -> receiver  request: source host and key; per LUN (iSCSI disks, one entry per
@@ -28,8 +28,8 @@
 
 #include <json-c/json.h>
 
-#include "xl-ext/cmd_disks.h"
-#include "xl-ext/migrate.h"
+#include "xl-ext/migration/disks.h"
+#include "xl-ext/migration/handshake.h"
 
 extern const struct mig_ext_ops ho_ext_ops;
 

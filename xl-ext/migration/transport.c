@@ -24,7 +24,7 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/transport.h"
+#include "xl-ext/migration/transport.h"
 
 static const uint8_t tr_magic[TR_MAGIC_LEN] = "xl-ext auth 1\n\0";
 

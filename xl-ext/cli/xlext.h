@@ -6,7 +6,7 @@
 #define XLEXT_XLEXT_H
 
 #include "common/cmd.h"
-#include "xl-ext/hv.h"
+#include "xl-ext/core/hv.h"
 
 struct xlext_globals {
 	const char *backend; /* --backend / XLEXT_BACKEND, NULL: default */

@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "xl-ext/sim/simdom.h"
-#include "xl-ext/xlext.h"
+#include "xl-ext/cli/xlext.h"
 
 struct xlext_globals xlext_globals;
 

@@ -5,7 +5,7 @@
 
 #include <json-c/json.h>
 
-#include "xl-ext/precopy.h"
+#include "xl-ext/precopy/precopy.h"
 
 static double span_ms(int64_t from, int64_t to)
 {

@@ -9,7 +9,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/xlcfg.h"
+#include "xl-ext/core/xlcfg.h"
 
 int xlcfg_read_file(const char *path, XLU_Config **xc_r)
 {
