@@ -1,13 +1,16 @@
 /*
  * probe.c - a client of a simulated guest's UDP service, as an operator's monitoring would be.
  *
- *   probe <ip> <duration_ms> [interval_ms]
+ *   probe <ip> <duration_ms> [interval_ms [stop_host [replies]]]
  *
  * Sends a numbered probe every interval (default 10 ms) for duration and prints one summary
  * line of key=value pairs: probes sent and answered, the longest run of unanswered probes and
  * the longest gap between replies, whether the guest's counter ever went backwards or its
  * boot id changed (a restart), and the sequence of hosts that answered. SIGTERM or SIGINT ends
  * the run early, with the same summary (for runs whose length is not known in advance).
+ * With stop_host the run also ends once that many replies (default 50) came from stop_host
+ * after another host had answered: a test waits for the guest's move, not for a time window,
+ * and duration_ms is only the bound.
  */
 #include <arpa/inet.h>
 #include <poll.h>
@@ -44,7 +47,8 @@ int main(int argc, char **argv)
 	int64_t start, end, next, last_reply = 0, max_gap = 0, first_reply = 0;
 	uint32_t seq = 0, answered = 0, max_lost_run = 0, last_seq_answered = 0;
 	uint64_t last_counter = 0, boot_id = 0;
-	int fd, backwards = 0, reboots = 0, interval_ms;
+	int fd, backwards = 0, reboots = 0, interval_ms, stop_replies = 0, moved_replies = 0;
+	const char *stop_host = NULL;
 	char hosts[512] = "", last_host[28] = "";
 	static uint8_t *seen;
 
@@ -57,6 +61,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	interval_ms = argc > 3 ? atoi(argv[3]) : 10;
+	if (argc > 4) {
+		stop_host = argv[4];
+		stop_replies = argc > 5 ? atoi(argv[5]) : 50;
+		if (stop_replies < 1) {
+			fprintf(stderr, "probe: bad number of replies to wait for\n");
+			return 2;
+		}
+	}
 	if (interval_ms < 1 || atoi(argv[2]) < 1 || atoi(argv[2]) > 3600000) {
 		fprintf(stderr, "probe: bad duration or interval\n");
 		return 2;
@@ -74,7 +86,7 @@ int main(int argc, char **argv)
 	start = now_us();
 	end = start + (int64_t)atoi(argv[2]) * 1000;
 	next = start;
-	while (now_us() < end && !probe_stop) {
+	while (now_us() < end && !probe_stop && !(stop_host && moved_replies >= stop_replies)) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int64_t now = now_us();
 		int wait = next > now ? (int)((next - now) / 1000) : 0;
@@ -99,8 +111,11 @@ int main(int argc, char **argv)
 			seen[r.seq] = 1;
 			answered++;
 			now = now_us();
-			if (!first_reply)
+			if (!first_reply) {
 				first_reply = now;
+				/* for tests that wait until the client is being answered */
+				fprintf(stderr, "probe: first reply\n");
+			}
 			if (last_reply && now - last_reply > max_gap)
 				max_gap = now - last_reply;
 			last_reply = now;
@@ -116,6 +131,9 @@ int main(int argc, char **argv)
 				backwards++;
 			last_counter = r.counter;
 			r.host[sizeof(r.host) - 1] = '\0';
+			/* replies from stop_host count once another host answered first */
+			if (stop_host && !strcmp(r.host, stop_host) && strchr(hosts, ','))
+				moved_replies++;
 			if (strcmp(r.host, last_host)) {
 				snprintf(last_host, sizeof(last_host), "%s", r.host);
 				if (strlen(hosts) + strlen(r.host) + 2 < sizeof(hosts)) {
