@@ -31,6 +31,9 @@ struct key_spec {
 static const char *const fallback_words[] = {"stay", "cold-restart", NULL};
 static const char *const type_words[] = {"pv", "pvh", "hvm", NULL};
 static const char *const fence_mode_words[] = {"auto", "command", "reservation", "both", NULL};
+/* in the order of enum pc_policy_kind and enum pc_on_stall (precopy/policy.h) */
+static const char *const policy_words[] = {"adaptive", "xen", NULL};
+static const char *const on_stall_words[] = {"throttle", "abort", "force", NULL};
 
 #define G(f) offsetof(struct ha_config, f)
 #define S(f) offsetof(struct ha_guest_conf, f)
@@ -57,6 +60,11 @@ static const struct key_spec global_keys[] = {
     {"announce_heartbeat_s", KEY_U32, G(announce_heartbeat_s), 0, 1, 86400, NULL},
     {"migration_port", KEY_U32, G(migration_port), 0, 1, 65535, NULL},
     {"migration_key", KEY_STR, G(migration_key), HA_PATH_MAX, 0, 0, NULL},
+    {"migration_policy", KEY_ENUM, G(migration_policy), 0, 0, 0, policy_words},
+    {"migration_on_stall", KEY_ENUM, G(migration_on_stall), 0, 0, 0, on_stall_words},
+    {"migration_downtime_ms", KEY_U32, G(migration_downtime_ms), 0, 1, 600000, NULL},
+    {"migration_max_iters", KEY_U32, G(migration_max_iters), 0, 1, 64, NULL},
+    {"migration_bandwidth_mibps", KEY_U32, G(migration_bandwidth_mibps), 0, 0, 1000000, NULL},
     {"socket", KEY_STR, G(socket_path), sizeof(((struct ha_config *)0)->socket_path), 0, 0, NULL},
     {"state_file", KEY_STR, G(state_file), HA_PATH_MAX, 0, 0, NULL},
     {NULL, KEY_STR, 0, 0, 0, 0, NULL},

@@ -45,6 +45,12 @@ struct ha_config {
 	uint32_t announce_heartbeat_s;   /* report even without a change */
 	uint32_t migration_port;         /* live migrations: TCP port on every node */
 	char migration_key[HA_PATH_MAX]; /* pre-shared key file; "" disables live migration */
+	/* the pre-copy policy its migrations run with (xl-ext migrate's options) */
+	uint32_t migration_policy;          /* enum pc_policy_kind, default adaptive */
+	uint32_t migration_on_stall;        /* enum pc_on_stall, default throttle */
+	uint32_t migration_downtime_ms;     /* 0: the policy's default */
+	uint32_t migration_max_iters;       /* 0: the policy's default */
+	uint32_t migration_bandwidth_mibps; /* live-round cap, 0: none */
 	char socket_path[108];
 	char state_file[HA_PATH_MAX];
 	struct ha_guest_conf *guests;

@@ -152,7 +152,6 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
 	const struct ha_config *cfg = ex->env.cfg;
 	struct ha_fence_guest fg[HA_MAX_GUESTS];
 	struct ha_fence_args a = {
-	    .ops = ex->env.hv_ops,
 	    .mode = (enum ha_fence_mode)cfg->fence_mode,
 	    .command = cfg->fence_command,
 	    .node_keys = cfg->node_keys,
@@ -203,7 +202,6 @@ static int adopt_luns(struct ha_executor *ex, const char *guest)
 	                                : "",
 	};
 	struct ha_fence_args a = {
-	    .ops = ex->env.hv_ops,
 	    .node_keys = cfg->node_keys,
 	    .guests = &fg,
 	    .nguests = 1,
@@ -284,7 +282,7 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	ha_worker_child_init(j->kind == JOB_FENCE ? report[1] : conn);
 	switch (j->kind) {
 	case JOB_SEND:
-		status = ha_worker_send(ex->env.hv_ops, j->guest, addr, cfg->migration_key);
+		status = ha_worker_send(ex->env.hv_ops, j->guest, addr, cfg);
 		break;
 	case JOB_RECV:
 		status = ha_worker_receive(ex->env.hv_ops, conn, cfg->migration_key);

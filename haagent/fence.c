@@ -14,7 +14,7 @@
 #include "common/loop.h"
 #include "haagent/fence.h"
 #include "haagent/worker.h"
-#include "xl-ext/sim/simcfg.h"
+#include "xl-ext/core/xlcfg.h"
 #include "xl-ext/storage/disk.h"
 #include "xl-ext/storage/hostid.h"
 #include "xl-ext/storage/iscsi.h"
@@ -136,11 +136,12 @@ out:
 }
 
 /* The shared, writable iSCSI LUNs of g as URLs appended to urls: from its 'disks' (specs
- * separated by ';'), else (sim backend) from its configuration file. */
+ * separated by ';'), else from its xl.cfg's disk list (no hypervisor needed: the guest's
+ * owner is dead). */
 static int guest_luns(const struct ha_fence_args *a, const struct ha_fence_guest *g,
                       char (*urls)[LUN_TARGET_MAX], const struct ha_fence_guest **owners, size_t *n)
 {
-	struct sim_config *cfg;
+	struct hv_disk_specs cfg;
 	char *specs, *save = NULL;
 	int rc = 0;
 
@@ -154,21 +155,20 @@ static int guest_luns(const struct ha_fence_args *a, const struct ha_fence_guest
 		free(specs);
 		return rc;
 	}
-	if (!a->ops || strcmp(a->ops->name, "sim") != 0 || !g->config || !g->config[0]) {
+	if (!g->config || !g->config[0]) {
 		log_error("fence: cannot tell the disks of guest %s: list them in its 'disks' in "
-		          "haagent.conf",
+		          "haagent.conf, or give its 'config'",
 		          g->name);
 		return ERR_NOTFOUND;
 	}
-	cfg = calloc(1, sizeof(*cfg));
-	if (!cfg)
-		return ERR_NOMEM;
-	rc = simcfg_parse_file(g->config, cfg);
-	if (rc)
+	rc = xlcfg_disk_specs(g->config, &cfg);
+	if (rc) {
 		log_error("fence: cannot read the disks of guest %s from %s", g->name, g->config);
-	for (unsigned i = 0; !rc && i < cfg->ndisks; i++)
-		rc = add_lun(cfg->disks[i].spec, g, urls, owners, n);
-	free(cfg);
+		return rc;
+	}
+	for (size_t i = 0; !rc && i < cfg.n; i++)
+		rc = add_lun(cfg.spec[i], g, urls, owners, n);
+	hv_disk_specs_free(&cfg);
 	return rc;
 }
 

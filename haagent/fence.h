@@ -67,7 +67,6 @@ struct ha_fence_guest {
 };
 
 struct ha_fence_args {
-	const struct hv_ops *ops; /* the hypervisor backend: how to read a config's disks */
 	enum ha_fence_mode mode;
 	const char *command;   /* fence_command, "" for none */
 	const char *node_keys; /* haagent.conf node_keys */

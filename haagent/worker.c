@@ -16,12 +16,11 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "haagent/worker.h"
-#include "xl-ext/migration/handshake.h"
+#include "xl-ext/migration/orchestrator.h"
 #include "xl-ext/migration/transport.h"
 
-#define CONNECT_TIMEOUT_MS 10000
-#define REPLY_TIMEOUT_MS   60000
-#define HA_FENCE_CMD_MAX   256
+#define REPLY_TIMEOUT_MS 60000
+#define HA_FENCE_CMD_MAX 256
 
 extern char **environ;
 
@@ -53,81 +52,65 @@ static int open_hv(const struct hv_ops *ops, struct loop **loop_r, struct hv **h
 }
 
 int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr,
-                   const char *key_file)
+                   const struct ha_config *cfg)
 {
-	struct mig_send_args a = {.ops = ops, .send_fd = -1, .recv_fd = -1};
-	enum mig_result result = MIG_FAILED_RESUMED;
+	struct mig_outcome out = {.result = MIG_REFUSED};
 	struct loop *loop = NULL;
-	struct mig_report rep;
-	struct tr_key key;
-	char *json = NULL;
+	struct mig_request req;
+	char line[512];
 	int rc, status = HA_WORKER_FAILED;
 
-	memset(&rep, 0, sizeof(rep));
-	rc = open_hv(ops, &loop, &a.hv);
-	if (rc == 0)
-		rc = ops->lookup(a.hv, guest, &a.domid);
-	if (rc == 0)
-		rc = ops->config_json(a.hv, a.domid, &json);
+	mig_request_init(&req);
+	req.ops = ops;
+	req.domain = guest;
+	req.host = addr;
+	req.tcp_addr = addr;
+	req.key_file = cfg->migration_key;
+	req.reply_timeout_ms = REPLY_TIMEOUT_MS;
+	req.params.policy.kind = (enum pc_policy_kind)cfg->migration_policy;
+	req.params.policy.on_stall = (enum pc_on_stall)cfg->migration_on_stall;
+	req.params.policy.downtime_ms = cfg->migration_downtime_ms;
+	req.params.policy.max_iters = cfg->migration_max_iters;
+	req.params.bandwidth_Bps = (uint64_t)cfg->migration_bandwidth_mibps << 20;
+	rc = open_hv(ops, &loop, &req.hv);
 	if (rc < 0) {
-		log_error("migration of %s to %s: guest not found here: %s", guest, addr,
+		log_error("migration of %s to %s: cannot open the hypervisor: %s", guest, addr,
 		          err_str(rc));
 		goto out;
 	}
-	rc = tr_key_load(key_file, &key);
-	if (rc < 0)
-		goto out;
-	a.send_fd = tr_connect(addr, CONNECT_TIMEOUT_MS);
-	rc = a.send_fd < 0 ? a.send_fd : tr_auth_sender(a.send_fd, &key, addr, 0);
-	tr_key_clear(&key);
-	if (rc < 0) {
-		log_error("migration of %s to %s not started (%s); the guest was not touched",
-		          guest, addr, err_str(rc));
-		goto out;
-	}
-	tr_tune_socket(a.send_fd);
-	a.recv_fd = dup(a.send_fd);
-	a.name = guest;
-	a.config_json = json;
-	a.peer = addr;
-	a.reply_timeout_ms = REPLY_TIMEOUT_MS;
-	rc = mig_send(&a, &rep, &result);
+	/* the same checks, hand-over and report as "xl-ext migrate" */
+	rc = mig_run(&req, &out);
+	mig_outcome_line(&out, line, sizeof(line));
 	if (rc == 0) {
-		log_info("migration of %s to %s done in %.1f ms, downtime %.1f ms", guest, addr,
-		         (double)(rep.t_end_us - rep.t_start_us) / 1000.0,
-		         (double)(rep.t_end_us - rep.t_pause_us) / 1000.0);
+		log_info("migration of %s to %s done in %.1f ms, downtime %.1f ms (%s)", guest,
+		         addr, (double)(out.report.t_end_us - out.report.t_start_us) / 1000.0,
+		         (double)(out.report.t_end_us - out.report.t_pause_us) / 1000.0,
+		         out.handover ? "storage handed over" : "no shared storage to hand over");
 		status = HA_WORKER_OK;
-	} else if (result == MIG_FAILED_UNDEFINED) {
+	} else if (out.result == MIG_FAILED_UNDEFINED) {
 		/* Past GO the target may run it: never resume here, drop our paused copy. */
 		char away[HV_NAME_MAX + 16];
 		uint32_t domid;
 
 		snprintf(away, sizeof(away), "%s--migratedaway", guest);
-		if (ops->lookup(a.hv, away, &domid) == 0)
-			ops->destroy(a.hv, domid);
-		log_error("migration of %s to %s broke after the point of no return: left to the "
-		          "target",
-		          guest, addr);
+		if (ops->lookup(req.hv, away, &domid) == 0)
+			ops->destroy(req.hv, domid);
+		log_error("%s: left to the target", line);
 		status = HA_WORKER_UNDEFINED;
 	} else {
-		log_error("migration of %s to %s failed: %s; it runs here", guest, addr,
-		          err_str(rc));
+		log_error("%s; it runs here", line);
 	}
 out:
-	if (a.send_fd >= 0)
-		close(a.send_fd);
-	if (a.recv_fd >= 0)
-		close(a.recv_fd);
-	free(json);
-	if (a.hv)
-		ops->close(a.hv);
+	mig_outcome_dispose(&out);
+	if (req.hv)
+		ops->close(req.hv);
 	loop_free(loop);
 	return status;
 }
 
 int ha_worker_receive(const struct hv_ops *ops, int conn, const char *key_file)
 {
-	struct mig_receive_args a = {.ops = ops, .send_fd = conn, .recv_fd = conn};
+	struct mig_serve_request req = {.ops = ops, .send_fd = conn, .recv_fd = conn};
 	struct loop *loop = NULL;
 	struct mig_report rep;
 	struct tr_key key;
@@ -142,12 +125,13 @@ int ha_worker_receive(const struct hv_ops *ops, int conn, const char *key_file)
 	if (rc < 0)
 		return HA_WORKER_FAILED; /* logged by the transport */
 	tr_tune_socket(conn);
-	a.paused = flags & TR_FLAG_PAUSED;
-	rc = open_hv(ops, &loop, &a.hv);
+	req.paused = flags & TR_FLAG_PAUSED;
+	req.debug = flags & TR_FLAG_DEBUG;
+	rc = open_hv(ops, &loop, &req.hv);
 	if (rc == 0)
-		rc = mig_receive(&a, &rep, &domid);
-	if (a.hv)
-		ops->close(a.hv);
+		rc = mig_serve(&req, &rep, &domid);
+	if (req.hv)
+		ops->close(req.hv);
 	loop_free(loop);
 	return rc == 0 ? HA_WORKER_OK : HA_WORKER_FAILED;
 }

@@ -7,6 +7,7 @@
 #ifndef XLEXT_HAAGENT_WORKER_H
 #define XLEXT_HAAGENT_WORKER_H
 
+#include "haagent/conf.h"
 #include "xl-ext/core/hv.h"
 
 enum ha_worker_status {
@@ -22,15 +23,16 @@ enum ha_worker_status {
 void ha_worker_child_init(int keep_fd);
 
 /*
- * Live-migrate guest to the agent listening at addr ("host:port"), authenticated with the
- * key in key_file, through xl-ext's migration library (mig_send over the TCP transport).
- * After a failure past the point of no return the local copy is destroyed (the guest is left
- * to the target) and HA_WORKER_UNDEFINED is returned.
+ * Live-migrate guest to the agent listening at addr ("host:port") through the one migration
+ * orchestrator (mig_run over the TCP transport, authenticated with cfg's migration_key, with
+ * cfg's pre-copy policy): the disk check, LUN identity and the reservation hand-over run as
+ * for "xl-ext migrate". After a failure past the point of no return the local copy is
+ * destroyed (the guest is left to the target) and HA_WORKER_UNDEFINED is returned.
  */
 int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr,
-                   const char *key_file);
+                   const struct ha_config *cfg);
 
-/* Authenticate the sender on conn and receive one domain (mig_receive). */
+/* Authenticate the sender on conn and receive one domain (mig_serve, with the hand-over). */
 int ha_worker_receive(const struct hv_ops *ops, int conn, const char *key_file);
 
 /* Create guest from its configuration file (a cold restart from shared storage). */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -251,25 +252,30 @@ static void test_migratable(void **state)
 	cap->destroy(cap);
 }
 
-/* --- xen disks rebuilt from their backends (migration/disks.c) ------------------------------------ */
+/* --- disks rebuilt from their backends (hv_disk_spec_from_backend, migration/disks.c) ------- */
 
 static struct hv_disk fake_backends[2];
 
-static int fake_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r)
+/* A backend whose disks are what xenstore's backends say, as the xen backend rebuilds them. */
+static int fake_disk_specs(struct hv *hv, uint32_t domid, struct hv_disk_specs *specs)
 {
+	char spec[512];
+
 	(void)hv;
 	assert_int_equal(domid, 5);
-	*disks_r = calloc(2, sizeof(**disks_r));
-	assert_non_null(*disks_r);
-	memcpy(*disks_r, fake_backends, sizeof(fake_backends));
-	*n_r = 2;
+	memset(specs, 0, sizeof(*specs));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(hv_disk_spec_from_backend(&fake_backends[i], spec, sizeof(spec)),
+		                 0);
+		assert_int_equal(hv_disk_specs_add(specs, spec), 0);
+	}
 	return 0;
 }
 
 /* A local device whose backend is in mode "r" is read-only, so it does not block a migration. */
 static void test_backends_readonly(void **state)
 {
-	static const struct hv_ops ops = {.name = "xen", .disk_backends = fake_disk_backends};
+	static const struct hv_ops ops = {.name = "fake", .disk_specs = fake_disk_specs};
 	struct mig_disks disks;
 
 	(void)state;
@@ -297,12 +303,44 @@ static void test_backends_readonly(void **state)
 	mig_disks_dispose(&disks);
 }
 
+/* With -C FILE the disks checked are the file's, which the destination attaches. */
+static void test_config_file_disks(void **state)
+{
+	static const struct hv_ops ops = {.name = "fake", .disk_specs = fake_disk_specs};
+	char path[] = "/tmp/test_disk.XXXXXX";
+	struct mig_disks disks;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fprintf(f, "name = \"vm1\"\nmemory = 64\n"
+	           "disk = [ \"vdev=xvda,access=rw,target=/dev/vg0/root\",\n"
+	           "         \"vdev=xvdb,script=block-iscsi,target=iqn=" IQN
+	           ",portal=192.0.2.10:3260\" ]\n");
+	fclose(f);
+	assert_int_equal(mig_disks_collect(&ops, NULL, 5, "vm1", path, &disks), 0);
+	assert_int_equal(disks.n, 2);
+	assert_int_equal(disks.info[0].kind, DISK_LOCAL);
+	assert_int_equal(disks.info[1].kind, DISK_ISCSI);
+	assert_int_equal(mig_disks_check("vm1", &disks, 0), ERR_NOTSUP);
+	mig_disks_dispose(&disks);
+	/* a file that is not there: an error naming it, nothing collected */
+	unlink(path);
+	assert_int_not_equal(mig_disks_collect(&ops, NULL, 5, "vm1", path, &disks), 0);
+	assert_int_equal(disks.n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_accepted),   cmocka_unit_test(test_rejected),
-	    cmocka_unit_test(test_too_long),   cmocka_unit_test(test_iqn_length),
-	    cmocka_unit_test(test_migratable), cmocka_unit_test(test_backends_readonly),
+	    cmocka_unit_test(test_accepted),          cmocka_unit_test(test_rejected),
+	    cmocka_unit_test(test_too_long),          cmocka_unit_test(test_iqn_length),
+	    cmocka_unit_test(test_migratable),        cmocka_unit_test(test_backends_readonly),
+	    cmocka_unit_test(test_config_file_disks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/sim/sim.h"
 #include "xl-ext/cli/xlext.h"
 
 static const struct option no_longopts[] = {CMD_LONGOPTS_END};
@@ -269,14 +268,13 @@ int main_sim_check(int argc, char **argv)
 		break;
 	}
 	rc = open_domain(argv[optind], &ops, &hv, &domid);
-	if (!rc && strcmp(ops->name, "sim")) {
+	if (!rc && !ops->domain_check) {
 		log_error("sim-check works on simulated domains only (backend is %s)", ops->name);
 		rc = ERR_NOTSUP;
 	}
 	if (!rc) {
 		out[0] = '\0';
-		rc = status_only ? sim_query_domain(hv, domid, out, sizeof(out))
-		                 : sim_check_domain(hv, domid, out, sizeof(out));
+		rc = ops->domain_check(hv, domid, status_only, out, sizeof(out));
 		if (out[0])
 			printf("%s\n", out);
 		if (rc && !status_only)

@@ -26,7 +26,8 @@ static const struct cmd_spec xlext_cmds[] = {
      "                     (xen: only name, type, memory, maxmem, vcpus, maxvcpus,\n"
      "                     kernel, ramdisk, cmdline, bootloader, disk and vif are\n"
      "                     converted, other keys are ignored; xl's full parser is in\n"
-     "                     xl itself: use 'xl migrate -C' when they matter)\n"
+     "                     xl itself: use 'xl migrate -C' when they matter); the\n"
+     "                     disks checked are FILE's, those the destination attaches\n"
      "  -s SSHCMD          run SSHCMD <host> to reach the receiver (default ssh);\n"
      "                     -s \"\" runs <host> itself as the command\n"
      "  -e                 do not daemonize the receiver (passes -e)\n"
@@ -39,6 +40,10 @@ static const struct cmd_spec xlext_cmds[] = {
      "  --dry-run          run only the pre-flight checks (destination reachable and\n"
      "                     speaking the protocol, free memory, no name clash, CPU\n"
      "                     features, same or newer Xen), then stop; nothing changes\n"
+     "  --no-preflight     do not ask the destination before the stream: its memory,\n"
+     "                     name, CPU, Xen version and LUN identities go unchecked\n"
+     "                     (for a -s command that cannot take the extra --preflight\n"
+     "                     argument); over --tcp the receiver checks in the handshake\n"
      "  --estimate         sample the domain's dirty rate for 1 s with log-dirty mode\n"
      "                     before migrating (xen backend; switched off afterwards)\n"
      "  --allow-local-disks\n"
@@ -67,7 +72,10 @@ static const struct cmd_spec xlext_cmds[] = {
      "  --max-bytes N      cap the bytes sent (default 3 x memory)\n"
      "  --on-stall MODE    when pre-copy does not converge: abort (guest stays here),\n"
      "                     force (switch over now) or throttle (slow the vCPUs; default)\n"
-     "Ctrl-C or SIGTERM before the switch-over cancels: the domain keeps running here.\n"},
+     "Ctrl-C or SIGTERM before the switch-over cancels: the domain keeps running here\n"
+     "(xen: libxl aborts libxenguest's rounds, and a domain already suspended for the\n"
+     "final copy is resumed). After the destination said it holds the domain, the\n"
+     "switch-over completes.\n"},
     {"migrate-receive", main_migrate_receive, "Receive a migrating domain (run by migrate)",
      "[options]",
      "xl's options:\n"

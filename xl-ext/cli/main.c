@@ -65,42 +65,43 @@ int main_version(int argc, char **argv)
 }
 
 /*
- * With the xen backend, a command xl-ext does not implement is xl's: hand it over unchanged.
- * With sim it stays a usage error (there is no xl to hand it to).
+ * A command xl-ext does not implement goes to the backend's own tool unchanged (xl, with the
+ * xen backend); with a backend that has none (sim) it stays a usage error.
  */
-static int xlext_hand_to_xl(const char *cmd)
+static const char *xlext_fallback_tool(const char *cmd)
 {
-	const char *backend =
-	    xlext_globals.backend ? xlext_globals.backend : hv_registry.default_name;
+	const struct hv_ops *ops = hv_ops_by_name(xlext_globals.backend);
 	int ambiguous = 0;
 
-	return !strcmp(backend, "xen") && !cmd_find(&xlext_table, cmd, &ambiguous) && !ambiguous;
+	if (!ops || !ops->fallback_tool || cmd_find(&xlext_table, cmd, &ambiguous) || ambiguous)
+		return NULL;
+	return ops->fallback_tool;
 }
 
-/* exec "xl <same arguments>"; returns only if xl cannot be run. */
-static int xlext_exec_xl(int argc, char **argv)
+/* exec "<tool> <same arguments>" (xl's -v first); returns only if the tool cannot be run. */
+static int xlext_exec_tool(const char *tool, int argc, char **argv)
 {
 	char **xl_argv = calloc((size_t)argc + (size_t)xlext_globals.verbose + 2, sizeof(*xl_argv));
 	int n = 0;
 
 	if (!xl_argv)
 		return 1;
-	xl_argv[n++] = (char *)"xl";
+	xl_argv[n++] = (char *)tool;
 	for (int i = 0; i < xlext_globals.verbose; i++)
 		xl_argv[n++] = (char *)"-v"; /* xl's own -v, given before the command */
 	for (int i = 0; i < argc; i++)
 		xl_argv[n++] = argv[i];
 	fflush(NULL);
-	execvp("xl", xl_argv);
+	execvp(tool, xl_argv);
 	if (errno == ENOENT) {
-		/* no xl to hand it to: the same usage error as with the sim backend */
-		log_error("unknown command '%s' (not an xl-ext command, and xl is not installed "
+		/* nothing to hand it to: the same usage error as with the sim backend */
+		log_error("unknown command '%s' (not an xl-ext command, and %s is not installed "
 		          "to run it); see 'xl-ext help'",
-		          argv[0]);
+		          argv[0], tool);
 		free(xl_argv);
 		return 2;
 	}
-	log_error_errno(errno, "'%s' is not an xl-ext command and xl cannot be run", argv[0]);
+	log_error_errno(errno, "'%s' is not an xl-ext command and %s cannot be run", argv[0], tool);
 	free(xl_argv);
 	return 127;
 }
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *tool;
 	int opt;
 
 	log_set_sink(log_sink_stderr("xl-ext"));
@@ -147,7 +149,8 @@ int main(int argc, char **argv)
 		usage_global(stderr);
 		return 2;
 	}
-	if (xlext_hand_to_xl(argv[optind]))
-		return xlext_exec_xl(argc - optind, argv + optind);
+	tool = xlext_fallback_tool(argv[optind]);
+	if (tool)
+		return xlext_exec_tool(tool, argc - optind, argv + optind);
 	return cmd_dispatch(&xlext_table, argc - optind, argv + optind);
 }

@@ -50,6 +50,15 @@ int hv_open_by_name(const char *name, struct loop *loop, const struct hv_ops **o
 	return (*ops_r)->open(hv_r, loop);
 }
 
+const struct hv_ops *hv_ops_by_name(const char *name)
+{
+	const void *ops = NULL;
+
+	if (registry_lookup(&hv_registry, name, &ops, NULL, 0))
+		return NULL;
+	return ops;
+}
+
 const char *hv_type_name(enum hv_domain_type type)
 {
 	switch (type) {

@@ -75,6 +75,12 @@ struct hv_disk {
 	bool readonly;    /* backend "mode" is "r": the guest cannot write it */
 };
 
+/* Disk specs in xl's disk-spec syntax (xl-disk-configuration), as a config names them. */
+struct hv_disk_specs {
+	size_t n;
+	char **spec;
+};
+
 struct hv_create_args {
 	bool paused;      /* leave the new domain paused (xl create -p) */
 	const char *name; /* override the config's name, or NULL */
@@ -136,11 +142,37 @@ struct hv_ops {
 	/* The domain's virtual disks and their backends; caller frees *disks_r. */
 	int (*disk_backends)(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r);
 	/*
+	 * The disk specs of a running domain, as its configuration would name them (the sim's
+	 * own configuration; rebuilt from the xenstore backends on xen, see
+	 * hv_disk_spec_from_backend). Free with hv_disk_specs_free.
+	 */
+	int (*disk_specs)(struct hv *hv, uint32_t domid, struct hv_disk_specs *specs);
+	/*
 	 * Sample the domain's dirty rate for sample_ms with log-dirty mode, which is switched off
 	 * again before returning, on every path. Pages per second in *pps_r.
 	 */
 	int (*estimate_dirty_rate)(struct hv *hv, uint32_t domid, unsigned sample_ms,
 	                           double *pps_r);
+	/*
+	 * The backend's own consistency check of a domain, one line of text in out (the sim
+	 * verifies its memory image; with status_only it reports the domain's state).
+	 */
+	int (*domain_check)(struct hv *hv, uint32_t domid, bool status_only, char *out, size_t len);
+
+	/*
+	 * Capabilities: what differs between backends is said here, as data; callers never
+	 * compare backend names.
+	 */
+	/* The guests' disks are written through dom0's kernel iSCSI initiator (blkback): a
+	 * reservation key counts only on that session, so the hand-over runs on the disks'
+	 * kernel block devices (SG_IO), not on iSCSI sessions of our own. */
+	bool kernel_initiator;
+	/* NULL when pre-copy runs in the project's engine with the requested policy; otherwise
+	 * the name of what runs instead ("xen (libxenguest)"), whose policy the caller's
+	 * options do not change. */
+	const char *native_precopy;
+	/* The tool that runs the commands xl-ext does not implement ("xl"), or NULL. */
+	const char *fallback_tool;
 };
 
 /* The table of hypervisor backends built into this binary. */
@@ -149,6 +181,23 @@ extern const struct registry hv_registry;
 /* Pick a backend by name (NULL: the default) and open it; logs why on failure. */
 int hv_open_by_name(const char *name, struct loop *loop, const struct hv_ops **ops_r,
                     struct hv **hv_r);
+
+/*
+ * The registered backend called name (NULL: the default) without opening it, or NULL when it
+ * is unknown or not built. For its capabilities.
+ */
+const struct hv_ops *hv_ops_by_name(const char *name);
+
+/* Append a copy of spec; ERR_NOMEM. */
+int hv_disk_specs_add(struct hv_disk_specs *specs, const char *spec);
+void hv_disk_specs_free(struct hv_disk_specs *specs);
+
+/*
+ * The spec a disk backend stands for: vdev, access (a backend in mode "r" is read-only,
+ * every other counts as writable, the safe side), script and target. Returns 0, or
+ * ERR_INVAL when it does not fit in len.
+ */
+int hv_disk_spec_from_backend(const struct hv_disk *d, char *spec, size_t len);
 
 const char *hv_type_name(enum hv_domain_type type);
 int hv_type_parse(const char *s, enum hv_domain_type *type_r);

@@ -7,11 +7,21 @@
 
 #include <libxlutil.h>
 
+#include "xl-ext/core/hv.h"
+
 /*
  * Parse the file at path into a new libxlutil configuration (*xc_r, freed by the caller with
  * xlu_cfg_destroy). An unreadable file or a syntax error is logged with the path and gives
  * the errno's code or ERR_INVAL; nothing is left to free then.
  */
 int xlcfg_read_file(const char *path, XLU_Config **xc_r);
+
+/*
+ * The disk specs the "disk" list of the xl.cfg at path names, as written (no hypervisor
+ * needed: haagent reads the disks of a dead node's guest this way). A file without disks
+ * gives none. Errors as xlcfg_read_file, or ERR_INVAL for an entry that is not a string.
+ * Free with hv_disk_specs_free.
+ */
+int xlcfg_disk_specs(const char *path, struct hv_disk_specs *specs);
 
 #endif

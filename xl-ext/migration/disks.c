@@ -13,7 +13,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/migration/disks.h"
-#include "xl-ext/sim/simcfg.h"
+#include "xl-ext/core/xlcfg.h"
 #include "xl-ext/storage/lunid.h"
 #ifdef XLEXT_HAVE_ISCSI
 #include "xl-ext/storage/iscsi.h"
@@ -47,86 +47,33 @@ static int classify_one(const char *name, const char *spec, struct mig_disks *d)
 	return 0;
 }
 
-/* sim: the specs as written in the domain's configuration (or in the -C file). */
-static int collect_sim(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name,
-                       const char *config_file, struct mig_disks *d)
-{
-	struct sim_config *cfg = calloc(1, sizeof(*cfg));
-	char *json = NULL;
-	int rc;
-
-	if (!cfg)
-		return ERR_NOMEM;
-	if (config_file) {
-		rc = simcfg_parse_file(config_file, cfg);
-	} else {
-		rc = ops->config_json(hv, domid, &json);
-		if (!rc)
-			rc = simcfg_from_json(json, cfg);
-	}
-	if (rc) {
-		log_error("domain %s: cannot read its configuration to check its disks", name);
-		goto out;
-	}
-	rc = disks_alloc(d, cfg->ndisks);
-	for (unsigned i = 0; !rc && i < cfg->ndisks; i++)
-		rc = classify_one(name, cfg->disks[i].spec, d);
-out:
-	free(json);
-	free(cfg);
-	return rc;
-}
-
-/*
- * xen: a spec rebuilt from each backend's params, script and mode: a backend in mode "r" is
- * read-only (access=ro), every other disk counts as writable, the safe side of the check.
- */
-static int collect_backends(const struct hv_ops *ops, struct hv *hv, uint32_t domid,
-                            const char *name, struct mig_disks *d)
-{
-	struct hv_disk *bk = NULL;
-	char spec[DISK_SPEC_MAX];
-	size_t n = 0;
-	int rc;
-
-	rc = ops->disk_backends(hv, domid, &bk, &n);
-	if (rc) {
-		log_error("domain %s: cannot read its disk backends: %s", name, err_str(rc));
-		return rc;
-	}
-	rc = disks_alloc(d, (unsigned)n);
-	for (size_t i = 0; !rc && i < n; i++) {
-		const char *access = bk[i].readonly ? "ro" : "rw";
-
-		if (bk[i].script[0])
-			snprintf(spec, sizeof(spec), "vdev=%s,access=%s,script=%s,target=%s",
-			         bk[i].vdev, access, bk[i].script, bk[i].params);
-		else
-			snprintf(spec, sizeof(spec), "vdev=%s,access=%s,target=%s", bk[i].vdev,
-			         access, bk[i].params);
-		rc = classify_one(name, spec, d);
-	}
-	free(bk);
-	return rc;
-}
-
 int mig_disks_collect(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name,
                       const char *config_file, struct mig_disks *disks_r)
 {
+	struct hv_disk_specs specs = {0};
 	int rc;
 
 	memset(disks_r, 0, sizeof(*disks_r));
-	if (!strcmp(ops->name, "sim"))
-		rc = collect_sim(ops, hv, domid, name, config_file, disks_r);
-	else if (ops->disk_backends)
-		rc = collect_backends(ops, hv, domid, name, disks_r);
-	else {
+	if (config_file) {
+		rc = xlcfg_disk_specs(config_file, &specs);
+	} else if (ops->disk_specs) {
+		rc = ops->disk_specs(hv, domid, &specs);
+	} else {
 		log_debug("domain %s: the %s backend does not list disks; disks not checked", name,
 		          ops->name);
 		return 0;
 	}
+	if (rc) {
+		log_error("domain %s: cannot read its disks from %s: %s", name,
+		          config_file ? config_file : "the hypervisor", err_str(rc));
+		return rc;
+	}
+	rc = disks_alloc(disks_r, (unsigned)specs.n);
+	for (size_t i = 0; !rc && i < specs.n; i++)
+		rc = classify_one(name, specs.spec[i], disks_r);
 	if (rc)
 		mig_disks_dispose(disks_r);
+	hv_disk_specs_free(&specs);
 	return rc;
 }
 

@@ -26,9 +26,9 @@ struct mig_disks {
 };
 
 /*
- * The disks of domid, classified into *disks_r: with the sim backend from its configuration
- * (config_file, the -C FILE to send, when not NULL), otherwise from ops->disk_backends; a
- * backend without it yields no disks (logged at debug level). Returns 0, ERR_INVAL after
+ * The disks of domid, classified into *disks_r: those of config_file (the -C FILE to send,
+ * whose disks the destination attaches) when not NULL, otherwise ops->disk_specs; a backend
+ * without it yields no disks (logged at debug level). Returns 0, ERR_INVAL after
  * logging which spec of which domain is malformed, ERR_NOMEM or the backend's error.
  * Free with mig_disks_dispose.
  */

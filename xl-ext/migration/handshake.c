@@ -175,7 +175,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	bool renamed = false;
 	int rc;
 
-	*result_r = MIG_FAILED_RESUMED;
+	*result_r = MIG_REFUSED; /* until the stream starts, nothing is suspended */
 	memset(rep, 0, sizeof(*rep));
 	rc = read_fixed(a->recv_fd, xlp_banner, xlp_banner_len(), "receiver banner", a->peer,
 	                MIG_BANNER_TIMEOUT_MS);
@@ -199,6 +199,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 			return rc;
 	}
 
+	*result_r = MIG_FAILED_RESUMED;
 	rc = a->ops->send_stream(a->hv, a->domid, a->send_fd, &a->params, rep);
 	if (rc) {
 		if (rc == ERR_TIMEOUT) {

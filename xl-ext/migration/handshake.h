@@ -20,6 +20,7 @@ enum mig_result {
 	MIG_FAILED_TARGET,    /* the target failed to start it; resumed here */
 	MIG_FAILED_UNDEFINED, /* I/O failed after GO: state undefined, check both ends */
 	MIG_FAILED_NO_RESUME, /* suspend timed out: not resumed (as xl) */
+	MIG_REFUSED,          /* refused before anything was suspended: the guest untouched */
 };
 
 /*

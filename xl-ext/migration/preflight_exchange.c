@@ -27,7 +27,6 @@
 #include "xl-ext/migration/disks.h"
 #include "xl-ext/migration/preflight_exchange.h"
 #include "xl-ext/migration/preflight.h"
-#include "xl-ext/cli/xlext.h"
 #include "xl-ext/migration/xlproto.h"
 
 #define PF_MAX_ANSWER  (1u << 20)
@@ -77,10 +76,6 @@ out:
 	return rc;
 }
 
-/*
- * "xl-ext migrate-receive --preflight": print this host's facts as one line of JSON on stdout.
- * Returns the exit status.
- */
 /* The sender's request on stdin (empty from senders before LUN verification); NULL if none. */
 static char *read_request(void)
 {
@@ -127,19 +122,12 @@ static int dest_answer(struct pf_dest *dst, const char *request, char **json_r)
 	return rc;
 }
 
-int preflight_serve(void)
+int preflight_serve(const struct hv_ops *ops, struct hv *hv)
 {
-	const struct hv_ops *ops;
 	struct pf_dest dst = {0};
-	struct hv *hv = NULL;
 	char *json = NULL, *request = read_request();
 	int rc;
 
-	rc = xlext_open(NULL, &ops, &hv);
-	if (rc) {
-		free(request);
-		return 1;
-	}
 	rc = collect_dest(ops, hv, &dst);
 	if (!rc)
 		rc = dest_answer(&dst, request, &json);
@@ -151,8 +139,7 @@ int preflight_serve(void)
 	free(json);
 	dst.answered = true;
 	pf_dest_dispose(&dst);
-	ops->close(hv);
-	return err_exit_status(rc);
+	return rc;
 }
 
 /*

@@ -23,7 +23,12 @@ struct preflight_args {
 	bool *xlext_r;           /* set when the destination answered as xl-ext, or NULL */
 };
 
-int preflight_serve(void);
+/*
+ * "xl-ext migrate-receive --preflight": print this host's facts (and the verdicts on the LUN
+ * identities the sender wrote on stdin) as one line of JSON on stdout. Returns 0 or the
+ * error (logged).
+ */
+int preflight_serve(const struct hv_ops *ops, struct hv *hv);
 int preflight_run(const struct preflight_args *a);
 int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name);
 

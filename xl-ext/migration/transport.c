@@ -371,3 +371,71 @@ int tr_auth_receiver(int fd, const struct tr_key *key, const char *peer, uint32_
 		*flags_r = flags;
 	return rc;
 }
+
+int tr_open_authenticated(const char *addr, const char *key_file, uint32_t flags, int timeout_ms)
+{
+	struct tr_key key;
+	int fd, rc;
+
+	rc = tr_key_load(key_file, &key);
+	if (rc)
+		return rc;
+	fd = tr_connect(addr, timeout_ms);
+	if (fd >= 0) {
+		rc = tr_auth_sender(fd, &key, addr, flags);
+		if (rc) {
+			close(fd);
+			fd = rc;
+		} else {
+			tr_tune_socket(fd);
+		}
+	}
+	tr_key_clear(&key);
+	return fd;
+}
+
+int tr_accept_authenticated(const char *addr, const char *key_file, int timeout_s,
+                            uint32_t *flags_r)
+{
+	int64_t deadline = timeout_s ? loop_now_ms() + (int64_t)timeout_s * 1000 : 0;
+	struct tr_key key;
+	char peer[96];
+	int lfd, fd = ERR_TIMEOUT, rc;
+
+	rc = tr_key_load(key_file, &key);
+	if (rc)
+		return rc;
+	lfd = tr_listen(addr);
+	if (lfd < 0) {
+		tr_key_clear(&key);
+		return lfd;
+	}
+	log_info("migration receiver: listening on %s", addr);
+	for (;;) {
+		int left = deadline ? (int)(deadline - loop_now_ms()) : 0;
+
+		if (deadline && left <= 0) {
+			fd = ERR_TIMEOUT;
+			break;
+		}
+		fd = tr_accept(lfd, left, peer, sizeof(peer));
+		if (fd == ERR_TIMEOUT || (fd < 0 && fd != ERR_IO))
+			break;
+		if (fd < 0)
+			continue;
+		rc = tr_auth_receiver(fd, &key, peer, flags_r);
+		if (!rc) {
+			log_info("migration receiver: sender %s authenticated", peer);
+			tr_tune_socket(fd);
+			break;
+		}
+		close(fd);
+		fd = rc;
+	}
+	if (fd == ERR_TIMEOUT)
+		log_error("migration receiver: no authenticated sender on %s within %d s", addr,
+		          timeout_s);
+	close(lfd);
+	tr_key_clear(&key);
+	return fd;
+}

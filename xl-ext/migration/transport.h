@@ -87,4 +87,18 @@ int tr_auth_receiver(int fd, const struct tr_key *key, const char *peer, uint32_
 /* Tune a connected migration socket: no Nagle delay on the handshake, large buffers. */
 void tr_tune_socket(int fd);
 
+/*
+ * Sender: load the key in key_file, connect to addr within timeout_ms and authenticate
+ * (tr_auth_sender with flags); the tuned socket, or a negative error (logged).
+ */
+int tr_open_authenticated(const char *addr, const char *key_file, uint32_t flags, int timeout_ms);
+
+/*
+ * Receiver (migrate-receive --listen): listen on addr and accept connections until one sender
+ * proves it holds the key in key_file (the others are logged and dropped), within timeout_s
+ * (0: no limit). Its request flags in *flags_r; the tuned socket or a negative error.
+ */
+int tr_accept_authenticated(const char *addr, const char *key_file, int timeout_s,
+                            uint32_t *flags_r);
+
 #endif

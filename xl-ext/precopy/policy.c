@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -224,4 +225,31 @@ const char *pc_decision_name(enum pc_decision d)
 		return "abort";
 	}
 	return "?";
+}
+
+uint64_t pc_rate_parse(const char *s)
+{
+	static const struct {
+		const char *unit;
+		double factor;
+	} units[] = {
+	    {"bit", 1.0 / 8},  {"kbit", 1e3 / 8}, {"Kbit", 1e3 / 8},  {"Mbit", 1e6 / 8},
+	    {"Gbit", 1e9 / 8}, {"B", 1},          {"KB", 1e3},        {"MB", 1e6},
+	    {"GB", 1e9},       {"KiB", 1024.0},   {"MiB", 1048576.0}, {"GiB", 1073741824.0},
+	};
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || v <= 0)
+		return 0;
+	if (!strncmp(end, "/s", 2))
+		end += 2;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		size_t l = strlen(units[i].unit);
+
+		if (!strncmp(end, units[i].unit, l) &&
+		    (!end[l] || !strcmp(end + l, "/s") || !strcmp(end + l, "ps")))
+			return (uint64_t)(v * units[i].factor);
+	}
+	return 0;
 }

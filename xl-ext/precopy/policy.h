@@ -96,6 +96,12 @@ const char *pc_policy_name(enum pc_policy_kind kind);
 int pc_policy_parse(const char *s, enum pc_policy_kind *kind_r);
 const char *pc_on_stall_name(enum pc_on_stall mode);
 int pc_on_stall_parse(const char *s, enum pc_on_stall *mode_r);
+
+/*
+ * A rate as operators write it: "1Gbit", "800Mbit", "100MB" (bytes), "64MiB", optionally with
+ * "/s" or "ps": bytes per second, 0 when it is not a rate.
+ */
+uint64_t pc_rate_parse(const char *s);
 const char *pc_decision_name(enum pc_decision d);
 
 #endif

@@ -5,11 +5,20 @@
 #ifndef XLEXT_SIM_SIM_H
 #define XLEXT_SIM_SIM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct hv;
+#include "xl-ext/core/hv.h"
+
 struct pc_cpu_state;
+
+extern const struct hv_ops sim_hv_ops;
+
+/* struct hv_ops capabilities (sim_config_ops.c). */
+int sim_disk_specs(struct hv *hv, uint32_t domid, struct hv_disk_specs *specs);
+int sim_config_file_json(struct hv *hv, const char *path, const char *name, char **json_r);
+int sim_domain_check(struct hv *hv, uint32_t domid, bool status_only, char *out, size_t len);
 
 /* Destroy a domain and wait for its process to exit (SIGKILL after a timeout). */
 int sim_destroy_domain(struct hv *hv, uint32_t domid);

@@ -893,4 +893,7 @@ const struct hv_ops sim_hv_ops = {
     .send_stream = sim_send_stream,
     .resume = sim_resume,
     .receive_stream = sim_receive_stream,
+    .disk_specs = sim_disk_specs,
+    .config_file_json = sim_config_file_json,
+    .domain_check = sim_domain_check,
 };

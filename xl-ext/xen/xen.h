@@ -49,6 +49,8 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 int xen_cpu_featureset(struct hv *hv, enum hv_featureset_kind kind, struct hv_featureset *fs);
 const char *xen_cpu_feature_name(unsigned bit);
 int xen_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r);
+/* The disks' specs rebuilt from their backends (hv_disk_spec_from_backend). */
+int xen_disk_specs(struct hv *hv, uint32_t domid, struct hv_disk_specs *specs);
 int xen_estimate_dirty_rate(struct hv *hv, uint32_t domid, unsigned sample_ms, double *pps_r);
 
 /*

@@ -556,5 +556,9 @@ const struct hv_ops xen_hv_ops = {
     .cpu_featureset = xen_cpu_featureset,
     .cpu_feature_name = xen_cpu_feature_name,
     .disk_backends = xen_disk_backends,
+    .disk_specs = xen_disk_specs,
     .estimate_dirty_rate = xen_estimate_dirty_rate,
+    .kernel_initiator = true,
+    .native_precopy = "xen (libxenguest)",
+    .fallback_tool = "xl",
 };

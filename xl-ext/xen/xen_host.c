@@ -213,3 +213,24 @@ out:
 	free(ents);
 	return rc;
 }
+
+int xen_disk_specs(struct hv *hv, uint32_t domid, struct hv_disk_specs *specs)
+{
+	struct hv_disk *bk = NULL;
+	char spec[512];
+	size_t n = 0;
+	int rc;
+
+	specs->n = 0;
+	specs->spec = NULL;
+	rc = xen_disk_backends(hv, domid, &bk, &n);
+	for (size_t i = 0; !rc && i < n; i++) {
+		rc = hv_disk_spec_from_backend(&bk[i], spec, sizeof(spec));
+		if (!rc)
+			rc = hv_disk_specs_add(specs, spec);
+	}
+	if (rc)
+		hv_disk_specs_free(specs);
+	free(bk);
+	return rc;
+}
