@@ -1,8 +1,8 @@
 /*
  * Byte-exact transcripts of xl's migration handshake through mig_send and mig_receive
- * (xl-ext/migration/handshake.c), over a socketpair, with a fake struct hv_ops: the peer's bytes are
- * hand-built from the documented format (DESIGN.md), as stock xl migrate / migrate-receive
- * send them, and what our side writes is compared byte for byte. Every failure branch.
+ * (xl-ext/migration/handshake.c), over a socketpair, with a fake struct hv_ops: the peer's bytes
+ * are hand-built from the documented format (DESIGN.md), as stock xl migrate / migrate-receive send
+ * them, and what our side writes is compared byte for byte. Every failure branch.
  */
 #include "config.h"
 
