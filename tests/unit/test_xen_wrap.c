@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -86,6 +87,47 @@ int __wrap_libxl_ctx_free(libxl_ctx *ctx)
 	return 0;
 }
 
+/*
+ * The suspend watcher's calls come from its own thread: they record nothing in calls (the
+ * order would not be deterministic) and count in atomics instead. A test can make the
+ * fake suspend mark the domain suspended (suspend_marks) or wait for an abort (suspend_waits).
+ */
+static atomic_int fake_suspended, suspend_seen, ao_aborts, suspend_marks, suspend_waits;
+
+int __wrap_xc_domain_getinfo(xc_interface *xch, uint32_t first, unsigned max, xc_dominfo_t *info);
+int __wrap_xc_domain_getinfo(xc_interface *xch, uint32_t first, unsigned max, xc_dominfo_t *info)
+{
+	(void)xch;
+	(void)max;
+	memset(info, 0, sizeof(*info));
+	info->domid = first;
+	info->shutdown = atomic_load(&fake_suspended) != 0;
+	if (info->shutdown)
+		atomic_store(&suspend_seen, 1);
+	info->shutdown_reason = info->shutdown ? LIBXL_SHUTDOWN_REASON_SUSPEND : 0;
+	return 1;
+}
+
+int __wrap_libxl_ao_abort(libxl_ctx *ctx, const libxl_asyncop_how *how);
+int __wrap_libxl_ao_abort(libxl_ctx *ctx, const libxl_asyncop_how *how)
+{
+	(void)ctx;
+	(void)how;
+	atomic_fetch_add(&ao_aborts, 1);
+	return 0;
+}
+
+/* Wait (at most 5 s) until cond holds; 1 when it did. */
+static int wait_atomic(atomic_int *v, int at_least)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (atomic_load(v) >= at_least)
+			return 1;
+		usleep(1000);
+	}
+	return 0;
+}
+
 int __wrap_libxl_domain_suspend(libxl_ctx *ctx, uint32_t domid, int fd, int flags,
                                 const libxl_asyncop_how *how);
 int __wrap_libxl_domain_suspend(libxl_ctx *ctx, uint32_t domid, int fd, int flags,
@@ -95,6 +137,14 @@ int __wrap_libxl_domain_suspend(libxl_ctx *ctx, uint32_t domid, int fd, int flag
 	(void)fd;
 	record("suspend(%u,flags=%s%s,how=%s) ", domid, flags & LIBXL_SUSPEND_LIVE ? "LIVE" : "",
 	       flags & LIBXL_SUSPEND_DEBUG ? "|DEBUG" : "", how ? "async" : "sync");
+	if (atomic_load(&suspend_waits)) /* the live rounds run until the watcher aborts them */
+		return wait_atomic(&ao_aborts, 1) ? ERROR_ABORTED : ERROR_FAIL;
+	if (atomic_load(&suspend_marks)) {
+		/* the guest stops, the watcher sees it, then the final copy takes a while */
+		atomic_store(&fake_suspended, 1);
+		assert_true(wait_atomic(&suspend_seen, 1));
+		usleep(20000);
+	}
 	if (!rc_suspend)
 		assert_int_equal(write(fd, "V2", 2), 2);
 	return rc_suspend;
@@ -397,6 +447,11 @@ static int setup(void **state)
 	restore_sets_domid = 1;
 	xs_tree = NULL;
 	xs_open_fails = 0;
+	atomic_store(&fake_suspended, 0);
+	atomic_store(&suspend_seen, 0);
+	atomic_store(&ao_aborts, 0);
+	atomic_store(&suspend_marks, 0);
+	atomic_store(&suspend_waits, 0);
 	log_capture_clear(capture);
 	assert_int_equal(xen_hv_ops.open(&hv, NULL), 0);
 	return 0;
@@ -435,7 +490,7 @@ static void test_send_stream_flags(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	reset_calls();
 	assert_int_equal(xen_hv_ops.send_stream(hv, 5, sp[0], &p, &rep), 0);
-	assert_string_equal(calls, "info(5) suspend(5,flags=LIVE,how=sync) ");
+	assert_string_equal(calls, "xc_open info(5) suspend(5,flags=LIVE,how=sync) ");
 	reset_calls();
 	p.debug = true;
 	assert_int_equal(xen_hv_ops.send_stream(hv, 5, sp[0], &p, &rep), 0);
@@ -454,6 +509,49 @@ static void test_send_stream_policy_warning(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
 	assert_int_equal(xen_hv_ops.send_stream(hv, 5, sp[0], &p, &rep), 0);
 	assert_true(log_capture_contains(capture, "ignoring --downtime-ms --bandwidth"));
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/* The downtime starts when the hypervisor reports the guest suspended, not at the end of the
+ * stream: the final copy after it is part of the downtime. */
+static void test_send_stream_suspend_time(void **state)
+{
+	struct mig_params p = {.debug = false};
+	struct mig_report rep;
+	int sp[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	atomic_store(&suspend_marks, 1);
+	assert_int_equal(xen_hv_ops.send_stream(hv, 5, sp[0], &p, &rep), 0);
+	assert_true(rep.t_pause_us > rep.t_start_us);
+	assert_true(rep.t_stream_end_us - rep.t_pause_us >= 15000); /* the fake final copy */
+	assert_int_equal(rep.t_suspended_us, rep.t_pause_us);
+	assert_int_equal(atomic_load(&ao_aborts), 0);
+	close(sp[0]);
+	close(sp[1]);
+}
+
+/* Ctrl-C during libxenguest's rounds: libxl aborts the suspend, the caller resumes. */
+static void test_send_stream_cancel(void **state)
+{
+	volatile sig_atomic_t cancel = 1;
+	struct mig_params p = {.cancel = &cancel};
+	struct mig_report rep;
+	int sp[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+	atomic_store(&suspend_waits, 1);
+	assert_int_equal(xen_hv_ops.send_stream(hv, 5, sp[0], &p, &rep), ERR_CANCELLED);
+	assert_int_equal(atomic_load(&ao_aborts), 1);
+	assert_true(log_capture_contains(capture, "migration cancelled"));
+	/* without a cancel the watcher never aborts */
+	cancel = 0;
+	atomic_store(&suspend_waits, 0);
+	assert_int_equal(xen_hv_ops.send_stream(hv, 5, sp[0], &p, &rep), 0);
+	assert_int_equal(atomic_load(&ao_aborts), 1);
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -772,8 +870,8 @@ static void test_mig_send_suspend_fails_resumes(void **state)
 	rc_suspend = ERROR_FAIL;
 	assert_int_equal(sender(sp[0], &r), ERR_IO);
 	assert_int_equal(r, MIG_FAILED_RESUMED);
-	assert_string_equal(calls,
-	                    "info(5) suspend(5,flags=LIVE,how=sync) info(5) resume(5,cancel=1) ");
+	assert_string_equal(
+	    calls, "xc_open info(5) suspend(5,flags=LIVE,how=sync) info(5) resume(5,cancel=1) ");
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -790,7 +888,7 @@ static void test_mig_send_suspend_timeout_no_resume(void **state)
 	rc_suspend = ERROR_GUEST_TIMEDOUT;
 	assert_int_equal(sender(sp[0], &r), ERR_TIMEOUT);
 	assert_int_equal(r, MIG_FAILED_NO_RESUME);
-	assert_string_equal(calls, "info(5) suspend(5,flags=LIVE,how=sync) ");
+	assert_string_equal(calls, "xc_open info(5) suspend(5,flags=LIVE,how=sync) ");
 	close(sp[0]);
 	close(sp[1]);
 }
@@ -809,7 +907,7 @@ static void test_mig_send_rename_fails(void **state)
 	assert_int_not_equal(sender(sp[0], &r), 0);
 	assert_int_equal(r, MIG_FAILED_RESUMED);
 	assert_string_equal(calls,
-	                    "info(5) suspend(5,flags=LIVE,how=sync) "
+	                    "xc_open info(5) suspend(5,flags=LIVE,how=sync) "
 	                    "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) "
 	                    "info(5) resume(5,cancel=1) ");
 	close(sp[0]);
@@ -831,7 +929,7 @@ static void test_mig_send_ok_destroys_source(void **state)
 	assert_int_equal(sender(sp[0], &r), 0);
 	assert_int_equal(r, MIG_OK);
 	assert_string_equal(calls,
-	                    "info(5) suspend(5,flags=LIVE,how=sync) "
+	                    "xc_open info(5) suspend(5,flags=LIVE,how=sync) "
 	                    "name_to_domid(vm1--migratedaway) rename(5,vm1,vm1--migratedaway) "
 	                    "destroy(5) ");
 	close(sp[0]);
@@ -939,6 +1037,8 @@ int main(void)
 	    T(test_open_close),
 	    T(test_send_stream_flags),
 	    T(test_send_stream_policy_warning),
+	    T(test_send_stream_suspend_time),
+	    T(test_send_stream_cancel),
 	    T(test_suspend_errors),
 	    T(test_rename),
 	    T(test_config_json),

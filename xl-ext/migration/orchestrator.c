@@ -27,6 +27,7 @@
 void mig_request_init(struct mig_request *req)
 {
 	memset(req, 0, sizeof(*req));
+	req->channel_fd = -1;
 	req->ssh = "ssh";
 	req->reply_timeout_ms = MIG_REPLY_TIMEOUT_MS;
 	req->params.policy.kind = PC_POLICY_ADAPTIVE;
@@ -137,8 +138,9 @@ static int check(const struct mig_request *req, uint32_t domid, const struct hv_
 		          out->name, out->where);
 		return rc;
 	}
-	*xlext_r = req->tcp_addr != NULL; /* a --listen receiver is xl-ext */
-	if (!req->tcp_addr && !req->no_preflight) {
+	/* a --listen receiver, or the caller's own channel to mig_serve, is xl-ext */
+	*xlext_r = req->tcp_addr != NULL || req->channel_fd >= 0;
+	if (!*xlext_r && !req->no_preflight) {
 		struct preflight_args pa = {
 		    .ops = req->ops,
 		    .hv = req->hv,
@@ -196,6 +198,11 @@ static int connect_transport(const struct mig_request *req, struct mig_send_args
 	char *rune;
 
 	*child_r = -1;
+	if (req->channel_fd >= 0) {
+		a->send_fd = dup(req->channel_fd);
+		a->recv_fd = dup(req->channel_fd);
+		return a->send_fd < 0 || a->recv_fd < 0 ? err_from_errno(errno) : 0;
+	}
 	if (req->tcp_addr) {
 		uint32_t flags =
 		    (req->paused ? TR_FLAG_PAUSED : 0) | (req->params.debug ? TR_FLAG_DEBUG : 0);
@@ -238,7 +245,7 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 
 	memset(out, 0, sizeof(*out));
 	out->result = MIG_REFUSED;
-	out->where = req->tcp_addr ? req->tcp_addr : req->host;
+	out->where = req->tcp_addr ? req->tcp_addr : req->host ? req->host : "the caller's channel";
 	out->policy = req->ops->native_precopy ? req->ops->native_precopy
 	                                       : pc_policy_name(req->params.policy.kind);
 	a.ops = req->ops;
@@ -252,7 +259,7 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 	if (rc)
 		goto out;
 	snprintf(out->name, sizeof(out->name), "%s", info.name);
-	if (req->tcp_addr && req->dry_run) {
+	if ((req->tcp_addr || req->channel_fd >= 0) && req->dry_run) {
 		log_error(
 		    "migrate --dry-run asks the destination through the ssh (-s) transport; a "
 		    "--listen receiver serves one migration only");

@@ -42,9 +42,12 @@ struct mig_request {
 	/* Transport: xl's rune "<ssh> <host> xl-ext migrate-receive ..." (ssh "" runs host as
 	 * the whole command), or with tcp_addr the direct transport authenticated by key_file. */
 	const char *host;
-	const char *ssh;          /* NULL: "ssh" */
-	const char *tcp_addr;     /* ADDR:PORT of a listening receiver, or NULL */
-	const char *key_file;     /* with tcp_addr */
+	const char *ssh;      /* NULL: "ssh" */
+	const char *tcp_addr; /* ADDR:PORT of a listening receiver, or NULL */
+	const char *key_file; /* with tcp_addr */
+	/* >= 0: a channel to an xl-ext receiver (mig_serve) the caller connected itself, used
+	 * instead of host or tcp_addr (both directions; not closed by mig_run) */
+	int channel_fd;
 	const char *config_file;  /* -C: the configuration to send instead of the domain's */
 	bool no_daemon;           /* -e, passed on in the rune */
 	bool paused;              /* -p: the destination leaves the domain paused */

@@ -7,9 +7,12 @@
  */
 #include "config.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -21,6 +24,7 @@
 #include "xl-ext/xen/xen.h"
 
 #define XEN_ISCSI_LOGIN_TIMEOUT_S 20
+#define XEN_WATCH_INTERVAL_US     2000
 
 /* The policy options libxl 4.17 cannot pass to libxenguest: say they are ignored. */
 static void warn_unapplied_params(uint32_t domid, const struct mig_params *p)
@@ -47,21 +51,59 @@ static void warn_unapplied_params(uint32_t domid, const struct mig_params *p)
 }
 
 /*
+ * Beside libxl_domain_suspend, which does not return before the stream ends: a thread that
+ * notes when the guest really stopped (the hypervisor reports it shut down for suspend: the
+ * start of the downtime, as the sim's engine measures it) and turns a cancel request into
+ * libxl_ao_abort, which makes libxenguest's rounds end with ERROR_ABORTED.
+ */
+struct suspend_watch {
+	libxl_ctx *ctx;
+	xc_interface *xch; /* NULL: no suspend time, the end of the stream bounds it */
+	uint32_t domid;
+	volatile sig_atomic_t *cancel;
+	atomic_int stop;
+	atomic_int aborted;
+	_Atomic int64_t t_suspended_us;
+};
+
+static void *suspend_watch_run(void *arg)
+{
+	struct suspend_watch *w = arg;
+	xc_dominfo_t info;
+
+	while (!atomic_load(&w->stop)) {
+		if (w->cancel && *w->cancel && !atomic_exchange(&w->aborted, 1))
+			libxl_ao_abort(w->ctx, NULL); /* the synchronous suspend below */
+		if (w->xch && !atomic_load(&w->t_suspended_us) &&
+		    xc_domain_getinfo(w->xch, w->domid, 1, &info) == 1 && info.domid == w->domid &&
+		    info.shutdown && info.shutdown_reason == LIBXL_SHUTDOWN_REASON_SUSPEND)
+			atomic_store(&w->t_suspended_us, loop_now_us());
+		usleep(XEN_WATCH_INTERVAL_US);
+	}
+	return NULL;
+}
+
+/*
  * Send domid's memory and state to fd with libxl's live migration (libxl_domain_suspend with
  * LIBXL_SUSPEND_LIVE, plus LIBXL_SUSPEND_DEBUG for --debug). On success the domain is
  * suspended here. ERR_TIMEOUT when the guest did not suspend in time (the caller must not
- * resume it, as xl does not); any other error: the caller resumes it.
+ * resume it, as xl does not); ERR_CANCELLED when params->cancel was set and libxl aborted;
+ * any other error: the caller resumes it.
  */
 int xen_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
                     struct mig_report *report)
 {
+	struct suspend_watch w = {.ctx = hv->ctx, .domid = domid, .cancel = params->cancel};
 	libxl_dominfo di;
+	pthread_t thread;
+	bool watching;
 	int flags = LIBXL_SUSPEND_LIVE;
 	int rc;
 
 	warn_unapplied_params(domid, params);
 	if (params->debug)
 		flags |= LIBXL_SUSPEND_DEBUG;
+	w.xch = xen_xc(hv);
 	if (report) {
 		report->t_start_us = loop_now_us();
 		snprintf(report->dirtylog_method, sizeof(report->dirtylog_method), "xen");
@@ -70,13 +112,29 @@ int xen_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_para
 			report->nr_pages = di.current_memkb / 4;
 		libxl_dominfo_dispose(&di);
 	}
+	watching = pthread_create(&thread, NULL, suspend_watch_run, &w) == 0;
+	if (!watching)
+		log_warn("domain %u: no suspend watcher: the downtime is measured from the end of "
+		         "the stream, and Ctrl-C cannot cancel the live rounds",
+		         domid);
 	rc = libxl_domain_suspend(hv->ctx, domid, fd, flags, NULL);
+	if (watching) {
+		atomic_store(&w.stop, 1);
+		pthread_join(thread, NULL);
+	}
 	if (report) {
-		/* libxl does not say when the guest was paused: the end of the stream bounds it */
 		report->t_stream_end_us = loop_now_us();
-		report->t_pause_us = report->t_stream_end_us;
+		/* the guest stopped when the hypervisor saw it suspended; without that, the end
+		 * of the stream bounds it */
+		report->t_pause_us = atomic_load(&w.t_suspended_us) ? atomic_load(&w.t_suspended_us)
+		                                                    : report->t_stream_end_us;
+		report->t_suspended_us = report->t_pause_us;
 		report->verified = params->debug;
 		report->reason = "libxenguest pre-copy (Xen's policy)";
+	}
+	if (rc == ERROR_ABORTED && atomic_load(&w.aborted)) {
+		log_error("domain %u: migration cancelled: libxl aborted the suspend", domid);
+		return ERR_CANCELLED;
 	}
 	if (rc) {
 		log_error("domain %u: libxl_domain_suspend failed (libxl error %d)", domid, rc);
