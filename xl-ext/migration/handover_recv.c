@@ -1,0 +1,393 @@
+/*
+ * handover_recv.c - the receiving end of the reservation hand-over (handover.h): log in,
+ * compare identities and register before the stream; preempt the source's key once the
+ * guest runs here; undo on failure.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "xl-ext/migration/handover_int.h"
+#include "xl-ext/storage/hostid.h"
+#include "xl-ext/storage/iscsi.h"
+#include "xl-ext/storage/lunid.h"
+
+int ho_receiver_new(int kernel, struct ho_receiver **r_r)
+{
+	*r_r = calloc(1, sizeof(**r_r));
+	if (!*r_r)
+		return ERR_NOMEM;
+	(*r_r)->kernel = kernel;
+	return 0;
+}
+
+/*
+ * Which way in to l: with the xen backend the kernel initiator's device (logged in first for
+ * by-path disks, lun_choose), the one blkback writes the guest's disk through; otherwise, or
+ * when the spec does not classify here, a libiscsi session to the URL as before.
+ */
+static enum lun_path choose_target(struct ho_receiver *r, struct ho_lun *l, int *rc_r)
+{
+	enum lun_path path = LUN_PATH_LIBISCSI;
+
+	*rc_r = 0;
+	snprintf(l->target, sizeof(l->target), "%s", l->url);
+	if (!r->kernel)
+		return path;
+	if (disk_classify(l->spec, &l->disk) || l->disk.kind != DISK_ISCSI) {
+		log_warn("migration receiver: disk '%s' does not classify as iSCSI here: using a "
+		         "libiscsi session to %s",
+		         l->spec, l->url);
+		l->disk.kind = DISK_LOCAL;
+		return path;
+	}
+	*rc_r = lun_choose(&l->disk, 1, 1, NULL, l->target, &path);
+	return path;
+}
+
+/*
+ * A block-iscsi disk prepared through libiscsi (it had no kernel session then): once the
+ * restore has attached the disk, its script has logged in, and this host's key must be
+ * registered on the kernel's session too - the one blkback writes the guest's disk through -
+ * before the guest runs. 0 when done or nothing to do; otherwise the error, logged.
+ */
+static int register_kernel(struct ho_receiver *r, struct ho_lun *l)
+{
+	char target[LUN_TARGET_MAX], kb[20];
+	enum lun_path path = LUN_PATH_LIBISCSI;
+	struct lun *k = NULL;
+	int rc;
+
+	if (l->klun || !r->kernel || l->disk.kind != DISK_ISCSI || !l->lun || !l->registered ||
+	    lun_path(l->lun) != LUN_PATH_LIBISCSI)
+		return 0;
+	rc = lun_choose(&l->disk, 1, 0, NULL, target, &path);
+	if (!rc && path != LUN_PATH_KERNEL)
+		rc = ERR_NOTFOUND;
+	if (!rc)
+		rc = ho_open_lun(target, r->host, &k);
+	if (!rc)
+		rc = ho_pr_register(k, OWN_OP_REGISTER, r->key);
+	if (rc) {
+		log_error("migration target: disk '%s': cannot register key %s on the kernel "
+		          "initiator's session of %s (%s): the guest could not write once the "
+		          "source's key is preempted",
+		          l->spec, ho_key_str(r->key, kb), l->url,
+		          path == LUN_PATH_KERNEL ? err_str(rc)
+		                                  : "no block device after the restore");
+		lun_close(k);
+		return rc;
+	}
+	log_info("migration target: disk '%s': key %s registered on the kernel's session (%s)",
+	         l->spec, ho_key_str(r->key, kb), target);
+	l->klun = k;
+	return 0;
+}
+
+/* Prepare one LUN: log in, compare identity, plan and register. 0 when it may proceed. */
+static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req_lun,
+                       json_object *out)
+{
+	struct lunid *want = calloc(1, sizeof(*want)), *have = calloc(1, sizeof(*have));
+	json_object *identity;
+	struct own_view view;
+	char why[256] = "", kb[20];
+	enum lun_path path = LUN_PATH_LIBISCSI;
+	int rc;
+
+	if (!want || !have) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	path = choose_target(r, l, &rc);
+	if (!rc)
+		rc = ho_open_lun(l->target, r->host, &l->lun);
+	if (!HO_LIBISCSI && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !l->lun) {
+		json_object_object_add(out, "verified", NULL);
+		snprintf(l->why, sizeof(l->why), "xl-ext on this host is built without libiscsi");
+		rc = 0;
+		goto out;
+	}
+	if (rc && path == LUN_PATH_KERNEL) {
+		snprintf(l->why, sizeof(l->why),
+		         "host %s cannot use %.300s, the kernel initiator's device of %.300s: %s; "
+		         "check 'iscsiadm -m session' and that the target's ACL admits this "
+		         "host's initiator (/etc/iscsi/initiatorname.iscsi)",
+		         r->host, l->target, l->url, err_str(rc));
+		goto out;
+	}
+	if (rc && l->disk.kind == DISK_ISCSI && r->kernel) {
+		snprintf(l->why, sizeof(l->why),
+		         "host %s cannot log in to %s: %s; check iscsiadm's "
+		         "messages above and the portal",
+		         r->host, l->url, err_str(rc));
+		goto out;
+	}
+	if (rc) {
+		char initiator[ISCSI_INITIATOR_MAX] = "";
+
+		iscsi_initiator_name(r->host, initiator, sizeof(initiator));
+		snprintf(l->why, sizeof(l->why),
+		         "host %s cannot log in to %s: %s; check the portal "
+		         "and that the target's ACL admits initiator %s",
+		         r->host, l->url, err_str(rc), initiator);
+		goto out;
+	}
+	json_object_object_add(out, "access", json_object_new_string(lun_path_name(path)));
+	json_object_object_add(out, "device",
+	                       path == LUN_PATH_KERNEL ? json_object_new_string(l->target) : NULL);
+	if (!json_object_object_get_ex(req_lun, "identity", &identity) ||
+	    lunid_from_json(json_object_to_json_string(identity), want)) {
+		snprintf(l->why, sizeof(l->why), "the sender's identity of %s is malformed",
+		         l->url);
+		rc = ERR_PROTO;
+		goto out;
+	}
+	rc = lun_identity(l->lun, have);
+	if (!rc && lunid_compare(want, have, why, sizeof(why)))
+		rc = ERR_MISMATCH;
+	json_object_object_add(out, "verified", json_object_new_boolean(!rc));
+	if (rc) {
+		snprintf(l->why, sizeof(l->why),
+		         "%s as seen from host %s is not the source's LUN: %s", lun_name(l->lun),
+		         r->host, rc == ERR_MISMATCH ? why : err_str(rc));
+		goto out;
+	}
+	if (l->readonly) {
+		snprintf(l->why, sizeof(l->why),
+		         "read-only: identity verified, ownership untouched");
+		goto out;
+	}
+	rc = lun_pr_read(l->lun, &view);
+	if (rc) {
+		snprintf(l->why, sizeof(l->why), "host %s cannot read the reservation of %s: %s",
+		         r->host, lun_name(l->lun), err_str(rc));
+		goto out;
+	}
+	json_object_object_add(out, "holder_before",
+	                       view.reserved ? json_object_new_string(ho_key_str(view.holder, kb))
+	                                     : NULL);
+	l->plan = own_plan_handover(&view, r->src_key, r->key, why, sizeof(why));
+	if (l->plan == OWN_PLAN_REFUSE) {
+		snprintf(l->why, sizeof(l->why), "%s: %s", lun_name(l->lun), why);
+		rc = ERR_CONFLICT;
+		goto out;
+	}
+	if (l->plan == OWN_PLAN_HANDOVER) {
+		rc = own_init(&l->m, OWN_FLOW_HANDOVER, r->key, r->src_key);
+		if (!rc)
+			rc = own_drive(&l->m, lun_pr_execute, l->lun);
+		if (!rc)
+			l->registered = 1;
+		else
+			snprintf(l->why, sizeof(l->why), "host %s cannot register key %s on %s: %s",
+			         r->host, ho_key_str(r->key, kb), lun_name(l->lun),
+			         l->m.why[0] ? l->m.why : err_str(rc));
+	} else {
+		rc = ho_pr_register(l->lun, OWN_OP_REGISTER, r->key);
+		if (!rc)
+			l->registered = 1;
+		snprintf(l->why, sizeof(l->why),
+		         rc ? "host %s cannot register key %s on %s: %s"
+		            : "host %s registered key %s on %s, which has no "
+		              "reservation: nothing to hand over%s",
+		         r->host, ho_key_str(r->key, kb), lun_name(l->lun), rc ? err_str(rc) : "");
+	}
+out:
+	json_object_object_add(out, "registered", json_object_new_boolean(l->registered));
+	free(want);
+	free(have);
+	return rc;
+}
+
+/* Undo what prepare_lun registered (undo), and log out. */
+static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
+{
+	if (undo && l->registered && l->plan == OWN_PLAN_HANDOVER && !l->m.go) {
+		own_abort(&l->m);
+		own_drive(&l->m, lun_pr_execute, l->lun);
+	} else if (l->registered && l->plan == OWN_PLAN_REGISTER) {
+		if (ho_pr_register(l->lun, OWN_OP_UNREGISTER, r->key))
+			log_warn("%s: could not remove this host's registration", lun_name(l->lun));
+	}
+	if (undo && l->klun) {
+		if (ho_pr_register(l->klun, OWN_OP_UNREGISTER, r->key))
+			log_warn("%s: could not remove this host's registration on the kernel's "
+			         "session",
+			         lun_name(l->klun));
+	}
+	l->registered = 0;
+	lun_close(l->lun);
+	lun_close(l->klun);
+	l->lun = NULL;
+	l->klun = NULL;
+}
+
+/* GO given, the guest runs here: take the reservation over. Fills out. */
+static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
+{
+	struct own_view view;
+	char kb[20];
+	int rc = 0;
+
+	if (!l->lun) {
+		json_object_object_add(out, "handover", json_object_new_string("not checked"));
+		json_object_object_add(out, "why", json_object_new_string(l->why));
+		return;
+	}
+	if (l->registered && !register_kernel(r, l) && l->klun) {
+		/* finish on the kernel's session: the preempt and the final view are its */
+		lun_close(l->lun);
+		l->lun = l->klun;
+		l->klun = NULL;
+	}
+	json_object_object_add(out, "access",
+	                       json_object_new_string(lun_path_name(lun_path(l->lun))));
+	if (l->plan == OWN_PLAN_HANDOVER && l->registered) {
+		own_go(&l->m);
+		for (int attempt = 0; attempt < 3; attempt++) {
+			rc = own_drive(&l->m, lun_pr_execute, l->lun);
+			if (!rc || own_finished(&l->m))
+				break;
+		}
+		json_object_object_add(out, "handover",
+		                       json_object_new_string(rc ? "failed" : "done"));
+		json_object_object_add(out, "preempted",
+		                       json_object_new_string(ho_key_str(r->src_key, kb)));
+		if (rc)
+			json_object_object_add(
+			    out, "why",
+			    json_object_new_string(l->m.why[0] ? l->m.why : err_str(rc)));
+	} else {
+		json_object_object_add(
+		    out, "handover",
+		    json_object_new_string(l->readonly ? "read-only" : "not reserved"));
+		json_object_object_add(out, "why", json_object_new_string(l->why));
+	}
+	if (!lun_pr_read(l->lun, &view)) {
+		json_object_object_add(
+		    out, "holder",
+		    view.reserved ? json_object_new_string(ho_key_str(view.holder, kb)) : NULL);
+		json_object_object_add(out, "keys", ho_keys_json(&view));
+	}
+}
+
+int ho_receiver_prepare(void *ctx, const char *request, char **answer_r)
+{
+	struct ho_receiver *r = ctx;
+	json_object *req = json_tokener_parse(request), *luns = NULL,
+	            *ans = json_object_new_object();
+	json_object *outs = json_object_new_array();
+	char kb[20];
+	int rc = 0, first = 0;
+
+	*answer_r = NULL;
+	rc = hostid_local(r->host, sizeof(r->host), &r->key);
+	json_object_object_add(ans, "dest_host", json_object_new_string(r->host));
+	json_object_object_add(ans, "dest_key", json_object_new_string(ho_key_str(r->key, kb)));
+	if (!rc && (!req || !json_object_object_get_ex(req, "luns", &luns) ||
+	            !json_object_is_type(luns, json_type_array))) {
+		log_error("migration receiver: the sender's storage request is not xl-ext's JSON");
+		rc = ERR_PROTO;
+	}
+	if (!rc) {
+		r->src_key = ho_key_parse(req, "source_key");
+		snprintf(r->src_host, sizeof(r->src_host), "%s",
+		         ho_jstr(req, "source_host") ? ho_jstr(req, "source_host") : "?");
+		if (!r->src_key)
+			rc = ERR_PROTO;
+	}
+	for (size_t i = 0; !rc && i < json_object_array_length(luns) && i < HO_MAX_LUNS; i++) {
+		json_object *q = json_object_array_get_idx(luns, i), *o = json_object_new_object(),
+		            *ro;
+		struct ho_lun *l = &r->luns[r->n++];
+		int lrc;
+
+		snprintf(l->url, sizeof(l->url), "%s", ho_jstr(q, "url") ? ho_jstr(q, "url") : "");
+		snprintf(l->spec, sizeof(l->spec), "%s",
+		         ho_jstr(q, "spec") ? ho_jstr(q, "spec") : "");
+		l->readonly =
+		    json_object_object_get_ex(q, "readonly", &ro) && json_object_get_boolean(ro);
+		json_object_object_add(o, "url", json_object_new_string(l->url));
+		lrc = prepare_lun(r, l, q, o);
+		json_object_object_add(o, "ok", json_object_new_boolean(!lrc));
+		json_object_object_add(o, "why", json_object_new_string(l->why));
+		json_object_array_add(outs, o);
+		if (lrc) {
+			log_error("migration receiver: disk '%s' of %s: %s", l->spec,
+			          ho_jstr(req, "domain") ? ho_jstr(req, "domain") : "?", l->why);
+			if (!first)
+				first = lrc;
+		} else {
+			log_info("migration receiver: disk '%s': %s", l->spec,
+			         l->registered && l->plan == OWN_PLAN_HANDOVER
+			             ? "identity verified, registered, source holds the reservation"
+			             : l->why);
+		}
+	}
+	if (!rc)
+		rc = first;
+	json_object_object_add(ans, "ok", json_object_new_boolean(!rc));
+	json_object_object_add(ans, "luns", outs);
+	*answer_r = strdup(json_object_to_json_string_ext(ans, JSON_C_TO_STRING_PLAIN));
+	json_object_put(ans);
+	json_object_put(req);
+	return rc;
+}
+
+int ho_receiver_go(void *ctx, char **final_r)
+{
+	struct ho_receiver *r = ctx;
+	json_object *fin = json_object_new_object(), *outs = json_object_new_array();
+	int64_t t0 = loop_now_us();
+
+	for (unsigned i = 0; i < r->n; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "url", json_object_new_string(r->luns[i].url));
+		go_lun(r, &r->luns[i], o);
+		json_object_array_add(outs, o);
+		release_lun(r, &r->luns[i], 0);
+	}
+	json_object_object_add(fin, "luns", outs);
+	json_object_object_add(fin, "preempt_ms",
+	                       json_object_new_double((double)(loop_now_us() - t0) / 1000.0));
+	*final_r = strdup(json_object_to_json_string_ext(fin, JSON_C_TO_STRING_PLAIN));
+	log_info("migration target: reservation hand-over: %s", *final_r ? *final_r : "?");
+	json_object_put(fin);
+	r->n = 0;
+	return 0;
+}
+
+/* The domain exists here, paused, its disks attached: block-iscsi disks' kernel sessions. */
+int ho_receiver_received(void *ctx)
+{
+	struct ho_receiver *r = ctx;
+	int rc = 0;
+
+	for (unsigned i = 0; i < r->n && !rc; i++)
+		rc = register_kernel(r, &r->luns[i]);
+	return rc;
+}
+
+void ho_receiver_abort(void *ctx)
+{
+	struct ho_receiver *r = ctx;
+
+	for (unsigned i = 0; i < r->n; i++)
+		release_lun(r, &r->luns[i], 1);
+	r->n = 0;
+}
+
+void ho_receiver_free(struct ho_receiver *r)
+{
+	if (!r)
+		return;
+	ho_receiver_abort(r);
+	free(r);
+}
