@@ -14,10 +14,10 @@
 #include "common/log.h"
 #include "xl-ext/migration/disks.h"
 #include "xl-ext/core/xlcfg.h"
-#include "xl-ext/storage/lunid.h"
-#ifdef XLEXT_HAVE_ISCSI
+#include "xl-ext/storage/hostid.h"
 #include "xl-ext/storage/iscsi.h"
-#endif
+#include "xl-ext/storage/lun.h"
+#include "xl-ext/storage/lunid.h"
 
 #define LUN_TIMEOUT_S 5
 
@@ -111,38 +111,29 @@ json_object *mig_disks_json(const struct mig_disks *disks)
 	return a;
 }
 
-#ifdef XLEXT_HAVE_ISCSI
-/* This host's view of a LUN, as the initiator named after XLEXT_HOST or the host name. */
+/*
+ * This host's view of a LUN through a session of our own (lun.h), as the initiator named
+ * after this host (hostid.h). ERR_NOTSUP in a build without libiscsi.
+ */
 static int read_identity(const struct disk_info *d, struct lunid *id_r)
 {
 	char url[DISK_URL_MAX], host[256], initiator[ISCSI_INITIATOR_MAX];
-	struct iscsi_lun *lun = NULL;
-	const char *env = getenv("XLEXT_HOST");
+	struct lun *lun = NULL;
+	uint64_t key;
 	int rc;
 
-	if (env && *env)
-		snprintf(host, sizeof(host), "%s", env);
-	else if (gethostname(host, sizeof(host)) || !host[0])
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
 	rc = disk_iscsi_url(d, url, sizeof(url));
+	if (!rc)
+		rc = hostid_local(host, sizeof(host), &key);
 	if (!rc)
 		rc = iscsi_initiator_name(host, initiator, sizeof(initiator));
 	if (!rc)
-		rc = iscsi_lun_open(url, initiator, LUN_TIMEOUT_S, &lun);
+		rc = lun_open(url, initiator, LUN_TIMEOUT_S, &lun);
 	if (!rc)
-		rc = iscsi_lun_identity(lun, id_r);
-	iscsi_lun_close(lun);
+		rc = lun_identity(lun, id_r);
+	lun_close(lun);
 	return rc;
 }
-#else
-static int read_identity(const struct disk_info *d, struct lunid *id_r)
-{
-	(void)d;
-	(void)id_r;
-	return ERR_NOTSUP;
-}
-#endif
 
 int mig_disks_identity_request(const struct mig_disks *disks, char **json_r)
 {

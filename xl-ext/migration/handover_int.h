@@ -17,11 +17,6 @@
 
 #define HO_TIMEOUT_S 5
 #define HO_MAX_LUNS  16
-#ifdef XLEXT_HAVE_ISCSI
-#define HO_LIBISCSI 1
-#else
-#define HO_LIBISCSI 0
-#endif
 /* source_view: the LUN is skipped because this xl-ext has no libiscsi (not an error code) */
 #define HO_NO_LIBISCSI 1
 

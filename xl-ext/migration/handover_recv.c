@@ -107,7 +107,7 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 	path = choose_target(r, l, &rc);
 	if (!rc)
 		rc = ho_open_lun(l->target, r->host, &l->lun);
-	if (!HO_LIBISCSI && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !l->lun) {
+	if (!lun_have_libiscsi() && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !l->lun) {
 		json_object_object_add(out, "verified", NULL);
 		snprintf(l->why, sizeof(l->why), "xl-ext on this host is built without libiscsi");
 		rc = 0;

@@ -31,7 +31,7 @@ static int open_source_lun(const struct disk_info *d, int kernel, const char *ho
 	rc = lun_choose(d, kernel, 0, NULL, target, path_r);
 	if (!rc)
 		rc = ho_open_lun(target, host, lun_r);
-	if (!HO_LIBISCSI && rc == ERR_NOTSUP && *path_r == LUN_PATH_LIBISCSI && !*lun_r)
+	if (!lun_have_libiscsi() && rc == ERR_NOTSUP && *path_r == LUN_PATH_LIBISCSI && !*lun_r)
 		return HO_NO_LIBISCSI;
 	return rc;
 }

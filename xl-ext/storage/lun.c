@@ -91,6 +91,15 @@ static int open_url(const char *url, const char *initiator, int timeout_s, void 
 }
 #endif
 
+bool lun_have_libiscsi(void)
+{
+#ifdef XLEXT_HAVE_ISCSI
+	return true;
+#else
+	return false;
+#endif
+}
+
 /* Declared in iscsi.h; defined here, which is built without libiscsi too. */
 int iscsi_initiator_name(const char *hostname, char *buf, size_t len)
 {

@@ -12,6 +12,7 @@
 #ifndef XLEXT_STORAGE_LUN_H
 #define XLEXT_STORAGE_LUN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,9 @@ enum lun_path {
  * neither a URL nor an absolute path.
  */
 int lun_open(const char *target, const char *initiator, int timeout_s, struct lun **lun_r);
+
+/* Whether this build opens iscsi:// URLs (libiscsi); without it only kernel devices open. */
+bool lun_have_libiscsi(void);
 
 /* Close (log out) and free; NULL is fine. */
 void lun_close(struct lun *lun);
