@@ -40,7 +40,8 @@ void log_verbose(void);
 /* Core entry point; prefer the macros below. */
 void log_msg(enum log_level level, const char *func, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void log_vmsg(enum log_level level, const char *func, const char *fmt, va_list ap);
+void log_vmsg(enum log_level level, const char *func, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Like log_msg, with ": <strerror(errnum)>" appended (OpenBSD's log_warn). */
 void log_msg_errno(enum log_level level, const char *func, int errnum, const char *fmt, ...)

@@ -31,6 +31,9 @@
 
 static void xen_log_vmessage(xentoollog_logger *logger, xentoollog_level level, int errnoval,
                              const char *context, const char *format, va_list al)
+    __attribute__((format(printf, 5, 0)));
+static void xen_log_vmessage(xentoollog_logger *logger, xentoollog_level level, int errnoval,
+                             const char *context, const char *format, va_list al)
 {
 	enum log_level lvl;
 	char buf[1024];
