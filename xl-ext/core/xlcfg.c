@@ -5,34 +5,69 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/core/xlcfg.h"
 
-int xlcfg_read_file(const char *path, XLU_Config **xc_r)
+int xlcfg_read_data(const char *source, const char *data, size_t len, XLU_Config **xc_r)
 {
+	const char *nul = memchr(data, '\0', len);
 	XLU_Config *xc;
 	int rc;
 
-	xc = xlu_cfg_init(stderr, path);
+	/* libxlutil's lexer aborts on a NUL inside a quoted string: refuse such input here */
+	if (nul) {
+		log_error("%s: byte %zu is a NUL: not an xl.cfg text file", source,
+		          (size_t)(nul - data));
+		return ERR_INVAL;
+	}
+	if (len > XLCFG_MAX_BYTES) {
+		log_error("%s: larger than %d bytes: not an xl.cfg file", source, XLCFG_MAX_BYTES);
+		return ERR_INVAL;
+	}
+	xc = xlu_cfg_init(stderr, source);
 	if (!xc)
 		return ERR_NOMEM;
-	rc = xlu_cfg_readfile(xc, path);
+	rc = xlu_cfg_readdata(xc, data, (int)len);
 	if (rc) {
-		if (rc == ENOENT || rc == EACCES || rc == EISDIR) {
-			log_error("%s: cannot read the configuration file: %s", path, strerror(rc));
-			rc = err_from_errno(rc);
-		} else {
-			log_error("%s: syntax error in the configuration (see above)", path);
-			rc = ERR_INVAL;
-		}
+		log_error("%s: syntax error in the configuration (see above)", source);
 		xlu_cfg_destroy(xc);
-		return rc;
+		return ERR_INVAL;
 	}
 	*xc_r = xc;
 	return 0;
+}
+
+int xlcfg_read_file(const char *path, XLU_Config **xc_r)
+{
+	char *data = malloc(XLCFG_MAX_BYTES + 1);
+	size_t len = 0;
+	FILE *f;
+	int rc;
+
+	if (!data)
+		return ERR_NOMEM;
+	f = fopen(path, "r");
+	if (!f) {
+		rc = errno;
+		log_error("%s: cannot read the configuration file: %s", path, strerror(rc));
+		free(data);
+		return err_from_errno(rc);
+	}
+	len = fread(data, 1, XLCFG_MAX_BYTES + 1, f);
+	rc = ferror(f) ? errno : 0;
+	fclose(f);
+	if (rc) {
+		log_error("%s: cannot read the configuration file: %s", path, strerror(rc));
+		free(data);
+		return err_from_errno(rc);
+	}
+	rc = xlcfg_read_data(path, data, len, xc_r);
+	free(data);
+	return rc;
 }
 
 int xlcfg_disk_specs(const char *path, struct hv_disk_specs *specs)

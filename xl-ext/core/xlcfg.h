@@ -16,6 +16,16 @@
  */
 int xlcfg_read_file(const char *path, XLU_Config **xc_r);
 
+/* An xl.cfg larger than this is refused (a configuration is a few hundred bytes). */
+#define XLCFG_MAX_BYTES (1 << 20)
+
+/*
+ * The same from memory: data (len bytes, not NUL-terminated), named source in messages. Input
+ * with a NUL byte, or larger than XLCFG_MAX_BYTES, is refused (ERR_INVAL, logged) before
+ * libxlutil sees it: its lexer aborts on a NUL inside a quoted string.
+ */
+int xlcfg_read_data(const char *source, const char *data, size_t len, XLU_Config **xc_r);
+
 /*
  * The disk specs the "disk" list of the xl.cfg at path names, as written (no hypervisor
  * needed: haagent reads the disks of a dead node's guest this way). A file without disks

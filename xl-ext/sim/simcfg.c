@@ -256,19 +256,13 @@ static int parse_common(XLU_Config *xc, const char *source, struct sim_config *c
 
 int simcfg_parse_data(const char *source, const char *data, size_t len, struct sim_config *cfg)
 {
-	XLU_Config *xc = xlu_cfg_init(stderr, source);
+	XLU_Config *xc;
 	int rc;
 
-	if (!xc)
-		return ERR_NOMEM;
-	rc = xlu_cfg_readdata(xc, data, (int)len);
-	if (rc) {
-		log_error("%s: syntax error in the configuration (see above)", source);
-		rc = ERR_INVAL;
-		goto out;
-	}
+	rc = xlcfg_read_data(source, data, len, &xc);
+	if (rc)
+		return rc;
 	rc = parse_common(xc, source, cfg);
-out:
 	xlu_cfg_destroy(xc);
 	return rc;
 }
