@@ -348,7 +348,8 @@ static int sender_ready(void *ctx, const char *answer)
 	int rc = 0;
 
 	s->answer = json_tokener_parse(answer);
-	if (!s->answer || !json_object_object_get_ex(s->answer, "ok", &ok)) {
+	if (!s->answer || !json_object_object_get_ex(s->answer, "ok", &ok) ||
+	    !json_object_is_type(ok, json_type_boolean)) {
 		log_error("domain %s: %s's answer to the storage hand-over is not xl-ext's JSON",
 		          s->domain, s->dest);
 		return ERR_PROTO;
@@ -746,6 +747,23 @@ static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
 	}
 }
 
+/*
+ * A LUN of the request names the iscsi:// URL the sender's disk_iscsi_url made; anything else
+ * (none, a device path, one too long for l->url) is refused, not truncated or opened.
+ */
+static int check_lun_url(json_object *q, struct ho_lun *l, json_object *out)
+{
+	const char *url = jstr(q, "url");
+
+	if (url && !strncmp(url, "iscsi://", 8) && strlen(url) < sizeof(l->url))
+		return 0;
+	snprintf(l->why, sizeof(l->why),
+	         "the sender's LUN entry has no iscsi:// URL of at most %zu bytes",
+	         sizeof(l->url) - 1);
+	json_object_object_add(out, "registered", json_object_new_boolean(0));
+	return ERR_PROTO;
+}
+
 static int receiver_prepare(void *ctx, const char *request, char **answer_r)
 {
 	struct ho_receiver *r = ctx;
@@ -771,7 +789,13 @@ static int receiver_prepare(void *ctx, const char *request, char **answer_r)
 		if (!r->src_key)
 			rc = ERR_PROTO;
 	}
-	for (size_t i = 0; !rc && i < json_object_array_length(luns) && i < HO_MAX_LUNS; i++) {
+	if (!rc && json_object_array_length(luns) > HO_MAX_LUNS) {
+		log_error("migration receiver: the sender's storage request names %zu LUNs; this "
+		          "host hands over at most %d",
+		          json_object_array_length(luns), HO_MAX_LUNS);
+		rc = ERR_NOTSUP;
+	}
+	for (size_t i = 0; !rc && i < json_object_array_length(luns); i++) {
 		json_object *q = json_object_array_get_idx(luns, i), *o = json_object_new_object(),
 		            *ro;
 		struct ho_lun *l = &r->luns[r->n++];
@@ -782,7 +806,9 @@ static int receiver_prepare(void *ctx, const char *request, char **answer_r)
 		l->readonly =
 		    json_object_object_get_ex(q, "readonly", &ro) && json_object_get_boolean(ro);
 		json_object_object_add(o, "url", json_object_new_string(l->url));
-		lrc = prepare_lun(r, l, q, o);
+		lrc = check_lun_url(q, l, o);
+		if (!lrc)
+			lrc = prepare_lun(r, l, q, o);
 		json_object_object_add(o, "ok", json_object_new_boolean(!lrc));
 		json_object_object_add(o, "why", json_object_new_string(l->why));
 		json_object_array_add(outs, o);
