@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -698,6 +700,48 @@ static void test_config_file_unsupported(void **state)
 	teardown_run(r);
 }
 
+/*
+ * A shared iSCSI disk whose portal refuses connections (a loopback port bound, never
+ * listening): with libiscsi its LUN cannot be read for the hand-over, so the migration is
+ * refused before anything is suspended; without libiscsi the LUN is skipped (warned) and the
+ * domain moves.
+ */
+static void test_iscsi_disk_unreadable(void **state)
+{
+	struct run *r = setup_run();
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	char spec[256];
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	(void)state;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(spec, sizeof(spec),
+	         "vdev=xvdb,script=block-iscsi,target=iqn=iqn.2020-01.org.example:unit,"
+	         "portal=127.0.0.1:%u",
+	         ntohs(sa.sin_port));
+	r->src.disks[0] = spec;
+	migrate(r);
+	close(fd);
+	assert_int_equal(r->out.disks.n, 1);
+	assert_int_equal(r->out.disks.info[0].kind, DISK_ISCSI);
+#ifdef XLEXT_HAVE_ISCSI
+	assert_int_not_equal(r->out.rc, 0);
+	assert_refused(r, r->out.rc);
+	assert_true(log_capture_contains(capture, "its disks cannot be handed over"));
+#else
+	assert_int_equal(r->out.rc, 0);
+	assert_int_equal(r->out.result, MIG_OK);
+	assert_non_null(dom_by_name(&r->dst, GUEST));
+	assert_int_equal(running_copies(r), 1);
+	assert_true(log_capture_contains(capture, "built without libiscsi"));
+#endif
+	teardown_run(r);
+}
+
 /* --dry-run asks the destination over ssh: not possible over the caller's channel. */
 static void test_dry_run_over_channel(void **state)
 {
@@ -968,6 +1012,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_local_disk_allowed, setup),
 	    cmocka_unit_test_setup(test_config_json_fails, setup),
 	    cmocka_unit_test_setup(test_config_file_unsupported, setup),
+	    cmocka_unit_test_setup(test_iscsi_disk_unreadable, setup),
 	    cmocka_unit_test_setup(test_dry_run_over_channel, setup),
 	    cmocka_unit_test_setup(test_send_stream_io, setup),
 	    cmocka_unit_test_setup(test_send_stream_not_converging, setup),
@@ -987,6 +1032,8 @@ int main(void)
 	};
 	int rc;
 
+	/* a write to a channel the other end closed fails with EPIPE, as in xl-ext */
+	signal(SIGPIPE, SIG_IGN);
 	/* this host's reservation key for the hand-over messages, not the build machine's */
 	setenv("XLEXT_HOST", "unit-host", 1);
 	unsetenv("XLEXT_PR_KEY");
