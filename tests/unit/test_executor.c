@@ -54,6 +54,7 @@ struct tctx {
 /* What the children do: the status per job kind, the fence report. Read after fork. */
 static int status_send, status_create, status_stop, status_fence;
 static const char *fence_report;
+static bool with_key; /* a migration_key is configured (the default here) */
 static char jobs_path[64];
 static struct log_sink *capture;
 
@@ -260,7 +261,9 @@ static struct tctx *setup_cluster(uint64_t free1, uint64_t free2, uint64_t free3
 	c->free_mib[2] = free2;
 	c->free_mib[3] = free3;
 	ha_config_defaults(&c->cfg);
-	snprintf(c->cfg.migration_key, sizeof(c->cfg.migration_key), "/nonexistent/test.key");
+	if (with_key)
+		snprintf(c->cfg.migration_key, sizeof(c->cfg.migration_key),
+		         "/nonexistent/test.key");
 	c->cfg.migration_port = free_port();
 	assert_int_equal(loop_new(&c->loop), 0);
 	assert_int_equal(cl_sim_world_new(&c->w, NNODES), 0);
@@ -529,9 +532,33 @@ static void test_fence_job_fails(void **state)
 	teardown_cluster(c);
 }
 
+/* Without a migration_key, a planned migration is not claimed, and that is logged once. */
+static void test_no_migration_key(void **state)
+{
+	struct tctx *c;
+	unsigned warnings = 0;
+
+	(void)state;
+	with_key = false;
+	c = setup_cluster(8192, 16384, 8192);
+	status_send = HA_WORKER_OK;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	settle(c);
+	ha_exec_reconcile(c->ex);
+	assert_jobs("");
+	assert_int_equal(guest(c, 3, "g1")->owner, 1);
+	assert_int_equal(guest(c, 3, "g1")->moving_to, 0);
+	for (size_t i = 0; i < log_capture_count(capture); i++)
+		warnings +=
+		    strstr(log_capture_get(capture, i), "no migration_key is configured") != NULL;
+	assert_int_equal(warnings, 1);
+	teardown_cluster(c);
+}
+
 static int reset(void **state)
 {
 	(void)state;
+	with_key = true;
 	status_send = status_create = status_stop = status_fence = HA_WORKER_FAILED;
 	fence_report = NULL;
 	unlink(jobs_path);
@@ -547,6 +574,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_failed_job_submits_mig_failed, reset),
 	    cmocka_unit_test_setup(test_undefined_job_reported_done, reset),
 	    cmocka_unit_test_setup(test_no_job_without_quorum, reset),
+	    cmocka_unit_test_setup(test_no_migration_key, reset),
 	    cmocka_unit_test_setup(test_fence_job_then_restart, reset),
 	    cmocka_unit_test_setup(test_fence_job_fails, reset),
 	};
