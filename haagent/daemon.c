@@ -291,8 +291,8 @@ static void cluster_open(struct daemon *d)
 		return;
 	}
 	if (!d->ex) {
-		struct ha_exec_env env = {d->loop, d->cfg, d->hv ? d->hv_ops : NULL, d->hv, d->st,
-		                          pump_cb, d};
+		struct ha_exec_env env = {
+		    d->loop, d->cfg, d->hv ? d->hv_ops : NULL, d->hv, d->st, pump_cb, d, NULL};
 
 		rc = ha_exec_new(&d->ex, &env);
 		if (rc < 0)

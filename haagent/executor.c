@@ -31,6 +31,9 @@
 
 enum job_kind { JOB_CLAIM, JOB_SEND, JOB_RECV, JOB_CREATE, JOB_STOP, JOB_FENCE, JOB_ORPHAN };
 
+static const char *const job_kind_names[] = {"claim", "send",  "receive", "create",
+                                             "stop",  "fence", "orphan"};
+
 struct job {
 	bool used;
 	enum job_kind kind;
@@ -280,6 +283,9 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 		return;
 	}
 	ha_worker_child_init(j->kind == JOB_FENCE ? report[1] : conn);
+	if (ex->env.worker)
+		_exit(ex->env.worker(ex->env.arg, job_kind_names[j->kind], j->guest, j->from, j->to,
+		                     j->kind == JOB_FENCE ? report[1] : -1));
 	switch (j->kind) {
 	case JOB_SEND:
 		status = ha_worker_send(ex->env.hv_ops, j->guest, addr, cfg);
@@ -310,10 +316,7 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 {
 	uint32_t self = self_id(ex);
 
-	static const char *const kinds[] = {"claim", "send",  "receive", "create",
-	                                    "stop",  "fence", "orphan"};
-
-	log_debug("executor: %s job for %s%s ended with status %d", kinds[j->kind],
+	log_debug("executor: %s job for %s%s ended with status %d", job_kind_names[j->kind],
 	          j->guest[0] ? "guest " : "node ", j->guest[0] ? j->guest : "", status);
 	j->pid = 0;
 	j->since = loop_now_ms();

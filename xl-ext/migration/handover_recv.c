@@ -277,6 +277,23 @@ static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
 	}
 }
 
+/*
+ * A LUN of the request names the iscsi:// URL the sender's disk_iscsi_url made; anything else
+ * (none, a device path, one too long for l->url) is refused, not truncated or opened.
+ */
+static int check_lun_url(json_object *q, struct ho_lun *l, json_object *out)
+{
+	const char *url = ho_jstr(q, "url");
+
+	if (url && !strncmp(url, "iscsi://", 8) && strlen(url) < sizeof(l->url))
+		return 0;
+	snprintf(l->why, sizeof(l->why),
+	         "the sender's LUN entry has no iscsi:// URL of at most %zu bytes",
+	         sizeof(l->url) - 1);
+	json_object_object_add(out, "registered", json_object_new_boolean(0));
+	return ERR_PROTO;
+}
+
 int ho_receiver_prepare(void *ctx, const char *request, char **answer_r)
 {
 	struct ho_receiver *r = ctx;
@@ -302,7 +319,13 @@ int ho_receiver_prepare(void *ctx, const char *request, char **answer_r)
 		if (!r->src_key)
 			rc = ERR_PROTO;
 	}
-	for (size_t i = 0; !rc && i < json_object_array_length(luns) && i < HO_MAX_LUNS; i++) {
+	if (!rc && json_object_array_length(luns) > HO_MAX_LUNS) {
+		log_error("migration receiver: the sender's storage request names %zu LUNs; this "
+		          "host hands over at most %d",
+		          json_object_array_length(luns), HO_MAX_LUNS);
+		rc = ERR_NOTSUP;
+	}
+	for (size_t i = 0; !rc && i < json_object_array_length(luns); i++) {
 		json_object *q = json_object_array_get_idx(luns, i), *o = json_object_new_object(),
 		            *ro;
 		struct ho_lun *l = &r->luns[r->n++];
@@ -314,7 +337,9 @@ int ho_receiver_prepare(void *ctx, const char *request, char **answer_r)
 		l->readonly =
 		    json_object_object_get_ex(q, "readonly", &ro) && json_object_get_boolean(ro);
 		json_object_object_add(o, "url", json_object_new_string(l->url));
-		lrc = prepare_lun(r, l, q, o);
+		lrc = check_lun_url(q, l, o);
+		if (!lrc)
+			lrc = prepare_lun(r, l, q, o);
 		json_object_object_add(o, "ok", json_object_new_boolean(!lrc));
 		json_object_object_add(o, "why", json_object_new_string(l->why));
 		json_object_array_add(outs, o);

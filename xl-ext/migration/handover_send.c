@@ -242,7 +242,8 @@ int ho_sender_ready(void *ctx, const char *answer)
 	int rc = 0;
 
 	s->answer = json_tokener_parse(answer);
-	if (!s->answer || !json_object_object_get_ex(s->answer, "ok", &ok)) {
+	if (!s->answer || !json_object_object_get_ex(s->answer, "ok", &ok) ||
+	    !json_object_is_type(ok, json_type_boolean)) {
 		log_error("domain %s: %s's answer to the storage hand-over is not xl-ext's JSON",
 		          s->domain, s->dest);
 		return ERR_PROTO;

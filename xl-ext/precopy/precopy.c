@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -471,8 +472,12 @@ static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 	}
 	rc = stream_rec_parse_header(hdr, &rec->type, &rec->length, &csum);
 	if (rc) {
+		uint32_t type, length; /* as sent: the parser sets nothing when it refuses */
+
+		memcpy(&type, hdr, sizeof(type));
+		memcpy(&length, hdr + 4, sizeof(length));
 		log_error("migration stream: malformed record header (type %u, length %u)",
-		          hdr[0] | hdr[1] << 8, rec->length);
+		          le32toh(type), le32toh(length));
 		return rc;
 	}
 	padded = (rec->length + 7u) & ~7u;

@@ -1,0 +1,592 @@
+/*
+ * Tests of haagent's executor (haagent/executor.c) on the simulated cluster
+ * (haagent/cluster_sim.c): node 1 runs the real executor - claims, jobs in forked children,
+ * SIGCHLD through its loop, outcomes multicast - with a test worker in the children instead
+ * of real migrations (ha_exec_env.worker); nodes 2 and 3 only apply what is delivered. Every
+ * job a child ran is appended to a file, so the test sees exactly what was started, when.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "haagent/cluster_sim.h"
+#include "haagent/executor.h"
+#include "haagent/worker.h"
+
+#define NNODES       3
+#define JOB_LIMIT_MS 20000
+
+struct tnode {
+	uint32_t id;
+	struct ha_state *st;
+	struct cluster *cl;
+	struct tctx *c;
+	bool hold; /* keep what it submits in its outbox (node 1: the executor's pump) */
+};
+
+struct tctx {
+	struct cl_sim_world *w;
+	struct tnode nodes[NNODES + 1]; /* 1-based */
+	uint64_t free_mib[NNODES + 1];
+	struct loop *loop;
+	struct ha_config cfg;
+	struct ha_executor *ex;
+};
+
+/* What the children do: the status per job kind, the fence report. Read after fork. */
+static int status_send, status_create, status_stop, status_fence;
+static const char *fence_report;
+static bool with_key; /* a migration_key is configured (the default here) */
+static char jobs_path[64];
+static struct log_sink *capture;
+
+/* The executor asks the hypervisor only whether an orphaned incoming guest is here. */
+static int fake_lookup(struct hv *hv, const char *name, uint32_t *domid_r)
+{
+	(void)hv;
+	(void)name;
+	(void)domid_r;
+	return ERR_NOTFOUND;
+}
+
+static const struct hv_ops fake_ops = {.name = "fake", .lookup = fake_lookup};
+static int fake_hv_storage;
+#define FAKE_HV ((struct hv *)&fake_hv_storage)
+
+/* --- the children's worker ------------------------------------------------------------------ */
+
+static int test_worker(void *arg, const char *kind, const char *guest, uint32_t from, uint32_t to,
+                       int report_fd)
+{
+	char line[160];
+	int fd, status = HA_WORKER_FAILED;
+
+	(void)arg;
+	snprintf(line, sizeof(line), "%s %s %u>%u\n", kind, guest[0] ? guest : "-", from, to);
+	fd = open(jobs_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || fd_write_exact(fd, line, strlen(line)) != 0)
+		return 99;
+	close(fd);
+	if (!strcmp(kind, "send"))
+		status = status_send;
+	else if (!strcmp(kind, "create"))
+		status = status_create;
+	else if (!strcmp(kind, "stop"))
+		status = status_stop;
+	else if (!strcmp(kind, "fence"))
+		status = status_fence;
+	if (report_fd >= 0 && fence_report &&
+	    fd_write_exact(report_fd, fence_report, strlen(fence_report)) != 0)
+		return 98;
+	/*
+	 * Exit through exec, not by returning to the executor's _exit: under valgrind the forked
+	 * copy of this process would count the libraries' state (freed by their destructors at a
+	 * normal exit only) as leaks and replace the status with --error-exitcode's.
+	 */
+	snprintf(line, sizeof(line), "exit %d", status);
+	execl("/bin/sh", "sh", "-c", line, (char *)NULL);
+	return 97;
+}
+
+/* The jobs the children ran, one per line, in order. */
+static void jobs_read(char *buf, size_t len)
+{
+	char *data = NULL;
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (file_read_all(jobs_path, 65536, &data, &n) == 0) {
+		snprintf(buf, len, "%.*s", (int)n, data);
+		free(data);
+	}
+}
+
+static void assert_jobs(const char *want)
+{
+	char got[4096];
+
+	jobs_read(got, sizeof(got));
+	if (strcmp(got, want) != 0)
+		fail_msg("jobs run:\n%s\nwanted:\n%s", got[0] ? got : "(none)\n",
+		         want[0] ? want : "(none)\n");
+}
+
+/* --- the cluster ----------------------------------------------------------------------------- */
+
+static void refresh_local(struct tnode *n)
+{
+	struct ha_guest_info g;
+	char name[16];
+
+	memset(&g, 0, sizeof(g));
+	snprintf(g.name, sizeof(g.name), "g%u", n->id);
+	g.mem_mib = 1024;
+	snprintf(name, sizeof(name), "node%u", n->id);
+	/* node 3 runs nothing */
+	assert_int_equal(
+	    ha_state_set_local(n->st, name, n->c->free_mib[n->id], 1024, &g, n->id == 3 ? 0 : 1),
+	    0);
+}
+
+static void pump(struct tnode *n)
+{
+	uint8_t *buf;
+	size_t len;
+
+	while (!n->hold && ha_state_next_outgoing(n->st, &buf, &len) == 0) {
+		if (n->cl)
+			cl_sim_ops.send(n->cl, buf, len);
+		free(buf);
+	}
+}
+
+static void exec_pump(void *arg)
+{
+	pump(arg);
+}
+
+/* After every cluster event, as the daemon does: send, then reconcile (node 1). */
+static void after_event(struct tnode *n)
+{
+	pump(n);
+	if (n->id == 1 && n->c->ex)
+		ha_exec_reconcile(n->c->ex);
+}
+
+static void cb_deliver(void *arg, uint32_t from, const void *msg, size_t len)
+{
+	struct tnode *n = arg;
+
+	ha_state_deliver(n->st, from, msg, len);
+	after_event(n);
+}
+
+static void cb_membership(void *arg, const uint32_t *members, size_t nm, const uint32_t *left,
+                          size_t nl, const uint32_t *joined, size_t nj)
+{
+	struct tnode *n = arg;
+
+	ha_state_membership(n->st, members, nm, left, nl, joined, nj);
+	after_event(n);
+}
+
+static void cb_quorum(void *arg, bool quorate)
+{
+	struct tnode *n = arg;
+
+	ha_state_quorum(n->st, quorate);
+	after_event(n);
+}
+
+static void cb_lost(void *arg, int err)
+{
+	(void)arg;
+	(void)err;
+	fail_msg("a node lost the simulated cluster");
+}
+
+static const struct cluster_callbacks callbacks = {cb_deliver, cb_membership, cb_quorum, cb_lost};
+
+/* A port nothing listens on now, for the executor's migration listener. */
+static unsigned free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	unsigned port;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* Wait for the running jobs' children to end (their SIGCHLD, through the loop). */
+static void wait_jobs(struct tctx *c)
+{
+	int64_t deadline = loop_now_ms() + JOB_LIMIT_MS;
+
+	while (ha_exec_running(c->ex) > 0) {
+		if (loop_now_ms() > deadline)
+			fail_msg("%u jobs still running after %d s", ha_exec_running(c->ex),
+			         JOB_LIMIT_MS / 1000);
+		loop_run_once(c->loop, 100);
+	}
+}
+
+/* Deliver everything, and let every job end, until nothing happens any more. */
+static void settle(struct tctx *c)
+{
+	for (int guard = 0; guard < 1000; guard++) {
+		size_t ran = cl_sim_run(c->w, 100000);
+
+		if (ha_exec_running(c->ex) > 0) {
+			wait_jobs(c);
+			continue;
+		}
+		if (ran == 0)
+			return;
+	}
+	fail_msg("the cluster did not settle");
+}
+
+/* Three nodes: node 1 (the executor) runs g1, node 2 runs g2, node 3 nothing. */
+static struct tctx *setup_cluster(uint64_t free1, uint64_t free2, uint64_t free3)
+{
+	struct tctx *c = calloc(1, sizeof(*c));
+	struct ha_exec_env env;
+
+	assert_non_null(c);
+	c->free_mib[1] = free1;
+	c->free_mib[2] = free2;
+	c->free_mib[3] = free3;
+	ha_config_defaults(&c->cfg);
+	if (with_key)
+		snprintf(c->cfg.migration_key, sizeof(c->cfg.migration_key),
+		         "/nonexistent/test.key");
+	c->cfg.migration_port = free_port();
+	assert_int_equal(loop_new(&c->loop), 0);
+	assert_int_equal(cl_sim_world_new(&c->w, NNODES), 0);
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		c->nodes[id].id = id;
+		c->nodes[id].c = c;
+		assert_int_equal(ha_state_new(&c->nodes[id].st, id, NULL), 0);
+		refresh_local(&c->nodes[id]);
+	}
+	env = (struct ha_exec_env){.loop = c->loop,
+	                           .cfg = &c->cfg,
+	                           .hv_ops = &fake_ops,
+	                           .hv = FAKE_HV,
+	                           .st = c->nodes[1].st,
+	                           .pump = exec_pump,
+	                           .arg = &c->nodes[1],
+	                           .worker = test_worker};
+	assert_int_equal(ha_exec_new(&c->ex, &env), 0);
+	for (uint32_t id = 2; id <= NNODES; id++) {
+		char addr[32];
+
+		snprintf(addr, sizeof(addr), "127.0.0.%u", id);
+		ha_exec_set_node_addr(c->ex, id, addr);
+	}
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		cl_sim_world_next_node(c->w, id);
+		assert_int_equal(
+		    cl_sim_ops.open(&c->nodes[id].cl, "haagent", &callbacks, &c->nodes[id]), 0);
+		cl_sim_run(c->w, 100000);
+	}
+	settle(c);
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		assert_true(ha_state_synced(c->nodes[id].st));
+		assert_true(ha_state_quorate(c->nodes[id].st));
+	}
+	assert_jobs("");
+	return c;
+}
+
+static void teardown_cluster(struct tctx *c)
+{
+	wait_jobs(c);
+	ha_exec_free(c->ex);
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		if (c->nodes[id].cl)
+			cl_sim_ops.close(c->nodes[id].cl);
+		ha_state_free(c->nodes[id].st);
+	}
+	cl_sim_world_free(c->w);
+	loop_free(c->loop);
+	ha_config_release(&c->cfg);
+	free(c);
+	unlink(jobs_path);
+}
+
+/* Node by submits SET_STATE for node. */
+static void mark(struct tctx *c, uint32_t by, uint32_t node, enum ha_node_state state)
+{
+	struct ha_msg m = {.type = HA_MSG_SET_STATE, .node = node, .state = state};
+
+	snprintf(m.text, sizeof(m.text), "test");
+	assert_int_equal(ha_state_submit(c->nodes[by].st, &m), 0);
+	pump(&c->nodes[by]);
+}
+
+static const struct ha_guest_info *guest(struct tctx *c, uint32_t viewer, const char *name)
+{
+	const struct ha_guest_info *g = ha_state_guest(c->nodes[viewer].st, name);
+
+	assert_non_null(g);
+	return g;
+}
+
+static bool has_event(struct tctx *c, const char *needle)
+{
+	const struct ha_event *ev;
+	size_t n = ha_state_events(c->nodes[3].st, &ev);
+
+	for (size_t i = 0; i < n; i++)
+		if (strstr(ev[i].text, needle))
+			return true;
+	return false;
+}
+
+static void print_events(struct tctx *c)
+{
+	const struct ha_event *ev;
+	size_t n = ha_state_events(c->nodes[3].st, &ev);
+
+	for (size_t i = 0; i < n; i++)
+		print_message("  event: %s\n", ev[i].text);
+}
+
+/* --- tests ------------------------------------------------------------------------------------ */
+
+/*
+ * Node 1 marked failing: it claims the migration of g1 to node 2 (the node with the most
+ * room), starts the job only once its claim was applied in agreed order, and reports it
+ * done: g1 is node 2's on every node.
+ */
+static void test_migration_claimed_then_started(void **state)
+{
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+
+	(void)state;
+	status_send = HA_WORKER_OK;
+	/* hold what node 1 sends: its claim stays undelivered */
+	c->nodes[1].hold = true;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	cl_sim_run(c->w, 100000);
+	assert_int_equal(ha_state_node(c->nodes[1].st, 1)->state, HA_NODE_FAILING);
+	assert_int_equal(guest(c, 1, "g1")->moving_to, 0);
+	assert_int_equal(ha_exec_running(c->ex), 0);
+	assert_jobs("");
+	/* the claim was made: released, it is the one message on its way */
+	c->nodes[1].hold = false;
+	pump(&c->nodes[1]);
+	assert_int_equal(cl_sim_pending(c->w), NNODES);
+	assert_int_equal(ha_exec_running(c->ex), 0);
+	/* the claim is applied: now the job runs (one child), then its outcome is applied */
+	settle(c);
+	assert_jobs("send g1 1>2\n");
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		assert_int_equal(guest(c, id, "g1")->owner, 2);
+		assert_int_equal(guest(c, id, "g1")->moving_to, 0);
+	}
+	assert_int_equal(ha_exec_running(c->ex), 0);
+	print_events(c);
+	assert_true(has_event(c, "guest g1 now runs on node2 (migrated from node1)"));
+	teardown_cluster(c);
+}
+
+/* A claim the view refuses (its target failed meanwhile) starts nothing. */
+static void test_refused_claim_starts_nothing(void **state)
+{
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+
+	(void)state;
+	status_send = HA_WORKER_OK;
+	c->nodes[1].hold = true;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	cl_sim_run(c->w, 100000);
+	/* node 1 has claimed g1 -> node 2, held back; node 3 marks node 2 failing first */
+	mark(c, 3, 2, HA_NODE_FAILING);
+	c->nodes[1].hold = false;
+	pump(&c->nodes[1]);
+	cl_sim_run(c->w, 100000);
+	assert_int_equal(ha_state_node(c->nodes[1].st, 2)->state, HA_NODE_FAILING);
+	assert_int_equal(guest(c, 1, "g1")->moving_to, 0);
+	assert_int_equal(guest(c, 1, "g1")->owner, 1);
+	assert_int_equal(ha_exec_running(c->ex), 0);
+	wait_jobs(c);
+	assert_jobs("");
+	teardown_cluster(c);
+}
+
+/* The job fails: MIG_FAILED, the guest stays; retried up to max_attempts, then it stays. */
+static void test_failed_job_submits_mig_failed(void **state)
+{
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+	const struct ha_guest_info *g;
+
+	(void)state;
+	status_send = HA_WORKER_FAILED;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	settle(c);
+	print_events(c);
+	assert_true(has_event(c, "migration of guest g1 from node1 to node2 failed (1): remote "
+	                         "side reported failure: the guest still runs on the source"));
+	g = guest(c, 2, "g1");
+	assert_int_equal(g->owner, 1);
+	assert_int_equal(g->moving_to, 0);
+	assert_int_equal(g->failures, PLAN_DEFAULT_MAX_ATTEMPTS);
+	assert_jobs("send g1 1>2\nsend g1 1>2\nsend g1 1>2\n");
+	teardown_cluster(c);
+}
+
+/* Past the point of no return (HA_WORKER_UNDEFINED): reported done, said so. */
+static void test_undefined_job_reported_done(void **state)
+{
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+
+	(void)state;
+	status_send = HA_WORKER_UNDEFINED;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	settle(c);
+	assert_jobs("send g1 1>2\n");
+	assert_int_equal(guest(c, 3, "g1")->owner, 2);
+	teardown_cluster(c);
+}
+
+/* Without quorum, node 1 starts nothing, though its view has down nodes owning guests. */
+static void test_no_job_without_quorum(void **state)
+{
+	static const int alone[NNODES] = {1, 0, 0};
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+	struct plan_action *a = NULL;
+	size_t na = 0;
+
+	(void)state;
+	status_fence = HA_WORKER_OK;
+	cl_sim_partition(c->w, alone);
+	settle(c);
+	assert_false(ha_state_quorate(c->nodes[1].st));
+	assert_int_equal(ha_state_node(c->nodes[1].st, 2)->state, HA_NODE_DOWN);
+	assert_int_equal(ha_state_plan(c->nodes[1].st, &a, &na), ERR_NOQUORUM);
+	free(a);
+	/* marked failing itself (an operator on the minority side): still nothing */
+	mark(c, 1, 1, HA_NODE_FAILING);
+	settle(c);
+	ha_exec_reconcile(c->ex);
+	assert_int_equal(ha_exec_running(c->ex), 0);
+	assert_jobs("");
+	assert_int_equal(guest(c, 1, "g1")->owner, 1);
+	assert_int_equal(guest(c, 1, "g1")->moving_to, 0);
+	teardown_cluster(c);
+}
+
+/*
+ * Node 2 dies: node 1 (the lowest live member) fences it; the fence job's report becomes the
+ * FENCED message's text; then g2 restarts on node 1 (the most room) by a create job.
+ */
+static void test_fence_job_then_restart(void **state)
+{
+	struct tctx *c = setup_cluster(16384, 8192, 8192);
+
+	(void)state;
+	status_fence = HA_WORKER_OK;
+	status_create = HA_WORKER_OK;
+	fence_report = "node2 powered off by the test";
+	cl_sim_crash(c->w, 2);
+	settle(c);
+	print_events(c);
+	assert_jobs("fence - 2>0\ncreate g2 2>1\n");
+	assert_int_equal(ha_state_node(c->nodes[3].st, 2)->state, HA_NODE_FENCED);
+	assert_int_equal(guest(c, 3, "g2")->owner, 1);
+	assert_false(guest(c, 3, "g2")->stopped);
+	teardown_cluster(c);
+}
+
+/* The fence fails: FENCE_FAILED with the child's report, the node stays down, nothing
+ * restarts. */
+static void test_fence_job_fails(void **state)
+{
+	struct tctx *c = setup_cluster(16384, 8192, 8192);
+	const struct ha_event *ev;
+	size_t n;
+	bool found = false;
+
+	(void)state;
+	status_fence = HA_WORKER_FAILED;
+	status_create = HA_WORKER_OK;
+	fence_report = "no power switch answered";
+	cl_sim_crash(c->w, 2);
+	settle(c);
+	assert_jobs("fence - 2>0\n");
+	assert_int_equal(ha_state_node(c->nodes[3].st, 2)->state, HA_NODE_DOWN);
+	assert_int_equal(guest(c, 3, "g2")->owner, 2);
+	n = ha_state_events(c->nodes[3].st, &ev);
+	for (size_t i = 0; i < n; i++) {
+		print_message("  event: %s\n", ev[i].text);
+		found = found || strstr(ev[i].text, "no power switch answered");
+	}
+	assert_true(found);
+	assert_true(log_capture_contains(capture, "could not be fenced"));
+	teardown_cluster(c);
+}
+
+/* Without a migration_key, a planned migration is not claimed, and that is logged once. */
+static void test_no_migration_key(void **state)
+{
+	struct tctx *c;
+	unsigned warnings = 0;
+
+	(void)state;
+	with_key = false;
+	c = setup_cluster(8192, 16384, 8192);
+	status_send = HA_WORKER_OK;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	settle(c);
+	ha_exec_reconcile(c->ex);
+	assert_jobs("");
+	assert_int_equal(guest(c, 3, "g1")->owner, 1);
+	assert_int_equal(guest(c, 3, "g1")->moving_to, 0);
+	for (size_t i = 0; i < log_capture_count(capture); i++)
+		warnings +=
+		    strstr(log_capture_get(capture, i), "no migration_key is configured") != NULL;
+	assert_int_equal(warnings, 1);
+	teardown_cluster(c);
+}
+
+static int reset(void **state)
+{
+	(void)state;
+	with_key = true;
+	status_send = status_create = status_stop = status_fence = HA_WORKER_FAILED;
+	fence_report = NULL;
+	unlink(jobs_path);
+	log_capture_clear(capture);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(test_migration_claimed_then_started, reset),
+	    cmocka_unit_test_setup(test_refused_claim_starts_nothing, reset),
+	    cmocka_unit_test_setup(test_failed_job_submits_mig_failed, reset),
+	    cmocka_unit_test_setup(test_undefined_job_reported_done, reset),
+	    cmocka_unit_test_setup(test_no_job_without_quorum, reset),
+	    cmocka_unit_test_setup(test_no_migration_key, reset),
+	    cmocka_unit_test_setup(test_fence_job_then_restart, reset),
+	    cmocka_unit_test_setup(test_fence_job_fails, reset),
+	};
+	int rc;
+
+	snprintf(jobs_path, sizeof(jobs_path), "/tmp/test_executor_jobs.%ld", (long)getpid());
+	capture = log_sink_capture();
+	log_set_sink(capture);
+	log_set_level(LOGL_DEBUG);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	log_set_sink(NULL);
+	capture->destroy(capture);
+	unlink(jobs_path);
+	return rc;
+}
