@@ -46,7 +46,8 @@ struct mig_request {
 	const char *tcp_addr; /* ADDR:PORT of a listening receiver, or NULL */
 	const char *key_file; /* with tcp_addr */
 	/* >= 0: a channel to an xl-ext receiver (mig_serve) the caller connected itself, used
-	 * instead of host or tcp_addr (both directions; not closed by mig_run) */
+	 * instead of host or tcp_addr (both directions; not closed by mig_run). Over it the
+	 * receiver's own mig_serve_request decides -p and --debug. */
 	int channel_fd;
 	const char *config_file;  /* -C: the configuration to send instead of the domain's */
 	bool no_daemon;           /* -e, passed on in the rune */
