@@ -37,6 +37,7 @@ struct ha_config {
 	uint32_t max_outgoing, max_incoming, max_attempts, bandwidth_mibps;
 	char fence_command[HA_PATH_MAX];
 	uint32_t fence_mode;         /* enum ha_fence_mode (fence.h) */
+	uint32_t fence_timeout_s;    /* the fence command is killed after this long */
 	char node_keys[HA_PATH_MAX]; /* "NAME=KEY,...": reservation keys not derived from names */
 	char health_command[HA_PATH_MAX];
 	uint32_t health_interval_s, health_timeout_s, health_failures;

@@ -161,6 +161,7 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
 	    .victim = name,
 	    .guests = fg,
 	    .timeout_s = FENCE_LUN_TIMEOUT_S,
+	    .command_timeout_s = (int)cfg->fence_timeout_s,
 	};
 	const struct ha_guest_info *g;
 	size_t ng = ha_state_guests(ex->env.st, &g);

@@ -296,10 +296,12 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 		}
 	}
 	if ((methods & HA_FENCE_BY_COMMAND) &&
-	    ha_worker_fence(a->command, a->victim) != HA_WORKER_OK) {
+	    ha_worker_fence(a->command, a->victim, a->command_timeout_s) != HA_WORKER_OK) {
 		rc = ERR_REMOTE;
-		snprintf(report, report_len, "fence command '%s' failed; its guests stay down",
-		         a->command);
+		snprintf(report, report_len,
+		         "fence command '%s' failed or did not finish within %d s; its guests "
+		         "stay down",
+		         a->command, a->command_timeout_s);
 		goto out;
 	}
 	snprintf(report, report_len, "%s%s%s in %" PRId64 " ms",

@@ -73,7 +73,8 @@ struct ha_fence_args {
 	const char *victim;    /* name of the node to fence */
 	const struct ha_fence_guest *guests;
 	size_t nguests;
-	int timeout_s; /* per LUN step */
+	int timeout_s;         /* per LUN step */
+	int command_timeout_s; /* the fence command's bound (fence_timeout_s) */
 };
 
 /*

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +18,9 @@
 #include "xl-ext/migration/orchestrator.h"
 #include "xl-ext/migration/transport.h"
 
-#define REPLY_TIMEOUT_MS 60000
-#define HA_FENCE_CMD_MAX 256
-
-extern char **environ;
+#define REPLY_TIMEOUT_MS           60000
+#define HA_FENCE_CMD_MAX           256
+#define HA_FENCE_TIMEOUT_DEFAULT_S 60
 
 void ha_worker_child_init(int keep_fd)
 {
@@ -183,12 +181,16 @@ int ha_worker_destroy(const struct hv_ops *ops, const char *guest)
 	return rc == 0 ? HA_WORKER_OK : HA_WORKER_FAILED;
 }
 
-int ha_worker_fence(const char *command, const char *node_name)
+int ha_worker_fence(const char *command, const char *node_name, int timeout_s)
 {
 	char script[HA_FENCE_CMD_MAX + 16];
-	char *argv[] = {"/bin/sh", "-c", script, "sh", (char *)node_name, NULL};
-	pid_t pid;
-	int rc, status = 0;
+	int64_t deadline;
+	pid_t pid, r;
+	int status = 0;
+
+	if (timeout_s <= 0)
+		timeout_s = HA_FENCE_TIMEOUT_DEFAULT_S;
+	deadline = loop_now_ms() + (int64_t)timeout_s * 1000;
 
 	if (!command || !command[0]) {
 		log_error("node %s must be fenced but no fence_command is configured", node_name);
@@ -196,17 +198,33 @@ int ha_worker_fence(const char *command, const char *node_name)
 	}
 	/* The node name is an argument, never part of the shell text. */
 	snprintf(script, sizeof(script), "%s \"$1\"", command);
-	rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
-	if (rc != 0) {
-		log_error("cannot run the fence command for %s: %s", node_name, strerror(rc));
+	pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0); /* its own group: a timeout kills whatever it started too */
+		execl("/bin/sh", "sh", "-c", script, "sh", node_name, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0) {
+		log_error_errno(errno, "cannot run the fence command for %s", node_name);
 		return HA_WORKER_FAILED;
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
+	setpgid(pid, pid);
+	while ((r = waitpid(pid, &status, WNOHANG)) == 0 || (r < 0 && errno == EINTR)) {
+		if (loop_now_ms() >= deadline) {
+			kill(-pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			log_error(
+			    "fence command '%s' for node %s did not finish within %d s (fence_"
+			    "timeout_s): killed; the node is NOT fenced and none of its guests "
+			    "restarts",
+			    command, node_name, timeout_s);
 			return HA_WORKER_FAILED;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		}
+		usleep(20000);
+	}
+	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		log_error("fence command '%s' for node %s failed (status %d)", command, node_name,
-		          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		          r >= 0 && WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		return HA_WORKER_FAILED;
 	}
 	log_info("fence command '%s' for node %s succeeded", command, node_name);

@@ -41,7 +41,11 @@ int ha_worker_create(const struct hv_ops *ops, const char *config_path, const ch
 /* Destroy guest here (the cold-restart fallback shuts it down before it starts elsewhere). */
 int ha_worker_destroy(const struct hv_ops *ops, const char *guest);
 
-/* Run "command node_name" through /bin/sh; OK only when it exits 0. */
-int ha_worker_fence(const char *command, const char *node_name);
+/*
+ * Run "command node_name" through /bin/sh in a process group of its own; OK only when it
+ * exits 0 within timeout_s. A command still running then is killed (with what it started)
+ * and the node counts as not fenced.
+ */
+int ha_worker_fence(const char *command, const char *node_name, int timeout_s);
 
 #endif

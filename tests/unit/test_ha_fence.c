@@ -9,11 +9,17 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/error.h"
+#include "common/loop.h"
 #include "haagent/fence.h"
+#include "haagent/worker.h"
 #include "xl-ext/storage/owner.h"
 
 #define C HA_FENCE_BY_COMMAND
@@ -89,11 +95,51 @@ static void test_node_key(void **state)
 	assert_int_equal(ha_fence_node_key("=12", "h2", &k, why, sizeof(why)), ERR_INVAL);
 }
 
+/* The fence command: its exit status decides, and a command that hangs is killed with what
+ * it started once the bound passes (the node then counts as not fenced). */
+static void test_fence_command(void **state)
+{
+	char cmd[256], marker[] = "/tmp/test_ha_fence.XXXXXX";
+	int64_t t0;
+	int fd;
+
+	(void)state;
+	assert_int_equal(ha_worker_fence("true", "h1", 5), HA_WORKER_OK);
+	assert_int_equal(ha_worker_fence("false", "h1", 5), HA_WORKER_FAILED);
+	assert_int_equal(ha_worker_fence("", "h1", 5), HA_WORKER_FAILED);
+	/* the node name is an argument, not shell text */
+	assert_int_equal(ha_worker_fence("test \"$1\" = 'h1;x' && true", "h1;x", 5), HA_WORKER_OK);
+	/* a hung agent: killed after 1 s, and so is the child it started (its process group) */
+	fd = mkstemp(marker);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(cmd, sizeof(cmd), "echo $$ >%s; sleep 30 & wait; :", marker);
+	t0 = loop_now_ms();
+	assert_int_equal(ha_worker_fence(cmd, "h1", 1), HA_WORKER_FAILED);
+	assert_true(loop_now_ms() - t0 < 20000);
+	{
+		FILE *f = fopen(marker, "r");
+		long pgid = 0;
+
+		assert_non_null(f);
+		assert_int_equal(fscanf(f, "%ld", &pgid), 1);
+		fclose(f);
+		assert_true(pgid > 1);
+		/* no process of the group is left once init has reaped the killed ones */
+		for (int i = 0; i < 500 && kill(-(pid_t)pgid, 0) == 0; i++)
+			usleep(10000);
+		assert_int_equal(kill(-(pid_t)pgid, 0), -1);
+		assert_int_equal(errno, ESRCH);
+	}
+	unlink(marker);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_decision_table),
 	    cmocka_unit_test(test_node_key),
+	    cmocka_unit_test(test_fence_command),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@
 #include "xl-ext/migration/xlproto.h"
 
 #define MIG_BANNER_TIMEOUT_MS 60000
+#define MIG_GO_TIMEOUT_MS     120000
 
 /*
  * Read exactly len bytes and compare them with msg (xl's migrate_read_fixedmessage), waiting
@@ -424,8 +425,10 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 	rc = fd_write_exact(a->send_fd, xlp_receiver_ready, xlp_receiver_ready_len());
 	if (rc)
 		goto destroy;
+	/* bounded: a sender that never says GO (it died, or the path went silent) must not hold
+	 * our copy forever; without GO it cannot run anywhere else either */
 	rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(), "GO message",
-	                "the sender", 0);
+	                "the sender", MIG_GO_TIMEOUT_MS);
 	if (rc)
 		goto report;
 	rep->t_go_us = loop_now_us();

@@ -14,6 +14,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,8 @@
 #include <json-c/json.h>
 
 #include "common/error.h"
+#include "common/fileutil.h"
+#include "common/loop.h"
 #include "common/log.h"
 #include "xl-ext/migration/disks.h"
 #include "xl-ext/migration/preflight_exchange.h"
@@ -32,6 +36,7 @@
 #define PF_MAX_ANSWER  (1u << 20)
 #define PF_MAX_REQUEST (1u << 20)
 #define PF_ESTIMATE_MS 1000
+#define PF_TIMEOUT_MS  60000
 
 /* This host's facts as a migration destination. */
 static int collect_dest(const struct hv_ops *ops, struct hv *hv, struct pf_dest *dst)
@@ -143,40 +148,74 @@ int preflight_serve(const struct hv_ops *ops, struct hv *hv)
 }
 
 /*
- * Run cmd with stdin from in_path (NULL: /dev/null; a path of safe characters); its stdout, at
- * most max bytes, in *out_r (caller frees).
+ * Run "sh -c cmd" in a process group of its own with stdin from in_path (NULL: /dev/null); its
+ * stdout, at most max bytes, in *out_r (caller frees). The whole exchange is bounded by
+ * PF_TIMEOUT_MS: a destination that does not answer (a silent network, a stuck ssh) is killed
+ * and its answer is whatever came, so the checks are skipped, never waited for forever.
  */
 static int run_capture(const char *cmd, const char *in_path, size_t max, char **out_r)
 {
-	char *full = NULL, *buf = NULL;
+	int64_t deadline = loop_now_ms() + PF_TIMEOUT_MS;
+	char *buf = malloc(max + 1);
 	size_t len = 0;
-	FILE *p;
-	int status, rc = 0;
+	int out[2], status = 0;
+	pid_t pid, r;
 
-	if (asprintf(&full, "%s <%s", cmd, in_path ? in_path : "/dev/null") < 0)
+	if (!buf)
 		return ERR_NOMEM;
-	buf = malloc(max + 1);
-	if (!buf) {
-		rc = ERR_NOMEM;
-		goto out;
+	if (pipe2(out, O_CLOEXEC) < 0) {
+		free(buf);
+		return err_from_errno(errno);
 	}
-	p = popen(full, "r");
-	if (!p) {
-		rc = err_from_errno(errno);
-		goto out;
+	pid = fork();
+	if (pid == 0) {
+		int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+
+		setpgid(0, 0);
+		if (in < 0 || dup2(in, 0) < 0 || dup2(out[1], 1) < 0)
+			_exit(127);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
 	}
-	len = fread(buf, 1, max, p);
-	status = pclose(p);
-	buf[len] = '\0';
-	if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status))
+	close(out[1]);
+	if (pid < 0) {
+		close(out[0]);
+		free(buf);
+		return err_from_errno(errno);
+	}
+	setpgid(pid, pid); /* also here: no window where the group does not exist */
+	while (len < max) {
+		int64_t left = deadline - loop_now_ms();
+		ssize_t n;
+
+		if (left <= 0 || fd_wait_readable(out[0], (int)left) == ERR_TIMEOUT) {
+			log_warn("pre-flight: '%s' did not answer within %d s; stopped", cmd,
+			         PF_TIMEOUT_MS / 1000);
+			break;
+		}
+		n = read(out[0], buf + len, max - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(out[0]);
+	/* the answer is in: what still runs of the command has two seconds to end */
+	for (int i = 0; (r = waitpid(pid, &status, WNOHANG)) == 0; i++) {
+		if (i == 200 || loop_now_ms() >= deadline) {
+			kill(-pid, SIGKILL);
+			r = waitpid(pid, &status, 0);
+			break;
+		}
+		usleep(10000);
+	}
+	if (r == pid && (!WIFEXITED(status) || WEXITSTATUS(status)))
 		log_debug("pre-flight: '%s' exited with status %d", cmd,
 		          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	buf[len] = '\0';
 	*out_r = buf;
-	buf = NULL;
-out:
-	free(buf);
-	free(full);
-	return rc;
+	return 0;
 }
 
 /* The request in a private temporary file, for the rune's stdin; its path in path (32 bytes). */

@@ -127,12 +127,22 @@ malformed:
 
 void tr_tune_socket(int fd)
 {
-	int one = 1, buf = 4 << 20;
+	int one = 1, buf = 4 << 20, idle = TR_KEEPALIVE_IDLE_S, intvl = TR_KEEPALIVE_INTERVAL_S,
+	    cnt = TR_KEEPALIVE_COUNT;
+	unsigned user_timeout = TR_USER_TIMEOUT_MS;
 
 	/* the handshake's small messages after the stream decide the downtime: no Nagle */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	/* a peer that vanishes without a RST (a partition, a power cut) ends the migration
+	 * within about half a minute instead of hanging it: keepalive probes while we wait to
+	 * read, and a bound on data left unacknowledged while we write */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
 }
 
 int tr_connect(const char *spec, int timeout_ms)

@@ -84,7 +84,16 @@ int tr_auth_sender(int fd, const struct tr_key *key, const char *peer, uint32_t 
  */
 int tr_auth_receiver(int fd, const struct tr_key *key, const char *peer, uint32_t *flags_r);
 
-/* Tune a connected migration socket: no Nagle delay on the handshake, large buffers. */
+/* A silent peer (no RST) is given up after about this long (tr_tune_socket). */
+#define TR_KEEPALIVE_IDLE_S     10
+#define TR_KEEPALIVE_INTERVAL_S 5
+#define TR_KEEPALIVE_COUNT      3
+#define TR_USER_TIMEOUT_MS      30000
+
+/*
+ * Tune a connected migration socket: no Nagle delay on the handshake, large buffers, and a
+ * bound on a silent peer (keepalive and TCP_USER_TIMEOUT, above).
+ */
 void tr_tune_socket(int fd);
 
 /*
