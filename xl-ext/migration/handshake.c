@@ -443,11 +443,15 @@ report:
 	status = (uint8_t)(rc ? (rc < 0 ? -rc : 1) : 0);
 	if (!rc2)
 		rc2 = fd_write_exact(a->send_fd, &status, 1);
-	if (rc2) {
+	if (rc2 && !rc)
+		/* after GO our running copy is the guest (stock xl keeps it too): the sender's
+		 * paused copy is the one to go, never this one */
+		log_warn("migration target: %s runs here, but the sender could not be told (%s); "
+		         "its copy there, paused as %s--migratedaway, must be destroyed, never "
+		         "resumed",
+		         name, err_str(rc2), name);
+	else if (rc2)
 		log_error("migration receiver: cannot report to the sender");
-		if (!rc)
-			rc = rc2;
-	}
 	if (!rc) {
 		*domid_r = domid;
 		if (ext) {
