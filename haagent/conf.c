@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/fileutil.h"
@@ -61,6 +63,8 @@ static const struct key_spec global_keys[] = {
     {"announce_heartbeat_s", KEY_U32, G(announce_heartbeat_s), 0, 1, 86400, NULL},
     {"migration_port", KEY_U32, G(migration_port), 0, 1, 65535, NULL},
     {"migration_key", KEY_STR, G(migration_key), HA_PATH_MAX, 0, 0, NULL},
+    {"migration_listen", KEY_STR, G(migration_listen),
+     sizeof(((struct ha_config *)0)->migration_listen), 0, 0, NULL},
     {"migration_policy", KEY_ENUM, G(migration_policy), 0, 0, 0, policy_words},
     {"migration_on_stall", KEY_ENUM, G(migration_on_stall), 0, 0, 0, on_stall_words},
     {"migration_downtime_ms", KEY_U32, G(migration_downtime_ms), 0, 1, 600000, NULL},
@@ -327,6 +331,34 @@ int ha_config_parse(const char *text, size_t len, const char *fname, struct ha_c
 	return rc;
 }
 
+/*
+ * haagent.conf names commands haagent runs as root (fence_command, health_command): refuse a
+ * file another user owns or may write, as sshd refuses such keys.
+ */
+static int check_owner(const char *path, char *err, size_t err_len)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return 0; /* reading it says what is wrong */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		snprintf(err, err_len,
+		         "%s: owned by uid %u, not root: the commands it names run as root; "
+		         "chown root %s",
+		         path, (unsigned)st.st_uid, path);
+		return ERR_PERM;
+	}
+	if (st.st_mode & 022) {
+		snprintf(
+		    err, err_len,
+		    "%s: writable by group or others (mode %03o): the commands it names run as "
+		    "root; chmod go-w %s",
+		    path, (unsigned)(st.st_mode & 0777), path);
+		return ERR_PERM;
+	}
+	return 0;
+}
+
 int ha_config_load(const char *path, struct ha_config *c, char *err, size_t err_len)
 {
 	char *text = NULL;
@@ -334,6 +366,9 @@ int ha_config_load(const char *path, struct ha_config *c, char *err, size_t err_
 	int rc;
 
 	ha_config_defaults(c);
+	rc = check_owner(path, err, err_len);
+	if (rc < 0)
+		return rc;
 	rc = file_read_all(path, HA_CONF_MAX_BYTES, &text, &len);
 	if (rc < 0) {
 		snprintf(err, err_len, "%s: cannot read: %s", path, err_str(rc));

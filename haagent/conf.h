@@ -46,6 +46,7 @@ struct ha_config {
 	uint32_t announce_heartbeat_s;   /* report even without a change */
 	uint32_t migration_port;         /* live migrations: TCP port on every node */
 	char migration_key[HA_PATH_MAX]; /* pre-shared key file; "" disables live migration */
+	char migration_listen[64];       /* address to receive on; "" = this node's ring0 */
 	/* the pre-copy policy its migrations run with (xl-ext migrate's options) */
 	uint32_t migration_policy;          /* enum pc_policy_kind, default adaptive */
 	uint32_t migration_on_stall;        /* enum pc_on_stall, default throttle */

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,12 +24,13 @@
 #include "haagent/worker.h"
 #include "xl-ext/migration/transport.h"
 
-#define MAX_JOBS            64
-#define MAX_RECEIVERS       8
-#define CLAIM_TIMEOUT_MS    10000
-#define REPORT_TIMEOUT_MS   30000
-#define FENCE_RETRY_MS      10000
-#define FENCE_LUN_TIMEOUT_S 10
+#define MAX_JOBS               64
+#define MAX_RECEIVERS          8
+#define MAX_RECEIVERS_PER_PEER 2
+#define CLAIM_TIMEOUT_MS       10000
+#define REPORT_TIMEOUT_MS      30000
+#define FENCE_RETRY_MS         10000
+#define FENCE_LUN_TIMEOUT_S    10
 
 enum job_kind { JOB_CLAIM, JOB_SEND, JOB_RECV, JOB_CREATE, JOB_STOP, JOB_FENCE, JOB_ORPHAN };
 
@@ -49,15 +52,31 @@ struct ha_executor {
 	struct job jobs[MAX_JOBS];
 	struct {
 		uint32_t nodeid;
-		char addr[64];
+		char addr[64];             /* its ring0 address, as configured */
+		char ip[INET6_ADDRSTRLEN]; /* resolved, "" when it does not resolve */
 	} addrs[HA_MAX_NODES];
 	size_t naddrs;
 	int listen_fd;
 	struct loop_fd *listen_watch;
+	char listen_addr[64]; /* what listen_fd is bound to, "" when none */
 	bool warned_no_key;
 	uint32_t failed_fence_node;                  /* the last failed fence's node and report: */
 	char failed_fence_report[HA_REASON_MAX * 2]; /* a repeated failure is not an event again */
 };
+
+/* The address of a socket's peer as text. */
+static void ip_text(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a = ss->ss_family == AF_INET6
+	                    ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+	                    : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (!inet_ntop(ss->ss_family, a, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+}
+
+static void open_listener(struct ha_executor *ex, const char *addr);
+static void on_incoming(struct loop *loop, struct loop_fd *w, int fd, short revents, void *arg);
 
 static uint32_t self_id(const struct ha_executor *ex)
 {
@@ -125,6 +144,9 @@ static const char *node_addr(const struct ha_executor *ex, uint32_t nodeid)
 
 void ha_exec_set_node_addr(struct ha_executor *ex, uint32_t nodeid, const char *addr)
 {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char spec[96];
 	size_t i = 0;
 
 	while (i < ex->naddrs && ex->addrs[i].nodeid != nodeid)
@@ -136,6 +158,13 @@ void ha_exec_set_node_addr(struct ha_executor *ex, uint32_t nodeid, const char *
 	}
 	ex->addrs[i].nodeid = nodeid;
 	snprintf(ex->addrs[i].addr, sizeof(ex->addrs[i].addr), "%s", addr);
+	/* the IP a migration from it comes from (ring0_addr may be a name) */
+	ex->addrs[i].ip[0] = '\0';
+	snprintf(spec, sizeof(spec), strchr(addr, ':') ? "[%s]:1" : "%s:1", addr);
+	if (tr_parse_addr(spec, &ss, &len) == 0)
+		ip_text(&ss, ex->addrs[i].ip, sizeof(ex->addrs[i].ip));
+	if (nodeid == self_id(ex) && !ex->env.cfg->migration_listen[0])
+		open_listener(ex, addr);
 }
 
 static const struct ha_guest_conf *guest_conf(const struct ha_executor *ex, const char *name)
@@ -545,19 +574,62 @@ void ha_exec_reconcile(struct ha_executor *ex)
 	claim_planned(ex);
 }
 
+/* The member whose address peer is (its IP in host), or 0 for a stranger. */
+static uint32_t peer_node(const struct ha_executor *ex, const struct sockaddr_storage *peer,
+                          char *host, size_t len)
+{
+	ip_text(peer, host, len);
+	for (size_t i = 0; i < ex->naddrs; i++)
+		if (ex->addrs[i].ip[0] && !strcmp(ex->addrs[i].ip, host))
+			return ex->addrs[i].nodeid;
+	return 0;
+}
+
+static int receivers_from(const struct ha_executor *ex, uint32_t node)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < MAX_JOBS; i++)
+		n += ex->jobs[i].used && ex->jobs[i].pid > 0 && ex->jobs[i].kind == JOB_RECV &&
+		     ex->jobs[i].from == node;
+	return n;
+}
+
 static void on_incoming(struct loop *loop, struct loop_fd *w, int fd, short revents, void *arg)
 {
 	struct ha_executor *ex = arg;
+	struct sockaddr_storage peer;
+	socklen_t plen;
+	char host[INET6_ADDRSTRLEN];
+	uint32_t from;
 	struct job *j;
 	int conn;
 
 	(void)loop;
 	(void)w;
 	(void)revents;
-	conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	plen = sizeof(peer);
+	conn = accept4(fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 	if (conn < 0)
 		return;
-	if (running(ex, JOB_RECV) >= MAX_RECEIVERS || !(j = add_job(ex, JOB_RECV, "", 0, 0))) {
+	/* only cluster members migrate to us, and a member at most MAX_RECEIVERS_PER_PEER
+	 * at once: a stranger cannot hold the receivers' slots while it stalls authenticating */
+	from = peer_node(ex, &peer, host, sizeof(host));
+	if (!from) {
+		log_warn("migration listener: connection from %s refused: not a cluster node's "
+		         "address",
+		         host);
+		close(conn);
+		return;
+	}
+	if (receivers_from(ex, from) >= MAX_RECEIVERS_PER_PEER) {
+		log_warn("migration listener: node %" PRIu32 " (%s) already has %d migrations "
+		         "arriving here; connection dropped",
+		         from, host, MAX_RECEIVERS_PER_PEER);
+		close(conn);
+		return;
+	}
+	if (running(ex, JOB_RECV) >= MAX_RECEIVERS || !(j = add_job(ex, JOB_RECV, "", from, 0))) {
 		log_warn("migration listener: %d receivers busy, connection dropped",
 		         MAX_RECEIVERS);
 		close(conn);
@@ -569,10 +641,41 @@ static void on_incoming(struct loop *loop, struct loop_fd *w, int fd, short reve
 	close(conn);
 }
 
+/*
+ * Listen for incoming migrations on addr (this node's ring0 address, or migration_listen),
+ * replacing a listener on another address. Logged either way.
+ */
+static void open_listener(struct ha_executor *ex, const char *addr)
+{
+	char spec[96];
+	int fd;
+
+	if (!ex->env.cfg->migration_key[0] || !ex->env.hv || !strcmp(addr, ex->listen_addr))
+		return;
+	snprintf(spec, sizeof(spec), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr,
+	         ex->env.cfg->migration_port);
+	fd = tr_listen(spec);
+	if (fd < 0) {
+		log_error("migration listener: cannot listen on %s (%s): this node receives no "
+		          "live migration; set migration_listen in haagent.conf to an address of "
+		          "this host",
+		          spec, err_str(fd));
+		return;
+	}
+	if (ex->listen_watch)
+		loop_fd_remove(ex->listen_watch);
+	if (ex->listen_fd >= 0)
+		close(ex->listen_fd);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	ex->listen_fd = fd;
+	ex->listen_watch = loop_fd_add(ex->env.loop, fd, POLLIN, on_incoming, ex);
+	snprintf(ex->listen_addr, sizeof(ex->listen_addr), "%s", addr);
+	log_info("migration listener on %s", spec);
+}
+
 int ha_exec_new(struct ha_executor **ex_r, const struct ha_exec_env *env)
 {
 	struct ha_executor *ex = calloc(1, sizeof(*ex));
-	char spec[32];
 	int rc;
 
 	*ex_r = NULL;
@@ -581,24 +684,15 @@ int ha_exec_new(struct ha_executor **ex_r, const struct ha_exec_env *env)
 	ex->env = *env;
 	ex->listen_fd = -1;
 	rc = loop_signal_add(env->loop, SIGCHLD, on_sigchld, ex);
-	if (rc < 0)
-		goto fail;
-	if (env->cfg->migration_key[0] && env->hv) {
-		snprintf(spec, sizeof(spec), "0.0.0.0:%u", env->cfg->migration_port);
-		ex->listen_fd = tr_listen(spec);
-		if (ex->listen_fd < 0) {
-			rc = ex->listen_fd;
-			goto fail;
-		}
-		fcntl(ex->listen_fd, F_SETFL, fcntl(ex->listen_fd, F_GETFL) | O_NONBLOCK);
-		ex->listen_watch = loop_fd_add(env->loop, ex->listen_fd, POLLIN, on_incoming, ex);
-		log_info("migration listener on %s", spec);
+	if (rc < 0) {
+		free(ex);
+		return rc;
 	}
+	/* without migration_listen, the listener waits for this node's ring0 address */
+	if (env->cfg->migration_listen[0])
+		open_listener(ex, env->cfg->migration_listen);
 	*ex_r = ex;
 	return 0;
-fail:
-	free(ex);
-	return rc;
 }
 
 void ha_exec_free(struct ha_executor *ex)

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -145,12 +147,41 @@ static void test_nul_and_long_line(void **state)
 	ha_config_release(&c);
 }
 
+/* A file whose commands would run as root may not be writable by anyone else. */
+static void test_file_permissions(void **state)
+{
+	char path[] = "/tmp/test_ha_config.XXXXXX", err[512];
+	struct ha_config c;
+	int fd;
+
+	(void)state;
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "cluster = sim\n", 14), 14);
+	close(fd);
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(ha_config_load(path, &c, err, sizeof(err)), 0);
+	ha_config_release(&c);
+	assert_int_equal(chmod(path, 0664), 0);
+	assert_int_equal(ha_config_load(path, &c, err, sizeof(err)), ERR_PERM);
+	assert_non_null(strstr(err, "writable by group or others (mode 664)"));
+	assert_int_equal(chmod(path, 0646), 0);
+	assert_int_equal(ha_config_load(path, &c, err, sizeof(err)), ERR_PERM);
+	if (geteuid() == 0) { /* another owner: refused */
+		assert_int_equal(chmod(path, 0644), 0);
+		assert_int_equal(chown(path, 4242, 0), 0);
+		assert_int_equal(ha_config_load(path, &c, err, sizeof(err)), ERR_PERM);
+		assert_non_null(strstr(err, "owned by uid 4242, not root"));
+	}
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_shipped_example),   cmocka_unit_test(test_defaults_and_overrides),
 	    cmocka_unit_test(test_fence_keys),        cmocka_unit_test(test_malformed_files),
-	    cmocka_unit_test(test_nul_and_long_line),
+	    cmocka_unit_test(test_nul_and_long_line), cmocka_unit_test(test_file_permissions),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -288,6 +288,12 @@ static void test_key_file_rules(void **state)
 	assert_int_equal(tr_key_load(write_key_file("empty", 0, 0600), &k), ERR_INVAL);
 	assert_int_equal(tr_key_load(tmpdir, &k), ERR_INVAL); /* a directory */
 	assert_int_not_equal(tr_key_load("/nonexistent/key", &k), 0);
+	if (geteuid() == 0) { /* a key another user owns is not ours to trust */
+		const char *p = write_key_file("other", 32, 0600);
+
+		assert_int_equal(chown(p, 4242, 0), 0);
+		assert_int_equal(tr_key_load(p, &k), ERR_PERM);
+	}
 }
 
 static void test_addresses(void **state)

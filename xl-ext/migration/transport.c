@@ -51,6 +51,14 @@ int tr_key_load(const char *path, struct tr_key *key)
 		rc = ERR_PERM;
 		goto out;
 	}
+	if (st.st_uid != geteuid()) {
+		log_error("migration key %s is owned by uid %u, not by this user (uid %u): run "
+		          "chown %u %s",
+		          path, (unsigned)st.st_uid, (unsigned)geteuid(), (unsigned)geteuid(),
+		          path);
+		rc = ERR_PERM;
+		goto out;
+	}
 	if (st.st_size < TR_KEY_MIN || st.st_size > TR_KEY_MAX) {
 		log_error("migration key %s has %lld bytes; it needs %d to %d (for example: "
 		          "head -c 32 /dev/urandom > %s)",
