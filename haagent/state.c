@@ -33,6 +33,15 @@ void ha_state_event(struct ha_state *st, const char *fmt, ...)
 	log_info("node %" PRIu32 ": %s", st->self, ev->text);
 }
 
+void ha_state_buffer_clear(struct ha_state *st)
+{
+	for (size_t i = 0; i < st->nbuffer; i++)
+		free(st->buffer[i].buf);
+	free(st->buffer);
+	st->buffer = NULL;
+	st->nbuffer = 0;
+}
+
 int ha_state_new(struct ha_state **st_r, uint32_t self, const struct ha_state_config *cfg)
 {
 	struct ha_state *st;

@@ -1,5 +1,8 @@
 /*
- * state_int.h - the state machine's insides, shared by state.c and state_sync.c only.
+ * state_int.h - the state machine's insides: the struct, and what state.c (the view and
+ * the messages that change it) provides to state_sync.c (membership, sync rounds, this
+ * node's reports). The dependency goes one way: state.c calls nothing of state_sync.c, so
+ * everything declared here is defined in state.c.
  */
 #ifndef XLEXT_HAAGENT_STATE_INT_H
 #define XLEXT_HAAGENT_STATE_INT_H
@@ -63,9 +66,6 @@ struct ha_state {
 	size_t announced_nguests;
 };
 
-/* Remember the local facts as announced (after queueing HELLO or UPDATE). */
-void ha_state_remember_announced(struct ha_state *st);
-
 /* Record an event (and log it at info level). */
 void ha_state_event(struct ha_state *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -73,6 +73,7 @@ void ha_state_event(struct ha_state *st, const char *fmt, ...)
 int ha_state_apply(struct ha_state *st, uint32_t from, const struct ha_msg *m);
 struct ha_node_info *ha_state_find_node(struct ha_state *st, uint32_t nodeid);
 struct ha_node_info *ha_state_add_node(struct ha_state *st, uint32_t nodeid);
+/* Drop the messages buffered during a sync round. */
 void ha_state_buffer_clear(struct ha_state *st);
 
 #endif

@@ -22,15 +22,6 @@ static bool contains(const uint32_t *ids, size_t n, uint32_t id)
 	return false;
 }
 
-void ha_state_buffer_clear(struct ha_state *st)
-{
-	for (size_t i = 0; i < st->nbuffer; i++)
-		free(st->buffer[i].buf);
-	free(st->buffer);
-	st->buffer = NULL;
-	st->nbuffer = 0;
-}
-
 static int buffer_add(struct ha_state *st, uint32_t from, const void *buf, size_t len)
 {
 	struct ha_raw_msg *nb;
@@ -101,6 +92,27 @@ static void apply_membership(struct ha_state *st)
 	}
 }
 
+/* Remember the local facts as announced (after queueing HELLO or UPDATE). */
+static void remember_announced(struct ha_state *st)
+{
+	struct ha_guest_info *copy = NULL;
+
+	if (st->local_nguests) {
+		copy = calloc(st->local_nguests, sizeof(*copy));
+		if (!copy) {
+			st->announced = false; /* the next call announces again */
+			return;
+		}
+		memcpy(copy, st->local_guests, st->local_nguests * sizeof(*copy));
+	}
+	free(st->announced_guests);
+	st->announced_guests = copy;
+	st->announced_nguests = st->local_nguests;
+	st->announced_free = st->local_free;
+	st->announced_reserve = st->local_reserve;
+	st->announced = true;
+}
+
 static void send_hello(struct ha_state *st)
 {
 	struct ha_msg m = {.type = HA_MSG_HELLO};
@@ -118,7 +130,7 @@ static void send_hello(struct ha_state *st)
 	if (rc < 0)
 		log_error("node %" PRIu32 ": cannot queue HELLO: %s", st->self, err_str(rc));
 	else
-		ha_state_remember_announced(st);
+		remember_announced(st);
 }
 
 void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nmembers,
@@ -319,26 +331,6 @@ int ha_state_deliver(struct ha_state *st, uint32_t from, const void *buf, size_t
 	return rc;
 }
 
-void ha_state_remember_announced(struct ha_state *st)
-{
-	struct ha_guest_info *copy = NULL;
-
-	if (st->local_nguests) {
-		copy = calloc(st->local_nguests, sizeof(*copy));
-		if (!copy) {
-			st->announced = false; /* the next call announces again */
-			return;
-		}
-		memcpy(copy, st->local_guests, st->local_nguests * sizeof(*copy));
-	}
-	free(st->announced_guests);
-	st->announced_guests = copy;
-	st->announced_nguests = st->local_nguests;
-	st->announced_free = st->local_free;
-	st->announced_reserve = st->local_reserve;
-	st->announced = true;
-}
-
 static bool local_runs(const struct ha_state *st, const char *name)
 {
 	for (size_t i = 0; i < st->local_nguests; i++)
@@ -406,7 +398,7 @@ int ha_state_announce(struct ha_state *st, bool heartbeat)
 		log_warn("node %" PRIu32 ": cannot queue UPDATE: %s", st->self, err_str(rc));
 		goto out;
 	}
-	ha_state_remember_announced(st);
+	remember_announced(st);
 	rc = 1;
 out:
 	free(m.guests);
