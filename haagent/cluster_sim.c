@@ -46,6 +46,7 @@ struct sim_node {
 	uint32_t members[CL_SIM_MAX_NODES]; /* group membership as last told to it */
 	size_t nmembers;
 	bool quorate;
+	bool quorum_first; /* votequorum's report overtakes the membership change */
 };
 
 struct cl_sim_world {
@@ -175,6 +176,13 @@ static void recompute(struct cl_sim_world *w)
 		quorate = up * 2 > w->nnodes;
 		changed =
 		    nm != n->nmembers || memcmp(members, n->members, nm * sizeof(members[0])) != 0;
+		if (changed && n->quorum_first && quorate != n->quorate) {
+			e = new_event(w, SIM_QUORUM);
+			if (!e)
+				continue;
+			e->quorate = quorate;
+			enqueue(n, e);
+		}
 		if (changed) {
 			e = new_event(w, SIM_CONFCHG);
 			if (!e)
@@ -211,6 +219,14 @@ static void recompute(struct cl_sim_world *w)
 			enqueue(n, e);
 		}
 	}
+}
+
+void cl_sim_set_quorum_first(struct cl_sim_world *world, uint32_t nodeid, bool on)
+{
+	struct sim_node *n = sim_node(world, nodeid);
+
+	if (n)
+		n->quorum_first = on;
 }
 
 void cl_sim_partition(struct cl_sim_world *world, const int *part)

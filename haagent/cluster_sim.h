@@ -37,6 +37,14 @@ void cl_sim_world_next_node(struct cl_sim_world *world, uint32_t nodeid);
 void cl_sim_set_delay(struct cl_sim_world *world, unsigned delay_ms);
 
 /*
+ * Node nodeid gets votequorum's report of a membership change before CPG's membership
+ * change itself (the two services notify independently: on real corosync a healing
+ * minority often hears "quorate" first); the report that follows every membership change
+ * still comes after it. Off by default.
+ */
+void cl_sim_set_quorum_first(struct cl_sim_world *world, uint32_t nodeid, bool on);
+
+/*
  * Assign partitions: part[i] is the partition of node i+1 (nnodes entries). Members of
  * each partition get a membership change and a quorum update.
  */

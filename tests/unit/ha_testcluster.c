@@ -127,8 +127,17 @@ void execute(struct tnode *n)
 		} else if (a[i].kind == PLAN_COLD_RESTART) {
 			submit(n, a[i].from == n->id ? HA_MSG_GUEST_STOPPED : HA_MSG_RESTART_START,
 			       a[i].guest, a[i].from, a[i].to, 0);
-		} else if (a[i].kind == PLAN_FENCE && c->auto_fence) {
-			fence(c, a[i].from);
+		} else if (a[i].kind == PLAN_FENCE && !c->auto_fence) {
+			c->fence_tries[n->id][a[i].from]++;
+			continue;
+		} else if (a[i].kind == PLAN_FENCE) {
+			c->fence_tries[n->id][a[i].from]++;
+			if (c->fence_spares_node) {
+				c->fences[a[i].from]++;
+				memset(c->running[a[i].from], 0, sizeof(c->running[a[i].from]));
+			} else {
+				fence(c, a[i].from);
+			}
 			submit(n, HA_MSG_FENCED, NULL, 0, 0, a[i].from);
 		} else {
 			continue;

@@ -40,6 +40,12 @@ struct ctx {
 	unsigned max_out, max_in;
 	uint64_t free_mib[NNODES + 1]; /* the model hypervisors' free memory; 0: 8192 */
 	bool allow_copies;             /* a test that starts a guest twice by hand */
+	/* fencing kills the victim's guests only: its isolated agent and corosync stay up (the
+	 * fence agent of haagent-partition.test), so it can merge back later */
+	bool fence_spares_node;
+	/* [executor][victim]: fences the plan made executor start (counted with auto_fence
+	 * off too) */
+	unsigned fence_tries[NNODES + 1][NNODES + 1];
 };
 
 extern const char *const gname[NGUESTS];
