@@ -138,6 +138,9 @@ static int cmd_status(struct ha_state *st, bool with_lists, char **reply_r)
 	json_object_object_add(o, "quorate", json_object_new_boolean(ha_state_quorate(st)));
 	json_object_object_add(o, "synced", json_object_new_boolean(ha_state_synced(st)));
 	json_object_object_add(o, "frozen", json_object_new_boolean(prc == ERR_NOQUORUM));
+	json_object_object_add(o, "generation",
+	                       json_object_new_int64((int64_t)ha_state_generation(st)));
+	json_object_object_add(o, "acting", json_object_new_boolean(ha_state_may_act(st)));
 	for (size_t i = 0; i < nn; i++)
 		json_object_array_add(nodes, node_json(&nv[i]));
 	for (size_t i = 0; i < ng; i++)

@@ -163,10 +163,9 @@ static void announce(struct daemon *d)
 	rc = ha_state_announce(d->st, heartbeat);
 	if (rc < 0)
 		log_warn("node %s: cannot announce its guests: %s", d->name, err_str(rc));
-	if (rc != 1)
-		return;
-	d->heartbeat_at = now + (int64_t)d->cfg->announce_heartbeat_s * 1000;
-	pump(d);
+	if (rc == 1)
+		d->heartbeat_at = now + (int64_t)d->cfg->announce_heartbeat_s * 1000;
+	pump(d); /* an UPDATE, or a GENERATION asked again */
 }
 
 static void on_deliver(void *arg, uint32_t from, const void *msg, size_t len)

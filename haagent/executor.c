@@ -308,8 +308,14 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 		j->report_fd = report[0];
 		j->pid = pid;
 		j->since = loop_now_ms();
-		log_debug("executor: job %d for %s started as pid %d", (int)j->kind,
-		          j->guest[0] ? j->guest : "a node", (int)pid);
+		if (j->kind == JOB_FENCE) { /* the one job that harms another node: always said */
+			n = ha_state_node(ex->env.st, j->node);
+			log_info("executor: fence of node %s started as pid %d", n ? n->name : "?",
+			         (int)pid);
+		} else {
+			log_debug("executor: job %d for %s started as pid %d", (int)j->kind,
+			          j->guest[0] ? j->guest : "a node", (int)pid);
+		}
 		return;
 	}
 	ha_worker_child_init(j->kind == JOB_FENCE ? report[1] : conn);
@@ -568,8 +574,9 @@ void ha_exec_reconcile(struct ha_executor *ex)
 	if (!ex || !ex->env.hv || !ha_state_synced(ex->env.st))
 		return;
 	expire_jobs(ex, loop_now_ms());
-	if (!ha_state_quorate(ex->env.st))
-		return; /* no quorum: no action at all (running jobs finish) */
+	if (!ha_state_may_act(ex->env.st))
+		return; /* no quorum, or the view not confirmed in this membership: no action at
+		         * all (running jobs finish) */
 	start_accepted(ex);
 	claim_planned(ex);
 }

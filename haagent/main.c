@@ -138,13 +138,18 @@ static void print_status(json_object *a)
 	json_object *plan;
 
 	printf("haagent on %s (nodeid %" PRId64 "): %s, %s, %s; %" PRId64 " nodes, %" PRId64
-	       " guests\n",
+	       " guests, view generation %" PRId64 "\n",
 	       jstr(a, "node"), jint(a, "nodeid"), jstr(a, "state"),
 	       jbool(a, "quorate") ? "quorate" : "NOT quorate",
 	       jbool(a, "synced") ? "in sync" : "not in sync yet", jint(a, "nodes"),
-	       jint(a, "guests"));
+	       jint(a, "guests"), jint(a, "generation"));
 	if (jbool(a, "frozen"))
 		printf("FROZEN: this partition has no quorum and takes no action\n");
+	else if (jbool(a, "synced") && !jbool(a, "acting"))
+		printf("WAITING: view generation %" PRId64 " not yet confirmed by a quorate member "
+		       "of this membership: no action until it is (if this lasts, check corosync "
+		       "on every node)\n",
+		       jint(a, "generation"));
 	if (json_object_object_get_ex(a, "plan", &plan))
 		for (size_t i = 0; i < json_object_array_length(plan); i++)
 			printf("  %s\n",

@@ -43,6 +43,7 @@ const char *ha_msg_type_name(enum ha_msg_type type)
 	    "migrate-request",
 	    "update",
 	    "fence-failed",
+	    "generation",
 	};
 
 	return (unsigned)type <= HA_MSG_TYPE_MAX ? names[type] : "?";
@@ -239,6 +240,16 @@ static void cd_nodes(struct codec *c, struct ha_msg *m)
 		cd_node(c, &m->nodes[i]);
 }
 
+/* The membership a SYNC or GENERATION was sent for: a count of at least min, then nodeids. */
+static void cd_members(struct codec *c, struct ha_msg *m, size_t min)
+{
+	cd_count(c, &m->nmembers, HA_MAX_NODES, 4);
+	if (!c->err && m->nmembers < min)
+		c->err = c->decoding ? ERR_PROTO : ERR_INVAL;
+	for (size_t i = 0; i < m->nmembers && !c->err; i++)
+		cd_u32(c, &m->members[i]);
+}
+
 static void cd_payload(struct codec *c, struct ha_msg *m)
 {
 	switch (m->type) {
@@ -247,6 +258,7 @@ static void cd_payload(struct codec *c, struct ha_msg *m)
 		cd_u64(c, &m->free_mib);
 		cd_u64(c, &m->reserve_mib);
 		cd_u8(c, &m->flags, HA_HELLO_SYNCED | HA_HELLO_QUORATE | HA_HELLO_STALE);
+		cd_u64(c, &m->generation);
 		cd_guests(c, m);
 		break;
 	case HA_MSG_UPDATE: {
@@ -291,11 +303,14 @@ static void cd_payload(struct codec *c, struct ha_msg *m)
 		break;
 	}
 	case HA_MSG_SYNC:
-		cd_count(c, &m->nmembers, HA_MAX_NODES, 4);
-		for (size_t i = 0; i < m->nmembers && !c->err; i++)
-			cd_u32(c, &m->members[i]);
+		cd_members(c, m, 0);
+		cd_u64(c, &m->generation);
 		cd_nodes(c, m);
 		cd_guests(c, m);
+		break;
+	case HA_MSG_GENERATION:
+		cd_u64(c, &m->generation);
+		cd_members(c, m, 1); /* the sender at least */
 		break;
 	default:
 		c->err = c->decoding ? ERR_PROTO : ERR_INVAL;
@@ -331,6 +346,11 @@ out:
 	return rc;
 }
 
+unsigned ha_msg_version(const void *buf, size_t len)
+{
+	return buf && len >= HA_MSG_HEADER ? ((const uint8_t *)buf)[4] : 0;
+}
+
 void ha_msg_release(struct ha_msg *m)
 {
 	free(m->nodes);
@@ -352,8 +372,12 @@ int ha_msg_decode(const void *buf, size_t len, struct ha_msg *m)
 	cd_uint(&c, &type, 1);
 	cd_uint(&c, &zero, 2);
 	cd_uint(&c, &plen, 4);
-	if (magic != HA_MSG_MAGIC || version != HA_MSG_VERSION || type == 0 ||
-	    type > HA_MSG_TYPE_MAX || zero != 0 || plen != len - HA_MSG_HEADER) {
+	if (magic == HA_MSG_MAGIC && version != HA_MSG_VERSION) {
+		rc = ERR_NOTSUP; /* another release's agent: the caller says so */
+		goto out;
+	}
+	if (magic != HA_MSG_MAGIC || type == 0 || type > HA_MSG_TYPE_MAX || zero != 0 ||
+	    plen != len - HA_MSG_HEADER) {
 		rc = ERR_PROTO;
 		goto out;
 	}

@@ -4,14 +4,16 @@
  * Every message sent through the cluster (CPG, agreed order) is one of these. Wire format,
  * all integers big-endian:
  *
- *   header  u32 magic "HAAG" | u8 version (1) | u8 type | u16 zero | u32 payload length
+ *   header  u32 magic "HAAG" | u8 version (2) | u8 type | u16 zero | u32 payload length
  *   payload fields in the order of the type (msg.c), strings as u16 length + bytes
  *           (no NUL, no control characters, shorter than their field), counts checked
  *           against the bytes left before anything is allocated
  *
- * A message is at most HA_MSG_MAX bytes; decode rejects a bad magic, an unknown version or
- * type, a length that does not match, out-of-range enums and trailing bytes, with
- * ERR_PROTO, so any garbage a peer (or a fuzzer) sends is refused without side effects.
+ * A message is at most HA_MSG_MAX bytes; decode rejects a bad magic, an unknown type, a
+ * length that does not match, out-of-range enums and trailing bytes, with ERR_PROTO, so any
+ * garbage a peer (or a fuzzer) sends is refused without side effects. A well-formed header
+ * of another version is refused with ERR_NOTSUP (an agent of another release: version 2
+ * added the view generation to HELLO and SYNC, and GENERATION).
  */
 #ifndef XLEXT_HAAGENT_MSG_H
 #define XLEXT_HAAGENT_MSG_H
@@ -22,7 +24,7 @@
 #include "haagent/planner.h"
 
 #define HA_MSG_MAGIC   0x48414147u /* "HAAG" */
-#define HA_MSG_VERSION 1
+#define HA_MSG_VERSION 2
 #define HA_MSG_HEADER  12
 #define HA_MSG_MAX     (256 * 1024)
 #define HA_MAX_NODES   32
@@ -43,7 +45,8 @@ enum ha_msg_type {
 	HA_MSG_MIGRATE_REQUEST = 11, /* operator: live-migrate guest to a node (ctl migrate) */
 	HA_MSG_UPDATE = 12,          /* a node's own facts again, between sync rounds */
 	HA_MSG_FENCE_FAILED = 13,    /* fencing a down node failed: an event, the node stays down */
-	HA_MSG_TYPE_MAX = 13
+	HA_MSG_GENERATION = 14,      /* a quorate member confirms the view in its membership */
+	HA_MSG_TYPE_MAX = 14
 };
 
 enum ha_guest_type {
@@ -99,11 +102,13 @@ struct ha_msg {
 	uint8_t state;                  /* SET_STATE */
 	int32_t err;                    /* MIG_FAILED */
 	uint8_t flags;                  /* HELLO: HA_HELLO_* */
+	uint64_t generation;            /* HELLO: the sender's view's; SYNC: the view's;
+	                                 * GENERATION: the one to advance from */
 	uint64_t free_mib;              /* HELLO, UPDATE */
 	uint64_t reserve_mib;           /* HELLO, UPDATE */
 	char guest[HA_NAME_MAX];        /* MIG_*, RESTART_*, GUEST_* */
 	char text[HA_REASON_MAX];       /* reason; HELLO, UPDATE: the node's name */
-	uint32_t members[HA_MAX_NODES]; /* SYNC: the membership it was taken for */
+	uint32_t members[HA_MAX_NODES]; /* SYNC, GENERATION: the membership it was sent for */
 	size_t nmembers;
 	struct ha_node_info *nodes; /* SYNC */
 	size_t nnodes;
@@ -119,9 +124,13 @@ int ha_msg_encode(const struct ha_msg *m, uint8_t **buf_r, size_t *len_r);
 
 /*
  * Decode exactly len bytes into *m (arrays allocated; release with ha_msg_release()).
- * Returns 0 or ERR_PROTO for anything malformed (m is then empty), ERR_NOMEM.
+ * Returns 0, ERR_PROTO for anything malformed, ERR_NOTSUP for a message of another protocol
+ * version (m is then empty), ERR_NOMEM.
  */
 int ha_msg_decode(const void *buf, size_t len, struct ha_msg *m);
+
+/* The version byte of a message's header (0 when buf is too short to hold one). */
+unsigned ha_msg_version(const void *buf, size_t len);
 
 /* Free the arrays a decoded message owns and zero it. */
 void ha_msg_release(struct ha_msg *m);

@@ -533,6 +533,30 @@ static int apply_guest_stopped(struct ha_state *st, uint32_t from, const struct 
 	return 0;
 }
 
+/*
+ * A member vouches that it was quorate in this very membership: the view moves on to the next
+ * generation, and this membership may act on it. A GENERATION sent for another membership
+ * (a healing minority hears "quorate" before the merge's membership change) vouches for
+ * nothing here; the first of several for one generation is enough.
+ */
+static int apply_generation(struct ha_state *st, uint32_t from, const struct ha_msg *m)
+{
+	bool sender_in = false;
+
+	for (size_t i = 0; i < st->nmembers; i++)
+		sender_in = sender_in || st->members[i] == from;
+	if (!sender_in || m->nmembers != st->nmembers ||
+	    memcmp(m->members, st->members, st->nmembers * sizeof(st->members[0])) != 0)
+		return ERR_BUSY;
+	if (m->generation != st->generation)
+		return ERR_BUSY;
+	st->generation++;
+	st->generation_confirmed = true;
+	ha_state_event(st, "view generation %" PRIu64 " confirmed by %s for %zu member(s)",
+	               st->generation, node_name(st, from), st->nmembers);
+	return 0;
+}
+
 static int apply_migrate_request(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 {
 	struct ha_guest_info *g = find_guest(st, m->guest);
@@ -577,6 +601,8 @@ int ha_state_apply(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 		return apply_migrate_request(st, from, m);
 	case HA_MSG_UPDATE:
 		return apply_update(st, from, m);
+	case HA_MSG_GENERATION:
+		return apply_generation(st, from, m);
 	case HA_MSG_SYNC:
 		return 0; /* outside a sync round: stale, ignored */
 	}
@@ -630,7 +656,7 @@ int ha_state_plan(const struct ha_state *st, struct plan_action **actions_r, siz
 	*n_r = 0;
 	if (!st->quorate || st->quorum_stale)
 		return ERR_NOQUORUM;
-	if (!st->synced || st->syncing)
+	if (!st->synced || st->syncing || !st->generation_confirmed)
 		return ERR_BUSY;
 	guests = calloc(st->nguests + 1, sizeof(*guests));
 	if (!guests)
@@ -672,7 +698,7 @@ int ha_state_plan(const struct ha_state *st, struct plan_action **actions_r, siz
 
 uint64_t ha_state_digest(const struct ha_state *st)
 {
-	struct ha_msg m = {.type = HA_MSG_SYNC};
+	struct ha_msg m = {.type = HA_MSG_SYNC, .generation = st->generation};
 	uint64_t h = 1469598103934665603ull;
 	uint8_t *buf = NULL;
 	size_t len = 0;
@@ -697,6 +723,17 @@ bool ha_state_synced(const struct ha_state *st)
 bool ha_state_quorate(const struct ha_state *st)
 {
 	return st->quorate;
+}
+
+bool ha_state_may_act(const struct ha_state *st)
+{
+	return st->quorate && !st->quorum_stale && st->synced && !st->syncing &&
+	       st->generation_confirmed;
+}
+
+uint64_t ha_state_generation(const struct ha_state *st)
+{
+	return st->generation;
 }
 
 uint32_t ha_state_self(const struct ha_state *st)

@@ -4,8 +4,8 @@
  * Every node holds the same view of the cluster (nodes, guests, who owns what, migrations in
  * flight) because it changes only by applying, in the agreed total order of the cluster
  * backend, the messages of msg.h and the membership changes delivered in that same order.
- * The machine is pure: it never sends or sleeps; what it wants multicast (HELLO, SYNC) is
- * queued in an outbox the caller drains with ha_state_next_outgoing().
+ * The machine is pure: it never sends or sleeps; what it wants multicast (HELLO, SYNC, GENERATION)
+ * is queued in an outbox the caller drains with ha_state_next_outgoing().
  *
  * Rules that keep guests safe:
  *  - a guest has exactly one owner; claims (migration-started, restart-started) are
@@ -21,16 +21,29 @@
  *    (the backend reports quorum after every membership change), so a minority never acts
  *    on the departure of the majority in the gap between the two callbacks.
  *
+ * Generations: the view carries a generation that only a quorate membership advances, like
+ * Pacemaker's CIB epoch. After every membership change, and when quorum returns, each member
+ * that is quorate (with a quorum report since nodes last left), in sync and out of a round
+ * multicasts GENERATION(its generation, the membership as it knows it). The first one
+ * delivered in that very membership advances the view's generation by one on every member;
+ * the others, and any sent for another membership, are ignored. A node acts (plans, claims,
+ * starts jobs) only once that has happened in its current membership: a healing minority
+ * that hears "quorate" from votequorum before CPG delivers the merge therefore takes no
+ * action on its old view (its GENERATION, delivered after the merge, names the old
+ * membership), and a partition without quorum never advances its view.
+ *
  * Re-sync after a join (a "sync round"): the membership change that brings joiners starts
- * a round on every member. Each member multicasts HELLO (its own facts plus whether it
- * holds the view: synced, quorate, stale) and buffers every other message. When the HELLO
- * of every member has been delivered, all members pick the same source: the best of
- * synced+quorate > synced > stale (a view kept across a lost corosync connection), lowest
- * nodeid on ties. The source multicasts SYNC (its view as of the membership change, which
- * is exactly where everyone started buffering); every member adopts it and replays its
- * buffer. With no holder at all (cluster start), all start from an empty view. A change
+ * a round on every member. Each member multicasts HELLO (its own facts, its view's
+ * generation, and whether it holds the view: synced, quorate, stale) and buffers every other
+ * message. When the HELLO of every member has been delivered, all members pick the same
+ * source among the holders: the highest generation, then synced+quorate > synced > stale (a
+ * view kept across a lost corosync connection), then the lowest nodeid. The source
+ * multicasts SYNC (its view and generation as of the membership change, which is exactly
+ * where everyone started buffering); every member adopts it and replays its buffer. With no
+ * holder at all (cluster start), all start from an empty view at generation 0. A change
  * during a round restarts it. Members of a partition that merges back therefore take the
- * quorate side's view.
+ * view of the side that was quorate last, whatever the nodeids and whatever quorum each side
+ * believed it had when its HELLO was sent.
  */
 #ifndef XLEXT_HAAGENT_STATE_H
 #define XLEXT_HAAGENT_STATE_H
@@ -83,6 +96,9 @@ int ha_state_set_local(struct ha_state *st, const char *name, uint64_t free_mib,
  * owner is kept); a guest of the sender's that it no longer runs leaves the view unless a
  * migration or restart of it is in flight; the sender's free memory is taken when no
  * migration or restart touches it (the view's accounting of one in flight is kept).
+ *
+ * Called periodically, it also queues this node's GENERATION again when the last one was
+ * never confirmed (a multicast lost while corosync was busy would otherwise freeze it).
  */
 int ha_state_announce(struct ha_state *st, bool heartbeat);
 
@@ -116,15 +132,26 @@ int ha_state_next_outgoing(struct ha_state *st, uint8_t **buf_r, size_t *len_r);
 
 /*
  * The plan for the current view (caller frees *actions_r). ERR_NOQUORUM without quorum,
- * ERR_BUSY while not synced or during a sync round.
+ * ERR_BUSY while not synced, during a sync round, or before the view's generation is
+ * confirmed in the current membership.
  */
 int ha_state_plan(const struct ha_state *st, struct plan_action **actions_r, size_t *n_r);
 
-/* A 64-bit digest of the replicated view (nodes and guests), equal on nodes in agreement. */
+/*
+ * A 64-bit digest of the replicated view (generation, nodes and guests), equal on nodes in
+ * agreement.
+ */
 uint64_t ha_state_digest(const struct ha_state *st);
 
 bool ha_state_synced(const struct ha_state *st);
 bool ha_state_quorate(const struct ha_state *st);
+/*
+ * May this node act (start jobs, claim what the plan gives it)? Quorate (with a quorum report
+ * since nodes last left), in sync, and the view's generation confirmed in this membership.
+ */
+bool ha_state_may_act(const struct ha_state *st);
+/* The view's generation (0 before any quorate membership confirmed one). */
+uint64_t ha_state_generation(const struct ha_state *st);
 uint32_t ha_state_self(const struct ha_state *st);
 
 /* Read access for status output and tests; NULL when unknown. */

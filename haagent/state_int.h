@@ -26,6 +26,15 @@ struct ha_state {
 	bool synced;       /* holds the replicated view */
 	bool stale;        /* the view was kept across a lost connection */
 
+	/*
+	 * The view's generation (state.h): advanced in agreed order by a GENERATION that a
+	 * member sent while quorate, for the very membership it is delivered in. Until that
+	 * happens in the current membership (confirmed), this node takes no action.
+	 */
+	uint64_t generation;
+	bool generation_confirmed;
+	bool generation_requested; /* this node's GENERATION is queued for this membership */
+
 	/* The replicated view: nodes sorted by nodeid, guests by name. */
 	struct ha_node_info nodes[HA_MAX_NODES];
 	size_t nnodes;
@@ -45,6 +54,7 @@ struct ha_state {
 	bool syncing;
 	uint32_t hello_from[HA_MAX_NODES];
 	uint8_t hello_flags[HA_MAX_NODES];
+	uint64_t hello_generation[HA_MAX_NODES];
 	size_t nhello;
 	uint32_t sync_source; /* chosen once every HELLO is in; 0 before */
 	struct ha_raw_msg *buffer;

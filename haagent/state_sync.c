@@ -124,6 +124,7 @@ static void send_hello(struct ha_state *st)
 	m.flags =
 	    (uint8_t)((st->synced ? HA_HELLO_SYNCED : 0) | (st->quorate ? HA_HELLO_QUORATE : 0) |
 	              (st->stale ? HA_HELLO_STALE : 0));
+	m.generation = st->generation;
 	m.guests = st->local_guests;
 	m.nguests = st->local_nguests;
 	rc = ha_state_submit(st, &m);
@@ -131,6 +132,37 @@ static void send_hello(struct ha_state *st)
 		log_error("node %" PRIu32 ": cannot queue HELLO: %s", st->self, err_str(rc));
 	else
 		remember_announced(st);
+}
+
+/*
+ * Quorate, in sync, out of a round and not confirmed in this membership yet: vouch for the
+ * view (state.h). Once per membership (ha_state_announce() asks again if it got lost).
+ */
+static void request_generation(struct ha_state *st)
+{
+	struct ha_msg m = {.type = HA_MSG_GENERATION, .generation = st->generation};
+	int rc;
+
+	if (!st->quorate || st->quorum_stale || !st->synced || st->syncing ||
+	    st->generation_confirmed || st->generation_requested)
+		return;
+	memcpy(m.members, st->members, st->nmembers * sizeof(st->members[0]));
+	m.nmembers = st->nmembers;
+	rc = ha_state_submit(st, &m);
+	if (rc < 0) {
+		log_error("node %" PRIu32 ": cannot queue GENERATION: %s; this node takes no "
+		          "action until it can",
+		          st->self, err_str(rc));
+		return;
+	}
+	st->generation_requested = true;
+}
+
+/* The membership changed or quorum was lost: no action until a new confirmation. */
+static void unconfirm(struct ha_state *st)
+{
+	st->generation_confirmed = false;
+	st->generation_requested = false;
 }
 
 void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nmembers,
@@ -154,13 +186,16 @@ void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nm
 		replay_buffer(st);
 	ha_state_buffer_clear(st);
 	st->syncing = false;
+	unconfirm(st);
 	memcpy(st->members, members, nmembers * sizeof(*members));
 	st->nmembers = nmembers;
 	if (st->synced)
 		apply_membership(st);
 	/* Every member of the configuration takes the same decision here. */
-	if (njoined == 0 && !was_syncing)
+	if (njoined == 0 && !was_syncing) {
+		request_generation(st);
 		return;
+	}
 	if (njoined > 0 && st->synced)
 		ha_state_event(st, "%zu node(s) joined: sync round", njoined);
 	(void)joined;
@@ -173,13 +208,16 @@ void ha_state_membership(struct ha_state *st, const uint32_t *members, size_t nm
 void ha_state_quorum(struct ha_state *st, bool quorate)
 {
 	st->quorum_stale = false;
-	if (st->quorate == quorate)
-		return;
-	st->quorate = quorate;
-	if (quorate)
-		ha_state_event(st, "quorum regained: acting again");
-	else
-		ha_state_event(st, "quorum lost: frozen, no action until it returns");
+	if (st->quorate != quorate) {
+		st->quorate = quorate;
+		if (quorate)
+			ha_state_event(st, "quorum regained: acting again");
+		else
+			ha_state_event(st, "quorum lost: frozen, no action until it returns");
+	}
+	if (!quorate)
+		unconfirm(st);
+	request_generation(st);
 }
 
 void ha_state_lost(struct ha_state *st)
@@ -188,6 +226,7 @@ void ha_state_lost(struct ha_state *st)
 	st->syncing = false;
 	st->nmembers = 0;
 	st->quorate = false;
+	unconfirm(st);
 	if (st->synced) {
 		st->synced = false;
 		st->stale = true;
@@ -220,7 +259,11 @@ static int cmp_guest_info(const void *a, const void *b)
 	              ((const struct ha_guest_info *)b)->name);
 }
 
-/* End of the round: the view is set (adopted or fresh); replay what was buffered. */
+/*
+ * End of the round: the view is set (adopted or fresh); replay what was buffered (a
+ * GENERATION among it names this membership only if it was sent after the merge), then
+ * vouch for the view if this node is quorate.
+ */
 static void finish_round(struct ha_state *st)
 {
 	st->synced = true;
@@ -228,32 +271,46 @@ static void finish_round(struct ha_state *st)
 	st->syncing = false;
 	apply_membership(st);
 	replay_buffer(st);
+	request_generation(st);
 }
 
-/* Every member's HELLO is in: everyone picks the same source. */
+/*
+ * Every member's HELLO is in: everyone picks the same source, among the holders of a view
+ * the one whose view a quorate membership confirmed last (highest generation), then by rank,
+ * then the lowest nodeid. The quorate flag alone cannot decide: a healing minority's
+ * votequorum may say "quorate" (of the merged membership) before its HELLO is sent.
+ */
 static void choose_source(struct ha_state *st)
 {
-	int best = 0;
+	uint64_t best_generation = 0;
+	int best_rank = 0;
 	uint32_t source = 0;
 
 	for (size_t i = 0; i < st->nhello; i++) {
 		int r = hello_rank(st->hello_flags[i]);
+		uint64_t g = st->hello_generation[i];
 
-		if (r > best || (r == best && r > 0 && st->hello_from[i] < source)) {
-			best = r;
+		if (r == 0)
+			continue; /* holds no view */
+		if (source == 0 || g > best_generation ||
+		    (g == best_generation &&
+		     (r > best_rank || (r == best_rank && st->hello_from[i] < source)))) {
+			best_generation = g;
+			best_rank = r;
 			source = st->hello_from[i];
 		}
 	}
 	if (source == 0) {
 		st->nnodes = 0;
 		st->nguests = 0;
+		st->generation = 0;
 		ha_state_event(st, "no member holds a view: starting from the nodes' reports");
 		finish_round(st);
 		return;
 	}
 	st->sync_source = source;
 	if (source == st->self) {
-		struct ha_msg m = {.type = HA_MSG_SYNC};
+		struct ha_msg m = {.type = HA_MSG_SYNC, .generation = st->generation};
 		int rc;
 
 		memcpy(m.members, st->members, st->nmembers * sizeof(st->members[0]));
@@ -279,9 +336,12 @@ static int take_sync(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 	st->nguests = m->nguests;
 	qsort(st->nodes, st->nnodes, sizeof(st->nodes[0]), cmp_node_info);
 	qsort(st->guests, st->nguests, sizeof(st->guests[0]), cmp_guest_info);
+	st->generation = m->generation;
+	ha_state_event(st,
+	               "view synchronised from node %" PRIu32 " (generation %" PRIu64
+	               ", %zu nodes, %zu guests)",
+	               from, st->generation, st->nnodes, st->nguests);
 	finish_round(st);
-	ha_state_event(st, "view synchronised from node %" PRIu32 " (%zu nodes, %zu guests)", from,
-	               st->nnodes, st->nguests);
 	return 0;
 }
 
@@ -300,6 +360,7 @@ static int deliver_in_round(struct ha_state *st, uint32_t from, const void *buf,
 		return 0;
 	st->hello_from[st->nhello] = from;
 	st->hello_flags[st->nhello] = m->flags;
+	st->hello_generation[st->nhello] = m->generation;
 	st->nhello++;
 	if (st->nhello == st->nmembers)
 		choose_source(st);
@@ -312,6 +373,13 @@ int ha_state_deliver(struct ha_state *st, uint32_t from, const void *buf, size_t
 	int rc;
 
 	rc = ha_msg_decode(buf, len, &m);
+	if (rc == ERR_NOTSUP) {
+		log_error("node %" PRIu32 ": message from node %" PRIu32
+		          " is haagent protocol version %u, this agent speaks %d: refused (a sync "
+		          "round cannot complete); run the same haagent release on every node",
+		          st->self, from, ha_msg_version(buf, len), HA_MSG_VERSION);
+		return rc;
+	}
 	if (rc < 0) {
 		log_warn("node %" PRIu32 ": malformed message (%zu bytes) from node %" PRIu32
 		         " refused",
@@ -360,6 +428,11 @@ int ha_state_announce(struct ha_state *st, bool heartbeat)
 	size_t ngone = 0;
 	int rc;
 
+	/* A GENERATION that was never confirmed may have been lost (a multicast that failed
+	 * while corosync was busy): ask again, at the announcement's pace. */
+	if (!st->generation_confirmed)
+		st->generation_requested = false;
+	request_generation(st);
 	if (!st->synced || st->syncing)
 		return 0;
 	m.guests = calloc(HA_MAX_GUESTS, sizeof(*m.guests));

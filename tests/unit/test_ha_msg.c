@@ -55,6 +55,7 @@ static struct ha_msg sample(enum ha_msg_type type)
 	                   .state = HA_NODE_FAILING,
 	                   .err = ERR_TIMEOUT,
 	                   .flags = HA_HELLO_SYNCED,
+	                   .generation = 0x0102030405060708ull, /* every byte differs */
 	                   .free_mib = 12345,
 	                   .reserve_mib = 1024,
 	                   .guest = "web1",
@@ -67,6 +68,8 @@ static struct ha_msg sample(enum ha_msg_type type)
 	if (type == HA_MSG_SYNC) {
 		m.nodes = sample_nodes;
 		m.nnodes = 2;
+	}
+	if (type == HA_MSG_SYNC || type == HA_MSG_GENERATION) {
 		m.members[0] = 1;
 		m.members[1] = 2;
 		m.nmembers = 2;
@@ -107,6 +110,12 @@ static void test_round_trip_every_type(void **state)
 		}
 		if (t == HA_MSG_MIG_FAILED)
 			assert_int_equal(d.err, ERR_TIMEOUT);
+		if (t == HA_MSG_HELLO || t == HA_MSG_SYNC || t == HA_MSG_GENERATION)
+			assert_true(d.generation == 0x0102030405060708ull);
+		if (t == HA_MSG_GENERATION) {
+			assert_int_equal(d.nmembers, 2);
+			assert_int_equal(d.members[1], 2);
+		}
 		ha_msg_release(&d);
 		free(buf);
 		free(buf2);
@@ -173,7 +182,11 @@ static void test_random_garbage(void **state)
 			free(buf2);
 		} else {
 			refused++;
-			assert_int_equal(rc, ERR_PROTO);
+			/* another protocol version is told apart from garbage */
+			if (rc == ERR_NOTSUP)
+				assert_int_not_equal(buf[4], HA_MSG_VERSION);
+			else
+				assert_int_equal(rc, ERR_PROTO);
 		}
 		ha_msg_release(&d);
 		free(buf);
@@ -195,9 +208,17 @@ static void test_header_checks(void **state)
 	buf[0] ^= 1; /* magic */
 	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_PROTO);
 	buf[0] ^= 1;
-	buf[4] = 2; /* version */
+	assert_int_equal(ha_msg_version(buf, len), HA_MSG_VERSION);
+	assert_int_equal(ha_msg_version(buf, HA_MSG_HEADER - 1), 0);
+	buf[4] = HA_MSG_VERSION - 1; /* an agent of the previous release */
+	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_NOTSUP);
+	assert_null(d.guests);
+	buf[4] = HA_MSG_VERSION + 1;
+	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_NOTSUP);
+	buf[0] ^= 1; /* ... but a bad magic is garbage whatever the version */
 	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_PROTO);
-	buf[4] = 1;
+	buf[0] ^= 1;
+	buf[4] = HA_MSG_VERSION;
 	buf[5] = 99; /* type */
 	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_PROTO);
 	buf[5] = HA_MSG_SET_STATE;
@@ -304,6 +325,37 @@ static void test_bad_strings_and_enums(void **state)
 	assert_int_equal(ha_msg_encode(&m, &buf, &len), ERR_INVAL);
 }
 
+/* GENERATION: at least one member, at most HA_MAX_NODES, counts checked before reading. */
+static void test_generation_bounds(void **state)
+{
+	struct ha_msg m = sample(HA_MSG_GENERATION), d;
+	uint8_t *buf = NULL;
+	size_t len = 0, at;
+
+	(void)state;
+	assert_int_equal(ha_msg_encode(&m, &buf, &len), 0);
+	/* header, u64 generation, u16 count, two u32 members: nothing else */
+	assert_int_equal(len, HA_MSG_HEADER + 8 + 2 + 2 * 4);
+	at = HA_MSG_HEADER + 8;
+	buf[at + 1] = 3; /* three members announced, two present */
+	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_PROTO);
+	buf[at] = 0xff; /* a count bomb */
+	assert_int_equal(ha_msg_decode(buf, len, &d), ERR_PROTO);
+	free(buf);
+	/* no member at all vouches for nothing: not even encoded, and refused when sent */
+	m.nmembers = 0;
+	assert_int_equal(ha_msg_encode(&m, &buf, &len), ERR_INVAL);
+	m.nmembers = 1;
+	assert_int_equal(ha_msg_encode(&m, &buf, &len), 0);
+	buf[HA_MSG_HEADER + 8 + 1] = 0;
+	for (int i = 0; i < 4; i++) /* drop the member, header length kept consistent */
+		buf[8 + i] = (uint8_t)((len - 4 - HA_MSG_HEADER) >> (8 * (3 - i)));
+	assert_int_equal(ha_msg_decode(buf, len - 4, &d), ERR_PROTO);
+	free(buf);
+	m.nmembers = HA_MAX_NODES + 1;
+	assert_int_equal(ha_msg_encode(&m, &buf, &len), ERR_INVAL);
+}
+
 /* The largest legal SYNC (every node, every guest, every field full) fits HA_MSG_MAX. */
 static void test_largest_sync_fits(void **state)
 {
@@ -350,6 +402,7 @@ int main(void)
 	    cmocka_unit_test(test_header_checks),
 	    cmocka_unit_test(test_count_bomb),
 	    cmocka_unit_test(test_bad_strings_and_enums),
+	    cmocka_unit_test(test_generation_bounds),
 	    cmocka_unit_test(test_largest_sync_fits),
 	};
 
