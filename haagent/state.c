@@ -94,6 +94,12 @@ int ha_state_set_local(struct ha_state *st, const char *name, uint64_t free_mib,
 	return 0;
 }
 
+bool ha_state_for_membership(const struct ha_state *st, const struct ha_msg *m)
+{
+	return m->nmembers == st->nmembers &&
+	       memcmp(m->members, st->members, st->nmembers * sizeof(st->members[0])) == 0;
+}
+
 struct ha_node_info *ha_state_find_node(struct ha_state *st, uint32_t nodeid)
 {
 	for (size_t i = 0; i < st->nnodes; i++)
@@ -541,14 +547,7 @@ static int apply_guest_stopped(struct ha_state *st, uint32_t from, const struct 
  */
 static int apply_generation(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 {
-	bool sender_in = false;
-
-	for (size_t i = 0; i < st->nmembers; i++)
-		sender_in = sender_in || st->members[i] == from;
-	if (!sender_in || m->nmembers != st->nmembers ||
-	    memcmp(m->members, st->members, st->nmembers * sizeof(st->members[0])) != 0)
-		return ERR_BUSY;
-	if (m->generation != st->generation)
+	if (!ha_state_for_membership(st, m) || m->generation != st->generation)
 		return ERR_BUSY;
 	st->generation++;
 	st->generation_confirmed = true;

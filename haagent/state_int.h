@@ -83,6 +83,8 @@ void ha_state_event(struct ha_state *st, const char *fmt, ...)
 int ha_state_apply(struct ha_state *st, uint32_t from, const struct ha_msg *m);
 struct ha_node_info *ha_state_find_node(struct ha_state *st, uint32_t nodeid);
 struct ha_node_info *ha_state_add_node(struct ha_state *st, uint32_t nodeid);
+/* Was m (SYNC, GENERATION) sent for exactly the current membership? */
+bool ha_state_for_membership(const struct ha_state *st, const struct ha_msg *m);
 /* Drop the messages buffered during a sync round. */
 void ha_state_buffer_clear(struct ha_state *st);
 

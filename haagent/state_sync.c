@@ -327,8 +327,7 @@ static void choose_source(struct ha_state *st)
 
 static int take_sync(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 {
-	if (st->sync_source == 0 || from != st->sync_source || m->nmembers != st->nmembers ||
-	    memcmp(m->members, st->members, st->nmembers * sizeof(st->members[0])) != 0)
+	if (st->sync_source == 0 || from != st->sync_source || !ha_state_for_membership(st, m))
 		return ERR_BUSY; /* not this round's transfer */
 	memcpy(st->nodes, m->nodes, m->nnodes * sizeof(m->nodes[0]));
 	st->nnodes = m->nnodes;
