@@ -101,9 +101,11 @@ void submit(struct tnode *n, enum ha_msg_type type, const char *guest, uint32_t 
 void fence(struct ctx *c, uint32_t victim)
 {
 	c->fences[victim]++;
+	memset(c->running[victim], 0, sizeof(c->running[victim]));
+	if (c->fence_spares_node)
+		return;
 	cl_sim_crash(c->w, victim);
 	c->nodes[victim].agent = false;
-	memset(c->running[victim], 0, sizeof(c->running[victim]));
 }
 
 /* Claim what the plan gives this node. */
@@ -132,12 +134,7 @@ void execute(struct tnode *n)
 			continue;
 		} else if (a[i].kind == PLAN_FENCE) {
 			c->fence_tries[n->id][a[i].from]++;
-			if (c->fence_spares_node) {
-				c->fences[a[i].from]++;
-				memset(c->running[a[i].from], 0, sizeof(c->running[a[i].from]));
-			} else {
-				fence(c, a[i].from);
-			}
+			fence(c, a[i].from);
 			submit(n, HA_MSG_FENCED, NULL, 0, 0, a[i].from);
 		} else {
 			continue;
@@ -278,11 +275,31 @@ void check_invariants(struct ctx *c)
 	}
 }
 
+/*
+ * Deliver one event: without seed, to the first node with one due; with seed, to a node
+ * picked at random among those (its nodeid folded into *trace). Virtual time passes when
+ * nothing is due. Returns the number of events delivered (0: none left).
+ */
+static size_t step_one(struct ctx *c, unsigned *seed, uint64_t *trace)
+{
+	uint32_t first = seed ? (uint32_t)rand_r(seed) % NNODES : 0;
+
+	for (uint32_t k = 0; seed && k < NNODES; k++) {
+		uint32_t id = 1 + (first + k) % NNODES;
+
+		if (cl_sim_step_node(c->w, id)) {
+			*trace = (*trace ^ id) * 1099511628211ull;
+			return 1;
+		}
+	}
+	return cl_sim_run(c->w, 1);
+}
+
 /* Deliver one event at a time, checking after each; reopen nodes that lost corosync. */
-void run(struct ctx *c)
+static void run_loop(struct ctx *c, unsigned *seed, uint64_t *trace)
 {
 	for (int guard = 0; guard < 100000; guard++) {
-		size_t ran = cl_sim_run(c->w, 1);
+		size_t ran = step_one(c, seed, trace);
 
 		check_invariants(c);
 		for (uint32_t id = 1; id <= NNODES; id++)
@@ -292,6 +309,16 @@ void run(struct ctx *c)
 			return;
 	}
 	fail_msg("the cluster did not settle");
+}
+
+void run(struct ctx *c)
+{
+	run_loop(c, NULL, NULL);
+}
+
+void run_shuffled(struct ctx *c, unsigned *seed, uint64_t *trace)
+{
+	run_loop(c, seed, trace);
 }
 
 struct ctx *setup_cluster(const uint32_t *order, unsigned delay)

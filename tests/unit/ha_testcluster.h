@@ -70,6 +70,12 @@ void open_node(struct ctx *c, uint32_t id);
 void check_invariants(struct ctx *c);
 /* Deliver one event at a time, checking after each, until nothing is left. */
 void run(struct ctx *c);
+/*
+ * Like run(), but each event goes to a node picked at random among those with one due: the
+ * agents interleave differently, so their messages reach the total order differently. The
+ * sequence of nodes served is folded into *trace.
+ */
+void run_shuffled(struct ctx *c, unsigned *seed, uint64_t *trace);
 /* A cluster whose agents joined in the given order with a message delay (virtual ms). */
 struct ctx *setup_cluster(const uint32_t *order, unsigned delay);
 void teardown_cluster(struct ctx *c);

@@ -43,36 +43,6 @@ struct merge_case {
 	unsigned seed;
 };
 
-/*
- * Like run(), but each event goes to a node picked at random among those with one due: the
- * agents interleave differently, so their messages reach the total order differently. The
- * sequence of nodes served is folded into *trace.
- */
-static void run_shuffled(struct ctx *c, unsigned *seed, uint64_t *trace)
-{
-	for (int guard = 0; guard < 100000; guard++) {
-		uint32_t first = (uint32_t)rand_r(seed) % NNODES;
-		size_t ran = 0;
-
-		for (uint32_t k = 0; k < NNODES && !ran; k++) {
-			uint32_t id = 1 + (first + k) % NNODES;
-
-			ran = cl_sim_step_node(c->w, id);
-			if (ran)
-				*trace = (*trace ^ id) * 1099511628211ull;
-		}
-		if (!ran)
-			ran = cl_sim_run(c->w, 1); /* nothing due now: let virtual time pass */
-		check_invariants(c);
-		for (uint32_t id = 1; id <= NNODES; id++)
-			if (c->nodes[id].reopen)
-				open_node(c, id), ran++;
-		if (ran == 0)
-			return;
-	}
-	fail_msg("the cluster did not settle");
-}
-
 /* The node whose view node id adopted in its last sync round (0 if none). */
 static uint32_t sync_source(struct ctx *c, uint32_t id)
 {
