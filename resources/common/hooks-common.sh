@@ -127,9 +127,10 @@ xh_shutdown() {
 	return 1
 }
 
-# xh_json_num file key: a number from xl-ext's --json report.
+# xh_json_num file key: a number from xl-ext's --json report (one decimal).
 xh_json_num() {
-	sed -n "s/.*\"$2\": *\([-0-9.e+]*\).*/\1/p" "$1" | head -n 1
+	sed -n "s/.*\"$2\": *\([-0-9.e+]*\).*/\1/p" "$1" | head -n 1 |
+		awk '{ printf "%.1f\n", $1 }'
 }
 
 # xh_migrate target: live-migrate XH_NAME to target with "xl-ext migrate" over the configured
