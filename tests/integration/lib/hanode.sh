@@ -86,11 +86,15 @@ EOF
 	chmod 755 "$dir/reboot-guard"
 	hn__holder_script "$i" >"$dir/holder.sh"
 	rm -f "$dir/holder.ready"
-	tb__start_daemon "holder-h$i" sleep "$dir/holder.log" \
-		ip netns exec "$(tb_ns "$i")" unshare --mount --uts --propagation private \
-		bash "$dir/holder.sh"
-	echo "$TB__DAEMON_PID" >"$dir/holder.pid"
-	tb_wait_until 10 test -e "$dir/holder.ready" ||
+	# ip netns exec, unshare and bash all exec: $! stays the holder's pid (recorded at once,
+	# with its start time, for testbed.sh's cleanup); a loaded machine may take a while
+	ip netns exec "$(tb_ns "$i")" unshare --mount --uts --propagation private \
+		bash "$dir/holder.sh" >"$dir/holder.log" 2>&1 </dev/null &
+	echo $! >"$dir/holder.pid"
+	disown $! 2>/dev/null
+	tb__record_pid "$(cat "$dir/holder.pid")" "holder-h$i"
+	tb_wait_until 60 eval "test -e '$dir/holder.ready' || ! tb__alive $(cat "$dir/holder.pid")"
+	[ -e "$dir/holder.ready" ] && tb__alive "$(cat "$dir/holder.pid")" ||
 		tb_error "node h$i: holder not ready (log: $(cat "$dir/holder.log"))"
 }
 
