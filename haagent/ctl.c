@@ -344,7 +344,7 @@ static int cmd_where(struct ha_state *st, json_object *req, char **reply_r)
 	const struct ha_node_info *owner, *to = NULL;
 	struct plan_action *a = NULL;
 	size_t na = 0;
-	char reason[HA_REASON_MAX + 64] = "";
+	char reason[HA_REASON_MAX + HA_NAME_MAX + 64] = "";
 	json_object *o;
 	int rc;
 
@@ -362,6 +362,10 @@ static int cmd_where(struct ha_state *st, json_object *req, char **reply_r)
 		snprintf(reason, sizeof(reason), "%s to %s in progress",
 		         g->stopped ? "cold restart" : "live migration", to ? to->name : "?");
 	} else {
+		/* the plan as it would be if the owner left (unless it is leaving already) */
+		bool hypothetical = owner && owner->state == HA_NODE_OK;
+		const char *owner_name = owner ? owner->name : "?";
+
 		rc = plan_if_leaving(st, g->owner, &a, &na);
 		if (rc < 0)
 			return answer_error(reply_r, "cannot plan: %s", err_str(rc));
@@ -370,8 +374,9 @@ static int cmd_where(struct ha_state *st, json_object *req, char **reply_r)
 				continue;
 			if (a[i].to)
 				to = ha_state_node(st, a[i].to);
-			snprintf(reason, sizeof(reason), "%s: %s", plan_kind_name(a[i].kind),
-			         a[i].reason);
+			snprintf(reason, sizeof(reason), "%s%s%s%s: %s", hypothetical ? "if " : "",
+			         hypothetical ? owner_name : "", hypothetical ? " left: " : "",
+			         plan_kind_name(a[i].kind), a[i].reason);
 		}
 		free(a);
 		if (!reason[0])

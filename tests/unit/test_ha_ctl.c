@@ -324,7 +324,8 @@ static void test_where(void **state)
 	       "\"guest\":\"vm1\",\"owner\":\"alpha\",\"owner_state\":\"ok\",\"state\":\"running\","
 	       "\"moving\":false,\"target\":\"beta\"");
 	EXPECT(&t->n[0], "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"target\":\"gamma\"");
-	EXPECT(&t->n[0], "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"reason\":\"migrate: ");
+	EXPECT(&t->n[0], "{\"cmd\":\"where\",\"guest\":\"vm2\"}",
+	       "\"reason\":\"if alpha left: migrate: ");
 	/* asking changed nothing: alpha is still ok, no plan */
 	assert_int_equal(ha_state_node(beta->st, 1)->state, HA_NODE_OK);
 	EXPECT(beta, "{\"cmd\":\"status\"}", "\"plan\":[]");
@@ -336,7 +337,7 @@ static void test_where(void **state)
 	EXPECT(beta, "{\"cmd\":\"mark-failing\",\"node\":\"beta\"}", "\"ok\":true");
 	run3(t);
 	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"target\":\"\",");
-	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"reason\":\"stay: ");
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"reason\":\"if alpha left: stay: ");
 	EXPECT(beta, "{\"cmd\":\"clear\",\"node\":\"beta\"}", "\"ok\":true");
 	EXPECT(beta, "{\"cmd\":\"clear\",\"node\":\"gamma\"}", "\"ok\":true");
 	run3(t);
