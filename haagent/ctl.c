@@ -274,6 +274,171 @@ static int cmd_migrate(struct ha_state *st, json_object *req, char **reply_r)
 	return answer(o, reply_r);
 }
 
+/*
+ * The plan for the view with node leaving (marked failing, unless it is already failing or
+ * draining): where its guests would go if it left now. Concurrency limits are lifted, so a
+ * guest is never deferred: the question is "where", not "when".
+ */
+static int plan_if_leaving(const struct ha_state *st, uint32_t leaving, struct plan_action **a_r,
+                           size_t *na_r)
+{
+	const struct ha_node_info *nv;
+	const struct ha_guest_info *gv;
+	size_t nn = ha_state_nodes(st, &nv), ng = ha_state_guests(st, &gv);
+	struct plan_node *nodes = calloc(nn + 1, sizeof(*nodes));
+	struct plan_guest *guests = calloc(ng + 1, sizeof(*guests));
+	struct plan_input in = {.nodes = nodes,
+	                        .nnodes = nn,
+	                        .guests = guests,
+	                        .nguests = ng,
+	                        .max_outgoing = 1000,
+	                        .max_incoming = 1000};
+	int rc = ERR_NOMEM;
+
+	*a_r = NULL;
+	*na_r = 0;
+	if (!nodes || !guests)
+		goto out;
+	for (size_t i = 0; i < nn; i++) {
+		struct plan_node *p = &nodes[i];
+
+		p->nodeid = nv[i].nodeid;
+		memcpy(p->name, nv[i].name, sizeof(p->name));
+		p->state = (enum ha_node_state)nv[i].state;
+		if (p->nodeid == leaving && p->state == HA_NODE_OK)
+			p->state = HA_NODE_FAILING;
+		p->free_mib = nv[i].free_mib;
+		p->reserve_mib = nv[i].reserve_mib;
+		p->outgoing = nv[i].outgoing;
+		p->incoming = nv[i].incoming;
+		p->member = nv[i].member;
+	}
+	for (size_t i = 0; i < ng; i++) {
+		struct plan_guest *p = &guests[i];
+
+		memcpy(p->name, gv[i].name, sizeof(p->name));
+		p->owner = gv[i].owner;
+		p->mem_mib = gv[i].mem_mib;
+		p->dirty_mibps = gv[i].dirty_mibps;
+		memcpy(p->preferred, gv[i].preferred, sizeof(p->preferred));
+		memcpy(p->anti_affinity, gv[i].anti_affinity, sizeof(p->anti_affinity));
+		p->fallback = (enum ha_fallback)gv[i].fallback;
+		p->moving_to = gv[i].moving_to;
+		p->stopped = gv[i].stopped;
+		p->failures = gv[i].failures;
+		p->requested_to = gv[i].requested_to;
+	}
+	rc = plan_compute(&in, a_r, na_r);
+out:
+	free(nodes);
+	free(guests);
+	return rc;
+}
+
+/*
+ * {"cmd": "where", "guest": G}: who owns G, whether it is moving, and the node that takes it
+ * when its owner leaves: the node it is moving to, else the planner's target with its owner
+ * marked failing ("" with the planner's reason when no node can take it).
+ */
+static int cmd_where(struct ha_state *st, json_object *req, char **reply_r)
+{
+	const char *name = str_field(req, "guest");
+	const struct ha_guest_info *g;
+	const struct ha_node_info *owner, *to = NULL;
+	struct plan_action *a = NULL;
+	size_t na = 0;
+	char reason[HA_REASON_MAX + HA_NAME_MAX + 64] = "";
+	json_object *o;
+	int rc;
+
+	if (!name)
+		return answer_error(reply_r, "missing \"guest\"");
+	if (!ha_state_synced(st))
+		return answer_error(reply_r,
+		                    "this agent is not in sync with the cluster yet; retry");
+	g = ha_state_guest(st, name);
+	if (!g)
+		return answer_error(reply_r, "unknown guest '%s' (no node reports it)", name);
+	owner = ha_state_node(st, g->owner);
+	if (g->moving_to) {
+		to = ha_state_node(st, g->moving_to);
+		snprintf(reason, sizeof(reason), "%s to %s in progress",
+		         g->stopped ? "cold restart" : "live migration", to ? to->name : "?");
+	} else {
+		/* the plan as it would be if the owner left (unless it is leaving already) */
+		bool hypothetical = owner && owner->state == HA_NODE_OK;
+		const char *owner_name = owner ? owner->name : "?";
+
+		rc = plan_if_leaving(st, g->owner, &a, &na);
+		if (rc < 0)
+			return answer_error(reply_r, "cannot plan: %s", err_str(rc));
+		for (size_t i = 0; i < na; i++) {
+			if (strcmp(a[i].guest, g->name) != 0)
+				continue;
+			if (a[i].to)
+				to = ha_state_node(st, a[i].to);
+			snprintf(reason, sizeof(reason), "%s%s%s%s: %s", hypothetical ? "if " : "",
+			         hypothetical ? owner_name : "", hypothetical ? " left: " : "",
+			         plan_kind_name(a[i].kind), a[i].reason);
+		}
+		free(a);
+		if (!reason[0])
+			snprintf(reason, sizeof(reason), "no action planned");
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "guest", json_object_new_string(g->name));
+	json_object_object_add(o, "owner", json_object_new_string(owner ? owner->name : "?"));
+	json_object_object_add(
+	    o, "owner_state",
+	    json_object_new_string(
+	        owner ? (owner->member ? ha_node_state_name(owner->state) : "not-member") : "?"));
+	json_object_object_add(
+	    o, "state",
+	    json_object_new_string(g->moving_to ? (g->stopped ? "restarting" : "migrating")
+	                           : g->stopped ? "stopped"
+	                                        : "running"));
+	json_object_object_add(o, "moving", json_object_new_boolean(g->moving_to != 0));
+	json_object_object_add(o, "target", json_object_new_string(to ? to->name : ""));
+	json_object_object_add(o, "failures", json_object_new_int(g->failures));
+	json_object_object_add(o, "quorate", json_object_new_boolean(ha_state_quorate(st)));
+	json_object_object_add(o, "reason", json_object_new_string(reason));
+	return answer(o, reply_r);
+}
+
+/*
+ * {"cmd": "leaving", "node": N}: whether N (default: this node) is leaving the cluster, that
+ * is marked failing or draining (its guests are being, or will be, evacuated).
+ */
+static int cmd_leaving(struct ha_state *st, json_object *req, char **reply_r)
+{
+	const char *name = str_field(req, "node");
+	const struct ha_node_info *n;
+	char known[512];
+	json_object *o;
+
+	if (!ha_state_synced(st))
+		return answer_error(reply_r,
+		                    "this agent is not in sync with the cluster yet; retry");
+	if (name) {
+		n = resolve_node(st, name, known, sizeof(known));
+		if (!n)
+			return answer_error(reply_r, "unknown node '%s' (known: %s)", name,
+			                    known[0] ? known : "none yet");
+	} else {
+		n = ha_state_node(st, ha_state_self(st));
+		if (!n)
+			return answer_error(reply_r, "this node is not in the view yet; retry");
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "node", json_object_new_string(n->name));
+	json_object_object_add(o, "state", json_object_new_string(ha_node_state_name(n->state)));
+	json_object_object_add(
+	    o, "leaving",
+	    json_object_new_boolean(n->state == HA_NODE_FAILING || n->state == HA_NODE_DRAINING));
+	json_object_object_add(o, "reason", json_object_new_string(n->reason));
+	return answer(o, reply_r);
+}
+
 int ha_ctl_handle(struct ha_state *st, const char *request, size_t len, char **reply_r)
 {
 	json_tokener *tok;
@@ -316,6 +481,10 @@ int ha_ctl_handle(struct ha_state *st, const char *request, size_t len, char **r
 		rc = cmd_set_state(st, req, HA_NODE_OK, reply_r);
 	else if (!strcmp(cmd, "migrate"))
 		rc = cmd_migrate(st, req, reply_r);
+	else if (!strcmp(cmd, "where"))
+		rc = cmd_where(st, req, reply_r);
+	else if (!strcmp(cmd, "leaving"))
+		rc = cmd_leaving(st, req, reply_r);
 	else
 		rc = answer_error(reply_r, "unknown command '%.40s'", cmd);
 	json_object_put(req);

@@ -10,6 +10,9 @@
  * Requests: {"cmd": "status" | "nodes" | "guests" | "events"}
  *           {"cmd": "mark-failing", "node": N, "reason": R}   {"cmd": "clear", "node": N}
  *           {"cmd": "migrate", "guest": G, "node": N}
+ *           {"cmd": "where", "guest": G}: its owner, state, and the node that takes it when
+ *               its owner leaves (where it is moving, else the plan with its owner failing)
+ *           {"cmd": "leaving", "node": N}: is N (default this node) failing or draining
  * Answers:  {"ok": true, ...} or {"ok": false, "error": "what failed and why"}
  */
 #ifndef XLEXT_HAAGENT_CTL_H

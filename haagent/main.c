@@ -72,8 +72,8 @@ static void options_first(int argc, char **argv)
 }
 
 /* Common options of every ctl command; returns -1 to go on, else the exit status. */
-static int ctl_options(int argc, char **argv, const char *name, int min_args, bool reason,
-                       struct ctl_opts *o)
+static int ctl_options(int argc, char **argv, const char *name, int min_args, int max_args,
+                       bool reason, struct ctl_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'},
@@ -104,9 +104,9 @@ static int ctl_options(int argc, char **argv, const char *name, int min_args, bo
 		o->reason = optarg;
 		break;
 	}
-	if (argc - optind > min_args) {
+	if (argc - optind > max_args) {
 		fprintf(stderr, "haagent ctl %s: unexpected argument '%s'\n", name,
-		        argv[optind + min_args]);
+		        argv[optind + max_args]);
 		return 2;
 	}
 	return -1;
@@ -211,15 +211,20 @@ static void print_events(json_object *a)
 	}
 }
 
-/* Send request, print the answer with printer (or raw with --json). */
-static int ctl_run(const struct ctl_opts *o, const char *name, json_object *req,
-                   void (*printer)(json_object *))
+/*
+ * Send request (consumed) and parse the answer into *a_r (and its text into *reply_r). Returns
+ * 0 for an "ok" answer, 1 after printing why otherwise (no daemon, not root, refused).
+ */
+static int ctl_call_json(const struct ctl_opts *o, const char *name, json_object *req,
+                         json_object **a_r, char **reply_r)
 {
 	char *reply = NULL;
 	json_object *a;
 	int rc = ha_ctl_call(o->socket, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
 	                     &reply, 10000);
 
+	*a_r = NULL;
+	*reply_r = NULL;
 	json_object_put(req);
 	if (rc == ERR_NOTFOUND) {
 		fprintf(stderr, "haagent ctl %s: no daemon listening on %s (is haagent running?)\n",
@@ -241,18 +246,39 @@ static int ctl_run(const struct ctl_opts *o, const char *name, json_object *req,
 		free(reply);
 		return 1;
 	}
+	if (!jbool(a, "ok")) {
+		if (o->json)
+			printf("%s\n", reply);
+		else
+			fprintf(stderr, "haagent ctl %s: %s\n", name, jstr(a, "error"));
+		json_object_put(a);
+		free(reply);
+		return 1;
+	}
+	*a_r = a;
+	*reply_r = reply;
+	return 0;
+}
+
+/* Send request, print the answer with printer (or raw with --json). */
+static int ctl_run(const struct ctl_opts *o, const char *name, json_object *req,
+                   void (*printer)(json_object *))
+{
+	char *reply = NULL;
+	json_object *a;
+	int rc = ctl_call_json(o, name, req, &a, &reply);
+
+	if (rc != 0)
+		return rc;
 	if (o->json)
 		printf("%s\n", reply);
-	else if (!jbool(a, "ok"))
-		fprintf(stderr, "haagent ctl %s: %s\n", name, jstr(a, "error"));
 	else if (printer)
 		printer(a);
 	else
 		printf("%s\n", jstr(a, "message"));
-	rc = jbool(a, "ok") ? 0 : 1;
 	json_object_put(a);
 	free(reply);
-	return rc;
+	return 0;
 }
 
 static json_object *request(const char *cmd)
@@ -267,7 +293,7 @@ static json_object *request(const char *cmd)
 	static int fn(int argc, char **argv)                                     \
 	{                                                                        \
 		struct ctl_opts o;                                               \
-		int rc = ctl_options(argc, argv, name, 0, false, &o);            \
+		int rc = ctl_options(argc, argv, name, 0, 0, false, &o);         \
                                                                                  \
 		return rc >= 0 ? rc : ctl_run(&o, name, request(name), printer); \
 	}
@@ -281,7 +307,7 @@ static int ctl_mark_failing(int argc, char **argv)
 {
 	struct ctl_opts o;
 	json_object *r;
-	int rc = ctl_options(argc, argv, "mark-failing", 1, true, &o);
+	int rc = ctl_options(argc, argv, "mark-failing", 1, 1, true, &o);
 
 	if (rc >= 0)
 		return rc;
@@ -296,7 +322,7 @@ static int ctl_clear(int argc, char **argv)
 {
 	struct ctl_opts o;
 	json_object *r;
-	int rc = ctl_options(argc, argv, "clear", 1, false, &o);
+	int rc = ctl_options(argc, argv, "clear", 1, 1, false, &o);
 
 	if (rc >= 0)
 		return rc;
@@ -309,7 +335,7 @@ static int ctl_migrate(int argc, char **argv)
 {
 	struct ctl_opts o;
 	json_object *r;
-	int rc = ctl_options(argc, argv, "migrate", 2, false, &o);
+	int rc = ctl_options(argc, argv, "migrate", 2, 2, false, &o);
 
 	if (rc >= 0)
 		return rc;
@@ -317,6 +343,61 @@ static int ctl_migrate(int argc, char **argv)
 	json_object_object_add(r, "guest", json_object_new_string(argv[optind]));
 	json_object_object_add(r, "node", json_object_new_string(argv[optind + 1]));
 	return ctl_run(&o, "migrate", r, NULL);
+}
+
+/* One line of key=value pairs, "reason" last (it may hold spaces): for scripts. */
+static void print_where(json_object *a)
+{
+	printf("guest=%s owner=%s owner_state=%s state=%s target=%s failures=%" PRId64
+	       " quorate=%s reason=%s\n",
+	       jstr(a, "guest"), jstr(a, "owner"), jstr(a, "owner_state"), jstr(a, "state"),
+	       jstr(a, "target")[0] ? jstr(a, "target") : "-", jint(a, "failures"),
+	       jbool(a, "quorate") ? "yes" : "no", jstr(a, "reason"));
+}
+
+static int ctl_where(int argc, char **argv)
+{
+	struct ctl_opts o;
+	json_object *r;
+	int rc = ctl_options(argc, argv, "where", 1, 1, false, &o);
+
+	if (rc >= 0)
+		return rc;
+	r = request("where");
+	json_object_object_add(r, "guest", json_object_new_string(argv[optind]));
+	return ctl_run(&o, "where", r, print_where);
+}
+
+static void print_leaving(json_object *a)
+{
+	printf("node=%s state=%s leaving=%s reason=%s\n", jstr(a, "node"), jstr(a, "state"),
+	       jbool(a, "leaving") ? "yes" : "no", jstr(a, "reason"));
+}
+
+/* Exit 0 when the node is leaving, 3 when it is not, 1 on error (a predicate for scripts). */
+static int ctl_leaving(int argc, char **argv)
+{
+	struct ctl_opts o;
+	json_object *r, *a;
+	char *reply = NULL;
+	int rc = ctl_options(argc, argv, "leaving", 0, 1, false, &o);
+
+	if (rc >= 0)
+		return rc;
+	r = request("leaving");
+	if (argc - optind == 1)
+		json_object_object_add(r, "node", json_object_new_string(argv[optind]));
+	rc = ctl_call_json(&o, "leaving", r, &a, &reply);
+	if (rc != 0)
+		return rc;
+	if (o.json)
+		printf("%s\n", reply);
+	else
+		print_leaving(a);
+	rc = jbool(a, "leaving") ? 0 : 3;
+	json_object_put(a);
+	free(reply);
+	return rc;
 }
 
 static const struct cmd_spec ctl_cmds[] = {
@@ -330,6 +411,11 @@ static const struct cmd_spec ctl_cmds[] = {
     {"clear", ctl_clear, "Return a node to service", "<node>", CTL_OPTIONS},
     {"migrate", ctl_migrate, "Live-migrate a guest to a node", "<guest> <node>", CTL_OPTIONS},
     {"events", ctl_events, "Show recent cluster events", "[--json]", CTL_OPTIONS},
+    {"where", ctl_where, "Show where a guest runs and which node takes it when its owner leaves",
+     "<guest>", CTL_OPTIONS},
+    {"leaving", ctl_leaving,
+     "Is a node (default: this one) failing or draining? Exit 0 yes, 3 no, 1 error", "[<node>]",
+     CTL_OPTIONS},
 };
 
 static const struct cmd_table ctl_table = {

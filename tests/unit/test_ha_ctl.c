@@ -254,6 +254,143 @@ static void test_socket(void **state)
 	rmdir(dir);
 }
 
+/* --- three nodes: "where" and "leaving" ----------------------------------------------- */
+
+struct three {
+	struct cl_sim_world *w;
+	struct one n[3]; /* n[i] is nodeid i + 1; n[i].w is the shared world */
+};
+
+static void run3(struct three *t)
+{
+	for (int i = 0; i < 3; i++)
+		if (t->n[i].cl)
+			pump(&t->n[i]);
+	cl_sim_run(t->w, 10000);
+}
+
+/*
+ * alpha (1) runs vm1 (512 MiB) and vm2 (3000 MiB, prefers gamma); beta (2) has 8192 MiB free,
+ * gamma (3) 4096 MiB: vm1 goes to beta (most room), vm2 to gamma (preferred).
+ */
+static int setup3(void **state)
+{
+	static const char *const names[] = {"alpha", "beta", "gamma"};
+	static const uint64_t free_mib[] = {8192, 8192, 4096};
+	struct three *t = calloc(1, sizeof(*t));
+	struct ha_guest_info g[2] = {{.name = "vm1", .mem_mib = 512},
+	                             {.name = "vm2", .mem_mib = 3000}};
+
+	snprintf(g[1].preferred[0], sizeof(g[1].preferred[0]), "gamma");
+	assert_int_equal(cl_sim_world_new(&t->w, 3), 0);
+	for (uint32_t i = 0; i < 3; i++) {
+		t->n[i].w = t->w;
+		assert_int_equal(ha_state_new(&t->n[i].st, i + 1, NULL), 0);
+		assert_int_equal(ha_state_set_local(t->n[i].st, names[i], free_mib[i], 1024,
+		                                    i == 0 ? g : NULL, i == 0 ? 2 : 0),
+		                 0);
+		cl_sim_world_next_node(t->w, i + 1);
+		assert_int_equal(cl_sim_ops.open(&t->n[i].cl, "t", &cbs, &t->n[i]), 0);
+		run3(t);
+	}
+	for (int i = 0; i < 3; i++)
+		assert_true(ha_state_synced(t->n[i].st));
+	*state = t;
+	return 0;
+}
+
+static int teardown3(void **state)
+{
+	struct three *t = *state;
+
+	for (int i = 0; i < 3; i++) {
+		cl_sim_ops.close(t->n[i].cl);
+		ha_state_free(t->n[i].st);
+	}
+	cl_sim_world_free(t->w);
+	free(t);
+	return 0;
+}
+
+static void test_where(void **state)
+{
+	struct three *t = *state;
+	struct one *beta = &t->n[1];
+
+	EXPECT(beta, "{\"cmd\":\"where\"}", "missing \\\"guest\\\"");
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm9\"}", "unknown guest 'vm9'");
+	/* asked on any node, the same answer: alpha is ok, the plan if it left */
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm1\"}",
+	       "\"guest\":\"vm1\",\"owner\":\"alpha\",\"owner_state\":\"ok\",\"state\":\"running\","
+	       "\"moving\":false,\"target\":\"beta\"");
+	EXPECT(&t->n[0], "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"target\":\"gamma\"");
+	EXPECT(&t->n[0], "{\"cmd\":\"where\",\"guest\":\"vm2\"}",
+	       "\"reason\":\"if alpha left: migrate: ");
+	/* asking changed nothing: alpha is still ok, no plan */
+	assert_int_equal(ha_state_node(beta->st, 1)->state, HA_NODE_OK);
+	EXPECT(beta, "{\"cmd\":\"status\"}", "\"plan\":[]");
+
+	/* no room anywhere for vm2 once gamma is full: no target, the planner's reason */
+	EXPECT(beta, "{\"cmd\":\"mark-failing\",\"node\":\"gamma\"}", "\"ok\":true");
+	run3(t);
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"target\":\"beta\"");
+	EXPECT(beta, "{\"cmd\":\"mark-failing\",\"node\":\"beta\"}", "\"ok\":true");
+	run3(t);
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"target\":\"\",");
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm2\"}", "\"reason\":\"if alpha left: stay: ");
+	EXPECT(beta, "{\"cmd\":\"clear\",\"node\":\"beta\"}", "\"ok\":true");
+	EXPECT(beta, "{\"cmd\":\"clear\",\"node\":\"gamma\"}", "\"ok\":true");
+	run3(t);
+
+	/* a migration in flight: the target is where it is going */
+	EXPECT(beta, "{\"cmd\":\"migrate\",\"guest\":\"vm1\",\"node\":\"gamma\"}", "\"ok\":true");
+	run3(t);
+	{
+		struct ha_msg m = {.type = HA_MSG_MIG_START, .from = 1, .to = 3};
+
+		snprintf(m.guest, sizeof(m.guest), "vm1");
+		assert_int_equal(ha_state_submit(t->n[0].st, &m), 0);
+		run3(t);
+	}
+	assert_int_equal(ha_state_guest(beta->st, "vm1")->moving_to, 3);
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm1\"}",
+	       "\"state\":\"migrating\",\"moving\":true,\"target\":\"gamma\"");
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm1\"}",
+	       "\"reason\":\"live migration to gamma in progress\"");
+}
+
+static void test_leaving(void **state)
+{
+	struct three *t = *state;
+	struct one *alpha = &t->n[0];
+
+	EXPECT(alpha, "{\"cmd\":\"leaving\"}",
+	       "\"node\":\"alpha\",\"state\":\"ok\",\"leaving\":false");
+	EXPECT(alpha, "{\"cmd\":\"leaving\",\"node\":\"zeta\"}", "unknown node 'zeta'");
+	EXPECT(&t->n[2], "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"reason\":\"fan\"}",
+	       "\"ok\":true");
+	run3(t);
+	EXPECT(alpha, "{\"cmd\":\"leaving\"}",
+	       "\"node\":\"alpha\",\"state\":\"failing\",\"leaving\":true,\"reason\":\"fan\"");
+	EXPECT(&t->n[1], "{\"cmd\":\"leaving\",\"node\":\"alpha\"}", "\"leaving\":true");
+	EXPECT(&t->n[1], "{\"cmd\":\"leaving\"}", "\"node\":\"beta\",\"state\":\"ok\"");
+	/* once failing, "where" answers with the real plan */
+	EXPECT(&t->n[1], "{\"cmd\":\"where\",\"guest\":\"vm1\"}",
+	       "\"owner_state\":\"failing\",\"state\":\"running\",\"moving\":false,"
+	       "\"target\":\"beta\"");
+	/* draining (an agent stopping) is leaving too */
+	{
+		struct ha_msg m = {.type = HA_MSG_SET_STATE, .node = 2, .state = HA_NODE_DRAINING};
+
+		assert_int_equal(ha_state_submit(t->n[1].st, &m), 0);
+		run3(t);
+	}
+	EXPECT(alpha, "{\"cmd\":\"leaving\",\"node\":\"beta\"}",
+	       "\"state\":\"draining\",\"leaving\":true");
+	EXPECT(alpha, "{\"cmd\":\"leaving\",\"node\":\"3\"}",
+	       "\"node\":\"gamma\",\"state\":\"ok\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -261,6 +398,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_status_nodes_guests, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mark_failing_and_clear, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_where, setup3, teardown3),
+	    cmocka_unit_test_setup_teardown(test_leaving, setup3, teardown3),
 	};
 
 	log_set_sink(log_sink_capture());
