@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "xl-ext/sim/simdom.h"
+#include "xl-ext/core/guestproto.h"
 
 static volatile sig_atomic_t probe_stop;
 
@@ -40,7 +40,7 @@ static int64_t now_us(void)
 
 int main(int argc, char **argv)
 {
-	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(SIMDOM_UDP_PORT)};
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(GUEST_PROBE_PORT)};
 	int64_t start, end, next, last_reply = 0, max_gap = 0, first_reply = 0;
 	uint32_t seq = 0, answered = 0, max_lost_run = 0, last_seq_answered = 0;
 	uint64_t last_counter = 0, boot_id = 0;
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
 		if (now >= next) {
 			char req[8];
 
-			memcpy(req, SIMDOM_PROBE_MAGIC, 4);
+			memcpy(req, GUEST_PROBE_MAGIC, 4);
 			memcpy(req + 4, &seq, 4);
 			sendto(fd, req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to));
 			seq++;
@@ -90,11 +90,12 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (poll(&p, 1, wait) == 1) {
-			struct simdom_probe_reply r;
+			struct guest_probe_reply r;
 			ssize_t n = recv(fd, &r, sizeof(r), 0);
 
-			if (n != (ssize_t)sizeof(r) || memcmp(r.magic, SIMDOM_REPLY_MAGIC, 4) ||
-			    r.seq >= seq || seen[r.seq])
+			if (n != (ssize_t)sizeof(r) ||
+			    memcmp(r.magic, GUEST_PROBE_REPLY_MAGIC, 4) || r.seq >= seq ||
+			    seen[r.seq])
 				continue;
 			seen[r.seq] = 1;
 			answered++;

@@ -33,6 +33,7 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "xl-ext/core/guestproto.h"
 #include "xl-ext/sim/dirtylog.h"
 #include "xl-ext/sim/guestmem.h"
 #include "xl-ext/sim/simcfg.h"
@@ -363,7 +364,7 @@ static void *udp_main(void *arg)
 
 	for (;;) {
 		struct pollfd p = {.fd = d->udp_fd, .events = POLLIN};
-		struct simdom_probe_reply rep;
+		struct guest_probe_reply rep;
 		struct sockaddr_in from;
 		socklen_t flen = sizeof(from);
 		char req[64];
@@ -375,7 +376,7 @@ static void *udp_main(void *arg)
 		if (poll(&p, 1, 100) <= 0)
 			continue;
 		n = recvfrom(d->udp_fd, req, sizeof(req), 0, (struct sockaddr *)&from, &flen);
-		if (n < 8 || memcmp(req, SIMDOM_PROBE_MAGIC, 4) != 0)
+		if (n < 8 || memcmp(req, GUEST_PROBE_MAGIC, 4) != 0)
 			continue;
 		pthread_mutex_lock(&d->lock);
 		running = d->state == ST_RUNNING && !d->pause_req;
@@ -383,7 +384,7 @@ static void *udp_main(void *arg)
 		if (!running)
 			continue; /* a paused guest does not answer */
 		memset(&rep, 0, sizeof(rep));
-		memcpy(rep.magic, SIMDOM_REPLY_MAGIC, 4);
+		memcpy(rep.magic, GUEST_PROBE_REPLY_MAGIC, 4);
 		memcpy(&rep.seq, req + 4, 4);
 		rep.boot_id = sb->boot_id;
 		rep.counter = __atomic_load_n(&sb->counter, __ATOMIC_RELAXED);
@@ -421,7 +422,7 @@ static void *announce_main(void *arg)
  */
 static int net_prepare(struct simdom *d)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(SIMDOM_UDP_PORT)};
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(GUEST_PROBE_PORT)};
 	int one = 1, rc;
 
 	if (!d->cfg.ip[0])
@@ -439,7 +440,7 @@ static int net_prepare(struct simdom *d)
 	if (bind(d->udp_fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
 		rc = err_from_errno(errno);
 		log_error_errno(errno, "domain %s: cannot bind the probe service to %s:%d", d->name,
-		                d->cfg.ip, SIMDOM_UDP_PORT);
+		                d->cfg.ip, GUEST_PROBE_PORT);
 		close(d->udp_fd);
 		d->udp_fd = -1;
 		return rc;
