@@ -24,17 +24,39 @@
 #include "xl-ext/sim/simcfg.h"
 
 /*
+ * The program a domain runs as: $XLEXT_SIMDOM (the build tree, the tests), else the one
+ * installed beside xl-ext's other private files.
+ */
+static const char *simdom_helper(void)
+{
+	const char *env = getenv("XLEXT_SIMDOM");
+
+	return env && env[0] ? env : PKGLIBEXECDIR "/xl-ext-simdom";
+}
+
+/*
  * Start a domain process for dir (config.json written) and wait until it is ready. The
  * process is re-parented to init (double fork) and logs to dir/log.
  */
 static int spawn_domain(const char *dir, int incoming)
 {
-	char fdstr[16], logpath[320];
+	const char *helper = simdom_helper();
+	char fdstr[16], logpath[320], exec_failed[512];
 	int pipefd[2], status;
 	char ready = 1;
 	pid_t child;
 	struct pollfd p;
 
+	if (access(helper, X_OK) < 0) {
+		log_error_errno(errno,
+		                "cannot run the sim domain program %s (is xl-ext installed? "
+		                "XLEXT_SIMDOM names another)",
+		                helper);
+		return ERR_NOTFOUND;
+	}
+	/* written by the child if exec fails: no formatting after fork */
+	snprintf(exec_failed, sizeof(exec_failed), "cannot execute the sim domain program %s\n",
+	         helper);
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return err_from_errno(errno);
 	child = fork();
@@ -45,6 +67,7 @@ static int spawn_domain(const char *dir, int incoming)
 	}
 	if (child == 0) {
 		int devnull, logfd;
+		ssize_t ignored;
 
 		setsid();
 		if (fork() != 0)
@@ -61,8 +84,10 @@ static int spawn_domain(const char *dir, int incoming)
 		/* the notify pipe must survive exec */
 		fcntl(pipefd[1], F_SETFD, 0);
 		snprintf(fdstr, sizeof(fdstr), "%d", pipefd[1]);
-		execl("/proc/self/exe", "xl-ext", "__sim-domain", dir,
-		      incoming ? "incoming" : "boot", fdstr, (char *)NULL);
+		execl(helper, "xl-ext-simdom", dir, incoming ? "incoming" : "boot", fdstr,
+		      (char *)NULL);
+		ignored = write(2, exec_failed, strlen(exec_failed));
+		(void)ignored;
 		_exit(127);
 	}
 	close(pipefd[1]);

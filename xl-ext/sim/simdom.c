@@ -159,7 +159,7 @@ static int boot(struct simdom *d)
 	return 0;
 }
 
-int simdom_main(const char *dir, int incoming, int notify_fd)
+int simdom_run(const char *dir, int incoming, int notify_fd)
 {
 	static struct simdom dom;
 	struct simdom *d = &dom;

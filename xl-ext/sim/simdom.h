@@ -23,10 +23,11 @@ struct simdom_vcpu_regs {
 };
 
 /*
- * The domain process's main: dir is its state directory (config.json there), incoming
- * selects a paused, empty domain that waits for a migration stream. notify_fd receives one
- * byte (0 ready, 1 failed) once it is ready or has failed. Returns the exit status.
+ * Run the domain process (xl-ext-simdom's main): dir is its state directory (config.json
+ * there), incoming selects a paused, empty domain that waits for a migration stream.
+ * notify_fd receives one byte (0 ready, 1 failed) once it is ready or has failed.
+ * Returns the exit status.
  */
-int simdom_main(const char *dir, int incoming, int notify_fd);
+int simdom_run(const char *dir, int incoming, int notify_fd);
 
 #endif
