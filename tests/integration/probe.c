@@ -1,17 +1,22 @@
 /*
  * probe.c - a client of a simulated guest's UDP service, as an operator's monitoring would be.
  *
- *   probe <ip> <duration_ms> [interval_ms]
+ *   probe <ip> <duration_ms> [interval_ms [gap_log_ms]]
  *
  * Sends a numbered probe every interval (default 10 ms) for duration and prints one summary
  * line of key=value pairs: probes sent and answered, the longest run of unanswered probes and
- * the longest gap between replies, whether the guest's counter ever went backwards or its
- * boot id changed (a restart), and the sequence of hosts that answered. SIGTERM or SIGINT ends
- * the run early, with the same summary (for runs whose length is not known in advance).
+ * the longest gap between replies, the longest gap across a change of answering host (the
+ * switch-over a client sees) and the longest other gap, whether the guest's counter ever went
+ * backwards or its boot id changed (a restart), and the sequence of hosts that answered.
+ * With gap_log_ms, every gap between replies of at least that many ms is also printed on
+ * stderr with the wall-clock time (CLOCK_REALTIME, s) of the reply that ended it, to line it
+ * up with other logs. SIGTERM or SIGINT ends the run early, with the same summary (for runs
+ * whose length is not known in advance).
  */
 #include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +35,14 @@ static void on_stop(int sig)
 	probe_stop = 1;
 }
 
+static double realtime_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static int64_t now_us(void)
 {
 	struct timespec ts;
@@ -42,6 +55,7 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(GUEST_PROBE_PORT)};
 	int64_t start, end, next, last_reply = 0, max_gap = 0, first_reply = 0;
+	int64_t switch_gap = 0, other_gap = 0, gap_log_us = 0;
 	uint32_t seq = 0, answered = 0, max_lost_run = 0, last_seq_answered = 0;
 	uint64_t last_counter = 0, boot_id = 0;
 	int fd, backwards = 0, reboots = 0, interval_ms;
@@ -57,6 +71,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	interval_ms = argc > 3 ? atoi(argv[3]) : 10;
+	gap_log_us = argc > 4 ? (int64_t)atoi(argv[4]) * 1000 : 0;
 	if (interval_ms < 1 || atoi(argv[2]) < 1 || atoi(argv[2]) > 3600000) {
 		fprintf(stderr, "probe: bad duration or interval\n");
 		return 2;
@@ -102,8 +117,23 @@ int main(int argc, char **argv)
 			now = now_us();
 			if (!first_reply)
 				first_reply = now;
-			if (last_reply && now - last_reply > max_gap)
-				max_gap = now - last_reply;
+			r.host[sizeof(r.host) - 1] = '\0';
+			if (last_reply) {
+				int64_t gap = now - last_reply;
+				bool moved = last_host[0] && strcmp(r.host, last_host);
+
+				if (gap > max_gap)
+					max_gap = gap;
+				if (moved && gap > switch_gap)
+					switch_gap = gap;
+				if (!moved && gap > other_gap)
+					other_gap = gap;
+				if (gap_log_us && gap >= gap_log_us)
+					fprintf(stderr, "probe: gap %.1f ms ending at %.3f%s%s%s\n",
+					        (double)gap / 1000.0, realtime_s(),
+					        moved ? " (switch-over " : "",
+					        moved ? last_host : "", moved ? ")" : "");
+			}
 			last_reply = now;
 			if (r.seq > last_seq_answered &&
 			    r.seq - last_seq_answered - 1 > max_lost_run && answered > 1)
@@ -116,7 +146,6 @@ int main(int argc, char **argv)
 			if (r.counter < last_counter)
 				backwards++;
 			last_counter = r.counter;
-			r.host[sizeof(r.host) - 1] = '\0';
 			if (strcmp(r.host, last_host)) {
 				snprintf(last_host, sizeof(last_host), "%s", r.host);
 				if (strlen(hosts) + strlen(r.host) + 2 < sizeof(hosts)) {
@@ -127,10 +156,11 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	printf("sent=%u answered=%u lost=%u max_lost_run=%u max_gap_ms=%.1f counter_backwards=%d "
-	       "reboots=%d last_counter=%llu hosts=%s\n",
-	       seq, answered, seq - answered, max_lost_run, (double)max_gap / 1000.0, backwards,
-	       reboots, (unsigned long long)last_counter, hosts[0] ? hosts : "none");
+	printf("sent=%u answered=%u lost=%u max_lost_run=%u max_gap_ms=%.1f switch_gap_ms=%.1f "
+	       "max_other_gap_ms=%.1f counter_backwards=%d reboots=%d last_counter=%llu hosts=%s\n",
+	       seq, answered, seq - answered, max_lost_run, (double)max_gap / 1000.0,
+	       (double)switch_gap / 1000.0, (double)other_gap / 1000.0, backwards, reboots,
+	       (unsigned long long)last_counter, hosts[0] ? hosts : "none");
 	close(fd);
 	free(seen);
 	return 0;
