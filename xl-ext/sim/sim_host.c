@@ -293,7 +293,6 @@ void sim_close(struct hv *hv)
 {
 	if (!hv)
 		return;
-	sim_unmap_deferred(hv);
 	sim_unlock(hv);
 	free(hv);
 }

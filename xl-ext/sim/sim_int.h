@@ -19,20 +19,10 @@ struct sim_config;
 #define SIM_SPAWN_TIMEOUT_MS   15000
 #define SIM_DESTROY_TIMEOUT_MS 5000
 
-#define SIM_DEFERRED_MAPS 4
-
 struct hv {
 	char root[256];
 	uint64_t capacity_mib;
 	int lock_fd;
-	/*
-	 * Guest memory mappings of a migration, unmapped at close: tearing down the page tables
-	 * of a large mapping takes milliseconds, which must not fall inside the downtime.
-	 */
-	struct {
-		void *addr;
-		size_t len;
-	} deferred[SIM_DEFERRED_MAPS];
 };
 
 /* sim_host.c: the host's state directory, its lock and its domain records */
@@ -68,7 +58,5 @@ int sim_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_para
 int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,
                        const struct mig_params *params, struct mig_report *report,
                        uint32_t *domid_r);
-/* Unmap the mappings of past migrations (at close). */
-void sim_unmap_deferred(struct hv *hv);
 
 #endif

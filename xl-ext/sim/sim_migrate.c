@@ -20,26 +20,6 @@
 #include "xl-ext/sim/simcfg.h"
 #include "xl-ext/sim/simctl.h"
 
-/* Unmap at close, or now if the table is full. */
-static void unmap_later(struct hv *hv, void *addr, size_t len)
-{
-	for (size_t i = 0; i < SIM_DEFERRED_MAPS; i++) {
-		if (!hv->deferred[i].addr) {
-			hv->deferred[i].addr = addr;
-			hv->deferred[i].len = len;
-			return;
-		}
-	}
-	munmap(addr, len);
-}
-
-void sim_unmap_deferred(struct hv *hv)
-{
-	for (size_t i = 0; i < SIM_DEFERRED_MAPS; i++)
-		if (hv->deferred[i].addr)
-			munmap(hv->deferred[i].addr, hv->deferred[i].len);
-}
-
 /* --- the source side ------------------------------------------------------------------- */
 
 struct sim_source {
@@ -112,12 +92,14 @@ static const struct pc_source_ops sim_source_ops = {
     .suspend = src_suspend,
 };
 
-/* Map a domain's memory (read-only for a source, writable for an incoming domain). */
-static int map_memory(int ctl, int writable, uint8_t **mem_r, uint64_t *nr_pages_r)
+/*
+ * A domain's memory file (its RAM memfd) and size in pages. The migration reads and writes
+ * it with pread/pwrite, never through a mapping: see the memory model in simdom_mem.c.
+ */
+static int memory_file(int ctl, int *fd_r, uint64_t *nr_pages_r)
 {
 	char buf[64];
 	int fd = -1, rc;
-	void *mem;
 
 	rc = simctl_call(ctl, "memfd", NULL, 0, buf, sizeof(buf), NULL, &fd);
 	if (rc)
@@ -125,12 +107,7 @@ static int map_memory(int ctl, int writable, uint8_t **mem_r, uint64_t *nr_pages
 	if (fd < 0)
 		return ERR_PROTO;
 	*nr_pages_r = strtoull(buf, NULL, 10);
-	mem = mmap(NULL, *nr_pages_r * 4096, writable ? PROT_READ | PROT_WRITE : PROT_READ,
-	           MAP_SHARED, fd, 0);
-	close(fd);
-	if (mem == MAP_FAILED)
-		return err_from_errno(errno);
-	*mem_r = mem;
+	*fd_r = fd;
 	return 0;
 }
 
@@ -138,10 +115,9 @@ int sim_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_para
                     struct mig_report *report)
 {
 	struct sim_source s = {.hv = hv, .domid = domid, .ctl = -1};
-	struct pc_source src = {.ops = &sim_source_ops, .arg = &s};
+	struct pc_source src = {.ops = &sim_source_ops, .arg = &s, .mem_fd = -1};
 	struct mig_report scratch;
 	struct hv_domain_info info;
-	uint8_t *mem = NULL;
 	int rc;
 
 	rc = sim_read_info(hv, domid, &info, NULL);
@@ -150,17 +126,16 @@ int sim_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_para
 	rc = sim_ctl_open(hv, domid, &s.ctl);
 	if (rc)
 		return rc;
-	rc = map_memory(s.ctl, 0, &mem, &src.nr_pages);
+	rc = memory_file(s.ctl, &src.mem_fd, &src.nr_pages);
 	if (rc)
 		goto out;
 	s.bm_bytes = ((src.nr_pages + 63) / 64) * 8;
-	src.mem = mem;
 	src.type = info.type;
 	src.nr_vcpus = info.vcpus;
 	rc = pc_send(&src, fd, params, report ? report : &scratch);
 out:
-	if (mem)
-		unmap_later(hv, mem, src.nr_pages * 4096);
+	if (src.mem_fd >= 0)
+		close(src.mem_fd);
 	if (s.bitmap)
 		munmap(s.bitmap, s.bm_bytes);
 	close(s.ctl);
@@ -177,11 +152,11 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	struct pc_cpu_state st = {0};
 	struct mig_report scratch;
 	uint32_t domid = HV_INVALID_DOMID;
-	uint8_t *mem = NULL, *blob = NULL;
+	uint8_t *blob = NULL;
 	uint64_t nr_pages = 0;
 	size_t blob_len = 0;
 	int64_t t_end = 0;
-	int ctl = -1, rc;
+	int ctl = -1, mem_fd = -1, rc;
 
 	(void)params;
 	rc = simcfg_from_json(config_json, &cfg);
@@ -194,10 +169,10 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	rc = sim_ctl_open(hv, domid, &ctl);
 	if (rc)
 		goto out;
-	rc = map_memory(ctl, 1, &mem, &nr_pages);
+	rc = memory_file(ctl, &mem_fd, &nr_pages);
 	if (rc)
 		goto out;
-	rc = pc_receive(fd, mem, nr_pages, cfg.type, cfg.vcpus, &st, report ? report : &scratch);
+	rc = pc_receive(fd, mem_fd, nr_pages, cfg.type, cfg.vcpus, &st, report ? report : &scratch);
 	if (rc)
 		goto out;
 	t_end = loop_now_us();
@@ -212,10 +187,8 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 out:
 	free(blob);
 	pc_cpu_state_free(&st);
-	if (mem && !rc)
-		unmap_later(hv, mem, nr_pages * 4096);
-	else if (mem)
-		munmap(mem, nr_pages * 4096);
+	if (mem_fd >= 0)
+		close(mem_fd);
 	if (ctl >= 0)
 		close(ctl);
 	if (rc && domid != HV_INVALID_DOMID)

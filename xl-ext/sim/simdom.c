@@ -108,8 +108,6 @@ static void teardown(struct simdom *d)
 			pthread_join(d->vcpu_threads[v], NULL);
 	if (d->announcing)
 		pthread_join(d->announce_thread, NULL);
-	if (d->populating)
-		pthread_join(d->populate_thread, NULL);
 	if (d->disk_started)
 		pthread_join(d->disk_thread, NULL);
 	simdisk_release(d->disk, d->name);
@@ -195,7 +193,6 @@ int simdom_run(const char *dir, int incoming, int notify_fd)
 	}
 	if (incoming) {
 		d->state = ST_INCOMING;
-		simdom_mem_populate_start(d);
 	} else {
 		rc = boot(d);
 		if (rc)

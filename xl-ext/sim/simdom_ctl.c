@@ -231,13 +231,22 @@ static void cmd_restore_state(struct simdom *d, const uint8_t *data, size_t len,
 
 static void cmd_check(struct simdom *d, struct reply *r)
 {
+	uint64_t *present = NULL;
 	struct gm_check c;
+	int rc;
 
 	if (d->state == ST_RUNNING) {
 		say(r, ERR_BUSY, "domain %s must be paused to check its memory", d->name);
 		return;
 	}
-	gm_verify(d->mem, d->nr_pages, &c);
+	rc = simdom_mem_data_pages(d, &present);
+	if (rc) {
+		say(r, rc, "domain %s: cannot tell which pages hold data: %s", d->name,
+		    err_str(rc));
+		return;
+	}
+	gm_verify(d->mem, d->nr_pages, present, &c);
+	free(present);
 	say(r, (c.xor_ok && !c.bad_pages) ? 0 : ERR_CHECKSUM,
 	    "{\"counter\":%llu,\"pages_written\":%llu,\"pages_zero\":%llu,\"bad_pages\":%llu,"
 	    "\"first_bad_pfn\":%lld,\"max_gen\":%llu,\"superblock_ok\":%s,\"xor_ok\":%s}",

@@ -58,8 +58,6 @@ struct simdom {
 	atomic_uint throttle;
 	uint8_t dm[SIMDOM_DM_SIZE] __attribute__((aligned(8)));
 
-	pthread_t populate_thread;
-	bool populating;
 	struct simnet net;
 	bool net_open;
 	bool udp_started;
@@ -85,8 +83,11 @@ void simdom_write_info(struct simdom *d);
 
 /* simdom_mem.c */
 int simdom_mem_setup(struct simdom *d);
-/* An incoming domain's memory is populated in the background (see simdom_mem.c). */
-void simdom_mem_populate_start(struct simdom *d);
+/*
+ * A bitmap (nr_pages bits, caller frees) of the pages that hold data, from SEEK_DATA: to look
+ * at guest memory without reading holes through the mapping, which would allocate them.
+ */
+int simdom_mem_data_pages(const struct simdom *d, uint64_t **bitmap_r);
 
 /* simdom_vcpu.c */
 int simdom_start_vcpus(struct simdom *d);
