@@ -16,6 +16,14 @@
 #define PAGE_SIZE_BYTES ((uintptr_t)DIRTYLOG_PAGE_SIZE)
 #define WORD_BITS       64u
 
+/*
+ * Enabling, harvesting and disabling walk the range in chunks of this many pages (64 MiB):
+ * each chunk holds the address space's locks only briefly, so the guest's own faults (a
+ * vCPU's first write to a page, the probe service's) never wait for the whole of a large
+ * guest's memory, as they do not on Xen (whose log-dirty peek-and-clean is preemptible).
+ */
+#define DIRTYLOG_CHUNK_PAGES 16384u
+
 struct mp_slot;
 struct page_region;
 

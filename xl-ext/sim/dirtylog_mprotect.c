@@ -273,6 +273,22 @@ out_unlock:
 	return rc;
 }
 
+/*
+ * mprotect the range in chunks of DIRTYLOG_CHUNK_PAGES: each call holds the address space's
+ * lock for writing, which every fault of the writers (and our handler's own mprotect) waits
+ * for. The argument above holds per page, so splitting the call changes nothing there.
+ */
+static int mp_protect_range(struct dirtylog *dl, int prot)
+{
+	const size_t chunk = (size_t)DIRTYLOG_CHUNK_PAGES * PAGE_SIZE_BYTES, len = range_bytes(dl);
+
+	for (size_t off = 0; off < len; off += chunk)
+		if (mprotect((void *)(dl->base + off), len - off < chunk ? len - off : chunk,
+		             prot) < 0)
+			return -1;
+	return 0;
+}
+
 /* Swap the bitmap out (into out, when given) and write-protect the range: see the argument. */
 static int mp_swap_and_protect(struct dirtylog *dl, uint64_t *out, size_t *ndirty_r)
 {
@@ -288,7 +304,7 @@ static int mp_swap_and_protect(struct dirtylog *dl, uint64_t *out, size_t *ndirt
 			out[w] = word;
 		ndirty += (size_t)__builtin_popcountll(word);
 	}
-	if (mprotect((void *)dl->base, range_bytes(dl), PROT_READ) < 0) {
+	if (mp_protect_range(dl, PROT_READ) < 0) {
 		int err = errno;
 
 		/* Some pages may still be writable with their bits gone: log them all. */
@@ -329,7 +345,7 @@ static int mp_fetch(struct dirtylog *dl, uint64_t *bitmap, size_t *ndirty_r)
 
 static int mp_disable(struct dirtylog *dl)
 {
-	if (mprotect((void *)dl->base, range_bytes(dl), PROT_READ | PROT_WRITE) < 0) {
+	if (mp_protect_range(dl, PROT_READ | PROT_WRITE) < 0) {
 		int err = errno;
 
 		log_error_errno(err, "dirty log at %p (%zu pages): cannot unprotect the range",

@@ -135,20 +135,28 @@ static int uffd_register(int uffd, uintptr_t base, size_t len)
 	return 0;
 }
 
-/* Write-protect (wp = true) or unprotect the whole range; markers cover unpopulated pages. */
+/*
+ * Write-protect (wp = true) or unprotect the range; markers cover unpopulated pages. In
+ * chunks of DIRTYLOG_CHUNK_PAGES: each call walks its page tables under the address space's
+ * lock and ends in a TLB flush, so the writers' faults wait at most one chunk.
+ */
 static int uffd_writeprotect(int uffd, uintptr_t base, size_t len, bool wp)
 {
-	struct uffdio_writeprotect arg = {
-	    .range = {.start = base, .len = len},
-	    .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
-	};
-	int tries = 0;
+	const size_t chunk = (size_t)DIRTYLOG_CHUNK_PAGES * PAGE_SIZE_BYTES;
 
-	/* EAGAIN: the address space is changing under us (fork, mremap); try again. */
-	while (ioctl(uffd, UFFDIO_WRITEPROTECT, &arg) < 0) {
-		if (errno != EAGAIN || ++tries > 100)
-			return err_from_errno(errno);
-		sched_yield();
+	for (size_t off = 0; off < len; off += chunk) {
+		struct uffdio_writeprotect arg = {
+		    .range = {.start = base + off, .len = len - off < chunk ? len - off : chunk},
+		    .mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+		};
+		int tries = 0;
+
+		/* EAGAIN: the address space is changing under us (fork, mremap); try again. */
+		while (ioctl(uffd, UFFDIO_WRITEPROTECT, &arg) < 0) {
+			if (errno != EAGAIN || ++tries > 100)
+				return err_from_errno(errno);
+			sched_yield();
+		}
 	}
 	return 0;
 }
@@ -157,8 +165,9 @@ static int uffd_writeprotect(int uffd, uintptr_t base, size_t len, bool wp)
  * One fetch-and-clear pass over [base, base + npages pages): every page written since it was
  * last write-protected is reported in bitmap and write-protected again, atomically per page
  * under the page-table lock, so a concurrent write lands either before (reported now) or after
- * (faults, reported next time). The walk may stop early when regions fills up: walk_end tells
- * where, and the next call resumes there.
+ * (faults, reported next time). Each call walks at most DIRTYLOG_CHUNK_PAGES (bounding how long
+ * the writers' faults wait), and may stop earlier when regions fills up: walk_end tells where,
+ * and the next call resumes there.
  */
 static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base, size_t npages,
                      uint64_t *bitmap, size_t *ndirty_r)
@@ -168,11 +177,14 @@ static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base
 	size_t ndirty = 0;
 
 	while (start < end) {
+		uintptr_t stop = end - start > (uintptr_t)DIRTYLOG_CHUNK_PAGES * PAGE_SIZE_BYTES
+		                     ? start + (uintptr_t)DIRTYLOG_CHUNK_PAGES * PAGE_SIZE_BYTES
+		                     : end;
 		struct pm_scan_arg arg = {
 		    .size = sizeof(arg),
 		    .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
 		    .start = start,
-		    .end = end,
+		    .end = stop,
 		    .vec = (uintptr_t)regions,
 		    .vec_len = UFFD_SCAN_REGIONS,
 		    .category_mask = PAGE_IS_WRITTEN,
@@ -189,8 +201,8 @@ static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base
 
 			if (rs < start)
 				rs = start;
-			if (re > end)
-				re = end;
+			if (re > stop)
+				re = stop;
 			if (re <= rs)
 				continue; /* empty region: nothing to report */
 			dirtylog_set_bits(bitmap, (rs - base) / PAGE_SIZE_BYTES,
@@ -201,7 +213,7 @@ static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base
 		/* Everything before walk_end, and before any region reported, was scanned. */
 		if (arg.walk_end > next)
 			next = arg.walk_end;
-		if (next <= start || next > end)
+		if (next <= start || next > stop)
 			return ERR_INTERNAL; /* no progress: never loop forever */
 		start = next;
 	}
