@@ -77,11 +77,13 @@ static void cmd_unpause(struct simdom *d, struct reply *r)
 	}
 	d->pause_req = false;
 	d->state = ST_RUNNING;
+	atomic_store(&d->running, true);
 	pthread_cond_broadcast(&d->cond);
-	simdom_write_info(d);
+	/* the guest runs from here: its network comes up before the state file is written */
 	pthread_mutex_unlock(&d->lock);
 	rc = simdom_net_attach(d);
 	pthread_mutex_lock(&d->lock);
+	simdom_write_info(d);
 	if (rc)
 		log_warn("domain %s: running without network: %s", d->name, err_str(rc));
 	say(r, 0, "running");
@@ -256,11 +258,34 @@ static void cmd_check(struct simdom *d, struct reply *r)
 	    c.sb_ok ? "true" : "false", c.xor_ok ? "true" : "false");
 }
 
+/*
+ * The dirty-log commands, run without the domain's lock: the dirty log has its own, and d->dl
+ * and the bitmap are this thread's alone. Enabling or harvesting the log of a large guest
+ * takes milliseconds, during which the vCPUs and the probe service, which take the domain's
+ * lock, must keep running as they do on Xen. Returns false for any other command.
+ */
+static bool dispatch_logdirty(struct simdom *d, const char *cmd, struct reply *r)
+{
+	if (!strcmp(cmd, "logdirty-enable"))
+		cmd_logdirty_enable(d, r);
+	else if (!strcmp(cmd, "logdirty-fetch"))
+		cmd_logdirty_fetch(d, r);
+	else if (!strcmp(cmd, "logdirty-disable"))
+		say(r, d->dl ? dirtylog_disable(d->dl) : 0, "off");
+	else
+		return false;
+	return true;
+}
+
 static void dispatch(struct simdom *d, const char *cmd, const uint8_t *data, size_t len,
                      struct reply *r)
 {
 	char arg[HV_NAME_MAX + 8];
 
+	if (dispatch_logdirty(d, cmd, r))
+		return;
+	if (!strcmp(cmd, "resume") && d->dl)
+		dirtylog_disable(d->dl); /* outside the lock, as above */
 	pthread_mutex_lock(&d->lock);
 	if (!strcmp(cmd, "info")) {
 		cmd_info(d, r);
@@ -283,12 +308,6 @@ static void dispatch(struct simdom *d, const char *cmd, const uint8_t *data, siz
 	} else if (!strcmp(cmd, "memfd")) {
 		say(r, 0, "%llu", (unsigned long long)d->nr_pages);
 		r->fd = d->memfd;
-	} else if (!strcmp(cmd, "logdirty-enable")) {
-		cmd_logdirty_enable(d, r);
-	} else if (!strcmp(cmd, "logdirty-fetch")) {
-		cmd_logdirty_fetch(d, r);
-	} else if (!strcmp(cmd, "logdirty-disable")) {
-		say(r, d->dl ? dirtylog_disable(d->dl) : 0, "off");
 	} else if (sscanf(cmd, "throttle %8s", arg) == 1) {
 		unsigned pct = (unsigned)atoi(arg);
 
@@ -301,8 +320,6 @@ static void dispatch(struct simdom *d, const char *cmd, const uint8_t *data, siz
 	} else if (!strcmp(cmd, "suspend")) {
 		cmd_suspend(d, r);
 	} else if (!strcmp(cmd, "resume")) {
-		if (d->dl)
-			dirtylog_disable(d->dl);
 		atomic_store(&d->throttle, 0);
 		cmd_unpause(d, r);
 	} else if (!strcmp(cmd, "restore-state")) {

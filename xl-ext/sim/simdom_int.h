@@ -49,6 +49,7 @@ struct simdom {
 	pthread_cond_t cond;
 	enum dom_state state;
 	bool pause_req;
+	atomic_bool running; /* state running, no pause requested: the probe service answers */
 	bool quit;
 	unsigned parked;
 	unsigned nvcpus;

@@ -34,7 +34,6 @@ static void *udp_main(void *arg)
 		socklen_t flen = sizeof(from);
 		char req[64];
 		ssize_t n;
-		bool running;
 
 		if (__atomic_load_n(&d->quit, __ATOMIC_RELAXED))
 			break;
@@ -43,11 +42,10 @@ static void *udp_main(void *arg)
 		n = recvfrom(d->udp_fd, req, sizeof(req), 0, (struct sockaddr *)&from, &flen);
 		if (n < 8 || memcmp(req, GUEST_PROBE_MAGIC, 4) != 0)
 			continue;
-		pthread_mutex_lock(&d->lock);
-		running = d->state == ST_RUNNING && !d->pause_req;
-		pthread_mutex_unlock(&d->lock);
-		if (!running)
-			continue; /* a paused guest does not answer */
+		/* a paused guest does not answer; the flag, not the domain's lock, which a
+		 * control command may hold */
+		if (!atomic_load(&d->running))
+			continue;
 		memset(&rep, 0, sizeof(rep));
 		memcpy(rep.magic, GUEST_PROBE_REPLY_MAGIC, 4);
 		memcpy(&rep.seq, req + 4, 4);

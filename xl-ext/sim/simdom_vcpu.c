@@ -152,6 +152,7 @@ int simdom_start_vcpus(struct simdom *d)
 /* Park every vCPU between two page writes. Called with lock held. */
 void simdom_pause_locked(struct simdom *d)
 {
+	atomic_store(&d->running, false);
 	d->pause_req = true;
 	pthread_cond_broadcast(&d->cond);
 	if (d->vcpus_started)
