@@ -130,6 +130,23 @@ static void teardown(struct simdom *d)
 	rmdir(d->dir);
 }
 
+/*
+ * The domain's lock inherits priority: the guest threads that take it run ahead of dom0
+ * (simdom_guest_thread), the control thread that also takes it does not, and on a busy host a
+ * control thread preempted while holding it (writing the state file) kept the vCPUs waiting
+ * for scheduler slices.
+ */
+static void init_lock(struct simdom *d)
+{
+	pthread_mutexattr_t attr;
+
+	pthread_mutexattr_init(&attr);
+	if (pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT) != 0 ||
+	    pthread_mutex_init(&d->lock, &attr) != 0)
+		pthread_mutex_init(&d->lock, NULL);
+	pthread_mutexattr_destroy(&attr);
+}
+
 /* A freshly booted guest: formatted memory, part of it in use, vCPUs parked until unpause. */
 static int boot(struct simdom *d)
 {
@@ -167,7 +184,7 @@ int simdom_run(const char *dir, int incoming, int notify_fd)
 
 	memset(d, 0, sizeof(*d));
 	d->memfd = d->bmfd = d->udp_fd = d->listen_fd = -1;
-	pthread_mutex_init(&d->lock, NULL);
+	init_lock(d);
 	pthread_cond_init(&d->cond, NULL);
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);
 	if (!host || !host[0]) {

@@ -91,6 +91,8 @@ int simdom_mem_setup(struct simdom *d);
 int simdom_mem_data_pages(const struct simdom *d, uint64_t **bitmap_r);
 
 /* simdom_vcpu.c */
+/* Name the calling guest thread (role, index) and run it ahead of dom0 (simdom_vcpu.c). */
+void simdom_guest_thread(struct simdom *d, const char *role, unsigned index);
 int simdom_start_vcpus(struct simdom *d);
 /* Park every vCPU between two page writes and wait for the disk writer. Lock held. */
 void simdom_pause_locked(struct simdom *d);

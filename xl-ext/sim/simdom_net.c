@@ -27,6 +27,7 @@ static void *udp_main(void *arg)
 	struct simdom *d = arg;
 	struct gm_superblock *sb = gm_sb(d->mem);
 
+	simdom_guest_thread(d, "service", 0);
 	for (;;) {
 		struct pollfd p = {.fd = d->udp_fd, .events = POLLIN};
 		struct guest_probe_reply rep;
@@ -68,6 +69,7 @@ static void *announce_main(void *arg)
 	struct simdom *d = arg;
 	static const int delays_ms[] = {50, 100, 200, 400, 800};
 
+	simdom_guest_thread(d, "announce", 0);
 	for (size_t i = 0; i < sizeof(delays_ms) / sizeof(delays_ms[0]); i++) {
 		usleep((useconds_t)delays_ms[i] * 1000);
 		if (__atomic_load_n(&d->quit, __ATOMIC_RELAXED))
