@@ -20,6 +20,8 @@
 #include "xl-ext/sim/guestmem.h"
 #include "xl-ext/sim/simdom_int.h"
 
+#define SIMDOM_ANSWER_WAIT_MS 1000
+
 /* --- probe service ---------------------------------------------------------------------- */
 
 static void *udp_main(void *arg)
@@ -119,7 +121,55 @@ int simdom_net_prepare(struct simdom *d)
 	return 0;
 }
 
-/* Bring the guest's vif up on this host: its address, then gratuitous ARPs. */
+/*
+ * Wait, at most SIMDOM_ANSWER_WAIT_MS, until the guest answers a probe on its own address:
+ * the address is on this host and the probe service runs and sees the guest running. The
+ * unpause that ends a migration returns only then, so the downtime a migration reports ends
+ * when a client can be answered, as the client sees it, not when the address was added.
+ * Returns 0, or ERR_TIMEOUT (the guest runs; its service may answer later).
+ */
+static int await_answer(struct simdom *d)
+{
+	struct sockaddr_in to = {
+	    .sin_family = AF_INET, .sin_port = htons(GUEST_PROBE_PORT), .sin_addr = d->net.addr};
+	int64_t deadline = simdom_now_ns() + (int64_t)SIMDOM_ANSWER_WAIT_MS * 1000000;
+	uint32_t seq = 0xfffffffe; /* out of any client's range, for the log */
+	char req[8];
+	int fd, rc = ERR_TIMEOUT;
+
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0) {
+		rc = err_from_errno(errno);
+		goto out;
+	}
+	memcpy(req, GUEST_PROBE_MAGIC, 4);
+	memcpy(req + 4, &seq, 4);
+	if (send(fd, req, sizeof(req), 0) < 0) {
+		rc = err_from_errno(errno);
+		goto out;
+	}
+	for (int64_t left; (left = deadline - simdom_now_ns()) > 0;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		struct guest_probe_reply rep;
+
+		if (poll(&p, 1, (int)(left / 1000000) + 1) <= 0)
+			continue;
+		if (recv(fd, &rep, sizeof(rep), 0) == (ssize_t)sizeof(rep) &&
+		    !memcmp(rep.magic, GUEST_PROBE_REPLY_MAGIC, 4) && rep.seq == seq) {
+			rc = 0;
+			break;
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/*
+ * Bring the guest's vif up on this host: its address, then gratuitous ARPs; return once the
+ * guest answers there (await_answer).
+ */
 int simdom_net_attach(struct simdom *d)
 {
 	int rc;
@@ -131,5 +181,9 @@ int simdom_net_attach(struct simdom *d)
 		return rc;
 	if (!d->announcing && pthread_create(&d->announce_thread, NULL, announce_main, d) == 0)
 		d->announcing = true;
+	rc = await_answer(d);
+	if (rc)
+		log_warn("domain %s: its probe service did not answer on %s within %d ms: %s",
+		         d->name, d->cfg.ip, SIMDOM_ANSWER_WAIT_MS, err_str(rc));
 	return 0;
 }
