@@ -16,7 +16,7 @@
 #      downtime beside the client's switch-over gap and its longest other gap, and the source
 #      guest's allocated RAM (its memfd's st_blocks) before, at most during, and after.
 # Environment: RUNS (default 10), BENCH_MIB (default 1024), BENCH_PARTS (default "1 2 3 4"),
-# MEM_RUNS (default 4).
+# MEM_RUNS (default 4), IDLE_S (default 10: part 4's idle probe before the migrations).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integration/lib/testbed.sh"
@@ -220,12 +220,40 @@ ram_sampler() {
 		sleep 0.05
 	done
 }
+# gap_report gaps stalls: annotate the client's logged gaps (>= 20 ms) with the CPU stalls of
+# this machine they overlap (stallwatch), print them indented, and leave on the last line
+# "longest other gap not explained by a stall" (ms, or <20 when none was logged)
+gap_report() {
+	awk -v t="${3:-0}" -v what="${4:-the migrate command}" '
+	BEGIN { n = 0 }
+	FNR == NR { if ($1 == "stall") { sb[n] = $7 - $3 / 1000; se[n] = $7; sd[n] = $3 " ms on " $2; n++ } next }
+	/probe: gap/ {
+		g = $3; for (i = 1; i <= NF; i++) if ($i == "at") { e = $(i + 1); sub(",", "", e); e += 0 }
+		why = ""; for (k = 0; k < n; k++) if (sb[k] < e && se[k] > e - g / 1000) why = why " " sd[k]
+		sw = index($0, "switch-over") > 0
+		printf "      %s, %.3f s after %s%s\n", $0, e - t, what, why == "" ? "" : "; this machine stalled:" why
+		if (!sw && why == "" && g > m) m = g
+	}
+	END { print (m ? m : "<20") }' "$2" "$1"
+}
+# watched_probe_start / watched_probe_stop ip host: the client probe and stallwatch together
+watched_probe_start() {
+	"$STALLWATCH" 3600000 10 >"$TB_DIR/stalls" 2>/dev/null &
+	SW_PID=$!
+	sim_probe_start "$TB_DIR/probe.out" "$1" 20 2>"$TB_DIR/probe.err"
+}
+watched_probe_stop() {
+	sim_probe_stop "$@"
+	kill -TERM "$SW_PID" 2>/dev/null
+	wait "$SW_PID"
+}
 if [[ " $PARTS " == *" 4 "* ]]; then
+	: "${STALLWATCH:?STALLWATCH must name tests/bench/stallwatch}"
 	tb_client_ns
 	gip=$TB_NET_PREFIX.101
 	half=$((MIB / 2))
 	say "memory and client view: ${MIB} MiB guest, ${half} MiB in use, random pages of it dirtied at 32 MiB/s, probed every 10 ms; $MEM_RUNS migrations per cap, the first of a fresh guest"
-	say "$(printf '  %-8s %3s %8s %8s %9s %9s %9s %9s %9s %9s %8s %8s %8s %8s' cap run total_s r0_s r0_Mbps r1_Mbps r0/r1 downtime client_sw sw-down other_gap ram_bef ram_max ram_aft)"
+	say "  (other_gap: the client's longest gap outside the switch-over; other_sim: the longest of those not overlapping a stall of this machine's CPUs, which stallwatch sees without any migration too)"
 	for cap in 1Gbit none; do
 		name=mm$cap
 		opts=()
@@ -233,6 +261,16 @@ if [[ " $PARTS " == *" 4 "* ]]; then
 		guest $name "$MIB" "dirty_mibps=32,pattern=hotset,hot_mib=$half,fill_mib=$half,seed=4" "$gip"
 		tb_wait_until 10 eval "tb_exec c '$PROBE' $gip 300 | grep -q 'answered=[1-9]'" ||
 			tb_fail "$name's probe service does not answer"
+		if [ $cap = 1Gbit ]; then
+			watched_probe_start "$gip"
+			t_idle=${EPOCHREALTIME/,/.}
+			sleep "${IDLE_S:-10}"
+			watched_probe_stop
+			say "  idle, ${IDLE_S:-10} s without migration: $(cut -d' ' -f1-5 "$TB_DIR/probe.out"); $(grep -c '^stall' "$TB_DIR/stalls") CPU stalls of 10 ms or more, longest $(awk '$1 == "stall" && $3 > m { m = $3 } END { print m + 0 }' "$TB_DIR/stalls") ms"
+			gap_report "$TB_DIR/probe.err" "$TB_DIR/stalls" "$t_idle" "the start" | sed '$d' |
+				tee -a "$TB_DIR/summary"
+			say "$(printf '  %-8s %3s %8s %9s %9s %7s %9s %9s %9s %9s %8s %8s %8s' cap run total_s r0_Mbps r1_Mbps r0/r1 downtime client_sw other_gap other_sim ram_bef ram_max ram_aft)"
+		fi
 		: >"$TB_DIR/mem.$cap"
 		from=1
 		for ((r = 1; r <= MEM_RUNS; r++)); do
@@ -241,27 +279,29 @@ if [[ " $PARTS " == *" 4 "* ]]; then
 			rm -f "$TB_DIR/ram"
 			ram_sampler "$pid" "$TB_DIR/ram" &
 			sp=$!
-			sim_probe_start "$TB_DIR/probe.out" "$gip" 20 2>"$TB_DIR/probe.err"
+			watched_probe_start "$gip"
+			t_mig=${EPOCHREALTIME/,/.}
 			migrate_tcp $from $((3 - from)) $name "${opts[@]}" ||
 				{ cat "$TB_DIR/m.err"; tb_fail "migration of $name ($cap, run $r)"; }
-			sim_probe_stop "$gip" h$((3 - from))
+			watched_probe_stop "$gip" h$((3 - from))
 			wait "$sp"
 			read -r rmax rlast <"$TB_DIR/ram" 2>/dev/null || { rmax=0; rlast=0; }
 			read -r r0ms r0 r1 < <(rounds_payload)
 			sw=$(sed -n 's/.*switch_gap_ms=\([0-9.]*\).*/\1/p' "$TB_DIR/probe.out")
 			og=$(sed -n 's/.*max_other_gap_ms=\([0-9.]*\).*/\1/p' "$TB_DIR/probe.out")
+			gap_report "$TB_DIR/probe.err" "$TB_DIR/stalls" "$t_mig" >"$TB_DIR/gaps"
+			osim=$(tail -1 "$TB_DIR/gaps")
 			dt=$(j downtime_ms)
-			echo "$r $(j total_time_ms) $r0ms $r0 $r1 $dt $sw $og $before $rmax $rlast" >>"$TB_DIR/mem.$cap"
-			say "$(printf '  %-8s %3s %8.3f %8.3f %9.0f %9.0f %9.2f %9.1f %9.1f %9.1f %9.1f %8.0f %8.0f %8.0f' $cap $r \
-				"$(j total_time_ms | awk '{ print $1 / 1000 }')" "$(awk -v x="$r0ms" 'BEGIN { print x / 1000 }')" \
+			echo "$r $(j total_time_ms) $r0ms $r0 $r1 $dt $sw $og $before $rmax $rlast $osim" >>"$TB_DIR/mem.$cap"
+			say "$(printf '  %-8s %3s %8.3f %9.0f %9.0f %7.2f %9.1f %9.1f %9.1f %9s %8.0f %8.0f %8.0f' $cap $r \
+				"$(j total_time_ms | awk '{ print $1 / 1000 }')" \
 				"$r0" "$r1" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
-				"$dt" "$sw" "$(awk -v a="$sw" -v b="$dt" 'BEGIN { print a - b }')" "$og" \
+				"$dt" "$sw" "$og" "$osim" \
 				"$(awk -v k="$before" 'BEGIN { print k / 1024 }')" "$(awk -v k="$rmax" 'BEGIN { print k / 1024 }')" \
 				"$(awk -v k="$rlast" 'BEGIN { print k / 1024 }')")"
-			grep -ah 'probe: gap' "$TB_DIR/probe.err" | sed 's/^/      /' >>"$TB_DIR/summary"
+			sed '$d' "$TB_DIR/gaps" | tee -a "$TB_DIR/summary"
 			from=$((3 - from))
 		done
-		dpid=$(dom_pid $from $name)
 		f=$TB_DIR/mem.$cap
 		first_over_later() { # column: the first run's value over the median of the later ones
 			awk -v c="$1" -v f="$(awk -v c="$1" 'NR == 1 { print $c }' "$f")" \
@@ -269,7 +309,7 @@ if [[ " $PARTS " == *" 4 "* ]]; then
 				'BEGIN { printf "%.2f", (m > 0 ? f / m : 0) }'
 		}
 		say "  $cap: destination RAM after the last migration $(awk -v k="$(ram_kib "$(dom_pid $from $name)")" 'BEGIN { printf "%.0f", k / 1024 }') MiB; first migration / median of the later ones: total $(first_over_later 2)x, round 0 $(first_over_later 3)x"
-		say "  $cap: round-0 / round-1 rate p50 $(awk '{ print ($5 > 0 ? $4 / $5 : 0) }' "$f" | pct_of 50); client switch-over gap - reported downtime p50 $(awk '{ print $7 - $6 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $7 - $6 }' "$f" | pct_of 95) ms; longest other gap p50 $(awk '{ print $8 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $8 }' "$f" | pct_of 95) ms"
+		say "  $cap: round-0 / round-1 rate p50 $(awk '{ print ($5 > 0 ? $4 / $5 : 0) }' "$f" | pct_of 50); client switch-over gap - reported downtime p50 $(awk '{ print $7 - $6 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $7 - $6 }' "$f" | pct_of 95) ms; longest other gap p50 $(awk '{ print $8 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $8 }' "$f" | pct_of 95) ms; not explained by a CPU stall: $(awk '{ printf "%s ", $12 }' "$f")ms"
 		sim_x "$from" destroy $name
 	done
 fi

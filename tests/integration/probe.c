@@ -10,11 +10,17 @@
  * backwards or its boot id changed (a restart), and the sequence of hosts that answered.
  * With gap_log_ms, every gap between replies of at least that many ms is also printed on
  * stderr with the wall-clock time (CLOCK_REALTIME, s) of the reply that ended it, to line it
- * up with other logs. SIGTERM or SIGINT ends the run early, with the same summary (for runs
- * whose length is not known in advance).
+ * up with other logs, and that reply's round trip (long: the reply was late; short: the probes
+ * before it went unanswered). SIGTERM or SIGINT ends the run early, with the same summary (for
+ * runs whose length is not known in advance).
+ *
+ * Replies are timed by the kernel's arrival stamp (SO_TIMESTAMPNS), and the probe asks for the
+ * lowest real-time priority where it may: it stands for a client on another machine, whose
+ * view must not include its own wait for a CPU of a busy test host.
  */
 #include <arpa/inet.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,20 +42,35 @@ static void on_stop(int sig)
 	probe_stop = 1;
 }
 
-static double realtime_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int64_t now_us(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Receive one datagram into buf; *at_us is when the kernel received it (or now). */
+static ssize_t recv_stamped(int fd, void *buf, size_t len, int64_t *at_us)
+{
+	char control[CMSG_SPACE(sizeof(struct timespec))];
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = control,
+	                     .msg_controllen = sizeof(control)};
+	ssize_t n = recvmsg(fd, &msg, 0);
+
+	*at_us = now_us();
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); n >= 0 && c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			*at_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+		}
+	}
+	return n;
 }
 
 int main(int argc, char **argv)
@@ -61,6 +83,7 @@ int main(int argc, char **argv)
 	int fd, backwards = 0, reboots = 0, interval_ms;
 	char hosts[512] = "", last_host[28] = "";
 	static uint8_t *seen;
+	static int64_t *sent_at;
 
 	if (argc < 3) {
 		fprintf(stderr, "usage: probe <ip> <duration_ms> [interval_ms]\n");
@@ -77,9 +100,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	seen = calloc((size_t)atoi(argv[2]) / (size_t)interval_ms + 2, 1);
+	sent_at = calloc((size_t)atoi(argv[2]) / (size_t)interval_ms + 2, sizeof(*sent_at));
 	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (fd < 0 || !seen)
+	if (fd < 0 || !seen || !sent_at)
 		return 1;
+	{
+		struct sched_param sp = {.sched_priority = 1};
+		int one = 1;
+
+		sched_setscheduler(0, SCHED_FIFO, &sp); /* best effort: see above */
+		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+	}
 	{
 		struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: poll returns */
 
@@ -99,6 +130,7 @@ int main(int argc, char **argv)
 
 			memcpy(req, GUEST_PROBE_MAGIC, 4);
 			memcpy(req + 4, &seq, 4);
+			sent_at[seq] = now;
 			sendto(fd, req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to));
 			seq++;
 			next += (int64_t)interval_ms * 1000;
@@ -106,7 +138,7 @@ int main(int argc, char **argv)
 		}
 		if (poll(&p, 1, wait) == 1) {
 			struct guest_probe_reply r;
-			ssize_t n = recv(fd, &r, sizeof(r), 0);
+			ssize_t n = recv_stamped(fd, &r, sizeof(r), &now);
 
 			if (n != (ssize_t)sizeof(r) ||
 			    memcmp(r.magic, GUEST_PROBE_REPLY_MAGIC, 4) || r.seq >= seq ||
@@ -114,7 +146,6 @@ int main(int argc, char **argv)
 				continue;
 			seen[r.seq] = 1;
 			answered++;
-			now = now_us();
 			if (!first_reply)
 				first_reply = now;
 			r.host[sizeof(r.host) - 1] = '\0';
@@ -129,10 +160,14 @@ int main(int argc, char **argv)
 				if (!moved && gap > other_gap)
 					other_gap = gap;
 				if (gap_log_us && gap >= gap_log_us)
-					fprintf(stderr, "probe: gap %.1f ms ending at %.3f%s%s%s\n",
-					        (double)gap / 1000.0, realtime_s(),
-					        moved ? " (switch-over " : "",
-					        moved ? last_host : "", moved ? ")" : "");
+					fprintf(
+					    stderr,
+					    "probe: gap %.1f ms ending at %.3f, probe %u answered "
+					    "after %.1f ms%s%s%s\n",
+					    (double)gap / 1000.0, (double)now / 1e6, r.seq,
+					    (double)(now - sent_at[r.seq]) / 1000.0,
+					    moved ? " (switch-over from " : "",
+					    moved ? last_host : "", moved ? ")" : "");
 			}
 			last_reply = now;
 			if (r.seq > last_seq_answered &&
@@ -163,5 +198,6 @@ int main(int argc, char **argv)
 	       (unsigned long long)last_counter, hosts[0] ? hosts : "none");
 	close(fd);
 	free(seen);
+	free(sent_at);
 	return 0;
 }
