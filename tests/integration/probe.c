@@ -73,53 +73,77 @@ static ssize_t recv_stamped(int fd, void *buf, size_t len, int64_t *at_us)
 	return n;
 }
 
-int main(int argc, char **argv)
+/* What a run has seen so far. */
+struct probe_run {
+	uint32_t seq; /* probes sent */
+	uint32_t answered, max_lost_run, last_seq_answered;
+	int64_t last_reply, max_gap, switch_gap, other_gap, gap_log_us;
+	uint64_t last_counter, boot_id;
+	int backwards, reboots;
+	char hosts[512], last_host[28];
+	uint8_t *seen;
+	int64_t *sent_at;
+};
+
+/* Account for the gap a reply (probe seq from host, received at now) ends. */
+static void note_gap(struct probe_run *pr, const char *host, uint32_t seq, int64_t now)
 {
-	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(GUEST_PROBE_PORT)};
-	int64_t start, end, next, last_reply = 0, max_gap = 0, first_reply = 0;
-	int64_t switch_gap = 0, other_gap = 0, gap_log_us = 0;
-	uint32_t seq = 0, answered = 0, max_lost_run = 0, last_seq_answered = 0;
-	uint64_t last_counter = 0, boot_id = 0;
-	int fd, backwards = 0, reboots = 0, interval_ms;
-	char hosts[512] = "", last_host[28] = "";
-	static uint8_t *seen;
-	static int64_t *sent_at;
+	int64_t gap = now - pr->last_reply;
+	bool moved = pr->last_host[0] && strcmp(host, pr->last_host);
 
-	if (argc < 3) {
-		fprintf(stderr, "usage: probe <ip> <duration_ms> [interval_ms]\n");
-		return 2;
-	}
-	if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) {
-		fprintf(stderr, "probe: bad address %s\n", argv[1]);
-		return 2;
-	}
-	interval_ms = argc > 3 ? atoi(argv[3]) : 10;
-	gap_log_us = argc > 4 ? (int64_t)atoi(argv[4]) * 1000 : 0;
-	if (interval_ms < 1 || atoi(argv[2]) < 1 || atoi(argv[2]) > 3600000) {
-		fprintf(stderr, "probe: bad duration or interval\n");
-		return 2;
-	}
-	seen = calloc((size_t)atoi(argv[2]) / (size_t)interval_ms + 2, 1);
-	sent_at = calloc((size_t)atoi(argv[2]) / (size_t)interval_ms + 2, sizeof(*sent_at));
-	fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (fd < 0 || !seen || !sent_at)
-		return 1;
-	{
-		struct sched_param sp = {.sched_priority = 1};
-		int one = 1;
+	if (gap > pr->max_gap)
+		pr->max_gap = gap;
+	if (moved && gap > pr->switch_gap)
+		pr->switch_gap = gap;
+	if (!moved && gap > pr->other_gap)
+		pr->other_gap = gap;
+	if (pr->gap_log_us && gap >= pr->gap_log_us)
+		fprintf(
+		    stderr,
+		    "probe: gap %.1f ms ending at %.3f, probe %u answered after %.1f ms%s%s%s\n",
+		    (double)gap / 1000.0, (double)now / 1e6, seq,
+		    (double)(now - pr->sent_at[seq]) / 1000.0, moved ? " (switch-over from " : "",
+		    moved ? pr->last_host : "", moved ? ")" : "");
+}
 
-		sched_setscheduler(0, SCHED_FIFO, &sp); /* best effort: see above */
-		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+/* A reply: gaps, lost runs, counter, boot id and answering host. */
+static void on_reply(struct probe_run *pr, struct guest_probe_reply *r, int64_t now)
+{
+	if (memcmp(r->magic, GUEST_PROBE_REPLY_MAGIC, 4) || r->seq >= pr->seq || pr->seen[r->seq])
+		return;
+	pr->seen[r->seq] = 1;
+	pr->answered++;
+	r->host[sizeof(r->host) - 1] = '\0';
+	if (pr->last_reply)
+		note_gap(pr, r->host, r->seq, now);
+	pr->last_reply = now;
+	if (r->seq > pr->last_seq_answered &&
+	    r->seq - pr->last_seq_answered - 1 > pr->max_lost_run && pr->answered > 1)
+		pr->max_lost_run = r->seq - pr->last_seq_answered - 1;
+	if (r->seq > pr->last_seq_answered)
+		pr->last_seq_answered = r->seq;
+	if (pr->boot_id && r->boot_id != pr->boot_id)
+		pr->reboots++;
+	pr->boot_id = r->boot_id;
+	if (r->counter < pr->last_counter)
+		pr->backwards++;
+	pr->last_counter = r->counter;
+	if (strcmp(r->host, pr->last_host)) {
+		snprintf(pr->last_host, sizeof(pr->last_host), "%s", r->host);
+		if (strlen(pr->hosts) + strlen(r->host) + 2 < sizeof(pr->hosts)) {
+			if (pr->hosts[0])
+				strcat(pr->hosts, ",");
+			strcat(pr->hosts, r->host);
+		}
 	}
-	{
-		struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: poll returns */
+}
 
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-	}
-	start = now_us();
-	end = start + (int64_t)atoi(argv[2]) * 1000;
-	next = start;
+/* Probe every interval until end or a signal; replies are handled between two sends. */
+static void run(struct probe_run *pr, int fd, const struct sockaddr_in *to, int64_t end,
+                int interval_ms)
+{
+	int64_t next = now_us();
+
 	while (now_us() < end && !probe_stop) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int64_t now = now_us();
@@ -129,75 +153,64 @@ int main(int argc, char **argv)
 			char req[8];
 
 			memcpy(req, GUEST_PROBE_MAGIC, 4);
-			memcpy(req + 4, &seq, 4);
-			sent_at[seq] = now;
-			sendto(fd, req, sizeof(req), 0, (struct sockaddr *)&to, sizeof(to));
-			seq++;
+			memcpy(req + 4, &pr->seq, 4);
+			pr->sent_at[pr->seq] = now;
+			sendto(fd, req, sizeof(req), 0, (const struct sockaddr *)to, sizeof(*to));
+			pr->seq++;
 			next += (int64_t)interval_ms * 1000;
 			continue;
 		}
 		if (poll(&p, 1, wait) == 1) {
 			struct guest_probe_reply r;
-			ssize_t n = recv_stamped(fd, &r, sizeof(r), &now);
 
-			if (n != (ssize_t)sizeof(r) ||
-			    memcmp(r.magic, GUEST_PROBE_REPLY_MAGIC, 4) || r.seq >= seq ||
-			    seen[r.seq])
-				continue;
-			seen[r.seq] = 1;
-			answered++;
-			if (!first_reply)
-				first_reply = now;
-			r.host[sizeof(r.host) - 1] = '\0';
-			if (last_reply) {
-				int64_t gap = now - last_reply;
-				bool moved = last_host[0] && strcmp(r.host, last_host);
-
-				if (gap > max_gap)
-					max_gap = gap;
-				if (moved && gap > switch_gap)
-					switch_gap = gap;
-				if (!moved && gap > other_gap)
-					other_gap = gap;
-				if (gap_log_us && gap >= gap_log_us)
-					fprintf(
-					    stderr,
-					    "probe: gap %.1f ms ending at %.3f, probe %u answered "
-					    "after %.1f ms%s%s%s\n",
-					    (double)gap / 1000.0, (double)now / 1e6, r.seq,
-					    (double)(now - sent_at[r.seq]) / 1000.0,
-					    moved ? " (switch-over from " : "",
-					    moved ? last_host : "", moved ? ")" : "");
-			}
-			last_reply = now;
-			if (r.seq > last_seq_answered &&
-			    r.seq - last_seq_answered - 1 > max_lost_run && answered > 1)
-				max_lost_run = r.seq - last_seq_answered - 1;
-			if (r.seq > last_seq_answered)
-				last_seq_answered = r.seq;
-			if (boot_id && r.boot_id != boot_id)
-				reboots++;
-			boot_id = r.boot_id;
-			if (r.counter < last_counter)
-				backwards++;
-			last_counter = r.counter;
-			if (strcmp(r.host, last_host)) {
-				snprintf(last_host, sizeof(last_host), "%s", r.host);
-				if (strlen(hosts) + strlen(r.host) + 2 < sizeof(hosts)) {
-					if (hosts[0])
-						strcat(hosts, ",");
-					strcat(hosts, r.host);
-				}
-			}
+			if (recv_stamped(fd, &r, sizeof(r), &now) == (ssize_t)sizeof(r))
+				on_reply(pr, &r, now);
 		}
 	}
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(GUEST_PROBE_PORT)};
+	static struct probe_run pr;
+	struct sched_param sp = {.sched_priority = 1};
+	struct sigaction sa = {.sa_handler = on_stop}; /* no SA_RESTART: poll returns */
+	int fd, interval_ms, one = 1;
+	size_t slots;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: probe <ip> <duration_ms> [interval_ms [gap_log_ms]]\n");
+		return 2;
+	}
+	if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) {
+		fprintf(stderr, "probe: bad address %s\n", argv[1]);
+		return 2;
+	}
+	interval_ms = argc > 3 ? atoi(argv[3]) : 10;
+	pr.gap_log_us = argc > 4 ? (int64_t)atoi(argv[4]) * 1000 : 0;
+	if (interval_ms < 1 || atoi(argv[2]) < 1 || atoi(argv[2]) > 3600000) {
+		fprintf(stderr, "probe: bad duration or interval\n");
+		return 2;
+	}
+	slots = (size_t)atoi(argv[2]) / (size_t)interval_ms + 2;
+	pr.seen = calloc(slots, 1);
+	pr.sent_at = calloc(slots, sizeof(*pr.sent_at));
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0 || !pr.seen || !pr.sent_at)
+		return 1;
+	sched_setscheduler(0, SCHED_FIFO, &sp); /* best effort: see above */
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	run(&pr, fd, &to, now_us() + (int64_t)atoi(argv[2]) * 1000, interval_ms);
 	printf("sent=%u answered=%u lost=%u max_lost_run=%u max_gap_ms=%.1f switch_gap_ms=%.1f "
 	       "max_other_gap_ms=%.1f counter_backwards=%d reboots=%d last_counter=%llu hosts=%s\n",
-	       seq, answered, seq - answered, max_lost_run, (double)max_gap / 1000.0,
-	       (double)switch_gap / 1000.0, (double)other_gap / 1000.0, backwards, reboots,
-	       (unsigned long long)last_counter, hosts[0] ? hosts : "none");
+	       pr.seq, pr.answered, pr.seq - pr.answered, pr.max_lost_run,
+	       (double)pr.max_gap / 1000.0, (double)pr.switch_gap / 1000.0,
+	       (double)pr.other_gap / 1000.0, pr.backwards, pr.reboots,
+	       (unsigned long long)pr.last_counter, pr.hosts[0] ? pr.hosts : "none");
 	close(fd);
-	free(seen);
-	free(sent_at);
+	free(pr.seen);
+	free(pr.sent_at);
 	return 0;
 }
