@@ -64,7 +64,8 @@ static void cmd_info(struct simdom *d, struct reply *r)
 	    (unsigned long long)d->cfg.memory_mib, d->cfg.vcpus, hv_type_name(d->cfg.type),
 	    (unsigned long long)__atomic_load_n(&sb->counter, __ATOMIC_RELAXED),
 	    (unsigned long long)sb->boot_id, atomic_load(&d->throttle),
-	    d->dl ? dirtylog_method_name(dirtylog_get_method(d->dl)) : "off", disk);
+	    atomic_load(&d->logging) ? dirtylog_method_name(dirtylog_get_method(d->dl)) : "off",
+	    disk);
 }
 
 static void cmd_unpause(struct simdom *d, struct reply *r)
@@ -122,6 +123,7 @@ static void cmd_logdirty_enable(struct simdom *d, struct reply *r)
 		say(r, rc, "domain %s: cannot enable dirty logging: %s", d->name, err_str(rc));
 		return;
 	}
+	atomic_store(&d->logging, true);
 	say(r, 0, "%s", dirtylog_method_name(dirtylog_get_method(d->dl)));
 	r->fd = d->bmfd;
 }
@@ -258,6 +260,17 @@ static void cmd_check(struct simdom *d, struct reply *r)
 	    c.sb_ok ? "true" : "false", c.xor_ok ? "true" : "false");
 }
 
+/* Stop dirty logging (info says "off" again); reply to r when given. */
+static void logdirty_off(struct simdom *d, struct reply *r)
+{
+	int rc = d->dl ? dirtylog_disable(d->dl) : 0;
+
+	if (!rc)
+		atomic_store(&d->logging, false);
+	if (r)
+		say(r, rc, "off");
+}
+
 /*
  * The dirty-log commands, run without the domain's lock: the dirty log has its own, and d->dl
  * and the bitmap are this thread's alone. Enabling or harvesting the log of a large guest
@@ -271,7 +284,7 @@ static bool dispatch_logdirty(struct simdom *d, const char *cmd, struct reply *r
 	else if (!strcmp(cmd, "logdirty-fetch"))
 		cmd_logdirty_fetch(d, r);
 	else if (!strcmp(cmd, "logdirty-disable"))
-		say(r, d->dl ? dirtylog_disable(d->dl) : 0, "off");
+		logdirty_off(d, r);
 	else
 		return false;
 	return true;
@@ -285,7 +298,7 @@ static void dispatch(struct simdom *d, const char *cmd, const uint8_t *data, siz
 	if (dispatch_logdirty(d, cmd, r))
 		return;
 	if (!strcmp(cmd, "resume") && d->dl)
-		dirtylog_disable(d->dl); /* outside the lock, as above */
+		logdirty_off(d, NULL); /* outside the lock, as above */
 	pthread_mutex_lock(&d->lock);
 	if (!strcmp(cmd, "info")) {
 		cmd_info(d, r);

@@ -44,6 +44,7 @@ struct simdom {
 	uint64_t *bitmap;
 	size_t bm_bytes;
 	struct dirtylog *dl;
+	atomic_bool logging; /* dirty logging enabled (a migration's pre-copy runs): "info" says */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
