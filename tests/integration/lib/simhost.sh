@@ -11,6 +11,9 @@
 #   sim_kill_all_domains       kill every sim domain process of this run, by pid
 #   sim_exactly_one name i     the guest exists on host i (its "name state" line is printed)
 #                              and no copy of it (nor name--incoming) on the other host of two
+#   sim_wait_precopy i name    wait (bounded) until a migration of domain name on host i is in
+#                              pre-copy (its dirty logging on), to act "mid-stream" on the
+#                              event rather than after a guessed delay
 #   sim_probe_start file ip [gap_ms]  probe ip every 10 ms from the client namespace
 #                              (tb_client_ns); gaps >= gap_ms are logged on stderr
 #   sim_probe_stop [ip host]   until this: once ip answers from host (bounded wait), the
@@ -103,6 +106,10 @@ sim_exactly_one() {
 	[ -n "$on_host" ] || tb_fail "$name is not on host $host"
 	[ -z "$on_other" ] || tb_fail "$name also exists on host $other: $on_other"
 	echo "$on_host"
+}
+
+sim_wait_precopy() {
+	tb_wait_until 30 eval "sim_x $1 sim-check --status $2 | grep -Eq '\"dirtylog\":\"(uffd|mprotect)\"'"
 }
 
 sim_probe_start() {
