@@ -22,7 +22,6 @@
 #include "haagent/conf.h"
 #include "haagent/ctl.h"
 #include "haagent/daemon.h"
-#include "xl-ext/sim/simdom.h"
 
 #define HAAGENT_DEFAULT_CONF   SYSCONFDIR "/haagent.conf"
 #define HAAGENT_DEFAULT_SOCKET RUNSTATEDIR "/haagent/haagent.sock"
@@ -470,13 +469,6 @@ int main(int argc, char **argv)
 	int foreground = 0, opt;
 
 	log_set_sink(log_sink_stderr("haagent"));
-	/* The sim hypervisor backend re-executes the running binary as a domain process (a
-	 * cold restart or an incoming migration started by this daemon), as xl-ext does. */
-	if (argc == 5 && !strcmp(argv[1], "__sim-domain")) {
-		log_set_sink(log_sink_stderr("haagent-simdom"));
-		log_set_level(LOGL_INFO);
-		return simdom_main(argv[2], !strcmp(argv[3], "incoming"), atoi(argv[4]));
-	}
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0) {
 		if (argc < 3 || !strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")) {
 			cmd_print_list(argc < 3 ? stderr : stdout, &ctl_table);

@@ -8,16 +8,25 @@
 #   2. 1 GiB guest (all in use), 32 MiB/s uniform dirtying, 1 Gbit/s link: downtime p50/p95
 #      over RUNS runs, total time and bytes vs memory, the project's policy and Xen's side by side;
 #   3. 512 MiB guest with a 128 MiB hot set dirtied at 400 MiB/s, 1 Gbit/s link: each
-#      --on-stall mode: bytes sent / memory, downtime, completion.
-# Environment: RUNS (default 10), BENCH_MIB (default 1024) and BENCH_PARTS (default "1 2 3").
+#      --on-stall mode: bytes sent / memory, downtime, completion;
+#   4. the sim's memory and what a client sees: a fresh 1 GiB guest with half its memory in
+#      use, random pages of that half dirtied at 32 MiB/s, probed every 10 ms from a client
+#      namespace, migrated back and forth MEM_RUNS times with --bandwidth 1Gbit and then
+#      unshaped: per migration the round-0 and round-1 payload rates, total time, reported
+#      downtime beside the client's switch-over gap and its longest other gap, and the source
+#      guest's allocated RAM (its memfd's st_blocks) before, at most during, and after.
+# Environment: RUNS (default 10), BENCH_MIB (default 1024), BENCH_PARTS (default "1 2 3 4"),
+# MEM_RUNS (default 4), IDLE_S (default 10: part 4's idle probe before the migrations).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integration/lib/testbed.sh"
 . "$here/../integration/lib/simhost.sh"
 : "${TCPBLAST:?TCPBLAST must name the tcpblast binary}"
+: "${PROBE:?PROBE must name the probe client (tests/integration/probe)}"
 RUNS=${RUNS:-10}
 MIB=${BENCH_MIB:-1024}
-PARTS=${BENCH_PARTS:-1 2 3}
+PARTS=${BENCH_PARTS:-1 2 3 4}
+MEM_RUNS=${MEM_RUNS:-4}
 LINK=1gbit
 LINK_BPS=1000000000
 PORT=8002
@@ -78,8 +87,8 @@ pct_of() { # pct_of P: the P-th percentile (nearest rank) of the numbers on stdi
 	sort -n | awk -v p="$1" '{ a[NR] = $1 } END { if (!NR) { print "nan"; exit } r = int(p / 100 * NR + 0.999999); if (r < 1) r = 1; print a[r] }'
 }
 
-guest() { # guest name mib workload
-	sim_guest_cfg "$TB_DIR/$1.cfg" "$1" "$2" 2 pv "" "$3"
+guest() { # guest name mib workload [ip]
+	sim_guest_cfg "$TB_DIR/$1.cfg" "$1" "$2" 2 pv "${4:-}" "$3"
 	sim_x 1 create "$TB_DIR/$1.cfg" >/dev/null || tb_fail "create $1"
 }
 
@@ -174,8 +183,138 @@ if [[ " $PARTS " == *" 3 "* ]]; then
 	done
 	sim_x "$from" destroy nc
 fi
+# ---------------------------------------------------------------- 4. the sim's memory, the client's view
+# rounds_payload: "round0_ms round0_mbps round1_mbps" (payload: pages x 4 KiB / duration)
+rounds_payload() {
+	tr -d ' \n' <"$TB_DIR/m.json" | sed 's/},{/}\n{/g' |
+		sed -n 's/.*"round":\([01]\),"pages":\([0-9]*\),.*"duration_ms":\([0-9.e+-]*\),.*/\1 \2 \3/p' |
+		awk '{ ms[$1] = $3; r[$1] = $3 > 0 ? $2 * 4096 * 8 / ($3 * 1000) : 0 }
+			END { printf "%.0f %.0f %.0f", ms[0], r[0], r[1] }'
+}
+# dom_pid i name: the pid of domain name's process on host i
+dom_pid() {
+	grep -l "\"name\":\"$2\"" "$TB_DIR"/sim"$1"/dom/*/info.json 2>/dev/null | head -1 |
+		xargs -r sed -n 's/.*"pid":\([0-9]*\).*/\1/p'
+}
+# ram_fd pid: /proc/pid/fd/N of the guest RAM memfd of a domain process
+ram_fd() {
+	local l
+	l=$(ls -l "/proc/$1/fd" 2>/dev/null | grep -m1 'memfd:xl-ext-sim-ram') || return 1
+	l=${l%% ->*}
+	echo "/proc/$1/fd/${l##* }"
+}
+# ram_kib pid: KiB allocated to the guest RAM memfd of a domain process (st_blocks / 2)
+ram_kib() {
+	local f
+	f=$(ram_fd "$1") || return 1
+	stat -L -c %b "$f" 2>/dev/null | awk '{ print int($1 / 2) }'
+}
+# ram_sampler pid file: every 50 ms, "max last" KiB of the domain's RAM into file, until it exits
+ram_sampler() {
+	local f b k max=0
+	f=$(ram_fd "$1") || return 0
+	while b=$(stat -L -c %b "$f" 2>/dev/null) && [ -n "$b" ]; do
+		k=$((b / 2))
+		((k > max)) && max=$k
+		echo "$max $k" >"$2.tmp" && mv "$2.tmp" "$2"
+		sleep 0.05
+	done
+}
+# gap_report gaps stalls: annotate the client's logged gaps (>= 20 ms) with the CPU stalls of
+# this machine they overlap (stallwatch), print them indented, and leave on the last line
+# "longest other gap not explained by a stall" (ms, or <20 when none was logged)
+gap_report() {
+	awk -v t="${3:-0}" -v what="${4:-the migrate command}" '
+	BEGIN { n = 0 }
+	FNR == NR { if ($1 == "stall") { sb[n] = $7 - $3 / 1000; se[n] = $7; sd[n] = $3 " ms on " $2; n++ } next }
+	/probe: gap/ {
+		g = $3; for (i = 1; i <= NF; i++) if ($i == "at") { e = $(i + 1); sub(",", "", e); e += 0 }
+		why = ""; for (k = 0; k < n; k++) if (sb[k] < e && se[k] > e - g / 1000) why = why " " sd[k]
+		sw = index($0, "switch-over") > 0
+		printf "      %s, %.3f s after %s%s\n", $0, e - t, what, why == "" ? "" : "; this machine stalled:" why
+		if (!sw && why == "" && g > m) m = g
+	}
+	END { print (m ? m : "<20") }' "$2" "$1"
+}
+# watched_probe_start / watched_probe_stop ip host: the client probe and stallwatch together
+watched_probe_start() {
+	"$STALLWATCH" 3600000 10 >"$TB_DIR/stalls" 2>/dev/null &
+	SW_PID=$!
+	sim_probe_start "$TB_DIR/probe.out" "$1" 20
+}
+watched_probe_stop() {
+	sim_probe_stop "$@"
+	kill -TERM "$SW_PID" 2>/dev/null
+	wait "$SW_PID"
+}
+if [[ " $PARTS " == *" 4 "* ]]; then
+	: "${STALLWATCH:?STALLWATCH must name tests/bench/stallwatch}"
+	tb_client_ns
+	gip=$TB_NET_PREFIX.101
+	half=$((MIB / 2))
+	say "memory and client view: ${MIB} MiB guest, ${half} MiB in use, random pages of it dirtied at 32 MiB/s, probed every 10 ms; $MEM_RUNS migrations per cap, the first of a fresh guest"
+	say "  (other_gap: the client's longest gap outside the switch-over; other_sim: the longest of those not overlapping a stall of this machine's CPUs, which stallwatch sees without any migration too)"
+	for cap in 1Gbit none; do
+		name=mm$cap
+		opts=()
+		[ $cap = none ] || opts=(--bandwidth $cap)
+		guest $name "$MIB" "dirty_mibps=32,pattern=hotset,hot_mib=$half,fill_mib=$half,seed=4" "$gip"
+		tb_wait_until 10 eval "tb_exec c '$PROBE' $gip 300 | grep -q 'answered=[1-9]'" ||
+			tb_fail "$name's probe service does not answer"
+		if [ $cap = 1Gbit ]; then
+			watched_probe_start "$gip"
+			t_idle=${EPOCHREALTIME/,/.}
+			sleep "${IDLE_S:-10}"
+			watched_probe_stop
+			say "  idle, ${IDLE_S:-10} s without migration: $(cut -d' ' -f1-5 "$TB_DIR/probe.out"); $(grep -c '^stall' "$TB_DIR/stalls") CPU stalls of 10 ms or more, longest $(awk '$1 == "stall" && $3 > m { m = $3 } END { print m + 0 }' "$TB_DIR/stalls") ms"
+			gap_report "$TB_DIR/probe.out.err" "$TB_DIR/stalls" "$t_idle" "the start" | sed '$d' |
+				tee -a "$TB_DIR/summary"
+			say "$(printf '  %-8s %3s %8s %9s %9s %7s %9s %9s %9s %9s %8s %8s %8s' cap run total_s r0_Mbps r1_Mbps r0/r1 downtime client_sw other_gap other_sim ram_bef ram_max ram_aft)"
+		fi
+		: >"$TB_DIR/mem.$cap"
+		from=1
+		for ((r = 1; r <= MEM_RUNS; r++)); do
+			pid=$(dom_pid $from $name)
+			before=$(ram_kib "$pid")
+			rm -f "$TB_DIR/ram"
+			ram_sampler "$pid" "$TB_DIR/ram" &
+			sp=$!
+			watched_probe_start "$gip"
+			t_mig=${EPOCHREALTIME/,/.}
+			migrate_tcp $from $((3 - from)) $name "${opts[@]}" ||
+				{ cat "$TB_DIR/m.err"; tb_fail "migration of $name ($cap, run $r)"; }
+			watched_probe_stop "$gip" h$((3 - from))
+			wait "$sp"
+			read -r rmax rlast <"$TB_DIR/ram" 2>/dev/null || { rmax=0; rlast=0; }
+			read -r r0ms r0 r1 < <(rounds_payload)
+			sw=$(sed -n 's/.*switch_gap_ms=\([0-9.]*\).*/\1/p' "$TB_DIR/probe.out")
+			og=$(sed -n 's/.*max_other_gap_ms=\([0-9.]*\).*/\1/p' "$TB_DIR/probe.out")
+			gap_report "$TB_DIR/probe.out.err" "$TB_DIR/stalls" "$t_mig" >"$TB_DIR/gaps"
+			osim=$(tail -1 "$TB_DIR/gaps")
+			dt=$(j downtime_ms)
+			echo "$r $(j total_time_ms) $r0ms $r0 $r1 $dt $sw $og $before $rmax $rlast $osim" >>"$TB_DIR/mem.$cap"
+			say "$(printf '  %-8s %3s %8.3f %9.0f %9.0f %7.2f %9.1f %9.1f %9.1f %9s %8.0f %8.0f %8.0f' $cap $r \
+				"$(j total_time_ms | awk '{ print $1 / 1000 }')" \
+				"$r0" "$r1" "$(awk -v a="$r0" -v b="$r1" 'BEGIN { print (b > 0 ? a / b : 0) }')" \
+				"$dt" "$sw" "$og" "$osim" \
+				"$(awk -v k="$before" 'BEGIN { print k / 1024 }')" "$(awk -v k="$rmax" 'BEGIN { print k / 1024 }')" \
+				"$(awk -v k="$rlast" 'BEGIN { print k / 1024 }')")"
+			sed '$d' "$TB_DIR/gaps" | tee -a "$TB_DIR/summary"
+			from=$((3 - from))
+		done
+		f=$TB_DIR/mem.$cap
+		first_over_later() { # column: the first run's value over the median of the later ones
+			awk -v c="$1" -v f="$(awk -v c="$1" 'NR == 1 { print $c }' "$f")" \
+				-v m="$(awk -v c="$1" 'NR > 1 { print $c }' "$f" | median_of)" \
+				'BEGIN { printf "%.2f", (m > 0 ? f / m : 0) }'
+		}
+		say "  $cap: destination RAM after the last migration $(awk -v k="$(ram_kib "$(dom_pid $from $name)")" 'BEGIN { printf "%.0f", k / 1024 }') MiB; first migration / median of the later ones: total $(first_over_later 2)x, round 0 $(first_over_later 3)x"
+		say "  $cap: round-0 / round-1 rate p50 $(awk '{ print ($5 > 0 ? $4 / $5 : 0) }' "$f" | pct_of 50); client switch-over gap - reported downtime p50 $(awk '{ print $7 - $6 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $7 - $6 }' "$f" | pct_of 95) ms; longest other gap p50 $(awk '{ print $8 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $8 }' "$f" | pct_of 95) ms; not explained by a CPU stall: $(awk '{ printf "%s ", $12 }' "$f")ms"
+		sim_x "$from" destroy $name
+	done
+fi
 tb_link_rate 1 off
 tb_link_rate 2 off
 read -r steal1 total1 < <(cpu_ticks)
 say "== CPU steal during the run: $(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN { printf "%.1f%%", t ? 100 * s / t : 0 }') of this machine's CPU time went to other guests of its host"
-say "== summary also in the log above; targets: goodput >= 0.95 x raw TCP at 1 Gbit/s; convergent downtime p95 <= 20 ms and total <= 1.45 x memory/bandwidth; non-convergent <= 3 x memory, downtime <= 300 ms with throttle"
+say "== summary also in the log above; targets: goodput >= 0.95 x raw TCP at 1 Gbit/s; convergent downtime p95 <= 20 ms and total <= 1.45 x memory/bandwidth; non-convergent <= 3 x memory, downtime <= 300 ms with throttle; memory: first migration within 1.1 x the later ones, unshaped round 0 >= 0.8 x round 1, source RAM not growing beyond what the guest dirties, no client gap over 25 ms outside the switch-over, switch-over gap <= reported downtime + 10 ms"

@@ -1,6 +1,6 @@
 /*
  * fuzz_stream.c - the sim backend's migration stream decoder (precopy/stream.h) as the
- * receiver runs it: pc_receive over a file descriptor, into a 64-page guest.
+ * receiver runs it: pc_receive over a file descriptor, into a 64-page guest's memory file.
  *
  * Input: first byte even: the raw stream bytes (framing, checksums). Odd: records to seal
  * with valid checksums, after a valid header record, so the fuzzer reaches every record
@@ -10,6 +10,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/fuzz/fuzz.h"
@@ -62,7 +64,7 @@ static uint8_t *build_stream(const uint8_t *data, size_t size, enum hv_domain_ty
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static uint8_t mem[FUZZ_PAGES * STREAM_PAGE_SIZE];
+	static int mem_fd = -1; /* the guest's memory file, emptied before every input */
 	struct pc_cpu_state state = {0};
 	struct mig_report report;
 	enum hv_domain_type type;
@@ -84,12 +86,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		fd = fuzz_reader(data + 3, size - 3);
 	}
-	if (fd >= 0) {
+	if (mem_fd < 0)
+		mem_fd = memfd_create("fuzz_stream-guest", MFD_CLOEXEC);
+	if (fd >= 0 && mem_fd >= 0 && !ftruncate(mem_fd, 0) &&
+	    !ftruncate(mem_fd, (off_t)FUZZ_PAGES * STREAM_PAGE_SIZE)) {
+		struct stat st;
+
 		memset(&report, 0, sizeof(report));
-		pc_receive(fd, mem, FUZZ_PAGES, type, vcpus, &state, &report);
+		pc_receive(fd, mem_fd, FUZZ_PAGES, type, vcpus, &state, &report);
 		pc_cpu_state_free(&state);
-		close(fd);
+		/* a write outside the guest would have grown its file */
+		if (fstat(mem_fd, &st) || st.st_size != (off_t)FUZZ_PAGES * STREAM_PAGE_SIZE)
+			abort();
 	}
+	if (fd >= 0)
+		close(fd);
 	free(stream);
 	return 0;
 }

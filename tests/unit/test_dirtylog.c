@@ -174,6 +174,38 @@ static void test_exact_dirty_set(void **state)
 	ram_destroy(&ram);
 }
 
+/*
+ * A range larger than the chunks enable, fetch and disable work in (64 MiB): writes on both
+ * sides of every chunk boundary, in its last chunk (shorter than the others) and after a
+ * disable/enable are reported exactly.
+ */
+static void test_beyond_one_chunk(void **state)
+{
+	enum dirtylog_method m = method_or_skip(state);
+	const size_t npages = 40000; /* 2 chunks of 16384 pages and a short one */
+	static const size_t written[] = {0,     16382, 16383, 16384, 16385, 20000,
+	                                 32767, 32768, 32769, 39998, 39999};
+	struct guest_ram ram;
+	struct dirtylog *dl;
+
+	ram_create(&ram, npages);
+	for (size_t p = 16000; p < 17000; p++)
+		write_page(&ram, p, 1); /* populated across a boundary before enable */
+	dl = open_enabled(&ram, m);
+	for (size_t i = 0; i < sizeof(written) / sizeof(written[0]); i++)
+		write_page(&ram, written[i], 2);
+	expect_dirty_set(dl, npages, written, sizeof(written) / sizeof(written[0]));
+	expect_dirty_set(dl, npages, NULL, 0);
+	assert_int_equal(dirtylog_disable(dl), 0);
+	for (size_t p = 0; p < npages; p += 997)
+		write_page(&ram, p, 3); /* untracked: every page writable again, no fault */
+	assert_int_equal(dirtylog_enable(dl), 0);
+	write_page(&ram, 32768, 4);
+	expect_dirty_set(dl, npages, (const size_t[]){32768}, 1);
+	dirtylog_close(dl);
+	ram_destroy(&ram);
+}
+
 /* Nothing written: nothing reported, on the first fetch and on later ones. */
 static void test_empty_when_nothing_written(void **state)
 {
@@ -706,11 +738,17 @@ static void test_auto_and_environment(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    BOTH_METHODS(test_exact_dirty_set),       BOTH_METHODS(test_empty_when_nothing_written),
-	    BOTH_METHODS(test_fetch_clears),          BOTH_METHODS(test_disable_stops_tracking),
-	    BOTH_METHODS(test_kernel_writes),         BOTH_METHODS(test_several_dirtylogs),
-	    BOTH_METHODS(test_concurrent_precopy),    BOTH_METHODS(test_real_segv_still_crashes),
-	    cmocka_unit_test(test_invalid_arguments), cmocka_unit_test(test_auto_and_environment),
+	    BOTH_METHODS(test_exact_dirty_set),
+	    BOTH_METHODS(test_empty_when_nothing_written),
+	    BOTH_METHODS(test_fetch_clears),
+	    BOTH_METHODS(test_disable_stops_tracking),
+	    BOTH_METHODS(test_kernel_writes),
+	    BOTH_METHODS(test_several_dirtylogs),
+	    BOTH_METHODS(test_concurrent_precopy),
+	    BOTH_METHODS(test_real_segv_still_crashes),
+	    BOTH_METHODS(test_beyond_one_chunk),
+	    cmocka_unit_test(test_invalid_arguments),
+	    cmocka_unit_test(test_auto_and_environment),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -190,7 +191,12 @@ static struct fsrc *fsrc_new(enum hv_domain_type type, unsigned vcpus)
 	struct fsrc *s = calloc(1, sizeof(*s));
 
 	assert_non_null(s);
-	s->mem = calloc(NR_PAGES, PAGE);
+	s->src.mem_fd = memfd_create("test_precopy-src", MFD_CLOEXEC);
+	assert_true(s->src.mem_fd >= 0);
+	assert_int_equal(ftruncate(s->src.mem_fd, (off_t)NR_PAGES * PAGE), 0);
+	s->mem = mmap(NULL, (size_t)NR_PAGES * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED,
+	              s->src.mem_fd, 0);
+	assert_true(s->mem != MAP_FAILED);
 	s->bitmap = calloc(NR_PAGES / 64, sizeof(uint64_t));
 	assert_non_null(s->mem);
 	assert_non_null(s->bitmap);
@@ -200,7 +206,6 @@ static struct fsrc *fsrc_new(enum hv_domain_type type, unsigned vcpus)
 	s->type = type;
 	s->src.ops = &fake_ops;
 	s->src.arg = s;
-	s->src.mem = s->mem;
 	s->src.nr_pages = NR_PAGES;
 	s->src.type = type;
 	s->src.nr_vcpus = vcpus;
@@ -209,39 +214,49 @@ static struct fsrc *fsrc_new(enum hv_domain_type type, unsigned vcpus)
 
 static void fsrc_free(struct fsrc *s)
 {
-	free(s->mem);
+	munmap(s->mem, (size_t)NR_PAGES * PAGE);
+	close(s->src.mem_fd);
 	free(s->bitmap);
 	free(s);
 }
 
-/* --- guarded destination memory: a write out of bounds faults ------------------------------ */
+/* --- destination memory: a memory file of nr_pages holes, mapped to read it back; a write
+ * out of bounds would grow the file, which guarded_free checks -------------------------------- */
 
 struct guarded {
-	uint8_t *base;
+	int fd;
 	uint8_t *mem;
 	size_t len;
 };
 
 static void guarded_new(struct guarded *g, uint64_t nr_pages)
 {
-	g->len = (nr_pages + 2) * PAGE;
-	g->base = mmap(NULL, g->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(g->base != MAP_FAILED);
-	assert_int_equal(mprotect(g->base, PAGE, PROT_NONE), 0);
-	assert_int_equal(mprotect(g->base + (nr_pages + 1) * PAGE, PAGE, PROT_NONE), 0);
-	g->mem = g->base + PAGE;
+	g->len = nr_pages * PAGE;
+	g->fd = memfd_create("test_precopy-dst", MFD_CLOEXEC);
+	assert_true(g->fd >= 0);
+	assert_int_equal(ftruncate(g->fd, (off_t)g->len), 0);
+	g->mem = mmap(NULL, g->len ? g->len : PAGE, PROT_READ, MAP_SHARED, g->fd, 0);
+	assert_true(g->mem != MAP_FAILED);
 }
 
 static void guarded_free(struct guarded *g)
 {
-	munmap(g->base, g->len);
+	struct stat st;
+
+	assert_int_equal(fstat(g->fd, &st), 0);
+	if ((size_t)st.st_size != g->len)
+		fail_msg("the receiver wrote outside the guest's memory: its file is %lld bytes, "
+		         "not %zu",
+		         (long long)st.st_size, g->len);
+	munmap(g->mem, g->len ? g->len : PAGE);
+	close(g->fd);
 }
 
 /* --- a migration: pc_send here, pc_receive in a thread, over a pipe ------------------------- */
 
 struct recv_run {
 	int fd;
-	uint8_t *mem;
+	int mem_fd;
 	uint64_t nr_pages;
 	enum hv_domain_type type;
 	unsigned vcpus;
@@ -261,7 +276,7 @@ static void *receiver_thread(void *arg)
 		r->rc = buf ? fd_read_exact(r->fd, buf, r->close_after) : ERR_NOMEM;
 		free(buf);
 	} else {
-		r->rc = pc_receive(r->fd, r->mem, r->nr_pages, r->type, r->vcpus, &r->state,
+		r->rc = pc_receive(r->fd, r->mem_fd, r->nr_pages, r->type, r->vcpus, &r->state,
 		                   &r->report);
 	}
 	close(r->fd);
@@ -286,7 +301,7 @@ static void run_migration(struct mig *m)
 	assert_int_equal(pipe(p), 0);
 	guarded_new(&m->dst, m->s->src.nr_pages);
 	m->recv.fd = p[0];
-	m->recv.mem = m->dst.mem;
+	m->recv.mem_fd = m->dst.fd;
 	m->recv.nr_pages = m->s->src.nr_pages;
 	m->recv.type = m->s->src.type;
 	m->recv.vcpus = m->s->src.nr_vcpus;
@@ -798,7 +813,7 @@ static int receive_bytes(const uint8_t *bytes, size_t len, uint64_t nr_pages,
 		assert_int_equal(fd_write_exact(fd, bytes, len), 0);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
 	guarded_new(g, nr_pages);
-	rc = pc_receive(fd, g->mem, nr_pages, type, vcpus, &st, &rep);
+	rc = pc_receive(fd, g->fd, nr_pages, type, vcpus, &st, &rep);
 	close(fd);
 	if (rc) {
 		/* nothing is handed back on failure */

@@ -196,6 +196,73 @@ static void test_pages_full_batch(void **state)
 	stream_batch_free(&b);
 }
 
+/*
+ * Pages read straight into the batch (stream_batch_tail / stream_batch_add_read): zero pages
+ * become entries without data, or are left out, and the data behind them moves down.
+ */
+static void add_read(struct stream_batch *b, uint64_t pfn, const int *fill, uint32_t n,
+                     bool skip_zero, uint32_t want_zero)
+{
+	uint8_t *tail = stream_batch_tail(b);
+
+	assert_true(n <= stream_batch_room(b));
+	for (uint32_t i = 0; i < n; i++)
+		memset(tail + (size_t)i * 4096, fill[i], 4096);
+	assert_int_equal(stream_batch_add_read(b, pfn, n, skip_zero), want_zero);
+}
+
+static void test_pages_read_in_place(void **state)
+{
+	static const int fill[] = {0, 7, 0, 0, 9, 11, 0};
+	struct stream_batch b;
+	struct stream_rec rec;
+	struct stream_pages p;
+
+	(void)state;
+	assert_int_equal(stream_batch_init(&b), 0);
+	stream_batch_reset(&b, 0);
+	assert_int_equal(stream_batch_room(&b), 1024);
+	/* round 0: zeros left out */
+	add_read(&b, 100, fill, 7, true, 4);
+	assert_int_equal(b.count, 3);
+	assert_int_equal(stream_batch_room(&b), 1021);
+	/* a later round: zeros are entries */
+	add_read(&b, 200, fill, 7, false, 4);
+	assert_int_equal(b.count, 10);
+	flatten(&b);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_pages(&rec, 1000, &p), 0);
+	assert_int_equal(p.nr_data, 6);
+	{
+		static const uint64_t want[] = {101, 104, 105, 200, 201, 202, 203, 204, 205, 206};
+		static const int data[] = {7, 9, 11, 7, 9, 11};
+		uint32_t d = 0;
+
+		for (uint32_t i = 0; i < p.count; i++) {
+			uint64_t e = stream_pages_pfn(&p, i);
+
+			assert_int_equal(e & STREAM_PFN_MASK, want[i]);
+			if (e & STREAM_PFN_ZERO) {
+				assert_true(i >= 3 && fill[i - 3] == 0);
+				continue;
+			}
+			assert_int_equal(p.data[(size_t)d * 4096], data[d]);
+			assert_int_equal(p.data[(size_t)d * 4096 + 4095], data[d]);
+			d++;
+		}
+		assert_int_equal(d, 6);
+	}
+	/* filled to the brim by reads */
+	stream_batch_reset(&b, 0);
+	while (stream_batch_room(&b)) {
+		static const int one[] = {1};
+
+		add_read(&b, b.count, one, 1, false, 0);
+	}
+	assert_true(stream_batch_full(&b));
+	stream_batch_free(&b);
+}
+
 /* Hand-built malformed PAGE_DATA bodies, each sealed with a valid checksum. */
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -324,6 +391,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_type_and_oversized_length),
 	    cmocka_unit_test(test_pages_round_trip),
 	    cmocka_unit_test(test_pages_full_batch),
+	    cmocka_unit_test(test_pages_read_in_place),
 	    cmocka_unit_test(test_pages_malformed),
 	    cmocka_unit_test(test_blobs_and_round_end),
 	    cmocka_unit_test(test_zero_page_detection),

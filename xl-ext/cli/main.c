@@ -13,7 +13,6 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
-#include "xl-ext/sim/simdom.h"
 #include "xl-ext/cli/xlext.h"
 
 struct xlext_globals xlext_globals;
@@ -118,12 +117,6 @@ int main(int argc, char **argv)
 	int opt;
 
 	log_set_sink(log_sink_stderr("xl-ext"));
-	/* a simulated domU: the sim backend re-executes us as the domain process */
-	if (argc == 5 && !strcmp(argv[1], "__sim-domain")) {
-		log_set_sink(log_sink_stderr("xl-ext-simdom"));
-		log_set_level(LOGL_INFO);
-		return simdom_main(argv[2], !strcmp(argv[3], "incoming"), atoi(argv[4]));
-	}
 	xlext_globals.backend = getenv("XLEXT_BACKEND");
 	while ((opt = getopt_long(argc, argv, "+vb:htT", longopts, NULL)) != -1) {
 		switch (opt) {

@@ -1,15 +1,15 @@
 /*
- * precopy.c - pre-copy sender and receiver for the sim backend's stream.
+ * precopy.c - the pre-copy sender of the sim backend's stream (the receiver: receive.c).
  */
 #include "config.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,9 +19,8 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "xl-ext/precopy/precopy.h"
+#include "xl-ext/precopy/precopy_int.h"
 #include "xl-ext/precopy/stream.h"
-
-#define PAGE STREAM_PAGE_SIZE
 
 void pc_cpu_state_free(struct pc_cpu_state *s)
 {
@@ -63,6 +62,22 @@ static void bucket_take(struct pc_out *o, size_t n)
 	}
 }
 
+/* The first at most PC_IO_MAX_BYTES of iov (iovcnt entries) as up to max entries in part. */
+static int io_slice(const struct iovec *iov, int iovcnt, struct iovec *part, int max)
+{
+	size_t left = PC_IO_MAX_BYTES;
+	int n = 0;
+
+	for (int i = 0; i < iovcnt && n < max && left; i++) {
+		part[n] = iov[i];
+		if (part[n].iov_len > left)
+			part[n].iov_len = left;
+		left -= part[n].iov_len;
+		n++;
+	}
+	return n;
+}
+
 static int out_writev(struct pc_out *o, struct iovec *iov, int iovcnt)
 {
 	size_t total = 0;
@@ -75,7 +90,9 @@ static int out_writev(struct pc_out *o, struct iovec *iov, int iovcnt)
 		bucket_take(o, total);
 	o->bytes += total;
 	while (iovcnt > 0) {
-		ssize_t n = writev(o->fd, iov, iovcnt);
+		struct iovec part[4];
+		int nparts = io_slice(iov, iovcnt, part, 4);
+		ssize_t n = writev(o->fd, part, nparts);
 
 		if (n < 0 && errno == EINTR && o->cancel && *o->cancel)
 			return ERR_CANCELLED;
@@ -149,56 +166,192 @@ static uint64_t count_pending(const struct pc_send_ctx *c)
 	return n;
 }
 
+/*
+ * Note how much memory the guest's file has allocated (st_blocks): before, at most during and
+ * after the migration. Sending must not add to it; only the guest's own writes may.
+ */
+static void sample_ram(struct pc_send_ctx *c)
+{
+	struct mig_report *r = c->rep;
+	struct stat st;
+	uint64_t bytes;
+
+	if (fstat(c->src->mem_fd, &st) < 0)
+		return;
+	bytes = (uint64_t)st.st_blocks * 512;
+	if (!r->source_ram_sampled)
+		r->source_ram_before = bytes;
+	r->source_ram_sampled = true;
+	if (bytes > r->source_ram_max)
+		r->source_ram_max = bytes;
+	r->source_ram_after = bytes;
+}
+
 static bool cancelled(const struct pc_send_ctx *c)
 {
 	return c->params->cancel && *c->params->cancel;
 }
 
 /*
- * Send one page; in round 0 (full) zero pages are skipped, later a page that became zero is
- * sent as a zero entry (no data). *zero_r counts zero pages seen.
+ * Read n pages from pfn on out of the guest's memory file into buf. A hole reads as zeros and
+ * is not allocated by reading (a read of a never-written page through a mapping would be), so
+ * sending never grows the guest's memory.
  */
-static int send_page(struct pc_send_ctx *c, uint64_t pfn, bool full, uint64_t *sent_r,
-                     uint64_t *zero_r)
+static int read_pages(const struct pc_send_ctx *c, uint8_t *buf, uint64_t pfn, size_t n)
 {
-	const uint8_t *page = c->src->mem + pfn * PAGE;
+	size_t len = n * PAGE, done = 0;
 
-	if (stream_page_is_zero(page)) {
-		(*zero_r)++;
-		if (full)
-			return 0;
-		page = NULL;
+	while (done < len) {
+		size_t want = len - done < PC_IO_MAX_BYTES ? len - done : PC_IO_MAX_BYTES;
+		ssize_t r = pread(c->src->mem_fd, buf + done, want, (off_t)(pfn * PAGE + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			log_error_errno(errno, "migration: cannot read guest pages %llu-%llu",
+			                (unsigned long long)pfn, (unsigned long long)(pfn + n - 1));
+			return err_from_errno(errno);
+		}
+		if (r == 0) {
+			memset(buf + done, 0, len - done); /* past the end of the file: zeros */
+			break;
+		}
+		done += (size_t)r;
 	}
-	stream_batch_add(&c->batch, pfn, page);
-	(*sent_r)++;
-	if (stream_batch_full(&c->batch))
-		return flush_batch(&c->out, &c->batch);
 	return 0;
 }
 
-/* Send the pages set in the bitmap (or all, for round 0). */
-static int send_pages(struct pc_send_ctx *c, bool full, uint64_t *sent_r, uint64_t *zero_r)
+/*
+ * Send the n pages from pfn on, read straight into the batch. In round 0 (skip_zero) a zero
+ * page is left out, later it is sent as an entry without data. *zero_r counts zero pages seen.
+ */
+static int send_run(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_zero,
+                    uint64_t *sent_r, uint64_t *zero_r)
+{
+	int rc = 0;
+
+	while (n && !rc) {
+		uint32_t k = stream_batch_room(&c->batch), z;
+
+		if (k > n)
+			k = (uint32_t)n;
+		rc = read_pages(c, stream_batch_tail(&c->batch), pfn, k);
+		if (rc)
+			return rc;
+		z = stream_batch_add_read(&c->batch, pfn, k, skip_zero);
+		*zero_r += z;
+		*sent_r += skip_zero ? k - z : k;
+		if (stream_batch_full(&c->batch))
+			rc = flush_batch(&c->out, &c->batch);
+		pfn += k;
+		n -= k;
+	}
+	return rc;
+}
+
+/*
+ * The first page at or after pfn that holds data (SEEK_DATA), or nr_pages when only holes
+ * follow; *end_r is where that data ends (SEEK_HOLE). Files without holes are all data.
+ */
+static int next_data(const struct pc_send_ctx *c, uint64_t pfn, uint64_t *start_r, uint64_t *end_r)
 {
 	uint64_t n = c->src->nr_pages;
+	off_t data, hole = -1;
+
+	data = lseek(c->src->mem_fd, (off_t)(pfn * PAGE), SEEK_DATA);
+	if (data < 0 && errno == ENXIO) {
+		*start_r = *end_r = n;
+		return 0;
+	}
+	if (data >= 0)
+		hole = lseek(c->src->mem_fd, data, SEEK_HOLE);
+	if (data < 0 || hole < 0) {
+		log_error_errno(errno, "migration: cannot find the written pages of guest memory");
+		return err_from_errno(errno);
+	}
+	*start_r = (uint64_t)data / PAGE;
+	*end_r = ((uint64_t)hole + PAGE - 1) / PAGE;
+	if (*start_r > n)
+		*start_r = n;
+	if (*end_r > n)
+		*end_r = n;
+	return 0;
+}
+
+/*
+ * Send every page: the data the kernel says the guest's memory holds, holes skipped (round 0)
+ * or sent as zero entries (holes_as_zero, the verification pass) without being read.
+ */
+static int send_all(struct pc_send_ctx *c, bool holes_as_zero, uint64_t *sent_r, uint64_t *zero_r)
+{
+	uint64_t n = c->src->nr_pages, pfn = 0;
 	int rc = 0;
+
+	while (pfn < n && !rc) {
+		uint64_t start = n, end = n;
+
+		rc = next_data(c, pfn, &start, &end);
+		if (rc)
+			break;
+		*zero_r += start - pfn;
+		for (; holes_as_zero && pfn < start && !rc; pfn++) {
+			stream_batch_add(&c->batch, pfn, NULL);
+			(*sent_r)++;
+			if (stream_batch_full(&c->batch))
+				rc = flush_batch(&c->out, &c->batch);
+		}
+		if (!rc && start < end)
+			rc = send_run(c, start, end - start, !holes_as_zero, sent_r, zero_r);
+		pfn = end > start ? end : n;
+		if (!rc && cancelled(c))
+			rc = ERR_CANCELLED;
+	}
+	return rc;
+}
+
+/* The first set (want = 1) or clear (want = 0) bit of bitmap at or after i, or n. */
+static uint64_t next_bit(const uint64_t *bitmap, uint64_t n, uint64_t i, int want)
+{
+	while (i < n) {
+		uint64_t w = bitmap[i / 64];
+
+		if (!want)
+			w = ~w;
+		w &= ~0ull << (i % 64);
+		if (w) {
+			i = (i & ~63ull) + (uint64_t)__builtin_ctzll(w);
+			return i < n ? i : n;
+		}
+		i = (i & ~63ull) + 64;
+	}
+	return n;
+}
+
+/* Send the pending pages, a run of consecutive ones at a time. */
+static int send_dirty(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r)
+{
+	uint64_t n = c->src->nr_pages, pfn = 0;
+	int rc = 0;
+
+	while (!rc && (pfn = next_bit(c->pending, n, pfn, 1)) < n) {
+		uint64_t end = next_bit(c->pending, n, pfn, 0);
+
+		rc = send_run(c, pfn, end - pfn, false, sent_r, zero_r);
+		pfn = end;
+		if (!rc && cancelled(c))
+			rc = ERR_CANCELLED;
+	}
+	return rc;
+}
+
+/* Send round 0 (full: every page of the guest) or the pending pages. */
+static int send_pages(struct pc_send_ctx *c, bool full, uint64_t *sent_r, uint64_t *zero_r)
+{
+	int rc;
 
 	*sent_r = 0;
 	*zero_r = 0;
-	for (uint64_t w = 0; w < (n + 63) / 64 && !rc; w++) {
-		uint64_t bits = full ? ~0ull : c->pending[w];
-
-		while (bits && !rc) {
-			unsigned b = (unsigned)__builtin_ctzll(bits);
-			uint64_t pfn = w * 64 + b;
-
-			bits &= bits - 1;
-			if (pfn >= n)
-				break;
-			rc = send_page(c, pfn, full, sent_r, zero_r);
-		}
-		if ((w & 255) == 0 && cancelled(c))
-			return ERR_CANCELLED;
-	}
+	rc = full ? send_all(c, false, sent_r, zero_r) : send_dirty(c, sent_r, zero_r);
 	if (!rc)
 		rc = flush_batch(&c->out, &c->batch);
 	return rc;
@@ -263,19 +416,14 @@ static int send_state(struct pc_send_ctx *c, const struct pc_cpu_state *st)
 static int send_verify(struct pc_send_ctx *c)
 {
 	static uint8_t buf[STREAM_REC_HDR_SIZE + 8];
+	uint64_t sent = 0, zero = 0;
 	int rc;
 
 	rc = out_record(&c->out, buf, STREAM_REC_VERIFY, 0);
 	if (rc)
 		return rc;
 	stream_batch_reset(&c->batch, STREAM_PAGES_VERIFY);
-	for (uint64_t pfn = 0; pfn < c->src->nr_pages && !rc; pfn++) {
-		const uint8_t *page = c->src->mem + pfn * PAGE;
-
-		stream_batch_add(&c->batch, pfn, stream_page_is_zero(page) ? NULL : page);
-		if (stream_batch_full(&c->batch))
-			rc = flush_batch(&c->out, &c->batch);
-	}
+	rc = send_all(c, true, &sent, &zero);
 	if (!rc)
 		rc = flush_batch(&c->out, &c->batch);
 	stream_batch_reset(&c->batch, 0);
@@ -330,6 +478,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 			return rc;
 		take_dirty(c, false);
 		rr->duration_us = (uint64_t)(loop_now_us() - t0);
+		sample_ram(c);
 		rr->bytes = c->out.bytes - bytes0;
 		rr->dirty_after = ndirty;
 		rr->bandwidth_Bps =
@@ -378,6 +527,47 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 	}
 }
 
+/*
+ * Stop-and-copy: pause the guest, send what is still dirty at full link speed, its vCPU and
+ * device state, the --debug verification pass and the END record.
+ */
+static int stop_and_copy(struct pc_send_ctx *c, struct pc_cpu_state *st)
+{
+	struct mig_report *report = c->rep;
+	uint64_t sent = 0, zero = 0, ndirty, bytes0;
+	int rc;
+
+	report->t_pause_us = loop_now_us();
+	c->out.limited = false;
+	rc = c->src->ops->suspend(c->src->arg, st);
+	if (rc)
+		return rc;
+	report->t_suspended_us = loop_now_us();
+	rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
+	if (rc)
+		return rc;
+	take_dirty(c, true);
+	log_debug("stop-and-copy: %llu pages dirty", (unsigned long long)count_pending(c));
+	bytes0 = c->out.bytes;
+	rc = send_pages(c, false, &sent, &zero);
+	if (!rc)
+		rc = send_state(c, st);
+	report->final_pages = sent;
+	report->final_bytes = c->out.bytes - bytes0;
+	report->total_pages += sent;
+	if (!rc && c->params->debug) {
+		rc = send_verify(c);
+		report->verified = !rc;
+	}
+	if (!rc) {
+		static uint8_t buf[STREAM_REC_HDR_SIZE + 8];
+
+		rc = out_record(&c->out, buf, STREAM_REC_END, 0);
+	}
+	report->t_stream_end_us = loop_now_us();
+	return rc;
+}
+
 int pc_send(const struct pc_source *src, int fd, const struct mig_params *params,
             struct mig_report *report)
 {
@@ -385,7 +575,6 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	struct pc_cpu_state st = {0};
 	struct pc_params pp = params->policy;
 	struct pc_state pol;
-	uint64_t sent, zero, ndirty, bytes0;
 	int rc;
 
 	memset(report, 0, sizeof(*report));
@@ -408,6 +597,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	pp.nr_pages = src->nr_pages;
 	pp.page_wire_bytes = PAGE + 8;
 	pc_init(&pol, &pp);
+	sample_ram(&c);
 	rc = src->ops->logdirty_enable(src->arg, &c.bitmap, report->dirtylog_method,
 	                               sizeof(report->dirtylog_method));
 	if (rc)
@@ -418,265 +608,12 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	rc = live_rounds(&c, &pol);
 	if (rc)
 		goto out;
-
-	/* stop-and-copy: the guest is paused from here on; full link speed */
-	report->t_pause_us = loop_now_us();
-	c.out.limited = false;
-	rc = src->ops->suspend(src->arg, &st);
-	if (rc)
-		goto out;
-	report->t_suspended_us = loop_now_us();
-	rc = src->ops->logdirty_fetch(src->arg, &ndirty);
-	if (rc)
-		goto out;
-	take_dirty(&c, true);
-	log_debug("stop-and-copy: %llu pages dirty", (unsigned long long)count_pending(&c));
-	bytes0 = c.out.bytes;
-	rc = send_pages(&c, false, &sent, &zero);
-	if (!rc)
-		rc = send_state(&c, &st);
-	report->final_pages = sent;
-	report->final_bytes = c.out.bytes - bytes0;
-	report->total_pages += sent;
-	if (!rc && params->debug) {
-		rc = send_verify(&c);
-		report->verified = !rc;
-	}
-	if (!rc) {
-		static uint8_t buf[STREAM_REC_HDR_SIZE + 8];
-
-		rc = out_record(&c.out, buf, STREAM_REC_END, 0);
-	}
-	report->t_stream_end_us = loop_now_us();
+	rc = stop_and_copy(&c, &st);
 out:
+	sample_ram(&c);
 	report->total_bytes = c.out.bytes;
 	pc_cpu_state_free(&st);
 	stream_batch_free(&c.batch);
 	free(c.pending);
-	return rc;
-}
-
-/* --- receiver ---------------------------------------------------------------------------- */
-
-static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
-{
-	uint8_t hdr[STREAM_REC_HDR_SIZE];
-	uint64_t csum;
-	uint32_t padded;
-	int rc;
-
-	rc = fd_read_exact(fd, hdr, sizeof(hdr));
-	if (rc) {
-		log_error("migration stream ended early (truncated stream or sender gone)");
-		return ERR_IO;
-	}
-	rc = stream_rec_parse_header(hdr, &rec->type, &rec->length, &csum);
-	if (rc) {
-		uint32_t type, length; /* as sent: the parser sets nothing when it refuses */
-
-		memcpy(&type, hdr, sizeof(type));
-		memcpy(&length, hdr + 4, sizeof(length));
-		log_error("migration stream: malformed record header (type %u, length %u)",
-		          le32toh(type), le32toh(length));
-		return rc;
-	}
-	padded = (rec->length + 7u) & ~7u;
-	rc = fd_read_exact(fd, body, padded);
-	if (rc) {
-		log_error("migration stream ended inside a %s record", stream_rec_name(rec->type));
-		return ERR_IO;
-	}
-	rc = stream_rec_check(rec->type, rec->length, csum, body);
-	if (rc) {
-		log_error("migration stream: %s record failed its checksum (corrupted stream)",
-		          stream_rec_name(rec->type));
-		return rc;
-	}
-	rec->body = body;
-	return 0;
-}
-
-static int apply_pages(const struct stream_rec *rec, uint8_t *mem, uint64_t nr_pages,
-                       bool verify_mode, struct mig_report *report)
-{
-	struct stream_pages p;
-	uint32_t d = 0;
-	int rc = stream_decode_pages(rec, nr_pages, &p);
-
-	if (rc) {
-		log_error("migration stream: malformed PAGE_DATA record");
-		return rc;
-	}
-	if (!!(p.flags & STREAM_PAGES_VERIFY) != verify_mode) {
-		log_error("migration stream: verification pages outside the verification pass");
-		return ERR_PROTO;
-	}
-	for (uint32_t i = 0; i < p.count; i++) {
-		uint64_t e = stream_pages_pfn(&p, i), pfn = e & STREAM_PFN_MASK;
-		uint8_t *dst = mem + pfn * PAGE;
-
-		if (verify_mode) {
-			bool same = (e & STREAM_PFN_ZERO)
-			                ? stream_page_is_zero(dst)
-			                : !memcmp(dst, p.data + (size_t)d * PAGE, PAGE);
-
-			if (!same) {
-				if (!report->verify_mismatches)
-					log_error("verification: page %llu differs from the source",
-					          (unsigned long long)pfn);
-				report->verify_mismatches++;
-			}
-		} else if (e & STREAM_PFN_ZERO) {
-			memset(dst, 0, PAGE);
-		} else {
-			memcpy(dst, p.data + (size_t)d * PAGE, PAGE);
-		}
-		if (!(e & STREAM_PFN_ZERO))
-			d++;
-	}
-	report->total_pages += p.count;
-	return 0;
-}
-
-static int take_blob(const struct stream_rec *rec, struct pc_cpu_state *st, unsigned nr_vcpus,
-                     uint8_t *seen)
-{
-	const uint8_t *blob;
-	uint32_t id, len;
-	int rc = stream_decode_blob(rec, &id, &blob, &len);
-
-	if (rc)
-		return rc;
-	if (rec->type == STREAM_REC_DEVICE_MODEL) {
-		if (st->dm) {
-			log_error("migration stream: two DEVICE_MODEL records");
-			return ERR_PROTO;
-		}
-		st->dm = malloc(len ? len : 1);
-		if (!st->dm)
-			return ERR_NOMEM;
-		memcpy(st->dm, blob, len);
-		st->dm_len = len;
-		return 0;
-	}
-	if (id >= nr_vcpus || seen[id] || (st->vcpus && len != st->vcpu_len) || len == 0) {
-		log_error("migration stream: unexpected VCPU_STATE record for vCPU %u", id);
-		return ERR_PROTO;
-	}
-	if (!st->vcpus) {
-		st->vcpus = calloc(nr_vcpus, len);
-		if (!st->vcpus)
-			return ERR_NOMEM;
-		st->vcpu_len = len;
-		st->nr_vcpus = nr_vcpus;
-	}
-	memcpy(st->vcpus + (size_t)id * len, blob, len);
-	seen[id] = 1;
-	return 0;
-}
-
-int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
-               struct pc_cpu_state *state, struct mig_report *report)
-{
-	uint8_t *body = malloc(STREAM_MAX_BODY + 8);
-	uint8_t seen[PC_MAX_VCPUS] = {0};
-	struct stream_header h;
-	struct stream_rec rec;
-	bool verify_mode = false;
-	int rc;
-
-	memset(state, 0, sizeof(*state));
-	memset(report, 0, sizeof(*report));
-	report->t_start_us = loop_now_us();
-	report->nr_pages = nr_pages;
-	if (!body)
-		return ERR_NOMEM;
-	if (nr_vcpus > PC_MAX_VCPUS) {
-		rc = ERR_INVAL;
-		goto out;
-	}
-	rc = read_record(fd, body, &rec);
-	if (rc)
-		goto out;
-	if (rec.type != STREAM_REC_HEADER || stream_decode_header(&rec, &h)) {
-		log_error("migration stream: not an xl-ext sim stream (bad or missing header)");
-		rc = ERR_PROTO;
-		goto out;
-	}
-	if (h.nr_pages != nr_pages || h.domain_type != (uint32_t)type || h.nr_vcpus != nr_vcpus) {
-		log_error(
-		    "migration stream describes a guest (%llu pages, %u vCPUs, %s) other than "
-		    "its configuration (%llu pages, %u vCPUs, %s)",
-		    (unsigned long long)h.nr_pages, h.nr_vcpus,
-		    hv_type_name((enum hv_domain_type)h.domain_type), (unsigned long long)nr_pages,
-		    nr_vcpus, hv_type_name(type));
-		rc = ERR_PROTO;
-		goto out;
-	}
-	for (;;) {
-		report->total_bytes += stream_rec_wire_size(rec.length);
-		rc = read_record(fd, body, &rec);
-		if (rc)
-			goto out;
-		switch (rec.type) {
-		case STREAM_REC_PAGE_DATA:
-			rc = apply_pages(&rec, mem, nr_pages, verify_mode, report);
-			break;
-		case STREAM_REC_ROUND_END: {
-			uint32_t round;
-			uint64_t pages;
-
-			rc = stream_decode_round_end(&rec, &round, &pages);
-			if (!rc && round != report->nrounds) {
-				log_error("migration stream: round %u out of order", round);
-				rc = ERR_PROTO;
-			}
-			if (!rc)
-				report->nrounds++;
-			break;
-		}
-		case STREAM_REC_VCPU_STATE:
-		case STREAM_REC_DEVICE_MODEL:
-			rc = take_blob(&rec, state, nr_vcpus, seen);
-			break;
-		case STREAM_REC_VERIFY:
-			verify_mode = true;
-			report->verified = true;
-			break;
-		case STREAM_REC_END:
-			for (unsigned v = 0; v < nr_vcpus; v++)
-				if (!seen[v]) {
-					log_error("migration stream ended without vCPU %u's state",
-					          v);
-					rc = ERR_PROTO;
-					goto out;
-				}
-			if (type == HV_TYPE_HVM && !state->dm) {
-				log_error(
-				    "migration stream ended without the HVM device model state");
-				rc = ERR_PROTO;
-				goto out;
-			}
-			if (report->verify_mismatches) {
-				log_error("verification failed: %llu pages differ from the source",
-				          (unsigned long long)report->verify_mismatches);
-				rc = ERR_CHECKSUM;
-				goto out;
-			}
-			rc = 0;
-			goto out;
-		default:
-			log_error("migration stream: unexpected %s record",
-			          stream_rec_name(rec.type));
-			rc = ERR_PROTO;
-		}
-		if (rc)
-			goto out;
-	}
-out:
-	report->t_end_us = loop_now_us();
-	if (rc)
-		pc_cpu_state_free(state);
-	free(body);
 	return rc;
 }

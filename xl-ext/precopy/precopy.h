@@ -1,12 +1,14 @@
 /*
  * precopy.h - the pre-copy engine: live rounds, stop-and-copy, and the receiving side.
  *
- * The sender reads guest memory from a mapping and asks its source (a small vtable the sim
- * backend implements over the domain's control socket) for dirty bitmaps, throttling and the
- * final suspend. Round 0 sends every non-zero page; each later round sends the pages dirtied
- * meanwhile; the policy (policy.h) decides when to stop and copy. A bandwidth cap (token
- * bucket) governs the live rounds only; stop-and-copy runs at full speed. Zero pages are never
- * sent as data. The receiver writes pages into the new domain's memory, bounds-checking every
+ * The sender reads guest memory from its file (pread: reading a never-written page allocates
+ * nothing) and asks its source (a small vtable the sim backend implements over the domain's
+ * control socket) for dirty bitmaps, throttling and the final suspend. Round 0 sends every
+ * non-zero page of the data the file holds (holes are zero pages, skipped unread); each later
+ * round sends the pages dirtied meanwhile; the policy (policy.h) decides when to stop and copy.
+ * A bandwidth cap (token bucket) governs the live rounds only; stop-and-copy runs at full
+ * speed. Zero pages are never sent as data. The receiver writes pages into the new domain's
+ * memory file (pwrite: no page fault, only pages with data allocated), bounds-checking every
  * record (stream.h).
  */
 #ifndef XLEXT_PRECOPY_H
@@ -65,6 +67,12 @@ struct mig_report {
 	bool verified; /* a --debug verification pass ran */
 	uint64_t verify_mismatches;
 	char dirtylog_method[16];
+	/* bytes of the source guest's memory allocated (its file's blocks) when the migration
+	 * began, at most during it (after every round), and when it ended */
+	bool source_ram_sampled;
+	uint64_t source_ram_before;
+	uint64_t source_ram_max;
+	uint64_t source_ram_after;
 };
 
 /* Saved vCPU and device-model state: what stop-and-copy sends besides memory. */
@@ -92,7 +100,9 @@ struct pc_source_ops {
 struct pc_source {
 	const struct pc_source_ops *ops;
 	void *arg;
-	const uint8_t *mem;
+	/* the guest's memory as a file: page pfn at offset pfn * 4096, a hole reads as zeros
+	 * (SEEK_DATA/SEEK_HOLE say where data is); read with pread, never mapped */
+	int mem_fd;
 	uint64_t nr_pages;
 	enum hv_domain_type type;
 	unsigned nr_vcpus;
@@ -107,11 +117,12 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
             struct mig_report *report);
 
 /*
- * Receive a stream from fd into mem (nr_pages pages, zero-filled): expects a header matching
- * nr_pages/type/nr_vcpus, applies pages, collects the vCPU/device state, stops after END.
- * Malformed, truncated or foreign input gives ERR_PROTO/ERR_CHECKSUM/ERR_IO with a message.
+ * Receive a stream from fd into the guest memory file mem_fd (nr_pages pages, all holes at
+ * first, as pc_source's mem_fd): expects a header matching nr_pages/type/nr_vcpus, writes
+ * pages, collects the vCPU/device state, stops after END. Malformed, truncated or foreign
+ * input gives ERR_PROTO/ERR_CHECKSUM/ERR_IO with a message.
  */
-int pc_receive(int fd, uint8_t *mem, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
+int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
                struct pc_cpu_state *state, struct mig_report *report);
 
 /* Print the report as JSON on out. */

@@ -31,6 +31,12 @@ static json_object *downtime_phases(const struct mig_report *r)
 	return p;
 }
 
+/* Allocated guest memory in MiB, -1 when the sender could not tell (not a sim source). */
+static json_object *ram_mib(const struct mig_report *r, uint64_t bytes)
+{
+	return json_object_new_double(r->source_ram_sampled ? (double)bytes / 1048576.0 : -1);
+}
+
 struct json_object *mig_report_json(const struct mig_report *r)
 {
 	json_object *o = json_object_new_object(), *rounds = json_object_new_array();
@@ -87,6 +93,9 @@ struct json_object *mig_report_json(const struct mig_report *r)
 	                       json_object_new_string(r->reason ? r->reason : ""));
 	json_object_object_add(o, "max_throttle_pct", json_object_new_int((int)r->max_throttle));
 	json_object_object_add(o, "dirtylog", json_object_new_string(r->dirtylog_method));
+	json_object_object_add(o, "source_ram_before_mib", ram_mib(r, r->source_ram_before));
+	json_object_object_add(o, "source_ram_max_mib", ram_mib(r, r->source_ram_max));
+	json_object_object_add(o, "source_ram_after_mib", ram_mib(r, r->source_ram_after));
 	json_object_object_add(o, "verified", json_object_new_boolean(r->verified));
 	json_object_object_add(o, "verify_mismatches",
 	                       json_object_new_int64((int64_t)r->verify_mismatches));

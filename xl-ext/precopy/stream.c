@@ -280,6 +280,43 @@ void stream_batch_add(struct stream_batch *b, uint64_t pfn, const void *page)
 	b->count++;
 }
 
+uint32_t stream_batch_room(const struct stream_batch *b)
+{
+	return STREAM_MAX_BATCH - b->count;
+}
+
+uint8_t *stream_batch_tail(struct stream_batch *b)
+{
+	return b->data + (size_t)b->nr_data * STREAM_PAGE_SIZE;
+}
+
+uint32_t stream_batch_add_read(struct stream_batch *b, uint64_t pfn, uint32_t n, bool skip_zero)
+{
+	const uint8_t *read = stream_batch_tail(b);
+	uint32_t zero = 0;
+
+	for (uint32_t i = 0; i < n; i++, read += STREAM_PAGE_SIZE) {
+		uint8_t *slot = b->prefix + STREAM_REC_HDR_SIZE + 8 + 8 * (size_t)b->count;
+		uint8_t *tail = stream_batch_tail(b);
+
+		if (stream_page_is_zero(read)) {
+			zero++;
+			if (skip_zero)
+				continue;
+			put64(slot, ((pfn + i) & STREAM_PFN_MASK) | STREAM_PFN_ZERO);
+		} else {
+			/* behind a zero page the data moves down over it (rare: guests seldom
+			 * write whole pages of zeros) */
+			if (tail != read)
+				memmove(tail, read, STREAM_PAGE_SIZE);
+			b->nr_data++;
+			put64(slot, (pfn + i) & STREAM_PFN_MASK);
+		}
+		b->count++;
+	}
+	return zero;
+}
+
 size_t stream_batch_seal(struct stream_batch *b, struct iovec *iov)
 {
 	size_t prefix_body = 8 + 8 * (size_t)b->count;

@@ -125,6 +125,20 @@ bool stream_batch_full(const struct stream_batch *b);
 bool stream_batch_empty(const struct stream_batch *b);
 /* Add pfn; page is its 4 KiB content (copied), or NULL for a zero page. */
 void stream_batch_add(struct stream_batch *b, uint64_t pfn, const void *page);
+/* How many more pages the batch takes (each one entry and at most one page of data). */
+uint32_t stream_batch_room(const struct stream_batch *b);
+/*
+ * Where the next page's data goes: a sender may read up to stream_batch_room(b) consecutive
+ * pages there itself (pread into the record, no copy) and then add them with
+ * stream_batch_add_read.
+ */
+uint8_t *stream_batch_tail(struct stream_batch *b);
+/*
+ * Add the n pages pfn, pfn + 1, ... whose contents were read to stream_batch_tail(b)
+ * (n <= stream_batch_room(b)). A page of all zeros becomes an entry without data, or is left
+ * out when skip_zero; the data of the pages after it moves down. Returns how many were zero.
+ */
+uint32_t stream_batch_add_read(struct stream_batch *b, uint64_t pfn, uint32_t n, bool skip_zero);
 /*
  * Seal into a PAGE_DATA record: fills iov[0] (prefix) and iov[1] (data, may be empty) and
  * returns the wire size.

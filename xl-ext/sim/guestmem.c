@@ -66,7 +66,7 @@ static int page_is_zero(const uint64_t *w)
 	return 1;
 }
 
-void gm_verify(const void *mem, uint64_t nr_pages, struct gm_check *out)
+void gm_verify(const void *mem, uint64_t nr_pages, const uint64_t *present, struct gm_check *out)
 {
 	const struct gm_superblock *sb = (const struct gm_superblock *)mem;
 	uint64_t acc = 0;
@@ -79,6 +79,10 @@ void gm_verify(const void *mem, uint64_t nr_pages, struct gm_check *out)
 		const uint64_t *w = (const uint64_t *)((const char *)mem + pfn * GM_PAGE_SIZE);
 		int ok = 1;
 
+		if (present && !(present[pfn / 64] & (1ull << (pfn % 64)))) {
+			out->pages_zero++;
+			continue;
+		}
 		if (w[0] != GM_PAGE_MAGIC) {
 			if (page_is_zero(w)) {
 				out->pages_zero++;

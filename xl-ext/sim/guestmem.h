@@ -58,7 +58,11 @@ uint64_t gm_digest(uint64_t pfn, uint64_t gen);
  */
 uint64_t gm_write_page(void *mem, uint64_t pfn);
 
-/* Verify the whole image (the guest must be paused). */
-void gm_verify(const void *mem, uint64_t nr_pages, struct gm_check *out);
+/*
+ * Verify the whole image (the guest must be paused). present, when not NULL, is a bitmap of
+ * the pages that hold data: the others are zero pages, not read (a read through a mapping
+ * would allocate them).
+ */
+void gm_verify(const void *mem, uint64_t nr_pages, const uint64_t *present, struct gm_check *out);
 
 #endif

@@ -11,6 +11,15 @@
 #   sim_kill_all_domains       kill every sim domain process of this run, by pid
 #   sim_exactly_one name i     the guest exists on host i (its "name state" line is printed)
 #                              and no copy of it (nor name--incoming) on the other host of two
+#   sim_wait_precopy i name    wait (bounded) until a migration of domain name on host i is in
+#                              pre-copy (its dirty logging on), to act "mid-stream" on the
+#                              event rather than after a guessed delay
+#   sim_probe_start file ip [gap_ms]  probe ip every 10 ms from the client namespace
+#                              (tb_client_ns); gaps >= gap_ms are logged on stderr
+#   sim_probe_stop [ip host]   until this: once ip answers from host (bounded wait), the
+#                              summary line is left in file; the window is the event's (a
+#                              migration and the guest answering where it went), not a
+#                              guessed length
 
 : "${XLEXT:?XLEXT must name the xl-ext binary}"
 declare -ga SIM_HOST_MIB 2>/dev/null || true
@@ -97,4 +106,26 @@ sim_exactly_one() {
 	[ -n "$on_host" ] || tb_fail "$name is not on host $host"
 	[ -z "$on_other" ] || tb_fail "$name also exists on host $other: $on_other"
 	echo "$on_host"
+}
+
+sim_wait_precopy() {
+	tb_wait_until 30 eval "sim_x $1 sim-check --status $2 | grep -Eq '\"dirtylog\":\"(uffd|mprotect)\"'"
+}
+
+sim_probe_start() {
+	: "${PROBE:?PROBE must name the probe client}"
+	# exec: $! is the probe itself, which prints its summary when it gets SIGTERM
+	(exec ip netns exec "$(tb_ns c)" "$PROBE" "$2" 3600000 10 "${3:-0}" >"$1" 2>"$1.err") &
+	SIM_PROBE_PID=$!
+	# the client runs and sees the guest before the caller moves it
+	tb_wait_until 20 grep -q 'first reply' "$1.err" ||
+		tb_fail "the probe client got no reply from $2: $(cat "$1.err")"
+}
+
+sim_probe_stop() {
+	[ -z "${2:-}" ] ||
+		tb_wait_until 10 eval "tb_exec c '$PROBE' $1 100 | grep -q 'hosts=.*$2\$'" ||
+		tb_log "sim_probe_stop: $1 did not answer from $2"
+	kill -TERM "$SIM_PROBE_PID" 2>/dev/null
+	wait "$SIM_PROBE_PID"
 }

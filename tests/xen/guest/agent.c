@@ -13,7 +13,7 @@
  * xlext.disk=/dev/xvda, xlext.hz=10, xlext.guest=1, xlext.key=0x1, xlext.base=2048,
  * xlext.ring=1024, xlext.if=eth0.
  *
- * The guest serves the simulated guests' UDP probe protocol (xl-ext/sim/simdom.h), so
+ * The guest serves the simulated guests' UDP probe protocol (xl-ext/core/guestproto.h), so
  * tests/integration/probe.c watches it unchanged: its counter is the highest journal sequence
  * number whose write reached the disk (O_DIRECT|O_DSYNC), so a counter that never goes back
  * means the journal continued. The journal is xl-ext/storage/journal.c's on-LUN format,
@@ -47,7 +47,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "xl-ext/sim/simdom.h"
+#include "xl-ext/core/guestproto.h"
 #include "xl-ext/storage/journal.h"
 
 #define AGENT_NAME        "xlext-agent"
@@ -543,28 +543,28 @@ static void *journal_main(void *arg)
 /* Answer probes for ever (the simulated guests' udp_main, with the journal as counter). */
 static int probe_serve(const struct agent_params *p)
 {
-	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(SIMDOM_UDP_PORT)};
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(GUEST_PROBE_PORT)};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
 	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr))) {
-		log_error_errno(errno, "probe service: cannot bind UDP port %d", SIMDOM_UDP_PORT);
+		log_error_errno(errno, "probe service: cannot bind UDP port %d", GUEST_PROBE_PORT);
 		if (fd >= 0)
 			close(fd);
 		return ERR_IO;
 	}
-	log_info("probe service on UDP port %d as '%s', boot id %016" PRIx64, SIMDOM_UDP_PORT,
+	log_info("probe service on UDP port %d as '%s', boot id %016" PRIx64, GUEST_PROBE_PORT,
 	         p->name, agent_boot_id);
 	for (;;) {
-		struct simdom_probe_reply rep;
+		struct guest_probe_reply rep;
 		struct sockaddr_in from;
 		socklen_t flen = sizeof(from);
 		char req[64];
 		ssize_t n = recvfrom(fd, req, sizeof(req), 0, (struct sockaddr *)&from, &flen);
 
-		if (n < 8 || memcmp(req, SIMDOM_PROBE_MAGIC, 4) != 0)
+		if (n < 8 || memcmp(req, GUEST_PROBE_MAGIC, 4) != 0)
 			continue;
 		memset(&rep, 0, sizeof(rep));
-		memcpy(rep.magic, SIMDOM_REPLY_MAGIC, 4);
+		memcpy(rep.magic, GUEST_PROBE_REPLY_MAGIC, 4);
 		memcpy(&rep.seq, req + 4, 4);
 		rep.boot_id = agent_boot_id;
 		rep.counter = __atomic_load_n(&agent_acked, __ATOMIC_RELAXED);

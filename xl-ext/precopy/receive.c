@@ -1,0 +1,351 @@
+/*
+ * receive.c - the receiving end of the sim backend's pre-copy stream (the sender: precopy.c):
+ * records are read and checked, pages written into the new guest's memory file.
+ */
+#include "config.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/fileutil.h"
+#include "common/log.h"
+#include "common/loop.h"
+#include "xl-ext/precopy/precopy.h"
+#include "xl-ext/precopy/precopy_int.h"
+
+static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
+{
+	uint8_t hdr[STREAM_REC_HDR_SIZE];
+	uint64_t csum;
+	uint32_t padded;
+	int rc;
+
+	rc = fd_read_exact(fd, hdr, sizeof(hdr));
+	if (rc) {
+		log_error("migration stream ended early (truncated stream or sender gone)");
+		return ERR_IO;
+	}
+	rc = stream_rec_parse_header(hdr, &rec->type, &rec->length, &csum);
+	if (rc) {
+		uint32_t type, length; /* as sent: the parser sets nothing when it refuses */
+
+		memcpy(&type, hdr, sizeof(type));
+		memcpy(&length, hdr + 4, sizeof(length));
+		log_error("migration stream: malformed record header (type %u, length %u)",
+		          le32toh(type), le32toh(length));
+		return rc;
+	}
+	padded = (rec->length + 7u) & ~7u;
+	for (uint32_t done = 0; !rc && done < padded; done += PC_IO_MAX_BYTES)
+		rc = fd_read_exact(fd, body + done,
+		                   padded - done < PC_IO_MAX_BYTES ? padded - done
+		                                                   : PC_IO_MAX_BYTES);
+	if (rc) {
+		log_error("migration stream ended inside a %s record", stream_rec_name(rec->type));
+		return ERR_IO;
+	}
+	rc = stream_rec_check(rec->type, rec->length, csum, body);
+	if (rc) {
+		log_error("migration stream: %s record failed its checksum (corrupted stream)",
+		          stream_rec_name(rec->type));
+		return rc;
+	}
+	rec->body = body;
+	return 0;
+}
+
+/* The receiving end: the new guest's memory file and a buffer to compare pages in --debug. */
+struct pc_recv_ctx {
+	int mem_fd;
+	uint64_t nr_pages;
+	enum hv_domain_type type;
+	unsigned nr_vcpus;
+	uint8_t seen[PC_MAX_VCPUS]; /* vCPU states received */
+	bool verify_mode;
+	uint8_t *scratch; /* STREAM_MAX_BATCH pages, for the verification pass */
+	struct mig_report *report;
+};
+
+/*
+ * Write n pages of data at pfn into the guest's memory file. pwrite allocates a page and
+ * copies into it without a page fault and without clearing it first: no fault per page on the
+ * receiver's critical path, and only pages with data are allocated, as on the source.
+ */
+static int write_pages(const struct pc_recv_ctx *r, uint64_t pfn, const uint8_t *data, size_t n)
+{
+	size_t len = n * PAGE, done = 0;
+
+	while (done < len) {
+		size_t want = len - done < PC_IO_MAX_BYTES ? len - done : PC_IO_MAX_BYTES;
+		ssize_t w = pwrite(r->mem_fd, data + done, want, (off_t)(pfn * PAGE + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_error_errno(w < 0 ? errno : EIO,
+			                "migration: cannot write guest pages %llu-%llu",
+			                (unsigned long long)pfn, (unsigned long long)(pfn + n - 1));
+			return w < 0 ? err_from_errno(errno) : ERR_IO;
+		}
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+/* n pages that became zero on the source: give them back (a hole reads as zeros). */
+static int zero_pages(const struct pc_recv_ctx *r, uint64_t pfn, size_t n)
+{
+	static const uint8_t zero[PAGE];
+
+	if (fallocate(r->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(pfn * PAGE),
+	              (off_t)(n * PAGE)) == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) { /* a file that cannot punch holes: write zeros */
+		int rc = write_pages(r, pfn + i, zero, 1);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* --debug: compare n pages at pfn with data (NULL: they must be zero); count mismatches. */
+static int verify_pages(const struct pc_recv_ctx *r, uint64_t pfn, const uint8_t *data, size_t n)
+{
+	size_t len = n * PAGE, done = 0;
+
+	while (done < len) {
+		size_t want = len - done < PC_IO_MAX_BYTES ? len - done : PC_IO_MAX_BYTES;
+		ssize_t got = pread(r->mem_fd, r->scratch + done, want, (off_t)(pfn * PAGE + done));
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return err_from_errno(errno);
+		if (got == 0) {
+			memset(r->scratch + done, 0, len - done);
+			break;
+		}
+		done += (size_t)got;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const uint8_t *have = r->scratch + i * PAGE;
+		bool same = data ? !memcmp(have, data + i * PAGE, PAGE) : stream_page_is_zero(have);
+
+		if (same)
+			continue;
+		if (!r->report->verify_mismatches)
+			log_error("verification: page %llu differs from the source",
+			          (unsigned long long)(pfn + i));
+		r->report->verify_mismatches++;
+	}
+	return 0;
+}
+
+/*
+ * Apply a PAGE_DATA record: runs of consecutive pfns of the same kind (data, whose pages are
+ * consecutive in the record too, or zero) are written, given back or compared at once.
+ */
+static int apply_pages(const struct stream_rec *rec, struct pc_recv_ctx *r)
+{
+	struct stream_pages p;
+	uint32_t d = 0;
+	int rc = stream_decode_pages(rec, r->nr_pages, &p);
+
+	if (rc) {
+		log_error("migration stream: malformed PAGE_DATA record");
+		return rc;
+	}
+	if (!!(p.flags & STREAM_PAGES_VERIFY) != r->verify_mode) {
+		log_error("migration stream: verification pages outside the verification pass");
+		return ERR_PROTO;
+	}
+	for (uint32_t i = 0, n; i < p.count && !rc; i += n) {
+		uint64_t e = stream_pages_pfn(&p, i), pfn = e & STREAM_PFN_MASK;
+		bool zero = e & STREAM_PFN_ZERO;
+		const uint8_t *data = zero ? NULL : p.data + (size_t)d * PAGE;
+
+		for (n = 1; i + n < p.count; n++) {
+			uint64_t next = stream_pages_pfn(&p, i + n);
+
+			if ((next & STREAM_PFN_MASK) != pfn + n ||
+			    !!(next & STREAM_PFN_ZERO) != zero)
+				break;
+		}
+		if (r->verify_mode)
+			rc = verify_pages(r, pfn, data, n);
+		else
+			rc = zero ? zero_pages(r, pfn, n) : write_pages(r, pfn, data, n);
+		if (!zero)
+			d += n;
+	}
+	r->report->total_pages += p.count;
+	return rc;
+}
+
+static int take_blob(const struct stream_rec *rec, struct pc_cpu_state *st, unsigned nr_vcpus,
+                     uint8_t *seen)
+{
+	const uint8_t *blob;
+	uint32_t id, len;
+	int rc = stream_decode_blob(rec, &id, &blob, &len);
+
+	if (rc)
+		return rc;
+	if (rec->type == STREAM_REC_DEVICE_MODEL) {
+		if (st->dm) {
+			log_error("migration stream: two DEVICE_MODEL records");
+			return ERR_PROTO;
+		}
+		st->dm = malloc(len ? len : 1);
+		if (!st->dm)
+			return ERR_NOMEM;
+		memcpy(st->dm, blob, len);
+		st->dm_len = len;
+		return 0;
+	}
+	if (id >= nr_vcpus || seen[id] || (st->vcpus && len != st->vcpu_len) || len == 0) {
+		log_error("migration stream: unexpected VCPU_STATE record for vCPU %u", id);
+		return ERR_PROTO;
+	}
+	if (!st->vcpus) {
+		st->vcpus = calloc(nr_vcpus, len);
+		if (!st->vcpus)
+			return ERR_NOMEM;
+		st->vcpu_len = len;
+		st->nr_vcpus = nr_vcpus;
+	}
+	memcpy(st->vcpus + (size_t)id * len, blob, len);
+	seen[id] = 1;
+	return 0;
+}
+
+/* The header must describe the guest this end created from its configuration. */
+static int check_header(const struct stream_rec *rec, uint64_t nr_pages, enum hv_domain_type type,
+                        unsigned nr_vcpus)
+{
+	struct stream_header h;
+
+	if (rec->type != STREAM_REC_HEADER || stream_decode_header(rec, &h)) {
+		log_error("migration stream: not an xl-ext sim stream (bad or missing header)");
+		return ERR_PROTO;
+	}
+	if (h.nr_pages != nr_pages || h.domain_type != (uint32_t)type || h.nr_vcpus != nr_vcpus) {
+		log_error(
+		    "migration stream describes a guest (%llu pages, %u vCPUs, %s) other than "
+		    "its configuration (%llu pages, %u vCPUs, %s)",
+		    (unsigned long long)h.nr_pages, h.nr_vcpus,
+		    hv_type_name((enum hv_domain_type)h.domain_type), (unsigned long long)nr_pages,
+		    nr_vcpus, hv_type_name(type));
+		return ERR_PROTO;
+	}
+	return 0;
+}
+
+/* The END record: the domain must be complete, and equal to the source when verified. */
+static int check_end(const struct pc_recv_ctx *r, const struct pc_cpu_state *state)
+{
+	for (unsigned v = 0; v < r->nr_vcpus; v++)
+		if (!r->seen[v]) {
+			log_error("migration stream ended without vCPU %u's state", v);
+			return ERR_PROTO;
+		}
+	if (r->type == HV_TYPE_HVM && !state->dm) {
+		log_error("migration stream ended without the HVM device model state");
+		return ERR_PROTO;
+	}
+	if (r->report->verify_mismatches) {
+		log_error("verification failed: %llu pages differ from the source",
+		          (unsigned long long)r->report->verify_mismatches);
+		return ERR_CHECKSUM;
+	}
+	return 0;
+}
+
+/* Apply one record after the header. Returns 0, 1 after END (complete), or an error. */
+static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
+                        struct pc_cpu_state *state)
+{
+	struct mig_report *report = r->report;
+	uint32_t round;
+	uint64_t pages;
+	int rc;
+
+	switch (rec->type) {
+	case STREAM_REC_PAGE_DATA:
+		return apply_pages(rec, r);
+	case STREAM_REC_ROUND_END:
+		rc = stream_decode_round_end(rec, &round, &pages);
+		if (!rc && round != report->nrounds) {
+			log_error("migration stream: round %u out of order", round);
+			rc = ERR_PROTO;
+		}
+		if (!rc)
+			report->nrounds++;
+		return rc;
+	case STREAM_REC_VCPU_STATE:
+	case STREAM_REC_DEVICE_MODEL:
+		return take_blob(rec, state, r->nr_vcpus, r->seen);
+	case STREAM_REC_VERIFY:
+		if (!r->scratch)
+			r->scratch = malloc((size_t)STREAM_MAX_BATCH * PAGE);
+		if (!r->scratch)
+			return ERR_NOMEM;
+		r->verify_mode = true;
+		report->verified = true;
+		return 0;
+	case STREAM_REC_END:
+		rc = check_end(r, state);
+		return rc ? rc : 1;
+	default:
+		log_error("migration stream: unexpected %s record", stream_rec_name(rec->type));
+		return ERR_PROTO;
+	}
+}
+
+int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
+               struct pc_cpu_state *state, struct mig_report *report)
+{
+	uint8_t *body = malloc(STREAM_MAX_BODY + 8);
+	struct pc_recv_ctx r = {.mem_fd = mem_fd,
+	                        .nr_pages = nr_pages,
+	                        .type = type,
+	                        .nr_vcpus = nr_vcpus,
+	                        .report = report};
+	struct stream_rec rec;
+	int rc;
+
+	memset(state, 0, sizeof(*state));
+	memset(report, 0, sizeof(*report));
+	report->t_start_us = loop_now_us();
+	report->nr_pages = nr_pages;
+	if (!body)
+		return ERR_NOMEM;
+	if (nr_vcpus > PC_MAX_VCPUS) {
+		rc = ERR_INVAL;
+		goto out;
+	}
+	rc = read_record(fd, body, &rec);
+	if (!rc)
+		rc = check_header(&rec, nr_pages, type, nr_vcpus);
+	while (!rc) {
+		report->total_bytes += stream_rec_wire_size(rec.length);
+		rc = read_record(fd, body, &rec);
+		if (!rc)
+			rc = apply_record(&rec, &r, state);
+	}
+	if (rc == 1)
+		rc = 0;
+out:
+	report->t_end_us = loop_now_us();
+	if (rc)
+		pc_cpu_state_free(state);
+	free(r.scratch);
+	free(body);
+	return rc;
+}
