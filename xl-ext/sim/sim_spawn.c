@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,14 +25,39 @@
 #include "xl-ext/sim/simcfg.h"
 
 /*
- * The program a domain runs as: $XLEXT_SIMDOM (the build tree, the tests), else the one
- * installed beside xl-ext's other private files.
+ * The program a domain runs as: $XLEXT_SIMDOM when set; else the one installed beside
+ * xl-ext's other private files; else one found from the running program's own place (an
+ * installation moved with `make install prefix=DIR`: DIR/bin/../libexec/xl-ext; the build
+ * tree: xl-ext/ or haagent/../xl-ext/). Where none is found, the installed path is named.
  */
 static const char *simdom_helper(void)
 {
+	static const char *const rel[] = {"/../libexec/xl-ext/xl-ext-simdom", "/xl-ext-simdom",
+	                                  "/../xl-ext/xl-ext-simdom"};
+	static char found[PATH_MAX];
 	const char *env = getenv("XLEXT_SIMDOM");
+	char self[PATH_MAX];
+	ssize_t n;
+	char *slash;
 
-	return env && env[0] ? env : PKGLIBEXECDIR "/xl-ext-simdom";
+	if (env && env[0])
+		return env;
+	if (access(PKGLIBEXECDIR "/xl-ext-simdom", X_OK) == 0)
+		return PKGLIBEXECDIR "/xl-ext-simdom";
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash)
+			*slash = '\0';
+		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			if ((size_t)snprintf(found, sizeof(found), "%s%s", self, rel[i]) <
+			        sizeof(found) &&
+			    access(found, X_OK) == 0)
+				return found;
+		}
+	}
+	return PKGLIBEXECDIR "/xl-ext-simdom";
 }
 
 /*
@@ -41,7 +67,7 @@ static const char *simdom_helper(void)
 static int spawn_domain(const char *dir, int incoming)
 {
 	const char *helper = simdom_helper();
-	char fdstr[16], logpath[320], exec_failed[512];
+	char fdstr[16], logpath[320], exec_failed[PATH_MAX + 64];
 	int pipefd[2], status;
 	char ready = 1;
 	pid_t child;
