@@ -153,7 +153,7 @@ int preflight_serve(const struct hv_ops *ops, struct hv *hv)
  * PF_TIMEOUT_MS: a destination that does not answer (a silent network, a stuck ssh) is killed
  * and its answer is whatever came, so the checks are skipped, never waited for forever.
  */
-static int run_capture(const char *cmd, const char *in_path, size_t max, char **out_r)
+static int run_capture(const char *cmd, const char *in_path, size_t max, char **out_r, int *exit_r)
 {
 	int64_t deadline = loop_now_ms() + PF_TIMEOUT_MS;
 	char *buf = malloc(max + 1);
@@ -210,6 +210,8 @@ static int run_capture(const char *cmd, const char *in_path, size_t max, char **
 		}
 		usleep(10000);
 	}
+	if (exit_r)
+		*exit_r = r == pid && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 	if (r == pid && (!WIFEXITED(status) || WEXITSTATUS(status)))
 		log_debug("pre-flight: '%s' exited with status %d", cmd,
 		          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
@@ -239,14 +241,17 @@ static int write_request(const char *request, char *path)
 /*
  * Ask the destination for its facts, sending request (or nothing) on its stdin; dst->answered
  * is false when it did not (stock xl). Its JSON line in *line_r (caller frees) when it did.
+ * *unreachable_r: ssh itself failed (exit 255, nothing printed): the host was not reached.
  */
 static void query_dest(const char *ssh, const char *host, const char *request, struct pf_dest *dst,
-                       char **line_r)
+                       char **line_r, bool *unreachable_r)
 {
 	char *rune = NULL, *answer = NULL, *line, in_path[32] = "";
+	int status = -1;
 
 	memset(dst, 0, sizeof(*dst));
 	*line_r = NULL;
+	*unreachable_r = false;
 	if (request && write_request(request, in_path)) {
 		log_warn("pre-flight: cannot write the LUN identities for %s to a temporary file",
 		         host);
@@ -256,8 +261,11 @@ static void query_dest(const char *ssh, const char *host, const char *request, s
 		rune = xlp_rune(ssh, host, "xl-ext", 0, 0, 0, 0, "--preflight");
 	else if (asprintf(&rune, "%s --preflight", host) < 0)
 		rune = NULL;
-	if (!rune || run_capture(rune, in_path[0] ? in_path : NULL, PF_MAX_ANSWER, &answer))
+	if (!rune ||
+	    run_capture(rune, in_path[0] ? in_path : NULL, PF_MAX_ANSWER, &answer, &status))
 		goto out;
+	/* ssh exits 255 for its own errors (name, connection, authentication) */
+	*unreachable_r = ssh[0] && status == 255 && !answer[0];
 	/* the answer is the last line; a login banner may come before it */
 	line = answer;
 	for (char *nl; (nl = strchr(line, '\n')) && nl[1];)
@@ -281,7 +289,7 @@ static int probe_banner(const struct preflight_args *a)
 
 	if (!rune)
 		return ERR_NOMEM;
-	rc = run_capture(rune, NULL, xlp_banner_len(), &answer);
+	rc = run_capture(rune, NULL, xlp_banner_len(), &answer, NULL);
 	if (!rc &&
 	    (strlen(answer) != xlp_banner_len() || memcmp(answer, xlp_banner, xlp_banner_len()))) {
 		log_error("pre-flight: '%s' did not answer with xl's migration banner: the "
@@ -331,6 +339,7 @@ int preflight_run(const struct preflight_args *a)
 	struct pf_result res;
 	char *request = NULL, *line = NULL;
 	int rc, disks_rc = 0;
+	bool unreachable;
 
 	rc = collect_source(a, &src);
 	if (rc) {
@@ -346,7 +355,16 @@ int preflight_run(const struct preflight_args *a)
 			return rc;
 		}
 	}
-	query_dest(a->ssh, a->host, request, &dst, &line);
+	query_dest(a->ssh, a->host, request, &dst, &line, &unreachable);
+	if (unreachable) {
+		log_error(
+		    "migration of %s to %s refused: %s cannot be reached with '%s' (it exited "
+		    "255: ssh could not resolve, connect or log in; its message is above); the "
+		    "domain was not touched",
+		    src.name, a->host, a->host, a->ssh);
+		rc = ERR_IO;
+		goto out;
+	}
 	if (a->xlext_r) {
 		json_object *o = dst.answered && line ? json_tokener_parse(line) : NULL;
 
