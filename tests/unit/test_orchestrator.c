@@ -976,8 +976,36 @@ static void test_failure_json(void **state)
 	assert_string_equal(json_str(j, "error"), err_str(ERR_NOTCONV));
 	assert_true(json_object_object_get_ex(j, "disks", &v));
 	assert_int_equal(json_object_array_length(v), 0);
+	/* no switch-over happened: no downtime, null rather than a made-up -1 */
+	assert_true(json_object_object_get_ex(j, "downtime_ms", &v));
+	assert_null(v);
 	json_object_put(j);
 	teardown_run(r);
+}
+
+/* Report figures are printed rounded (21.845, not 21.844999999999999). */
+static void test_report_figures_rounded(void **state)
+{
+	struct mig_report rep = {0};
+	json_object *j;
+	const char *text;
+
+	(void)state;
+	rep.nr_pages = 3;
+	rep.total_bytes = 4096 * 4;
+	rep.t_start_us = 1000000;
+	rep.t_pause_us = 1000000 + 100000;
+	rep.t_suspended_us = rep.t_pause_us + 1000;
+	rep.t_stream_end_us = rep.t_suspended_us + 20845;
+	rep.t_end_us = rep.t_pause_us + 21845;
+	j = mig_report_json(&rep);
+	text = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN);
+	print_message("  %s\n", text);
+	assert_non_null(strstr(text, "\"downtime_ms\":21.845,"));
+	assert_non_null(strstr(text, "\"total_time_ms\":121.845,"));
+	assert_non_null(strstr(text, "\"bytes_per_memory\":1.3333,"));
+	assert_non_null(strstr(text, "\"target_ready\":null"));
+	json_object_put(j);
 }
 
 static void test_result_texts(void **state)
@@ -1031,6 +1059,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_cut_after_stream, setup),
 	    cmocka_unit_test_setup(test_cut_after_go, setup),
 	    cmocka_unit_test_setup(test_failure_json, setup),
+	    cmocka_unit_test(test_report_figures_rounded),
 	    cmocka_unit_test(test_result_texts),
 	};
 	int rc;

@@ -381,7 +381,7 @@ int ho_receiver_go(void *ctx, char **final_r)
 	}
 	json_object_object_add(fin, "luns", outs);
 	json_object_object_add(fin, "preempt_ms",
-	                       json_object_new_double((double)(loop_now_us() - t0) / 1000.0));
+	                       mig_json_number((double)(loop_now_us() - t0) / 1000.0, 3));
 	*final_r = strdup(json_object_to_json_string_ext(fin, JSON_C_TO_STRING_PLAIN));
 	log_info("migration target: reservation hand-over: %s", *final_r ? *final_r : "?");
 	json_object_put(fin);

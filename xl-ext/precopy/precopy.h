@@ -128,5 +128,8 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 /* Print the report as JSON on out. */
 struct json_object;
 struct json_object *mig_report_json(const struct mig_report *r);
+/* A figure for a JSON report, printed with that many decimals; NULL (JSON null) when v < 0, a
+ * figure not reached or not measured. */
+struct json_object *mig_json_number(double v, int decimals);
 
 #endif
