@@ -166,6 +166,10 @@ static const struct reject_case rejected[] = {
      "must start with iqn."},
     {"phy:/dev/disk/by-path/ip-host.example:3260-iscsi-" IQN "-lun-1,xvda,w",
      "not an IPv4 address"},
+    /* libxlutil's lexer exits the process on this one (found by fuzz_storage) */
+    {"vde@=\nN", "control character 0x0a at offset 5"},
+    {"vdev=xvda,target=/dev/x\r", "control character 0x0d"},
+    {"vdev=xvda,target=/dev/\x7f", "control character 0x7f"},
 };
 
 static void test_rejected(void **state)

@@ -187,6 +187,9 @@ static const struct bad_case bad[] = {
      "maxmem: 256 MiB is less than memory (512 MiB)"},
     {"name = \"a\"\nmemory = 512\nvcpus = 0\n", ERR_INVAL, "vcpus: 0 is not between 1"},
     {"name = \"a\nmemory = 512\n", ERR_INVAL, "syntax error in the configuration"},
+    /* an escaped line break in a disk spec: libxlutil's disk lexer would exit(2) on it */
+    {"name = \"a\"\nmemory = 512\ndisk = [ \"vde@=\\nN\" ]\n", ERR_INVAL,
+     "disk spec 'vde@=...': control character 0x0a at offset 5"},
 };
 
 static void test_malformed(void **state)

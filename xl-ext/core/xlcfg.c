@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,4 +97,20 @@ int xlcfg_disk_specs(const char *path, struct hv_disk_specs *specs)
 		hv_disk_specs_free(specs);
 	xlu_cfg_destroy(xc);
 	return rc;
+}
+
+int xlcfg_disk_parse(XLU_Config *xc, const char *source, const char *spec, libxl_device_disk *disk)
+{
+	for (const unsigned char *c = (const unsigned char *)spec; *c; c++) {
+		ptrdiff_t at = (const char *)c - spec;
+
+		if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
+			log_error(
+			    "%s: disk spec '%.*s...': control character 0x%02x at offset %td; a "
+			    "disk spec is one line of printable characters: correct it",
+			    source, (int)at, spec, *c, at);
+			return ERR_INVAL;
+		}
+	}
+	return xlu_disk_parse(xc, 1, &spec, disk) ? 1 : 0;
 }

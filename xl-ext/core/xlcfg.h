@@ -34,4 +34,13 @@ int xlcfg_read_data(const char *source, const char *data, size_t len, XLU_Config
  */
 int xlcfg_disk_specs(const char *path, struct hv_disk_specs *specs);
 
+/*
+ * Parse one disk spec (xl-disk-configuration(5)) into disk with libxlutil's xlu_disk_parse.
+ * A spec is one line: one with a control character is refused first (ERR_INVAL, logged with
+ * source and the offset), since libxlutil's lexer ends the whole process with exit(2) on a
+ * line break in some places ("flex scanner jammed"). A syntax error gives 1: libxlutil has
+ * written it to xc's report stream and the caller logs its context.
+ */
+int xlcfg_disk_parse(XLU_Config *xc, const char *source, const char *spec, libxl_device_disk *disk);
+
 #endif

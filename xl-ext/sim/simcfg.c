@@ -177,7 +177,11 @@ static int parse_disks(XLU_Config *xc, const char *source, struct sim_config *cf
 			return ERR_INVAL;
 		}
 		libxl_device_disk_init(&disk);
-		rc = xlu_disk_parse(xc, 1, &spec, &disk);
+		rc = xlcfg_disk_parse(xc, source, spec, &disk);
+		if (rc < 0) {
+			libxl_device_disk_dispose(&disk);
+			return rc;
+		}
 		if (rc) {
 			log_error("%s: disk: cannot parse '%s'", source, spec);
 			libxl_device_disk_dispose(&disk);

@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "xl-ext/core/xlcfg.h"
 #include "xl-ext/storage/disk.h"
 
 #define BYPATH_DIR "/dev/disk/by-path/"
@@ -346,7 +347,10 @@ static const char *base_name(const char *path)
 	return slash ? slash + 1 : path;
 }
 
-/* libxlutil reports syntax errors on a FILE: capture them to quote them in our message. */
+/*
+ * libxlutil reports syntax errors on a FILE: capture them to quote them in our message. Gives
+ * 1 for a syntax error (msg says what), or an error code already logged.
+ */
 static int xlu_parse(const char *spec, libxl_device_disk *disk, char *msg, size_t msglen)
 {
 	char *buf = NULL;
@@ -364,8 +368,7 @@ static int xlu_parse(const char *spec, libxl_device_disk *disk, char *msg, size_
 		rc = ERR_NOMEM;
 		goto out;
 	}
-	rc = xlu_disk_parse(xc, 1, &spec, disk);
-	rc = rc ? ERR_INVAL : 0;
+	rc = xlcfg_disk_parse(xc, "disk spec", spec, disk); /* 1: syntax error, in report */
 out:
 	if (xc)
 		xlu_cfg_destroy(xc);
@@ -404,12 +407,13 @@ int disk_classify(const char *spec, struct disk_info *info_r)
 	}
 	snprintf(d->spec, sizeof(d->spec), "%s", spec);
 	rc = xlu_parse(spec, &disk, xmsg, sizeof(xmsg));
-	if (rc) {
-		if (rc == ERR_INVAL)
-			log_error("disk spec '%s': not a valid xl disk spec%s%s", spec,
-			          xmsg[0] ? ": " : "", xmsg);
-		goto out;
+	if (rc == 1) {
+		log_error("disk spec '%s': not a valid xl disk spec%s%s", spec, xmsg[0] ? ": " : "",
+		          xmsg);
+		rc = ERR_INVAL;
 	}
+	if (rc)
+		goto out;
 	snprintf(d->vdev, sizeof(d->vdev), "%s", disk.vdev ? disk.vdev : "");
 	snprintf(d->target, sizeof(d->target), "%s", disk.pdev_path ? disk.pdev_path : "");
 	d->cdrom = disk.is_cdrom != 0;

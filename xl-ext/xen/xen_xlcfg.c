@@ -177,7 +177,7 @@ static int parse_boot(XLU_Config *xc, libxl_domain_build_info *b)
 static int parse_disks(XLU_Config *xc, const char *path, libxl_domain_config *cfg)
 {
 	XLU_ConfigList *list;
-	int n = 0;
+	int n = 0, rc;
 
 	if (xlu_cfg_get_list(xc, "disk", &list, &n, 0) || n <= 0)
 		return 0;
@@ -194,7 +194,10 @@ static int parse_disks(XLU_Config *xc, const char *path, libxl_domain_config *cf
 			log_error("%s: disk: entry %d is not a string", path, i + 1);
 			return ERR_INVAL;
 		}
-		if (xlu_disk_parse(xc, 1, &spec, d)) {
+		rc = xlcfg_disk_parse(xc, path, spec, d);
+		if (rc < 0)
+			return rc;
+		if (rc) {
 			log_error(
 			    "%s: disk: cannot parse entry %d '%s' (see xl-disk-configuration(5))",
 			    path, i + 1, spec);
