@@ -122,6 +122,20 @@ sim_probe_start() {
 		tb_fail "the probe client got no reply from $2: $(cat "$1.err")"
 }
 
+# How many probes (10 ms apart) a client may lose in a row across a live move whose reported
+# downtime is $1 ms; $2 is the probe's summary line. Nothing answers while the guest is paused:
+# ceil(downtime / 10) + 1. Requests already queued in the source guest's socket when it pauses
+# are lost too (a sim guest's sockets are dom0's, not guest memory as a netfront ring is), and
+# how many were queued is bounded by the longest other gap between replies the client saw (the
+# guest's thread waiting for a CPU on a loaded host): one per 10 ms beyond the interval.
+sim_probe_allowed_lost() {
+	local other
+	other=$(sed -n 's/.*max_other_gap_ms=\([0-9.]*\).*/\1/p' <<<"$2")
+	awk -v d="$1" -v o="${other:-0}" 'BEGIN {
+		q = int((o - 10 + 9.999) / 10); if (q < 0) q = 0
+		print int((d + 9.999) / 10) + 1 + q }'
+}
+
 sim_probe_stop() {
 	[ -z "${2:-}" ] ||
 		tb_wait_until 10 eval "tb_exec c '$PROBE' $1 100 | grep -q 'hosts=.*$2\$'" ||
