@@ -42,6 +42,17 @@ head -c 32 /dev/urandom >"$KEY"
 chmod 600 "$KEY"
 
 say() { printf '%s\n' "$*" | tee -a "$TB_DIR/summary"; }
+# target what value op limit: whether one of the benchmark's targets was met (op <= or >=),
+# for the verdict table at the end; a figure not measured (empty) is said so
+: >"$TB_DIR/targets"
+target() {
+	local verdict
+	verdict=$(awk -v v="$2" -v op="$3" -v l="$4" 'BEGIN {
+		if (v == "") { print "not measured"; exit }
+		ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0)
+		print ok ? "met" : "MISSED" }')
+	printf '  %-62s %10s %2s %-6s %s\n' "$1" "${2:-?}" "$3" "$4" "$verdict" >>"$TB_DIR/targets"
+}
 # CPU time stolen by the hypervisor under this machine (virtual machines): "steal total" ticks
 cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t }' /proc/stat; }
 read -r steal0 total0 < <(cpu_ticks)
@@ -114,7 +125,9 @@ if [[ " $PARTS " == *" 1 "* ]]; then
 		raw_m=$(printf '%s\n' "${raw[@]}" | median_of)
 		mig_m=$(printf '%s\n' "${mig[@]}" | median_of)
 		label=$([ $shaped = yes ] && echo "link shaped to 1 Gbit/s" || echo "unshaped veth")
-		say "goodput, $label: raw TCP ${raw_m} Mbit/s (runs: ${raw[*]}), migration round 0 ${mig_m} Mbit/s (runs: ${mig[*]}), ratio $(awk -v a="$mig_m" -v b="$raw_m" 'BEGIN { printf "%.3f", a / b }')"
+		ratio=$(awk -v a="$mig_m" -v b="$raw_m" 'BEGIN { printf "%.3f", a / b }')
+		say "goodput, $label: raw TCP ${raw_m} Mbit/s (runs: ${raw[*]}), migration round 0 ${mig_m} Mbit/s (runs: ${mig[*]}), ratio $ratio"
+		[ $shaped = yes ] && target "goodput / raw TCP, link shaped to 1 Gbit/s (median of 3)" "$ratio" ">=" 0.95
 	done
 	tb_link_rate 1 off
 	tb_link_rate 2 off
@@ -158,7 +171,12 @@ if [[ " $PARTS " == *" 2 "* ]]; then
 		t50=$(awk '{ print $2 / 1000 }' "$f" | pct_of 50)
 		b50=$(awk '{ print $3 }' "$f" | pct_of 50)
 		r50=$(awk '{ print $4 }' "$f" | pct_of 50)
-		say "$(printf '  %-9s %10.1fms %10.1fms %14.3f %14.3f %12.3f %8s' $policy "$d50" "$d95" "$t50" "$(awk -v t="$t50" -v i="$ideal_s" 'BEGIN { print t / i }')" "$b50" "$r50")"
+		tr=$(awk -v t="$t50" -v i="$ideal_s" 'BEGIN { printf "%.3f", t / i }')
+		say "$(printf '  %-9s %10.1fms %10.1fms %14.3f %14.3f %12.3f %8s' $policy "$d50" "$d95" "$t50" "$tr" "$b50" "$r50")"
+		if [ $policy = adaptive ]; then
+			target "convergent, adaptive policy: downtime p95 (ms)" "$d95" "<=" 20
+			target "convergent, adaptive policy: total p50 / (memory / bandwidth)" "$tr" "<=" 1.45
+		fi
 		say "    downtimes (ms): $(awk '{ printf "%.1f ", $1 }' "$f")"
 	done
 	sim_x "$from" destroy cv
@@ -180,6 +198,10 @@ if [[ " $PARTS " == *" 3 "* ]]; then
 			done_s="not migrated ($(sed -n 's/.*"error": *"\(.*\)".*/\1/p' "$TB_DIR/m.json" | head -1)); guest kept running on the source"
 		fi
 		say "$(printf '  --on-stall %-8s bytes/memory %.3f  downtime %s ms  rounds %s  max throttle %s%%  %s' $mode "$(j bytes_per_memory)" "$(j downtime_ms)" "$(grep -c '"round":' "$TB_DIR/m.json")" "$(j max_throttle_pct)" "$done_s")"
+		if [ $mode = throttle ]; then
+			target "non-convergent, --on-stall throttle: bytes / memory" "$(j bytes_per_memory)" "<=" 3
+			target "non-convergent, --on-stall throttle: downtime (ms)" "$(j downtime_ms)" "<=" 300
+		fi
 	done
 	sim_x "$from" destroy nc
 fi
@@ -309,7 +331,14 @@ if [[ " $PARTS " == *" 4 "* ]]; then
 				'BEGIN { printf "%.2f", (m > 0 ? f / m : 0) }'
 		}
 		say "  $cap: destination RAM after the last migration $(awk -v k="$(ram_kib "$(dom_pid $from $name)")" 'BEGIN { printf "%.0f", k / 1024 }') MiB; first migration / median of the later ones: total $(first_over_later 2)x, round 0 $(first_over_later 3)x"
-		say "  $cap: round-0 / round-1 rate p50 $(awk '{ print ($5 > 0 ? $4 / $5 : 0) }' "$f" | pct_of 50); client switch-over gap - reported downtime p50 $(awk '{ print $7 - $6 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $7 - $6 }' "$f" | pct_of 95) ms; longest other gap p50 $(awk '{ print $8 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $8 }' "$f" | pct_of 95) ms; not explained by a CPU stall: $(awk '{ printf "%s ", $12 }' "$f")ms"
+		r01=$(awk '{ print ($5 > 0 ? $4 / $5 : 0) }' "$f" | pct_of 50)
+		swd95=$(awk '{ print $7 - $6 }' "$f" | pct_of 95)
+		say "  $cap: round-0 / round-1 rate p50 $r01; client switch-over gap - reported downtime p50 $(awk '{ print $7 - $6 }' "$f" | pct_of 50) ms, p95 $swd95 ms; longest other gap p50 $(awk '{ print $8 }' "$f" | pct_of 50) ms, p95 $(awk '{ print $8 }' "$f" | pct_of 95) ms; not explained by a CPU stall: $(awk '{ printf "%s ", $12 }' "$f")ms"
+		target "memory, cap $cap: first migration's total / the later ones'" "$(first_over_later 2)" "<=" 1.1
+		[ $cap = none ] && target "memory, unshaped: round-0 rate / round-1 rate, p50" "$r01" ">=" 0.8
+		target "memory, cap $cap: client switch-over gap - downtime, p95 (ms)" "$swd95" "<=" 10
+		target "memory, cap $cap: longest other gap not from a CPU stall (ms)" \
+			"$(awk '{ if ($12 > m) m = $12 } END { print m + 0 }' "$f")" "<=" 25
 		sim_x "$from" destroy $name
 	done
 fi
@@ -317,4 +346,9 @@ tb_link_rate 1 off
 tb_link_rate 2 off
 read -r steal1 total1 < <(cpu_ticks)
 say "== CPU steal during the run: $(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN { printf "%.1f%%", t ? 100 * s / t : 0 }') of this machine's CPU time went to other guests of its host"
-say "== summary also in the log above; targets: goodput >= 0.95 x raw TCP at 1 Gbit/s; convergent downtime p95 <= 20 ms and total <= 1.45 x memory/bandwidth; non-convergent <= 3 x memory, downtime <= 300 ms with throttle; memory: first migration within 1.1 x the later ones, unshaped round 0 >= 0.8 x round 1, source RAM not growing beyond what the guest dirties, no client gap over 25 ms outside the switch-over, switch-over gap <= reported downtime + 10 ms"
+if [ -s "$TB_DIR/targets" ]; then
+	say "== targets: $(grep -c ' met$' "$TB_DIR/targets") of $(wc -l <"$TB_DIR/targets") met"
+	say "$(printf '  %-62s %10s %2s %-6s %s' target measured "" limit verdict)"
+	tee -a "$TB_DIR/summary" <"$TB_DIR/targets"
+fi
+say "== every figure above was measured in this run; the source guest's RAM (ram_bef/ram_max/ram_aft) should not grow beyond what the guest dirties"
