@@ -30,12 +30,22 @@
 #define CLAIM_TIMEOUT_MS       10000
 #define REPORT_TIMEOUT_MS      30000
 #define FENCE_RETRY_MS         10000
+#define STALE_RETRY_MS         5000
 #define FENCE_LUN_TIMEOUT_S    10
 
-enum job_kind { JOB_CLAIM, JOB_SEND, JOB_RECV, JOB_CREATE, JOB_STOP, JOB_FENCE, JOB_ORPHAN };
+enum job_kind {
+	JOB_CLAIM,
+	JOB_SEND,
+	JOB_RECV,
+	JOB_CREATE,
+	JOB_STOP,
+	JOB_FENCE,
+	JOB_ORPHAN,
+	JOB_STALE /* destroy this node's stale copy of a guest that runs elsewhere */
+};
 
 static const char *const job_kind_names[] = {"claim", "send",  "receive", "create",
-                                             "stop",  "fence", "orphan"};
+                                             "stop",  "fence", "orphan",  "stale"};
 
 struct job {
 	bool used;
@@ -335,6 +345,7 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 			status = ha_worker_create(ex->env.hv_ops, gc ? gc->config : NULL, j->guest);
 		break;
 	case JOB_STOP:
+	case JOB_STALE:
 		status = ha_worker_destroy(ex->env.hv_ops, j->guest);
 		break;
 	case JOB_FENCE:
@@ -376,6 +387,21 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 		if (status == HA_WORKER_OK)
 			submit(ex, HA_MSG_GUEST_STOPPED, j->guest, self, 0, 0, 0,
 			       "for a cold restart");
+		break;
+	case JOB_STALE:
+		if (status == HA_WORKER_OK) {
+			log_warn(
+			    "executor: stale copy of %s destroyed: it runs on another node since "
+			    "this one was fenced",
+			    j->guest);
+			j->since = 0; /* done: forget the job */
+		} else {
+			log_error("executor: the stale copy of %s still runs here (its destroy "
+			          "failed); retrying in %d s",
+			          j->guest, STALE_RETRY_MS / 1000);
+			j->since = loop_now_ms() + STALE_RETRY_MS;
+			ha_state_stale_copy_again(ex->env.st, j->guest);
+		}
 		break;
 	case JOB_FENCE: {
 		char report[HA_REASON_MAX * 2];
@@ -458,6 +484,9 @@ static void expire_jobs(struct ha_executor *ex, int64_t now)
 			break;
 		case JOB_RECV:
 			drop = true;
+			break;
+		case JOB_STALE:
+			drop = now >= j->since; /* after a failure: when to retry */
 			break;
 		}
 		if (drop)
@@ -569,6 +598,34 @@ static void claim_planned(struct ha_executor *ex)
 	free(a);
 }
 
+/*
+ * Destroy the copies of guests this node still runs although they run elsewhere since it was
+ * fenced (ha_state_stale_copy). True while any is left: nothing else is done until then.
+ */
+static bool destroy_stale_copies(struct ha_executor *ex)
+{
+	const char *name;
+	bool left = false;
+	struct job *j;
+
+	for (size_t i = 0; (name = ha_state_stale_copy(ex->env.st, i)) != NULL;) {
+		left = true;
+		if (find_job(ex, JOB_STALE, name, 0)) {
+			i++; /* its destroy runs, or failed and waits to be retried */
+			continue;
+		}
+		j = add_job(ex, JOB_STALE, name, self_id(ex), 0);
+		if (!j)
+			break;
+		log_warn("executor: %s runs here but on another node in the cluster's view (this "
+		         "node was fenced): destroying this stale copy first",
+		         name);
+		ha_state_stale_copy_done(ex->env.st, name); /* name is gone now: i stays */
+		start_job(ex, j, -1);
+	}
+	return left || running(ex, JOB_STALE) > 0;
+}
+
 void ha_exec_reconcile(struct ha_executor *ex)
 {
 	if (!ex || !ex->env.hv || !ha_state_synced(ex->env.st))
@@ -577,6 +634,8 @@ void ha_exec_reconcile(struct ha_executor *ex)
 	if (!ha_state_may_act(ex->env.st))
 		return; /* no quorum, or the view not confirmed in this membership: no action at
 		         * all (running jobs finish) */
+	if (destroy_stale_copies(ex))
+		return;
 	start_accepted(ex);
 	claim_planned(ex);
 }

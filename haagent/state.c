@@ -226,6 +226,16 @@ static int apply_hello(struct ha_state *st, uint32_t from, const struct ha_msg *
 			g->owner = from;
 			g->stopped = 0;
 			take_config(g, r);
+		} else if (was_fenced) {
+			/* its copy was cut off and fenced, the guest restarted elsewhere: that
+			 * copy is stale, whatever it still holds in memory */
+			ha_state_event(
+			    st,
+			    "stale copy of %s on %s (fenced while cut off; the guest runs on "
+			    "%s): %s destroys it",
+			    g->name, n->name, node_name(st, g->owner), n->name);
+			if (from == st->self)
+				ha_state_stale_copy_again(st, g->name);
 		} else {
 			ha_state_event(
 			    st, "CONFLICT: guest %s reported by %s but owned by %s; owner kept",
@@ -774,4 +784,30 @@ size_t ha_state_events(const struct ha_state *st, const struct ha_event **events
 {
 	*events_r = st->events;
 	return st->nevents;
+}
+
+const char *ha_state_stale_copy(const struct ha_state *st, size_t i)
+{
+	return i < st->nstale_copies ? st->stale_copies[i] : NULL;
+}
+
+void ha_state_stale_copy_done(struct ha_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->nstale_copies; i++) {
+		if (strcmp(st->stale_copies[i], name) != 0)
+			continue;
+		memmove(st->stale_copies[i], st->stale_copies[i + 1],
+		        (st->nstale_copies - i - 1) * sizeof(st->stale_copies[0]));
+		st->nstale_copies--;
+		return;
+	}
+}
+
+void ha_state_stale_copy_again(struct ha_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->nstale_copies; i++)
+		if (strcmp(st->stale_copies[i], name) == 0)
+			return;
+	if (st->nstale_copies < HA_MAX_GUESTS)
+		str_copy(st->stale_copies[st->nstale_copies++], HA_NAME_MAX, name);
 }

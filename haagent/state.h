@@ -161,6 +161,18 @@ const struct ha_guest_info *ha_state_guest(const struct ha_state *st, const char
 size_t ha_state_nodes(const struct ha_state *st, const struct ha_node_info **nodes_r);
 size_t ha_state_guests(const struct ha_state *st, const struct ha_guest_info **guests_r);
 
+/*
+ * Guests this node runs although the view has them on another node, found when this node
+ * rejoined after it was fenced: a reservation fence stops a guest's writes, not the guest, and
+ * the cluster restarted it elsewhere meanwhile. The executor destroys each of them before this
+ * node does anything else. ha_state_stale_copy gives the i-th (NULL past the last);
+ * ha_state_stale_copy_done forgets one (its destroy started); ha_state_stale_copy_again puts
+ * one back (its destroy failed, to be tried again).
+ */
+const char *ha_state_stale_copy(const struct ha_state *st, size_t i);
+void ha_state_stale_copy_done(struct ha_state *st, const char *name);
+void ha_state_stale_copy_again(struct ha_state *st, const char *name);
+
 /* Recent events, oldest first (at most HA_EVENTS_MAX). */
 size_t ha_state_events(const struct ha_state *st, const struct ha_event **events_r);
 

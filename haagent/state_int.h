@@ -69,6 +69,10 @@ struct ha_state {
 	struct ha_guest_info *local_guests;
 	size_t local_nguests;
 
+	/* Guests this node runs that the view has elsewhere, after it was fenced (state.h). */
+	char stale_copies[HA_MAX_GUESTS][HA_NAME_MAX];
+	size_t nstale_copies;
+
 	/* What this node last announced (HELLO or UPDATE), to send UPDATE on change only. */
 	bool announced;
 	uint64_t announced_free, announced_reserve;

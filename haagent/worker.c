@@ -171,10 +171,14 @@ int ha_worker_destroy(const struct hv_ops *ops, const char *guest)
 	rc = open_hv(ops, &loop, &hv);
 	if (rc == 0)
 		rc = ops->lookup(hv, guest, &domid);
-	if (rc == 0)
+	if (rc == ERR_NOTFOUND) {
+		log_info("%s does not run here (any more): nothing to destroy", guest);
+		rc = 0;
+	} else if (rc == 0) {
 		rc = ops->destroy(hv, domid);
+	}
 	if (rc < 0)
-		log_error("shutting down %s for a cold restart failed: %s", guest, err_str(rc));
+		log_error("destroying %s failed: %s", guest, err_str(rc));
 	if (hv)
 		ops->close(hv);
 	loop_free(loop);

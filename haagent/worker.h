@@ -38,7 +38,10 @@ int ha_worker_receive(const struct hv_ops *ops, int conn, const char *key_file);
 /* Create guest from its configuration file (a cold restart from shared storage). */
 int ha_worker_create(const struct hv_ops *ops, const char *config_path, const char *guest);
 
-/* Destroy guest here (the cold-restart fallback shuts it down before it starts elsewhere). */
+/*
+ * Destroy guest here (the cold-restart fallback shuts it down before it starts elsewhere; a
+ * stale copy after a fence). A guest that does not run here counts as destroyed.
+ */
 int ha_worker_destroy(const struct hv_ops *ops, const char *guest);
 
 /*

@@ -101,7 +101,8 @@ void submit(struct tnode *n, enum ha_msg_type type, const char *guest, uint32_t 
 void fence(struct ctx *c, uint32_t victim)
 {
 	c->fences[victim]++;
-	memset(c->running[victim], 0, sizeof(c->running[victim]));
+	if (!c->fence_keeps_guests)
+		memset(c->running[victim], 0, sizeof(c->running[victim]));
 	if (c->fence_spares_node)
 		return;
 	cl_sim_crash(c->w, victim);

@@ -43,6 +43,8 @@ struct ctx {
 	/* fencing kills the victim's guests only: its isolated agent and corosync stay up (the
 	 * fence agent of haagent-partition.test), so it can merge back later */
 	bool fence_spares_node;
+	/* a reservation-only fence: the victim's guests keep running (their writes are refused) */
+	bool fence_keeps_guests;
 	/* [executor][victim]: fences the plan made executor start (counted with auto_fence
 	 * off too) */
 	unsigned fence_tries[NNODES + 1][NNODES + 1];

@@ -264,6 +264,84 @@ static void test_partition_heal_takes_quorate_view(void **state)
 	teardown_cluster(c);
 }
 
+/*
+ * A reservation-only fence stops a guest's writes, not the guest. After the heal the fenced
+ * node, and only it, learns which of its guests run elsewhere now (ha_state_stale_copy), every
+ * node says so, and once it destroyed them the view is unchanged.
+ */
+static void test_heal_after_reservation_fence(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	static const int split[NNODES] = {1, 0, 0}, whole[NNODES] = {0, 0, 0};
+	struct ctx *c = setup_cluster(order, 1);
+	bool was[NGUESTS];
+	unsigned nwas = 0, nstale = 0;
+	const char *name;
+	char text[96];
+
+	(void)state;
+	c->fence_spares_node = true;
+	c->fence_keeps_guests = true;
+	c->allow_copies = true;
+	memcpy(was, c->running[1], sizeof(was));
+	cl_sim_partition(c->w, split);
+	run(c);
+	assert_int_equal(c->fences[1], 1);
+	for (int g = 0; g < NGUESTS; g++) {
+		if (!was[g])
+			continue;
+		nwas++;
+		assert_int_equal(c->restarts[g], 1);
+		assert_true(c->running[1][g]); /* the stale copy */
+		assert_int_not_equal(owner_of(c, 2, gname[g]), 1);
+	}
+	assert_true(nwas > 0);
+	assert_null(ha_state_stale_copy(c->nodes[1].st, 0)); /* cut off: knows nothing yet */
+	cl_sim_partition(c->w, whole);
+	run(c);
+	assert_agreement(c);
+	while ((name = ha_state_stale_copy(c->nodes[1].st, nstale)) != NULL) {
+		int g = -1;
+
+		for (int k = 0; k < NGUESTS; k++)
+			if (strcmp(gname[k], name) == 0)
+				g = k;
+		assert_true(g >= 0 && was[g]);
+		nstale++;
+	}
+	assert_int_equal(nstale, nwas);
+	assert_null(ha_state_stale_copy(c->nodes[2].st, 0));
+	assert_null(ha_state_stale_copy(c->nodes[3].st, 0));
+	for (int g = 0; g < NGUESTS; g++) {
+		if (!was[g])
+			continue;
+		snprintf(text, sizeof(text), "stale copy of %s on node1", gname[g]);
+		assert_true(every_node_has_event(c, text));
+	}
+	/* node1's executor destroys them; its next report changes nothing in the view */
+	while ((name = ha_state_stale_copy(c->nodes[1].st, 0)) != NULL) {
+		for (int g = 0; g < NGUESTS; g++)
+			if (strcmp(gname[g], name) == 0)
+				c->running[1][g] = false;
+		ha_state_stale_copy_done(c->nodes[1].st, name);
+	}
+	announce(c, 1, false);
+	run(c);
+	assert_agreement(c);
+	for (int g = 0; g < NGUESTS; g++) {
+		if (!was[g])
+			continue;
+		assert_int_not_equal(owner_of(c, 1, gname[g]), 1);
+		assert_int_equal(c->restarts[g], 1);
+	}
+	/* a conflict that does not follow a fence names the conflict and dooms nothing */
+	c->running[1][0] = true;
+	announce(c, 1, true);
+	run(c);
+	assert_null(ha_state_stale_copy(c->nodes[1].st, 0));
+	teardown_cluster(c);
+}
+
 /* ctl migrate: any node submits the request, the owner carries it out, once. */
 static void test_operator_migration(void **state)
 {
@@ -470,6 +548,7 @@ int main(void)
 	    cmocka_unit_test(test_source_dies_mid_migration),
 	    cmocka_unit_test(test_corosync_restart_resyncs),
 	    cmocka_unit_test(test_partition_heal_takes_quorate_view),
+	    cmocka_unit_test(test_heal_after_reservation_fence),
 	    cmocka_unit_test(test_operator_migration),
 	    cmocka_unit_test(test_garbage_on_the_bus),
 	    cmocka_unit_test(test_update_guest_appears),
