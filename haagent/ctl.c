@@ -1,5 +1,6 @@
 /*
- * ctl.c - the control socket: server (listen, serve one client, answer) and client call.
+ * ctl.c - the control socket: server (listen; clients served in the daemon's loop) and client
+ * call.
  */
 #include "config.h"
 
@@ -8,6 +9,7 @@
 #include <json-c/json.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +449,10 @@ int ha_ctl_handle(struct ha_state *st, const char *request, size_t len, char **r
 	int rc;
 
 	*reply_r = NULL;
+	if (!st)
+		return answer_error(reply_r,
+		                    "this agent has not joined its cluster yet (is corosync "
+		                    "running?); try again");
 	if (len == 0)
 		return answer_error(reply_r, "empty request");
 	if (len > HA_CTL_REQUEST_MAX)
@@ -581,68 +587,267 @@ out:
 	return rc;
 }
 
+/* --- the server: every client read and answered as its bytes come, in the daemon's loop --- */
+
+enum ctl_phase { CTL_FREE, CTL_READING, CTL_WRITING, CTL_DRAINING };
+
+struct ctl_client {
+	struct ha_ctl_server *srv;
+	enum ctl_phase phase;
+	int fd;
+	struct loop_fd *watch;
+	struct loop_timer *timer;
+	char *buf; /* the request so far (HA_CTL_REQUEST_MAX + 1 bytes) */
+	size_t len;
+	char *reply; /* the answer, written from reply_off */
+	size_t reply_len, reply_off, drained;
+};
+
+struct ha_ctl_server {
+	struct loop *loop;
+	int listen_fd;
+	struct loop_fd *watch;
+	bool accepting;
+	uid_t allowed_uid;
+	ha_ctl_handler *handler;
+	void *arg;
+	struct ctl_client clients[HA_CTL_CLIENTS_MAX];
+};
+
+static void client_close(struct ctl_client *c)
+{
+	struct ha_ctl_server *srv = c->srv;
+
+	if (c->watch)
+		loop_fd_remove(c->watch);
+	if (c->timer)
+		loop_timer_remove(c->timer);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->buf);
+	free(c->reply);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->phase = CTL_FREE;
+	if (!srv->accepting) { /* a slot is free again: take the clients waiting in the backlog */
+		srv->accepting = true;
+		loop_fd_modify(srv->watch, POLLIN);
+	}
+}
+
+/* Answer (reply, owned from now on; NULL: out of memory, the client is dropped). */
+static void client_answer(struct ctl_client *c, char *reply)
+{
+	if (!reply) {
+		client_close(c);
+		return;
+	}
+	if (strncmp(reply, "{\"ok\":false", 11) == 0)
+		log_warn("control socket: request refused: %s", reply);
+	c->reply = reply;
+	c->reply_len = strlen(reply);
+	c->reply_off = 0;
+	c->phase = CTL_WRITING;
+	loop_fd_modify(c->watch, POLLOUT);
+}
+
+static void client_error(struct ctl_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void client_error(struct ctl_client *c, const char *fmt, ...)
+{
+	char msg[512], *reply = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	answer_error(&reply, "%s", msg);
+	client_answer(c, reply);
+}
+
+static void client_request(struct ctl_client *c)
+{
+	char *reply = NULL;
+
+	c->buf[c->len] = '\0';
+	if (c->srv->handler(c->srv->arg, c->buf, c->len, &reply) < 0) {
+		free(reply);
+		reply = NULL;
+	}
+	client_answer(c, reply);
+}
+
 /*
  * After answering, read and drop what a client is still sending (an oversized request),
  * boundedly: closing with unread input would reset the connection and lose the answer.
  */
-static void drain(int fd)
+static void client_drain(struct ctl_client *c)
 {
-	int64_t deadline = loop_now_ms() + 500;
-	size_t total = 0;
 	char buf[4096];
+	ssize_t n;
 
-	shutdown(fd, SHUT_WR);
-	while (total < 1024 * 1024 && loop_now_ms() < deadline &&
-	       fd_wait_readable(fd, (int)(deadline - loop_now_ms())) == 0) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+	while ((n = read(c->fd, buf, sizeof(buf))) > 0 && c->drained < 1024 * 1024)
+		c->drained += (size_t)n;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR) && c->drained < 1024 * 1024)
+		return; /* more may come: wait (the timer bounds it) */
+	client_close(c);
+}
 
-		if (n <= 0)
-			break;
-		total += (size_t)n;
+static void on_client(struct loop *loop, struct loop_fd *w, int fd, short revents, void *arg)
+{
+	struct ctl_client *c = arg;
+	ssize_t n;
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	switch (c->phase) {
+	case CTL_READING:
+		n = read(fd, c->buf + c->len, HA_CTL_REQUEST_MAX + 1 - c->len);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n < 0) {
+			client_error(c, "cannot read the request: %s", strerror(errno));
+			return;
+		}
+		if (n == 0) {
+			client_request(c);
+			return;
+		}
+		c->len += (size_t)n;
+		if (c->len > HA_CTL_REQUEST_MAX)
+			client_error(c, "request larger than %d bytes refused", HA_CTL_REQUEST_MAX);
+		return;
+	case CTL_WRITING:
+		n = write(fd, c->reply + c->reply_off, c->reply_len - c->reply_off);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n < 0) {
+			log_warn("control socket: client went away before its answer");
+			client_close(c);
+			return;
+		}
+		c->reply_off += (size_t)n;
+		if (c->reply_off < c->reply_len)
+			return;
+		shutdown(fd, SHUT_WR);
+		c->phase = CTL_DRAINING;
+		loop_fd_modify(c->watch, POLLIN);
+		loop_timer_modify(c->timer, loop_now_ms() + 500);
+		client_drain(c);
+		return;
+	case CTL_DRAINING:
+		client_drain(c);
+		return;
+	case CTL_FREE:
+		return;
 	}
 }
 
-int ha_ctl_serve_one(int listen_fd, uid_t allowed_uid, struct ha_state *st)
+static void on_client_timer(struct loop *loop, struct loop_timer *t, void *arg)
 {
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	struct timeval tv = {HA_CTL_TIMEOUT_MS / 1000, 0};
-	char *req = NULL, *reply = NULL;
-	size_t len = 0;
-	int fd, rc;
+	struct ctl_client *c = arg;
 
-	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK ? ERR_BUSY : err_from_errno(errno);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 || cred.uid != allowed_uid) {
-		log_warn("control socket: client uid %d pid %d refused (root only)",
-		         clen == sizeof(cred) ? (int)cred.uid : -1, (int)cred.pid);
-		rc =
-		    answer_error(&reply, "permission denied: only root may use the haagent control "
-		                         "socket");
-	} else {
-		rc = read_bounded(fd, HA_CTL_REQUEST_MAX, HA_CTL_TIMEOUT_MS, &req, &len);
-		if (rc == ERR_NOSPACE)
-			rc = answer_error(&reply, "request larger than %d bytes refused",
-			                  HA_CTL_REQUEST_MAX);
-		else if (rc == ERR_TIMEOUT)
-			rc = answer_error(&reply, "request not complete within %d ms",
-			                  HA_CTL_TIMEOUT_MS);
-		else if (rc < 0)
-			rc = answer_error(&reply, "cannot read the request: %s", err_str(rc));
-		else
-			rc = ha_ctl_handle(st, req, len, &reply);
-		if (reply && strncmp(reply, "{\"ok\":false", 11) == 0)
-			log_warn("control socket: request refused: %s", reply);
+	(void)loop;
+	(void)t;
+	if (c->phase == CTL_READING) {
+		loop_timer_modify(c->timer, loop_now_ms() + HA_CTL_TIMEOUT_MS); /* for the answer */
+		client_error(c, "request not complete within %d ms", HA_CTL_TIMEOUT_MS);
+		return;
 	}
-	if (rc == 0 && reply && fd_write_exact(fd, reply, strlen(reply)) < 0)
-		log_warn("control socket: client went away before its answer");
-	drain(fd);
-	free(req);
-	free(reply);
-	close(fd);
+	if (c->phase == CTL_WRITING)
+		log_warn("control socket: a client did not read its answer within %d ms: dropped",
+		         HA_CTL_TIMEOUT_MS);
+	client_close(c);
+}
+
+static struct ctl_client *free_slot(struct ha_ctl_server *srv)
+{
+	for (size_t i = 0; i < HA_CTL_CLIENTS_MAX; i++)
+		if (srv->clients[i].phase == CTL_FREE)
+			return &srv->clients[i];
+	return NULL;
+}
+
+static void on_listen(struct loop *loop, struct loop_fd *w, int lfd, short revents, void *arg)
+{
+	struct ha_ctl_server *srv = arg;
+	struct ctl_client *c;
+	struct ucred cred;
+	socklen_t clen;
+	int fd;
+
+	(void)w;
+	(void)revents;
+	while ((c = free_slot(srv)) != NULL) {
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				log_warn_errno(errno, "control socket: accept");
+			return;
+		}
+		memset(c, 0, sizeof(*c));
+		c->srv = srv;
+		c->fd = fd;
+		c->phase = CTL_READING;
+		c->buf = malloc(HA_CTL_REQUEST_MAX + 1);
+		c->watch = loop_fd_add(loop, fd, POLLIN, on_client, c);
+		c->timer =
+		    loop_timer_add(loop, loop_now_ms() + HA_CTL_TIMEOUT_MS, on_client_timer, c);
+		if (!c->buf || !c->watch || !c->timer) {
+			log_error("control socket: out of memory for a client");
+			client_close(c);
+			continue;
+		}
+		clen = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
+		    cred.uid != srv->allowed_uid) {
+			log_warn("control socket: client uid %d pid %d refused (root only)",
+			         clen == sizeof(cred) ? (int)cred.uid : -1, (int)cred.pid);
+			client_error(c, "permission denied: only root may use the haagent control "
+			                "socket");
+		}
+	}
+	/* every slot busy: leave the rest in the backlog until one is free */
+	srv->accepting = false;
+	loop_fd_modify(srv->watch, 0);
+}
+
+int ha_ctl_server_new(struct loop *loop, int listen_fd, uid_t allowed_uid, ha_ctl_handler *handler,
+                      void *arg, struct ha_ctl_server **srv_r)
+{
+	struct ha_ctl_server *srv = calloc(1, sizeof(*srv));
+
+	*srv_r = NULL;
+	if (!srv)
+		return ERR_NOMEM;
+	srv->loop = loop;
+	srv->listen_fd = listen_fd;
+	srv->allowed_uid = allowed_uid;
+	srv->handler = handler;
+	srv->arg = arg;
+	for (size_t i = 0; i < HA_CTL_CLIENTS_MAX; i++)
+		srv->clients[i].fd = -1;
+	srv->accepting = true;
+	srv->watch = loop_fd_add(loop, listen_fd, POLLIN, on_listen, srv);
+	if (!srv->watch) {
+		free(srv);
+		return ERR_NOMEM;
+	}
+	*srv_r = srv;
 	return 0;
+}
+
+void ha_ctl_server_free(struct ha_ctl_server *srv)
+{
+	if (!srv)
+		return;
+	srv->accepting = true; /* no re-arming while closing */
+	for (size_t i = 0; i < HA_CTL_CLIENTS_MAX; i++)
+		if (srv->clients[i].phase != CTL_FREE)
+			client_close(&srv->clients[i]);
+	loop_fd_remove(srv->watch);
+	free(srv);
 }
 
 int ha_ctl_call(const char *path, const char *request, char **reply_r, int timeout_ms)

@@ -5,7 +5,8 @@
  * Server: the socket is created 0600 in a 0700 directory, and every client's uid is checked
  * with SO_PEERCRED as well. A request is at most HA_CTL_REQUEST_MAX bytes, ended by the
  * client's shutdown(SHUT_WR); larger, slow (over HA_CTL_TIMEOUT_MS) or malformed requests
- * get an error answer and the daemon carries on.
+ * get an error answer. Clients are served in the daemon's loop, up to HA_CTL_CLIENTS_MAX at
+ * once: one that sends nothing delays nobody else.
  *
  * Requests: {"cmd": "status" | "nodes" | "guests" | "events"}
  *           {"cmd": "mark-failing", "node": N, "reason": R}   {"cmd": "clear", "node": N}
@@ -35,16 +36,29 @@ int ha_ctl_listen(const char *path, int *fd_r);
 
 /*
  * Answer one request (pure: no I/O). Commands that change the cluster are submitted to st's
- * outbox. *reply_r (caller frees) is always set when 0 is returned; ERR_NOMEM otherwise.
+ * outbox. *reply_r (caller frees) is always set when 0 is returned; ERR_NOMEM otherwise. A
+ * NULL st (not joined yet) answers every request with an error.
  */
 int ha_ctl_handle(struct ha_state *st, const char *request, size_t len, char **reply_r);
 
+/* Clients served at once; more wait in the listen backlog. */
+#define HA_CTL_CLIENTS_MAX 8
+
+struct loop;
+struct ha_ctl_server;
+
+/* Answers one complete request (as ha_ctl_handle: 0 with *reply_r set, or ERR_NOMEM). */
+typedef int ha_ctl_handler(void *arg, const char *request, size_t len, char **reply_r);
+
 /*
- * Accept one client on listen_fd and serve it: check its uid is allowed_uid, read the
- * bounded request, answer with ha_ctl_handle(). Returns 0 when a client was served (even
- * with an error answer), ERR_BUSY when none was waiting.
+ * Serve the clients of listen_fd in loop: each client's uid must be allowed_uid; its request
+ * is read as its bytes come (a slow or silent client delays nobody, and gets an error answer
+ * after HA_CTL_TIMEOUT_MS), and answered by handler(arg, ...). Free with ha_ctl_server_free
+ * (closes the clients, not listen_fd).
  */
-int ha_ctl_serve_one(int listen_fd, uid_t allowed_uid, struct ha_state *st);
+int ha_ctl_server_new(struct loop *loop, int listen_fd, uid_t allowed_uid, ha_ctl_handler *handler,
+                      void *arg, struct ha_ctl_server **srv_r);
+void ha_ctl_server_free(struct ha_ctl_server *srv);
 
 /*
  * Client: send request to the daemon at path and read the answer (*reply_r, caller frees).

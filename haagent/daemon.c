@@ -46,7 +46,7 @@ struct daemon {
 	bool lost;
 	struct ha_state *st;
 	int ctl_fd;
-	struct loop_fd *ctl_watch;
+	struct ha_ctl_server *ctl;
 	const struct hv_ops *hv_ops;
 	struct hv *hv;
 	unsigned ticks;
@@ -307,19 +307,17 @@ static void cluster_open(struct daemon *d)
 	         d->cfg->group);
 }
 
-static void on_ctl_fd(struct loop *loop, struct loop_fd *w, int fd, short revents, void *arg)
+/* A control request: answered from the view; what it submitted is sent at once. */
+static int on_ctl_request(void *arg, const char *request, size_t len, char **reply_r)
 {
 	struct daemon *d = arg;
+	int rc = ha_ctl_handle(d->st, request, len, reply_r);
 
-	(void)loop;
-	(void)w;
-	(void)revents;
-	if (!d->st)
-		return;
-	while (ha_ctl_serve_one(fd, 0, d->st) == 0)
-		;
-	pump(d);
-	ha_exec_reconcile(d->ex);
+	if (d->st) {
+		pump(d);
+		ha_exec_reconcile(d->ex);
+	}
+	return rc;
 }
 
 /* Guests this node still owns or is sending away. */
@@ -456,7 +454,9 @@ int ha_daemon_run(const struct ha_config *cfg)
 		log_error("cannot create the control socket %s: %s", cfg->socket_path, err_str(rc));
 		goto out;
 	}
-	d.ctl_watch = loop_fd_add(d.loop, d.ctl_fd, POLLIN, on_ctl_fd, &d);
+	rc = ha_ctl_server_new(d.loop, d.ctl_fd, 0, on_ctl_request, &d, &d.ctl);
+	if (rc < 0)
+		goto out;
 	loop_signal_add(d.loop, SIGTERM, on_stop, &d);
 	loop_signal_add(d.loop, SIGINT, on_stop, &d);
 	ha_health_init(&d.health, cfg->health_command, (int64_t)cfg->health_interval_s * 1000,
@@ -467,6 +467,7 @@ int ha_daemon_run(const struct ha_config *cfg)
 	rc = loop_run(d.loop);
 out:
 	ha_health_stop(&d.health);
+	ha_ctl_server_free(d.ctl);
 	ha_exec_free(d.ex);
 	cluster_close(&d);
 	if (d.hv)

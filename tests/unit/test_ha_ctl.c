@@ -4,7 +4,10 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,6 +24,7 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/log.h"
+#include "common/loop.h"
 #include "haagent/cluster_sim.h"
 #include "haagent/ctl.h"
 
@@ -180,27 +184,64 @@ static int raw_client(const char *path, const void *req, size_t len)
 	return fd;
 }
 
-static char *read_answer(int fd)
+static int handle(void *arg, const char *request, size_t len, char **reply_r)
+{
+	return ha_ctl_handle(arg, request, len, reply_r);
+}
+
+/* Run the server's loop until the client on fd has its whole answer (EOF), within 10 s. */
+static char *serve_and_read(struct loop *loop, int fd)
 {
 	static char buf[65536];
-	ssize_t n, off = 0;
+	int64_t deadline = loop_now_ms() + 10000;
+	size_t off = 0;
+	ssize_t n = -1;
 
-	while ((n = read(fd, buf + off, sizeof(buf) - 1 - (size_t)off)) > 0)
-		off += n;
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	while (n != 0 && loop_now_ms() < deadline) {
+		loop_run_once(loop, 10);
+		while ((n = read(fd, buf + off, sizeof(buf) - 1 - off)) > 0)
+			off += (size_t)n;
+	}
+	assert_int_equal(n, 0);
 	buf[off] = '\0';
 	close(fd);
 	return buf;
+}
+
+/* A client that connected and sent nothing: no answer yet (its fd stays open). */
+static bool no_answer_yet(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) < 0 && errno == EAGAIN;
+}
+
+static int silent_client(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
 }
 
 static void test_socket(void **state)
 {
 	struct one *o = *state;
 	char dir[] = "/tmp/hactl.XXXXXX", path[128], *reply = NULL;
+	struct ha_ctl_server *srv = NULL;
+	int silent[HA_CTL_CLIENTS_MAX];
+	struct loop *loop = NULL;
+	int64_t t0, waited;
 	struct stat sb;
 	int lfd, cfd;
 	pid_t pid;
 
 	assert_non_null(mkdtemp(dir));
+	assert_int_equal(loop_new(&loop), 0);
 	snprintf(path, sizeof(path), "%s/run/haagent.sock", dir);
 	assert_int_equal(ha_ctl_listen(path, &lfd), 0);
 	assert_int_equal(stat(path, &sb), 0);
@@ -209,43 +250,65 @@ static void test_socket(void **state)
 	assert_int_equal(stat(path, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0700);
 	snprintf(path, sizeof(path), "%s/run/haagent.sock", dir);
-	assert_int_equal(ha_ctl_serve_one(lfd, getuid(), o->st), ERR_BUSY); /* nobody waiting */
 
+	/* a client of another uid is refused */
+	assert_int_equal(ha_ctl_server_new(loop, lfd, getuid() + 1, handle, o->st, &srv), 0);
 	cfd = raw_client(path, "{\"cmd\":\"status\"}", 16);
-	assert_int_equal(ha_ctl_serve_one(lfd, getuid(), o->st), 0);
-	assert_non_null(strstr(read_answer(cfd), "\"ok\":true"));
+	assert_non_null(strstr(serve_and_read(loop, cfd), "permission denied: only root"));
+	ha_ctl_server_free(srv);
 
+	assert_int_equal(ha_ctl_server_new(loop, lfd, getuid(), handle, o->st, &srv), 0);
 	cfd = raw_client(path, "{\"cmd\":\"status\"}", 16);
-	assert_int_equal(ha_ctl_serve_one(lfd, getuid() + 1, o->st), 0); /* a non-root client */
-	assert_non_null(strstr(read_answer(cfd), "permission denied: only root"));
-
+	assert_non_null(strstr(serve_and_read(loop, cfd), "\"ok\":true"));
 	{
 		static char big[20000];
 
 		memset(big, 'x', sizeof(big));
 		cfd = raw_client(path, big, 8000); /* more than the limit, less than the buffer */
-		assert_int_equal(ha_ctl_serve_one(lfd, getuid(), o->st), 0);
-		assert_non_null(strstr(read_answer(cfd), "larger than 4096 bytes refused"));
+		assert_non_null(
+		    strstr(serve_and_read(loop, cfd), "larger than 4096 bytes refused"));
 	}
 	cfd = raw_client(path, "\x01\x02garbage", 9);
-	assert_int_equal(ha_ctl_serve_one(lfd, getuid(), o->st), 0);
-	assert_non_null(strstr(read_answer(cfd), "not a JSON object"));
+	assert_non_null(strstr(serve_and_read(loop, cfd), "not a JSON object"));
+
+	/* a client that sends nothing delays nobody, and is answered after the timeout */
+	t0 = loop_now_ms();
+	silent[0] = silent_client(path);
+	loop_run_once(loop, 10);
+	cfd = raw_client(path, "{\"cmd\":\"nodes\"}", 15);
+	assert_non_null(strstr(serve_and_read(loop, cfd), "\"name\":\"alpha\""));
+	assert_true(no_answer_yet(silent[0]));
+	assert_non_null(strstr(serve_and_read(loop, silent[0]), "request not complete within"));
+	waited = loop_now_ms() - t0;
+	assert_true(waited >= HA_CTL_TIMEOUT_MS);
+
+	/* every slot taken by silent clients: the next one waits in the backlog, then is served */
+	for (int i = 0; i < HA_CTL_CLIENTS_MAX; i++) {
+		silent[i] = silent_client(path);
+		loop_run_once(loop, 10);
+	}
+	cfd = raw_client(path, "{\"cmd\":\"status\"}", 16);
+	for (int i = 0; i < 5; i++)
+		loop_run_once(loop, 10);
+	assert_true(no_answer_yet(cfd));
+	assert_non_null(strstr(serve_and_read(loop, cfd), "\"ok\":true"));
+	for (int i = 0; i < HA_CTL_CLIENTS_MAX; i++)
+		assert_non_null(strstr(serve_and_read(loop, silent[i]), "request not complete"));
 
 	/* the client side, against a forked server */
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		for (int i = 0; i < 200; i++) {
-			if (ha_ctl_serve_one(lfd, getuid(), o->st) == 0)
-				_exit(0);
-			usleep(10000);
-		}
-		_exit(1);
+		for (int i = 0; i < 300; i++)
+			loop_run_once(loop, 10);
+		_exit(0);
 	}
 	assert_int_equal(ha_ctl_call(path, "{\"cmd\":\"nodes\"}", &reply, 2000), 0);
 	assert_non_null(strstr(reply, "\"name\":\"alpha\""));
 	free(reply);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	ha_ctl_server_free(srv);
+	loop_free(loop);
 	close(lfd);
 	unlink(path);
 	assert_int_equal(ha_ctl_call(path, "{\"cmd\":\"nodes\"}", &reply, 500), ERR_NOTFOUND);
