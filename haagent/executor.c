@@ -31,7 +31,9 @@
 #define REPORT_TIMEOUT_MS      30000
 #define FENCE_RETRY_MS         10000
 #define STALE_RETRY_MS         5000
-#define FENCE_LUN_TIMEOUT_S    10
+/* A guest the view lost after its migration broke: how long before its paused copy resumes. */
+#define AWAY_ABSENT_MS      10000
+#define FENCE_LUN_TIMEOUT_S 10
 
 enum job_kind {
 	JOB_CLAIM,
@@ -41,11 +43,14 @@ enum job_kind {
 	JOB_STOP,
 	JOB_FENCE,
 	JOB_ORPHAN,
-	JOB_STALE /* destroy this node's stale copy of a guest that runs elsewhere */
+	JOB_STALE,       /* destroy this node's stale copy of a guest that runs elsewhere */
+	JOB_AWAY_DROP,   /* destroy <guest>--migratedaway: the target reported the guest running */
+	JOB_AWAY_RESUME, /* resume <guest>--migratedaway: the target does not run the guest */
 };
 
-static const char *const job_kind_names[] = {"claim", "send",  "receive", "create",
-                                             "stop",  "fence", "orphan",  "stale"};
+static const char *const job_kind_names[] = {"claim",     "send",       "receive", "create",
+                                             "stop",      "fence",      "orphan",  "stale",
+                                             "drop-away", "resume-away"};
 
 struct job {
 	bool used;
@@ -70,6 +75,16 @@ struct ha_executor {
 	struct loop_fd *listen_watch;
 	char listen_addr[64]; /* what listen_fd is bound to, "" when none */
 	bool warned_no_key;
+	/*
+	 * Guests whose migration from here broke past the point of no return: paused here as
+	 * <guest>--migratedaway until the view says whether the target runs them.
+	 */
+	struct {
+		bool used;
+		char guest[HA_NAME_MAX];
+		uint32_t to;
+		int64_t absent_since; /* when the view first lacked the guest; 0 while it has it */
+	} away[MAX_JOBS];
 	uint32_t failed_fence_node;                  /* the last failed fence's node and report: */
 	char failed_fence_report[HA_REASON_MAX * 2]; /* a repeated failure is not an event again */
 };
@@ -348,6 +363,16 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	case JOB_STALE:
 		status = ha_worker_destroy(ex->env.hv_ops, j->guest);
 		break;
+	case JOB_AWAY_DROP: {
+		char away[HA_NAME_MAX + 16];
+
+		snprintf(away, sizeof(away), "%s--migratedaway", j->guest);
+		status = ha_worker_destroy(ex->env.hv_ops, away);
+		break;
+	}
+	case JOB_AWAY_RESUME:
+		status = ha_worker_resume_away(ex->env.hv_ops, j->guest);
+		break;
 	case JOB_FENCE:
 		n = ha_state_node(ex->env.st, j->node);
 		status = run_fence(ex, j->node, n ? n->name : "?", report[1]);
@@ -356,6 +381,70 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 		break;
 	}
 	_exit(status);
+}
+
+static void away_add(struct ha_executor *ex, const char *guest, uint32_t to)
+{
+	for (size_t i = 0; i < MAX_JOBS; i++) {
+		if (ex->away[i].used)
+			continue;
+		ex->away[i].used = true;
+		snprintf(ex->away[i].guest, sizeof(ex->away[i].guest), "%s", guest);
+		ex->away[i].to = to;
+		ex->away[i].absent_since = 0;
+		return;
+	}
+	log_error("executor: %s--migratedaway stays paused here: too many broken migrations to "
+	          "follow; resume or destroy it by hand once you know where %s runs",
+	          guest, guest);
+}
+
+static void away_remove(struct ha_executor *ex, const char *guest)
+{
+	for (size_t i = 0; i < MAX_JOBS; i++)
+		if (ex->away[i].used && strcmp(ex->away[i].guest, guest) == 0)
+			ex->away[i].used = false;
+}
+
+/*
+ * Settle the paused copies of migrations that broke past the point of no return: the view
+ * has the guest on the target after the source's MIG_DONE. Once the guest's owner reported it
+ * running (g->reported), the copy here is stale: destroy it. When the view lost the guest (its
+ * owner's report does not list it: the target does not run it) for AWAY_ABSENT_MS, the copy
+ * here is the only one: resume it (this node's next report adds it back to the view).
+ */
+static void resolve_away(struct ha_executor *ex)
+{
+	int64_t now = loop_now_ms();
+
+	for (size_t i = 0; i < MAX_JOBS; i++) {
+		const struct ha_guest_info *g;
+		const char *name = ex->away[i].guest;
+		struct job *j;
+
+		if (!ex->away[i].used || find_job(ex, JOB_AWAY_DROP, name, 0) ||
+		    find_job(ex, JOB_AWAY_RESUME, name, 0))
+			continue;
+		g = ha_state_guest(ex->env.st, name);
+		if (g) {
+			ex->away[i].absent_since = 0;
+			if (g->moving_to || !g->reported)
+				continue;
+			log_info("executor: %s runs on node %" PRIu32 ": dropping its paused copy "
+			         "here",
+			         name, g->owner);
+			j = add_job(ex, JOB_AWAY_DROP, name, self_id(ex), 0);
+		} else if (!ex->away[i].absent_since) {
+			ex->away[i].absent_since = now;
+			continue;
+		} else if (now - ex->away[i].absent_since < AWAY_ABSENT_MS) {
+			continue;
+		} else {
+			j = add_job(ex, JOB_AWAY_RESUME, name, self_id(ex), 0);
+		}
+		if (j)
+			start_job(ex, j, -1);
+	}
 }
 
 /* A job's child ended: multicast its outcome. */
@@ -375,6 +464,17 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 		else
 			submit(ex, HA_MSG_MIG_DONE, j->guest, self, j->to, 0, 0,
 			       status == HA_WORKER_OK ? "" : "after the point of no return");
+		if (status == HA_WORKER_UNDEFINED)
+			away_add(ex, j->guest, j->to);
+		break;
+	case JOB_AWAY_DROP:
+	case JOB_AWAY_RESUME:
+		if (status == HA_WORKER_OK) {
+			away_remove(ex, j->guest);
+			j->since = 0; /* done: forget the job */
+		} else {
+			j->since = loop_now_ms() + STALE_RETRY_MS; /* then tried again */
+		}
 		break;
 	case JOB_CREATE:
 		if (status == HA_WORKER_OK)
@@ -486,6 +586,8 @@ static void expire_jobs(struct ha_executor *ex, int64_t now)
 			drop = true;
 			break;
 		case JOB_STALE:
+		case JOB_AWAY_DROP:
+		case JOB_AWAY_RESUME:
 			drop = now >= j->since; /* after a failure: when to retry */
 			break;
 		}
@@ -636,6 +738,7 @@ void ha_exec_reconcile(struct ha_executor *ex)
 		         * all (running jobs finish) */
 	if (destroy_stale_copies(ex))
 		return;
+	resolve_away(ex);
 	start_accepted(ex);
 	claim_planned(ex);
 }

@@ -81,6 +81,11 @@ struct ha_guest_info {
 	uint8_t stopped;
 	uint8_t failures;
 	uint32_t requested_to; /* operator asked to move it there (ctl migrate), 0 if not */
+	/*
+	 * Local, not replicated (not encoded): its owner has reported it running since it became
+	 * the owner. Unset by a migration's or restart's end, set by the owner's next report.
+	 */
+	uint8_t reported;
 };
 
 /* A node as replicated. */

@@ -210,6 +210,7 @@ static int apply_hello(struct ha_state *st, uint32_t from, const struct ha_msg *
 			if (!g)
 				return ERR_NOSPACE;
 			g->owner = from;
+			g->reported = 1;
 			take_config(g, r);
 			ha_state_event(st, "guest %s runs on %s", g->name, n->name);
 			continue;
@@ -218,6 +219,7 @@ static int apply_hello(struct ha_state *st, uint32_t from, const struct ha_msg *
 		if (g->owner == from) {
 			take_config(g, r);
 			g->stopped = 0;
+			g->reported = 1;
 		} else if (g->moving_to == from) {
 			/* arriving: the migration's outcome message decides */
 		} else if (g->stopped && g->moving_to == 0 && owner &&
@@ -225,6 +227,7 @@ static int apply_hello(struct ha_state *st, uint32_t from, const struct ha_msg *
 			ha_state_event(st, "guest %s found running on %s", g->name, n->name);
 			g->owner = from;
 			g->stopped = 0;
+			g->reported = 1;
 			take_config(g, r);
 		} else if (was_fenced) {
 			/* its copy was cut off and fenced, the guest restarted elsewhere: that
@@ -293,12 +296,14 @@ static void update_running(struct ha_state *st, struct ha_node_info *n,
 			return;
 		}
 		g->owner = n->nodeid;
+		g->reported = 1;
 		take_config(g, r);
 		ha_state_event(st, "guest %s appeared on %s", g->name, n->name);
 		return;
 	}
 	if (g->owner == n->nodeid) {
 		take_config(g, r); /* "stopped" changes only through the restart messages */
+		g->reported = 1;
 		return;
 	}
 	if (g->moving_to == n->nodeid)
@@ -310,6 +315,7 @@ static void update_running(struct ha_state *st, struct ha_node_info *n,
 		ha_state_event(st, "guest %s found running on %s", g->name, n->name);
 		g->owner = n->nodeid;
 		g->stopped = 0;
+		g->reported = 1;
 		take_config(g, r);
 		return;
 	}
@@ -455,6 +461,7 @@ static int apply_move_end(struct ha_state *st, uint32_t from, const struct ha_ms
 	g->moving_to = 0;
 	if (done) {
 		g->owner = dst->nodeid;
+		g->reported = 0; /* until the new owner reports it running */
 		g->failures = 0;
 		g->stopped = 0;
 		if (!restart && node_alive(src))

@@ -86,14 +86,14 @@ int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr
 		         out.handover ? "storage handed over" : "no shared storage to hand over");
 		status = HA_WORKER_OK;
 	} else if (out.result == MIG_FAILED_UNDEFINED) {
-		/* Past GO the target may run it: never resume here, drop our paused copy. */
-		char away[HV_NAME_MAX + 16];
-		uint32_t domid;
-
-		snprintf(away, sizeof(away), "%s--migratedaway", guest);
-		if (ops->lookup(req.hv, away, &domid) == 0)
-			ops->destroy(req.hv, domid);
-		log_error("%s: left to the target", line);
+		/*
+		 * Past GO the target may run it: never resume here on our own. The paused copy
+		 * (<guest>--migratedaway) stays until the cluster knows whether the target runs the
+		 * guest (the executor then drops it or resumes it): it may be the only copy left.
+		 */
+		log_error("%s: kept paused here as %s--migratedaway until %s reports whether it "
+		          "runs it",
+		          line, guest, addr);
 		status = HA_WORKER_UNDEFINED;
 	} else {
 		log_error("%s; it runs here", line);
@@ -179,6 +179,34 @@ int ha_worker_destroy(const struct hv_ops *ops, const char *guest)
 	}
 	if (rc < 0)
 		log_error("destroying %s failed: %s", guest, err_str(rc));
+	if (hv)
+		ops->close(hv);
+	loop_free(loop);
+	return rc == 0 ? HA_WORKER_OK : HA_WORKER_FAILED;
+}
+
+int ha_worker_resume_away(const struct hv_ops *ops, const char *guest)
+{
+	char away[HV_NAME_MAX + 16];
+	struct loop *loop = NULL;
+	struct hv *hv = NULL;
+	uint32_t domid;
+	int rc;
+
+	snprintf(away, sizeof(away), "%s--migratedaway", guest);
+	rc = open_hv(ops, &loop, &hv);
+	if (rc == 0)
+		rc = ops->lookup(hv, away, &domid);
+	if (rc == 0)
+		rc = ops->rename(hv, domid, away, guest);
+	if (rc == 0)
+		rc = ops->unpause(hv, domid);
+	if (rc < 0)
+		log_error("resuming %s (paused here as %s) failed: %s", guest, away, err_str(rc));
+	else
+		log_warn("%s resumed here: its migration broke past the point of no return and the "
+		         "target does not run it",
+		         guest);
 	if (hv)
 		ops->close(hv);
 	loop_free(loop);

@@ -26,8 +26,9 @@ void ha_worker_child_init(int keep_fd);
  * Live-migrate guest to the agent listening at addr ("host:port") through the one migration
  * orchestrator (mig_run over the TCP transport, authenticated with cfg's migration_key, with
  * cfg's pre-copy policy): the disk check, LUN identity and the reservation hand-over run as
- * for "xl-ext migrate". After a failure past the point of no return the local copy is
- * destroyed (the guest is left to the target) and HA_WORKER_UNDEFINED is returned.
+ * for "xl-ext migrate". After a failure past the point of no return the local copy stays
+ * paused as <guest>--migratedaway and HA_WORKER_UNDEFINED is returned: the executor drops it
+ * once the target reports the guest running, or resumes it when the target does not.
  */
 int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr,
                    const struct ha_config *cfg);
@@ -43,6 +44,9 @@ int ha_worker_create(const struct hv_ops *ops, const char *config_path, const ch
  * stale copy after a fence). A guest that does not run here counts as destroyed.
  */
 int ha_worker_destroy(const struct hv_ops *ops, const char *guest);
+
+/* Resume guest's copy paused here as <guest>--migratedaway: rename it back and unpause it. */
+int ha_worker_resume_away(const struct hv_ops *ops, const char *guest);
 
 /*
  * Run "command node_name" through /bin/sh in a process group of its own; OK only when it

@@ -131,19 +131,26 @@ static void assert_jobs(const char *want)
 
 /* --- the cluster ----------------------------------------------------------------------------- */
 
+/* Node 1 runs g1 and node 2 g2, node 3 nothing; a node in g1_also_on runs g1 as well. */
+static bool g1_also_on[NNODES + 1];
+
 static void refresh_local(struct tnode *n)
 {
-	struct ha_guest_info g;
+	struct ha_guest_info g[2];
+	size_t ng = 0;
 	char name[16];
 
-	memset(&g, 0, sizeof(g));
-	snprintf(g.name, sizeof(g.name), "g%u", n->id);
-	g.mem_mib = 1024;
+	memset(g, 0, sizeof(g));
+	if (n->id != 3) {
+		snprintf(g[ng].name, sizeof(g[ng].name), "g%u", n->id);
+		g[ng++].mem_mib = 1024;
+	}
+	if (n->id != 1 && g1_also_on[n->id]) {
+		snprintf(g[ng].name, sizeof(g[ng].name), "g1");
+		g[ng++].mem_mib = 1024;
+	}
 	snprintf(name, sizeof(name), "node%u", n->id);
-	/* node 3 runs nothing */
-	assert_int_equal(
-	    ha_state_set_local(n->st, name, n->c->free_mib[n->id], 1024, &g, n->id == 3 ? 0 : 1),
-	    0);
+	assert_int_equal(ha_state_set_local(n->st, name, n->c->free_mib[n->id], 1024, g, ng), 0);
 }
 
 static void pump(struct tnode *n)
@@ -319,6 +326,15 @@ static void teardown_cluster(struct tctx *c)
 	unlink(jobs_path);
 }
 
+/* Node id reports what it runs now (an UPDATE, as its daemon's heartbeat would). */
+static void report(struct tctx *c, uint32_t id)
+{
+	refresh_local(&c->nodes[id]);
+	assert_true(ha_state_announce(c->nodes[id].st, true) >= 0);
+	pump(&c->nodes[id]);
+	settle(c);
+}
+
 /* Node by submits SET_STATE for node. */
 static void mark(struct tctx *c, uint32_t by, uint32_t node, enum ha_node_state state)
 {
@@ -441,7 +457,10 @@ static void test_failed_job_submits_mig_failed(void **state)
 	teardown_cluster(c);
 }
 
-/* Past the point of no return (HA_WORKER_UNDEFINED): reported done, said so. */
+/*
+ * Past the point of no return (HA_WORKER_UNDEFINED): reported done, and the paused copy here
+ * (g1--migratedaway) is kept until the target reports g1 running; then it is dropped.
+ */
 static void test_undefined_job_reported_done(void **state)
 {
 	struct tctx *c = setup_cluster(8192, 16384, 8192);
@@ -452,6 +471,43 @@ static void test_undefined_job_reported_done(void **state)
 	settle(c);
 	assert_jobs("send g1 1>2\n");
 	assert_int_equal(guest(c, 3, "g1")->owner, 2);
+	assert_false(guest(c, 1, "g1")->reported);
+	report(c, 2); /* node 2 does not list g1 in this report, sent before it arrived */
+	g1_also_on[2] = true;
+	report(c, 2);
+	wait_jobs(c);
+	assert_jobs("send g1 1>2\ndrop-away g1 1>0\n");
+	assert_int_equal(guest(c, 3, "g1")->owner, 2);
+	g1_also_on[2] = false;
+	teardown_cluster(c);
+}
+
+/*
+ * The same, but the target does not run g1: its report drops g1 from the view, and after
+ * AWAY_ABSENT_MS (10 s) without g1 the paused copy here is resumed, never before.
+ */
+static void test_undefined_target_lacks_it(void **state)
+{
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+	int64_t t0, deadline;
+	char got[4096] = "";
+
+	(void)state;
+	status_send = HA_WORKER_UNDEFINED;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	settle(c);
+	report(c, 2);
+	assert_null(ha_state_guest(c->nodes[1].st, "g1"));
+	t0 = loop_now_ms();
+	deadline = t0 + 20000;
+	while (!strstr(got, "resume-away") && loop_now_ms() < deadline) {
+		ha_exec_reconcile(c->ex);
+		loop_run_once(c->loop, 200);
+		jobs_read(got, sizeof(got));
+	}
+	wait_jobs(c);
+	assert_jobs("send g1 1>2\nresume-away g1 1>0\n");
+	assert_true(loop_now_ms() - t0 >= 10000);
 	teardown_cluster(c);
 }
 
@@ -573,6 +629,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_refused_claim_starts_nothing, reset),
 	    cmocka_unit_test_setup(test_failed_job_submits_mig_failed, reset),
 	    cmocka_unit_test_setup(test_undefined_job_reported_done, reset),
+	    cmocka_unit_test_setup(test_undefined_target_lacks_it, reset),
 	    cmocka_unit_test_setup(test_no_job_without_quorum, reset),
 	    cmocka_unit_test_setup(test_no_migration_key, reset),
 	    cmocka_unit_test_setup(test_fence_job_then_restart, reset),
