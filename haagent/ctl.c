@@ -604,8 +604,6 @@ struct ctl_client {
 };
 
 struct ha_ctl_server {
-	struct loop *loop;
-	int listen_fd;
 	struct loop_fd *watch;
 	bool accepting;
 	uid_t allowed_uid;
@@ -821,8 +819,6 @@ int ha_ctl_server_new(struct loop *loop, int listen_fd, uid_t allowed_uid, ha_ct
 	*srv_r = NULL;
 	if (!srv)
 		return ERR_NOMEM;
-	srv->loop = loop;
-	srv->listen_fd = listen_fd;
 	srv->allowed_uid = allowed_uid;
 	srv->handler = handler;
 	srv->arg = arg;

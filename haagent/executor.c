@@ -82,7 +82,6 @@ struct ha_executor {
 	struct {
 		bool used;
 		char guest[HA_NAME_MAX];
-		uint32_t to;
 		int64_t absent_since; /* when the view first lacked the guest; 0 while it has it */
 	} away[MAX_JOBS];
 	uint32_t failed_fence_node;                  /* the last failed fence's node and report: */
@@ -363,15 +362,10 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	case JOB_STALE:
 		status = ha_worker_destroy(ex->env.hv_ops, j->guest);
 		break;
-	case JOB_AWAY_DROP: {
-		char away[HA_NAME_MAX + 16];
-
-		snprintf(away, sizeof(away), "%s--migratedaway", j->guest);
-		status = ha_worker_destroy(ex->env.hv_ops, away);
-		break;
-	}
+	case JOB_AWAY_DROP:
 	case JOB_AWAY_RESUME:
-		status = ha_worker_resume_away(ex->env.hv_ops, j->guest);
+		status =
+		    ha_worker_settle_away(ex->env.hv_ops, j->guest, j->kind == JOB_AWAY_RESUME);
 		break;
 	case JOB_FENCE:
 		n = ha_state_node(ex->env.st, j->node);
@@ -383,14 +377,13 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	_exit(status);
 }
 
-static void away_add(struct ha_executor *ex, const char *guest, uint32_t to)
+static void away_add(struct ha_executor *ex, const char *guest)
 {
 	for (size_t i = 0; i < MAX_JOBS; i++) {
 		if (ex->away[i].used)
 			continue;
 		ex->away[i].used = true;
 		snprintf(ex->away[i].guest, sizeof(ex->away[i].guest), "%s", guest);
-		ex->away[i].to = to;
 		ex->away[i].absent_since = 0;
 		return;
 	}
@@ -465,7 +458,7 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 			submit(ex, HA_MSG_MIG_DONE, j->guest, self, j->to, 0, 0,
 			       status == HA_WORKER_OK ? "" : "after the point of no return");
 		if (status == HA_WORKER_UNDEFINED)
-			away_add(ex, j->guest, j->to);
+			away_add(ex, j->guest);
 		break;
 	case JOB_AWAY_DROP:
 	case JOB_AWAY_RESUME:

@@ -185,7 +185,7 @@ int ha_worker_destroy(const struct hv_ops *ops, const char *guest)
 	return rc == 0 ? HA_WORKER_OK : HA_WORKER_FAILED;
 }
 
-int ha_worker_resume_away(const struct hv_ops *ops, const char *guest)
+int ha_worker_settle_away(const struct hv_ops *ops, const char *guest, bool resume)
 {
 	char away[HV_NAME_MAX + 16];
 	struct loop *loop = NULL;
@@ -194,6 +194,8 @@ int ha_worker_resume_away(const struct hv_ops *ops, const char *guest)
 	int rc;
 
 	snprintf(away, sizeof(away), "%s--migratedaway", guest);
+	if (!resume)
+		return ha_worker_destroy(ops, away);
 	rc = open_hv(ops, &loop, &hv);
 	if (rc == 0)
 		rc = ops->lookup(hv, away, &domid);

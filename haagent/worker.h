@@ -7,6 +7,8 @@
 #ifndef XLEXT_HAAGENT_WORKER_H
 #define XLEXT_HAAGENT_WORKER_H
 
+#include <stdbool.h>
+
 #include "haagent/conf.h"
 #include "xl-ext/core/hv.h"
 
@@ -45,8 +47,11 @@ int ha_worker_create(const struct hv_ops *ops, const char *config_path, const ch
  */
 int ha_worker_destroy(const struct hv_ops *ops, const char *guest);
 
-/* Resume guest's copy paused here as <guest>--migratedaway: rename it back and unpause it. */
-int ha_worker_resume_away(const struct hv_ops *ops, const char *guest);
+/*
+ * Settle guest's copy paused here as <guest>--migratedaway after a migration broke past the
+ * point of no return: destroy it, or with resume, rename it back and unpause it.
+ */
+int ha_worker_settle_away(const struct hv_ops *ops, const char *guest, bool resume);
 
 /*
  * Run "command node_name" through /bin/sh in a process group of its own; OK only when it

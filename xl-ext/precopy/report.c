@@ -48,15 +48,13 @@ struct json_object *mig_report_json(const struct mig_report *r)
 {
 	json_object *o = json_object_new_object(), *rounds = json_object_new_array();
 	double page = 4096.0;
-	int64_t downtime = r->t_end_us && r->t_pause_us ? r->t_end_us - r->t_pause_us : -1;
 
 	json_object_object_add(o, "memory_bytes",
 	                       json_object_new_int64((int64_t)(r->nr_pages * 4096)));
 	json_object_object_add(
 	    o, "total_time_ms",
 	    mig_json_number(r->t_end_us ? (double)(r->t_end_us - r->t_start_us) / 1000.0 : -1, 3));
-	json_object_object_add(o, "downtime_ms",
-	                       mig_json_number(downtime >= 0 ? (double)downtime / 1000.0 : -1, 3));
+	json_object_object_add(o, "downtime_ms", span_ms(r->t_pause_us, r->t_end_us));
 	json_object_object_add(o, "stop_and_copy_ms", span_ms(r->t_pause_us, r->t_stream_end_us));
 	json_object_object_add(o, "downtime_phases_ms", downtime_phases(r));
 	for (unsigned i = 0; i < r->nrounds; i++) {
