@@ -7,6 +7,12 @@
  * counter continue and the answering host change when the guest moves, and the boot id
  * change when it restarts. The simulated domU (xl-ext/sim/) and the real-Xen test guest's
  * agent (tests/xen/guest/agent.c) serve it; neither's internals are part of it.
+ *
+ * The simulated domU also serves HTTP/1.0 on GUEST_HTTP_PORT of the same address, the load a
+ * drill drives with httperf: every GET does a small fixed computation (a 5x5 integer matrix
+ * product) and answers 200 with a short text body naming the host, boot id and counter, and
+ * closes the connection. Its TCP connections live in the host, not in guest memory: one
+ * accepted but unanswered when the guest leaves the host is reset.
  */
 #ifndef XLEXT_CORE_GUESTPROTO_H
 #define XLEXT_CORE_GUESTPROTO_H
@@ -14,6 +20,7 @@
 #include <stdint.h>
 
 #define GUEST_PROBE_PORT        7777
+#define GUEST_HTTP_PORT         80
 #define GUEST_PROBE_MAGIC       "XLXP"
 #define GUEST_PROBE_REPLY_MAGIC "XLXR"
 

@@ -112,10 +112,7 @@ static void teardown(struct simdom *d)
 		pthread_join(d->disk_thread, NULL);
 	simdisk_release(d->disk, d->name);
 	simdisk_close(d->disk);
-	if (d->udp_started)
-		pthread_join(d->udp_thread, NULL);
-	if (d->udp_fd >= 0)
-		close(d->udp_fd);
+	simdom_net_stop(d);
 	if (d->net_open)
 		simnet_close(&d->net);
 	dirtylog_close(d->dl);
@@ -183,7 +180,7 @@ int simdom_run(const char *dir, int incoming, int notify_fd)
 	int rc;
 
 	memset(d, 0, sizeof(*d));
-	d->memfd = d->bmfd = d->udp_fd = d->listen_fd = -1;
+	d->memfd = d->bmfd = d->udp_fd = d->http_fd = d->listen_fd = -1;
 	init_lock(d);
 	pthread_cond_init(&d->cond, NULL);
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);

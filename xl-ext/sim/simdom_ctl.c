@@ -79,6 +79,7 @@ static void cmd_unpause(struct simdom *d, struct reply *r)
 	d->pause_req = false;
 	d->state = ST_RUNNING;
 	atomic_store(&d->running, true);
+	simdom_net_gate(d, true);
 	pthread_cond_broadcast(&d->cond);
 	/* the guest runs from here: its network comes up before the state file is written */
 	pthread_mutex_unlock(&d->lock);

@@ -67,6 +67,9 @@ struct simdom {
 	pthread_t announce_thread;
 	int udp_fd;
 	pthread_t udp_thread;
+	int http_fd; /* the HTTP service's listener (GUEST_HTTP_PORT) */
+	bool http_started;
+	pthread_t http_thread;
 	struct loop *loop;
 	int listen_fd;
 
@@ -105,6 +108,8 @@ uint64_t simdom_dm_checksum(const uint8_t *dm);
 /* simdom_net.c */
 int simdom_net_prepare(struct simdom *d);
 int simdom_net_attach(struct simdom *d);
+void simdom_net_gate(struct simdom *d, bool running);
+void simdom_net_stop(struct simdom *d);
 
 /* simdom_ctl.c */
 /* The control socket in the domain's directory, served by d->loop (created here). */

@@ -225,6 +225,7 @@ int simdom_start_vcpus(struct simdom *d)
 void simdom_pause_locked(struct simdom *d)
 {
 	atomic_store(&d->running, false);
+	simdom_net_gate(d, false);
 	d->pause_req = true;
 	pthread_cond_broadcast(&d->cond);
 	if (d->vcpus_started)
