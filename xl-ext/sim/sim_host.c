@@ -74,6 +74,35 @@ void sim_unlock(struct hv *hv)
 	hv->lock_fd = -1;
 }
 
+/*
+ * The CPU time a domain's process (all its vCPU and service threads) used, in seconds, as
+ * Xen's per-domain cpu_time: utime + stime of /proc/<pid>/stat. 0 when it cannot be read.
+ */
+static double proc_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	long tck = sysconf(_SC_CLK_TCK);
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || tck <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* the command name may hold spaces and ')': fields restart after the last ')' */
+	p = strrchr(buf, ')');
+	if (!p ||
+	    sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)tck;
+}
+
 int sim_read_info(struct hv *hv, uint32_t domid, struct hv_domain_info *info, pid_t *pid_r)
 {
 	char path[300], *json = NULL;
@@ -111,6 +140,7 @@ int sim_read_info(struct hv *hv, uint32_t domid, struct hv_domain_info *info, pi
 	json_object_put(o);
 	if (pid <= 0 || !sim_pid_running(pid))
 		return ERR_NOTFOUND; /* the process is gone: no such domain */
+	info->cpu_time_s = proc_cpu_s(pid);
 	if (pid_r)
 		*pid_r = pid;
 	return 0;
