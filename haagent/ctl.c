@@ -59,6 +59,18 @@ static const char *str_field(json_object *req, const char *key)
 	return json_object_get_string(v);
 }
 
+/* A boolean field: 1 true, 0 false or absent, -1 present but not a boolean. */
+static int bool_field(json_object *req, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return -1;
+	return json_object_get_boolean(v) ? 1 : 0;
+}
+
 /* Find a node by name or nodeid; on failure write the list of known nodes to known. */
 static const struct ha_node_info *resolve_node(const struct ha_state *st, const char *name,
                                                char *known, size_t len)
@@ -132,6 +144,8 @@ static int cmd_status(struct ha_state *st, bool with_lists, char **reply_r)
 	size_t nn = ha_state_nodes(st, &nv), ng = ha_state_guests(st, &gv), na = 0;
 	struct plan_action *a = NULL;
 	int prc = ha_state_plan(st, &a, &na);
+	double cpu_guests, cpu_agent;
+	int64_t cpu_at;
 
 	json_object_object_add(o, "nodeid", json_object_new_int64(ha_state_self(st)));
 	json_object_object_add(o, "node", json_object_new_string(self ? self->name : "?"));
@@ -143,6 +157,14 @@ static int cmd_status(struct ha_state *st, bool with_lists, char **reply_r)
 	json_object_object_add(o, "generation",
 	                       json_object_new_int64((int64_t)ha_state_generation(st)));
 	json_object_object_add(o, "acting", json_object_new_boolean(ha_state_may_act(st)));
+	if (ha_state_cpu(st, &cpu_guests, &cpu_agent, &cpu_at)) {
+		json_object *cpu = json_object_new_object();
+
+		json_object_object_add(cpu, "guests_s", json_object_new_double(cpu_guests));
+		json_object_object_add(cpu, "agent_s", json_object_new_double(cpu_agent));
+		json_object_object_add(cpu, "at_ms", json_object_new_int64(cpu_at));
+		json_object_object_add(o, "cpu", cpu);
+	}
 	for (size_t i = 0; i < nn; i++)
 		json_object_array_add(nodes, node_json(&nv[i]));
 	for (size_t i = 0; i < ng; i++)
@@ -207,8 +229,11 @@ static int cmd_set_state(struct ha_state *st, json_object *req, enum ha_node_sta
 		return answer_error(reply_r,
 		                    "no quorum: this partition takes no action; nothing done");
 	if (state != HA_NODE_OK && (n->state == HA_NODE_DOWN || n->state == HA_NODE_FENCED))
-		return answer_error(reply_r, "node %s is %s: it cannot be evacuated live", n->name,
-		                    ha_node_state_name(n->state));
+		return answer_error(reply_r, "node %s is %s: it cannot be evacuated %s", n->name,
+		                    ha_node_state_name(n->state),
+		                    state == HA_NODE_STOPPING ? "(its guests restart once it is "
+		                                                "fenced)"
+		                                              : "live");
 	if (reason && strlen(reason) >= sizeof(m.text))
 		return answer_error(reply_r, "reason longer than %zu characters",
 		                    sizeof(m.text) - 1);
@@ -277,9 +302,9 @@ static int cmd_migrate(struct ha_state *st, json_object *req, char **reply_r)
 }
 
 /*
- * The plan for the view with node leaving (marked failing, unless it is already failing or
- * draining): where its guests would go if it left now. Concurrency limits are lifted, so a
- * guest is never deferred: the question is "where", not "when".
+ * The plan for the view with node leaving (marked failing, unless it is already failing,
+ * stopping or draining): where its guests would go if it left now. Concurrency limits are lifted,
+ * so a guest is never deferred: the question is "where", not "when".
  */
 static int plan_if_leaving(const struct ha_state *st, uint32_t leaving, struct plan_action **a_r,
                            size_t *na_r)
@@ -409,7 +434,7 @@ static int cmd_where(struct ha_state *st, json_object *req, char **reply_r)
 
 /*
  * {"cmd": "leaving", "node": N}: whether N (default: this node) is leaving the cluster, that
- * is marked failing or draining (its guests are being, or will be, evacuated).
+ * is marked failing, stopping or draining (its guests are being, or will be, evacuated).
  */
 static int cmd_leaving(struct ha_state *st, json_object *req, char **reply_r)
 {
@@ -434,9 +459,10 @@ static int cmd_leaving(struct ha_state *st, json_object *req, char **reply_r)
 	o = json_object_new_object();
 	json_object_object_add(o, "node", json_object_new_string(n->name));
 	json_object_object_add(o, "state", json_object_new_string(ha_node_state_name(n->state)));
-	json_object_object_add(
-	    o, "leaving",
-	    json_object_new_boolean(n->state == HA_NODE_FAILING || n->state == HA_NODE_DRAINING));
+	json_object_object_add(o, "leaving",
+	                       json_object_new_boolean(n->state == HA_NODE_FAILING ||
+	                                               n->state == HA_NODE_DRAINING ||
+	                                               n->state == HA_NODE_STOPPING));
 	json_object_object_add(o, "reason", json_object_new_string(n->reason));
 	return answer(o, reply_r);
 }
@@ -481,8 +507,11 @@ int ha_ctl_handle(struct ha_state *st, const char *request, size_t len, char **r
 		rc = cmd_status(st, true, reply_r);
 	else if (!strcmp(cmd, "events"))
 		rc = cmd_events(st, reply_r);
+	else if (!strcmp(cmd, "mark-failing") && bool_field(req, "cold") < 0)
+		rc = answer_error(reply_r, "\"cold\" must be true or false");
 	else if (!strcmp(cmd, "mark-failing"))
-		rc = cmd_set_state(st, req, HA_NODE_FAILING, reply_r);
+		rc = cmd_set_state(
+		    st, req, bool_field(req, "cold") ? HA_NODE_STOPPING : HA_NODE_FAILING, reply_r);
 	else if (!strcmp(cmd, "clear"))
 		rc = cmd_set_state(st, req, HA_NODE_OK, reply_r);
 	else if (!strcmp(cmd, "migrate"))

@@ -9,11 +9,14 @@
  * once: one that sends nothing delays nobody else.
  *
  * Requests: {"cmd": "status" | "nodes" | "guests" | "events"}
- *           {"cmd": "mark-failing", "node": N, "reason": R}   {"cmd": "clear", "node": N}
+ *           {"cmd": "mark-failing", "node": N, "reason": R, "cold": B}: B true (default
+ *               false) evacuates by shutdown and cold start (state stopping), not live
+ *           {"cmd": "clear", "node": N}
  *           {"cmd": "migrate", "guest": G, "node": N}
  *           {"cmd": "where", "guest": G}: its owner, state, and the node that takes it when
  *               its owner leaves (where it is moving, else the plan with its owner failing)
- *           {"cmd": "leaving", "node": N}: is N (default this node) failing or draining
+ *           {"cmd": "leaving", "node": N}: is N (default this node) failing, stopping or
+ *               draining
  * Answers:  {"ok": true, ...} or {"ok": false, "error": "what failed and why"}
  */
 #ifndef XLEXT_HAAGENT_CTL_H

@@ -5,7 +5,8 @@
  * What it does today: joins the group (re-joins after corosync restarts, every 2 s until it
  * succeeds), reports this node's guests and free memory from the hypervisor backend, keeps
  * the replicated view, answers "haagent ctl", writes the view atomically to state_file, and
- * on SIGTERM marks itself draining and waits (up to drain_timeout_s) until it owns no guest.
+ * on SIGTERM marks itself draining (a node marked failing --cold stays stopping) and waits (up
+ * to drain_timeout_s) until it owns no guest.
  * It runs the health-check hook and marks this node failing when it trips, and its
  * executor (executor.c) carries out this node's part of the plan: live migrations through
  * xl-ext's migration library over the authenticated TCP transport, cold restarts, fencing.
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,6 +56,13 @@ struct daemon {
 	bool draining;
 	int64_t drain_deadline;
 	uint64_t persisted_digest;
+	int64_t cpu_sampled_ms;
+	struct {
+		uint32_t domid;
+		double cpu_s;
+	} cpu_seen[HA_MAX_GUESTS * 2]; /* the domains of the last CPU sample */
+	size_t cpu_nseen;
+	double cpu_gone_s; /* CPU time of the domains gone since the agent started */
 	struct ha_health_check health;
 	struct ha_executor *ex;
 	char name[HA_NAME_MAX];
@@ -308,10 +317,67 @@ static void cluster_open(struct daemon *d)
 }
 
 /* A control request: answered from the view; what it submitted is sent at once. */
+/*
+ * This node's CPU time for "status": its domains' (the backend's per-domain figure: Xen's
+ * cpu_time, a sim domain's process) and the agent's with its reaped jobs'. At most every
+ * CPU_SAMPLE_MS, so a client polling status costs a directory scan now and then. A domain
+ * that is gone (migrated away, shut down) keeps counting with the time it had when last
+ * seen: the figure never goes back.
+ */
+#define CPU_SAMPLE_MS 100
+static double tv_s(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void sample_cpu(struct daemon *d)
+{
+	struct hv_domain_info *doms = NULL;
+	struct rusage self, kids;
+	size_t ndoms = 0, nseen = 0;
+	double guests = 0;
+	int64_t now = loop_now_ms();
+
+	if (!d->st || !d->hv || now - d->cpu_sampled_ms < CPU_SAMPLE_MS)
+		return;
+	if (d->hv_ops->list(d->hv, &doms, &ndoms) != 0)
+		return;
+	for (size_t k = 0; k < d->cpu_nseen; k++) {
+		size_t i;
+
+		for (i = 0; i < ndoms && doms[i].domid != d->cpu_seen[k].domid; i++)
+			;
+		if (i == ndoms)
+			d->cpu_gone_s += d->cpu_seen[k].cpu_s;
+	}
+	for (size_t i = 0; i < ndoms; i++) {
+		if (doms[i].domid == 0)
+			continue;
+		guests += doms[i].cpu_time_s;
+		if (nseen < HA_MAX_GUESTS * 2) {
+			d->cpu_seen[nseen].domid = doms[i].domid;
+			d->cpu_seen[nseen++].cpu_s = doms[i].cpu_time_s;
+		}
+	}
+	d->cpu_nseen = nseen;
+	guests += d->cpu_gone_s;
+	free(doms);
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	ha_state_set_cpu(d->st, guests,
+	                 tv_s(self.ru_utime) + tv_s(self.ru_stime) + tv_s(kids.ru_utime) +
+	                     tv_s(kids.ru_stime),
+	                 now);
+	d->cpu_sampled_ms = now;
+}
+
 static int on_ctl_request(void *arg, const char *request, size_t len, char **reply_r)
 {
 	struct daemon *d = arg;
-	int rc = ha_ctl_handle(d->st, request, len, reply_r);
+	int rc;
+
+	sample_cpu(d);
+	rc = ha_ctl_handle(d->st, request, len, reply_r);
 
 	if (d->st) {
 		pump(d);
@@ -320,14 +386,30 @@ static int on_ctl_request(void *arg, const char *request, size_t len, char **rep
 	return rc;
 }
 
-/* Guests this node still owns or is sending away. */
+/*
+ * Guests this node still owns: running, being sent away, or shut down here for a cold restart
+ * in flight or planned (the agent must not leave before: a node that left owning a guest is
+ * fenced before the guest is started anywhere).
+ */
 static size_t owned_guests(const struct daemon *d)
 {
 	const struct ha_guest_info *g;
-	size_t n = ha_state_guests(d->st, &g), count = 0;
+	size_t n = ha_state_guests(d->st, &g), count = 0, na = 0;
+	struct plan_action *a = NULL;
 
-	for (size_t i = 0; i < n; i++)
-		count += g[i].owner == ha_state_self(d->st) && !g[i].stopped;
+	if (ha_state_plan(d->st, &a, &na) < 0)
+		na = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool restarting = g[i].moving_to != 0;
+
+		if (g[i].owner != ha_state_self(d->st))
+			continue;
+		for (size_t k = 0; g[i].stopped && !restarting && k < na; k++)
+			restarting =
+			    a[k].kind == PLAN_COLD_RESTART && !strcmp(a[k].guest, g[i].name);
+		count += !g[i].stopped || restarting;
+	}
+	free(a);
 	return count;
 }
 
@@ -385,6 +467,7 @@ static void on_stop(struct loop *loop, int signo, void *arg)
 {
 	struct daemon *d = arg;
 	struct ha_msg m = {.type = HA_MSG_SET_STATE, .state = HA_NODE_DRAINING};
+	const struct ha_node_info *self;
 
 	if (d->draining) {
 		log_warn("node %s: second signal %d: stopping without waiting for the drain",
@@ -399,8 +482,10 @@ static void on_stop(struct loop *loop, int signo, void *arg)
 		return;
 	}
 	m.node = ha_state_self(d->st);
+	self = ha_state_node(d->st, m.node);
 	snprintf(m.text, sizeof(m.text), "agent stopping (signal %d)", signo);
-	if (ha_state_submit(d->st, &m) < 0) {
+	/* a node marked failing --cold goes on with its cold evacuation: not made live */
+	if ((!self || self->state != HA_NODE_STOPPING) && ha_state_submit(d->st, &m) < 0) {
 		loop_quit(loop, 1);
 		return;
 	}

@@ -59,7 +59,7 @@ struct job {
 	uint32_t from, to, node;
 	pid_t pid;     /* running child, 0 when done */
 	int64_t since; /* when claimed/started/done; for a failed fence: when to retry */
-	int report_fd; /* fence: read end of the pipe the child writes its report line to */
+	int report_fd; /* fence, send: read end of the pipe the child writes its report line to */
 };
 
 struct ha_executor {
@@ -283,7 +283,7 @@ static int adopt_luns(struct ha_executor *ex, const char *guest)
 	return ha_fence_adopt(&a, keys, nkeys);
 }
 
-/* Read what a fence child reported (one line, possibly empty). */
+/* Read what a fence or send child reported (one line, possibly empty). */
 static void read_report(struct job *j, char *buf, size_t len)
 {
 	ssize_t n = 0;
@@ -312,7 +312,7 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	if (j->kind == JOB_SEND)
 		snprintf(addr, sizeof(addr), "%s:%u",
 		         node_addr(ex, j->to) ? node_addr(ex, j->to) : "?", cfg->migration_port);
-	if (j->kind == JOB_FENCE && pipe2(report, O_CLOEXEC) < 0)
+	if ((j->kind == JOB_FENCE || j->kind == JOB_SEND) && pipe2(report, O_CLOEXEC) < 0)
 		report[0] = report[1] = -1; /* the outcome still comes from the exit status */
 	pid = fork();
 	if (pid < 0) {
@@ -342,13 +342,13 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 		}
 		return;
 	}
-	ha_worker_child_init(j->kind == JOB_FENCE ? report[1] : conn);
+	ha_worker_child_init(report[1] >= 0 ? report[1] : conn);
 	if (ex->env.worker)
 		_exit(ex->env.worker(ex->env.arg, job_kind_names[j->kind], j->guest, j->from, j->to,
 		                     j->kind == JOB_FENCE ? report[1] : -1));
 	switch (j->kind) {
 	case JOB_SEND:
-		status = ha_worker_send(ex->env.hv_ops, j->guest, addr, cfg);
+		status = ha_worker_send(ex->env.hv_ops, j->guest, addr, cfg, report[1]);
 		break;
 	case JOB_RECV:
 		status = ha_worker_receive(ex->env.hv_ops, conn, cfg->migration_key);
@@ -450,16 +450,20 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 	j->pid = 0;
 	j->since = loop_now_ms();
 	switch (j->kind) {
-	case JOB_SEND:
+	case JOB_SEND: {
+		char report[HA_REASON_MAX];
+
+		read_report(j, report, sizeof(report));
 		if (status == HA_WORKER_FAILED)
 			submit(ex, HA_MSG_MIG_FAILED, j->guest, self, j->to, 0, ERR_REMOTE,
 			       "the guest still runs on the source");
 		else
 			submit(ex, HA_MSG_MIG_DONE, j->guest, self, j->to, 0, 0,
-			       status == HA_WORKER_OK ? "" : "after the point of no return");
+			       status == HA_WORKER_OK ? report : "after the point of no return");
 		if (status == HA_WORKER_UNDEFINED)
 			away_add(ex, j->guest);
 		break;
+	}
 	case JOB_AWAY_DROP:
 	case JOB_AWAY_RESUME:
 		if (status == HA_WORKER_OK) {
@@ -480,6 +484,8 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 		if (status == HA_WORKER_OK)
 			submit(ex, HA_MSG_GUEST_STOPPED, j->guest, self, 0, 0, 0,
 			       "for a cold restart");
+		/* after the submit: a report of the guest gone now follows GUEST_STOPPED */
+		ha_state_local_stop(ex->env.st, j->guest, false);
 		break;
 	case JOB_STALE:
 		if (status == HA_WORKER_OK) {
@@ -568,6 +574,8 @@ static void expire_jobs(struct ha_executor *ex, int64_t now)
 			break;
 		case JOB_STOP:
 			drop = !g || g->stopped || now - j->since > REPORT_TIMEOUT_MS;
+			if (drop) /* job_done cleared it, unless the fork failed */
+				ha_state_local_stop(ex->env.st, j->guest, false);
 			break;
 		case JOB_FENCE:
 			n = ha_state_node(ex->env.st, j->node);
@@ -681,9 +689,13 @@ static void claim_planned(struct ha_executor *ex)
 			submit(ex, HA_MSG_MIG_START, a[i].guest, a[i].from, a[i].to, 0, 0,
 			       a[i].reason);
 		} else if (a[i].kind == PLAN_COLD_RESTART && a[i].from == self) {
+			/* no claim: only the owner acts on its running guest; the target claims
+			 * the restart once GUEST_STOPPED was applied */
 			j = add_job(ex, JOB_STOP, a[i].guest, self, a[i].to);
-			if (j)
+			if (j) {
+				ha_state_local_stop(ex->env.st, a[i].guest, true);
 				start_job(ex, j, -1);
+			}
 		} else if (a[i].kind == PLAN_COLD_RESTART) {
 			add_job(ex, JOB_CLAIM, a[i].guest, a[i].from, a[i].to);
 			submit(ex, HA_MSG_RESTART_START, a[i].guest, a[i].from, a[i].to, 0, 0,

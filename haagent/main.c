@@ -35,7 +35,8 @@ static const struct cmd_table ctl_table;
 struct ctl_opts {
 	bool json;
 	const char *socket;
-	const char *reason;
+	const char *reason; /* mark-failing only */
+	bool cold;          /* mark-failing only */
 };
 
 /*
@@ -70,14 +71,18 @@ static void options_first(int argc, char **argv)
 	memcpy(argv + 1 + nopt, args, (size_t)narg * sizeof(*argv));
 }
 
-/* Common options of every ctl command; returns -1 to go on, else the exit status. */
+/*
+ * Common options of every ctl command, and with mark_failing that command's own (--reason,
+ * --cold); returns -1 to go on, else the exit status.
+ */
 static int ctl_options(int argc, char **argv, const char *name, int min_args, int max_args,
-                       bool reason, struct ctl_opts *o)
+                       bool mark_failing, struct ctl_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'},
 	    {"socket", required_argument, NULL, 's'},
 	    {"reason", required_argument, NULL, 'r'},
+	    {"cold", no_argument, NULL, 'C'},
 	    CMD_LONGOPTS_END,
 	};
 	const struct cmd_spec *cmd = cmd_find(&ctl_table, name, NULL);
@@ -87,6 +92,7 @@ static int ctl_options(int argc, char **argv, const char *name, int min_args, in
 	o->json = false;
 	o->socket = getenv("HAAGENT_SOCKET") ? getenv("HAAGENT_SOCKET") : HAAGENT_DEFAULT_SOCKET;
 	o->reason = NULL;
+	o->cold = false;
 	CMD_FOREACH_OPT (opt, argc, argv, "s:", longopts, &ctl_table, cmd, min_args) {
 	case 'j':
 		o->json = true;
@@ -95,12 +101,16 @@ static int ctl_options(int argc, char **argv, const char *name, int min_args, in
 		o->socket = optarg;
 		break;
 	case 'r':
-		if (!reason) {
-			fprintf(stderr, "haagent ctl %s: --reason is only for mark-failing\n",
-			        name);
+	case 'C':
+		if (!mark_failing) {
+			fprintf(stderr, "haagent ctl %s: %s is only for mark-failing\n", name,
+			        opt == 'r' ? "--reason" : "--cold");
 			return 2;
 		}
-		o->reason = optarg;
+		if (opt == 'r')
+			o->reason = optarg;
+		else
+			o->cold = true;
 		break;
 	}
 	if (argc - optind > max_args) {
@@ -314,6 +324,8 @@ static int ctl_mark_failing(int argc, char **argv)
 	json_object_object_add(r, "node", json_object_new_string(argv[optind]));
 	if (o.reason)
 		json_object_object_add(r, "reason", json_object_new_string(o.reason));
+	if (o.cold)
+		json_object_object_add(r, "cold", json_object_new_boolean(1));
 	return ctl_run(&o, "mark-failing", r, NULL);
 }
 
@@ -404,8 +416,11 @@ static const struct cmd_spec ctl_cmds[] = {
      CTL_OPTIONS},
     {"nodes", ctl_nodes, "List nodes with state and free memory", "[--json]", CTL_OPTIONS},
     {"guests", ctl_guests, "List guests with owner and state", "[--json]", CTL_OPTIONS},
-    {"mark-failing", ctl_mark_failing, "Mark a node failing: evacuate it by live migration",
-     "<node> [--reason TEXT]",
+    {"mark-failing", ctl_mark_failing,
+     "Mark a node failing: evacuate it live (--cold: by stop and cold start)",
+     "<node> [--cold] [--reason TEXT]",
+     "  --cold              stop each guest (destroy) and cold-boot it on a healthy node\n"
+     "                      instead of migrating it live (node state \"stopping\")\n"
      "  --reason TEXT       why (shown in status and events)\n" CTL_OPTIONS},
     {"clear", ctl_clear, "Return a node to service", "<node>", CTL_OPTIONS},
     {"migrate", ctl_migrate, "Live-migrate a guest to a node", "<guest> <node>", CTL_OPTIONS},
@@ -413,8 +428,8 @@ static const struct cmd_spec ctl_cmds[] = {
     {"where", ctl_where, "Show where a guest runs and which node takes it when its owner leaves",
      "<guest>", CTL_OPTIONS},
     {"leaving", ctl_leaving,
-     "Is a node (default: this one) failing or draining? Exit 0 yes, 3 no, 1 error", "[<node>]",
-     CTL_OPTIONS},
+     "Is a node (default: this one) failing, stopping or draining? Exit 0 yes, 3 no, 1 error",
+     "[<node>]", CTL_OPTIONS},
 };
 
 static const struct cmd_table ctl_table = {

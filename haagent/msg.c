@@ -182,7 +182,7 @@ static void cd_node(struct codec *c, struct ha_node_info *n)
 {
 	cd_u32(c, &n->nodeid);
 	cd_str(c, n->name, sizeof(n->name));
-	cd_u8(c, &n->state, HA_NODE_FENCED);
+	cd_u8(c, &n->state, HA_NODE_STATE_COUNT - 1);
 	cd_u8(c, &n->member, 1);
 	cd_u64(c, &n->free_mib);
 	cd_u64(c, &n->reserve_mib);
@@ -275,7 +275,7 @@ static void cd_payload(struct codec *c, struct ha_msg *m)
 	}
 	case HA_MSG_SET_STATE:
 		cd_u32(c, &m->node);
-		cd_u8(c, &m->state, HA_NODE_FENCED);
+		cd_u8(c, &m->state, HA_NODE_STATE_COUNT - 1);
 		cd_str(c, m->text, sizeof(m->text));
 		break;
 	case HA_MSG_FENCED:

@@ -33,14 +33,14 @@
 
 enum ha_msg_type {
 	HA_MSG_HELLO = 1,            /* a node's own facts: name, memory, its guests */
-	HA_MSG_SET_STATE = 2,        /* mark-failing, draining, clear (state ok) */
+	HA_MSG_SET_STATE = 2,        /* mark-failing [--cold], draining, clear (state ok) */
 	HA_MSG_MIG_START = 3,        /* source claims a planned live migration */
 	HA_MSG_MIG_DONE = 4,         /* guest now runs on the target */
 	HA_MSG_MIG_FAILED = 5,       /* guest still runs on the source */
 	HA_MSG_FENCED = 6,           /* fence command succeeded on a down node */
 	HA_MSG_RESTART_START = 7,    /* target claims a planned cold restart */
 	HA_MSG_GUEST_RESTARTED = 8,  /* cold restart done: guest runs on the target */
-	HA_MSG_GUEST_STOPPED = 9,    /* owner shut the guest down (cold-restart fallback) */
+	HA_MSG_GUEST_STOPPED = 9,    /* owner shut the guest down for a cold restart */
 	HA_MSG_SYNC = 10,            /* state transfer to joining nodes */
 	HA_MSG_MIGRATE_REQUEST = 11, /* operator: live-migrate guest to a node (ctl migrate) */
 	HA_MSG_UPDATE = 12,          /* a node's own facts again, between sync rounds */

@@ -35,8 +35,11 @@ const char *plan_kind_name(enum plan_kind kind)
 
 const char *ha_node_state_name(enum ha_node_state state)
 {
-	static const char *const names[] = {"ok", "failing", "draining", "down", "fenced"};
+	static const char *const names[] = {"ok",   "failing", "draining",
+	                                    "down", "fenced",  "stopping"};
 
+	_Static_assert(sizeof(names) / sizeof(names[0]) == HA_NODE_STATE_COUNT,
+	               "a name for every node state");
 	return (unsigned)state < HA_NODE_STATE_COUNT ? names[state] : "?";
 }
 
@@ -346,13 +349,25 @@ static enum move_kind move_kind_of(const struct plan_work *w, const struct plan_
 		return MOVE_NONE;
 	if (owner->state == HA_NODE_DOWN)
 		return MOVE_WAIT_FENCE;
-	if (g->stopped || owner->state == HA_NODE_FENCED)
+	if (g->stopped || owner->state == HA_NODE_FENCED || owner->state == HA_NODE_STOPPING)
 		return MOVE_COLD;
 	if (owner->state == HA_NODE_FAILING || owner->state == HA_NODE_DRAINING)
 		return MOVE_LIVE;
 	if (g->requested_to && owner->member)
 		return MOVE_LIVE;
 	return MOVE_NONE;
+}
+
+/* Why a guest is cold-restarted (the owner's state, or the guest already stopped). */
+static const char *cold_reason(const struct plan_work *w, const struct plan_guest *g)
+{
+	const struct plan_node *owner = w->nodes[node_index(w, g->owner)];
+
+	if (owner->state == HA_NODE_FENCED)
+		return "its node was fenced";
+	if (owner->state == HA_NODE_STOPPING)
+		return "its node is stopping: cold evacuation";
+	return "stopped for a cold restart";
 }
 
 /* Sort key: cold restarts first (their guests are down), then longest estimate first. */
@@ -478,7 +493,7 @@ int plan_compute(const struct plan_input *in, struct plan_action **actions_r, si
 	}
 	for (size_t i = 0; i < norder; i++) {
 		if (move_kind_of(&w, w.guests[order[i]]) == MOVE_COLD)
-			plan_cold(&w, order[i], cand, "its node was fenced");
+			plan_cold(&w, order[i], cand, cold_reason(&w, w.guests[order[i]]));
 		else
 			plan_live(&w, order[i], cand);
 	}

@@ -9,6 +9,8 @@
  *
  * What is planned:
  *  - guests owned by a FAILING or DRAINING node: live migration to an OK node;
+ *  - guests owned by a STOPPING node (marked failing --cold): cold restart on an OK node,
+ *    the running guest shut down by its owner first, as Heartbeat's init.d stop/start does;
  *  - guests owned by a FENCED node: cold restart on an OK node (from shared storage);
  *  - a guest an operator asked to move (ctl migrate): live migration to that node only,
  *    within the same capacity, anti-affinity and limit rules (STAY with the reason if not);
@@ -54,6 +56,7 @@ enum ha_node_state {
 	HA_NODE_DRAINING = 2, /* its agent is stopping: evacuate, then it leaves */
 	HA_NODE_DOWN = 3,     /* left the group, not fenced yet: hands off its guests */
 	HA_NODE_FENCED = 4,   /* fenced: its guests are certainly off */
+	HA_NODE_STOPPING = 5, /* marked failing --cold: evacuate by shutdown and cold start */
 	HA_NODE_STATE_COUNT
 };
 
@@ -100,7 +103,8 @@ struct plan_input {
 
 enum plan_kind {
 	PLAN_MIGRATE = 0,      /* live-migrate guest from -> to; executed by from */
-	PLAN_COLD_RESTART = 1, /* start guest on to from shared storage; executed by to */
+	PLAN_COLD_RESTART = 1, /* start guest on to from shared storage; executed by to, or by
+	                        * a live from that first shuts the running guest down */
 	PLAN_FENCE = 2,        /* fence node from; executed by executor */
 	PLAN_DEFER = 3,        /* movable, but a concurrency limit is reached: next round */
 	PLAN_STAY = 4,         /* cannot move: stays (running or stopped); reason says why */
@@ -130,7 +134,7 @@ uint64_t plan_estimate_ms(uint64_t mem_mib, uint32_t dirty_mibps, uint32_t bandw
 /* "migrate", "cold-restart", "fence", "defer", "stay". */
 const char *plan_kind_name(enum plan_kind kind);
 
-/* "ok", "failing", "draining", "down", "fenced" (or "?"). */
+/* "ok", "failing", "draining", "down", "fenced", "stopping" (or "?"). */
 const char *ha_node_state_name(enum ha_node_state state);
 
 #endif

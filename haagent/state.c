@@ -368,7 +368,8 @@ static int apply_set_state(struct ha_state *st, uint32_t from, const struct ha_m
 	(void)from;
 	if (!n)
 		return ERR_NOTFOUND;
-	if (m->state != HA_NODE_OK && m->state != HA_NODE_FAILING && m->state != HA_NODE_DRAINING)
+	if (m->state != HA_NODE_OK && m->state != HA_NODE_FAILING && m->state != HA_NODE_DRAINING &&
+	    m->state != HA_NODE_STOPPING)
 		return ERR_INVAL; /* down and fenced come from membership and FENCED only */
 	if (!node_alive(n) && n->state != HA_NODE_OK)
 		return ERR_BUSY;
@@ -467,8 +468,9 @@ static int apply_move_end(struct ha_state *st, uint32_t from, const struct ha_ms
 		if (!restart && node_alive(src))
 			src->free_mib +=
 			    g->mem_mib; /* a stopped guest gave its memory back already */
-		ha_state_event(st, "guest %s now runs on %s (%s from %s)", g->name, dst->name,
-		               restart ? "restarted" : "migrated", src->name);
+		ha_state_event(st, "guest %s now runs on %s (%s from %s%s%s)", g->name, dst->name,
+		               restart ? "restarted" : "migrated", src->name,
+		               m->text[0] ? ", " : "", m->text);
 	} else {
 		dst->free_mib += g->mem_mib;
 		if (g->failures < 255)
@@ -757,6 +759,21 @@ uint32_t ha_state_self(const struct ha_state *st)
 	return st->self;
 }
 
+void ha_state_set_cpu(struct ha_state *st, double guests_s, double agent_s, int64_t at_ms)
+{
+	st->cpu_guests_s = guests_s;
+	st->cpu_agent_s = agent_s;
+	st->cpu_at_ms = at_ms;
+}
+
+bool ha_state_cpu(const struct ha_state *st, double *guests_s, double *agent_s, int64_t *at_ms)
+{
+	*guests_s = st->cpu_guests_s;
+	*agent_s = st->cpu_agent_s;
+	*at_ms = st->cpu_at_ms;
+	return st->cpu_at_ms > 0;
+}
+
 const struct ha_node_info *ha_state_node(const struct ha_state *st, uint32_t nodeid)
 {
 	return ha_state_find_node((struct ha_state *)st, nodeid);
@@ -817,4 +834,28 @@ void ha_state_stale_copy_again(struct ha_state *st, const char *name)
 			return;
 	if (st->nstale_copies < HA_MAX_GUESTS)
 		str_copy(st->stale_copies[st->nstale_copies++], HA_NAME_MAX, name);
+}
+
+bool ha_state_local_stopping(const struct ha_state *st, const char *name)
+{
+	for (size_t i = 0; i < st->nlocal_stops; i++)
+		if (strcmp(st->local_stops[i], name) == 0)
+			return true;
+	return false;
+}
+
+void ha_state_local_stop(struct ha_state *st, const char *name, bool running)
+{
+	for (size_t i = 0; i < st->nlocal_stops; i++) {
+		if (strcmp(st->local_stops[i], name) != 0)
+			continue;
+		if (!running) {
+			memmove(st->local_stops[i], st->local_stops[i + 1],
+			        (st->nlocal_stops - i - 1) * sizeof(st->local_stops[0]));
+			st->nlocal_stops--;
+		}
+		return;
+	}
+	if (running && st->nlocal_stops < HA_MAX_GUESTS)
+		str_copy(st->local_stops[st->nlocal_stops++], HA_NAME_MAX, name);
 }

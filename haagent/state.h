@@ -154,6 +154,15 @@ bool ha_state_may_act(const struct ha_state *st);
 uint64_t ha_state_generation(const struct ha_state *st);
 uint32_t ha_state_self(const struct ha_state *st);
 
+/*
+ * This node's CPU time so far, in seconds: its domains' (the hypervisor's per-domain figure)
+ * and the agent's own with its jobs'; sampled at at_ms (the daemon's monotonic clock). Local,
+ * never replicated: "status" shows it, a drill turns two samples into a utilisation.
+ */
+void ha_state_set_cpu(struct ha_state *st, double guests_s, double agent_s, int64_t at_ms);
+/* false when never set */
+bool ha_state_cpu(const struct ha_state *st, double *guests_s, double *agent_s, int64_t *at_ms);
+
 /* Read access for status output and tests; NULL when unknown. */
 const struct ha_node_info *ha_state_node(const struct ha_state *st, uint32_t nodeid);
 const struct ha_node_info *ha_state_node_by_name(const struct ha_state *st, const char *name);
@@ -172,6 +181,14 @@ size_t ha_state_guests(const struct ha_state *st, const struct ha_guest_info **g
 const char *ha_state_stale_copy(const struct ha_state *st, size_t i);
 void ha_state_stale_copy_done(struct ha_state *st, const char *name);
 void ha_state_stale_copy_again(struct ha_state *st, const char *name);
+
+/*
+ * The executor's stop job for guest runs on this node (a cold restart whose owner is alive):
+ * running true when it starts, false once it ended (after its GUEST_STOPPED was submitted).
+ * Meanwhile this node's UPDATE does not report the guest gone: applied before GUEST_STOPPED,
+ * that report would drop the guest from the view, and nothing would ever restart it.
+ */
+void ha_state_local_stop(struct ha_state *st, const char *name, bool running);
 
 /* Recent events, oldest first (at most HA_EVENTS_MAX). */
 size_t ha_state_events(const struct ha_state *st, const struct ha_event **events_r);

@@ -69,9 +69,17 @@ struct ha_state {
 	struct ha_guest_info *local_guests;
 	size_t local_nguests;
 
+	/* This node's CPU use (ha_state_set_cpu), for status: local, not replicated. */
+	double cpu_guests_s, cpu_agent_s;
+	int64_t cpu_at_ms;
+
 	/* Guests this node runs that the view has elsewhere, after it was fenced (state.h). */
 	char stale_copies[HA_MAX_GUESTS][HA_NAME_MAX];
 	size_t nstale_copies;
+
+	/* Guests the executor is shutting down here for a cold restart (state.h). */
+	char local_stops[HA_MAX_GUESTS][HA_NAME_MAX];
+	size_t nlocal_stops;
 
 	/* What this node last announced (HELLO or UPDATE), to send UPDATE on change only. */
 	bool announced;
@@ -89,6 +97,8 @@ struct ha_node_info *ha_state_find_node(struct ha_state *st, uint32_t nodeid);
 struct ha_node_info *ha_state_add_node(struct ha_state *st, uint32_t nodeid);
 /* Was m (SYNC, GENERATION) sent for exactly the current membership? */
 bool ha_state_for_membership(const struct ha_state *st, const struct ha_msg *m);
+/* Is the executor shutting name down here (ha_state_local_stop)? */
+bool ha_state_local_stopping(const struct ha_state *st, const char *name);
 /* Drop the messages buffered during a sync round. */
 void ha_state_buffer_clear(struct ha_state *st);
 

@@ -446,11 +446,13 @@ int ha_state_announce(struct ha_state *st, bool heartbeat)
 		m.guests[i].stopped = 0;
 	}
 	/* Ours in the view but not running here: say so, the rest of the view follows. An
-	 * idle one only; the outcome of a migration or restart is reported by its messages. */
+	 * idle one only; the outcome of a migration or restart is reported by its messages,
+	 * and so is that of a shutdown for a cold restart (its GUEST_STOPPED). */
 	for (size_t i = 0; i < st->nguests && m.nguests < HA_MAX_GUESTS; i++) {
 		const struct ha_guest_info *g = &st->guests[i];
 
-		if (g->owner != st->self || g->moving_to || g->stopped || local_runs(st, g->name))
+		if (g->owner != st->self || g->moving_to || g->stopped || local_runs(st, g->name) ||
+		    ha_state_local_stopping(st, g->name))
 			continue;
 		memset(&m.guests[m.nguests], 0, sizeof(m.guests[0]));
 		memcpy(m.guests[m.nguests].name, g->name, sizeof(g->name));

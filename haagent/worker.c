@@ -50,7 +50,7 @@ static int open_hv(const struct hv_ops *ops, struct loop **loop_r, struct hv **h
 }
 
 int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr,
-                   const struct ha_config *cfg)
+                   const struct ha_config *cfg, int report_fd)
 {
 	struct mig_outcome out = {.result = MIG_REFUSED};
 	struct loop *loop = NULL;
@@ -80,10 +80,20 @@ int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr
 	rc = mig_run(&req, &out);
 	mig_outcome_line(&out, line, sizeof(line));
 	if (rc == 0) {
+		double total_ms = (double)(out.report.t_end_us - out.report.t_start_us) / 1000.0;
+		double down_ms = (double)(out.report.t_end_us - out.report.t_pause_us) / 1000.0;
+
 		log_info("migration of %s to %s done in %.1f ms, downtime %.1f ms (%s)", guest,
-		         addr, (double)(out.report.t_end_us - out.report.t_start_us) / 1000.0,
-		         (double)(out.report.t_end_us - out.report.t_pause_us) / 1000.0,
+		         addr, total_ms, down_ms,
 		         out.handover ? "storage handed over" : "no shared storage to hand over");
+		if (report_fd >= 0) {
+			int n = snprintf(line, sizeof(line), "downtime %.1f ms, total %.1f ms",
+			                 down_ms, total_ms);
+
+			if (write(report_fd, line, (size_t)n) < 0)
+				log_debug("migration of %s: the report line to the agent was lost",
+				          guest);
+		}
 		status = HA_WORKER_OK;
 	} else if (out.result == MIG_FAILED_UNDEFINED) {
 		/*

@@ -149,6 +149,15 @@ static void hamsg_seeds(void)
 		exit(1);
 	save("fuzz_hamsg", "mig-start", buf, len);
 	free(buf);
+	memset(&m, 0, sizeof(m));
+	m.type = HA_MSG_SET_STATE;
+	m.node = 1;
+	m.state = HA_NODE_STOPPING; /* the highest state: mark-failing --cold */
+	snprintf(m.text, sizeof(m.text), "cold evacuation");
+	if (ha_msg_encode(&m, &buf, &len))
+		exit(1);
+	save("fuzz_hamsg", "set-state-stopping", buf, len);
+	free(buf);
 }
 
 int main(int argc, char **argv)

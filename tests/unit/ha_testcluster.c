@@ -94,6 +94,8 @@ void submit(struct tnode *n, enum ha_msg_type type, const char *guest, uint32_t 
 		m.err = ERR_IO;
 		snprintf(m.text, sizeof(m.text), "peer node left during the migration");
 	}
+	if (type == HA_MSG_MIG_DONE) /* the figures a source's executor reports */
+		snprintf(m.text, sizeof(m.text), "downtime 6.4 ms, total 120.0 ms");
 	assert_int_equal(ha_state_submit(n->st, &m), 0);
 }
 

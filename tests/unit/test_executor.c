@@ -131,8 +131,12 @@ static void assert_jobs(const char *want)
 
 /* --- the cluster ----------------------------------------------------------------------------- */
 
-/* Node 1 runs g1 and node 2 g2, node 3 nothing; a node in g1_also_on runs g1 as well. */
+/*
+ * Node 1 runs g1 (unless g1_gone) and node 2 g2, node 3 nothing; a node in g1_also_on runs
+ * g1 as well.
+ */
 static bool g1_also_on[NNODES + 1];
+static bool g1_gone;
 
 static void refresh_local(struct tnode *n)
 {
@@ -141,7 +145,7 @@ static void refresh_local(struct tnode *n)
 	char name[16];
 
 	memset(g, 0, sizeof(g));
-	if (n->id != 3) {
+	if (n->id != 3 && !(n->id == 1 && g1_gone)) {
 		snprintf(g[ng].name, sizeof(g[ng].name), "g%u", n->id);
 		g[ng++].mem_mib = 1024;
 	}
@@ -611,9 +615,89 @@ static void test_no_migration_key(void **state)
 	teardown_cluster(c);
 }
 
+/*
+ * Node 1 marked failing --cold (stopping): it shuts g1 down itself, with no claim and no
+ * live migration, and multicasts GUEST_STOPPED; the restart is then the target's (node 2,
+ * the most room) to claim. A report of node 1's that no longer lists g1, sent while the stop
+ * job runs, does not drop g1 from the view (it would never be restarted).
+ */
+static void test_cold_evacuation_stops_here(void **state)
+{
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+	struct plan_action *a = NULL;
+	size_t na = 0;
+
+	(void)state;
+	status_stop = HA_WORKER_OK;
+	status_send = HA_WORKER_OK;
+	mark(c, 2, 1, HA_NODE_STOPPING);
+	cl_sim_run(c->w, 100000);
+	assert_int_equal(ha_state_node(c->nodes[3].st, 1)->state, HA_NODE_STOPPING);
+	assert_int_equal(ha_exec_running(c->ex), 1); /* the stop job, at once: no claim */
+	/* g1 is gone from node 1's hypervisor before the job's end is seen */
+	g1_gone = true;
+	refresh_local(&c->nodes[1]);
+	assert_int_equal(ha_state_announce(c->nodes[1].st, true), 1);
+	pump(&c->nodes[1]);
+	cl_sim_run(c->w, 100000);
+	assert_int_equal(guest(c, 3, "g1")->owner, 1);
+	settle(c);
+	print_events(c);
+	assert_jobs("stop g1 1>2\n");
+	assert_false(has_event(c, "guest g1 no longer runs on node1"));
+	assert_true(has_event(c, "guest g1 shut down on node1 for a cold restart"));
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		assert_int_equal(guest(c, id, "g1")->owner, 1);
+		assert_true(guest(c, id, "g1")->stopped);
+	}
+	/* now the target starts it: node 2's action, not node 1's */
+	assert_int_equal(ha_state_plan(c->nodes[1].st, &a, &na), 0);
+	assert_int_equal(na, 1);
+	assert_int_equal(a[0].kind, PLAN_COLD_RESTART);
+	assert_int_equal(a[0].executor, 2);
+	free(a);
+	/* node 1's reports, now the job ended, leave the stopped g1 alone */
+	report(c, 1);
+	assert_true(guest(c, 3, "g1")->stopped);
+	assert_jobs("stop g1 1>2\n");
+	teardown_cluster(c);
+}
+
+/*
+ * Node 2 marked failing --cold: node 2 shuts g2 down (simulated here: its GUEST_STOPPED),
+ * then node 1, the target with the most room, claims the restart and starts g2 by a create
+ * job; g2 is node 1's on every node. Node 1 never starts it while it may still run on 2.
+ */
+static void test_cold_evacuation_starts_here(void **state)
+{
+	struct tctx *c = setup_cluster(16384, 8192, 8192);
+	struct ha_msg m = {.type = HA_MSG_GUEST_STOPPED, .from = 2};
+
+	(void)state;
+	status_create = HA_WORKER_OK;
+	mark(c, 3, 2, HA_NODE_STOPPING);
+	settle(c);
+	assert_jobs(""); /* g2 still runs on node 2: nothing for node 1 yet */
+	assert_int_equal(guest(c, 1, "g2")->moving_to, 0);
+	snprintf(m.guest, sizeof(m.guest), "g2");
+	snprintf(m.text, sizeof(m.text), "for a cold restart");
+	assert_int_equal(ha_state_submit(c->nodes[2].st, &m), 0);
+	pump(&c->nodes[2]);
+	settle(c);
+	print_events(c);
+	assert_jobs("create g2 2>1\n");
+	assert_true(has_event(c, "guest g2 now runs on node1 (restarted from node2"));
+	for (uint32_t id = 1; id <= NNODES; id++) {
+		assert_int_equal(guest(c, id, "g2")->owner, 1);
+		assert_false(guest(c, id, "g2")->stopped);
+	}
+	teardown_cluster(c);
+}
+
 static int reset(void **state)
 {
 	(void)state;
+	g1_gone = false;
 	with_key = true;
 	status_send = status_create = status_stop = status_fence = HA_WORKER_FAILED;
 	fence_report = NULL;
@@ -634,6 +718,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_no_migration_key, reset),
 	    cmocka_unit_test_setup(test_fence_job_then_restart, reset),
 	    cmocka_unit_test_setup(test_fence_job_fails, reset),
+	    cmocka_unit_test_setup(test_cold_evacuation_stops_here, reset),
+	    cmocka_unit_test_setup(test_cold_evacuation_starts_here, reset),
 	};
 	int rc;
 

@@ -454,6 +454,47 @@ static void test_leaving(void **state)
 	       "\"node\":\"gamma\",\"state\":\"ok\"");
 }
 
+/*
+ * mark-failing with "cold": the node is stopping (in nodes, status and leaving), the plan
+ * cold-restarts its guests (shut down by alpha, no live migration), "where" says so; a cold
+ * that is not a boolean is refused; clear returns the node to ok.
+ */
+static void test_mark_failing_cold(void **state)
+{
+	struct three *t = *state;
+	struct one *beta = &t->n[1];
+
+	EXPECT(beta, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"cold\":\"yes\"}",
+	       "\"cold\\\" must be true or false");
+	EXPECT(beta, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"cold\":false}",
+	       "\"message\":\"node alpha: failing requested\"");
+	run3(t);
+	EXPECT(beta,
+	       "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"cold\":true,\"reason\":\"psu\"}",
+	       "\"message\":\"node alpha: stopping requested\"");
+	run3(t);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ha_state_node(t->n[i].st, 1)->state, HA_NODE_STOPPING);
+	EXPECT(beta, "{\"cmd\":\"nodes\"}", "\"name\":\"alpha\",\"state\":\"stopping\"");
+	EXPECT(&t->n[0], "{\"cmd\":\"status\"}", "\"state\":\"stopping\"");
+	EXPECT(&t->n[2], "{\"cmd\":\"leaving\",\"node\":\"alpha\"}",
+	       "\"state\":\"stopping\",\"leaving\":true,\"reason\":\"psu\"");
+	EXPECT(beta, "{\"cmd\":\"status\"}",
+	       "\"plan\":[\"cold-restart vm2: its node is stopping: cold evacuation\","
+	       "\"cold-restart vm1: its node is stopping: cold evacuation\"]");
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm2\"}",
+	       "\"owner_state\":\"stopping\",\"state\":\"running\",\"moving\":false,"
+	       "\"target\":\"gamma\"");
+	EXPECT(beta, "{\"cmd\":\"where\",\"guest\":\"vm1\"}",
+	       "\"reason\":\"cold-restart: its node is stopping: cold evacuation\"");
+	EXPECT(beta, "{\"cmd\":\"clear\",\"node\":\"alpha\"}", "\"ok\":true");
+	run3(t);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(ha_state_node(t->n[i].st, 1)->state, HA_NODE_OK);
+	EXPECT(beta, "{\"cmd\":\"leaving\",\"node\":\"alpha\"}", "\"leaving\":false");
+	EXPECT(beta, "{\"cmd\":\"status\"}", "\"plan\":[]");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +504,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_socket, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_where, setup3, teardown3),
 	    cmocka_unit_test_setup_teardown(test_leaving, setup3, teardown3),
+	    cmocka_unit_test_setup_teardown(test_mark_failing_cold, setup3, teardown3),
 	};
 
 	log_set_sink(log_sink_capture());

@@ -42,7 +42,7 @@ static struct ha_node_info sample_nodes[2] = {
      .reserve_mib = 1024,
      .outgoing = 1,
      .reason = "disk errors"},
-    {.nodeid = 2, .name = "n2", .state = HA_NODE_OK, .member = 1, .free_mib = 30000},
+    {.nodeid = 2, .name = "n2", .state = HA_NODE_STOPPING, .member = 1, .free_mib = 30000},
 };
 
 /* One message of every type. */
@@ -325,6 +325,53 @@ static void test_bad_strings_and_enums(void **state)
 	assert_int_equal(ha_msg_encode(&m, &buf, &len), ERR_INVAL);
 }
 
+/*
+ * Node states on the wire: every state up to the last (stopping, appended after fenced) goes
+ * through SET_STATE and a SYNC's nodes; one past it is refused on both ends.
+ */
+static void test_node_state_bounds(void **state)
+{
+	struct ha_node_info nodes[1] = {{.nodeid = 1, .name = "n1", .member = 1}};
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	(void)state;
+	for (unsigned st = 0; st <= HA_NODE_STATE_COUNT; st++) {
+		struct ha_msg m = sample(HA_MSG_SET_STATE), d;
+		bool valid = st < HA_NODE_STATE_COUNT;
+
+		m.state = (uint8_t)st;
+		assert_int_equal(ha_msg_encode(&m, &buf, &len), valid ? 0 : ERR_INVAL);
+		if (!valid)
+			break;
+		assert_int_equal(ha_msg_decode(buf, len, &d), 0);
+		assert_int_equal(d.state, st);
+		/* the state byte follows the u32 node: one more is refused */
+		buf[HA_MSG_HEADER + 4] = HA_NODE_STATE_COUNT;
+		assert_int_equal(ha_msg_decode(buf, len, &d), ERR_PROTO);
+		free(buf);
+
+		m = sample(HA_MSG_SYNC);
+		nodes[0].state = (uint8_t)st;
+		m.nodes = nodes;
+		m.nnodes = 1;
+		assert_int_equal(ha_msg_encode(&m, &buf, &len), 0);
+		assert_int_equal(ha_msg_decode(buf, len, &d), 0);
+		assert_int_equal(d.nodes[0].state, st);
+		ha_msg_release(&d);
+		free(buf);
+	}
+	assert_int_equal(HA_NODE_STOPPING, HA_NODE_STATE_COUNT - 1);
+	nodes[0].state = HA_NODE_STATE_COUNT;
+	{
+		struct ha_msg m = sample(HA_MSG_SYNC);
+
+		m.nodes = nodes;
+		m.nnodes = 1;
+		assert_int_equal(ha_msg_encode(&m, &buf, &len), ERR_INVAL);
+	}
+}
+
 /* GENERATION: at least one member, at most HA_MAX_NODES, counts checked before reading. */
 static void test_generation_bounds(void **state)
 {
@@ -402,6 +449,7 @@ int main(void)
 	    cmocka_unit_test(test_header_checks),
 	    cmocka_unit_test(test_count_bomb),
 	    cmocka_unit_test(test_bad_strings_and_enums),
+	    cmocka_unit_test(test_node_state_bounds),
 	    cmocka_unit_test(test_generation_bounds),
 	    cmocka_unit_test(test_largest_sync_fits),
 	};

@@ -533,6 +533,9 @@ static void test_update_during_migration(void **state)
 	run(c);
 	for (uint32_t id = 1; id <= NNODES; id++)
 		assert_int_equal(owner_of(c, id, gname[gi]), to);
+	/* every node's events carry the migration's figures (what a drill reads) */
+	assert_true(
+	    every_node_has_event(c, "(migrated from node1, downtime 6.4 ms, total 120.0 ms)"));
 	teardown_cluster(c);
 }
 

@@ -18,6 +18,7 @@
 #define DRAINING HA_NODE_DRAINING
 #define DOWN     HA_NODE_DOWN
 #define FENCED   HA_NODE_FENCED
+#define STOPPING HA_NODE_STOPPING
 
 /* Nodes n1..nN: name "nK", member unless down/fenced, 1 GiB dom0 reserve. */
 #define NODE(id, st, free)                                                        \
@@ -286,6 +287,63 @@ static const struct plan_case cases[] = {
      0,
      "stay:a",
      "requested move to n3 impossible"},
+    {"stopping node: each guest shut down by its owner, for a start on an ok node; none live",
+     {NODE(1, STOPPING, 0), NODE(2, OK, 8192), NODE(3, OK, 8192)},
+     3,
+     {GUEST("a", 1, 512), GUEST("b", 1, 4096)},
+     2,
+     0,
+     0,
+     "cold-restart:b:1>2@1 cold-restart:a:1>3@1",
+     "its node is stopping: cold evacuation"},
+    {"stopping node, its guests shut down: each started by its target",
+     {NODE(1, STOPPING, 0), NODE(2, OK, 8192), NODE(3, OK, 8192)},
+     3,
+     {{.name = "a", .owner = 1, .mem_mib = 512, .stopped = true},
+      {.name = "b", .owner = 1, .mem_mib = 4096, .stopped = true}},
+     2,
+     0,
+     0,
+     "cold-restart:b:1>2@2 cold-restart:a:1>3@3",
+     NULL},
+    {"stopping node: the live-migration limits do not hold the shutdowns back",
+     {NODE(1, STOPPING, 0), NODE(2, OK, 65536)},
+     2,
+     {GUEST("a", 1, 512), GUEST("b", 1, 512), GUEST("c", 1, 512)},
+     3,
+     1,
+     1,
+     "cold-restart:a:1>2@1 cold-restart:b:1>2@1 cold-restart:c:1>2@1",
+     NULL},
+    {"stopping node without an ok node with room: its guest keeps running there",
+     {NODE(1, STOPPING, 0), NODE(2, OK, 1024)},
+     2,
+     {GUEST("a", 1, 512)},
+     1,
+     0,
+     0,
+     "stay:a",
+     "its node is stopping: cold evacuation: no node has 512 MiB free"},
+    {"a stopping node receives no guest, whatever its room",
+     {NODE(1, FAILING, 0), NODE(2, STOPPING, 65536), NODE(3, OK, 4096)},
+     3,
+     {GUEST("a", 1, 512),
+      GUEST("b", 3, 512),
+      {.name = "c", .owner = 3, .mem_mib = 256, .stopped = true}},
+     3,
+     0,
+     0,
+     "stay:c migrate:a:1>3@1",
+     "no node is ok to receive it"},
+    {"only stopping nodes besides the failing one: nowhere to go",
+     {NODE(1, FAILING, 0), NODE(2, STOPPING, 65536)},
+     2,
+     {GUEST("a", 1, 512)},
+     1,
+     0,
+     0,
+     "stay:a",
+     "no node is ok"},
     {"tie on room: lowest nodeid",
      {NODE(1, FAILING, 0), NODE(3, OK, 8192), NODE(2, OK, 8192)},
      3,
@@ -374,6 +432,85 @@ static void test_shuffled_input_same_plan(void **state)
 	print_message("  plan: %s\n", ref);
 }
 
+/*
+ * Random views with nodes in every state: no guest is ever planned onto a node that is not
+ * an ok member (a stopping node empties itself, it takes nothing), and a guest of a stopping
+ * node is only ever cold-restarted, shut down first by its owner while it runs.
+ */
+static void test_never_onto_a_leaving_node(void **state)
+{
+	static const enum ha_node_state states[] = {OK,   OK,     FAILING, DRAINING,
+	                                            DOWN, FENCED, STOPPING};
+	unsigned seed = 7, moves = 0, cold = 0;
+
+	(void)state;
+	for (int round = 0; round < 2000; round++) {
+		struct plan_node nodes[5];
+		struct plan_guest guests[8];
+		struct plan_input in = {nodes, 5, guests, 8, 0, 0, 0, 0};
+		struct plan_action *a = NULL;
+		size_t n = 0;
+
+		for (uint32_t i = 0; i < 5; i++) {
+			enum ha_node_state st = states[rand_r(&seed) % 7];
+
+			nodes[i] = (struct plan_node)NODE(i + 1, st, 1024 + rand_r(&seed) % 8192);
+		}
+		for (int i = 0; i < 8; i++) {
+			memset(&guests[i], 0, sizeof(guests[i]));
+			snprintf(guests[i].name, sizeof(guests[i].name), "g%d", i);
+			guests[i].owner = 1 + rand_r(&seed) % 5;
+			guests[i].mem_mib = 256 * (1 + rand_r(&seed) % 8);
+			guests[i].stopped = rand_r(&seed) % 4 == 0;
+		}
+		assert_int_equal(plan_compute(&in, &a, &n), 0);
+		for (size_t k = 0; k < n; k++) {
+			const struct plan_node *to = NULL, *from = NULL;
+			const struct plan_guest *g = NULL;
+
+			if (a[k].kind != PLAN_MIGRATE && a[k].kind != PLAN_COLD_RESTART)
+				continue;
+			for (int i = 0; i < 5; i++) {
+				if (nodes[i].nodeid == a[k].to)
+					to = &nodes[i];
+				if (nodes[i].nodeid == a[k].from)
+					from = &nodes[i];
+			}
+			for (int i = 0; i < 8; i++)
+				if (!strcmp(guests[i].name, a[k].guest))
+					g = &guests[i];
+			assert_non_null(to);
+			assert_non_null(from);
+			assert_non_null(g);
+			if (to->state != OK || !to->member)
+				fail_msg("round %d: %s planned onto n%u, which is %s", round,
+				         a[k].guest, to->nodeid, ha_node_state_name(to->state));
+			moves++;
+			if (from->state != STOPPING)
+				continue;
+			assert_int_equal(a[k].kind, PLAN_COLD_RESTART);
+			/* running: its owner shuts it down; stopped: its target starts it */
+			assert_int_equal(a[k].executor, g->stopped ? a[k].to : a[k].from);
+			cold++;
+		}
+		free(a);
+	}
+	print_message("  %u moves planned, %u of them off a stopping node\n", moves, cold);
+	assert_true(cold > 100);
+}
+
+static void test_state_names(void **state)
+{
+	(void)state;
+	assert_string_equal(ha_node_state_name(OK), "ok");
+	assert_string_equal(ha_node_state_name(FENCED), "fenced");
+	assert_string_equal(ha_node_state_name(STOPPING), "stopping");
+	assert_string_equal(ha_node_state_name(HA_NODE_STATE_COUNT), "?");
+	/* the wire values of the states older releases know stay what they were */
+	assert_int_equal(FENCED, 4);
+	assert_int_equal(STOPPING, 5);
+}
+
 static void test_invalid_input(void **state)
 {
 	struct plan_node dup[2] = {NODE(1, OK, 1), NODE(1, OK, 1)};
@@ -408,6 +545,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table),
 	    cmocka_unit_test(test_shuffled_input_same_plan),
+	    cmocka_unit_test(test_never_onto_a_leaving_node),
+	    cmocka_unit_test(test_state_names),
 	    cmocka_unit_test(test_invalid_input),
 	    cmocka_unit_test(test_estimate),
 	};
