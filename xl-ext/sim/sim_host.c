@@ -308,6 +308,13 @@ int sim_open(struct hv **hv_r, struct loop *loop)
 	hv->lock_fd = -1;
 	snprintf(hv->root, sizeof(hv->root), "%s", root && root[0] ? root : "/run/xl-ext/sim");
 	hv->capacity_mib = cap && cap[0] ? strtoull(cap, NULL, 10) : machine_mib();
+	/* the parents too: on a fresh machine /run/xl-ext does not exist yet */
+	for (char *sl = strchr(hv->root + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+		*sl = '\0';
+		if (mkdir(hv->root, 0755) < 0 && errno != EEXIST)
+			log_debug("sim: cannot create %s: %s", hv->root, strerror(errno));
+		*sl = '/';
+	}
 	snprintf(path, sizeof(path), "%s/dom", hv->root);
 	if ((mkdir(hv->root, 0700) < 0 && errno != EEXIST) ||
 	    (mkdir(path, 0700) < 0 && errno != EEXIST)) {
