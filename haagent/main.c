@@ -22,6 +22,7 @@
 #include "haagent/conf.h"
 #include "haagent/ctl.h"
 #include "haagent/daemon.h"
+#include "haagent/drill.h"
 
 #define HAAGENT_DEFAULT_CONF   SYSCONFDIR "/haagent.conf"
 #define HAAGENT_DEFAULT_SOCKET RUNSTATEDIR "/haagent/haagent.sock"
@@ -443,6 +444,7 @@ static void usage(FILE *out)
 	fprintf(out,
 	        "Usage: haagent [-f] [-c FILE] [-v]    run the HA agent daemon\n"
 	        "       haagent ctl <command> [args]   talk to the local daemon\n"
+	        "       haagent drill --node NODE ...  a controlled-failure drill (--help)\n"
 	        "\n"
 	        "Options:\n"
 	        "  -f, --foreground     stay in the foreground, log to stderr\n"
@@ -484,6 +486,8 @@ int main(int argc, char **argv)
 	int foreground = 0, opt;
 
 	log_set_sink(log_sink_stderr("haagent"));
+	if (argc > 1 && strcmp(argv[1], "drill") == 0)
+		return ha_drill_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "ctl") == 0) {
 		if (argc < 3 || !strcmp(argv[2], "-h") || !strcmp(argv[2], "--help")) {
 			cmd_print_list(argc < 3 ? stderr : stdout, &ctl_table);
