@@ -64,6 +64,7 @@ static void usage(FILE *out)
 	    "  --http-rate R        HTTP connections per second per guest, 0 for none\n"
 	    "                       (default 5)\n"
 	    "  --http-timeout MS    a request unanswered this long is an error (default 3000)\n"
+	    "  --source ADDR        send the probes and HTTP requests from this local address\n"
 	    "  --httperf            send the HTTP load with httperf (one process per guest and\n"
 	    "                       phase) instead of the built-in client; httperf spins a\n"
 	    "                       CPU per process: give the client a core per guest\n"
@@ -641,6 +642,12 @@ static bool prepare_out(struct drill *d, char *buf, size_t len)
 		strftime(buf, len, "drill-%Y%m%d-%H%M%S", &tm);
 		d->out_dir = buf;
 	}
+	snprintf(probe, sizeof(probe), "%s", d->out_dir); /* its parents first, as mkdir -p */
+	for (char *sl = strchr(probe + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+		*sl = '\0';
+		(void)mkdir(probe, 0755); /* a parent that cannot be made fails below */
+		*sl = '/';
+	}
 	if (mkdir(d->out_dir, 0755) < 0 && errno != EEXIST) {
 		fail("cannot create the output directory %s: %s", d->out_dir, strerror(errno));
 		return false;
@@ -744,6 +751,7 @@ static int parse_options(struct drill *d, int argc, char **argv)
 	    {"json", no_argument, NULL, 'j'},
 	    {"check", no_argument, NULL, 'c'},
 	    {"httperf", no_argument, NULL, 'P'},
+	    {"source", required_argument, NULL, 'S'},
 	    {"socket", required_argument, NULL, 's'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -830,6 +838,14 @@ static int parse_options(struct drill *d, int argc, char **argv)
 		case 'P':
 			d->use_httperf = true;
 			break;
+		case 'S':
+			d->source.sin_family = AF_INET;
+			if (inet_pton(AF_INET, optarg, &d->source.sin_addr) != 1) {
+				fail("bad --source '%s': give a local IPv4 address", optarg);
+				return 2;
+			}
+			d->have_source = true;
+			break;
 		case 's':
 			if (d->nsockets == DRILL_MAX_NODES) {
 				fail("at most %d --socket", DRILL_MAX_NODES);
@@ -853,6 +869,11 @@ static int parse_options(struct drill *d, int argc, char **argv)
 		fail("give the node to fail (--node) and its guests (--guest NAME=ADDR); see "
 		     "haagent "
 		     "drill --help");
+		return 2;
+	}
+	if (d->use_httperf && d->have_source) {
+		fail("--source and --httperf do not go together: httperf cannot choose its source "
+		     "address (route the guests' network through the address instead)");
 		return 2;
 	}
 	if (d->use_httperf && d->http_rate <= 0) {
@@ -907,7 +928,12 @@ int ha_drill_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	rc = drill_load_start(d);
 	if (rc < 0) {
-		fail("cannot start the client: %s", err_str(rc));
+		char addr[INET_ADDRSTRLEN] = "?";
+
+		if (d->have_source)
+			inet_ntop(AF_INET, &d->source.sin_addr, addr, sizeof(addr));
+		fail("cannot start the client%s%s: %s", d->have_source ? " from " : "",
+		     d->have_source ? addr : "", strerror(-rc));
 		drill_load_stop(d);
 		free_drill(d);
 		return 1;

@@ -123,6 +123,8 @@ struct drill {
 	unsigned http_timeout_ms;
 	unsigned before_s, after_s, timeout_s;
 	const char *out_dir;
+	bool have_source; /* --source: the client's probes and connections leave from it */
+	struct sockaddr_in source;
 	bool json, check;
 	bool use_httperf; /* the HTTP load by httperf processes, not the built-in client */
 
@@ -151,7 +153,8 @@ int64_t drill_now_us(void);
 /* "haagent drill ARGS": argv[0] is "drill". Returns the exit status. */
 int ha_drill_main(int argc, char **argv);
 
-/* drill_load.c: start the probe threads and the HTTP thread; stop them (drill.stop) and join. */
+/* drill_load.c: start the probe threads and the HTTP thread (-errno when one cannot start);
+ * stop them (drill.stop) and join. */
 int drill_load_start(struct drill *d);
 void drill_load_stop(struct drill *d);
 

@@ -30,7 +30,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/error.h"
 #include "haagent/drill.h"
 #include "xl-ext/core/guestproto.h"
 
@@ -230,6 +229,11 @@ static void http_start(struct http_state *h, unsigned gi)
 	c->start_us = now;
 	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	to.sin_port = htons(GUEST_HTTP_PORT);
+	if (c->fd >= 0 && h->d->have_source &&
+	    bind(c->fd, (const struct sockaddr *)&h->d->source, sizeof(h->d->source)) < 0) {
+		close(c->fd);
+		c->fd = -1;
+	}
 	if (c->fd < 0) {
 		http_record(h->d, gi, now, now, DH_OTHER);
 		free(c);
@@ -370,16 +374,20 @@ int drill_load_start(struct drill *d)
 
 		atomic_store(&g->last_host, -1);
 		g->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-		if (g->fd < 0 || !pa) {
+		if (g->fd < 0 || !pa ||
+		    (d->have_source &&
+		     bind(g->fd, (const struct sockaddr *)&d->source, sizeof(d->source)) < 0)) {
+			int e = errno;
+
 			free(pa);
-			return err_from_errno(errno);
+			return -(e ? e : ENOMEM);
 		}
 		setsockopt(g->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 		pa->d = d;
 		pa->g = g;
 		if (pthread_create(&g->thread, NULL, probe_main, pa)) {
 			free(pa);
-			return ERR_NOMEM;
+			return -EAGAIN;
 		}
 		g->thread_started = true;
 	}
@@ -387,14 +395,14 @@ int drill_load_start(struct drill *d)
 		struct http_state *h = calloc(1, sizeof(*h));
 
 		if (!h)
-			return ERR_NOMEM;
+			return -ENOMEM;
 		h->d = d;
 		h->ep = epoll_create1(EPOLL_CLOEXEC);
 		if (h->ep < 0 || pthread_create(&d->http_thread, NULL, http_main, h)) {
 			if (h->ep >= 0)
 				close(h->ep);
 			free(h);
-			return ERR_NOMEM;
+			return -EAGAIN;
 		}
 		d->http_started = true;
 	}
