@@ -53,6 +53,7 @@ static const struct key_spec global_keys[] = {
     {"fence_command", KEY_STR, G(fence_command), HA_PATH_MAX, 0, 0, NULL},
     {"fence_mode", KEY_ENUM, G(fence_mode), 0, 0, 0, fence_mode_words},
     {"fence_timeout_s", KEY_U32, G(fence_timeout_s), 0, 1, 3600, NULL},
+    {"self_fence_s", KEY_U32, G(self_fence_s), 0, 0, 3600, NULL},
     {"node_keys", KEY_STR, G(node_keys), HA_PATH_MAX, 0, 0, NULL},
     {"health_command", KEY_STR, G(health_command), HA_PATH_MAX, 0, 0, NULL},
     {"health_interval_s", KEY_U32, G(health_interval_s), 0, 1, 86400, NULL},
@@ -98,6 +99,7 @@ void ha_config_defaults(struct ha_config *c)
 	c->max_attempts = PLAN_DEFAULT_MAX_ATTEMPTS;
 	c->bandwidth_mibps = PLAN_DEFAULT_BANDWIDTH_MIBPS;
 	c->fence_timeout_s = 60;
+	c->self_fence_s = 5;
 	c->health_interval_s = 5;
 	c->health_timeout_s = 10;
 	c->health_failures = 3;

@@ -38,6 +38,7 @@ struct ha_config {
 	char fence_command[HA_PATH_MAX];
 	uint32_t fence_mode;         /* enum ha_fence_mode (fence.h) */
 	uint32_t fence_timeout_s;    /* the fence command is killed after this long */
+	uint32_t self_fence_s;       /* without quorum this long: check the guests' LUNs (0: off) */
 	char node_keys[HA_PATH_MAX]; /* "NAME=KEY,...": reservation keys not derived from names */
 	char health_command[HA_PATH_MAX];
 	uint32_t health_interval_s, health_timeout_s, health_failures;

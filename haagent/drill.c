@@ -366,6 +366,13 @@ static void read_moves(struct drill *d, struct drill_run *r, int64_t after)
 
 		if (!json_object_object_get_ex(e, "seq", &v) || json_object_get_int64(v) <= after)
 			continue;
+		if (sscanf(text, "guest %63s shut down on %63s for a cold restart", g, from) == 2 &&
+		    (p = strstr(text, "(stop "))) {
+			for (size_t k = 0; k < d->nguests; k++)
+				if (!strcmp(d->guests[k].name, g))
+					r->moves[k].stop_ms = strtod(p + 6, NULL);
+			continue;
+		}
 		if (sscanf(text, "guest %63s now runs on %63s (%15s from %63[^,)]", g, to, how,
 		           from) != 4)
 			continue;
@@ -379,6 +386,7 @@ static void read_moves(struct drill *d, struct drill_run *r, int64_t after)
 			snprintf(m->from, sizeof(m->from), "%s", from);
 			m->downtime_ms = (p = strstr(text, "downtime ")) ? strtod(p + 9, NULL) : -1;
 			m->total_ms = (p = strstr(text, "total ")) ? strtod(p + 6, NULL) : -1;
+			m->start_ms = (p = strstr(text, ", start ")) ? strtod(p + 8, NULL) : -1;
 		}
 	}
 	json_object_put(a);
@@ -482,7 +490,8 @@ static bool run_mode(struct drill *d, struct drill_run *r)
 
 	r->ran = true;
 	for (size_t i = 0; i < d->nguests; i++)
-		r->moves[i].downtime_ms = r->moves[i].total_ms = -1;
+		r->moves[i].downtime_ms = r->moves[i].total_ms = r->moves[i].stop_ms =
+		    r->moves[i].start_ms = -1;
 	r->t_start_us = drill_now_us();
 	if (!httperf_phase(d, r, -1, PH_BEFORE) || !measure_for(d, d->before_s, mode, "before", -1))
 		return false;

@@ -102,6 +102,7 @@ struct drill_move {
 	char how[16];       /* "migrated", "restarted", "" (not moved) */
 	double downtime_ms; /* from the migration's report; < 0 when not known */
 	double total_ms;
+	double stop_ms, start_ms; /* a cold move: the owner's stop, the target's create */
 };
 
 struct drill_run {

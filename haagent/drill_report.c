@@ -451,6 +451,10 @@ static json_object *run_json(const struct drill *d, size_t m, const struct run_s
 		                       mv->downtime_ms >= 0 ? jdouble(mv->downtime_ms) : NULL);
 		json_object_object_add(g, "migration_total_ms",
 		                       mv->total_ms >= 0 ? jdouble(mv->total_ms) : NULL);
+		json_object_object_add(g, "stop_ms",
+		                       mv->stop_ms >= 0 ? jdouble(mv->stop_ms) : NULL);
+		json_object_object_add(g, "start_ms",
+		                       mv->start_ms >= 0 ? jdouble(mv->start_ms) : NULL);
 		json_object_object_add(g, "probes_sent", json_object_new_int64(gs->sent));
 		json_object_object_add(g, "probes_lost", json_object_new_int64(gs->lost));
 		json_object_object_add(g, "max_lost_run", json_object_new_int64(gs->max_lost_run));
@@ -520,7 +524,7 @@ static void print_run(FILE *f, const struct drill *d, size_t m, const struct run
 	        d->node, s->empty_s,
 	        mig ? "haagent's live evacuation" : "stopped on the node, cold-booted elsewhere");
 	fprintf(f, "   %-8s %-12s %-10s %-10s %-10s %-15s %-9s %s\n", "guest", "moved", "how",
-	        "downtime", "client gap", "lost (in a row)", "boot id",
+	        mig ? "downtime" : "stop+start", "client gap", "lost (in a row)", "boot id",
 	        "RTT ms p50/p99/max: before | during | after");
 	for (size_t i = 0; i < d->nguests; i++) {
 		const struct guest_stats *gs = &s->g[i];
@@ -529,7 +533,12 @@ static void print_run(FILE *f, const struct drill *d, size_t m, const struct run
 
 		snprintf(moved, sizeof(moved), "%s -> %s", mv->from[0] ? mv->from : d->node,
 		         mv->to[0] ? mv->to : "?");
-		fmt_ms(down, sizeof(down), mv->downtime_ms);
+		if (mig)
+			fmt_ms(down, sizeof(down), mv->downtime_ms);
+		else if (mv->stop_ms >= 0 && mv->start_ms >= 0)
+			snprintf(down, sizeof(down), "%.0f+%.0f ms", mv->stop_ms, mv->start_ms);
+		else
+			snprintf(down, sizeof(down), "-");
 		fmt_ms(gap, sizeof(gap), gs->max_gap_ms);
 		if (mig)
 			snprintf(lost, sizeof(lost), "%u (%u, max %u)", gs->lost, gs->max_lost_run,

@@ -22,6 +22,7 @@
 #include "haagent/executor.h"
 #include "haagent/fence.h"
 #include "haagent/worker.h"
+#include "xl-ext/storage/lun.h"
 #include "xl-ext/migration/transport.h"
 
 #define MAX_JOBS               64
@@ -34,6 +35,7 @@
 /* A guest the view lost after its migration broke: how long before its paused copy resumes. */
 #define AWAY_ABSENT_MS      10000
 #define FENCE_LUN_TIMEOUT_S 10
+#define SELF_FENCE_EVERY_MS 2000 /* the self-fence check's period while without quorum */
 
 enum job_kind {
 	JOB_CLAIM,
@@ -46,11 +48,12 @@ enum job_kind {
 	JOB_STALE,       /* destroy this node's stale copy of a guest that runs elsewhere */
 	JOB_AWAY_DROP,   /* destroy <guest>--migratedaway: the target reported the guest running */
 	JOB_AWAY_RESUME, /* resume <guest>--migratedaway: the target does not run the guest */
+	JOB_SELF_FENCE,  /* without quorum: stop the guests whose LUNs the cluster took away */
 };
 
-static const char *const job_kind_names[] = {"claim",     "send",       "receive", "create",
-                                             "stop",      "fence",      "orphan",  "stale",
-                                             "drop-away", "resume-away"};
+static const char *const job_kind_names[] = {"claim",     "send",        "receive",   "create",
+                                             "stop",      "fence",       "orphan",    "stale",
+                                             "drop-away", "resume-away", "self-fence"};
 
 struct job {
 	bool used;
@@ -84,7 +87,8 @@ struct ha_executor {
 		char guest[HA_NAME_MAX];
 		int64_t absent_since; /* when the view first lacked the guest; 0 while it has it */
 	} away[MAX_JOBS];
-	uint32_t failed_fence_node;                  /* the last failed fence's node and report: */
+	int64_t no_quorum_since;    /* when this node lost quorum (0: it has it): the self-fence */
+	uint32_t failed_fence_node; /* the last failed fence's node and report: */
 	char failed_fence_report[HA_REASON_MAX * 2]; /* a repeated failure is not an event again */
 };
 
@@ -240,6 +244,72 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
 }
 
 /*
+ * In the self-fence job's child (this node without quorum for self_fence_s): destroy every
+ * guest running here whose shared LUN the cluster took away from this node (ha_fence_self_check:
+ * reserved, this node's key gone). Such a copy can no longer write its disk, and the
+ * majority restarts the guest elsewhere once it fenced this node: stopping it here now, not
+ * at the heal, keeps two copies from ever running at once for longer than the bound. A LUN
+ * that cannot be read decides nothing: the guest is kept.
+ */
+static int run_self_fence(struct ha_executor *ex)
+{
+	const struct ha_config *cfg = ex->env.cfg;
+	const struct ha_node_info *me = ha_state_node(ex->env.st, self_id(ex));
+	struct hv_domain_info *doms = NULL;
+	size_t ndoms = 0;
+
+	if (!me || ex->env.hv_ops->list(ex->env.hv, &doms, &ndoms) != 0)
+		return HA_WORKER_FAILED;
+	log_debug("self-fence: node %s without quorum: checking the LUNs of its %zu domain(s)",
+	          me->name, ndoms);
+	for (size_t i = 0; i < ndoms; i++) {
+		const struct ha_guest_conf *gc = guest_conf(ex, doms[i].name);
+		const struct ha_guest_info *g = ha_state_guest(ex->env.st, doms[i].name);
+		struct ha_fence_guest fg = {
+		    .name = doms[i].name,
+		    .config = gc ? gc->config : "",
+		    .disks = gc && gc->disks[0] ? gc->disks
+		             : g                ? g->disks
+		                                : "",
+		};
+		struct ha_fence_args a = {
+		    .node_keys = cfg->node_keys,
+		    .guests = &fg,
+		    .nguests = 1,
+		    .timeout_s = FENCE_LUN_TIMEOUT_S,
+		};
+		char lun[LUN_TARGET_MAX] = "";
+		int rc;
+
+		if (doms[i].domid == 0 || doms[i].dying || !gc) {
+			log_debug(
+			    "self-fence: %s (domid %u) is not a guest of haagent.conf: not checked",
+			    doms[i].name, doms[i].domid);
+			continue;
+		}
+		rc = ha_fence_self_check(&a, me->name, lun, sizeof(lun));
+		if (rc == 0)
+			log_debug("self-fence: %s's LUNs still have node %s's key: kept",
+			          doms[i].name, me->name);
+		else if (rc < 0)
+			log_debug("self-fence: %s kept: its LUNs could not be checked (%s)",
+			          doms[i].name, err_str(rc));
+		if (rc != 1)
+			continue;
+		log_warn("self-fence: node %s has no quorum and its key is gone from LUN %s of %s "
+		         "(the cluster fenced it by reservation; the guest restarts elsewhere): "
+		         "destroying its copy here",
+		         me->name, lun, doms[i].name);
+		if (ha_worker_destroy(ex->env.hv_ops, doms[i].name, -1) != HA_WORKER_OK)
+			log_error(
+			    "self-fence: %s still runs here: destroy it by hand (xl destroy %s)",
+			    doms[i].name, doms[i].name);
+	}
+	free(doms);
+	return HA_WORKER_OK;
+}
+
+/*
  * In the restart job's child: if another member (the one that fenced the guest's old owner
  * by reservation) holds a shared LUN of guest with its own key, take it over (fence.h).
  */
@@ -312,7 +382,9 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	if (j->kind == JOB_SEND)
 		snprintf(addr, sizeof(addr), "%s:%u",
 		         node_addr(ex, j->to) ? node_addr(ex, j->to) : "?", cfg->migration_port);
-	if ((j->kind == JOB_FENCE || j->kind == JOB_SEND) && pipe2(report, O_CLOEXEC) < 0)
+	if ((j->kind == JOB_FENCE || j->kind == JOB_SEND || j->kind == JOB_CREATE ||
+	     j->kind == JOB_STOP) &&
+	    pipe2(report, O_CLOEXEC) < 0)
 		report[0] = report[1] = -1; /* the outcome still comes from the exit status */
 	pid = fork();
 	if (pid < 0) {
@@ -356,11 +428,12 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	case JOB_CREATE:
 		gc = guest_conf(ex, j->guest);
 		if (adopt_luns(ex, j->guest) == 0)
-			status = ha_worker_create(ex->env.hv_ops, gc ? gc->config : NULL, j->guest);
+			status = ha_worker_create(ex->env.hv_ops, gc ? gc->config : NULL, j->guest,
+			                          report[1]);
 		break;
 	case JOB_STOP:
 	case JOB_STALE:
-		status = ha_worker_destroy(ex->env.hv_ops, j->guest);
+		status = ha_worker_destroy(ex->env.hv_ops, j->guest, report[1]);
 		break;
 	case JOB_AWAY_DROP:
 	case JOB_AWAY_RESUME:
@@ -370,6 +443,9 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 	case JOB_FENCE:
 		n = ha_state_node(ex->env.st, j->node);
 		status = run_fence(ex, j->node, n ? n->name : "?", report[1]);
+		break;
+	case JOB_SELF_FENCE:
+		status = run_self_fence(ex);
 		break;
 	default:
 		break;
@@ -464,6 +540,9 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 			away_add(ex, j->guest);
 		break;
 	}
+	case JOB_SELF_FENCE:
+		j->since = loop_now_ms() + SELF_FENCE_EVERY_MS; /* checked again while no quorum */
+		break;
 	case JOB_AWAY_DROP:
 	case JOB_AWAY_RESUME:
 		if (status == HA_WORKER_OK) {
@@ -473,20 +552,27 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 			j->since = loop_now_ms() + STALE_RETRY_MS; /* then tried again */
 		}
 		break;
-	case JOB_CREATE:
+	case JOB_CREATE: {
+		char report[HA_REASON_MAX];
+
+		read_report(j, report, sizeof(report));
 		if (status == HA_WORKER_OK)
-			submit(ex, HA_MSG_GUEST_RESTARTED, j->guest, j->from, self, 0, 0, "");
+			submit(ex, HA_MSG_GUEST_RESTARTED, j->guest, j->from, self, 0, 0, report);
 		else
 			submit(ex, HA_MSG_MIG_FAILED, j->guest, j->from, self, 0, ERR_REMOTE,
 			       "cold restart failed");
 		break;
-	case JOB_STOP:
+	}
+	case JOB_STOP: {
+		char report[HA_REASON_MAX];
+
+		read_report(j, report, sizeof(report));
 		if (status == HA_WORKER_OK)
-			submit(ex, HA_MSG_GUEST_STOPPED, j->guest, self, 0, 0, 0,
-			       "for a cold restart");
+			submit(ex, HA_MSG_GUEST_STOPPED, j->guest, self, 0, 0, 0, report);
 		/* after the submit: a report of the guest gone now follows GUEST_STOPPED */
 		ha_state_local_stop(ex->env.st, j->guest, false);
 		break;
+	}
 	case JOB_STALE:
 		if (status == HA_WORKER_OK) {
 			log_warn(
@@ -589,7 +675,9 @@ static void expire_jobs(struct ha_executor *ex, int64_t now)
 		case JOB_STALE:
 		case JOB_AWAY_DROP:
 		case JOB_AWAY_RESUME:
-			drop = now >= j->since; /* after a failure: when to retry */
+		case JOB_SELF_FENCE:
+			drop = now >=
+			       j->since; /* after a failure (self-fence: any end): when to retry */
 			break;
 		}
 		if (drop)
@@ -733,14 +821,38 @@ static bool destroy_stale_copies(struct ha_executor *ex)
 	return left || running(ex, JOB_STALE) > 0;
 }
 
+/*
+ * Without quorum for self_fence_s (and again every SELF_FENCE_EVERY_MS while it lasts): the
+ * self-fence job, the one action a node without quorum takes (on its own guests only).
+ */
+static void self_fence(struct ha_executor *ex)
+{
+	int64_t now = loop_now_ms();
+	struct job *j;
+
+	if (ha_state_quorate(ex->env.st) || !ex->env.cfg->self_fence_s) {
+		ex->no_quorum_since = 0;
+		return;
+	}
+	if (!ex->no_quorum_since)
+		ex->no_quorum_since = now;
+	if (now - ex->no_quorum_since < (int64_t)ex->env.cfg->self_fence_s * 1000 ||
+	    find_job(ex, JOB_SELF_FENCE, "", 0))
+		return;
+	j = add_job(ex, JOB_SELF_FENCE, "", self_id(ex), 0);
+	if (j)
+		start_job(ex, j, -1);
+}
+
 void ha_exec_reconcile(struct ha_executor *ex)
 {
 	if (!ex || !ex->env.hv || !ha_state_synced(ex->env.st))
 		return;
 	expire_jobs(ex, loop_now_ms());
+	self_fence(ex);
 	if (!ha_state_may_act(ex->env.st))
 		return; /* no quorum, or the view not confirmed in this membership: no action at
-		         * all (running jobs finish) */
+		         * all but the self-fence check (running jobs finish) */
 	if (destroy_stale_copies(ex))
 		return;
 	resolve_away(ex);

@@ -35,9 +35,10 @@ struct ha_exec_env {
 	/*
 	 * Tests: what a job's child process runs instead of the worker (worker.h), called with
 	 * arg; its return value is the child's exit status (enum ha_worker_status). kind is
-	 * "send", "receive", "create", "stop" or "fence"; from and to are the move's nodes (the
-	 * node to fence in from); report_fd is where a fence job writes its one-line report (-1
-	 * for the others). NULL: the workers of worker.h.
+	 * "send", "receive", "create", "stop", "fence", "stale", "drop-away", "resume-away" or
+	 * "self-fence"; from and to are the move's nodes (the node to fence in from); report_fd
+	 * is where a fence job writes its one-line report (-1 for the others). NULL: the
+	 * workers of worker.h.
 	 */
 	int (*worker)(void *arg, const char *kind, const char *guest, uint32_t from, uint32_t to,
 	              int report_fd);

@@ -320,6 +320,61 @@ out:
 	return rc ? HA_WORKER_FAILED : HA_WORKER_OK;
 }
 
+int ha_fence_self_check(const struct ha_fence_args *a, const char *self_name, char *lun_r,
+                        size_t lun_len)
+{
+	static char urls[FENCE_MAX_LUNS][LUN_TARGET_MAX];
+	const struct ha_fence_guest *owners[FENCE_MAX_LUNS];
+	char why[HA_FENCE_WHY_MAX], host[HA_FENCE_WHY_MAX / 2];
+	char initiator[ISCSI_INITIATOR_MAX];
+	uint64_t self = 0, local = 0;
+	size_t nluns = 0;
+	int rc;
+
+	if (a->nguests != 1)
+		return ERR_INVAL;
+	rc = guest_luns(a, &a->guests[0], urls, owners, &nluns);
+	if (rc || !nluns)
+		return rc == ERR_NOTFOUND ? 0 : rc;
+	rc = ha_fence_node_key(a->node_keys, self_name, &self, why, sizeof(why));
+	if (rc)
+		log_warn("self-fence check of %s: %s", a->guests[0].name, why);
+	if (!rc)
+		rc = hostid_local(host, sizeof(host), &local);
+	if (!rc)
+		rc = iscsi_initiator_name(host, initiator, sizeof(initiator));
+	for (size_t i = 0; !rc && i < nluns; i++) {
+		struct own_view v;
+		struct lun *lun = NULL;
+
+		rc = lun_open(urls[i], initiator, a->timeout_s, &lun);
+		if (!rc)
+			rc = lun_pr_read(lun, &v);
+		lun_close(lun);
+		if (rc) {
+			log_warn(
+			    "self-fence check of %s: cannot read the reservation of LUN %s: %s "
+			    "(the guest is kept)",
+			    a->guests[0].name, urls[i], err_str(rc));
+			break;
+		}
+		if (v.reserved && !own_view_has_key(&v, self)) {
+			char keys[OWN_MAX_KEYS * 20 + 1] = "";
+
+			for (unsigned k = 0; k < v.nkeys && k < OWN_MAX_KEYS; k++)
+				snprintf(keys + strlen(keys), sizeof(keys) - strlen(keys),
+				         " 0x%016" PRIx64, v.keys[k]);
+			log_info("self-fence check of %s: LUN %s is reserved by 0x%016" PRIx64
+			         ", registered:%s; this node's key 0x%016" PRIx64 " is not",
+			         a->guests[0].name, urls[i], v.holder, keys[0] ? keys : " none",
+			         self);
+			snprintf(lun_r, lun_len, "%s", urls[i]);
+			return 1;
+		}
+	}
+	return rc;
+}
+
 int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, size_t nkeys)
 {
 	static char urls[FENCE_MAX_LUNS][LUN_TARGET_MAX];

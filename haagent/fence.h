@@ -94,4 +94,16 @@ int ha_fence_run(const struct ha_fence_args *args, char *report, size_t report_l
  */
 int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, size_t nkeys);
 
+/*
+ * Self-fence check (blocking; in a child) of a->guests[0], run by a node without quorum on a
+ * guest it runs: has the cluster fenced this node (self_name) by reservation on one of the
+ * guest's shared LUNs, i.e. is the LUN reserved and this node's key (ha_fence_node_key of
+ * a->node_keys) no longer registered? Then this copy cannot write its disk any more and the
+ * guest is restarted elsewhere: 1, with the LUN's URL in lun_r. 0 when every LUN still has
+ * the key (or the guest has no shared LUN); < 0 when a LUN could not be read (nothing can be
+ * concluded: the caller keeps the guest).
+ */
+int ha_fence_self_check(const struct ha_fence_args *a, const char *self_name, char *lun_r,
+                        size_t lun_len);
+
 #endif

@@ -553,8 +553,8 @@ static int apply_guest_stopped(struct ha_state *st, uint32_t from, const struct 
 	n = ha_state_find_node(st, from);
 	if (n)
 		n->free_mib += g->mem_mib;
-	ha_state_event(st, "guest %s shut down on %s for a cold restart", g->name,
-	               node_name(st, from));
+	ha_state_event(st, "guest %s shut down on %s for a cold restart%s%s%s", g->name,
+	               node_name(st, from), m->text[0] ? " (" : "", m->text, m->text[0] ? ")" : "");
 	return 0;
 }
 

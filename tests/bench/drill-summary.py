@@ -64,7 +64,7 @@ if "migrate" in modes:
     mi = modes.index("migrate")
     met = sum(1 for rep in runs if all(g.get("gap_target_met") for g in rep["runs"][mi]["guests"]))
     nolost = sum(1 for rep in runs if rep["runs"][mi]["overall"]["http_errors"] == 0)
-    print("   target (migrate): longest gap <= downtime + 2 probe intervals for every guest: %s in %d of %d runs"
+    print("   target (migrate): longest gap <= downtime + 2 probe intervals for every guest: %s (met in %d of %d runs)"
           % ("MET" if met == len(runs) else "MISSED", met, len(runs)))
-    print("   target (migrate): no HTTP request lost: %s in %d of %d runs"
+    print("   target (migrate): no HTTP request lost: %s (met in %d of %d runs)"
           % ("MET" if nolost == len(runs) else "MISSED", nolost, len(runs)))
