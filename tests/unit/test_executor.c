@@ -525,6 +525,7 @@ static void test_no_job_without_quorum(void **state)
 
 	(void)state;
 	status_fence = HA_WORKER_OK;
+	c->cfg.self_fence_s = 0; /* nothing at all, not even the self-fence check */
 	cl_sim_partition(c->w, alone);
 	settle(c);
 	assert_false(ha_state_quorate(c->nodes[1].st));
@@ -539,6 +540,50 @@ static void test_no_job_without_quorum(void **state)
 	assert_jobs("");
 	assert_int_equal(guest(c, 1, "g1")->owner, 1);
 	assert_int_equal(guest(c, 1, "g1")->moving_to, 0);
+	teardown_cluster(c);
+}
+
+/*
+ * Without quorum for self_fence_s, the self-fence check is the one job node 1 runs (its child
+ * checks the LUNs of the guests it runs: the worker here only records it); not before, and
+ * no more once the quorum is back.
+ */
+static void test_self_fence_without_quorum(void **state)
+{
+	static const int alone[NNODES] = {1, 0, 0}, together[NNODES] = {0, 0, 0};
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+	int64_t deadline;
+	char got[4096];
+
+	(void)state;
+	c->cfg.self_fence_s = 1;
+	ha_exec_reconcile(c->ex);
+	assert_jobs(""); /* quorate: no check */
+	cl_sim_partition(c->w, alone);
+	settle(c);
+	assert_false(ha_state_quorate(c->nodes[1].st));
+	ha_exec_reconcile(c->ex); /* the quorum loss is noted; the check waits self_fence_s */
+	assert_jobs("");
+	deadline = loop_now_ms() + JOB_LIMIT_MS;
+	do {
+		assert_true(loop_now_ms() < deadline);
+		loop_run_once(c->loop, 100);
+		ha_exec_reconcile(c->ex);
+		wait_jobs(c);
+		jobs_read(got, sizeof(got));
+	} while (!got[0]);
+	assert_jobs("self-fence - 1>0\n");
+	/* the quorum is back: no further check, though the period is over */
+	cl_sim_partition(c->w, together);
+	settle(c);
+	assert_true(ha_state_quorate(c->nodes[1].st));
+	deadline = loop_now_ms() + 2500; /* longer than the check's period (2 s) */
+	while (loop_now_ms() < deadline) {
+		loop_run_once(c->loop, 100);
+		ha_exec_reconcile(c->ex);
+		wait_jobs(c);
+	}
+	assert_jobs("self-fence - 1>0\n");
 	teardown_cluster(c);
 }
 
@@ -715,6 +760,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_undefined_job_reported_done, reset),
 	    cmocka_unit_test_setup(test_undefined_target_lacks_it, reset),
 	    cmocka_unit_test_setup(test_no_job_without_quorum, reset),
+	    cmocka_unit_test_setup(test_self_fence_without_quorum, reset),
 	    cmocka_unit_test_setup(test_no_migration_key, reset),
 	    cmocka_unit_test_setup(test_fence_job_then_restart, reset),
 	    cmocka_unit_test_setup(test_fence_job_fails, reset),
