@@ -244,6 +244,31 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
 }
 
 /*
+ * The fence arguments for a LUN check of one guest (ha_fence_self_check, ha_fence_adopt): its
+ * config, and its disks from haagent.conf or else the view. *a points at *fg.
+ */
+static void one_guest_args(struct ha_executor *ex, const char *guest, struct ha_fence_guest *fg,
+                           struct ha_fence_args *a)
+{
+	const struct ha_guest_conf *gc = guest_conf(ex, guest);
+	const struct ha_guest_info *g = ha_state_guest(ex->env.st, guest);
+
+	*fg = (struct ha_fence_guest){
+	    .name = guest,
+	    .config = gc ? gc->config : "",
+	    .disks = gc && gc->disks[0] ? gc->disks
+	             : g                ? g->disks
+	                                : "",
+	};
+	*a = (struct ha_fence_args){
+	    .node_keys = ex->env.cfg->node_keys,
+	    .guests = fg,
+	    .nguests = 1,
+	    .timeout_s = FENCE_LUN_TIMEOUT_S,
+	};
+}
+
+/*
  * In the self-fence job's child (this node without quorum for self_fence_s): destroy every
  * guest running here whose shared LUN the cluster took away from this node (ha_fence_self_check:
  * reserved, this node's key gone). Such a copy can no longer write its disk, and the
@@ -253,7 +278,6 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
  */
 static int run_self_fence(struct ha_executor *ex)
 {
-	const struct ha_config *cfg = ex->env.cfg;
 	const struct ha_node_info *me = ha_state_node(ex->env.st, self_id(ex));
 	struct hv_domain_info *doms = NULL;
 	size_t ndoms = 0;
@@ -264,20 +288,8 @@ static int run_self_fence(struct ha_executor *ex)
 	          me->name, ndoms);
 	for (size_t i = 0; i < ndoms; i++) {
 		const struct ha_guest_conf *gc = guest_conf(ex, doms[i].name);
-		const struct ha_guest_info *g = ha_state_guest(ex->env.st, doms[i].name);
-		struct ha_fence_guest fg = {
-		    .name = doms[i].name,
-		    .config = gc ? gc->config : "",
-		    .disks = gc && gc->disks[0] ? gc->disks
-		             : g                ? g->disks
-		                                : "",
-		};
-		struct ha_fence_args a = {
-		    .node_keys = cfg->node_keys,
-		    .guests = &fg,
-		    .nguests = 1,
-		    .timeout_s = FENCE_LUN_TIMEOUT_S,
-		};
+		struct ha_fence_guest fg;
+		struct ha_fence_args a;
 		char lun[LUN_TARGET_MAX] = "";
 		int rc;
 
@@ -287,6 +299,7 @@ static int run_self_fence(struct ha_executor *ex)
 			    doms[i].name, doms[i].domid);
 			continue;
 		}
+		one_guest_args(ex, doms[i].name, &fg, &a);
 		rc = ha_fence_self_check(&a, me->name, lun, sizeof(lun));
 		if (rc == 0)
 			log_debug("self-fence: %s's LUNs still have node %s's key: kept",
@@ -316,24 +329,11 @@ static int run_self_fence(struct ha_executor *ex)
 static int adopt_luns(struct ha_executor *ex, const char *guest)
 {
 	const struct ha_config *cfg = ex->env.cfg;
-	const struct ha_guest_conf *gc = guest_conf(ex, guest);
-	const struct ha_guest_info *g = ha_state_guest(ex->env.st, guest);
 	const struct ha_node_info *nodes;
 	size_t nn = ha_state_nodes(ex->env.st, &nodes), nkeys = 0;
 	uint64_t keys[HA_MAX_NODES];
-	struct ha_fence_guest fg = {
-	    .name = guest,
-	    .config = gc ? gc->config : "",
-	    .disks = gc && gc->disks[0] ? gc->disks
-	             : g                ? g->disks
-	                                : "",
-	};
-	struct ha_fence_args a = {
-	    .node_keys = cfg->node_keys,
-	    .guests = &fg,
-	    .nguests = 1,
-	    .timeout_s = FENCE_LUN_TIMEOUT_S,
-	};
+	struct ha_fence_guest fg;
+	struct ha_fence_args a;
 	char why[HA_FENCE_WHY_MAX];
 	unsigned methods = 0;
 
@@ -343,6 +343,7 @@ static int adopt_luns(struct ha_executor *ex, const char *guest)
 	                     sizeof(why)) ||
 	    !(methods & HA_FENCE_BY_RESERVATION))
 		return 0;
+	one_guest_args(ex, guest, &fg, &a);
 	for (size_t i = 0; i < nn && nkeys < HA_MAX_NODES; i++) {
 		if (!nodes[i].member || nodes[i].nodeid == self_id(ex))
 			continue;

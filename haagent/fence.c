@@ -320,6 +320,43 @@ out:
 	return rc ? HA_WORKER_FAILED : HA_WORKER_OK;
 }
 
+/*
+ * What a check of one guest's LUNs from this host needs (ha_fence_self_check, ha_fence_adopt):
+ * the shared LUNs of a->guests[0] (urls, owners, *nluns), this host's name, key and iSCSI
+ * initiator name. 0 with *nluns = 0 when the guest has no known shared LUN.
+ */
+static int guest_check_setup(const struct ha_fence_args *a, char (*urls)[LUN_TARGET_MAX],
+                             const struct ha_fence_guest **owners, size_t *nluns, char *host,
+                             size_t host_len, uint64_t *self_r, char *initiator)
+{
+	int rc;
+
+	*nluns = 0;
+	if (a->nguests != 1)
+		return ERR_INVAL;
+	rc = guest_luns(a, &a->guests[0], urls, owners, nluns);
+	if (rc || !*nluns) {
+		*nluns = 0;
+		return rc == ERR_NOTFOUND ? 0 : rc;
+	}
+	rc = hostid_local(host, host_len, self_r);
+	if (!rc)
+		rc = iscsi_initiator_name(host, initiator, ISCSI_INITIATOR_MAX);
+	return rc;
+}
+
+/* The reservation view of LUN url, on a session of its own. */
+static int read_view(const char *url, const char *initiator, int timeout_s, struct own_view *v)
+{
+	struct lun *lun = NULL;
+	int rc = lun_open(url, initiator, timeout_s, &lun);
+
+	if (!rc)
+		rc = lun_pr_read(lun, v);
+	lun_close(lun);
+	return rc;
+}
+
 int ha_fence_self_check(const struct ha_fence_args *a, const char *self_name, char *lun_r,
                         size_t lun_len)
 {
@@ -329,28 +366,18 @@ int ha_fence_self_check(const struct ha_fence_args *a, const char *self_name, ch
 	char initiator[ISCSI_INITIATOR_MAX];
 	uint64_t self = 0, local = 0;
 	size_t nluns = 0;
-	int rc;
+	int rc = guest_check_setup(a, urls, owners, &nluns, host, sizeof(host), &local, initiator);
 
-	if (a->nguests != 1)
-		return ERR_INVAL;
-	rc = guest_luns(a, &a->guests[0], urls, owners, &nluns);
 	if (rc || !nluns)
-		return rc == ERR_NOTFOUND ? 0 : rc;
+		return rc;
+	/* the key the cluster's reservation fence preempts for this node (node_keys) */
 	rc = ha_fence_node_key(a->node_keys, self_name, &self, why, sizeof(why));
 	if (rc)
 		log_warn("self-fence check of %s: %s", a->guests[0].name, why);
-	if (!rc)
-		rc = hostid_local(host, sizeof(host), &local);
-	if (!rc)
-		rc = iscsi_initiator_name(host, initiator, sizeof(initiator));
 	for (size_t i = 0; !rc && i < nluns; i++) {
 		struct own_view v;
-		struct lun *lun = NULL;
 
-		rc = lun_open(urls[i], initiator, a->timeout_s, &lun);
-		if (!rc)
-			rc = lun_pr_read(lun, &v);
-		lun_close(lun);
+		rc = read_view(urls[i], initiator, a->timeout_s, &v);
 		if (rc) {
 			log_warn(
 			    "self-fence check of %s: cannot read the reservation of LUN %s: %s "
@@ -383,22 +410,15 @@ int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, s
 	char initiator[ISCSI_INITIATOR_MAX];
 	uint64_t self = 0;
 	size_t nluns = 0;
-	int rc;
+	/* no known shared disk: nothing to adopt */
+	int rc = guest_check_setup(a, urls, owners, &nluns, self_name, sizeof(self_name), &self,
+	                           initiator);
 
-	if (a->nguests != 1)
-		return ERR_INVAL;
-	rc = guest_luns(a, &a->guests[0], urls, owners, &nluns);
-	if (rc || !nluns)
-		return rc == ERR_NOTFOUND ? 0 : rc; /* no known shared disk: nothing to adopt */
-	rc = hostid_local(self_name, sizeof(self_name), &self);
-	if (!rc)
-		rc = iscsi_initiator_name(self_name, initiator, sizeof(initiator));
 	for (size_t i = 0; !rc && i < nluns; i++) {
 		struct own_view v;
-		struct lun *lun = NULL;
 		bool member = false;
 
-		rc = lun_open(urls[i], initiator, a->timeout_s, &lun);
+		rc = read_view(urls[i], initiator, a->timeout_s, &v);
 		if (rc == ERR_NOTSUP) { /* built without libiscsi: the guest's own start decides */
 			log_warn("cold restart of %s: LUN %s not checked for a fencing member's "
 			         "reservation (haagent built without libiscsi)",
@@ -406,9 +426,6 @@ int ha_fence_adopt(const struct ha_fence_args *a, const uint64_t *member_keys, s
 			rc = 0;
 			continue;
 		}
-		if (!rc)
-			rc = lun_pr_read(lun, &v);
-		lun_close(lun);
 		if (rc) {
 			log_error("cold restart of %s: cannot read the reservation of LUN %s: %s",
 			          owners[i]->name, urls[i], err_str(rc));
