@@ -1,15 +1,20 @@
-/* Unit tests of common/error.c. */
+/* Unit tests of common/error.c and common/fault.c. */
 #include "config.h"
 
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "common/error.h"
+#include "common/fault.h"
 
 static void test_every_code_has_text_and_name(void **state)
 {
@@ -62,6 +67,70 @@ static void test_exit_status(void **state)
 		assert_int_equal(err_exit_status(code), 1);
 }
 
+/* XLEXT_FAULT's grammar: a point is named exactly, actions kill (default) and stop. */
+static void test_fault_lookup(void **state)
+{
+	(void)state;
+	assert_int_equal(fault_lookup("", "send:go"), 0);
+	assert_int_equal(fault_lookup("send:go", "send:go"), 'k');
+	assert_int_equal(fault_lookup("send:go=kill", "send:go"), 'k');
+	assert_int_equal(fault_lookup("recv:ready,send:go=stop", "send:go"), 's');
+	assert_int_equal(fault_lookup("recv:ready,send:go=stop", "recv:ready"), 'k');
+	assert_int_equal(fault_lookup("send:gone", "send:go"), 0);
+	assert_int_equal(fault_lookup("send:g", "send:go"), 0);
+	assert_int_equal(fault_lookup("send:round-1", "send:round-10"), 0);
+	assert_int_equal(fault_lookup("send:round-10", "send:round-10"), 'k');
+	assert_int_equal(fault_lookup("recv:go", "send:go"), 0);
+	/* malformed: no side, empty entry, unknown action */
+	assert_int_equal(fault_lookup("go", "send:go"), -1);
+	assert_int_equal(fault_lookup(",send:go", "send:go"), -1);
+	assert_int_equal(fault_lookup("send:go=explode", "send:go"), -1);
+}
+
+/* A named point kills (or stops) the process that reaches it; any other point does nothing. */
+static void test_fault_point_acts(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv("XLEXT_FAULT", "send:ready,recv:go", 1);
+		fault_point("send:go");
+		fault_point_n("recv:round", 1);
+		fault_point("recv:go");
+		_exit(3);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setenv("XLEXT_FAULT", "recv:round-2=stop", 1);
+		fault_point_n("recv:round", 1);
+		fault_point_n("recv:round", 2);
+		_exit(3);
+	}
+	assert_int_equal(waitpid(pid, &status, WUNTRACED), pid);
+	assert_true(WIFSTOPPED(status));
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		unsetenv("XLEXT_FAULT");
+		fault_point("send:go");
+		_exit(3);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -70,6 +139,8 @@ int main(void)
 	    cmocka_unit_test(test_names_are_distinct),
 	    cmocka_unit_test(test_from_errno),
 	    cmocka_unit_test(test_exit_status),
+	    cmocka_unit_test(test_fault_lookup),
+	    cmocka_unit_test(test_fault_point_acts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,6 +64,7 @@ enum fail_point {
 	CUT_AFTER_HEADER,  /* receiver: closes once it has the header */
 	CUT_AFTER_STREAM,  /* receiver: closes once it has the stream */
 	CUT_AFTER_GO,      /* receiver: closes once it has the GO */
+	CUT_BEFORE_GO,     /* sender: its channel cannot be written once renamed away */
 };
 
 struct hv {
@@ -189,6 +190,8 @@ static int f_rename(struct hv *hv, uint32_t domid, const char *old_name, const c
 		return ERR_EXISTS;
 	if (hv->fail == CUT_AFTER_GO) /* the receiver renames right after the GO */
 		cut(hv);
+	if (hv->fail == CUT_BEFORE_GO && strstr(new_name, "--migratedaway"))
+		shutdown(hv->channel, SHUT_WR); /* the sender's GO write fails: EPIPE */
 	if ((hv->fail == FAIL_RENAME_AWAY && strstr(new_name, "--migratedaway")) ||
 	    (hv->fail == FAIL_RENAME_IN && strstr(old_name, "--incoming")))
 		return ERR_PERM;
@@ -412,6 +415,7 @@ static void migrate(struct run *r)
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	r->dst.channel = sv[1];
+	r->src.channel = sv[0];
 	r->req.channel_fd = sv[0];
 	assert_int_equal(pthread_create(&r->thread, NULL, receiver_thread, r), 0);
 	mig_run(&r->req, &r->out);
@@ -962,6 +966,26 @@ static void test_cut_after_go(void **state)
 	teardown_run(r);
 }
 
+/*
+ * The GO message cannot be written: none of it left, and a receiver starts the guest only on
+ * the whole message, so the sender renames its copy back and resumes it (stock xl would leave
+ * both copies paused); the receiver, seeing the channel end instead of GO, destroys its copy.
+ */
+static void test_go_not_sent(void **state)
+{
+	struct run *r = setup_run();
+
+	(void)state;
+	r->src.fail = CUT_BEFORE_GO;
+	migrate(r);
+	assert_resumed(r, ERR_IO);
+	assert_int_equal(r->src.renames, 2);
+	assert_int_equal(r->dst.creates, 1);
+	assert_int_equal(dom_count(&r->dst), 0);
+	assert_true(log_capture_contains(capture, "cannot send the GO message"));
+	teardown_run(r);
+}
+
 static void test_failure_json(void **state)
 {
 	struct run *r = setup_run();
@@ -1058,6 +1082,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_cut_after_header, setup),
 	    cmocka_unit_test_setup(test_cut_after_stream, setup),
 	    cmocka_unit_test_setup(test_cut_after_go, setup),
+	    cmocka_unit_test_setup(test_go_not_sent, setup),
 	    cmocka_unit_test_setup(test_failure_json, setup),
 	    cmocka_unit_test(test_report_figures_rounded),
 	    cmocka_unit_test(test_result_texts),

@@ -12,6 +12,7 @@
 #include <json-c/json.h>
 
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
@@ -186,6 +187,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		          a->name, a->peer);
 		return rc;
 	}
+	fault_point("send:banner");
 	rc = xlp_encode_header_flags(a->config_json, a->ext ? XLP_OPT_XLEXT : 0, &hdr, &hdr_len);
 	if (!rc)
 		rc = fd_write_exact(a->send_fd, hdr, hdr_len);
@@ -194,15 +196,24 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		log_error("migration of %s: cannot send the save header to %s", a->name, a->peer);
 		return rc;
 	}
+	fault_point("send:header");
 	if (a->ext) {
 		rc = send_ext_request(a);
 		if (rc)
 			return rc;
+		fault_point("send:ext");
 	}
 
 	*result_r = MIG_FAILED_RESUMED;
 	rc = a->ops->send_stream(a->hv, a->domid, a->send_fd, &a->params, rep);
 	if (rc) {
+		if (rep->stalled) {
+			log_error(
+			    "migration of %s failed: %s took none of the stream for %d s; the "
+			    "domain is resumed here",
+			    a->name, a->peer, a->params.stall_timeout_ms / 1000);
+			goto failed_resume;
+		}
 		if (rc == ERR_TIMEOUT) {
 			log_error("migration of %s failed: the domain did not suspend in time; it "
 			          "is left as it is (not resumed), as xl does",
@@ -226,6 +237,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 			          a->peer, err_str(rc));
 		goto failed_resume;
 	}
+	fault_point("send:stream-end");
 	rc = read_fixed(a->recv_fd, xlp_receiver_ready, xlp_receiver_ready_len(), "ready message",
 	                a->peer, a->reply_timeout_ms);
 	if (rc) {
@@ -233,6 +245,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		goto failed_resume;
 	}
 	rep->t_ready_us = loop_now_us();
+	fault_point("send:ready");
 	/* about to give the target permission to run it: rename it away here first */
 	snprintf(away, sizeof(away), "%s--migratedaway", a->name);
 	rc = a->ops->rename(a->hv, a->domid, a->name, away);
@@ -241,11 +254,22 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		goto failed_resume;
 	}
 	renamed = true;
-	/* point of no return */
+	fault_point("send:renamed");
+	/*
+	 * Point of no return, once the whole message is on its way. A write that fails has put
+	 * none of its bytes on the way, and a receiver starts the guest only on the whole message
+	 * (read_fixed): the receiver cannot run it, so it is resumed here (stock xl gives up
+	 * instead and leaves both copies paused).
+	 */
 	rc = fd_write_exact(a->send_fd, xlp_permission_to_go, xlp_permission_to_go_len());
-	if (rc)
-		goto failed_badly;
+	if (rc) {
+		log_error("migration of %s: cannot send the GO message to %s (%s): the receiver is "
+		          "gone and cannot have started it",
+		          a->name, a->peer, err_str(rc));
+		goto failed_resume;
+	}
 	rep->t_go_us = loop_now_us();
+	fault_point("send:go");
 	rc = read_fixed(a->recv_fd, xlp_report, xlp_report_len(), "success/failure report", a->peer,
 	                a->reply_timeout_ms);
 	if (rc)
@@ -254,6 +278,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	if (rc)
 		goto failed_badly;
 	rep->t_end_us = loop_now_us();
+	fault_point("send:report");
 	if (status) {
 		log_error("migration of %s: target %s reports startup failure (status code %d)",
 		          a->name, a->peer, status);
@@ -277,6 +302,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 			    a->name, a->peer, err_str(rc));
 		a->ext->final(a->ext_ctx, final);
 		free(final);
+		fault_point("send:final");
 	}
 	rc = a->ops->destroy(a->hv, a->domid);
 	if (rc)
@@ -355,9 +381,11 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 	rc = fd_write_exact(a->send_fd, xlp_banner, xlp_banner_len());
 	if (rc)
 		return rc;
+	fault_point("recv:banner");
 	rc = receive_header(a->recv_fd, &json, &optional);
 	if (rc)
 		goto out;
+	fault_point("recv:header");
 	rc = mig_config_name(json, name, sizeof(name));
 	if (rc) {
 		log_error("migration receiver: the configuration has no usable domain name");
@@ -396,6 +424,7 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 			goto out;
 		}
 		ext = true;
+		fault_point("recv:ext");
 	} else if (a->ext) {
 		log_warn("migration receiver: the sender of %s is not xl-ext (stock xl?): LUN "
 		         "identity and the reservation hand-over are skipped",
@@ -421,10 +450,12 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 			goto destroy;
 		}
 	}
+	fault_point("recv:received");
 	log_info("migration target: transfer complete, requesting permission to start %s", name);
 	rc = fd_write_exact(a->send_fd, xlp_receiver_ready, xlp_receiver_ready_len());
 	if (rc)
 		goto destroy;
+	fault_point("recv:ready");
 	/* bounded: a sender that never says GO (it died, or the path went silent) must not hold
 	 * our copy forever; without GO it cannot run anywhere else either */
 	rc = read_fixed(a->recv_fd, xlp_permission_to_go, xlp_permission_to_go_len(), "GO message",
@@ -432,10 +463,13 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 	if (rc)
 		goto report;
 	rep->t_go_us = loop_now_us();
+	fault_point("recv:go");
 	rc = a->ops->rename(a->hv, domid, incoming, name);
 	if (!rc && !a->paused)
 		rc = a->ops->unpause(a->hv, domid);
 	rep->t_end_us = loop_now_us();
+	if (!rc)
+		fault_point("recv:unpause");
 	log_debug("migration target: %s renamed and started %.1f ms after GO", name,
 	          (double)(rep->t_end_us - rep->t_go_us) / 1000.0);
 report:
@@ -454,10 +488,12 @@ report:
 		log_error("migration receiver: cannot report to the sender");
 	if (!rc) {
 		*domid_r = domid;
+		fault_point("recv:report");
 		if (ext) {
 			char *final = NULL;
 
 			a->ext->go(a->ext_ctx, &final);
+			fault_point("recv:preempted");
 			if (ext_write(a->send_fd, final ? final : "{}"))
 				log_warn(
 				    "migration target: cannot tell the sender how the reservation "

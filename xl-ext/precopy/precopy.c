@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
@@ -39,7 +42,29 @@ struct pc_out {
 	int64_t last_us;
 	uint64_t bytes;
 	volatile sig_atomic_t *cancel; /* checked before every write: Ctrl-C acts within a batch */
+	int stall_ms; /* > 0: fd is non-blocking, and the receiver must take data this often */
+	bool stalled;
 };
+
+/* Wait until fd takes data again, at most o->stall_ms. */
+static int out_wait(struct pc_out *o)
+{
+	struct pollfd p = {.fd = o->fd, .events = POLLOUT};
+	int rc = poll(&p, 1, o->stall_ms);
+
+	if (rc < 0 && errno == EINTR)
+		return o->cancel && *o->cancel ? ERR_CANCELLED : 0;
+	if (rc < 0)
+		return err_from_errno(errno);
+	if (rc == 0) {
+		o->stalled = true;
+		log_error("migration stream: the receiver took no data for %d s (stopped, or the "
+		          "path to it went silent)",
+		          o->stall_ms / 1000);
+		return ERR_TIMEOUT;
+	}
+	return 0;
+}
 
 static void bucket_take(struct pc_out *o, size_t n)
 {
@@ -98,6 +123,13 @@ static int out_writev(struct pc_out *o, struct iovec *iov, int iovcnt)
 			return ERR_CANCELLED;
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN && o->stall_ms > 0) {
+			int rc = out_wait(o);
+
+			if (rc)
+				return rc;
+			continue;
+		}
 		if (n < 0)
 			return ERR_IO;
 		while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
@@ -472,6 +504,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 			rc = send_round_end(c, round, rr->pages);
 		if (rc)
 			return rc;
+		fault_point_n("send:round", round);
 		wait_drained(c);
 		rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
 		if (rc)
@@ -543,6 +576,7 @@ static int stop_and_copy(struct pc_send_ctx *c, struct pc_cpu_state *st)
 	if (rc)
 		return rc;
 	report->t_suspended_us = loop_now_us();
+	fault_point("send:suspend");
 	rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
 	if (rc)
 		return rc;
@@ -575,7 +609,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	struct pc_cpu_state st = {0};
 	struct pc_params pp = params->policy;
 	struct pc_state pol;
-	int rc;
+	int rc, fd_flags;
 
 	memset(report, 0, sizeof(*report));
 	report->t_start_us = loop_now_us();
@@ -588,6 +622,12 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	rc = stream_batch_init(&c.batch);
 	if (rc)
 		return rc;
+	/* bounded writes: non-blocking for the stream's time (the descriptor is this
+	 * migration's own: the rune's pipe or the socket) */
+	fd_flags = fcntl(fd, F_GETFL);
+	if (params->stall_timeout_ms > 0 && fd_flags >= 0 &&
+	    fcntl(fd, F_SETFL, fd_flags | O_NONBLOCK) == 0)
+		c.out.stall_ms = params->stall_timeout_ms;
 	c.bm_words = (src->nr_pages + 63) / 64;
 	c.pending = calloc(c.bm_words, sizeof(uint64_t));
 	if (!c.pending) {
@@ -610,6 +650,9 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		goto out;
 	rc = stop_and_copy(&c, &st);
 out:
+	if (c.out.stall_ms > 0)
+		fcntl(fd, F_SETFL, fd_flags);
+	report->stalled = c.out.stalled;
 	sample_ram(&c);
 	report->total_bytes = c.out.bytes;
 	pc_cpu_state_free(&st);

@@ -29,9 +29,12 @@ struct mig_params {
 	bool debug;              /* after stop-and-copy, resend every page for verification */
 	bool progress;           /* a progress line per round on stderr */
 	volatile sig_atomic_t
-	    *cancel;      /* set by a signal handler: abort before the point of no return */
-	int send_back_fd; /* receiver: the channel back to the sender, which xl hands
-	                     to libxl_domain_create_restore (0: none) */
+	    *cancel;          /* set by a signal handler: abort before the point of no return */
+	int send_back_fd;     /* receiver: the channel back to the sender, which xl hands
+	                         to libxl_domain_create_restore (0: none) */
+	int stall_timeout_ms; /* sender: the longest the receiver may take none of the stream
+	                         (stopped, or the path silent) before the migration fails and
+	                         the guest resumes here; 0: no limit */
 };
 
 struct mig_round_report {
@@ -65,6 +68,7 @@ struct mig_report {
 	const char *reason;
 	unsigned max_throttle;
 	bool verified; /* a --debug verification pass ran */
+	bool stalled;  /* the receiver took no data for stall_timeout_ms */
 	uint64_t verify_mismatches;
 	char dirtylog_method[16];
 	/* bytes of the source guest's memory allocated (its file's blocks) when the migration

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
@@ -25,7 +26,14 @@ static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 	uint32_t padded;
 	int rc;
 
-	rc = fd_read_exact(fd, hdr, sizeof(hdr));
+	rc = fd_read_exact_timeout(fd, hdr, sizeof(hdr), PC_RECV_STALL_TIMEOUT_MS);
+	if (rc == ERR_TIMEOUT) {
+		log_error(
+		    "migration stream: nothing from the sender for %d s (stopped, or the path "
+		    "went silent)",
+		    PC_RECV_STALL_TIMEOUT_MS / 1000);
+		return rc;
+	}
 	if (rc) {
 		log_error("migration stream ended early (truncated stream or sender gone)");
 		return ERR_IO;
@@ -42,9 +50,10 @@ static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 	}
 	padded = (rec->length + 7u) & ~7u;
 	for (uint32_t done = 0; !rc && done < padded; done += PC_IO_MAX_BYTES)
-		rc = fd_read_exact(fd, body + done,
-		                   padded - done < PC_IO_MAX_BYTES ? padded - done
-		                                                   : PC_IO_MAX_BYTES);
+		rc = fd_read_exact_timeout(fd, body + done,
+		                           padded - done < PC_IO_MAX_BYTES ? padded - done
+		                                                           : PC_IO_MAX_BYTES,
+		                           PC_RECV_STALL_TIMEOUT_MS);
 	if (rc) {
 		log_error("migration stream ended inside a %s record", stream_rec_name(rec->type));
 		return ERR_IO;
@@ -285,8 +294,10 @@ static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
 			log_error("migration stream: round %u out of order", round);
 			rc = ERR_PROTO;
 		}
-		if (!rc)
+		if (!rc) {
 			report->nrounds++;
+			fault_point_n("recv:round", round);
+		}
 		return rc;
 	case STREAM_REC_VCPU_STATE:
 	case STREAM_REC_DEVICE_MODEL:
