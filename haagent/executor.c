@@ -621,6 +621,47 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 	}
 }
 
+/*
+ * A migration worker killed by a signal cannot say how far it got; what it left on this host
+ * does. <guest>--migratedaway: renamed away, and GO maybe sent: undefined until the target
+ * reports, as after a broken final handshake. The guest paused under its own name: suspended
+ * but never renamed away, so GO was never sent (xl's protocol renames first): resumed here.
+ * Running: it died in pre-copy and nothing changed.
+ */
+static int killed_send_status(struct ha_executor *ex, const struct job *j, int sig)
+{
+	const struct hv_ops *ops = ex->env.hv_ops;
+	char away[HV_NAME_MAX + 16];
+	struct hv_domain_info info;
+	uint32_t domid;
+	int rc;
+
+	log_error("executor: the migration worker of %s to node %" PRIu32
+	          " was killed (signal %d); looking at what it left here",
+	          j->guest, j->to, sig);
+	if (!ops || !ops->lookup)
+		return HA_WORKER_FAILED;
+	snprintf(away, sizeof(away), "%s--migratedaway", j->guest);
+	if (ops->lookup(ex->env.hv, away, &domid) == 0) {
+		log_error("executor: %s is paused here as %s: the target may run it; kept until "
+		          "its node reports",
+		          j->guest, away);
+		return HA_WORKER_UNDEFINED;
+	}
+	if (ops->lookup(ex->env.hv, j->guest, &domid) != 0 || !ops->info ||
+	    ops->info(ex->env.hv, domid, &info) != 0 || !info.paused)
+		return HA_WORKER_FAILED;
+	rc = ops->resume ? ops->resume(ex->env.hv, domid) : ERR_NOTSUP;
+	if (rc)
+		log_error("executor: %s stays suspended here (resume failed: %s); never sent to "
+		          "the target: resume it by hand (xl-ext unpause %s)",
+		          j->guest, err_str(rc), j->guest);
+	else
+		log_warn("executor: %s was suspended but never handed over: resumed here",
+		         j->guest);
+	return HA_WORKER_FAILED;
+}
+
 static void on_sigchld(struct loop *loop, int signo, void *arg)
 {
 	struct ha_executor *ex = arg;
@@ -633,7 +674,10 @@ static void on_sigchld(struct loop *loop, int signo, void *arg)
 
 		if (!j->used || j->pid <= 0 || waitpid(j->pid, &status, WNOHANG) != j->pid)
 			continue;
-		job_done(ex, j, WIFEXITED(status) ? WEXITSTATUS(status) : HA_WORKER_FAILED);
+		if (j->kind == JOB_SEND && WIFSIGNALED(status))
+			job_done(ex, j, killed_send_status(ex, j, WTERMSIG(status)));
+		else
+			job_done(ex, j, WIFEXITED(status) ? WEXITSTATUS(status) : HA_WORKER_FAILED);
 	}
 	ha_exec_reconcile(ex);
 }

@@ -58,16 +58,46 @@ static bool with_key; /* a migration_key is configured (the default here) */
 static char jobs_path[64];
 static struct log_sink *capture;
 
-/* The executor asks the hypervisor only whether an orphaned incoming guest is here. */
+/*
+ * The executor asks the hypervisor whether an orphaned incoming guest is here, and what a
+ * killed migration worker left of g1: nothing, g1--migratedaway, g1 suspended, g1 running.
+ */
+#define STATUS_KILLED (-9) /* the send worker dies of SIGKILL */
+static enum { LEFT_NONE, LEFT_AWAY, LEFT_SUSPENDED, LEFT_RUNNING } left_here;
+static unsigned resumes;
+
 static int fake_lookup(struct hv *hv, const char *name, uint32_t *domid_r)
 {
 	(void)hv;
-	(void)name;
-	(void)domid_r;
+	if ((left_here == LEFT_AWAY && !strcmp(name, "g1--migratedaway")) ||
+	    ((left_here == LEFT_SUSPENDED || left_here == LEFT_RUNNING) && !strcmp(name, "g1"))) {
+		*domid_r = 7;
+		return 0;
+	}
 	return ERR_NOTFOUND;
 }
 
-static const struct hv_ops fake_ops = {.name = "fake", .lookup = fake_lookup};
+static int fake_info(struct hv *hv, uint32_t domid, struct hv_domain_info *info)
+{
+	(void)hv;
+	memset(info, 0, sizeof(*info));
+	info->domid = domid;
+	info->paused = left_here == LEFT_SUSPENDED;
+	info->running = !info->paused;
+	return 0;
+}
+
+static int fake_resume(struct hv *hv, uint32_t domid)
+{
+	(void)hv;
+	(void)domid;
+	resumes++;
+	left_here = LEFT_RUNNING;
+	return 0;
+}
+
+static const struct hv_ops fake_ops = {
+    .name = "fake", .lookup = fake_lookup, .info = fake_info, .resume = fake_resume};
 static int fake_hv_storage;
 #define FAKE_HV ((struct hv *)&fake_hv_storage)
 
@@ -101,7 +131,7 @@ static int test_worker(void *arg, const char *kind, const char *guest, uint32_t 
 	 * copy of this process would count the libraries' state (freed by their destructors at a
 	 * normal exit only) as leaks and replace the status with --error-exitcode's.
 	 */
-	snprintf(line, sizeof(line), "exit %d", status);
+	snprintf(line, sizeof(line), status == STATUS_KILLED ? "kill -9 $$" : "exit %d", status);
 	execl("/bin/sh", "sh", "-c", line, (char *)NULL);
 	return 97;
 }
@@ -462,6 +492,56 @@ static void test_failed_job_submits_mig_failed(void **state)
 }
 
 /*
+ * The migration worker is killed (SIGKILL) after it renamed g1 away: the paused copy here may
+ * be the guest's only copy or a stale one, as after a broken final handshake: reported done,
+ * kept until the target reports g1 running, then dropped. Before, a killed worker counted as
+ * failed: g1 stayed node 1's in the view while it ran on node 2 and its copy here stayed
+ * paused forever.
+ */
+static void test_killed_worker_left_away_copy(void **state)
+{
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+
+	(void)state;
+	status_send = STATUS_KILLED;
+	left_here = LEFT_AWAY;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	settle(c);
+	assert_jobs("send g1 1>2\n");
+	assert_int_equal(guest(c, 3, "g1")->owner, 2);
+	assert_true(log_capture_contains(capture, "was killed (signal 9)"));
+	g1_also_on[2] = true;
+	report(c, 2);
+	wait_jobs(c);
+	assert_jobs("send g1 1>2\ndrop-away g1 1>0\n");
+	assert_int_equal(resumes, 0);
+	g1_also_on[2] = false;
+	teardown_cluster(c);
+}
+
+/*
+ * Killed after it suspended g1 but before the rename: GO was never sent, so g1 is resumed here
+ * at once and the move counts as failed (retried). Killed in pre-copy (g1 running): failed,
+ * nothing resumed.
+ */
+static void test_killed_worker_suspended_or_running(void **state)
+{
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+
+	(void)state;
+	status_send = STATUS_KILLED;
+	left_here = LEFT_SUSPENDED;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	settle(c);
+	assert_int_equal(resumes, 1); /* the first attempt; the retries find it running */
+	assert_int_equal(guest(c, 2, "g1")->owner, 1);
+	assert_int_equal(guest(c, 2, "g1")->failures, PLAN_DEFAULT_MAX_ATTEMPTS);
+	assert_jobs("send g1 1>2\nsend g1 1>2\nsend g1 1>2\n");
+	assert_true(log_capture_contains(capture, "suspended but never handed over: resumed"));
+	teardown_cluster(c);
+}
+
+/*
  * Past the point of no return (HA_WORKER_UNDEFINED): reported done, and the paused copy here
  * (g1--migratedaway) is kept until the target reports g1 running; then it is dropped.
  */
@@ -743,6 +823,8 @@ static int reset(void **state)
 {
 	(void)state;
 	g1_gone = false;
+	left_here = LEFT_NONE;
+	resumes = 0;
 	with_key = true;
 	status_send = status_create = status_stop = status_fence = HA_WORKER_FAILED;
 	fence_report = NULL;
@@ -759,6 +841,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_failed_job_submits_mig_failed, reset),
 	    cmocka_unit_test_setup(test_undefined_job_reported_done, reset),
 	    cmocka_unit_test_setup(test_undefined_target_lacks_it, reset),
+	    cmocka_unit_test_setup(test_killed_worker_left_away_copy, reset),
+	    cmocka_unit_test_setup(test_killed_worker_suspended_or_running, reset),
 	    cmocka_unit_test_setup(test_no_job_without_quorum, reset),
 	    cmocka_unit_test_setup(test_self_fence_without_quorum, reset),
 	    cmocka_unit_test_setup(test_no_migration_key, reset),
