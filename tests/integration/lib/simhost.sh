@@ -108,6 +108,41 @@ sim_exactly_one() {
 	echo "$on_host"
 }
 
+# sim_copycheck_start [copycheck options]: watch every sim host of the run in the background
+# for a guest that runs on two hosts at once (tests/integration/copycheck.c: no fork per
+# sample; a host whose $TB_DIR/h<i>/dead exists is not read). -a: paused copies count too;
+# -g PREFIX: only guests named so.
+sim_copycheck_start() {
+	local i hosts=()
+	for ((i = 1; i <= TB_NHOSTS; i++)); do
+		hosts+=("h$i=$TB_DIR/sim$i:$TB_DIR/h$i/dead")
+	done
+	"${COPYCHECK:-$top_builddir/tests/integration/copycheck}" -i 5 -o "$TB_DIR/twice" "$@" \
+		"${hosts[@]}" >"$TB_DIR/copycheck.out" 2>"$TB_DIR/copycheck.err" &
+	SIM_COPYCHECK_PID=$!
+	tb_defer sim_copycheck_kill
+}
+
+sim_copycheck_kill() {
+	[ -n "${SIM_COPYCHECK_PID:-}" ] || return 0
+	kill -TERM "$SIM_COPYCHECK_PID" 2>/dev/null && wait "$SIM_COPYCHECK_PID"
+	SIM_COPYCHECK_PID=
+	return 0
+}
+
+# sim_copycheck_ok: no guest ran twice so far (the test fails otherwise)
+sim_copycheck_ok() {
+	[ ! -s "$TB_DIR/twice" ] ||
+		{ cat "$TB_DIR/twice" "$TB_DIR/copycheck.err" >&2; tb_fail "a guest ran on two hosts at once"; }
+}
+
+# sim_copycheck_stop: stop the checker, fail if a guest ran twice, print its summary line
+sim_copycheck_stop() {
+	sim_copycheck_kill
+	sim_copycheck_ok
+	cat "$TB_DIR/copycheck.out"
+}
+
 sim_wait_precopy() {
 	tb_wait_until 30 eval "sim_x $1 sim-check --status $2 | grep -Eq '\"dirtylog\":\"(uffd|mprotect)\"'"
 }
