@@ -329,9 +329,12 @@ static int take_sync(struct ha_state *st, uint32_t from, const struct ha_msg *m)
 {
 	if (st->sync_source == 0 || from != st->sync_source || !ha_state_for_membership(st, m))
 		return ERR_BUSY; /* not this round's transfer */
-	memcpy(st->nodes, m->nodes, m->nnodes * sizeof(m->nodes[0]));
+	/* a view without guests (or nodes) comes with no array: memcpy's NULL is undefined */
+	if (m->nnodes)
+		memcpy(st->nodes, m->nodes, m->nnodes * sizeof(m->nodes[0]));
 	st->nnodes = m->nnodes;
-	memcpy(st->guests, m->guests, m->nguests * sizeof(m->guests[0]));
+	if (m->nguests)
+		memcpy(st->guests, m->guests, m->nguests * sizeof(m->guests[0]));
 	st->nguests = m->nguests;
 	qsort(st->nodes, st->nnodes, sizeof(st->nodes[0]), cmp_node_info);
 	qsort(st->guests, st->nguests, sizeof(st->guests[0]), cmp_guest_info);
