@@ -216,7 +216,17 @@ static int apply_hello(struct ha_state *st, uint32_t from, const struct ha_msg *
 			continue;
 		}
 		owner = ha_state_find_node(st, g->owner);
-		if (g->owner == from) {
+		if (g->owner == from && was_fenced && g->stopped && g->moving_to == 0) {
+			/* fenced, and back before the guest restarted anywhere: this copy lost its
+			 * LUNs to the fence (its writes are refused) and must not go on; it is
+			 * destroyed here, and the guest cold-restarts as the fence planned */
+			ha_state_event(st,
+			               "stale copy of %s on %s (fenced before its restart): %s "
+			               "destroys it, the guest restarts",
+			               g->name, n->name, n->name);
+			if (from == st->self)
+				ha_state_stale_copy_again(st, g->name);
+		} else if (g->owner == from) {
 			take_config(g, r);
 			g->stopped = 0;
 			g->reported = 1;

@@ -129,6 +129,8 @@ void execute(struct tnode *n)
 			continue;
 		if (a[i].kind == PLAN_MIGRATE) {
 			submit(n, HA_MSG_MIG_START, a[i].guest, a[i].from, a[i].to, 0);
+		} else if (a[i].kind == PLAN_COLD_RESTART && c->hold_restarts) {
+			continue;
 		} else if (a[i].kind == PLAN_COLD_RESTART) {
 			submit(n, a[i].from == n->id ? HA_MSG_GUEST_STOPPED : HA_MSG_RESTART_START,
 			       a[i].guest, a[i].from, a[i].to, 0);

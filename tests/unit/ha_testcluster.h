@@ -45,6 +45,8 @@ struct ctx {
 	bool fence_spares_node;
 	/* a reservation-only fence: the victim's guests keep running (their writes are refused) */
 	bool fence_keeps_guests;
+	/* cold restarts are planned but not claimed (a fenced node comes back before them) */
+	bool hold_restarts;
 	/* [executor][victim]: fences the plan made executor start (counted with auto_fence
 	 * off too) */
 	unsigned fence_tries[NNODES + 1][NNODES + 1];

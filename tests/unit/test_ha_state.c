@@ -269,6 +269,81 @@ static void test_partition_heal_takes_quorate_view(void **state)
  * node, and only it, learns which of its guests run elsewhere now (ha_state_stale_copy), every
  * node says so, and once it destroyed them the view is unchanged.
  */
+/*
+ * Node 1 is cut off and fenced by reservation (its guests keep running, frozen), and the
+ * partition heals before any of its guests restarted elsewhere. Its copies lost their LUNs:
+ * they are stale even though the view still has node 1 as their owner. Node 1 destroys them
+ * and each guest cold-restarts once. Before, node 1's HELLO took them back as running there,
+ * unable to write, and nothing restarted them.
+ */
+static void test_rejoin_between_fence_and_restart(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	static const int split[NNODES] = {1, 0, 0}, whole[NNODES] = {0, 0, 0};
+	struct ctx *c = setup_cluster(order, 1);
+	bool was[NGUESTS];
+	unsigned nwas = 0, nstale = 0;
+	const char *name;
+	char text[96];
+
+	(void)state;
+	c->fence_spares_node = true;
+	c->fence_keeps_guests = true;
+	c->allow_copies = true;
+	c->hold_restarts = true;
+	memcpy(was, c->running[1], sizeof(was));
+	cl_sim_partition(c->w, split);
+	run(c);
+	assert_int_equal(c->fences[1], 1);
+	for (int g = 0; g < NGUESTS; g++) {
+		if (!was[g])
+			continue;
+		nwas++;
+		assert_int_equal(c->restarts[g], 0); /* held */
+		assert_true(ha_state_guest(c->nodes[2].st, gname[g])->stopped);
+	}
+	assert_true(nwas > 0);
+	cl_sim_partition(c->w, whole);
+	run(c);
+	assert_agreement(c);
+	while ((name = ha_state_stale_copy(c->nodes[1].st, nstale)) != NULL) {
+		assert_true(gindex(name) >= 0 && was[gindex(name)]);
+		nstale++;
+	}
+	assert_int_equal(nstale, nwas);
+	for (int g = 0; g < NGUESTS; g++) {
+		if (!was[g])
+			continue;
+		assert_true(ha_state_guest(c->nodes[3].st, gname[g])->stopped);
+		snprintf(text, sizeof(text),
+		         "stale copy of %s on node1 (fenced before its restart)", gname[g]);
+		assert_true(every_node_has_event(c, text));
+	}
+	/* node 1's executor destroys them; then the restarts go ahead, once each */
+	while ((name = ha_state_stale_copy(c->nodes[1].st, 0)) != NULL) {
+		c->running[1][gindex(name)] = false;
+		ha_state_stale_copy_done(c->nodes[1].st, name);
+	}
+	announce(c, 1, false);
+	c->hold_restarts = false;
+	for (uint32_t id = 1; id <= NNODES; id++)
+		execute(&c->nodes[id]);
+	run(c);
+	assert_agreement(c);
+	for (int g = 0; g < NGUESTS; g++) {
+		unsigned copies = 0;
+
+		if (!was[g])
+			continue;
+		assert_int_equal(c->restarts[g], 1);
+		for (uint32_t id = 1; id <= NNODES; id++)
+			copies += c->running[id][g];
+		assert_int_equal(copies, 1);
+		assert_false(ha_state_guest(c->nodes[2].st, gname[g])->stopped);
+	}
+	teardown_cluster(c);
+}
+
 static void test_heal_after_reservation_fence(void **state)
 {
 	static const uint32_t order[NNODES] = {1, 2, 3};
@@ -551,6 +626,7 @@ int main(void)
 	    cmocka_unit_test(test_source_dies_mid_migration),
 	    cmocka_unit_test(test_corosync_restart_resyncs),
 	    cmocka_unit_test(test_partition_heal_takes_quorate_view),
+	    cmocka_unit_test(test_rejoin_between_fence_and_restart),
 	    cmocka_unit_test(test_heal_after_reservation_fence),
 	    cmocka_unit_test(test_operator_migration),
 	    cmocka_unit_test(test_garbage_on_the_bus),
