@@ -485,6 +485,10 @@ static int apply_move_end(struct ha_state *st, uint32_t from, const struct ha_ms
 		dst->free_mib += g->mem_mib;
 		if (g->failures < 255)
 			g->failures++;
+		/* its source was fenced while the move was in flight (the fence left the moving
+		 * guest to this outcome): it runs nowhere now and restarts as the fence planned */
+		if (src->state == HA_NODE_FENCED)
+			g->stopped = 1;
 		ha_state_event(st, "%s of guest %s from %s to %s failed (%u): %s%s%s",
 		               restart ? "restart" : "migration", g->name, src->name, dst->name,
 		               g->failures, err_str(m->err), m->text[0] ? ": " : "", m->text);

@@ -213,7 +213,7 @@ static void cb_membership(void *arg, const uint32_t *members, size_t nm, const u
 
 	refresh_local(n);
 	ha_state_membership(n->st, members, nm, left, nl, joined, nj);
-	if (ha_state_synced(n->st))
+	if (ha_state_synced(n->st) && !n->ctx->late_orphans)
 		report_orphans(n, members, nm);
 	execute(n);
 	pump(n);

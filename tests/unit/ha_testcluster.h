@@ -47,6 +47,9 @@ struct ctx {
 	bool fence_keeps_guests;
 	/* cold restarts are planned but not claimed (a fenced node comes back before them) */
 	bool hold_restarts;
+	/* the survivors of a move whose peer left do not report it at once (a receiver that
+	 * waits for a GO until its timeout): the test submits the failures itself */
+	bool late_orphans;
 	/* [executor][victim]: fences the plan made executor start (counted with auto_fence
 	 * off too) */
 	unsigned fence_tries[NNODES + 1][NNODES + 1];

@@ -222,6 +222,55 @@ static void test_source_dies_mid_migration(void **state)
 	teardown_cluster(c);
 }
 
+/*
+ * As above, but the targets report the broken migrations only after the majority fenced
+ * node1 (a receiver waits for its GO until its timeout, and the fence is quicker): the
+ * moving guests were left to the migrations' outcome by the fence, and their failure must
+ * leave them to restart. Before, they stayed owned by the fenced node, not stopped, and every
+ * restart claim was refused: the guests were lost.
+ */
+static void test_move_fails_after_its_source_was_fenced(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	struct ctx *c = setup_cluster(order, 1);
+	const struct ha_guest_info *g;
+	uint32_t to[4] = {0};
+	unsigned moving = 0;
+
+	(void)state;
+	c->auto_complete = false;
+	c->late_orphans = true;
+	mark(c, 2, 1, HA_NODE_FAILING);
+	run(c);
+	for (int i = 0; i < 4; i++) {
+		to[i] = ha_state_guest(c->nodes[2].st, gname[i])->moving_to;
+		moving += to[i] != 0;
+	}
+	assert_int_equal(moving, 2);
+	c->auto_complete = true;
+	fence(c, 1);
+	c->fences[1] = 0;
+	run(c);
+	assert_int_equal(c->fences[1], 1);
+	for (int i = 0; i < 4; i++) {
+		if (!to[i])
+			continue;
+		g = ha_state_guest(c->nodes[2].st, gname[i]);
+		assert_int_equal(g->moving_to, to[i]); /* left to the outcome */
+		assert_int_equal(c->restarts[i], 0);
+		submit(&c->nodes[to[i]], HA_MSG_MIG_FAILED, gname[i], 1, to[i], 0);
+		pump(&c->nodes[to[i]]);
+	}
+	run(c);
+	assert_agreement(c);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(c->restarts[i], 1);
+		assert_int_not_equal(owner_of(c, 3, gname[i]), 1);
+		assert_false(ha_state_guest(c->nodes[3].st, gname[i])->stopped);
+	}
+	teardown_cluster(c);
+}
+
 static void test_corosync_restart_resyncs(void **state)
 {
 	static const uint32_t order[NNODES] = {1, 2, 3};
@@ -624,6 +673,7 @@ int main(void)
 	    cmocka_unit_test(test_minority_never_fences),
 	    cmocka_unit_test(test_target_dies_mid_migration),
 	    cmocka_unit_test(test_source_dies_mid_migration),
+	    cmocka_unit_test(test_move_fails_after_its_source_was_fenced),
 	    cmocka_unit_test(test_corosync_restart_resyncs),
 	    cmocka_unit_test(test_partition_heal_takes_quorate_view),
 	    cmocka_unit_test(test_rejoin_between_fence_and_restart),
