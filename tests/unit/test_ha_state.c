@@ -314,10 +314,40 @@ static void test_partition_heal_takes_quorate_view(void **state)
 }
 
 /*
- * A reservation-only fence stops a guest's writes, not the guest. After the heal the fenced
- * node, and only it, learns which of its guests run elsewhere now (ha_state_stale_copy), every
- * node says so, and once it destroyed them the view is unchanged.
+ * Node 1 cut off from nodes 2 and 3 and fenced by reservation: its guests keep running there,
+ * their writes refused. was: what node 1 ran before. Returns how many.
  */
+static unsigned cut_off_and_fence_node1(struct ctx *c, bool *was)
+{
+	static const int split[NNODES] = {1, 0, 0};
+	unsigned nwas = 0;
+
+	c->fence_spares_node = true;
+	c->fence_keeps_guests = true;
+	c->allow_copies = true;
+	memcpy(was, c->running[1], sizeof(c->running[1]));
+	cl_sim_partition(c->w, split);
+	run(c);
+	assert_int_equal(c->fences[1], 1);
+	for (int g = 0; g < NGUESTS; g++)
+		nwas += was[g];
+	assert_true(nwas > 0);
+	return nwas;
+}
+
+/* The stale copies node 1 was told of: each one a guest it ran before the fence. */
+static unsigned stale_copies_of_node1(struct ctx *c, const bool *was)
+{
+	unsigned n = 0;
+	const char *name;
+
+	while ((name = ha_state_stale_copy(c->nodes[1].st, n)) != NULL) {
+		assert_true(gindex(name) >= 0 && was[gindex(name)]);
+		n++;
+	}
+	return n;
+}
+
 /*
  * Node 1 is cut off and fenced by reservation (its guests keep running, frozen), and the
  * partition heals before any of its guests restarted elsewhere. Its copies lost their LUNs:
@@ -328,38 +358,26 @@ static void test_partition_heal_takes_quorate_view(void **state)
 static void test_rejoin_between_fence_and_restart(void **state)
 {
 	static const uint32_t order[NNODES] = {1, 2, 3};
-	static const int split[NNODES] = {1, 0, 0}, whole[NNODES] = {0, 0, 0};
+	static const int whole[NNODES] = {0, 0, 0};
 	struct ctx *c = setup_cluster(order, 1);
 	bool was[NGUESTS];
-	unsigned nwas = 0, nstale = 0;
+	unsigned nwas;
 	const char *name;
 	char text[96];
 
 	(void)state;
-	c->fence_spares_node = true;
-	c->fence_keeps_guests = true;
-	c->allow_copies = true;
 	c->hold_restarts = true;
-	memcpy(was, c->running[1], sizeof(was));
-	cl_sim_partition(c->w, split);
-	run(c);
-	assert_int_equal(c->fences[1], 1);
+	nwas = cut_off_and_fence_node1(c, was);
 	for (int g = 0; g < NGUESTS; g++) {
 		if (!was[g])
 			continue;
-		nwas++;
 		assert_int_equal(c->restarts[g], 0); /* held */
 		assert_true(ha_state_guest(c->nodes[2].st, gname[g])->stopped);
 	}
-	assert_true(nwas > 0);
 	cl_sim_partition(c->w, whole);
 	run(c);
 	assert_agreement(c);
-	while ((name = ha_state_stale_copy(c->nodes[1].st, nstale)) != NULL) {
-		assert_true(gindex(name) >= 0 && was[gindex(name)]);
-		nstale++;
-	}
-	assert_int_equal(nstale, nwas);
+	assert_int_equal(stale_copies_of_node1(c, was), nwas);
 	for (int g = 0; g < NGUESTS; g++) {
 		if (!was[g])
 			continue;
@@ -393,47 +411,35 @@ static void test_rejoin_between_fence_and_restart(void **state)
 	teardown_cluster(c);
 }
 
+/*
+ * A reservation-only fence stops a guest's writes, not the guest. After the heal the fenced
+ * node, and only it, learns which of its guests run elsewhere now (ha_state_stale_copy), every
+ * node says so, and once it destroyed them the view is unchanged.
+ */
 static void test_heal_after_reservation_fence(void **state)
 {
 	static const uint32_t order[NNODES] = {1, 2, 3};
-	static const int split[NNODES] = {1, 0, 0}, whole[NNODES] = {0, 0, 0};
+	static const int whole[NNODES] = {0, 0, 0};
 	struct ctx *c = setup_cluster(order, 1);
 	bool was[NGUESTS];
-	unsigned nwas = 0, nstale = 0;
+	unsigned nwas;
 	const char *name;
 	char text[96];
 
 	(void)state;
-	c->fence_spares_node = true;
-	c->fence_keeps_guests = true;
-	c->allow_copies = true;
-	memcpy(was, c->running[1], sizeof(was));
-	cl_sim_partition(c->w, split);
-	run(c);
-	assert_int_equal(c->fences[1], 1);
+	nwas = cut_off_and_fence_node1(c, was);
 	for (int g = 0; g < NGUESTS; g++) {
 		if (!was[g])
 			continue;
-		nwas++;
 		assert_int_equal(c->restarts[g], 1);
 		assert_true(c->running[1][g]); /* the stale copy */
 		assert_int_not_equal(owner_of(c, 2, gname[g]), 1);
 	}
-	assert_true(nwas > 0);
 	assert_null(ha_state_stale_copy(c->nodes[1].st, 0)); /* cut off: knows nothing yet */
 	cl_sim_partition(c->w, whole);
 	run(c);
 	assert_agreement(c);
-	while ((name = ha_state_stale_copy(c->nodes[1].st, nstale)) != NULL) {
-		int g = -1;
-
-		for (int k = 0; k < NGUESTS; k++)
-			if (strcmp(gname[k], name) == 0)
-				g = k;
-		assert_true(g >= 0 && was[g]);
-		nstale++;
-	}
-	assert_int_equal(nstale, nwas);
+	assert_int_equal(stale_copies_of_node1(c, was), nwas);
 	assert_null(ha_state_stale_copy(c->nodes[2].st, 0));
 	assert_null(ha_state_stale_copy(c->nodes[3].st, 0));
 	for (int g = 0; g < NGUESTS; g++) {
