@@ -291,8 +291,7 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 	    req->reply_timeout_ms > 0 ? req->reply_timeout_ms : MIG_REPLY_TIMEOUT_MS;
 	a.params = req->params;
 	/* the receiver may take none of the stream for as long as it may take to answer */
-	if (!a.params.stall_timeout_ms)
-		a.params.stall_timeout_ms = a.reply_timeout_ms;
+	a.params.stall_timeout_ms = a.reply_timeout_ms;
 	rc = mig_send(&a, &out->report, &out->result);
 out:
 	if (a.send_fd >= 0)

@@ -19,6 +19,19 @@
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/precopy/precopy_int.h"
 
+/* Read len bytes of the stream, giving up on a sender silent for PC_RECV_STALL_TIMEOUT_MS. */
+static int read_stream(int fd, void *buf, size_t len)
+{
+	int rc = fd_read_exact_timeout(fd, buf, len, PC_RECV_STALL_TIMEOUT_MS);
+
+	if (rc == ERR_TIMEOUT)
+		log_error(
+		    "migration stream: nothing from the sender for %d s (stopped, or the path "
+		    "went silent)",
+		    PC_RECV_STALL_TIMEOUT_MS / 1000);
+	return rc;
+}
+
 static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 {
 	uint8_t hdr[STREAM_REC_HDR_SIZE];
@@ -26,14 +39,9 @@ static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 	uint32_t padded;
 	int rc;
 
-	rc = fd_read_exact_timeout(fd, hdr, sizeof(hdr), PC_RECV_STALL_TIMEOUT_MS);
-	if (rc == ERR_TIMEOUT) {
-		log_error(
-		    "migration stream: nothing from the sender for %d s (stopped, or the path "
-		    "went silent)",
-		    PC_RECV_STALL_TIMEOUT_MS / 1000);
+	rc = read_stream(fd, hdr, sizeof(hdr));
+	if (rc == ERR_TIMEOUT)
 		return rc;
-	}
 	if (rc) {
 		log_error("migration stream ended early (truncated stream or sender gone)");
 		return ERR_IO;
@@ -50,12 +58,12 @@ static int read_record(int fd, uint8_t *body, struct stream_rec *rec)
 	}
 	padded = (rec->length + 7u) & ~7u;
 	for (uint32_t done = 0; !rc && done < padded; done += PC_IO_MAX_BYTES)
-		rc = fd_read_exact_timeout(fd, body + done,
-		                           padded - done < PC_IO_MAX_BYTES ? padded - done
-		                                                           : PC_IO_MAX_BYTES,
-		                           PC_RECV_STALL_TIMEOUT_MS);
+		rc = read_stream(fd, body + done,
+		                 padded - done < PC_IO_MAX_BYTES ? padded - done : PC_IO_MAX_BYTES);
 	if (rc) {
-		log_error("migration stream ended inside a %s record", stream_rec_name(rec->type));
+		if (rc != ERR_TIMEOUT) /* a stall is said above */
+			log_error("migration stream ended inside a %s record",
+			          stream_rec_name(rec->type));
 		return ERR_IO;
 	}
 	rc = stream_rec_check(rec->type, rec->length, csum, body);
