@@ -55,6 +55,7 @@ struct cl_sim_world {
 	uint64_t now;
 	unsigned delay;
 	uint32_t next_nodeid;
+	bool two_node; /* the quorum is one vote (votequorum's two_node) */
 };
 
 static struct cl_sim_world *open_world; /* set by cl_sim_world_next_node() */
@@ -173,7 +174,7 @@ static void recompute(struct cl_sim_world *w)
 			if (o->handle && !o->lost)
 				members[nm++] = o->nodeid;
 		}
-		quorate = up * 2 > w->nnodes;
+		quorate = up * 2 > w->nnodes || (w->two_node && up > 0);
 		changed =
 		    nm != n->nmembers || memcmp(members, n->members, nm * sizeof(members[0])) != 0;
 		if (changed && n->quorum_first && quorate != n->quorate) {
@@ -227,6 +228,12 @@ void cl_sim_set_quorum_first(struct cl_sim_world *world, uint32_t nodeid, bool o
 
 	if (n)
 		n->quorum_first = on;
+}
+
+void cl_sim_set_two_node(struct cl_sim_world *world, bool on)
+{
+	world->two_node = on;
+	recompute(world);
 }
 
 void cl_sim_partition(struct cl_sim_world *world, const int *part)

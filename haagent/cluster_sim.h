@@ -45,6 +45,13 @@ void cl_sim_set_delay(struct cl_sim_world *world, unsigned delay_ms);
 void cl_sim_set_quorum_first(struct cl_sim_world *world, uint32_t nodeid, bool on);
 
 /*
+ * votequorum's two_node rule: the quorum is one vote, so a node that lost every other member
+ * (its peer dead, or cut off from it: then both sides) stays quorate. Meant for 2-node worlds;
+ * in a larger one it gives a lone node the same quorum. Off by default.
+ */
+void cl_sim_set_two_node(struct cl_sim_world *world, bool on);
+
+/*
  * Assign partitions: part[i] is the partition of node i+1 (nnodes entries). Members of
  * each partition get a membership change and a quorum update.
  */

@@ -35,7 +35,7 @@
 /* A guest the view lost after its migration broke: how long before its paused copy resumes. */
 #define AWAY_ABSENT_MS      10000
 #define FENCE_LUN_TIMEOUT_S 10
-#define SELF_FENCE_EVERY_MS 2000 /* the self-fence check's period while without quorum */
+#define SELF_FENCE_EVERY_MS 2000 /* the self-fence check's period while cut off */
 
 enum job_kind {
 	JOB_CLAIM,
@@ -87,7 +87,8 @@ struct ha_executor {
 		char guest[HA_NAME_MAX];
 		int64_t absent_since; /* when the view first lacked the guest; 0 while it has it */
 	} away[MAX_JOBS];
-	int64_t no_quorum_since;    /* when this node lost quorum (0: it has it): the self-fence */
+	int64_t cut_off_since;      /* when this node was cut off (cut_off; 0: it is not): the
+	                             * self-fence */
 	uint32_t failed_fence_node; /* the last failed fence's node and report: */
 	char failed_fence_report[HA_REASON_MAX * 2]; /* a repeated failure is not an event again */
 };
@@ -219,6 +220,11 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
 	    .guests = fg,
 	    .timeout_s = FENCE_LUN_TIMEOUT_S,
 	    .command_timeout_s = (int)cfg->fence_timeout_s,
+	    /* a cut-off node's self-fence destroys its copies within self_fence_s of the cut,
+	     * then every SELF_FENCE_EVERY_MS, each check taking up to a LUN read: the bound
+	     * counted from the preempt, with one more period for the checks' own time */
+	    .settle_s =
+	        cfg->self_fence_s ? (int)cfg->self_fence_s + 3 * SELF_FENCE_EVERY_MS / 1000 : 0,
 	};
 	const struct ha_guest_info *g;
 	size_t ng = ha_state_guests(ex->env.st, &g);
@@ -269,7 +275,7 @@ static void one_guest_args(struct ha_executor *ex, const char *guest, struct ha_
 }
 
 /*
- * In the self-fence job's child (this node without quorum for self_fence_s): destroy every
+ * In the self-fence job's child (this node cut off for self_fence_s): destroy every
  * guest running here whose shared LUN the cluster took away from this node (ha_fence_self_check:
  * reserved, this node's key gone). Such a copy can no longer write its disk, and the
  * majority restarts the guest elsewhere once it fenced this node: stopping it here now, not
@@ -284,8 +290,8 @@ static int run_self_fence(struct ha_executor *ex)
 
 	if (!me || ex->env.hv_ops->list(ex->env.hv, &doms, &ndoms) != 0)
 		return HA_WORKER_FAILED;
-	log_debug("self-fence: node %s without quorum: checking the LUNs of its %zu domain(s)",
-	          me->name, ndoms);
+	log_debug("self-fence: node %s cut off: checking the LUNs of its %zu domain(s)", me->name,
+	          ndoms);
 	for (size_t i = 0; i < ndoms; i++) {
 		const struct ha_guest_conf *gc = guest_conf(ex, doms[i].name);
 		struct ha_fence_guest fg;
@@ -309,7 +315,8 @@ static int run_self_fence(struct ha_executor *ex)
 			          doms[i].name, err_str(rc));
 		if (rc != 1)
 			continue;
-		log_warn("self-fence: node %s has no quorum and its key is gone from LUN %s of %s "
+		log_warn("self-fence: node %s is cut off from the cluster and its key is gone from "
+		         "LUN %s of %s "
 		         "(the cluster fenced it by reservation; the guest restarts elsewhere): "
 		         "destroying its copy here",
 		         me->name, lun, doms[i].name);
@@ -542,7 +549,7 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 		break;
 	}
 	case JOB_SELF_FENCE:
-		j->since = loop_now_ms() + SELF_FENCE_EVERY_MS; /* checked again while no quorum */
+		j->since = loop_now_ms() + SELF_FENCE_EVERY_MS; /* checked again while cut off */
 		break;
 	case JOB_AWAY_DROP:
 	case JOB_AWAY_RESUME:
@@ -867,21 +874,45 @@ static bool destroy_stale_copies(struct ha_executor *ex)
 }
 
 /*
- * Without quorum for self_fence_s (and again every SELF_FENCE_EVERY_MS while it lasts): the
- * self-fence job, the one action a node without quorum takes (on its own guests only).
+ * Is this node cut off, so that the cluster may fence it and restart its guests elsewhere
+ * while they still run here? Without quorum, or quorate while every other node of the view is
+ * down: votequorum's two_node (or last_man_standing) keeps a lone node quorate, and then the
+ * other side of a split is quorate too and may have fenced this one.
+ */
+static bool cut_off(const struct ha_executor *ex)
+{
+	const struct ha_node_info *nodes;
+	size_t n = ha_state_nodes(ex->env.st, &nodes), others = 0, down = 0;
+
+	if (!ha_state_quorate(ex->env.st))
+		return true;
+	for (size_t i = 0; i < n; i++) {
+		if (nodes[i].nodeid == self_id(ex))
+			continue;
+		others++;
+		down += nodes[i].state == HA_NODE_DOWN || nodes[i].state == HA_NODE_FENCED ||
+		        !nodes[i].member;
+	}
+	return others > 0 && down == others;
+}
+
+/*
+ * Cut off (cut_off: without quorum, or alone though quorate) for self_fence_s, and again every
+ * SELF_FENCE_EVERY_MS while it lasts: the self-fence job, which destroys the guests here whose
+ * LUNs the cluster took away (the one action a node without quorum takes, on its own guests).
  */
 static void self_fence(struct ha_executor *ex)
 {
 	int64_t now = loop_now_ms();
 	struct job *j;
 
-	if (ha_state_quorate(ex->env.st) || !ex->env.cfg->self_fence_s) {
-		ex->no_quorum_since = 0;
+	if (!ex->env.cfg->self_fence_s || !cut_off(ex)) {
+		ex->cut_off_since = 0;
 		return;
 	}
-	if (!ex->no_quorum_since)
-		ex->no_quorum_since = now;
-	if (now - ex->no_quorum_since < (int64_t)ex->env.cfg->self_fence_s * 1000 ||
+	if (!ex->cut_off_since)
+		ex->cut_off_since = now;
+	if (now - ex->cut_off_since < (int64_t)ex->env.cfg->self_fence_s * 1000 ||
 	    find_job(ex, JOB_SELF_FENCE, "", 0))
 		return;
 	j = add_job(ex, JOB_SELF_FENCE, "", self_id(ex), 0);

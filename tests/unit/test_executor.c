@@ -623,6 +623,21 @@ static void test_no_job_without_quorum(void **state)
 	teardown_cluster(c);
 }
 
+/* Run node 1's loop and executor until its first job ended (bounded by JOB_LIMIT_MS). */
+static void wait_first_job(struct tctx *c)
+{
+	int64_t deadline = loop_now_ms() + JOB_LIMIT_MS;
+	char got[4096];
+
+	do {
+		assert_true(loop_now_ms() < deadline);
+		loop_run_once(c->loop, 100);
+		ha_exec_reconcile(c->ex);
+		wait_jobs(c);
+		jobs_read(got, sizeof(got));
+	} while (!got[0]);
+}
+
 /*
  * Without quorum for self_fence_s, the self-fence check is the one job node 1 runs (its child
  * checks the LUNs of the guests it runs: the worker here only records it); not before, and
@@ -633,7 +648,6 @@ static void test_self_fence_without_quorum(void **state)
 	static const int alone[NNODES] = {1, 0, 0}, together[NNODES] = {0, 0, 0};
 	struct tctx *c = setup_cluster(8192, 16384, 8192);
 	int64_t deadline;
-	char got[4096];
 
 	(void)state;
 	c->cfg.self_fence_s = 1;
@@ -644,14 +658,7 @@ static void test_self_fence_without_quorum(void **state)
 	assert_false(ha_state_quorate(c->nodes[1].st));
 	ha_exec_reconcile(c->ex); /* the quorum loss is noted; the check waits self_fence_s */
 	assert_jobs("");
-	deadline = loop_now_ms() + JOB_LIMIT_MS;
-	do {
-		assert_true(loop_now_ms() < deadline);
-		loop_run_once(c->loop, 100);
-		ha_exec_reconcile(c->ex);
-		wait_jobs(c);
-		jobs_read(got, sizeof(got));
-	} while (!got[0]);
+	wait_first_job(c);
 	assert_jobs("self-fence - 1>0\n");
 	/* the quorum is back: no further check, though the period is over */
 	cl_sim_partition(c->w, together);
@@ -663,6 +670,44 @@ static void test_self_fence_without_quorum(void **state)
 		ha_exec_reconcile(c->ex);
 		wait_jobs(c);
 	}
+	assert_jobs("self-fence - 1>0\n");
+	teardown_cluster(c);
+}
+
+/*
+ * votequorum's two_node keeps a node that lost its peer quorate: cut off from the others it
+ * may still be fenced by them (quorate too), so alone it runs the self-fence check as a node
+ * without quorum does, after self_fence_s. With a peer still there it does not: a quorate
+ * node with a live peer is the side that fences, never the fenced one.
+ */
+static void test_self_fence_alone_with_two_node(void **state)
+{
+	static const int one_down[NNODES] = {0, 0, 1}, alone[NNODES] = {1, 0, 0};
+	struct tctx *c = setup_cluster(8192, 16384, 8192);
+	int64_t deadline;
+	char got[4096];
+
+	(void)state;
+	c->cfg.self_fence_s = 1;
+	status_fence = HA_WORKER_OK;
+	cl_sim_set_two_node(c->w, true);
+	cl_sim_partition(c->w, one_down); /* node 3 cut off; nodes 1 and 2 together */
+	settle(c);
+	assert_true(ha_state_quorate(c->nodes[1].st));
+	deadline = loop_now_ms() + 1500; /* past self_fence_s */
+	while (loop_now_ms() < deadline) {
+		loop_run_once(c->loop, 100);
+		ha_exec_reconcile(c->ex);
+		wait_jobs(c);
+	}
+	jobs_read(got, sizeof(got));
+	assert_null(strstr(got, "self-fence")); /* node 1 fenced node 3 instead */
+	cl_sim_partition(c->w, alone);          /* now node 1 is alone, and quorate */
+	settle(c);
+	assert_true(ha_state_quorate(c->nodes[1].st));
+	assert_true(ha_state_quorate(c->nodes[2].st));
+	unlink(jobs_path);
+	wait_first_job(c);
 	assert_jobs("self-fence - 1>0\n");
 	teardown_cluster(c);
 }
@@ -845,6 +890,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_killed_worker_suspended_or_running, reset),
 	    cmocka_unit_test_setup(test_no_job_without_quorum, reset),
 	    cmocka_unit_test_setup(test_self_fence_without_quorum, reset),
+	    cmocka_unit_test_setup(test_self_fence_alone_with_two_node, reset),
 	    cmocka_unit_test_setup(test_no_migration_key, reset),
 	    cmocka_unit_test_setup(test_fence_job_then_restart, reset),
 	    cmocka_unit_test_setup(test_fence_job_fails, reset),

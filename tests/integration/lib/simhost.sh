@@ -136,11 +136,26 @@ sim_copycheck_ok() {
 		{ cat "$TB_DIR/twice" "$TB_DIR/copycheck.err" >&2; tb_fail "a guest ran on two hosts at once"; }
 }
 
-# sim_copycheck_stop: stop the checker, fail if a guest ran twice, print its summary line
+# sim_copycheck_stop: stop the checker, fail the test if a guest ran twice, and set
+# SIM_COPYCHECK_SUMMARY to the checker's summary line. Call it in the test's own shell, not in
+# $(...): a tb_fail there would only end the subshell, and the test would pass. Called in a
+# subshell anyway, it prints the summary and, after an overlap, stops the test (SIGTERM to
+# the test's shell, which fails it).
 sim_copycheck_stop() {
+	if ((BASH_SUBSHELL > 0)); then
+		[ -n "${SIM_COPYCHECK_PID:-}" ] && kill -TERM "$SIM_COPYCHECK_PID" 2>/dev/null
+		tb_wait_until 10 eval "grep -q '^copycheck: samples=' '$TB_DIR/copycheck.out'"
+		if [ -s "$TB_DIR/twice" ]; then
+			cat "$TB_DIR/twice" "$TB_DIR/copycheck.err" >&2
+			echo "FAIL: a guest ran on two hosts at once (sim_copycheck_stop in a subshell)" >&2
+			kill -TERM $$
+		fi
+		cat "$TB_DIR/copycheck.out"
+		return 0
+	fi
 	sim_copycheck_kill
 	sim_copycheck_ok
-	cat "$TB_DIR/copycheck.out"
+	SIM_COPYCHECK_SUMMARY=$(cat "$TB_DIR/copycheck.out")
 }
 
 sim_wait_precopy() {
