@@ -434,6 +434,40 @@ static void test_final_missing_or_malformed(void **state)
 	}
 }
 
+/*
+ * The destination registered for the LUN, then sent no final message (it died before its
+ * preempt, say): the log names the LUN, this host's key and the operator's step.
+ */
+static void test_final_missing_names_the_step(void **state)
+{
+	char answer[1024], want[1280], kb[20];
+	json_object *report, *disks;
+
+	(void)state;
+	snprintf(answer, sizeof(answer),
+	         "{\"ok\":true,\"luns\":[{\"url\":\"%s\",\"ok\":true,\"registered\":true}]}",
+	         iscsi_url);
+	key_text(host_key("unit-src"), kb);
+	report = report_after(answer, NULL, true, &disks);
+	snprintf(want, sizeof(want),
+	         "h2 may not have taken %s over: if 'xl-ext pr %s show' lists this host's key %s, "
+	         "run 'xl-ext pr %s fence %s' on the destination",
+	         iscsi_url, iscsi_url, kb, iscsi_url, kb);
+	if (!log_capture_contains(capture, want))
+		fail_msg("no '%s' in the log", want);
+	json_object_put(disks);
+	json_object_put(report);
+	/* not registered there: nothing to take over, nothing said */
+	snprintf(answer, sizeof(answer),
+	         "{\"ok\":true,\"luns\":[{\"url\":\"%s\",\"ok\":true,\"registered\":false}]}",
+	         iscsi_url);
+	log_capture_clear(capture);
+	report = report_after(answer, NULL, true, &disks);
+	assert_false(log_capture_contains(capture, "may not have taken"));
+	json_object_put(disks);
+	json_object_put(report);
+}
+
 /* The report before any answer (the receiver never answered): nothing invented. */
 static void test_report_without_answer(void **state)
 {
@@ -652,6 +686,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_final_and_report, clear_log),
 	    cmocka_unit_test_setup(test_final_failed_handover, clear_log),
 	    cmocka_unit_test_setup(test_final_missing_or_malformed, clear_log),
+	    cmocka_unit_test_setup(test_final_missing_names_the_step, clear_log),
 	    cmocka_unit_test_setup(test_report_without_answer, clear_log),
 	    cmocka_unit_test_setup(test_prepare_malformed_requests, clear_log),
 	    cmocka_unit_test_setup(test_prepare_empty_then_go, clear_log),

@@ -545,6 +545,58 @@ static void test_plan_handover(void **state)
 	assert_non_null(strstr(why, "type 1"));
 }
 
+/* own_plan_rejoin: what a host whose session to its LUN was lost does once logged in again */
+static void test_plan_rejoin(void **state)
+{
+	struct own_view v = {
+	    .nkeys = 2, .keys = {KD, KS}, .reserved = 1, .holder = KS, .type = OWN_PR_TYPE_WERO};
+
+	(void)state;
+	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_JOIN); /* a registrant, still */
+	v.holder = KD;
+	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_JOIN);
+	v = (struct own_view){
+	    .nkeys = 1, .keys = {KX}, .reserved = 1, .holder = KX, .type = OWN_PR_TYPE_WERO};
+	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_CONFLICT); /* fenced meanwhile */
+	v = (struct own_view){0}; /* a target restarted without persistence: nothing left */
+	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_ACQUIRE);
+	v.nkeys = 1;
+	v.keys[0] = KD; /* only its own key (another session of this host) */
+	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_ACQUIRE);
+	v.keys[0] = KX; /* another host registered since, without reserving: not taken */
+	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_WAIT);
+}
+
+/*
+ * The target restarts without persistence between the destination's registration and its
+ * preempt after GO: the preempt is refused (nobody is registered), and the fence flow the
+ * destination runs instead takes the LUN (register, preempt refused, reserve): it ends owned
+ * by the destination, which runs the guest. A third host that reserved it meanwhile keeps it.
+ */
+static void test_handover_target_lost_state_after_go(void **state)
+{
+	struct own_machine m, f;
+	struct lun_model l;
+
+	(void)state;
+	owned_by(&l, KS);
+	assert_int_equal(own_init(&m, OWN_FLOW_HANDOVER, KD, KS), 0);
+	drive(&m, &l, NULL, NULL);
+	assert_int_equal(m.state, OWN_ST_READY);
+	memset(&l, 0, sizeof(l)); /* restarted: no registration, no reservation */
+	assert_int_equal(own_go(&m), 0);
+	assert_int_equal(drive(&m, &l, NULL, NULL), ERR_CONFLICT);
+	assert_int_equal(own_init(&f, OWN_FLOW_FENCE, KD, KS), 0);
+	assert_int_equal(drive(&f, &l, NULL, NULL), 0);
+	assert_int_equal(f.state, OWN_ST_DONE);
+	assert_sole_owner(&l, KD);
+
+	owned_by(&l, KX); /* restarted, then reserved by a third host before our fence */
+	assert_int_equal(own_init(&f, OWN_FLOW_FENCE, KD, KS), 0);
+	drive(&f, &l, NULL, NULL);
+	assert_sole_owner(&l, KX);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -575,6 +627,8 @@ int main(void)
 	    cmocka_unit_test(test_host_key),
 	    cmocka_unit_test(test_drive),
 	    cmocka_unit_test(test_plan_handover),
+	    cmocka_unit_test(test_plan_rejoin),
+	    cmocka_unit_test(test_handover_target_lost_state_after_go),
 	    cmocka_unit_test(test_names),
 	};
 

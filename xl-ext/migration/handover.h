@@ -71,6 +71,12 @@ void ho_sender_free(struct ho_sender *s);
  * kernel's session once the stream is applied (mig_ext_ops.received), before the receiver
  * says it is ready - or the migration is refused. kernel 0 (sim): libiscsi sessions of our
  * own.
+ *
+ * A target that restarts without persistent reservations during the migration forgets every
+ * registration and reservation, and drops the sessions: once the stream is applied the
+ * receiver registers again where its key is no longer listed (on a new session), and after
+ * GO, when the preempt fails, it takes the LUN as a fence of the source's key does (register,
+ * preempt, reserve when nobody holds it), so the host that runs the guest ends up owning it.
  */
 int ho_receiver_new(int kernel, struct ho_receiver **r_r);
 void ho_receiver_free(struct ho_receiver *r);

@@ -89,6 +89,111 @@ static int register_kernel(struct ho_receiver *r, struct ho_lun *l)
 	return 0;
 }
 
+/*
+ * The libiscsi session to l failed (ERR_IO, ERR_TIMEOUT: the target restarted, the path
+ * broke): log in again. The kernel initiator recovers its own sessions: nothing to do there.
+ */
+static int reopen_lun(struct ho_receiver *r, struct ho_lun *l)
+{
+	if (l->lun && lun_path(l->lun) == LUN_PATH_KERNEL)
+		return 0;
+	lun_close(l->lun);
+	l->lun = NULL;
+	return ho_open_lun(l->target, r->host, &l->lun);
+}
+
+static int session_error(int rc)
+{
+	return rc == ERR_IO || rc == ERR_TIMEOUT;
+}
+
+/*
+ * The stream is in and the source suspended: is this host's registration still there? A
+ * target restarted without persistence has forgotten it (and the source's reservation), and
+ * the guest's first write here would then be refused for good (simdisk, like a host that was
+ * fenced): register again, on a new session if the old one went with the target, unless
+ * another host reserved the LUN meanwhile. 0 when registered; otherwise the error, logged.
+ */
+static int recheck_lun(struct ho_receiver *r, struct ho_lun *l)
+{
+	struct own_view view;
+	char why[256] = "", kb[20];
+	int rc;
+
+	if (!l->lun || !l->registered)
+		return 0;
+	rc = lun_pr_read(l->lun, &view);
+	if (session_error(rc)) {
+		rc = reopen_lun(r, l);
+		if (!rc)
+			rc = lun_pr_read(l->lun, &view);
+	}
+	if (!rc && own_view_has_key(&view, r->key))
+		return 0;
+	if (!rc &&
+	    own_plan_handover(&view, r->src_key, r->key, why, sizeof(why)) == OWN_PLAN_REFUSE)
+		rc = ERR_CONFLICT;
+	if (!rc)
+		rc = ho_pr_register(l->lun, OWN_OP_REGISTER, r->key);
+	if (rc) {
+		log_error("migration target: disk '%s': host %s's registration on %s is gone and "
+		          "cannot be made again: %s",
+		          l->spec, r->host, l->url, why[0] ? why : err_str(rc));
+		return rc;
+	}
+	log_warn("migration target: disk '%s': %s no longer listed key %s (the target restarted "
+	         "without persistent reservations?): registered again",
+	         l->spec, l->url, ho_key_str(r->key, kb));
+	return 0;
+}
+
+/*
+ * After GO the guest runs here, and the hand-over's preempt failed with err: this host's
+ * registration or the source's is gone (a target restarted without persistence forgets
+ * both, and the session goes with it). Take the LUN as a fence of the source's key does
+ * (owner.h): register, preempt it, reserve when nobody holds the LUN. A third host that
+ * holds it (this host was fenced) keeps it, and this host does not register again: the
+ * guest's session would join the registration. 0 when this host holds the reservation.
+ */
+static int retake_lun(struct ho_receiver *r, struct ho_lun *l, int err)
+{
+	struct own_machine f;
+	struct own_view view;
+	char kb[20];
+	int rc = 0;
+
+	memset(&f, 0, sizeof(f));
+	if (session_error(err))
+		rc = reopen_lun(r, l);
+	if (!rc)
+		rc = lun_pr_read(l->lun, &view);
+	if (!rc && view.reserved && view.holder != r->key && view.holder != r->src_key) {
+		snprintf(f.why, sizeof(f.why), "key %s holds the reservation",
+		         ho_key_str(view.holder, kb));
+		rc = ERR_CONFLICT;
+	}
+	if (!rc)
+		rc = own_init(&f, OWN_FLOW_FENCE, r->key, r->src_key);
+	if (!rc)
+		rc = own_drive(&f, lun_pr_execute, l->lun);
+	if (!rc)
+		rc = lun_pr_read(l->lun, &view);
+	if (!rc && (!view.reserved || view.holder != r->key))
+		rc = ERR_CONFLICT;
+	if (rc) {
+		log_error("migration target: disk '%s': the hand-over's preempt failed (%s), and "
+		          "taking %s over as after a fence of key %s failed too: %s",
+		          l->spec, err_str(err), l->url, ho_key_str(r->src_key, kb),
+		          f.why[0] ? f.why : err_str(rc));
+		return rc;
+	}
+	log_warn("migration target: disk '%s': the hand-over's preempt failed (%s: the target "
+	         "restarted without persistent reservations?); %s taken over as after a fence "
+	         "of key %s",
+	         l->spec, err_str(err), l->url, ho_key_str(r->src_key, kb));
+	return 0;
+}
+
 /* Prepare one LUN: log in, compare identity, plan and register. 0 when it may proceed. */
 static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req_lun,
                        json_object *out)
@@ -255,6 +360,8 @@ static void go_lun(struct ho_receiver *r, struct ho_lun *l, json_object *out)
 			if (!rc || own_finished(&l->m))
 				break;
 		}
+		if (rc && !retake_lun(r, l, rc))
+			rc = 0;
 		json_object_object_add(out, "handover",
 		                       json_object_new_string(rc ? "failed" : "done"));
 		json_object_object_add(out, "preempted",
@@ -395,8 +502,11 @@ int ho_receiver_received(void *ctx)
 	struct ho_receiver *r = ctx;
 	int rc = 0;
 
-	for (unsigned i = 0; i < r->n && !rc; i++)
-		rc = register_kernel(r, &r->luns[i]);
+	for (unsigned i = 0; i < r->n && !rc; i++) {
+		rc = recheck_lun(r, &r->luns[i]);
+		if (!rc)
+			rc = register_kernel(r, &r->luns[i]);
+	}
 	return rc;
 }
 

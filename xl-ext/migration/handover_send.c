@@ -277,18 +277,47 @@ int ho_sender_ready(void *ctx, const char *answer)
 	return rc;
 }
 
+/*
+ * The destination runs the guest but sent no final message: it may have died before its
+ * preempt, leaving this host's key holding LUNs the guest writes there. Name each LUN it
+ * registered for and the operator's step.
+ */
+static void warn_not_taken_over(const struct ho_sender *s)
+{
+	json_object *luns, *v;
+	char kb[20];
+
+	if (!s->answer || !json_object_object_get_ex(s->answer, "luns", &luns) ||
+	    !json_object_is_type(luns, json_type_array))
+		return;
+	for (size_t j = 0; j < json_object_array_length(luns); j++) {
+		json_object *l = json_object_array_get_idx(luns, j);
+		const char *url = ho_jstr(l, "url");
+
+		if (!url || !json_object_object_get_ex(l, "registered", &v) ||
+		    !json_object_get_boolean(v))
+			continue;
+		log_warn("domain %s: %s may not have taken %s over: if 'xl-ext pr %s show' lists "
+		         "this host's key %s, run 'xl-ext pr %s fence %s' on the destination",
+		         s->domain, s->dest, url, url, ho_key_str(s->key, kb), url, kb);
+	}
+}
+
 void ho_sender_final(void *ctx, const char *final)
 {
 	struct ho_sender *s = ctx;
 	json_object *luns;
 
 	s->final = final ? json_tokener_parse(final) : NULL;
+	if (!final) {
+		warn_not_taken_over(s);
+		return;
+	}
 	if (!s->final || !json_object_object_get_ex(s->final, "luns", &luns) ||
 	    !json_object_is_type(luns, json_type_array)) {
-		if (final)
-			log_warn("domain %s: %s's final hand-over message has no list of LUNs; "
-			         "check the reservations with 'xl-ext pr URL show'",
-			         s->domain, s->dest);
+		log_warn("domain %s: %s's final hand-over message has no list of LUNs; "
+		         "check the reservations with 'xl-ext pr URL show'",
+		         s->domain, s->dest);
 		return;
 	}
 	for (size_t j = 0; j < json_object_array_length(luns); j++) {

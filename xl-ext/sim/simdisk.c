@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/loop.h"
 #include "xl-ext/sim/simdisk.h"
 #include "xl-ext/storage/disk.h"
 #include "xl-ext/storage/hostid.h"
@@ -22,7 +23,8 @@
 
 #ifdef XLEXT_HAVE_ISCSI
 
-#define SIMDISK_TIMEOUT_S 5
+#define SIMDISK_TIMEOUT_S  5
+#define SIMDISK_RELOGIN_MS 200 /* between two logins after a lost session */
 
 enum simdisk_state { SD_OK, SD_CONFLICT, SD_ERROR };
 
@@ -36,12 +38,16 @@ struct simdisk {
 	struct journal_dev dev;
 	struct simdisk_mem *mem; /* in guest memory */
 	int registered;          /* this session's registration is made */
+	int lost;                /* the session failed: log in again before the next write */
+	int rejoin;              /* logged in again: the host's ownership is to be restored */
+	int64_t relogin_at_ms;   /* no login attempt before this (monotonic) */
 	enum simdisk_state state;
 	int last_error;
 	uint64_t written; /* records acknowledged on this host */
 	uint64_t conflicts;
 	uint64_t errors;
 	uint64_t first_seq_here; /* first sequence number this host wrote (0: none yet) */
+	uint64_t relogins;       /* sessions logged in again after one was lost */
 };
 
 static int dev_read(void *ctx, uint64_t lba, void *buf, size_t len)
@@ -174,6 +180,103 @@ fail:
 	return rc;
 }
 
+/* A failed command on a session that may be gone (not an answer of the target). */
+static int session_error(int rc)
+{
+	return rc == ERR_IO || rc == ERR_TIMEOUT;
+}
+
+/*
+ * The session failed (the target restarted, the path broke): log in again, at most every
+ * SIMDISK_RELOGIN_MS, as a kernel initiator's session recovery does. A host that had
+ * registered restores its ownership next (rejoin); one that had not registers on its first
+ * write as before.
+ */
+static int relogin(struct simdisk *sd)
+{
+	char initiator[ISCSI_INITIATOR_MAX];
+	struct iscsi_lun *lun = NULL;
+	int64_t now = loop_now_ms();
+	int rc;
+
+	if (now < sd->relogin_at_ms)
+		return ERR_IO;
+	sd->relogin_at_ms = now + SIMDISK_RELOGIN_MS;
+	rc = iscsi_initiator_name(sd->host, initiator, sizeof(initiator));
+	if (!rc)
+		rc = iscsi_lun_open(sd->url, initiator, SIMDISK_TIMEOUT_S, &lun);
+	if (rc)
+		return rc;
+	iscsi_lun_close(sd->lun);
+	sd->lun = lun;
+	sd->dev.ctx = lun;
+	sd->lost = 0;
+	sd->rejoin = sd->registered && sd->state != SD_CONFLICT;
+	sd->registered = 0;
+	sd->relogins++;
+	log_info("domain %s: host %s logged in to %s again after its session was lost", sd->domain,
+	         sd->host, iscsi_lun_name(lun));
+	return 0;
+}
+
+/*
+ * Logged in again after a lost session, a host that owned the LUN restores its ownership on
+ * the new session (own_plan_rejoin): it registers the session when its key is still
+ * registered; it takes the LUN again when the target lost every registration and the
+ * reservation (a restart without persistence); it never registers again when another key
+ * reserved it meanwhile (it was fenced): that is a reservation conflict.
+ */
+static int rejoin(struct simdisk *sd)
+{
+	struct own_cmd cmd = {
+	    .op = OWN_OP_REGISTER, .key = sd->key, .sa_key = sd->key, .type = OWN_PR_TYPE_WERO};
+	struct own_machine m;
+	struct own_view view;
+	int rc = iscsi_pr_read(sd->lun, &view);
+
+	if (rc)
+		return rc;
+	switch (own_plan_rejoin(&view, sd->key)) {
+	case OWN_REJOIN_CONFLICT:
+		sd->rejoin = 0;
+		return ERR_CONFLICT;
+	case OWN_REJOIN_WAIT:
+		return ERR_BUSY; /* another host registered, nobody reserved: look again later */
+	case OWN_REJOIN_JOIN:
+		rc = iscsi_pr_out(sd->lun, &cmd);
+		break;
+	case OWN_REJOIN_ACQUIRE:
+		log_warn("domain %s: %s lists no registration and no reservation any more (the "
+		         "target restarted without persistent reservations?): host %s takes it "
+		         "again with key 0x%016" PRIx64,
+		         sd->domain, iscsi_lun_name(sd->lun), sd->host, sd->key);
+		rc = own_init(&m, OWN_FLOW_ACQUIRE, sd->key, 0);
+		if (!rc)
+			rc = own_drive(&m, pr_exec, sd->lun);
+		break;
+	}
+	if (rc)
+		return rc;
+	sd->rejoin = 0;
+	sd->registered = 1;
+	return 0;
+}
+
+/* Log in again and restore ownership when needed: 0 when the session is ready to write. */
+static int recover(struct simdisk *sd)
+{
+	int rc = 0;
+
+	if (sd->lost)
+		rc = relogin(sd);
+	if (!rc && sd->rejoin) {
+		rc = rejoin(sd);
+		if (session_error(rc))
+			sd->lost = 1;
+	}
+	return rc;
+}
+
 /*
  * An incoming guest's first write on this host: its session joins the host's registration,
  * which the migration's hand-over made before the source suspended. If the LUN is reserved
@@ -237,8 +340,21 @@ int simdisk_write(struct simdisk *sd)
 		report(sd, SD_ERROR, ERR_PROTO, 0);
 		return ERR_PROTO; /* the guest's memory holds no writer state */
 	}
+	rc = recover(sd);
+	if (rc == ERR_CONFLICT) {
+		sd->conflicts++;
+		report(sd, SD_CONFLICT, rc, sd->mem->next_seq);
+		return rc;
+	}
+	if (rc) {
+		sd->errors++;
+		report(sd, SD_ERROR, rc, sd->mem->next_seq);
+		return rc;
+	}
 	if (!sd->registered && sd->state != SD_CONFLICT) {
 		rc = register_here(sd);
+		if (session_error(rc))
+			sd->lost = 1;
 		if (rc == ERR_CONFLICT) {
 			sd->conflicts++;
 			report(sd, SD_CONFLICT, rc, sd->mem->next_seq);
@@ -263,6 +379,8 @@ int simdisk_write(struct simdisk *sd)
 	             sd->host, (long long)ts.tv_sec, ts.tv_nsec);
 	rc = journal_append(&w, payload, (size_t)n, &seq);
 	if (rc) {
+		if (session_error(rc))
+			sd->lost = 1;
 		if (rc == ERR_CONFLICT)
 			sd->conflicts++;
 		else
@@ -289,10 +407,11 @@ void simdisk_info(const struct simdisk *sd, char *buf, size_t cap)
 	         ",\"disk\":{\"vdev\":\"%s\",\"url\":\"%s\",\"host\":\"%s\",\"key\":\"0x%016" PRIx64
 	         "\",\"state\":\"%s\",\"guest_id\":%" PRIu64 ",\"acked\":%" PRIu64
 	         ",\"next_seq\":%" PRIu64 ",\"first_seq_here\":%" PRIu64
-	         ",\"written_here\":%" PRIu64 ",\"conflicts\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
+	         ",\"written_here\":%" PRIu64 ",\"conflicts\":%" PRIu64 ",\"errors\":%" PRIu64
+	         ",\"relogins\":%" PRIu64 "}",
 	         sd->vdev, sd->url, sd->host, sd->key, names[sd->state], sd->mem->guest_id,
 	         sd->mem->acked, sd->mem->next_seq, sd->first_seq_here, sd->written, sd->conflicts,
-	         sd->errors);
+	         sd->errors, sd->relogins);
 }
 
 int simdisk_release(struct simdisk *sd, const char *domain)

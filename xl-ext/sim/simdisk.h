@@ -13,7 +13,11 @@
  * WRITE EXCLUSIVE - REGISTRANTS ONLY, VERIFY, owner.h); an incoming guest registers its own
  * session with this host's key when it first runs here (the migration's hand-over moves the
  * reservation, migrate_ext.h). It never registers again after a RESERVATION CONFLICT: a
- * preempted host must not take the LUN back by itself.
+ * preempted host must not take the LUN back by itself. A session that fails (the target
+ * restarted, the path broke) is logged in again, at most every 200 ms, and a host that had
+ * registered restores its ownership on it (owner.h, own_plan_rejoin): it registers the new
+ * session while its key is registered, takes the LUN again when the target lost every
+ * registration and the reservation, and counts a conflict when another key reserved it.
  *
  * The caller (simdom.c) serialises every call and quiesces the writer before a pause returns.
  */

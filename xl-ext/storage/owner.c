@@ -412,6 +412,16 @@ enum own_plan own_plan_handover(const struct own_view *view, uint64_t src, uint6
 	return OWN_PLAN_REFUSE;
 }
 
+enum own_rejoin own_plan_rejoin(const struct own_view *view, uint64_t self)
+{
+	if (view->reserved)
+		return own_view_has_key(view, self) ? OWN_REJOIN_JOIN : OWN_REJOIN_CONFLICT;
+	for (unsigned i = 0; i < view->nkeys && i < OWN_MAX_KEYS; i++)
+		if (view->keys[i] != self)
+			return OWN_REJOIN_WAIT;
+	return OWN_REJOIN_ACQUIRE;
+}
+
 int own_drive(struct own_machine *m, own_exec_fn exec, void *ctx)
 {
 	int first_rc = 0;

@@ -170,6 +170,23 @@ enum own_plan {
 enum own_plan own_plan_handover(const struct own_view *view, uint64_t src, uint64_t dst, char *why,
                                 unsigned whylen);
 
+/* What a host that owned a LUN does once its session to it, lost, is logged in again. */
+enum own_rejoin {
+	OWN_REJOIN_JOIN,     /* reserved, its key still registered: register the new session */
+	OWN_REJOIN_ACQUIRE,  /* no reservation, no key registered: the target lost its PR state */
+	OWN_REJOIN_CONFLICT, /* reserved, its key gone: preempted (fenced), never register again */
+	OWN_REJOIN_WAIT,     /* no reservation but another key registered: not its to take now */
+};
+
+/*
+ * Decide from view (READ KEYS + READ RESERVATION on the new session) what self, whose guest
+ * runs here and whose session to the LUN was lost (a target restart, a path failure), does.
+ * A target restarted without persistence (APTPL) forgets every registration and the
+ * reservation: the running copy's host then takes the LUN again (acquire); a fence always
+ * leaves a reservation behind, so a fenced host gets OWN_REJOIN_CONFLICT. Pure.
+ */
+enum own_rejoin own_plan_rejoin(const struct own_view *view, uint64_t self);
+
 const char *own_op_name(enum own_op op);
 const char *own_state_name(enum own_state st);
 const char *own_flow_name(enum own_flow flow);

@@ -799,6 +799,66 @@ tb_tgtd_stop() {
 	return 0
 }
 
+# tb_tgtd_restart: a storage controller failure and its recovery. SIGKILL this run's tgtd by
+# pid (every session drops at once), start a new tgtd in the same namespace, on the same portal
+# and control port, and re-create each target as it was (tid, IQN, initiator ACL) with each
+# logical unit (LUN number, backing file): same data, same identity (VPD 0x83 follows tid and
+# LUN). Persistent reservations and registrations are gone, as from a target without
+# persistence (APTPL). Sets TB_TGTD_DOWN_MS (kill to answering again). Hard error on failure.
+tb_tgtd_restart() {
+	[ -f "$TB_DIR/tgtd.pid" ] || tb_error "tb_tgtd_restart: tgtd not started"
+	local pid conf line tid="" t0 ns
+	pid=$(cat "$TB_DIR/tgtd.pid")
+	conf=$(tb_tgtadm --lld iscsi --mode target --op show) ||
+		tb_error "tb_tgtd_restart: tgtd (pid $pid) does not answer tgtadm"
+	t0=$(tb_now_ms)
+	kill -KILL "$pid" 2>/dev/null
+	tb_wait_until 5 eval '! tb__alive '"$pid" || tb_error "tb_tgtd_restart: tgtd (pid $pid) survived SIGKILL"
+	tb__reap "$pid"
+	rm -f "/var/run/tgtd/socket.$TB_TGT_CTL_PORT" "/var/run/tgtd/socket.$TB_TGT_CTL_PORT.lock"
+	ns=$(tb_ns st)
+	tb__start_daemon tgtd tgtd "$TB_DIR/tgtd.log.restarted" \
+		ip netns exec "$ns" tgtd -f --iscsi "portal=$TB_STORAGE_IP:$TB_ISCSI_PORT" \
+		--control-port "$TB_TGT_CTL_PORT"
+	echo "$TB__DAEMON_PID" >"$TB_DIR/tgtd.pid"
+	tb_wait_until 10 eval 'tb_tgtadm --lld iscsi --mode system --op show >/dev/null 2>&1' ||
+		tb_error "restarted tgtd (pid $TB__DAEMON_PID) does not answer on control port $TB_TGT_CTL_PORT"
+	# the LUNs first, the ACLs last: no initiator logs in to a target that lacks LUNs
+	local acl=() lun="" in_acl=0 entry
+	while IFS= read -r line; do
+		case $line in
+		"Target "*)
+			tid=${line#Target }
+			tid=${tid%%:*}
+			in_acl=0
+			tb_tgtadm --lld iscsi --op new --mode target --tid "$tid" -T "${line#*: }" >&2 ||
+				tb_error "tb_tgtd_restart: cannot create target $tid again"
+			;;
+		*"LUN: "*) lun=${line##*LUN: } ;;
+		*"Backing store path: /"*)
+			tb_tgtadm --lld iscsi --op new --mode logicalunit --tid "$tid" --lun "$lun" \
+				-b "${line#*Backing store path: }" >&2 ||
+				tb_error "tb_tgtd_restart: cannot add LUN $lun to target $tid again"
+			;;
+		*"ACL information:"*) in_acl=1 ;;
+		*"Account information:"*) in_acl=0 ;;
+		*)
+			entry=${line//[[:space:]]/}
+			((in_acl)) && [ -n "$entry" ] && acl+=("$tid $entry")
+			;;
+		esac
+	done <<<"$conf"
+	for line in "${acl[@]}"; do
+		read -r tid entry <<<"$line"
+		case $entry in
+		iqn.* | eui.* | naa.*) tb_tgtadm --lld iscsi --op bind --mode target --tid "$tid" -Q "$entry" >&2 ;;
+		*) tb_tgtadm --lld iscsi --op bind --mode target --tid "$tid" -I "$entry" >&2 ;;
+		esac || tb_error "tb_tgtd_restart: cannot bind target $tid to $entry again"
+	done
+	TB_TGTD_DOWN_MS=$(($(tb_now_ms) - t0))
+	tb_log "tgtd restarted: pid $pid killed, pid $TB__DAEMON_PID serves the same targets (down ${TB_TGTD_DOWN_MS} ms)"
+}
+
 # ---------------------------------------------------------------------------
 # Cleanup and verification
 # ---------------------------------------------------------------------------
