@@ -6,11 +6,12 @@
  *
  *   XLEXT_FAULT=<side>:<phase>[=<action>][,...]
  *
- * side is send or recv, phase one of those listed in xl-ext(1), FAULT INJECTION (banner,
- * header, ext, round-N, suspend, stream-end, ready, renamed, go, report, final on the sender;
- * banner, header, ext, round-N, received, ready, go, unpause, report, preempted on the
- * receiver), action kill (the default: SIGKILL, as a crashed or OOM-killed process) or stop
- * (SIGSTOP: a peer that goes silent with its sockets open). The point logs one line on stderr
+ * side is send, recv or agent, phase one of those listed in xl-ext(1), FAULT INJECTION
+ * (banner, header, ext, round-N, suspend, stream-end, ready, renamed, go, report, final on
+ * the sender; banner, header, ext, round-N, received, ready, go, unpause, report, preempted
+ * on the receiver) and haagent(8) (agent:hello), action kill (the default: SIGKILL, as a
+ * crashed or OOM-killed process) or stop (SIGSTOP: a peer that goes silent with its sockets
+ * open). The point logs one line on stderr
  * before it acts, so a test can tell which point fired. The variable is read by the process
  * that reaches the point; only whoever can set a root process's environment can use it.
  */

@@ -218,13 +218,14 @@ static int cmd_set_state(struct ha_state *st, json_object *req, enum ha_node_sta
 
 	if (!name)
 		return answer_error(reply_r, "missing \"node\"");
+	/* a holder of the view may request inside a sync round: applied once it ends */
+	if (!ha_state_holds_view(st))
+		return answer_error(reply_r,
+		                    "this agent is not in sync with the cluster yet; retry");
 	n = resolve_node(st, name, known, sizeof(known));
 	if (!n)
 		return answer_error(reply_r, "unknown node '%s' (known: %s)", name,
 		                    known[0] ? known : "none yet");
-	if (!ha_state_synced(st))
-		return answer_error(reply_r,
-		                    "this agent is not in sync with the cluster yet; retry");
 	if (!ha_state_quorate(st))
 		return answer_error(reply_r,
 		                    "no quorum: this partition takes no action; nothing done");
@@ -248,7 +249,8 @@ static int cmd_set_state(struct ha_state *st, json_object *req, enum ha_node_sta
 	json_object *o = json_object_new_object();
 	char msg[256];
 
-	snprintf(msg, sizeof(msg), "node %s: %s requested", n->name, ha_node_state_name(state));
+	snprintf(msg, sizeof(msg), "node %s: %s requested%s", n->name, ha_node_state_name(state),
+	         ha_state_in_round(st) ? " (a sync round is open: applied when it ends)" : "");
 	json_object_object_add(o, "message", json_object_new_string(msg));
 	return answer(o, reply_r);
 }

@@ -752,6 +752,16 @@ bool ha_state_synced(const struct ha_state *st)
 	return st->synced && !st->syncing;
 }
 
+bool ha_state_holds_view(const struct ha_state *st)
+{
+	return st->synced;
+}
+
+bool ha_state_in_round(const struct ha_state *st)
+{
+	return st->syncing;
+}
+
 bool ha_state_quorate(const struct ha_state *st)
 {
 	return st->quorate;

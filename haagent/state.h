@@ -144,6 +144,15 @@ int ha_state_plan(const struct ha_state *st, struct plan_action **actions_r, siz
 uint64_t ha_state_digest(const struct ha_state *st);
 
 bool ha_state_synced(const struct ha_state *st);
+/*
+ * Does this node hold the view: synced, though maybe inside a sync round now? A request
+ * checked against it may be submitted even inside a round: every member buffers it there and
+ * applies it after the round's SYNC, in the agreed order, to the view as of the membership
+ * change, the one it was checked against.
+ */
+bool ha_state_holds_view(const struct ha_state *st);
+/* Is a sync round open (HELLOs awaited, messages buffered)? */
+bool ha_state_in_round(const struct ha_state *st);
 bool ha_state_quorate(const struct ha_state *st);
 /*
  * May this node act (start jobs, claim what the plan gives it)? Quorate (with a quorum report

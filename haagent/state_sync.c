@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/fault.h"
 #include "common/log.h"
 #include "haagent/state_int.h"
 
@@ -118,6 +119,7 @@ static void send_hello(struct ha_state *st)
 	struct ha_msg m = {.type = HA_MSG_HELLO};
 	int rc;
 
+	fault_point("agent:hello"); /* the fault matrix: a sync round held open */
 	snprintf(m.text, sizeof(m.text), "%s", st->local_name);
 	m.free_mib = st->local_free;
 	m.reserve_mib = st->local_reserve;

@@ -495,6 +495,42 @@ static void test_mark_failing_cold(void **state)
 	EXPECT(beta, "{\"cmd\":\"status\"}", "\"plan\":[]");
 }
 
+/*
+ * Inside a sync round (gamma rejoined: beta has the membership change, no HELLO delivered
+ * yet), beta still holds the view: mark-failing is accepted and said to apply when the round
+ * ends, and it does, on every node; gamma, the joiner, holds no view yet and is refused.
+ */
+static void test_mark_failing_in_sync_round(void **state)
+{
+	struct three *t = *state;
+	struct one *beta = &t->n[1], *gamma = &t->n[2];
+
+	cl_sim_ops.close(gamma->cl);
+	gamma->cl = NULL;
+	run3(t);
+	ha_state_free(gamma->st);
+	assert_int_equal(ha_state_new(&gamma->st, 3, NULL), 0);
+	assert_int_equal(ha_state_set_local(gamma->st, "gamma", 4096, 1024, NULL, 0), 0);
+	cl_sim_world_next_node(t->w, 3);
+	assert_int_equal(cl_sim_ops.open(&gamma->cl, "t", &cbs, gamma), 0);
+	while (!ha_state_in_round(beta->st))
+		assert_int_equal(cl_sim_step_node(t->w, 2), 1);
+	assert_true(ha_state_holds_view(beta->st));
+	assert_false(ha_state_synced(beta->st));
+	EXPECT(beta, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"reason\":\"in the round\"}",
+	       "node alpha: failing requested (a sync round is open: applied when it ends)");
+	EXPECT(gamma, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\"}",
+	       "not in sync with the cluster yet; retry");
+	assert_int_equal(ha_state_node(beta->st, 1)->state, HA_NODE_OK);
+	run3(t);
+	for (int i = 0; i < 3; i++) {
+		assert_true(ha_state_synced(t->n[i].st));
+		assert_int_equal(ha_state_node(t->n[i].st, 1)->state, HA_NODE_FAILING);
+	}
+	EXPECT(gamma, "{\"cmd\":\"leaving\",\"node\":\"alpha\"}",
+	       "\"state\":\"failing\",\"leaving\":true,\"reason\":\"in the round\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +541,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_where, setup3, teardown3),
 	    cmocka_unit_test_setup_teardown(test_leaving, setup3, teardown3),
 	    cmocka_unit_test_setup_teardown(test_mark_failing_cold, setup3, teardown3),
+	    cmocka_unit_test_setup_teardown(test_mark_failing_in_sync_round, setup3, teardown3),
 	};
 
 	log_set_sink(log_sink_capture());
