@@ -122,6 +122,7 @@ static int recheck_lun(struct ho_receiver *r, struct ho_lun *l)
 
 	if (!l->lun || !l->registered)
 		return 0;
+	memset(&view, 0, sizeof(view));
 	rc = lun_pr_read(l->lun, &view);
 	if (session_error(rc)) {
 		rc = reopen_lun(r, l);
@@ -163,6 +164,7 @@ static int retake_lun(struct ho_receiver *r, struct ho_lun *l, int err)
 	int rc = 0;
 
 	memset(&f, 0, sizeof(f));
+	memset(&view, 0, sizeof(view));
 	if (session_error(err))
 		rc = reopen_lun(r, l);
 	if (!rc)
