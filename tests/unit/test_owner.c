@@ -558,6 +558,11 @@ static void test_plan_rejoin(void **state)
 	v = (struct own_view){
 	    .nkeys = 1, .keys = {KX}, .reserved = 1, .holder = KX, .type = OWN_PR_TYPE_WERO};
 	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_CONFLICT); /* fenced meanwhile */
+	/* reserved by the source's key, this host's gone: the source (or whoever holds its key)
+	 * preempted it, maybe to fence it: a receiver must not register again (handover_recv) */
+	v = (struct own_view){
+	    .nkeys = 1, .keys = {KS}, .reserved = 1, .holder = KS, .type = OWN_PR_TYPE_WERO};
+	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_CONFLICT);
 	v = (struct own_view){0}; /* a target restarted without persistence: nothing left */
 	assert_int_equal(own_plan_rejoin(&v, KD), OWN_REJOIN_ACQUIRE);
 	v.nkeys = 1;

@@ -131,6 +131,16 @@ static int recheck_lun(struct ho_receiver *r, struct ho_lun *l)
 	}
 	if (!rc && own_view_has_key(&view, r->key))
 		return 0;
+	/* reserved, by whoever (the source's own session after a target restart, or a host
+	 * that fenced this one), and this host's key gone: it was preempted, and cannot tell
+	 * why; registering again would undo a fence. Refused: the guest stays on the source. */
+	if (!rc && own_plan_rejoin(&view, r->key) == OWN_REJOIN_CONFLICT) {
+		snprintf(why, sizeof(why),
+		         "key %s holds the reservation and this host's key was preempted (a "
+		         "target restart or a fence of this host); retry the migration",
+		         ho_key_str(view.holder, kb));
+		rc = ERR_CONFLICT;
+	}
 	if (!rc &&
 	    own_plan_handover(&view, r->src_key, r->key, why, sizeof(why)) == OWN_PLAN_REFUSE)
 		rc = ERR_CONFLICT;
@@ -152,9 +162,10 @@ static int recheck_lun(struct ho_receiver *r, struct ho_lun *l)
  * After GO the guest runs here, and the hand-over's preempt failed with err: this host's
  * registration or the source's is gone (a target restarted without persistence forgets
  * both, and the session goes with it). Take the LUN as a fence of the source's key does
- * (owner.h): register, preempt it, reserve when nobody holds the LUN. A third host that
- * holds it (this host was fenced) keeps it, and this host does not register again: the
- * guest's session would join the registration. 0 when this host holds the reservation.
+ * (owner.h): register, preempt it, reserve when nobody holds the LUN. A LUN reserved while
+ * this host's key is gone (this host was preempted: maybe fenced, by a third host or by the
+ * source's) is left alone, and this host does not register again: the guest's session would
+ * join the registration. 0 when this host holds the reservation.
  */
 static int retake_lun(struct ho_receiver *r, struct ho_lun *l, int err)
 {
@@ -169,8 +180,12 @@ static int retake_lun(struct ho_receiver *r, struct ho_lun *l, int err)
 		rc = reopen_lun(r, l);
 	if (!rc)
 		rc = lun_pr_read(l->lun, &view);
-	if (!rc && view.reserved && view.holder != r->key && view.holder != r->src_key) {
-		snprintf(f.why, sizeof(f.why), "key %s holds the reservation",
+	/* reserved and this host's key gone (own_plan_rejoin): preempted, maybe fenced by the
+	 * holder, the source's host itself; only a LUN that nobody holds (the target forgot
+	 * its reservations) or one this host is still registered on is taken */
+	if (!rc && own_plan_rejoin(&view, r->key) == OWN_REJOIN_CONFLICT) {
+		snprintf(f.why, sizeof(f.why),
+		         "key %s holds the reservation and this host's key was preempted",
 		         ho_key_str(view.holder, kb));
 		rc = ERR_CONFLICT;
 	}
