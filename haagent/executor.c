@@ -33,9 +33,10 @@
 #define FENCE_RETRY_MS         10000
 #define STALE_RETRY_MS         5000
 /* A guest the view lost after its migration broke: how long before its paused copy resumes. */
-#define AWAY_ABSENT_MS      10000
-#define FENCE_LUN_TIMEOUT_S 10
-#define SELF_FENCE_EVERY_MS 2000 /* the self-fence check's period while cut off */
+#define AWAY_ABSENT_MS           10000
+#define FENCE_LUN_TIMEOUT_S      10
+#define SELF_FENCE_LUN_TIMEOUT_S 3 /* a self-fence check's bound per LUN step (restart_wait_ms) */
+#define SELF_FENCE_EVERY_MS      2000 /* the self-fence check's period while cut off */
 
 enum job_kind {
 	JOB_CLAIM,
@@ -87,9 +88,16 @@ struct ha_executor {
 		char guest[HA_NAME_MAX];
 		int64_t absent_since; /* when the view first lacked the guest; 0 while it has it */
 	} away[MAX_JOBS];
-	int64_t cut_off_since;      /* when this node was cut off (cut_off; 0: it is not): the
-	                             * self-fence */
-	uint32_t failed_fence_node; /* the last failed fence's node and report: */
+	int64_t cut_off_since; /* when this node was cut off (cut_off; 0: it is not): the
+	                        * self-fence */
+	/* nodes seen fenced, and since when (this node's clock): a fence by reservation alone
+	 * holds their guests' restarts until their self-fence has stopped them (restart_wait) */
+	struct {
+		uint32_t node; /* 0: free */
+		int64_t since;
+		bool said; /* the wait was logged */
+	} fenced[HA_MAX_NODES];
+	uint32_t failed_fence_node;                  /* the last failed fence's node and report: */
 	char failed_fence_report[HA_REASON_MAX * 2]; /* a repeated failure is not an event again */
 };
 
@@ -220,11 +228,6 @@ static int run_fence(struct ha_executor *ex, uint32_t nodeid, const char *name, 
 	    .guests = fg,
 	    .timeout_s = FENCE_LUN_TIMEOUT_S,
 	    .command_timeout_s = (int)cfg->fence_timeout_s,
-	    /* a cut-off node's self-fence destroys its copies within self_fence_s of the cut,
-	     * then every SELF_FENCE_EVERY_MS, each check taking up to a LUN read: the bound
-	     * counted from the preempt, with one more period for the checks' own time */
-	    .settle_s =
-	        cfg->self_fence_s ? (int)cfg->self_fence_s + 3 * SELF_FENCE_EVERY_MS / 1000 : 0,
 	};
 	const struct ha_guest_info *g;
 	size_t ng = ha_state_guests(ex->env.st, &g);
@@ -306,6 +309,8 @@ static int run_self_fence(struct ha_executor *ex)
 			continue;
 		}
 		one_guest_args(ex, doms[i].name, &fg, &a);
+		a.timeout_s =
+		    SELF_FENCE_LUN_TIMEOUT_S; /* the others' restart_wait_ms counts on it */
 		rc = ha_fence_self_check(&a, me->name, lun, sizeof(lun));
 		if (rc == 0)
 			log_debug("self-fence: %s's LUNs still have node %s's key: kept",
@@ -795,6 +800,74 @@ static void start_accepted(struct ha_executor *ex)
 }
 
 /* Claim (or run) what the plan gives this node. */
+/*
+ * How long after a node is fenced its guests' restarts wait, in ms. A fence by reservation
+ * alone stops the node's writes at once, its guests only when its own self-fence destroys
+ * them (cut off for self_fence_s, then checked every SELF_FENCE_EVERY_MS, each check a LUN
+ * read bounded by SELF_FENCE_LUN_TIMEOUT_S): wait for that bound, so that two copies never
+ * run at once while the fenced node's agent lives. A fence command (power) needs no wait;
+ * self_fence_s 0 (no self-fence anywhere: the same value on every node) gives none either.
+ */
+static int64_t restart_wait_ms(const struct ha_executor *ex)
+{
+	const struct ha_config *cfg = ex->env.cfg;
+	bool command = cfg->fence_mode == HA_FENCE_COMMAND || cfg->fence_mode == HA_FENCE_BOTH ||
+	               (cfg->fence_mode == HA_FENCE_AUTO && cfg->fence_command[0]);
+
+	if (command || !cfg->self_fence_s)
+		return 0;
+	return (int64_t)cfg->self_fence_s * 1000 + 2 * SELF_FENCE_EVERY_MS +
+	       SELF_FENCE_LUN_TIMEOUT_S * 1000;
+}
+
+/*
+ * May the guests of node (their old owner) restart now? Yes unless it is fenced and was seen
+ * fenced less than restart_wait_ms ago (first seen now: the wait starts). Entries of nodes
+ * no longer fenced are dropped as they are met.
+ */
+static bool restart_may_start(struct ha_executor *ex, uint32_t node, const char *guest)
+{
+	const struct ha_node_info *n = ha_state_node(ex->env.st, node);
+	int64_t now = loop_now_ms(), wait = restart_wait_ms(ex);
+	size_t i, free_i = HA_MAX_NODES;
+
+	for (i = 0; i < HA_MAX_NODES; i++) {
+		if (ex->fenced[i].node && ex->fenced[i].node != node) {
+			const struct ha_node_info *o =
+			    ha_state_node(ex->env.st, ex->fenced[i].node);
+
+			if (!o || o->state != HA_NODE_FENCED)
+				ex->fenced[i].node = 0;
+		}
+		if (!ex->fenced[i].node && free_i == HA_MAX_NODES)
+			free_i = i;
+		if (ex->fenced[i].node == node)
+			break;
+	}
+	if (!n || n->state != HA_NODE_FENCED || wait <= 0) {
+		if (i < HA_MAX_NODES)
+			ex->fenced[i].node = 0;
+		return true;
+	}
+	if (i == HA_MAX_NODES) {
+		if (free_i == HA_MAX_NODES)
+			return true; /* cannot happen: at most HA_MAX_NODES nodes */
+		i = free_i;
+		ex->fenced[i].node = node;
+		ex->fenced[i].since = now;
+		ex->fenced[i].said = false;
+	}
+	if (now - ex->fenced[i].since >= wait)
+		return true;
+	if (!ex->fenced[i].said)
+		log_info(
+		    "executor: node %s was fenced by reservation alone: the restart of %s waits "
+		    "%" PRId64 " s for that node's self-fence to stop its copy",
+		    n->name, guest, (wait - (now - ex->fenced[i].since) + 999) / 1000);
+	ex->fenced[i].said = true;
+	return false;
+}
+
 static void claim_planned(struct ha_executor *ex)
 {
 	struct plan_action *a = NULL;
@@ -837,6 +910,8 @@ static void claim_planned(struct ha_executor *ex)
 				start_job(ex, j, -1);
 			}
 		} else if (a[i].kind == PLAN_COLD_RESTART) {
+			if (!restart_may_start(ex, a[i].from, a[i].guest))
+				continue;
 			add_job(ex, JOB_CLAIM, a[i].guest, a[i].from, a[i].to);
 			submit(ex, HA_MSG_RESTART_START, a[i].guest, a[i].from, a[i].to, 0, 0,
 			       a[i].reason);

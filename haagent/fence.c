@@ -4,12 +4,10 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -306,18 +304,6 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 		         a->command, a->command_timeout_s);
 		goto out;
 	}
-	if (methods == HA_FENCE_BY_RESERVATION && a->settle_s > 0) {
-		/* the preempt stopped the node's writes, not its guests: a cut-off node that is
-		 * alive destroys them itself within its self-fence bound; wait for that before
-		 * the fence counts and they restart here, so two copies never run at once */
-		log_info("fence: node %s's LUNs preempted; waiting %d s for its self-fence (its "
-		         "guests stop there) before they restart elsewhere",
-		         a->victim, a->settle_s);
-		struct timespec ts = {.tv_sec = a->settle_s};
-
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-	}
 	snprintf(report, report_len, "%s%s%s in %" PRId64 " ms",
 	         (methods & HA_FENCE_BY_RESERVATION) ? "reservation preempted on " : "",
 	         (methods & HA_FENCE_BY_RESERVATION) ? "every shared LUN" : "",
@@ -326,12 +312,6 @@ int ha_fence_run(const struct ha_fence_args *a, char *report, size_t report_len)
 	                                                    : "fence command succeeded")
 	             : "",
 	         loop_now_ms() - t0);
-	if (methods == HA_FENCE_BY_RESERVATION && a->settle_s > 0) {
-		size_t n = strlen(report);
-
-		snprintf(report + n, report_len - n, ", %d s of it waiting for its self-fence",
-		         a->settle_s);
-	}
 	if (methods & HA_FENCE_BY_RESERVATION)
 		log_info("fence: node %s fenced: %zu LUN(s), %s", a->victim, nluns, report);
 out:

@@ -75,8 +75,6 @@ struct ha_fence_args {
 	size_t nguests;
 	int timeout_s;         /* per LUN step */
 	int command_timeout_s; /* the fence command's bound (fence_timeout_s) */
-	int settle_s; /* after a fence by reservation alone: wait this long before it counts
-	               * (the victim's self-fence bound), 0 for no wait */
 };
 
 /*

@@ -623,8 +623,11 @@ static void test_no_job_without_quorum(void **state)
 	teardown_cluster(c);
 }
 
-/* Run node 1's loop and executor until its first job ended (bounded by JOB_LIMIT_MS). */
-static void wait_first_job(struct tctx *c)
+/*
+ * Run node 1's loop and executor until a job whose line holds needle ended ("" for any), bounded
+ * by JOB_LIMIT_MS.
+ */
+static void wait_job(struct tctx *c, const char *needle)
 {
 	int64_t deadline = loop_now_ms() + JOB_LIMIT_MS;
 	char got[4096];
@@ -633,9 +636,9 @@ static void wait_first_job(struct tctx *c)
 		assert_true(loop_now_ms() < deadline);
 		loop_run_once(c->loop, 100);
 		ha_exec_reconcile(c->ex);
-		wait_jobs(c);
+		settle(c); /* what the executor submitted is delivered, its jobs reaped */
 		jobs_read(got, sizeof(got));
-	} while (!got[0]);
+	} while (!got[0] || !strstr(got, needle));
 }
 
 /*
@@ -658,7 +661,7 @@ static void test_self_fence_without_quorum(void **state)
 	assert_false(ha_state_quorate(c->nodes[1].st));
 	ha_exec_reconcile(c->ex); /* the quorum loss is noted; the check waits self_fence_s */
 	assert_jobs("");
-	wait_first_job(c);
+	wait_job(c, "");
 	assert_jobs("self-fence - 1>0\n");
 	/* the quorum is back: no further check, though the period is over */
 	cl_sim_partition(c->w, together);
@@ -707,20 +710,22 @@ static void test_self_fence_alone_with_two_node(void **state)
 	assert_true(ha_state_quorate(c->nodes[1].st));
 	assert_true(ha_state_quorate(c->nodes[2].st));
 	unlink(jobs_path);
-	wait_first_job(c);
+	wait_job(c, "");
 	assert_jobs("self-fence - 1>0\n");
 	teardown_cluster(c);
 }
 
 /*
  * Node 2 dies: node 1 (the lowest live member) fences it; the fence job's report becomes the
- * FENCED message's text; then g2 restarts on node 1 (the most room) by a create job.
+ * FENCED message's text; then g2 restarts on node 1 (the most room) by a create job. A fence
+ * command (a power fence) is configured: the restart does not wait.
  */
 static void test_fence_job_then_restart(void **state)
 {
 	struct tctx *c = setup_cluster(16384, 8192, 8192);
 
 	(void)state;
+	snprintf(c->cfg.fence_command, sizeof(c->cfg.fence_command), "/usr/sbin/test-power-off");
 	status_fence = HA_WORKER_OK;
 	status_create = HA_WORKER_OK;
 	fence_report = "node2 powered off by the test";
@@ -731,6 +736,34 @@ static void test_fence_job_then_restart(void **state)
 	assert_int_equal(ha_state_node(c->nodes[3].st, 2)->state, HA_NODE_FENCED);
 	assert_int_equal(guest(c, 3, "g2")->owner, 1);
 	assert_false(guest(c, 3, "g2")->stopped);
+	teardown_cluster(c);
+}
+
+/*
+ * Fenced by reservation alone (no fence command): the fence counts at once (FENCED: a node
+ * that rejoins now is handled as fenced), but g2's restart waits until node 2's self-fence
+ * has had its bound (self_fence_s + 2 check periods + a LUN step's bound: 8 s here) to
+ * destroy the copy still running there.
+ */
+static void test_restart_waits_for_self_fence(void **state)
+{
+	struct tctx *c = setup_cluster(16384, 8192, 8192);
+	int64_t t0;
+
+	(void)state;
+	c->cfg.self_fence_s = 1;
+	status_fence = HA_WORKER_OK;
+	status_create = HA_WORKER_OK;
+	cl_sim_crash(c->w, 2);
+	t0 = loop_now_ms();
+	settle(c);
+	assert_jobs("fence - 2>0\n");
+	assert_int_equal(ha_state_node(c->nodes[1].st, 2)->state, HA_NODE_FENCED);
+	wait_job(c, "create g2");
+	assert_jobs("fence - 2>0\ncreate g2 2>1\n");
+	assert_true(loop_now_ms() - t0 >= 8000);
+	assert_true(log_capture_contains(
+	    capture, "node node2 was fenced by reservation alone: the restart of g2 waits"));
 	teardown_cluster(c);
 }
 
@@ -891,6 +924,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_no_job_without_quorum, reset),
 	    cmocka_unit_test_setup(test_self_fence_without_quorum, reset),
 	    cmocka_unit_test_setup(test_self_fence_alone_with_two_node, reset),
+	    cmocka_unit_test_setup(test_restart_waits_for_self_fence, reset),
 	    cmocka_unit_test_setup(test_no_migration_key, reset),
 	    cmocka_unit_test_setup(test_fence_job_then_restart, reset),
 	    cmocka_unit_test_setup(test_fence_job_fails, reset),
