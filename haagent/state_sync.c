@@ -56,9 +56,25 @@ static void replay_buffer(struct ha_state *st)
 	for (size_t i = 0; i < st->nbuffer; i++) {
 		struct ha_msg m;
 
+		int rc;
+
 		if (ha_msg_decode(st->buffer[i].buf, st->buffer[i].len, &m) < 0)
 			continue;
-		(void)ha_state_apply(st, st->buffer[i].from, &m);
+		rc = ha_state_apply(st, st->buffer[i].from, &m);
+		/* an operator's request accepted inside the round ("applied when it ends") that
+		 * the view refuses now: said, not dropped in silence */
+		if (rc < 0 && m.type == HA_MSG_SET_STATE)
+			ha_state_event(st,
+			               "request from node %" PRIu32 " to make node %" PRIu32
+			               " %s, made during a sync round, refused after it: %s",
+			               st->buffer[i].from, m.node, ha_node_state_name(m.state),
+			               err_str(rc));
+		else if (rc < 0 && m.type == HA_MSG_MIGRATE_REQUEST)
+			ha_state_event(st,
+			               "request from node %" PRIu32
+			               " to migrate guest %s, made during "
+			               "a sync round, refused after it: %s",
+			               st->buffer[i].from, m.guest, err_str(rc));
 		ha_msg_release(&m);
 	}
 	ha_state_buffer_clear(st);

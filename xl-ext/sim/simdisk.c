@@ -211,7 +211,8 @@ static int relogin(struct simdisk *sd)
 	sd->lun = lun;
 	sd->dev.ctx = lun;
 	sd->lost = 0;
-	sd->rejoin = sd->registered && sd->state != SD_CONFLICT;
+	/* a rejoin still pending from an earlier login (its read failed) stays pending */
+	sd->rejoin = sd->rejoin || (sd->registered && sd->state != SD_CONFLICT);
 	sd->registered = 0;
 	sd->relogins++;
 	log_info("domain %s: host %s logged in to %s again after its session was lost", sd->domain,
