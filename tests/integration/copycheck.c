@@ -9,10 +9,10 @@
  * "--migratedaway" stripped. A guest whose copy runs on two hosts in one pass is read again
  * at once, those hosts in reverse order: a guest that moved between the two reads (paused on
  * A before it runs on B) shows paused on A the second time, so only a real overlap is seen
- * twice. Each overlap is one line on FILE (and stderr). Copies whose process is gone are not
- * counted; a host whose SKIPFILE exists (a test killed it) is not read. Only guests whose name
- * starts with PREFIX are watched (default all). With -a every copy counts, paused or not (a
- * cold move must destroy the guest before it creates it elsewhere).
+ * twice. Each overlap is one line on FILE (and stderr). Copies whose process is gone (or a
+ * zombie) are not counted; a host whose SKIPFILE exists (a test killed it) is not read. Only
+ * guests whose name starts with PREFIX are watched (default all). With -a every copy counts,
+ * paused or not (a cold move must destroy the guest before it creates it elsewhere).
  *
  * On SIGTERM or SIGINT it prints one summary line and exits 0 if no guest ever ran twice:
  *   copycheck: samples=N overlaps=K max_running=R max_copies=C paused_beside_running=P
@@ -114,9 +114,31 @@ static bool read_info(const char *path, struct copy *c)
 	return true;
 }
 
+/*
+ * Is the copy's process alive? A zombie is not: a domain killed by a test's fence stays one
+ * until its parent reaps it (never, where the sandbox's init does not reap), and its
+ * info.json still says what it was doing when it died. Read /proc/<pid>/stat's state (after
+ * the last ')': the command may hold one): Z or X is dead.
+ */
 static bool alive(const struct copy *c)
 {
-	return c->pid > 0 && (kill((pid_t)c->pid, 0) == 0 || errno == EPERM);
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	if (c->pid <= 0 || (kill((pid_t)c->pid, 0) != 0 && errno != EPERM))
+		return false;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", c->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false; /* gone meanwhile */
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 static bool running(const struct copy *c)
