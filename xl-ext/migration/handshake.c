@@ -18,9 +18,10 @@
 #include "common/loop.h"
 #include "xl-ext/migration/handshake.h"
 #include "xl-ext/migration/xlproto.h"
+#include "xl-ext/precopy/precopy.h"
 
 #define MIG_BANNER_TIMEOUT_MS 60000
-#define MIG_GO_TIMEOUT_MS     120000
+#define MIG_GO_TIMEOUT_MS     PC_RECV_STALL_TIMEOUT_MS /* the same silent sender */
 
 /*
  * Read exactly len bytes and compare them with msg (xl's migrate_read_fixedmessage), waiting

@@ -136,4 +136,10 @@ struct json_object *mig_report_json(const struct mig_report *r);
  * figure not reached or not measured. */
 struct json_object *mig_json_number(double v, int decimals);
 
+/*
+ * The receiver's bound on a silent sender: no byte of the stream for this long ends it, and
+ * the handshake waits no longer for GO (handshake.c).
+ */
+#define PC_RECV_STALL_TIMEOUT_MS 120000
+
 #endif

@@ -16,7 +16,5 @@
  * 256 KiB bounds that to well under a millisecond and costs a few more calls.
  */
 #define PC_IO_MAX_BYTES (256u * 1024)
-/* The receiver's bound on a silent sender: no byte of the stream for this long ends it. */
-#define PC_RECV_STALL_TIMEOUT_MS 120000
 
 #endif
