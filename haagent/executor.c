@@ -821,49 +821,62 @@ static int64_t restart_wait_ms(const struct ha_executor *ex)
 }
 
 /*
- * May the guests of node (their old owner) restart now? Yes unless it is fenced and was seen
- * fenced less than restart_wait_ms ago (first seen now: the wait starts). Entries of nodes
- * no longer fenced are dropped as they are met.
+ * May the guests of node (their old owner) restart now? Not within restart_wait_ms of when
+ * this node first saw it fenced (first seen now: the wait starts), even if it has rejoined
+ * since: its copies are stale then and it destroys them, or its self-fence already did, and
+ * the restart still waits for that bound. Entries are dropped once their wait is over.
  */
+/*
+ * Every reconcile: note each node of the view seen fenced for the first time (its guests'
+ * restarts wait from now: restart_may_start), and forget the nodes whose wait is over and
+ * that are no longer fenced (one still fenced keeps its entry: its wait is not started
+ * again; one fenced again later waits again).
+ */
+static void track_fenced(struct ha_executor *ex)
+{
+	const struct ha_node_info *nodes;
+	size_t nn = ha_state_nodes(ex->env.st, &nodes);
+	int64_t now = loop_now_ms(), wait = restart_wait_ms(ex);
+
+	for (size_t i = 0; i < HA_MAX_NODES; i++) {
+		const struct ha_node_info *o =
+		    ex->fenced[i].node ? ha_state_node(ex->env.st, ex->fenced[i].node) : NULL;
+
+		if (ex->fenced[i].node && now - ex->fenced[i].since >= wait &&
+		    (!o || o->state != HA_NODE_FENCED))
+			ex->fenced[i].node = 0;
+	}
+	for (size_t k = 0; k < nn && wait > 0; k++) {
+		size_t i, free_i = HA_MAX_NODES;
+
+		if (nodes[k].state != HA_NODE_FENCED)
+			continue;
+		for (i = 0; i < HA_MAX_NODES && ex->fenced[i].node != nodes[k].nodeid; i++)
+			if (!ex->fenced[i].node && free_i == HA_MAX_NODES)
+				free_i = i;
+		if (i < HA_MAX_NODES || free_i == HA_MAX_NODES)
+			continue;
+		ex->fenced[free_i].node = nodes[k].nodeid;
+		ex->fenced[free_i].since = now;
+		ex->fenced[free_i].said = false;
+	}
+}
+
 static bool restart_may_start(struct ha_executor *ex, uint32_t node, const char *guest)
 {
 	const struct ha_node_info *n = ha_state_node(ex->env.st, node);
 	int64_t now = loop_now_ms(), wait = restart_wait_ms(ex);
-	size_t i, free_i = HA_MAX_NODES;
+	size_t i;
 
-	for (i = 0; i < HA_MAX_NODES; i++) {
-		if (ex->fenced[i].node && ex->fenced[i].node != node) {
-			const struct ha_node_info *o =
-			    ha_state_node(ex->env.st, ex->fenced[i].node);
-
-			if (!o || o->state != HA_NODE_FENCED)
-				ex->fenced[i].node = 0;
-		}
-		if (!ex->fenced[i].node && free_i == HA_MAX_NODES)
-			free_i = i;
-		if (ex->fenced[i].node == node)
-			break;
-	}
-	if (!n || n->state != HA_NODE_FENCED || wait <= 0) {
-		if (i < HA_MAX_NODES)
-			ex->fenced[i].node = 0;
-		return true;
-	}
-	if (i == HA_MAX_NODES) {
-		if (free_i == HA_MAX_NODES)
-			return true; /* cannot happen: at most HA_MAX_NODES nodes */
-		i = free_i;
-		ex->fenced[i].node = node;
-		ex->fenced[i].since = now;
-		ex->fenced[i].said = false;
-	}
-	if (now - ex->fenced[i].since >= wait)
-		return true;
+	for (i = 0; i < HA_MAX_NODES && ex->fenced[i].node != node; i++)
+		;
+	if (i == HA_MAX_NODES || now - ex->fenced[i].since >= wait)
+		return true; /* never seen fenced, or its wait is over */
 	if (!ex->fenced[i].said)
 		log_info(
 		    "executor: node %s was fenced by reservation alone: the restart of %s waits "
 		    "%" PRId64 " s for that node's self-fence to stop its copy",
-		    n->name, guest, (wait - (now - ex->fenced[i].since) + 999) / 1000);
+		    n ? n->name : "?", guest, (wait - (now - ex->fenced[i].since) + 999) / 1000);
 	ex->fenced[i].said = true;
 	return false;
 }
@@ -1000,6 +1013,7 @@ void ha_exec_reconcile(struct ha_executor *ex)
 	if (!ex || !ex->env.hv || !ha_state_synced(ex->env.st))
 		return;
 	expire_jobs(ex, loop_now_ms());
+	track_fenced(ex);
 	self_fence(ex);
 	if (!ha_state_may_act(ex->env.st))
 		return; /* no quorum, or the view not confirmed in this membership: no action at

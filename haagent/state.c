@@ -514,8 +514,17 @@ static int apply_fenced(struct ha_state *st, uint32_t from, const struct ha_msg 
 		if (g->owner == n->nodeid && g->moving_to == 0)
 			g->stopped = 1;
 	}
-	ha_state_event(st, "node %s fenced by %s%s%s", n->name, node_name(st, from),
-	               m->text[0] ? ": " : "", m->text);
+	/*
+	 * A fence advances the view's generation too (every member of this partition applies it
+	 * at the same point of the agreed order). Where both sides of a split are quorate
+	 * (votequorum's two_node), each confirms generations of its own, and the merge takes the
+	 * highest: the side that fenced the other then wins over one that only saw it leave, and
+	 * the fence survives the merge (the fenced node's copies are stale, its guests restart
+	 * once), where equal generations would let the lower nodeid's view drop it.
+	 */
+	st->generation++;
+	ha_state_event(st, "node %s fenced by %s%s%s (view generation %" PRIu64 ")", n->name,
+	               node_name(st, from), m->text[0] ? ": " : "", m->text, st->generation);
 	return 0;
 }
 

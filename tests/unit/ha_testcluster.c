@@ -134,7 +134,8 @@ void execute(struct tnode *n)
 		} else if (a[i].kind == PLAN_COLD_RESTART) {
 			submit(n, a[i].from == n->id ? HA_MSG_GUEST_STOPPED : HA_MSG_RESTART_START,
 			       a[i].guest, a[i].from, a[i].to, 0);
-		} else if (a[i].kind == PLAN_FENCE && !c->auto_fence) {
+		} else if (a[i].kind == PLAN_FENCE &&
+		           (!c->auto_fence || (c->fence_only_by && c->fence_only_by != n->id))) {
 			c->fence_tries[n->id][a[i].from]++;
 			continue;
 		} else if (a[i].kind == PLAN_FENCE) {

@@ -47,6 +47,8 @@ struct ctx {
 	bool fence_keeps_guests;
 	/* cold restarts are planned but not claimed (a fenced node comes back before them) */
 	bool hold_restarts;
+	/* only this node's executor fences (0: any): one side of a two_node split */
+	uint32_t fence_only_by;
 	/* the survivors of a move whose peer left do not report it at once (a receiver that
 	 * waits for a GO until its timeout): the test submits the failures itself */
 	bool late_orphans;

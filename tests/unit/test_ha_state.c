@@ -355,6 +355,39 @@ static unsigned stale_copies_of_node1(struct ctx *c, const bool *was)
  * and each guest cold-restarts once. Before, node 1's HELLO took them back as running there,
  * unable to write, and nothing restarted them.
  */
+/*
+ * votequorum's two_node: both sides of a split are quorate and confirm generations of their
+ * own. Nodes 2 and 3 fence node 1 by reservation (its guests keep running, frozen); node 1,
+ * alone, fences nobody (fence_only_by). At the heal the view of the side that fenced wins,
+ * since FENCED advanced its generation: node 1's copies are stale, to be destroyed, and its
+ * guests restart once. Before, both sides had the same generation and node 1's view (the
+ * lowest nodeid) won: the fence was forgotten and node 1's frozen copies kept as running.
+ */
+static void test_two_node_split_fence_survives_merge(void **state)
+{
+	static const uint32_t order[NNODES] = {1, 2, 3};
+	static const int whole[NNODES] = {0, 0, 0};
+	struct ctx *c = setup_cluster(order, 1);
+	bool was[NGUESTS];
+	unsigned nwas;
+
+	(void)state;
+	cl_sim_set_two_node(c->w, true);
+	c->fence_only_by = 2;
+	c->hold_restarts = true;
+	nwas = cut_off_and_fence_node1(c, was);
+	assert_true(ha_state_quorate(c->nodes[1].st)); /* alone, and quorate */
+	assert_true(ha_state_generation(c->nodes[2].st) > ha_state_generation(c->nodes[1].st));
+	cl_sim_partition(c->w, whole);
+	run(c);
+	assert_agreement(c);
+	assert_int_equal(stale_copies_of_node1(c, was), nwas);
+	for (int g = 0; g < NGUESTS; g++)
+		if (was[g])
+			assert_true(ha_state_guest(c->nodes[3].st, gname[g])->stopped);
+	teardown_cluster(c);
+}
+
 static void test_rejoin_between_fence_and_restart(void **state)
 {
 	static const uint32_t order[NNODES] = {1, 2, 3};
@@ -682,6 +715,7 @@ int main(void)
 	    cmocka_unit_test(test_move_fails_after_its_source_was_fenced),
 	    cmocka_unit_test(test_corosync_restart_resyncs),
 	    cmocka_unit_test(test_partition_heal_takes_quorate_view),
+	    cmocka_unit_test(test_two_node_split_fence_survives_merge),
 	    cmocka_unit_test(test_rejoin_between_fence_and_restart),
 	    cmocka_unit_test(test_heal_after_reservation_fence),
 	    cmocka_unit_test(test_operator_migration),
