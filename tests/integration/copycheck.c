@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "xl-ext/sim/sim.h"
+
 #define MAX_HOSTS  8
 #define MAX_COPIES 256
 #define NAME_MAX_  72
@@ -115,30 +117,13 @@ static bool read_info(const char *path, struct copy *c)
 }
 
 /*
- * Is the copy's process alive? A zombie is not: a domain killed by a test's fence stays one
- * until its parent reaps it (never, where the sandbox's init does not reap), and its
- * info.json still says what it was doing when it died. Read /proc/<pid>/stat's state (after
- * the last ')': the command may hold one): Z or X is dead.
+ * Is the copy's process alive? A zombie is not (sim_pid_running): a domain killed by a test's
+ * fence stays one until its parent reaps it (never, where the sandbox's init does not reap),
+ * and its info.json still says what it was doing when it died.
  */
 static bool alive(const struct copy *c)
 {
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	if (c->pid <= 0 || (kill((pid_t)c->pid, 0) != 0 && errno != EPERM))
-		return false;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", c->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false; /* gone meanwhile */
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+	return c->pid > 0 && sim_pid_running((pid_t)c->pid);
 }
 
 static bool running(const struct copy *c)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "xl-ext/core/hv.h"
 
@@ -32,5 +33,11 @@ int sim_query_domain(struct hv *hv, uint32_t domid, char *out, size_t cap);
 /* State blob: u32 nr_vcpus, u32 vcpu_len, u32 dm_len, vcpu states, device model. */
 int sim_state_decode(const uint8_t *buf, size_t len, struct pc_cpu_state *st);
 int sim_state_encode(const struct pc_cpu_state *st, uint8_t **buf_r, size_t *len_r);
+
+/*
+ * True while pid runs; a zombie (exited, not yet reaped by init) counts as gone. For the
+ * sim's liveness of a domain process, and for the tests' checkers that read its files.
+ */
+bool sim_pid_running(pid_t pid);
 
 #endif

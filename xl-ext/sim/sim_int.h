@@ -44,8 +44,6 @@ int sim_ctl_call(struct hv *hv, uint32_t domid, const char *req, char *out, size
 void sim_remove_dom_dir(struct hv *hv, uint32_t domid);
 int sim_name_taken(struct hv *hv, const char *name);
 int sim_next_domid(struct hv *hv, uint32_t *domid_r);
-/* True while pid runs; a zombie (exited, not yet reaped by init) counts as gone. */
-bool sim_pid_running(pid_t pid);
 
 /* sim_spawn.c: domain processes */
 /* Create the record and process of a domain; with incoming, an empty paused domain. */

@@ -329,6 +329,17 @@ static void report(struct simdisk *sd, enum simdisk_state st, int rc, uint64_t s
 		         iscsi_lun_name(sd->lun));
 }
 
+/* A write, or the step before it, failed with rc at record seq: count it and say so. */
+static int write_failed(struct simdisk *sd, int rc, uint64_t seq)
+{
+	if (rc == ERR_CONFLICT)
+		sd->conflicts++;
+	else
+		sd->errors++;
+	report(sd, rc == ERR_CONFLICT ? SD_CONFLICT : SD_ERROR, rc, seq);
+	return rc;
+}
+
 int simdisk_write(struct simdisk *sd)
 {
 	struct journal_writer w;
@@ -342,30 +353,14 @@ int simdisk_write(struct simdisk *sd)
 		return ERR_PROTO; /* the guest's memory holds no writer state */
 	}
 	rc = recover(sd);
-	if (rc == ERR_CONFLICT) {
-		sd->conflicts++;
-		report(sd, SD_CONFLICT, rc, sd->mem->next_seq);
-		return rc;
-	}
-	if (rc) {
-		sd->errors++;
-		report(sd, SD_ERROR, rc, sd->mem->next_seq);
-		return rc;
-	}
+	if (rc)
+		return write_failed(sd, rc, sd->mem->next_seq);
 	if (!sd->registered && sd->state != SD_CONFLICT) {
 		rc = register_here(sd);
 		if (session_error(rc))
 			sd->lost = 1;
-		if (rc == ERR_CONFLICT) {
-			sd->conflicts++;
-			report(sd, SD_CONFLICT, rc, sd->mem->next_seq);
-			return rc;
-		}
-		if (rc) {
-			sd->errors++;
-			report(sd, SD_ERROR, rc, sd->mem->next_seq);
-			return rc;
-		}
+		if (rc)
+			return write_failed(sd, rc, sd->mem->next_seq);
 	}
 	w = (struct journal_writer){.dev = &sd->dev,
 	                            .guest_id = sd->mem->guest_id,
@@ -382,12 +377,7 @@ int simdisk_write(struct simdisk *sd)
 	if (rc) {
 		if (session_error(rc))
 			sd->lost = 1;
-		if (rc == ERR_CONFLICT)
-			sd->conflicts++;
-		else
-			sd->errors++;
-		report(sd, rc == ERR_CONFLICT ? SD_CONFLICT : SD_ERROR, rc, w.next_seq);
-		return rc;
+		return write_failed(sd, rc, w.next_seq);
 	}
 	if (!sd->first_seq_here)
 		sd->first_seq_here = seq;
