@@ -221,7 +221,9 @@ static int cmd_set_state(struct ha_state *st, json_object *req, enum ha_node_sta
 	/* a holder of the view may request inside a sync round: applied once it ends */
 	if (!ha_state_holds_view(st))
 		return answer_error(reply_r,
-		                    "this agent is not in sync with the cluster yet; retry");
+		                    "this agent is not in sync with the cluster yet (it is "
+		                    "joining and holds no view); retry in a few seconds: "
+		                    "'haagent ctl status' says when it is in sync");
 	n = resolve_node(st, name, known, sizeof(known));
 	if (!n)
 		return answer_error(reply_r, "unknown node '%s' (known: %s)", name,

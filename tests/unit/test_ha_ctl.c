@@ -520,7 +520,8 @@ static void test_mark_failing_in_sync_round(void **state)
 	EXPECT(beta, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\",\"reason\":\"in the round\"}",
 	       "node alpha: failing requested (a sync round is open: applied when it ends)");
 	EXPECT(gamma, "{\"cmd\":\"mark-failing\",\"node\":\"alpha\"}",
-	       "not in sync with the cluster yet; retry");
+	       "not in sync with the cluster yet (it is joining and holds no view); retry in a few "
+	       "seconds");
 	assert_int_equal(ha_state_node(beta->st, 1)->state, HA_NODE_OK);
 	run3(t);
 	for (int i = 0; i < 3; i++) {

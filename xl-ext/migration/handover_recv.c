@@ -202,6 +202,8 @@ static int retake_lun(struct ho_receiver *r, struct ho_lun *l, int err)
 		          "taking %s over as after a fence of key %s failed too: %s",
 		          l->spec, err_str(err), l->url, ho_key_str(r->src_key, kb),
 		          f.why[0] ? f.why : err_str(rc));
+		/* the report's "why" is the retake's, the last word on this LUN */
+		snprintf(l->m.why, sizeof(l->m.why), "%s", f.why[0] ? f.why : err_str(rc));
 		return rc;
 	}
 	log_warn("migration target: disk '%s': the hand-over's preempt failed (%s: the target "
