@@ -799,7 +799,6 @@ static void start_accepted(struct ha_executor *ex)
 	}
 }
 
-/* Claim (or run) what the plan gives this node. */
 /*
  * How long after a node is fenced its guests' restarts wait, in ms. A fence by reservation
  * alone stops the node's writes at once, its guests only when its own self-fence destroys
@@ -811,21 +810,18 @@ static void start_accepted(struct ha_executor *ex)
 static int64_t restart_wait_ms(const struct ha_executor *ex)
 {
 	const struct ha_config *cfg = ex->env.cfg;
-	bool command = cfg->fence_mode == HA_FENCE_COMMAND || cfg->fence_mode == HA_FENCE_BOTH ||
-	               (cfg->fence_mode == HA_FENCE_AUTO && cfg->fence_command[0]);
+	unsigned methods = 0;
+	char why[HA_FENCE_WHY_MAX];
 
-	if (command || !cfg->self_fence_s)
+	/* the methods a fence of a node with a shared LUN uses here (fence.c decides them) */
+	(void)ha_fence_methods((enum ha_fence_mode)cfg->fence_mode, cfg->fence_command[0] != '\0',
+	                       1, &methods, why, sizeof(why));
+	if (methods != HA_FENCE_BY_RESERVATION || !cfg->self_fence_s)
 		return 0;
 	return (int64_t)cfg->self_fence_s * 1000 + 2 * SELF_FENCE_EVERY_MS +
 	       SELF_FENCE_LUN_TIMEOUT_S * 1000;
 }
 
-/*
- * May the guests of node (their old owner) restart now? Not within restart_wait_ms of when
- * this node first saw it fenced (first seen now: the wait starts), even if it has rejoined
- * since: its copies are stale then and it destroys them, or its self-fence already did, and
- * the restart still waits for that bound. Entries are dropped once their wait is over.
- */
 /*
  * Every reconcile: note each node of the view seen fenced for the first time (its guests'
  * restarts wait from now: restart_may_start), and forget the nodes whose wait is over and
@@ -862,6 +858,12 @@ static void track_fenced(struct ha_executor *ex)
 	}
 }
 
+/*
+ * May the guests of node (their old owner) restart now? Not within restart_wait_ms of when
+ * this node first saw it fenced (first seen now: the wait starts), even if it has rejoined
+ * since: its copies are stale then and it destroys them, or its self-fence already did, and
+ * the restart still waits for that bound. track_fenced keeps the entries.
+ */
 static bool restart_may_start(struct ha_executor *ex, uint32_t node, const char *guest)
 {
 	const struct ha_node_info *n = ha_state_node(ex->env.st, node);
@@ -881,6 +883,7 @@ static bool restart_may_start(struct ha_executor *ex, uint32_t node, const char 
 	return false;
 }
 
+/* Claim (or run) what the plan gives this node. */
 static void claim_planned(struct ha_executor *ex)
 {
 	struct plan_action *a = NULL;

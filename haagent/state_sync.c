@@ -55,7 +55,6 @@ static void replay_buffer(struct ha_state *st)
 {
 	for (size_t i = 0; i < st->nbuffer; i++) {
 		struct ha_msg m;
-
 		int rc;
 
 		if (ha_msg_decode(st->buffer[i].buf, st->buffer[i].len, &m) < 0)

@@ -349,12 +349,23 @@ static unsigned stale_copies_of_node1(struct ctx *c, const bool *was)
 }
 
 /*
- * Node 1 is cut off and fenced by reservation (its guests keep running, frozen), and the
- * partition heals before any of its guests restarted elsewhere. Its copies lost their LUNs:
- * they are stale even though the view still has node 1 as their owner. Node 1 destroys them
- * and each guest cold-restarts once. Before, node 1's HELLO took them back as running there,
- * unable to write, and nothing restarted them.
+ * The partition heals (node 1, fenced by reservation, rejoins): every node agrees, node 1 was
+ * told each copy it ran before the fence is stale, and each of those guests waits, stopped,
+ * for its restart.
  */
+static void heal_with_stale_copies_of_node1(struct ctx *c, const bool *was, unsigned nwas)
+{
+	static const int whole[NNODES] = {0, 0, 0};
+
+	cl_sim_partition(c->w, whole);
+	run(c);
+	assert_agreement(c);
+	assert_int_equal(stale_copies_of_node1(c, was), nwas);
+	for (int g = 0; g < NGUESTS; g++)
+		if (was[g])
+			assert_true(ha_state_guest(c->nodes[3].st, gname[g])->stopped);
+}
+
 /*
  * votequorum's two_node: both sides of a split are quorate and confirm generations of their
  * own. Nodes 2 and 3 fence node 1 by reservation (its guests keep running, frozen); node 1,
@@ -366,7 +377,6 @@ static unsigned stale_copies_of_node1(struct ctx *c, const bool *was)
 static void test_two_node_split_fence_survives_merge(void **state)
 {
 	static const uint32_t order[NNODES] = {1, 2, 3};
-	static const int whole[NNODES] = {0, 0, 0};
 	struct ctx *c = setup_cluster(order, 1);
 	bool was[NGUESTS];
 	unsigned nwas;
@@ -378,20 +388,20 @@ static void test_two_node_split_fence_survives_merge(void **state)
 	nwas = cut_off_and_fence_node1(c, was);
 	assert_true(ha_state_quorate(c->nodes[1].st)); /* alone, and quorate */
 	assert_true(ha_state_generation(c->nodes[2].st) > ha_state_generation(c->nodes[1].st));
-	cl_sim_partition(c->w, whole);
-	run(c);
-	assert_agreement(c);
-	assert_int_equal(stale_copies_of_node1(c, was), nwas);
-	for (int g = 0; g < NGUESTS; g++)
-		if (was[g])
-			assert_true(ha_state_guest(c->nodes[3].st, gname[g])->stopped);
+	heal_with_stale_copies_of_node1(c, was, nwas);
 	teardown_cluster(c);
 }
 
+/*
+ * Node 1 is cut off and fenced by reservation (its guests keep running, frozen), and the
+ * partition heals before any of its guests restarted elsewhere. Its copies lost their LUNs:
+ * they are stale even though the view still has node 1 as their owner. Node 1 destroys them
+ * and each guest cold-restarts once. Before, node 1's HELLO took them back as running there,
+ * unable to write, and nothing restarted them.
+ */
 static void test_rejoin_between_fence_and_restart(void **state)
 {
 	static const uint32_t order[NNODES] = {1, 2, 3};
-	static const int whole[NNODES] = {0, 0, 0};
 	struct ctx *c = setup_cluster(order, 1);
 	bool was[NGUESTS];
 	unsigned nwas;
@@ -407,14 +417,10 @@ static void test_rejoin_between_fence_and_restart(void **state)
 		assert_int_equal(c->restarts[g], 0); /* held */
 		assert_true(ha_state_guest(c->nodes[2].st, gname[g])->stopped);
 	}
-	cl_sim_partition(c->w, whole);
-	run(c);
-	assert_agreement(c);
-	assert_int_equal(stale_copies_of_node1(c, was), nwas);
+	heal_with_stale_copies_of_node1(c, was, nwas);
 	for (int g = 0; g < NGUESTS; g++) {
 		if (!was[g])
 			continue;
-		assert_true(ha_state_guest(c->nodes[3].st, gname[g])->stopped);
 		snprintf(text, sizeof(text),
 		         "stale copy of %s on node1 (fenced before its restart)", gname[g]);
 		assert_true(every_node_has_event(c, text));
