@@ -107,3 +107,8 @@ int err_exit_status(int code)
 {
 	return code == ERR_OK ? 0 : 1;
 }
+
+int err_is_transport(int code)
+{
+	return code == ERR_IO || code == ERR_TIMEOUT;
+}

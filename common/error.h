@@ -47,4 +47,10 @@ int err_from_errno(int errnum);
 /* Exit status for a command handler: 0 for ERR_OK, 1 for any failure. */
 int err_exit_status(int code);
 
+/*
+ * Did a command fail on its connection (ERR_IO, ERR_TIMEOUT: a session that may be gone, a
+ * peer restarted) rather than with the peer's answer? Then it is worth a new session.
+ */
+int err_is_transport(int code);
+
 #endif

@@ -67,6 +67,15 @@ static void test_exit_status(void **state)
 		assert_int_equal(err_exit_status(code), 1);
 }
 
+/* Only a failed connection is worth a new session; an answer (a conflict) is not. */
+static void test_is_transport(void **state)
+{
+	(void)state;
+	for (int code = 0; code >= ERR_CODE_MIN; code--)
+		assert_int_equal(err_is_transport(code) != 0,
+		                 code == ERR_IO || code == ERR_TIMEOUT);
+}
+
 /* XLEXT_FAULT's grammar: a point is named exactly, actions kill (default) and stop. */
 static void test_fault_lookup(void **state)
 {
@@ -139,6 +148,7 @@ int main(void)
 	    cmocka_unit_test(test_names_are_distinct),
 	    cmocka_unit_test(test_from_errno),
 	    cmocka_unit_test(test_exit_status),
+	    cmocka_unit_test(test_is_transport),
 	    cmocka_unit_test(test_fault_lookup),
 	    cmocka_unit_test(test_fault_point_acts),
 	};

@@ -102,11 +102,6 @@ static int reopen_lun(struct ho_receiver *r, struct ho_lun *l)
 	return ho_open_lun(l->target, r->host, &l->lun);
 }
 
-static int session_error(int rc)
-{
-	return rc == ERR_IO || rc == ERR_TIMEOUT;
-}
-
 /*
  * The stream is in and the source suspended: is this host's registration still there? A
  * target restarted without persistence has forgotten it (and the source's reservation), and
@@ -124,7 +119,7 @@ static int recheck_lun(struct ho_receiver *r, struct ho_lun *l)
 		return 0;
 	memset(&view, 0, sizeof(view));
 	rc = lun_pr_read(l->lun, &view);
-	if (session_error(rc)) {
+	if (err_is_transport(rc)) {
 		rc = reopen_lun(r, l);
 		if (!rc)
 			rc = lun_pr_read(l->lun, &view);
@@ -176,7 +171,7 @@ static int retake_lun(struct ho_receiver *r, struct ho_lun *l, int err)
 
 	memset(&f, 0, sizeof(f));
 	memset(&view, 0, sizeof(view));
-	if (session_error(err))
+	if (err_is_transport(err))
 		rc = reopen_lun(r, l);
 	if (!rc)
 		rc = lun_pr_read(l->lun, &view);

@@ -180,12 +180,6 @@ fail:
 	return rc;
 }
 
-/* A failed command on a session that may be gone (not an answer of the target). */
-static int session_error(int rc)
-{
-	return rc == ERR_IO || rc == ERR_TIMEOUT;
-}
-
 /*
  * The session failed (the target restarted, the path broke): log in again, at most every
  * SIMDISK_RELOGIN_MS, as a kernel initiator's session recovery does. A host that had
@@ -270,11 +264,8 @@ static int recover(struct simdisk *sd)
 
 	if (sd->lost)
 		rc = relogin(sd);
-	if (!rc && sd->rejoin) {
-		rc = rejoin(sd);
-		if (session_error(rc))
-			sd->lost = 1;
-	}
+	if (!rc && sd->rejoin)
+		rc = rejoin(sd); /* a failed session: write_failed marks it lost */
 	return rc;
 }
 
@@ -329,9 +320,14 @@ static void report(struct simdisk *sd, enum simdisk_state st, int rc, uint64_t s
 		         iscsi_lun_name(sd->lun));
 }
 
-/* A write, or the step before it, failed with rc at record seq: count it and say so. */
+/*
+ * A write, or the step before it, failed with rc at record seq: count it and say so; a
+ * failed session is logged in again before the next write.
+ */
 static int write_failed(struct simdisk *sd, int rc, uint64_t seq)
 {
+	if (err_is_transport(rc))
+		sd->lost = 1;
 	if (rc == ERR_CONFLICT)
 		sd->conflicts++;
 	else
@@ -357,8 +353,6 @@ int simdisk_write(struct simdisk *sd)
 		return write_failed(sd, rc, sd->mem->next_seq);
 	if (!sd->registered && sd->state != SD_CONFLICT) {
 		rc = register_here(sd);
-		if (session_error(rc))
-			sd->lost = 1;
 		if (rc)
 			return write_failed(sd, rc, sd->mem->next_seq);
 	}
@@ -374,11 +368,8 @@ int simdisk_write(struct simdisk *sd)
 	n = snprintf(payload, sizeof(payload), "domain %s host %s t %lld.%09ld", sd->domain,
 	             sd->host, (long long)ts.tv_sec, ts.tv_nsec);
 	rc = journal_append(&w, payload, (size_t)n, &seq);
-	if (rc) {
-		if (session_error(rc))
-			sd->lost = 1;
+	if (rc)
 		return write_failed(sd, rc, w.next_seq);
-	}
 	if (!sd->first_seq_here)
 		sd->first_seq_here = seq;
 	sd->mem->next_seq = w.next_seq;
