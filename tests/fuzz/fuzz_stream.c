@@ -3,8 +3,9 @@
  * receiver runs it: pc_receive over a file descriptor, into a 64-page guest's memory file.
  *
  * Input: first byte even: the raw stream bytes (framing, checksums). Odd: records to seal
- * with valid checksums, after a valid header record, so the fuzzer reaches every record
- * type's body: repeated [u8 type][u16 little-endian length][body].
+ * with valid checksums, after a valid header record (of version 2, which allows PAGE_DELTA
+ * and COMPRESSED records, when bit 1 is set too), so the fuzzer reaches every record type's
+ * body: repeated [u8 type][u16 little-endian length][body].
  */
 #include "config.h"
 
@@ -29,12 +30,12 @@ static size_t put_record(uint8_t *buf, size_t cap, uint32_t type, const uint8_t 
 }
 
 /* The structured form of data as a stream; its length in *len_r (caller frees). */
-static uint8_t *build_stream(const uint8_t *data, size_t size, enum hv_domain_type type,
-                             unsigned vcpus, size_t *len_r)
+static uint8_t *build_stream(const uint8_t *data, size_t size, uint32_t version,
+                             enum hv_domain_type type, unsigned vcpus, size_t *len_r)
 {
 	size_t cap = 2 * size + 4096, off = 0;
 	uint8_t *out = malloc(cap), hdr[64];
-	struct stream_header h = {.version = STREAM_VERSION,
+	struct stream_header h = {.version = version,
 	                          .page_size = STREAM_PAGE_SIZE,
 	                          .nr_pages = FUZZ_PAGES,
 	                          .domain_type = type,
@@ -79,7 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	type = (enum hv_domain_type)(data[1] % 3);
 	vcpus = 1 + data[2] % 2;
 	if (data[0] & 1) {
-		stream = build_stream(data + 3, size - 3, type, vcpus, &len);
+		stream = build_stream(data + 3, size - 3, data[0] & 2 ? 2 : STREAM_VERSION, type,
+		                      vcpus, &len);
 		if (!stream)
 			return 0;
 		fd = fuzz_reader(stream, len);

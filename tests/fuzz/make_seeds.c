@@ -14,6 +14,7 @@
 
 #include "haagent/msg.h"
 #include "xl-ext/migration/xlproto.h"
+#include "xl-ext/precopy/codec.h"
 #include "xl-ext/precopy/stream.h"
 
 static const char *dir;
@@ -39,6 +40,48 @@ static size_t tlv(uint8_t *out, size_t off, uint8_t type, const void *body, uint
 	out[off + 2] = (uint8_t)(len >> 8);
 	memcpy(out + off + 3, body, len);
 	return off + 3 + len;
+}
+
+/* A version 2 stream: a page, its delta, and a page record compressed with lz4 and zstd. */
+static void compressed_stream_seed(void)
+{
+	static uint8_t out[4 * 4096 + 1024], body[4200], page[4096], page2[4096], z[8192];
+	uint8_t delta[DELTA_MAX_LEN];
+	struct codec_ctx *c = codec_ctx_new();
+	uint64_t pfn = 3;
+	uint32_t u32[2] = {1, 0};
+	uint16_t len16;
+	size_t off = 0, dlen, zlen;
+
+	out[off++] = 3; /* structured, version 2 */
+	out[off++] = 0;
+	out[off++] = 0;
+	memset(page, 0xa5, sizeof(page));
+	memcpy(body, u32, 8); /* PAGE_DATA: page 3 */
+	memcpy(body + 8, &pfn, 8);
+	memcpy(body + 16, page, 4096);
+	off = tlv(out, off, STREAM_REC_PAGE_DATA, body, 16 + 4096);
+	memcpy(page2, page, sizeof(page2)); /* PAGE_DELTA: page 3 again, two words changed */
+	memset(page2 + 800, 0x5a, 16);
+	dlen = delta_encode(page, page2, delta, sizeof(delta));
+	len16 = (uint16_t)dlen;
+	memcpy(body, u32, 8);
+	memcpy(body + 8, &pfn, 8);
+	memset(body + 16, 0, 8);
+	memcpy(body + 16, &len16, 2);
+	memcpy(body + 24, delta, dlen);
+	off = tlv(out, off, STREAM_REC_PAGE_DELTA, body, (uint16_t)(24 + dlen));
+	/* the PAGE_DATA body compressed, once with each codec */
+	memcpy(body, u32, 8);
+	memcpy(body + 8, &pfn, 8);
+	memcpy(body + 16, page2, 4096);
+	for (enum codec_id id = CODEC_LZ4; c && id <= CODEC_MAX; id++) {
+		zlen = codec_compress(c, id, body, 16 + 4096, z + 16, sizeof(z) - 16);
+		stream_encode_compressed_head(z, id, STREAM_REC_PAGE_DATA, 16 + 4096);
+		off = tlv(out, off, STREAM_REC_COMPRESSED, z, (uint16_t)(16 + zlen));
+	}
+	codec_ctx_free(c);
+	save("fuzz_stream", "v2-delta-compressed", out, off);
 }
 
 static void stream_seeds(void)
@@ -70,6 +113,7 @@ static void stream_seeds(void)
 	off = tlv(out, off, STREAM_REC_VCPU_STATE, body, 24);
 	off = tlv(out, off, STREAM_REC_END, body, 0);
 	save("fuzz_stream", "pages-vcpu-end", out, off);
+	compressed_stream_seed();
 }
 
 static void handshake_seeds(void)

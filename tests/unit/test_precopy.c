@@ -31,6 +31,7 @@
 #include "common/error.h"
 #include "common/fileutil.h"
 #include "common/log.h"
+#include "xl-ext/precopy/codec.h"
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/precopy/stream.h"
 
@@ -66,12 +67,15 @@ int __wrap_nanosleep(const struct timespec *req, struct timespec *rem)
 	return 0;
 }
 
+/* the fake link's rate: LINK_BPS unless a test says otherwise */
+static double link_Bps = LINK_BPS;
+
 ssize_t __wrap_writev(int fd, const struct iovec *iov, int iovcnt)
 {
 	ssize_t n = __real_writev(fd, iov, iovcnt);
 
 	if (n > 0)
-		__atomic_add_fetch(&fake_now_us, (int64_t)((double)n * 1e6 / LINK_BPS),
+		__atomic_add_fetch(&fake_now_us, (int64_t)((double)n * 1e6 / link_Bps),
 		                   __ATOMIC_SEQ_CST);
 	return n;
 }
@@ -375,6 +379,36 @@ static void dirty_shrinking(struct fsrc *s, unsigned fetch)
 			touch(s, pfn + 1, false);
 	if (fetch == 0)
 		touch(s, ZEROED_PFN, true);
+}
+
+/*
+ * As dirty_shrinking, but every write but the clearing changes 8 bytes of its page (a
+ * counter), as QEMU's benchmark dirtier does: what a page delta is for.
+ */
+static void dirty_shrinking_words(struct fsrc *s, unsigned fetch)
+{
+	static const unsigned n[] = {599, 300, 100, 5};
+
+	if (fetch < 4)
+		for (uint64_t pfn = 1; pfn <= n[fetch]; pfn++) {
+			uint64_t w;
+
+			memcpy(&w, s->mem + pfn * PAGE + 64, 8);
+			w += 0x0101010101010101ull;
+			memcpy(s->mem + pfn * PAGE + 64, &w, 8);
+			s->version[pfn]++;
+			s->bitmap[pfn / 64] |= 1ull << (pfn % 64);
+		}
+	if (fetch == 0)
+		touch(s, ZEROED_PFN, true);
+	if (fetch == 1) {
+		/* the cleared page written back as it was but for 8 bytes: a cache that still
+		 * held its old copy would send a short delta against what the destination no
+		 * longer has */
+		fill_page(s->mem + ZEROED_PFN * PAGE, ZEROED_PFN, 0);
+		s->mem[ZEROED_PFN * PAGE + 64] ^= 0xff;
+		s->bitmap[ZEROED_PFN / 64] |= 1ull << (ZEROED_PFN % 64);
+	}
 }
 
 /* The same 100 pages every round, forever. */
@@ -694,6 +728,77 @@ static void test_debug_catches_missed_page(void **state)
 	assert_int_equal(m.recv.rc, ERR_CHECKSUM);
 	assert_int_equal(m.recv.report.verify_mismatches, 1);
 	mig_done(&m);
+}
+
+/*
+ * --compress, every mode: the destination's memory equals the source's, the --debug pass
+ * finds no page different, and both ends count the same deltas and compressed records. The
+ * dirtying scripts re-send pages round after round and clear one page sent before (the
+ * cache must forget it); a cache of half the guest makes pages evict each other. The even cases
+ * change 8 bytes of a page per write, the odd ones rewrite it shifted (no delta is short enough:
+ * the pages go whole, which an explicit "delta" must also get right).
+ */
+static void test_compress_modes(void **state)
+{
+	static const struct {
+		const char *mode;
+		uint64_t cache, cap;
+		double link; /* the fake link's rate (0: LINK_BPS) */
+	} cases[] = {
+	    {"delta", NR_PAGES * PAGE, 0, 0}, {"lz4", 0, 0, 0},
+	    {"delta", 512 * PAGE, 0, 0},      {"zstd", 0, 0, 0},
+	    {"delta+lz4", 0, 0, 0},           {"delta+zstd", 0, 0, 0},
+	    {"auto", 0, 4000000, 0},          {"auto", 0, 0, 1e13},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mig m = {.s = fsrc_new(HV_TYPE_PV, 1)};
+		unsigned mode = 0;
+
+		print_message("  --compress %s, cache %llu, cap %llu B/s\n", cases[i].mode,
+		              (unsigned long long)cases[i].cache, (unsigned long long)cases[i].cap);
+		assert_int_equal(compress_parse(cases[i].mode, &mode), 0);
+		m.params.compress = mode;
+		m.params.compress_cache_bytes = cases[i].cache;
+		m.params.bandwidth_Bps = cases[i].cap;
+		link_Bps = cases[i].link ? cases[i].link : LINK_BPS;
+		m.params.debug = true;
+		m.s->dirty = i % 2 ? dirty_shrinking : dirty_shrinking_words;
+		run_migration(&m);
+		assert_arrived(&m);
+		assert_true(m.recv.report.verified);
+		assert_int_equal(m.recv.report.verify_mismatches, 0);
+		assert_int_equal(m.recv.report.delta_pages, m.report.delta_pages);
+		assert_int_equal(m.recv.report.records_lz4, m.report.records_lz4);
+		assert_int_equal(m.recv.report.records_zstd, m.report.records_zstd);
+		if (i % 2) /* cleared, and not written again */
+			for (size_t k = 0; k < PAGE; k++)
+				assert_int_equal(m.dst.mem[ZEROED_PFN * PAGE + k], 0);
+		if ((mode & COMPRESS_DELTA) && i % 2 == 0) {
+			assert_true(m.report.delta_pages > 0);
+			/* a page is a delta only when the cache holds it */
+			assert_true(m.report.delta_pages <= m.report.cache_hits);
+			if (cases[i].cache)
+				assert_true(m.report.cache_misses > 0);
+		}
+		if (mode & COMPRESS_LZ4)
+			assert_true(m.report.records_lz4 > 0 && m.report.records_zstd == 0);
+		if (mode & COMPRESS_ZSTD)
+			assert_true(m.report.records_zstd > 0 && m.report.records_lz4 == 0);
+		if (mode & (COMPRESS_LZ4 | COMPRESS_ZSTD))
+			assert_true(m.report.compress_out < m.report.compress_in);
+		/* auto on a 4 MB/s link: deltas and a compressor pay; unshaped (the fake clock:
+		 * no link rate known) nothing is used */
+		if (mode == COMPRESS_AUTO && cases[i].cap) {
+			assert_true(i % 2 || m.report.delta_pages > 0);
+			assert_true(m.report.records_lz4 + m.report.records_zstd > 0);
+		} else if (mode == COMPRESS_AUTO) {
+			assert_int_equal(
+			    m.report.delta_pages + m.report.records_lz4 + m.report.records_zstd, 0);
+		}
+		mig_done(&m);
+	}
 }
 
 /* --- receiver tests ------------------------------------------------------------------------ */
@@ -1076,6 +1181,7 @@ static int reset_clock(void **state)
 {
 	(void)state;
 	__atomic_store_n(&nr_sleeps, 0, __ATOMIC_SEQ_CST);
+	link_Bps = LINK_BPS;
 	return 0;
 }
 
@@ -1095,6 +1201,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_suspend_fails, reset_clock),
 	    cmocka_unit_test_setup(test_debug_verification, reset_clock),
 	    cmocka_unit_test_setup(test_debug_catches_missed_page, reset_clock),
+	    cmocka_unit_test_setup(test_compress_modes, reset_clock),
 	    cmocka_unit_test(test_receive_valid_small),
 	    cmocka_unit_test(test_receive_header_mismatch),
 	    cmocka_unit_test(test_receive_truncated),

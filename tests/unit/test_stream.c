@@ -64,11 +64,12 @@ static void test_header_rejects_foreign(void **state)
 		size_t off;
 		uint8_t val;
 	} pokes[] = {
-	    {0, 'Y'},   /* magic */
-	    {8, 2},     /* version */
-	    {13, 0x20}, /* page size 8192 */
-	    {24, 7},    /* domain type */
-	    {28, 0},    /* zero vcpus */
+	    {0, 'Y'},                    /* magic */
+	    {8, STREAM_VERSION_MAX + 1}, /* a version newer than this end reads */
+	    {8, 0},                      /* version 0 */
+	    {13, 0x20},                  /* page size 8192 */
+	    {24, 7},                     /* domain type */
+	    {28, 0},                     /* zero vcpus */
 	};
 
 	(void)state;

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -18,6 +19,7 @@
 #include "xl-ext/cli/xlext.h"
 #include "xl-ext/migration/orchestrator.h"
 #include "xl-ext/migration/preflight_exchange.h"
+#include "xl-ext/precopy/codec.h"
 #include "xl-ext/migration/transport.h"
 
 static volatile sig_atomic_t mig_cancel;
@@ -50,7 +52,27 @@ enum {
 	OPT_PREFLIGHT,
 	OPT_ALLOW_LOCAL_DISKS,
 	OPT_NO_PREFLIGHT,
+	OPT_COMPRESS,
+	OPT_COMPRESS_CACHE,
 };
+
+/* A size in bytes: N, NKiB, NMiB or NGiB; 0 when it is not one. */
+static uint64_t size_parse(const char *s)
+{
+	static const struct {
+		const char *unit;
+		double factor;
+	} units[] = {{"", 1}, {"B", 1}, {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || v <= 0 || v > 1e15)
+		return 0;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].unit))
+			return (uint64_t)(v * units[i].factor);
+	return 0;
+}
 
 /* The migrate options beyond the domain and host; 2 (usage) on a bad value, else 0. */
 static int migrate_option(int opt, const char *arg, struct mig_request *req, int *json,
@@ -108,6 +130,25 @@ static int migrate_option(int opt, const char *arg, struct mig_request *req, int
 			return 2;
 		}
 		break;
+	case OPT_COMPRESS:
+		if (compress_parse(arg, &req->params.compress)) {
+			log_error(
+			    "--compress: '%s' unknown (auto, none, delta, lz4, zstd, delta+lz4, "
+			    "delta+zstd)",
+			    arg);
+			return 2;
+		}
+		break;
+	case OPT_COMPRESS_CACHE:
+		req->params.compress_cache_bytes = size_parse(arg);
+		if (req->params.compress_cache_bytes < 4096) {
+			log_error(
+			    "--compress-cache: '%s' is not a size of at least 4KiB (e.g. 256MiB, "
+			    "1GiB)",
+			    arg);
+			return 2;
+		}
+		break;
 	case OPT_JSON:
 		*json = 1;
 		break;
@@ -140,6 +181,8 @@ int main_migrate(int argc, char **argv)
 	    {"estimate", no_argument, NULL, OPT_ESTIMATE},
 	    {"allow-local-disks", no_argument, NULL, OPT_ALLOW_LOCAL_DISKS},
 	    {"no-preflight", no_argument, NULL, OPT_NO_PREFLIGHT},
+	    {"compress", required_argument, NULL, OPT_COMPRESS},
+	    {"compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE},
 	    CMD_LONGOPTS_END,
 	};
 	struct sigaction sa = {.sa_handler = on_cancel}, old_int, old_term;

@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -21,6 +22,8 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "xl-ext/precopy/codec.h"
+#include "xl-ext/precopy/pagecache.h"
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/precopy/precopy_int.h"
 #include "xl-ext/precopy/stream.h"
@@ -157,18 +160,37 @@ static int out_record(struct pc_out *o, uint8_t *buf, uint32_t type, int body_le
 	return out_writev(o, &iov, 1);
 }
 
-static int flush_batch(struct pc_out *o, struct stream_batch *b)
-{
-	struct iovec iov[2];
-	int rc;
+/* What --compress has measured of a record compressor: its cost and its ratio. */
+struct pc_codec_stat {
+	double ns_per_byte; /* time to compress a byte of record body */
+	double ratio;       /* compressed / raw */
+	unsigned samples;
+};
 
-	if (stream_batch_empty(b))
-		return 0;
-	stream_batch_seal(b, iov);
-	rc = out_writev(o, iov, 2);
-	stream_batch_reset(b, b->flags);
-	return rc;
-}
+/*
+ * --compress: the sender's state. In auto mode every choice is made from figures measured in
+ * this migration: the link's rate (the cap, the last round's rate, or round 0's so far), each
+ * compressor's time per byte and ratio on these pages, and the time a delta and a cache copy
+ * take; a method is used where it saves more link time than it costs CPU time.
+ */
+struct pc_compress {
+	unsigned mode; /* COMPRESS_*, 0: none */
+	struct pagecache cache;
+	struct stream_delta_batch deltas;
+	struct codec_ctx *codec;
+	uint8_t *raw;  /* a record body gathered for the compressor */
+	uint8_t *zbuf; /* the COMPRESSED record: header, head, compressed body */
+	size_t zcap;
+	bool delta_on, fill_on, off; /* this batch: deltas, cache copies; off: verification */
+	struct pc_codec_stat stat[CODEC_MAX + 1];
+	double delta_ns, fill_ns; /* a delta of a cached page, and a cache copy (EWMA) */
+	uint64_t records;
+	/* the link's rate: the cap, or the last round's, or round 0's so far */
+	double last_round_Bps;
+	int64_t round_t0;
+	uint64_t round_bytes0;
+	unsigned round;
+};
 
 struct pc_send_ctx {
 	const struct pc_source *src;
@@ -180,7 +202,174 @@ struct pc_send_ctx {
 	uint64_t *pending;      /* what the next round (or stop-and-copy) must send */
 	unsigned throttle_applied;
 	size_t bm_words;
+	struct pc_compress z;
 };
+
+/* A delta longer than this is not worth its cost at the receiver: the page goes whole. */
+#define PC_DELTA_MAX (PAGE * 3 / 4)
+/* auto: a page's cache copy must cost under 1/PC_FILL_WORTH of its time on the link, and a
+ * compressor is tried again every PC_EXPLORE records to follow what the pages are like */
+#define PC_FILL_WORTH 8.0
+#define PC_EXPLORE    64
+/* round 0 without a cap: the link's rate is taken from this much sent */
+#define PC_RATE_SAMPLE (32ull << 20)
+/* pages copied into the cache at the start to measure what a copy costs */
+#define PC_MEASURE_PAGES 256
+
+static double ewma(double old, double v, unsigned samples)
+{
+	return samples ? 0.8 * old + 0.2 * v : v;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The link's rate in bytes/s as far as it is known, 0 when not yet. */
+static double link_Bps(const struct pc_send_ctx *c)
+{
+	const struct pc_compress *z = &c->z;
+	uint64_t sent = c->out.bytes - z->round_bytes0;
+	int64_t us = loop_now_us() - z->round_t0;
+
+	if (c->out.rate_Bps)
+		return (double)c->out.rate_Bps;
+	if (z->last_round_Bps > 0)
+		return z->last_round_Bps;
+	return sent >= PC_RATE_SAMPLE && us > 0 ? (double)sent * 1e6 / (double)us : 0;
+}
+
+/* auto: whether deltas and cache copies pay on this link (decided before every batch). */
+static void plan_deltas(struct pc_send_ctx *c)
+{
+	struct pc_compress *z = &c->z;
+	double bps, page_ns;
+
+	if (z->off || !(z->mode & (COMPRESS_DELTA | COMPRESS_AUTO))) {
+		z->delta_on = z->fill_on = false;
+		return;
+	}
+	if (!(z->mode & COMPRESS_AUTO)) {
+		z->delta_on = z->fill_on = true;
+		return;
+	}
+	bps = link_Bps(c);
+	page_ns = bps > 0 ? (double)(PAGE + 8) * 1e9 / bps : 0;
+	z->fill_on = page_ns > PC_FILL_WORTH * z->fill_ns;
+	z->delta_on = page_ns > 2.0 * z->delta_ns;
+}
+
+/* Which compressor a record of raw bytes goes through (CODEC_NONE: none). */
+static enum codec_id pick_codec(const struct pc_send_ctx *c, size_t raw)
+{
+	const struct pc_compress *z = &c->z;
+	enum codec_id best = CODEC_NONE;
+	double bps, wire_ns, best_ns;
+
+	if (z->off)
+		return CODEC_NONE;
+	if (z->mode & COMPRESS_LZ4)
+		return CODEC_LZ4;
+	if (z->mode & COMPRESS_ZSTD)
+		return CODEC_ZSTD;
+	if (!(z->mode & COMPRESS_AUTO) || (bps = link_Bps(c)) <= 0)
+		return CODEC_NONE;
+	wire_ns = 1e9 / bps;
+	best_ns = (double)raw * wire_ns;
+	for (enum codec_id id = CODEC_LZ4; id <= CODEC_MAX; id++) {
+		const struct pc_codec_stat *st = &z->stat[id];
+		double ns = (double)raw * (st->ns_per_byte + st->ratio * wire_ns);
+
+		if (st->samples < 2 || (z->records % PC_EXPLORE) == (uint64_t)id)
+			return id; /* measure it (again) */
+		if (ns < best_ns) {
+			best_ns = ns;
+			best = id;
+		}
+	}
+	return best;
+}
+
+/*
+ * Write a page record (iov: its header and body). When a compressor is chosen and it saves
+ * bytes, the body goes compressed, in a COMPRESSED record.
+ */
+static int out_page_record(struct pc_send_ctx *c, struct iovec *iov, int n, uint32_t type)
+{
+	struct pc_compress *z = &c->z;
+	size_t raw = 0, zlen;
+	uint32_t body_len;
+	enum codec_id id;
+	int64_t t0;
+	struct iovec ziov;
+
+	for (int i = 0; i < n; i++)
+		raw += iov[i].iov_len;
+	raw -= STREAM_REC_HDR_SIZE; /* the body, with its padding */
+	id = pick_codec(c, raw);
+	if (id == CODEC_NONE)
+		return out_writev(&c->out, iov, n);
+	t0 = mono_ns();
+	raw = 0; /* gather the body, padding included, after the record's header */
+	for (int i = 0; i < n; i++) {
+		size_t skip = i == 0 ? STREAM_REC_HDR_SIZE : 0;
+
+		memcpy(z->raw + raw, (const uint8_t *)iov[i].iov_base + skip,
+		       iov[i].iov_len - skip);
+		raw += iov[i].iov_len - skip;
+	}
+	memcpy(&body_len, (const uint8_t *)iov[0].iov_base + 4, 4);
+	raw = le32toh(body_len); /* the body without its padding */
+	zlen = codec_compress(z->codec, id, z->raw, raw, z->zbuf + STREAM_REC_HDR_SIZE + 16,
+	                      z->zcap - STREAM_REC_HDR_SIZE - 16 - 8);
+	z->stat[id].ns_per_byte = ewma(z->stat[id].ns_per_byte,
+	                               (double)(mono_ns() - t0) / (double)raw, z->stat[id].samples);
+	z->stat[id].ratio =
+	    ewma(z->stat[id].ratio, zlen ? (double)zlen / (double)raw : 1.0, z->stat[id].samples);
+	z->stat[id].samples++;
+	z->records++;
+	c->rep->encode_us += (uint64_t)(mono_ns() - t0) / 1000;
+	if (!zlen || zlen + 16 + 8 >= raw)
+		return out_writev(&c->out, iov, n); /* no gain: as it is */
+	stream_encode_compressed_head(z->zbuf + STREAM_REC_HDR_SIZE, id, type, (uint32_t)raw);
+	ziov.iov_base = z->zbuf;
+	ziov.iov_len = stream_rec_seal(z->zbuf, STREAM_REC_COMPRESSED, (uint32_t)(16 + zlen));
+	if (id == CODEC_LZ4)
+		c->rep->records_lz4++;
+	else
+		c->rep->records_zstd++;
+	c->rep->compress_in += raw;
+	c->rep->compress_out += zlen;
+	return out_writev(&c->out, &ziov, 1);
+}
+
+static int flush_batch(struct pc_send_ctx *c)
+{
+	struct iovec iov[2];
+	int rc;
+
+	if (stream_batch_empty(&c->batch))
+		return 0;
+	stream_batch_seal(&c->batch, iov);
+	rc = c->z.mode ? out_page_record(c, iov, 2, STREAM_REC_PAGE_DATA)
+	               : out_writev(&c->out, iov, 2);
+	stream_batch_reset(&c->batch, c->batch.flags);
+	return rc;
+}
+
+static int flush_deltas(struct pc_send_ctx *c)
+{
+	struct iovec iov[3];
+
+	if (!c->z.deltas.count)
+		return 0;
+	stream_delta_batch_seal(&c->z.deltas, iov);
+	return out_page_record(c, iov, 3, STREAM_REC_PAGE_DELTA);
+}
 
 /* Take the fetched dirty set: replace (after a live round) or add to (stop-and-copy) pending. */
 static void take_dirty(struct pc_send_ctx *c, bool merge)
@@ -254,6 +443,77 @@ static int read_pages(const struct pc_send_ctx *c, uint8_t *buf, uint64_t pfn, s
 }
 
 /*
+ * --compress: add the k pages pfn.. read to the batch's tail one by one: a zero page as an
+ * entry without data (or left out when skip_zero), a page the cache holds as its delta when
+ * that is short enough, any other whole (and copied to the cache when that pays). Every page
+ * sent leaves the cache holding what the destination holds, or nothing. Returns the zero
+ * pages.
+ */
+static uint32_t add_read_coded(struct pc_send_ctx *c, uint64_t pfn, uint32_t k, bool skip_zero,
+                               int *rc_r)
+{
+	struct pc_compress *z = &c->z;
+	const uint8_t *read = stream_batch_tail(&c->batch);
+	uint8_t enc[PC_DELTA_MAX];
+	uint32_t zero = 0, nfill = 0, ndelta = 0;
+	int64_t fill_ns = 0, delta_ns = 0;
+
+	plan_deltas(c);
+	for (uint32_t i = 0; i < k && !*rc_r; i++, read += PAGE) {
+		uint64_t p = pfn + i;
+		uint8_t *old, *dst;
+
+		c->rep->page_bytes_plain += PAGE + 8;
+		if (stream_page_is_zero(read)) {
+			zero++;
+			if (z->cache.nslots)
+				pagecache_drop(&z->cache, p);
+			c->rep->page_bytes_plain -= skip_zero ? PAGE + 8 : PAGE;
+			if (!skip_zero)
+				stream_batch_add(&c->batch, p, NULL);
+			continue;
+		}
+		if (z->delta_on && (old = pagecache_get(&z->cache, p))) {
+			int64_t t0 = mono_ns();
+			size_t len = delta_encode(old, read, enc, sizeof(enc));
+
+			if (len) {
+				if (!stream_delta_batch_fits(&z->deltas, len))
+					*rc_r = flush_deltas(c);
+				stream_delta_batch_add(&z->deltas, p, enc, len);
+				memcpy(old, read, PAGE);
+				c->rep->delta_pages++;
+				c->rep->delta_bytes += len;
+				delta_ns += mono_ns() - t0;
+				ndelta++;
+				continue;
+			}
+		}
+		dst = stream_batch_tail(&c->batch);
+		stream_batch_take(&c->batch, p, read);
+		if (!z->cache.nslots)
+			continue;
+		if (z->fill_on) {
+			int64_t t0 = mono_ns();
+
+			pagecache_put(&z->cache, p, dst);
+			fill_ns += mono_ns() - t0;
+			nfill++;
+		} else {
+			pagecache_drop(&z->cache, p);
+		}
+	}
+	/* per batch: a first copy into the cache's memory takes its page faults, which a
+	 * page alone would overstate */
+	if (nfill)
+		z->fill_ns = ewma(z->fill_ns, (double)fill_ns / nfill, 1);
+	if (ndelta)
+		z->delta_ns = ewma(z->delta_ns, (double)delta_ns / ndelta, 1);
+	c->rep->encode_us += (uint64_t)(fill_ns + delta_ns) / 1000;
+	return zero;
+}
+
+/*
  * Send the n pages from pfn on, read straight into the batch. In round 0 (skip_zero) a zero
  * page is left out, later it is sent as an entry without data. *zero_r counts zero pages seen.
  */
@@ -270,11 +530,14 @@ static int send_run(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_z
 		rc = read_pages(c, stream_batch_tail(&c->batch), pfn, k);
 		if (rc)
 			return rc;
-		z = stream_batch_add_read(&c->batch, pfn, k, skip_zero);
+		if (c->z.mode)
+			z = add_read_coded(c, pfn, k, skip_zero, &rc);
+		else
+			z = stream_batch_add_read(&c->batch, pfn, k, skip_zero);
 		*zero_r += z;
 		*sent_r += skip_zero ? k - z : k;
-		if (stream_batch_full(&c->batch))
-			rc = flush_batch(&c->out, &c->batch);
+		if (!rc && stream_batch_full(&c->batch))
+			rc = flush_batch(c);
 		pfn += k;
 		n -= k;
 	}
@@ -330,7 +593,7 @@ static int send_all(struct pc_send_ctx *c, bool holes_as_zero, uint64_t *sent_r,
 			stream_batch_add(&c->batch, pfn, NULL);
 			(*sent_r)++;
 			if (stream_batch_full(&c->batch))
-				rc = flush_batch(&c->out, &c->batch);
+				rc = flush_batch(c);
 		}
 		if (!rc && start < end)
 			rc = send_run(c, start, end - start, !holes_as_zero, sent_r, zero_r);
@@ -385,7 +648,9 @@ static int send_pages(struct pc_send_ctx *c, bool full, uint64_t *sent_r, uint64
 	*zero_r = 0;
 	rc = full ? send_all(c, false, sent_r, zero_r) : send_dirty(c, sent_r, zero_r);
 	if (!rc)
-		rc = flush_batch(&c->out, &c->batch);
+		rc = flush_batch(c);
+	if (!rc)
+		rc = flush_deltas(c);
 	return rc;
 }
 
@@ -404,7 +669,7 @@ static void progress_line(const struct mig_round_report *rr, uint64_t nr_pages)
 static int send_header(struct pc_send_ctx *c)
 {
 	static uint8_t buf[STREAM_REC_HDR_SIZE + 64];
-	struct stream_header h = {.version = STREAM_VERSION,
+	struct stream_header h = {.version = c->z.mode ? STREAM_VERSION_MAX : STREAM_VERSION,
 	                          .page_size = PAGE,
 	                          .nr_pages = c->src->nr_pages,
 	                          .domain_type = c->src->type,
@@ -455,9 +720,10 @@ static int send_verify(struct pc_send_ctx *c)
 	if (rc)
 		return rc;
 	stream_batch_reset(&c->batch, STREAM_PAGES_VERIFY);
+	c->z.off = true; /* the pages as they are, to compare */
 	rc = send_all(c, true, &sent, &zero);
 	if (!rc)
-		rc = flush_batch(&c->out, &c->batch);
+		rc = flush_batch(c);
 	stream_batch_reset(&c->batch, 0);
 	return rc;
 }
@@ -499,6 +765,9 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 
 		memset(rr, 0, sizeof(*rr));
 		rr->round = round;
+		c->z.round = round;
+		c->z.round_t0 = t0;
+		c->z.round_bytes0 = bytes0;
 		rc = send_pages(c, round == 0, &rr->pages, &rr->zero_pages);
 		if (!rc)
 			rc = send_round_end(c, round, rr->pages);
@@ -518,6 +787,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		    rr->duration_us ? (double)rr->bytes * 1e6 / (double)rr->duration_us : 0;
 		rr->dirty_rate_pps =
 		    rr->duration_us ? (double)ndirty * 1e6 / (double)rr->duration_us : 0;
+		c->z.last_round_Bps = rr->bandwidth_Bps;
 		if (rep->nrounds < MIG_MAX_ROUNDS)
 			rep->nrounds++;
 		rep->total_pages += rr->pages;
@@ -602,6 +872,64 @@ static int stop_and_copy(struct pc_send_ctx *c, struct pc_cpu_state *st)
 	return rc;
 }
 
+/* --compress: the cache, the delta batch and the compressor's buffers; auto's first figures. */
+static int compress_init(struct pc_send_ctx *c)
+{
+	struct pc_compress *z = &c->z;
+	uint64_t cache = c->params->compress_cache_bytes;
+	size_t bound = codec_bound(CODEC_ZSTD, STREAM_MAX_BODY);
+	int64_t t0;
+	int rc;
+
+	z->mode = c->params->compress;
+	c->rep->compress = z->mode;
+	if (!z->mode)
+		return 0;
+	if (!cache) {
+		cache = c->src->nr_pages * PAGE / 4;
+		if (cache > PC_CACHE_DEFAULT_MAX)
+			cache = PC_CACHE_DEFAULT_MAX;
+	}
+	if (codec_bound(CODEC_LZ4, STREAM_MAX_BODY) > bound)
+		bound = codec_bound(CODEC_LZ4, STREAM_MAX_BODY);
+	z->zcap = STREAM_REC_HDR_SIZE + 16 + bound + 8;
+	z->zbuf = malloc(z->zcap);
+	z->raw = malloc(STREAM_MAX_BODY + 8);
+	z->codec = codec_ctx_new();
+	if (!z->zbuf || !z->raw || !z->codec)
+		return ERR_NOMEM;
+	rc = stream_delta_batch_init(&z->deltas);
+	if (!rc && (z->mode & (COMPRESS_DELTA | COMPRESS_AUTO)))
+		rc = pagecache_init(&z->cache, cache, c->src->nr_pages);
+	if (rc || !z->cache.nslots)
+		return rc;
+	c->rep->cache_bytes = z->cache.nslots * PAGE;
+	/* what a cache copy (page faults included, over 1 MiB of the cache) and a delta cost on
+	 * this machine, before the first is made */
+	memset(c->batch.data, 0x5a, 2 * PAGE);
+	t0 = mono_ns();
+	for (uint64_t i = 0; i < PC_MEASURE_PAGES; i++)
+		pagecache_put(&z->cache, i, c->batch.data);
+	z->fill_ns = (double)(mono_ns() - t0) / PC_MEASURE_PAGES;
+	t0 = mono_ns();
+	for (unsigned i = 0; i < 16; i++)
+		delta_encode(c->batch.data, c->batch.data + PAGE, z->raw, PC_DELTA_MAX);
+	z->delta_ns = (double)(mono_ns() - t0) / 16 + z->fill_ns;
+	for (uint64_t i = 0; i < PC_MEASURE_PAGES; i++)
+		pagecache_drop(&z->cache, i);
+	return 0;
+}
+
+static void compress_free(struct pc_compress *z)
+{
+	if (z->cache.nslots)
+		pagecache_free(&z->cache);
+	stream_delta_batch_free(&z->deltas);
+	codec_ctx_free(z->codec);
+	free(z->raw);
+	free(z->zbuf);
+}
+
 int pc_send(const struct pc_source *src, int fd, const struct mig_params *params,
             struct mig_report *report)
 {
@@ -638,6 +966,13 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	pp.page_wire_bytes = PAGE + 8;
 	pc_init(&pol, &pp);
 	sample_ram(&c);
+	rc = compress_init(&c);
+	if (rc) {
+		log_error("migration: cannot allocate --compress's buffers and its %llu MiB page "
+		          "cache (try a smaller --compress-cache)",
+		          (unsigned long long)(params->compress_cache_bytes >> 20));
+		goto out;
+	}
 	rc = src->ops->logdirty_enable(src->arg, &c.bitmap, report->dirtylog_method,
 	                               sizeof(report->dirtylog_method));
 	if (rc)
@@ -653,10 +988,13 @@ out:
 	if (c.out.stall_ms > 0)
 		fcntl(fd, F_SETFL, fd_flags);
 	report->stalled = c.out.stalled;
+	report->cache_hits = c.z.cache.hits;
+	report->cache_misses = c.z.cache.misses;
 	sample_ram(&c);
 	report->total_bytes = c.out.bytes;
 	pc_cpu_state_free(&st);
 	stream_batch_free(&c.batch);
+	compress_free(&c.z);
 	free(c.pending);
 	return rc;
 }

@@ -35,7 +35,12 @@ struct mig_params {
 	int stall_timeout_ms; /* sender: the longest the receiver may take none of the stream
 	                         (stopped, or the path silent) before the migration fails and
 	                         the guest resumes here; 0: no limit */
+	unsigned compress;    /* COMPRESS_* of codec.h (migrate --compress), 0: none */
+	uint64_t compress_cache_bytes; /* the delta's page cache; 0: PC_CACHE_DEFAULT */
 };
+
+/* The delta's default page cache: a quarter of the guest's memory, at most this much. */
+#define PC_CACHE_DEFAULT_MAX (512ull << 20)
 
 struct mig_round_report {
 	unsigned round;
@@ -77,6 +82,15 @@ struct mig_report {
 	uint64_t source_ram_before;
 	uint64_t source_ram_max;
 	uint64_t source_ram_after;
+	/* --compress: what was asked, and what was sent how (both ends count what they saw) */
+	unsigned compress;
+	uint64_t cache_bytes;               /* the sender's page cache */
+	uint64_t cache_hits, cache_misses;  /* re-sent pages found in it, or not */
+	uint64_t delta_pages, delta_bytes;  /* pages sent as deltas, and the deltas' bytes */
+	uint64_t records_lz4, records_zstd; /* page records sent compressed */
+	uint64_t compress_in, compress_out; /* those records' bodies before and after */
+	uint64_t page_bytes_plain;          /* the pages' bytes had they all been sent whole */
+	uint64_t encode_us;                 /* time spent coding deltas and compressing */
 };
 
 /* Saved vCPU and device-model state: what stop-and-copy sends besides memory. */

@@ -16,6 +16,7 @@
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "xl-ext/precopy/codec.h"
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/precopy/precopy_int.h"
 
@@ -84,9 +85,19 @@ struct pc_recv_ctx {
 	unsigned nr_vcpus;
 	uint8_t seen[PC_MAX_VCPUS]; /* vCPU states received */
 	bool verify_mode;
-	uint8_t *scratch; /* STREAM_MAX_BATCH pages, for the verification pass */
+	uint8_t *scratch; /* STREAM_MAX_BATCH pages: the verification pass, deltas */
+	uint32_t version; /* the stream's (its header's) */
+	struct codec_ctx *codec;
+	uint8_t *unz; /* a COMPRESSED record's body, decompressed */
 	struct mig_report *report;
 };
+
+static int need_scratch(struct pc_recv_ctx *r)
+{
+	if (!r->scratch)
+		r->scratch = malloc((size_t)STREAM_MAX_BATCH * PAGE);
+	return r->scratch ? 0 : ERR_NOMEM;
+}
 
 /*
  * Write n pages of data at pfn into the guest's memory file. pwrite allocates a page and
@@ -131,25 +142,38 @@ static int zero_pages(const struct pc_recv_ctx *r, uint64_t pfn, size_t n)
 	return 0;
 }
 
-/* --debug: compare n pages at pfn with data (NULL: they must be zero); count mismatches. */
-static int verify_pages(const struct pc_recv_ctx *r, uint64_t pfn, const uint8_t *data, size_t n)
+/* Read n pages at pfn into buf (a hole reads as zeros). */
+static int read_guest(const struct pc_recv_ctx *r, uint8_t *buf, uint64_t pfn, size_t n)
 {
 	size_t len = n * PAGE, done = 0;
 
 	while (done < len) {
 		size_t want = len - done < PC_IO_MAX_BYTES ? len - done : PC_IO_MAX_BYTES;
-		ssize_t got = pread(r->mem_fd, r->scratch + done, want, (off_t)(pfn * PAGE + done));
+		ssize_t got = pread(r->mem_fd, buf + done, want, (off_t)(pfn * PAGE + done));
 
 		if (got < 0 && errno == EINTR)
 			continue;
-		if (got < 0)
+		if (got < 0) {
+			log_error_errno(errno, "migration: cannot read guest pages %llu-%llu",
+			                (unsigned long long)pfn, (unsigned long long)(pfn + n - 1));
 			return err_from_errno(errno);
+		}
 		if (got == 0) {
-			memset(r->scratch + done, 0, len - done);
+			memset(buf + done, 0, len - done);
 			break;
 		}
 		done += (size_t)got;
 	}
+	return 0;
+}
+
+/* --debug: compare n pages at pfn with data (NULL: they must be zero); count mismatches. */
+static int verify_pages(const struct pc_recv_ctx *r, uint64_t pfn, const uint8_t *data, size_t n)
+{
+	int rc = read_guest(r, r->scratch, pfn, n);
+
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		const uint8_t *have = r->scratch + i * PAGE;
 		bool same = data ? !memcmp(have, data + i * PAGE, PAGE) : stream_page_is_zero(have);
@@ -205,6 +229,83 @@ static int apply_pages(const struct stream_rec *rec, struct pc_recv_ctx *r)
 	return rc;
 }
 
+/*
+ * Apply a PAGE_DELTA record: each page is its copy here changed by its delta; runs of
+ * consecutive pfns are read and written at once.
+ */
+static int apply_deltas(const struct stream_rec *rec, struct pc_recv_ctx *r)
+{
+	struct stream_deltas d;
+	const uint8_t *data;
+	int rc = stream_decode_deltas(rec, r->nr_pages, &d);
+
+	if (rc) {
+		log_error("migration stream: malformed PAGE_DELTA record");
+		return rc;
+	}
+	if (r->verify_mode) {
+		log_error("migration stream: page deltas inside the verification pass");
+		return ERR_PROTO;
+	}
+	rc = need_scratch(r);
+	data = d.data;
+	for (uint32_t i = 0, n; i < d.count && !rc; i += n) {
+		uint64_t pfn = stream_deltas_pfn(&d, i);
+
+		for (n = 1; i + n < d.count && stream_deltas_pfn(&d, i + n) == pfn + n; n++)
+			;
+		rc = read_guest(r, r->scratch, pfn, n);
+		for (uint32_t k = 0; k < n && !rc; k++) {
+			uint32_t len = stream_deltas_len(&d, i + k);
+
+			rc = delta_apply(r->scratch + (size_t)k * PAGE, data, len);
+			if (rc)
+				log_error("migration stream: malformed delta of page %llu",
+				          (unsigned long long)(pfn + k));
+			data += len;
+		}
+		if (!rc)
+			rc = write_pages(r, pfn, r->scratch, n);
+	}
+	r->report->delta_pages += d.count;
+	r->report->total_pages += d.count;
+	return rc;
+}
+
+/* A COMPRESSED record: its body decompressed, then applied as the record it holds. */
+static int apply_compressed(const struct stream_rec *rec, struct pc_recv_ctx *r)
+{
+	struct stream_compressed z;
+	struct stream_rec inner;
+	int rc = stream_decode_compressed(rec, &z);
+
+	if (rc) {
+		log_error("migration stream: malformed COMPRESSED record");
+		return rc;
+	}
+	if (!r->codec)
+		r->codec = codec_ctx_new();
+	if (!r->unz)
+		r->unz = malloc(STREAM_MAX_BODY + 8);
+	if (!r->codec || !r->unz)
+		return ERR_NOMEM;
+	rc = codec_decompress(r->codec, z.codec, z.data, z.len, r->unz, z.raw_len);
+	if (rc) {
+		log_error("migration stream: a %s record does not decompress to its %u bytes",
+		          codec_name(z.codec), z.raw_len);
+		return rc;
+	}
+	if (z.codec == CODEC_LZ4)
+		r->report->records_lz4++;
+	else
+		r->report->records_zstd++;
+	inner.type = z.inner_type;
+	inner.length = z.raw_len;
+	inner.body = r->unz;
+	return inner.type == STREAM_REC_PAGE_DATA ? apply_pages(&inner, r)
+	                                          : apply_deltas(&inner, r);
+}
+
 static int take_blob(const struct stream_rec *rec, struct pc_cpu_state *st, unsigned nr_vcpus,
                      uint8_t *seen)
 {
@@ -244,11 +345,22 @@ static int take_blob(const struct stream_rec *rec, struct pc_cpu_state *st, unsi
 
 /* The header must describe the guest this end created from its configuration. */
 static int check_header(const struct stream_rec *rec, uint64_t nr_pages, enum hv_domain_type type,
-                        unsigned nr_vcpus)
+                        unsigned nr_vcpus, uint32_t *version_r)
 {
 	struct stream_header h;
 
 	if (rec->type != STREAM_REC_HEADER || stream_decode_header(rec, &h)) {
+		uint32_t version;
+
+		if (rec->type == STREAM_REC_HEADER && rec->length >= 12 &&
+		    !memcmp(rec->body, STREAM_MAGIC, 8) &&
+		    (memcpy(&version, rec->body + 8, 4), le32toh(version) > STREAM_VERSION_MAX)) {
+			log_error("migration stream: version %u, newer than this xl-ext reads (up "
+			          "to %u): "
+			          "update xl-ext on this host",
+			          le32toh(version), STREAM_VERSION_MAX);
+			return ERR_PROTO;
+		}
 		log_error("migration stream: not an xl-ext sim stream (bad or missing header)");
 		return ERR_PROTO;
 	}
@@ -261,6 +373,7 @@ static int check_header(const struct stream_rec *rec, uint64_t nr_pages, enum hv
 		    nr_vcpus, hv_type_name(type));
 		return ERR_PROTO;
 	}
+	*version_r = h.version;
 	return 0;
 }
 
@@ -296,6 +409,15 @@ static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
 	switch (rec->type) {
 	case STREAM_REC_PAGE_DATA:
 		return apply_pages(rec, r);
+	case STREAM_REC_PAGE_DELTA:
+	case STREAM_REC_COMPRESSED:
+		if (r->version < 2) {
+			log_error("migration stream: a version %u stream holds a %s record",
+			          r->version, stream_rec_name(rec->type));
+			return ERR_PROTO;
+		}
+		return rec->type == STREAM_REC_PAGE_DELTA ? apply_deltas(rec, r)
+		                                          : apply_compressed(rec, r);
 	case STREAM_REC_ROUND_END:
 		rc = stream_decode_round_end(rec, &round, &pages);
 		if (!rc && round != report->nrounds) {
@@ -311,9 +433,7 @@ static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
 	case STREAM_REC_DEVICE_MODEL:
 		return take_blob(rec, state, r->nr_vcpus, r->seen);
 	case STREAM_REC_VERIFY:
-		if (!r->scratch)
-			r->scratch = malloc((size_t)STREAM_MAX_BATCH * PAGE);
-		if (!r->scratch)
+		if (need_scratch(r))
 			return ERR_NOMEM;
 		r->verify_mode = true;
 		report->verified = true;
@@ -351,7 +471,7 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 	}
 	rc = read_record(fd, body, &rec);
 	if (!rc)
-		rc = check_header(&rec, nr_pages, type, nr_vcpus);
+		rc = check_header(&rec, nr_pages, type, nr_vcpus, &r.version);
 	while (!rc) {
 		report->total_bytes += stream_rec_wire_size(rec.length);
 		rc = read_record(fd, body, &rec);
@@ -365,6 +485,8 @@ out:
 	if (rc)
 		pc_cpu_state_free(state);
 	free(r.scratch);
+	free(r.unz);
+	codec_ctx_free(r.codec);
 	free(body);
 	return rc;
 }

@@ -7,6 +7,7 @@
 
 #include <json-c/json.h>
 
+#include "xl-ext/precopy/codec.h"
 #include "xl-ext/precopy/precopy.h"
 
 json_object *mig_json_number(double v, int decimals)
@@ -42,6 +43,32 @@ static json_object *downtime_phases(const struct mig_report *r)
 static json_object *ram_mib(const struct mig_report *r, uint64_t bytes)
 {
 	return mig_json_number(r->source_ram_sampled ? (double)bytes / 1048576.0 : -1, 3);
+}
+
+/* --compress: the mode asked for and what each method did. */
+static json_object *compression_json(const struct mig_report *r)
+{
+	json_object *c = json_object_new_object();
+	char mode[32];
+
+	json_object_object_add(
+	    c, "mode", json_object_new_string(compress_name(r->compress, mode, sizeof(mode))));
+	json_object_object_add(c, "cache_mib",
+	                       mig_json_number((double)r->cache_bytes / 1048576.0, 1));
+	json_object_object_add(c, "cache_hits", json_object_new_int64((int64_t)r->cache_hits));
+	json_object_object_add(c, "cache_misses", json_object_new_int64((int64_t)r->cache_misses));
+	json_object_object_add(c, "delta_pages", json_object_new_int64((int64_t)r->delta_pages));
+	json_object_object_add(c, "delta_bytes", json_object_new_int64((int64_t)r->delta_bytes));
+	json_object_object_add(c, "records_lz4", json_object_new_int64((int64_t)r->records_lz4));
+	json_object_object_add(c, "records_zstd", json_object_new_int64((int64_t)r->records_zstd));
+	json_object_object_add(c, "compressed_in_bytes",
+	                       json_object_new_int64((int64_t)r->compress_in));
+	json_object_object_add(c, "compressed_out_bytes",
+	                       json_object_new_int64((int64_t)r->compress_out));
+	json_object_object_add(c, "page_bytes_uncompressed",
+	                       json_object_new_int64((int64_t)r->page_bytes_plain));
+	json_object_object_add(c, "encode_ms", mig_json_number((double)r->encode_us / 1000.0, 3));
+	return c;
 }
 
 struct json_object *mig_report_json(const struct mig_report *r)
@@ -94,6 +121,8 @@ struct json_object *mig_report_json(const struct mig_report *r)
 	json_object_object_add(o, "source_ram_before_mib", ram_mib(r, r->source_ram_before));
 	json_object_object_add(o, "source_ram_max_mib", ram_mib(r, r->source_ram_max));
 	json_object_object_add(o, "source_ram_after_mib", ram_mib(r, r->source_ram_after));
+	if (r->compress)
+		json_object_object_add(o, "compression", compression_json(r));
 	json_object_object_add(o, "verified", json_object_new_boolean(r->verified));
 	json_object_object_add(o, "verify_mismatches",
 	                       json_object_new_int64((int64_t)r->verify_mismatches));

@@ -12,6 +12,7 @@
 #include <xxhash.h>
 
 #include "common/error.h"
+#include "xl-ext/precopy/codec.h"
 #include "xl-ext/precopy/stream.h"
 
 static void put32(uint8_t *p, uint32_t v)
@@ -45,7 +46,8 @@ static uint64_t get64(const uint8_t *p)
 const char *stream_rec_name(uint32_t type)
 {
 	static const char *const names[] = {
-	    "?", "HEADER", "PAGE_DATA", "ROUND_END", "VCPU_STATE", "DEVICE_MODEL", "VERIFY", "END",
+	    "?",      "HEADER", "PAGE_DATA",  "ROUND_END",  "VCPU_STATE", "DEVICE_MODEL",
+	    "VERIFY", "END",    "PAGE_DELTA", "COMPRESSED",
 	};
 
 	return type <= STREAM_REC_TYPE_MAX ? names[type] : "UNKNOWN";
@@ -135,7 +137,8 @@ int stream_decode_header(const struct stream_rec *rec, struct stream_header *h)
 	h->nr_pages = get64(rec->body + 16);
 	h->domain_type = get32(rec->body + 24);
 	h->nr_vcpus = get32(rec->body + 28);
-	if (h->version != STREAM_VERSION || h->page_size != STREAM_PAGE_SIZE)
+	if (h->version < STREAM_VERSION || h->version > STREAM_VERSION_MAX ||
+	    h->page_size != STREAM_PAGE_SIZE)
 		return ERR_PROTO;
 	if (h->nr_pages == 0 || h->nr_pages > STREAM_MAX_PAGES)
 		return ERR_PROTO;
@@ -347,4 +350,162 @@ bool stream_page_is_zero(const void *page)
 		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3])
 			return false;
 	return true;
+}
+
+void stream_batch_take(struct stream_batch *b, uint64_t pfn, const uint8_t *read)
+{
+	uint8_t *slot = b->prefix + STREAM_REC_HDR_SIZE + 8 + 8 * (size_t)b->count;
+	uint8_t *tail = stream_batch_tail(b);
+
+	if (tail != read)
+		memmove(tail, read, STREAM_PAGE_SIZE);
+	put64(slot, pfn & STREAM_PFN_MASK);
+	b->nr_data++;
+	b->count++;
+}
+
+/* PAGE_DELTA: the body's fixed part before the deltas, for count entries. */
+static size_t delta_prefix_len(uint32_t count)
+{
+	return 8 + 8 * (size_t)count + pad8(2 * count);
+}
+
+int stream_decode_deltas(const struct stream_rec *rec, uint64_t nr_pages, struct stream_deltas *d)
+{
+	uint64_t total = 0;
+	size_t prefix;
+
+	if (rec->type != STREAM_REC_PAGE_DELTA || rec->length < 8)
+		return ERR_PROTO;
+	d->count = get32(rec->body);
+	if (d->count == 0 || d->count > STREAM_MAX_BATCH || get32(rec->body + 4) != 0)
+		return ERR_PROTO;
+	prefix = delta_prefix_len(d->count);
+	if (rec->length < prefix)
+		return ERR_PROTO;
+	d->pfns = rec->body + 8;
+	d->lens = d->pfns + 8 * (size_t)d->count;
+	for (uint32_t i = 0; i < d->count; i++) {
+		uint32_t len = stream_deltas_len(d, i);
+
+		if (get64(d->pfns + 8 * (size_t)i) >= nr_pages || len == 0 || len > DELTA_MAX_LEN)
+			return ERR_PROTO;
+		total += len;
+	}
+	for (size_t i = 8 + 10 * (size_t)d->count; i < prefix; i++)
+		if (rec->body[i]) /* the padding after the lengths */
+			return ERR_PROTO;
+	if (rec->length != prefix + total)
+		return ERR_PROTO;
+	d->data = rec->body + prefix;
+	return 0;
+}
+
+uint64_t stream_deltas_pfn(const struct stream_deltas *d, uint32_t i)
+{
+	return get64(d->pfns + 8 * (size_t)i);
+}
+
+uint32_t stream_deltas_len(const struct stream_deltas *d, uint32_t i)
+{
+	uint16_t v;
+
+	memcpy(&v, d->lens + 2 * (size_t)i, 2);
+	return le16toh(v);
+}
+
+int stream_delta_batch_init(struct stream_delta_batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->prefix = malloc(STREAM_REC_HDR_SIZE + delta_prefix_len(STREAM_MAX_BATCH));
+	b->data = malloc(STREAM_DELTA_MAX_DATA + 8);
+	if (!b->prefix || !b->data) {
+		stream_delta_batch_free(b);
+		return ERR_NOMEM;
+	}
+	return 0;
+}
+
+void stream_delta_batch_free(struct stream_delta_batch *b)
+{
+	free(b->prefix);
+	free(b->data);
+	b->prefix = NULL;
+	b->data = NULL;
+}
+
+bool stream_delta_batch_fits(const struct stream_delta_batch *b, size_t len)
+{
+	return b->count < STREAM_MAX_BATCH && b->data_len + len <= STREAM_DELTA_MAX_DATA;
+}
+
+void stream_delta_batch_add(struct stream_delta_batch *b, uint64_t pfn, const uint8_t *delta,
+                            size_t len)
+{
+	memcpy(b->data + b->data_len, delta, len);
+	b->data_len += (uint32_t)len;
+	b->pfns[b->count] = pfn;
+	b->lens[b->count] = (uint16_t)len;
+	b->count++;
+}
+
+size_t stream_delta_batch_seal(struct stream_delta_batch *b, struct iovec *iov)
+{
+	static const uint8_t zeros[8];
+	uint8_t *body = b->prefix + STREAM_REC_HDR_SIZE;
+	size_t prefix = delta_prefix_len(b->count);
+	uint32_t body_len = (uint32_t)(prefix + b->data_len);
+	XXH3_state_t st;
+
+	put32(body, b->count);
+	put32(body + 4, 0);
+	for (uint32_t i = 0; i < b->count; i++) {
+		uint16_t len = htole16(b->lens[i]);
+
+		put64(body + 8 + 8 * (size_t)i, b->pfns[i]);
+		memcpy(body + 8 + 8 * (size_t)b->count + 2 * (size_t)i, &len, 2);
+	}
+	memset(body + 8 + 10 * (size_t)b->count, 0, prefix - (8 + 10 * (size_t)b->count));
+	csum_begin(&st, STREAM_REC_PAGE_DELTA, body_len);
+	XXH3_64bits_update(&st, body, prefix);
+	XXH3_64bits_update(&st, b->data, b->data_len);
+	put32(b->prefix, STREAM_REC_PAGE_DELTA);
+	put32(b->prefix + 4, body_len);
+	put64(b->prefix + 8, XXH3_64bits_digest(&st));
+	iov[0].iov_base = b->prefix;
+	iov[0].iov_len = STREAM_REC_HDR_SIZE + prefix;
+	iov[1].iov_base = b->data;
+	iov[1].iov_len = b->data_len;
+	iov[2].iov_base = (void *)zeros;
+	iov[2].iov_len = pad8(body_len) - body_len;
+	b->count = 0;
+	b->data_len = 0;
+	return STREAM_REC_HDR_SIZE + pad8(body_len);
+}
+
+int stream_decode_compressed(const struct stream_rec *rec, struct stream_compressed *z)
+{
+	if (rec->type != STREAM_REC_COMPRESSED || rec->length < 17)
+		return ERR_PROTO;
+	z->codec = get32(rec->body);
+	z->inner_type = get32(rec->body + 4);
+	z->raw_len = get32(rec->body + 8);
+	if (z->codec == CODEC_NONE || z->codec > CODEC_MAX || get32(rec->body + 12) != 0)
+		return ERR_PROTO;
+	if (z->inner_type != STREAM_REC_PAGE_DATA && z->inner_type != STREAM_REC_PAGE_DELTA)
+		return ERR_PROTO;
+	if (z->raw_len < 8 || z->raw_len > STREAM_MAX_BODY)
+		return ERR_PROTO;
+	z->data = rec->body + 16;
+	z->len = rec->length - 16;
+	return 0;
+}
+
+void stream_encode_compressed_head(uint8_t *out, uint32_t codec, uint32_t inner_type,
+                                   uint32_t raw_len)
+{
+	put32(out, codec);
+	put32(out + 4, inner_type);
+	put32(out + 8, raw_len);
+	put32(out + 12, 0);
 }

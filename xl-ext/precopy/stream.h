@@ -22,6 +22,7 @@
 
 #define STREAM_MAGIC        "XLXSTRM\n"
 #define STREAM_VERSION      1
+#define STREAM_VERSION_MAX  2 /* 2: PAGE_DELTA and COMPRESSED records may follow */
 #define STREAM_PAGE_SIZE    4096u
 #define STREAM_REC_HDR_SIZE 16u
 #define STREAM_MAX_BATCH    1024u      /* pages per PAGE_DATA record */
@@ -40,7 +41,11 @@ enum stream_rec_type {
 	STREAM_REC_DEVICE_MODEL = 5, /* u32 length, u32 reserved, blob (HVM device model) */
 	STREAM_REC_VERIFY = 6,       /* PAGE_DATA records that follow are compared, not applied */
 	STREAM_REC_END = 7,          /* the domain is complete */
-	STREAM_REC_TYPE_MAX = 7,
+	STREAM_REC_PAGE_DELTA = 8,   /* u32 count, u32 flags, u64 pfn[count], u16 len[count] padded
+	                                to 8, the deltas (codec.h) one after another */
+	STREAM_REC_COMPRESSED = 9,   /* u32 codec, u32 inner type, u32 raw length, u32 reserved,
+	                                a PAGE_DATA or PAGE_DELTA body compressed */
+	STREAM_REC_TYPE_MAX = 9,
 };
 
 /* PAGE_DATA flags */
@@ -145,6 +150,63 @@ uint32_t stream_batch_add_read(struct stream_batch *b, uint64_t pfn, uint32_t n,
  */
 struct iovec;
 size_t stream_batch_seal(struct stream_batch *b, struct iovec *iov);
+
+/* A decoded PAGE_DELTA record. */
+struct stream_deltas {
+	uint32_t count;
+	const uint8_t *pfns; /* count little-endian u64 */
+	const uint8_t *lens; /* count little-endian u16, each 1..DELTA_MAX_LEN */
+	const uint8_t *data; /* the deltas, one after another */
+};
+/*
+ * Validate a PAGE_DELTA record against a guest of nr_pages pages: count within
+ * STREAM_MAX_BATCH, flags 0, pfns below nr_pages, every length within bounds and the deltas
+ * exactly the rest of the body (each delta's runs are checked when applied: codec.h).
+ */
+int stream_decode_deltas(const struct stream_rec *rec, uint64_t nr_pages, struct stream_deltas *d);
+uint64_t stream_deltas_pfn(const struct stream_deltas *d, uint32_t i);
+uint32_t stream_deltas_len(const struct stream_deltas *d, uint32_t i);
+
+/* The most delta bytes one PAGE_DELTA record carries (its body stays within STREAM_MAX_BODY). */
+#define STREAM_DELTA_MAX_DATA (STREAM_MAX_BATCH * STREAM_PAGE_SIZE - 2u * STREAM_MAX_BATCH)
+
+/* Builder of PAGE_DELTA records: deltas are copied in as they are coded. */
+struct stream_delta_batch {
+	uint8_t *prefix; /* header, count, flags, pfns, lengths, padding */
+	uint8_t *data;   /* STREAM_DELTA_MAX_DATA */
+	uint16_t lens[STREAM_MAX_BATCH];
+	uint64_t pfns[STREAM_MAX_BATCH];
+	uint32_t count;
+	uint32_t data_len;
+};
+int stream_delta_batch_init(struct stream_delta_batch *b);
+void stream_delta_batch_free(struct stream_delta_batch *b);
+/* Whether a delta of len bytes still fits. */
+bool stream_delta_batch_fits(const struct stream_delta_batch *b, size_t len);
+void stream_delta_batch_add(struct stream_delta_batch *b, uint64_t pfn, const uint8_t *delta,
+                            size_t len);
+/* Seal into a PAGE_DELTA record: iov[0] prefix, iov[1] deltas, iov[2] padding; the wire size.
+ * The batch is empty again after it. */
+size_t stream_delta_batch_seal(struct stream_delta_batch *b, struct iovec *iov);
+
+/* A decoded COMPRESSED record. */
+struct stream_compressed {
+	uint32_t codec;      /* enum codec_id, not CODEC_NONE */
+	uint32_t inner_type; /* STREAM_REC_PAGE_DATA or STREAM_REC_PAGE_DELTA */
+	uint32_t raw_len;    /* the inner body's length, at most STREAM_MAX_BODY */
+	const uint8_t *data;
+	uint32_t len;
+};
+int stream_decode_compressed(const struct stream_rec *rec, struct stream_compressed *z);
+/* The 16 bytes before the compressed data of a COMPRESSED body. */
+void stream_encode_compressed_head(uint8_t *out, uint32_t codec, uint32_t inner_type,
+                                   uint32_t raw_len);
+
+/*
+ * Add the page read at read (inside the batch's data, at or after stream_batch_tail) as pfn's
+ * data: it moves down to the tail when pages before it were left out or sent another way.
+ */
+void stream_batch_take(struct stream_batch *b, uint64_t pfn, const uint8_t *read);
 
 /* True if the 4 KiB page is all zeros. */
 bool stream_page_is_zero(const void *page);

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "xl-ext/core/hv.h"
+#include "xl-ext/precopy/codec.h"
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/storage/disk.h"
 #include "xl-ext/storage/iscsiadm.h"
@@ -43,6 +44,8 @@ static void warn_unapplied_params(uint32_t domid, const struct mig_params *p)
 		strncat(what, " --on-stall", sizeof(what) - strlen(what) - 1);
 	if (p->policy.kind != PC_POLICY_ADAPTIVE && p->policy.kind != PC_POLICY_XEN)
 		strncat(what, " --policy", sizeof(what) - strlen(what) - 1);
+	if (p->compress & COMPRESS_ALL)
+		strncat(what, " --compress", sizeof(what) - strlen(what) - 1);
 	if (what[0])
 		log_warn("domain %u: ignoring%s: with the xen backend pre-copy runs inside "
 		         "libxenguest with Xen's own policy (5 iterations or fewer than 50 dirty "
