@@ -372,6 +372,16 @@ static void test_pagecache(void **state)
 	assert_int_equal(c.hits, 3);
 	assert_int_equal(c.misses, 3);
 	pagecache_free(&c);
+	/* given back later: the caller's copy is emptied at once, the memory when released */
+	assert_int_equal(pagecache_init(&c, 4 * PG, 1000), 0);
+	pagecache_put(&c, 1, a);
+	pagecache_free_later(&c);
+	assert_int_equal(c.nslots, 0);
+	assert_null(c.pages);
+	assert_int_equal(pagecache_init(&c, 4 * PG, 1000), 0);
+	pagecache_free_later(&c);
+	pagecache_release();
+	pagecache_release(); /* nothing left: nothing done */
 	/* never more slots than the guest has pages, never none */
 	assert_int_equal(pagecache_init(&c, 1ull << 30, 10), 0);
 	assert_int_equal(c.nslots, 10);

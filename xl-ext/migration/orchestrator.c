@@ -293,6 +293,7 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 	/* the receiver may take none of the stream for as long as it may take to answer */
 	a.params.stall_timeout_ms = a.reply_timeout_ms;
 	rc = mig_send(&a, &out->report, &out->result);
+	pc_send_release(); /* what the stream kept past the downtime */
 out:
 	if (a.send_fd >= 0)
 		close(a.send_fd);

@@ -67,3 +67,29 @@ void pagecache_drop(struct pagecache *c, uint64_t pfn)
 	if (c->tag[s] == pfn + 1)
 		c->tag[s] = 0;
 }
+
+/* Caches pagecache_free_later left, until pagecache_release. */
+static struct pagecache *later;
+static size_t nlater;
+
+void pagecache_free_later(struct pagecache *c)
+{
+	struct pagecache *grown = realloc(later, (nlater + 1) * sizeof(*later));
+
+	if (!grown) {
+		pagecache_free(c);
+		return;
+	}
+	later = grown;
+	later[nlater++] = *c;
+	memset(c, 0, sizeof(*c));
+}
+
+void pagecache_release(void)
+{
+	for (size_t i = 0; i < nlater; i++)
+		pagecache_free(&later[i]);
+	free(later);
+	later = NULL;
+	nlater = 0;
+}

@@ -23,6 +23,13 @@ struct pagecache {
 /* A cache of about bytes (at least one page, at most one slot per page of nr_pages). */
 int pagecache_init(struct pagecache *c, uint64_t bytes, uint64_t nr_pages);
 void pagecache_free(struct pagecache *c);
+/*
+ * Keep it to free with pagecache_release (at once when it cannot be kept): giving back a cache
+ * of hundreds of MiB takes the kernel about 10 ms of a CPU, which must not fall inside a
+ * downtime (on a thread of its own it competes there for the CPUs). Not thread-safe.
+ */
+void pagecache_free_later(struct pagecache *c);
+void pagecache_release(void);
 /* The copy of pfn, or NULL (counted as a hit or a miss). */
 uint8_t *pagecache_get(struct pagecache *c, uint64_t pfn);
 /* Keep page (4 KiB) as pfn's copy, evicting what held its slot. */

@@ -183,7 +183,11 @@ struct pc_compress {
 	size_t zcap;
 	bool delta_on, fill_on, off; /* this batch: deltas, cache copies; off: verification */
 	struct pc_codec_stat stat[CODEC_MAX + 1];
-	double delta_ns, fill_ns; /* a delta of a cached page, and a cache copy (EWMA) */
+	/* what a cache copy (with the first touch of the cache's memory) and a delta cost here:
+	 * measured once, at the start, over PC_MEASURE_PAGES pages; samples taken during the
+	 * migration would also time the sender's waits for a CPU it shares with the guest and
+	 * the receiver */
+	double delta_ns, fill_ns;
 	uint64_t records;
 	/* the link's rate: the cap, or the last round's, or round 0's so far */
 	double last_round_Bps;
@@ -207,9 +211,13 @@ struct pc_send_ctx {
 
 /* A delta longer than this is not worth its cost at the receiver: the page goes whole. */
 #define PC_DELTA_MAX (PAGE * 3 / 4)
-/* auto: a page's cache copy must cost under 1/PC_FILL_WORTH of its time on the link, and a
- * compressor is tried again every PC_EXPLORE records to follow what the pages are like */
-#define PC_FILL_WORTH 8.0
+/*
+ * auto: a page's cache copy must cost under 1/PC_FILL_WORTH of its time on the link (while the
+ * link is what limits the sender, the copy only fills its wait; the margin leaves the CPU to the
+ * receiver and the guest), and a compressor is tried again every PC_EXPLORE records to follow
+ * what the pages are like
+ */
+#define PC_FILL_WORTH 2.0
 #define PC_EXPLORE    64
 /* round 0 without a cap: the link's rate is taken from this much sent */
 #define PC_RATE_SAMPLE (32ull << 20)
@@ -248,6 +256,7 @@ static void plan_deltas(struct pc_send_ctx *c)
 {
 	struct pc_compress *z = &c->z;
 	double bps, page_ns;
+	bool fill, delta;
 
 	if (z->off || !(z->mode & (COMPRESS_DELTA | COMPRESS_AUTO))) {
 		z->delta_on = z->fill_on = false;
@@ -259,8 +268,17 @@ static void plan_deltas(struct pc_send_ctx *c)
 	}
 	bps = link_Bps(c);
 	page_ns = bps > 0 ? (double)(PAGE + 8) * 1e9 / bps : 0;
-	z->fill_on = page_ns > PC_FILL_WORTH * z->fill_ns;
-	z->delta_on = page_ns > 2.0 * z->delta_ns;
+	/* round 0 before the link's rate is known: copies, so that the pages sent first can go
+	 * as deltas later should the link prove slow (there is no delta in round 0) */
+	fill = bps > 0 ? page_ns > PC_FILL_WORTH * z->fill_ns : true;
+	delta = page_ns > 2.0 * z->delta_ns;
+	if (fill != z->fill_on || delta != z->delta_on)
+		log_debug("--compress auto, round %u: cache copies %s, deltas %s (link %.0f MB/s: "
+		          "%.1f us a page; a copy %.2f us, a delta %.2f us)",
+		          z->round, fill ? "on" : "off", delta ? "on" : "off", bps / 1e6,
+		          page_ns / 1000, z->fill_ns / 1000, z->delta_ns / 1000);
+	z->fill_on = fill;
+	z->delta_on = delta;
 }
 
 /* Which compressor a record of raw bytes goes through (CODEC_NONE: none). */
@@ -455,7 +473,7 @@ static uint32_t add_read_coded(struct pc_send_ctx *c, uint64_t pfn, uint32_t k, 
 	struct pc_compress *z = &c->z;
 	const uint8_t *read = stream_batch_tail(&c->batch);
 	uint8_t enc[PC_DELTA_MAX];
-	uint32_t zero = 0, nfill = 0, ndelta = 0;
+	uint32_t zero = 0;
 	int64_t fill_ns = 0, delta_ns = 0;
 
 	plan_deltas(c);
@@ -478,14 +496,13 @@ static uint32_t add_read_coded(struct pc_send_ctx *c, uint64_t pfn, uint32_t k, 
 			size_t len = delta_encode(old, read, enc, sizeof(enc));
 
 			if (len) {
+				memcpy(old, read, PAGE);
+				delta_ns += mono_ns() - t0; /* the coding, not the sending */
 				if (!stream_delta_batch_fits(&z->deltas, len))
 					*rc_r = flush_deltas(c);
 				stream_delta_batch_add(&z->deltas, p, enc, len);
-				memcpy(old, read, PAGE);
 				c->rep->delta_pages++;
 				c->rep->delta_bytes += len;
-				delta_ns += mono_ns() - t0;
-				ndelta++;
 				continue;
 			}
 		}
@@ -498,17 +515,10 @@ static uint32_t add_read_coded(struct pc_send_ctx *c, uint64_t pfn, uint32_t k, 
 
 			pagecache_put(&z->cache, p, dst);
 			fill_ns += mono_ns() - t0;
-			nfill++;
 		} else {
 			pagecache_drop(&z->cache, p);
 		}
 	}
-	/* per batch: a first copy into the cache's memory takes its page faults, which a
-	 * page alone would overstate */
-	if (nfill)
-		z->fill_ns = ewma(z->fill_ns, (double)fill_ns / nfill, 1);
-	if (ndelta)
-		z->delta_ns = ewma(z->delta_ns, (double)delta_ns / ndelta, 1);
 	c->rep->encode_us += (uint64_t)(fill_ns + delta_ns) / 1000;
 	return zero;
 }
@@ -904,17 +914,22 @@ static int compress_init(struct pc_send_ctx *c)
 	if (rc || !z->cache.nslots)
 		return rc;
 	c->rep->cache_bytes = z->cache.nslots * PAGE;
-	/* what a cache copy (page faults included, over 1 MiB of the cache) and a delta cost on
-	 * this machine, before the first is made */
+	/* what a cache copy (the first touch of cache memory included) and a delta cost on this
+	 * machine, before the first is made; a delta also copies the page into the cache */
 	memset(c->batch.data, 0x5a, 2 * PAGE);
 	t0 = mono_ns();
 	for (uint64_t i = 0; i < PC_MEASURE_PAGES; i++)
 		pagecache_put(&z->cache, i, c->batch.data);
 	z->fill_ns = (double)(mono_ns() - t0) / PC_MEASURE_PAGES;
 	t0 = mono_ns();
-	for (unsigned i = 0; i < 16; i++)
-		delta_encode(c->batch.data, c->batch.data + PAGE, z->raw, PC_DELTA_MAX);
-	z->delta_ns = (double)(mono_ns() - t0) / 16 + z->fill_ns;
+	for (uint64_t i = 0; i < PC_MEASURE_PAGES; i++) {
+		uint8_t *old = pagecache_get(&z->cache, i);
+
+		delta_encode(old, c->batch.data + PAGE, z->raw, PC_DELTA_MAX);
+		memcpy(old, c->batch.data + PAGE, PAGE);
+	}
+	z->delta_ns = (double)(mono_ns() - t0) / PC_MEASURE_PAGES;
+	z->cache.hits = 0;
 	for (uint64_t i = 0; i < PC_MEASURE_PAGES; i++)
 		pagecache_drop(&z->cache, i);
 	return 0;
@@ -922,12 +937,17 @@ static int compress_init(struct pc_send_ctx *c)
 
 static void compress_free(struct pc_compress *z)
 {
-	if (z->cache.nslots)
-		pagecache_free(&z->cache);
+	if (z->cache.nslots) /* the guest is paused: after the switch-over (pc_send_release) */
+		pagecache_free_later(&z->cache);
 	stream_delta_batch_free(&z->deltas);
 	codec_ctx_free(z->codec);
 	free(z->raw);
 	free(z->zbuf);
+}
+
+void pc_send_release(void)
+{
+	pagecache_release();
 }
 
 int pc_send(const struct pc_source *src, int fd, const struct mig_params *params,
@@ -939,6 +959,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	struct pc_state pol;
 	int rc, fd_flags;
 
+	pc_send_release(); /* a previous migration's, if its caller did not */
 	memset(report, 0, sizeof(*report));
 	report->t_start_us = loop_now_us();
 	report->nr_pages = src->nr_pages;

@@ -133,6 +133,12 @@ struct pc_source {
  */
 int pc_send(const struct pc_source *src, int fd, const struct mig_params *params,
             struct mig_report *report);
+/*
+ * Give back what pc_send kept past the stream's end so as not to spend the downtime on it
+ * (the --compress page cache). The migration's caller calls it once the domain runs on one
+ * end (mig_run does); pc_send's next run and the process's exit free it too.
+ */
+void pc_send_release(void);
 
 /*
  * Receive a stream from fd into the guest memory file mem_fd (nr_pages pages, all holes at
