@@ -289,6 +289,43 @@ static void test_adaptive_throttles_early_and_halves(void **state)
 	assert_int_equal(pc_decide(&st, &r).decision, PC_CONTINUE);
 }
 
+/*
+ * migrate --compress: once a page sent again costs 32 bytes, not 4104, the same dirty set
+ * fits the downtime target, and a guest dirtying as fast as the link carries whole pages is
+ * not throttled; the byte cap set at the start stays.
+ */
+static void test_page_cost_of_deltas(void **state)
+{
+	struct pc_state st;
+	struct pc_params p = params(PC_POLICY_ADAPTIVE, PC_STALL_THROTTLE);
+	double link_pps = GBIT_BPS / 4104;
+	struct pc_round r = round_of(1, 30000, GBIT_BPS, link_pps, 300 * MIB);
+	struct pc_verdict v;
+	uint64_t cap;
+
+	(void)state;
+	pc_init(&st, &p);
+	cap = st.p.max_total_bytes;
+	v = pc_decide(&st, &r);
+	assert_int_equal(v.decision, PC_CONTINUE);
+	assert_true(v.throttle_pct > 0);
+	pc_init(&st, &p);
+	pc_set_page_cost(&st, 32);
+	v = pc_decide(&st, &r);
+	/* 30000 x 32 bytes at 1 Gbit/s: 7.7 ms, within 20 ms with the fixed cost */
+	assert_int_equal(v.decision, PC_STOP_AND_COPY);
+	assert_int_equal(v.throttle_pct, 0);
+	assert_true(v.est_downtime_us < 20000);
+	r.dirty_pages = 300000; /* 77 ms: another round, still no throttle */
+	r.dirty_rate_pps = link_pps;
+	v = pc_decide(&st, &r);
+	assert_int_equal(v.decision, PC_CONTINUE);
+	assert_int_equal(v.throttle_pct, 0);
+	assert_int_equal(st.p.max_total_bytes, cap);
+	pc_set_page_cost(&st, 0); /* no figure: the last one stays */
+	assert_int_equal(st.p.page_wire_bytes, 32);
+}
+
 static void test_adaptive_iteration_limit(void **state)
 {
 	struct pc_state st;
@@ -360,6 +397,7 @@ int main(void)
 	    cmocka_unit_test(test_adaptive_byte_cap_reserves_final_copy),
 	    cmocka_unit_test(test_adaptive_throttles_early_and_halves),
 	    cmocka_unit_test(test_adaptive_iteration_limit),
+	    cmocka_unit_test(test_page_cost_of_deltas),
 	    cmocka_unit_test(test_converging_guest_never_throttled),
 	    cmocka_unit_test(test_names_parse),
 	};

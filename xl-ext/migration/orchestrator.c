@@ -387,6 +387,7 @@ int mig_serve(const struct mig_serve_request *req, struct mig_report *report, ui
 		return rc;
 	a.ext_ctx = ho;
 	rc = mig_receive(&a, report, domid_r);
+	pc_receive_release(); /* what the stream kept past the downtime */
 	ho_receiver_free(ho);
 	return rc;
 }

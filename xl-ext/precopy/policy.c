@@ -125,6 +125,12 @@ static uint64_t final_after_next(const struct pc_state *st, const struct pc_roun
 	return (uint64_t)pages * (uint64_t)st->p.page_wire_bytes;
 }
 
+void pc_set_page_cost(struct pc_state *st, uint32_t wire_bytes)
+{
+	if (wire_bytes)
+		st->p.page_wire_bytes = wire_bytes;
+}
+
 static struct pc_verdict decide_adaptive(struct pc_state *st, const struct pc_round *r)
 {
 	uint64_t est = est_downtime_us(st, r);

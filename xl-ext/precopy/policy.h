@@ -89,6 +89,13 @@ struct pc_state {
 /* Fill defaults and reset the state. */
 void pc_init(struct pc_state *st, const struct pc_params *params);
 
+/*
+ * What a dirty page costs on the wire from now on (migrate --compress: a page sent again as a
+ * delta costs a few dozen bytes, not a page): the estimates of the downtime, of the next round
+ * and of the link's rate in pages use it; the byte cap stays as pc_init set it.
+ */
+void pc_set_page_cost(struct pc_state *st, uint32_t wire_bytes);
+
 /* Decide after a round. */
 struct pc_verdict pc_decide(struct pc_state *st, const struct pc_round *r);
 

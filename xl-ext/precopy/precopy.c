@@ -221,6 +221,8 @@ struct pc_send_ctx {
 #define PC_EXPLORE    64
 /* round 0 without a cap: the link's rate is taken from this much sent */
 #define PC_RATE_SAMPLE (32ull << 20)
+/* a round of fewer pages says too little of what a page costs the policy */
+#define PC_COST_MIN_PAGES 64
 /* pages copied into the cache at the start to measure what a copy costs */
 #define PC_MEASURE_PAGES 256
 
@@ -814,6 +816,12 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		    (pr.bandwidth_Bps <= 0 || pr.bandwidth_Bps > (double)c->out.rate_Bps))
 			pr.bandwidth_Bps = (double)c->out.rate_Bps;
 		pr.dirty_rate_pps = rr->dirty_rate_pps;
+		/* --compress: what a page sent again cost this round (deltas are a few dozen
+		 * bytes), so that the policy weighs the next rounds at that cost */
+		if (c->z.mode && round > 0 && rr->pages >= PC_COST_MIN_PAGES)
+			pc_set_page_cost(
+			    pol,
+			    (uint32_t)(rr->bytes / rr->pages > 16 ? rr->bytes / rr->pages : 16));
 		v = pc_decide(pol, &pr);
 		rr->throttle_pct = v.throttle_pct;
 		if (c->params->progress)

@@ -149,6 +149,13 @@ void pc_send_release(void);
 int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
                struct pc_cpu_state *state, struct mig_report *report);
 
+/*
+ * Give back what pc_receive kept past the stream's end (its mapping of guest memory, whose
+ * unmapping would otherwise fall in the downtime): mig_serve calls it once the migration
+ * ended; pc_receive's next run and the process's exit do it too.
+ */
+void pc_receive_release(void);
+
 /* Print the report as JSON on out. */
 struct json_object;
 struct json_object *mig_report_json(const struct mig_report *r);
