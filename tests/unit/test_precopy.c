@@ -745,14 +745,10 @@ static void test_compress_modes(void **state)
 		uint64_t cache, cap;
 		double link; /* the fake link's rate (0: LINK_BPS) */
 	} cases[] = {
-	    {"delta", NR_PAGES * PAGE, 0, 0},
-	    {"lz4", 0, 0, 0},
-	    {"delta", 512 * PAGE, 0, 0},
-	    {"zstd", 0, 0, 0},
-	    {"delta+lz4", NR_PAGES * PAGE, 0, 0},
-	    {"delta+zstd", 0, 0, 0},
-	    {"auto", NR_PAGES * PAGE, 4000000, 0},
-	    {"auto", 0, 0, 1e13},
+	    {"delta", NR_PAGES * PAGE, 0, 0},      {"lz4", 0, 0, 0},
+	    {"delta", 512 * PAGE, 0, 0},           {"zstd", 0, 0, 0},
+	    {"delta+lz4", NR_PAGES * PAGE, 0, 0},  {"delta+zstd", 0, 0, 0},
+	    {"auto", NR_PAGES * PAGE, 4000000, 0}, {"auto", 0, 0, 1e13},
 	};
 
 	(void)state;
