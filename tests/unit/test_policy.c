@@ -101,6 +101,10 @@ static void test_adaptive_stops_when_fits_downtime(void **state)
 	struct pc_round too_many = round_of(1, 400, GBIT_BPS, 2000, 300 * MIB);
 
 	(void)state;
+	/* dirtied too fast for one more round to cut the set fourfold (20000 pages/s for the
+	 * 11 ms it would take: 230 of 350 again): stop now */
+	fits.dirty_rate_pps = 20000;
+	too_many.dirty_rate_pps = 20000;
 	pc_init(&st, &p);
 	v = pc_decide(&st, &fits);
 	assert_int_equal(v.decision, PC_STOP_AND_COPY);
@@ -116,11 +120,50 @@ static void test_adaptive_stops_when_fits_downtime(void **state)
 	assert_int_equal(pc_decide(&st, &too_many).decision, PC_STOP_AND_COPY);
 }
 
+/*
+ * A set that fits but that one more round would cut fourfold and by 1 ms or more of downtime
+ * (350 pages, 2000 dirtied a second: 23 left after the 11 ms round) gets that round, twice at
+ * most; then the switch-over.
+ */
+static void test_adaptive_polishes_a_set_that_fits(void **state)
+{
+	struct pc_state st;
+	struct pc_params p = params(PC_POLICY_ADAPTIVE, PC_STALL_ABORT);
+	struct pc_round fits = round_of(1, 350, GBIT_BPS, 2000, 300 * MIB);
+	struct pc_verdict v;
+
+	(void)state;
+	pc_init(&st, &p);
+	for (unsigned i = 0; i < 2; i++) {
+		fits.round = 1 + i;
+		v = pc_decide(&st, &fits);
+		assert_int_equal(v.decision, PC_CONTINUE);
+		assert_string_equal(v.reason,
+		                    "dirty set fits; one more round shrinks the downtime");
+		assert_int_equal(v.throttle_pct, 0);
+	}
+	fits.round = 3;
+	v = pc_decide(&st, &fits);
+	assert_int_equal(v.decision, PC_STOP_AND_COPY);
+	assert_string_equal(v.reason, "dirty set fits the downtime target");
+	/* a set of 30 pages: the round would save under 1 ms */
+	pc_init(&st, &p);
+	fits.dirty_pages = 30;
+	assert_int_equal(pc_decide(&st, &fits).decision, PC_STOP_AND_COPY);
+	/* nor past the iteration limit */
+	p.max_iters = 2;
+	pc_init(&st, &p);
+	fits.dirty_pages = 350;
+	fits.round = 1;
+	assert_int_equal(pc_decide(&st, &fits).decision, PC_STOP_AND_COPY);
+}
+
 static void test_adaptive_downtime_target_option(void **state)
 {
 	struct pc_state st;
 	struct pc_params p = params(PC_POLICY_ADAPTIVE, PC_STALL_ABORT);
-	struct pc_round r = round_of(1, 2500, GBIT_BPS, 2000, 300 * MIB);
+	/* dirtied fast enough that one more round would not cut the set fourfold */
+	struct pc_round r = round_of(1, 2500, GBIT_BPS, 10000, 300 * MIB);
 
 	(void)state;
 	p.downtime_ms = 100; /* 2500 pages = 82 ms at 1 Gbit/s, + 8 ms fixed */
@@ -312,8 +355,10 @@ static void test_page_cost_of_deltas(void **state)
 	pc_init(&st, &p);
 	pc_set_page_cost(&st, 32);
 	v = pc_decide(&st, &r);
-	/* 30000 x 32 bytes at 1 Gbit/s: 7.7 ms, within 20 ms with the fixed cost */
-	assert_int_equal(v.decision, PC_STOP_AND_COPY);
+	/* 30000 x 32 bytes at 1 Gbit/s: 7.7 ms, within 20 ms with the fixed cost; a round as
+	 * cheap leaves 234 pages: one more round first */
+	assert_int_equal(v.decision, PC_CONTINUE);
+	assert_string_equal(v.reason, "dirty set fits; one more round shrinks the downtime");
 	assert_int_equal(v.throttle_pct, 0);
 	assert_true(v.est_downtime_us < 20000);
 	r.dirty_pages = 300000; /* 77 ms: another round, still no throttle */
@@ -398,6 +443,7 @@ int main(void)
 	    cmocka_unit_test(test_adaptive_throttles_early_and_halves),
 	    cmocka_unit_test(test_adaptive_iteration_limit),
 	    cmocka_unit_test(test_page_cost_of_deltas),
+	    cmocka_unit_test(test_adaptive_polishes_a_set_that_fits),
 	    cmocka_unit_test(test_converging_guest_never_throttled),
 	    cmocka_unit_test(test_names_parse),
 	};

@@ -6,7 +6,9 @@
  *   xen       Xen's stock libxenguest policy: stop after 5 iterations or when fewer than 50
  *             pages are dirty.
  *   adaptive  the project's: stop when the remaining dirty set can be sent within the
- *             downtime target at the measured bandwidth; cap the bytes sent at 3x memory; when
+ *             downtime target at the measured bandwidth (after up to two more rounds while
+ *             each cuts that set at least fourfold and the downtime by 1 ms or more); cap the
+ *             bytes sent at 3x memory; when
  *             the dirty set stops shrinking, abort, force the switch-over, or throttle the
  *             guest (auto-converge) as --on-stall says.
  */
@@ -84,6 +86,7 @@ struct pc_state {
 	uint64_t prev_dirty;
 	unsigned no_progress; /* consecutive rounds whose dirty set did not shrink enough */
 	unsigned throttle_pct;
+	unsigned polished; /* rounds run after the dirty set already fitted the target */
 };
 
 /* Fill defaults and reset the state. */
