@@ -15,8 +15,15 @@
 #      unshaped: per migration the round-0 and round-1 payload rates, total time, reported
 #      downtime beside the client's switch-over gap and its longest other gap, and the source
 #      guest's allocated RAM (its memfd's st_blocks) before, at most during, and after.
-# Environment: RUNS (default 10), BENCH_MIB (default 1024), BENCH_PARTS (default "1 2 3 4"),
-# MEM_RUNS (default 4), IDLE_S (default 10: part 4's idle probe before the migrations).
+#   5. each --compress mode on the workload of 4 (QEMU's benchmark's), link shaped to 1 Gbit/s:
+#      total time, bytes, downtime, pages sent as deltas, CPU seconds per GiB moved at each end;
+#   6. the peer: the same workload in QEMU (TCG), a bare guest (qemu-peer/dirtier.c) migrated
+#      over the same link with max-bandwidth 1 Gbit/s, plain and with XBZRLE.
+# Part 2 also runs the adaptive policy with --compress auto. Every migration's CPU time (user +
+# system, both ends) is taken with GNU time.
+# Environment: RUNS (default 10), BENCH_MIB (default 1024), BENCH_PARTS (default "1 2 3 4 5 6"),
+# MEM_RUNS (default 4), IDLE_S (default 10: part 4's idle probe before the migrations),
+# COMPRESS_RUNS (default 3: part 5's migrations per mode), QEMU_RUNS (default 3: part 6's).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../integration/lib/testbed.sh"
@@ -25,7 +32,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${PROBE:?PROBE must name the probe client (tests/integration/probe)}"
 RUNS=${RUNS:-10}
 MIB=${BENCH_MIB:-1024}
-PARTS=${BENCH_PARTS:-1 2 3 4}
+PARTS=${BENCH_PARTS:-1 2 3 4 5 6}
 MEM_RUNS=${MEM_RUNS:-4}
 LINK=1gbit
 LINK_BPS=1000000000
@@ -70,23 +77,48 @@ raw_tcp() {
 	sed -n 's/.*mbps=\([0-9.]*\).*/\1/p' <<<"$out"
 }
 
-# migrate_tcp from to name [migrate options]: migrate over --tcp; the JSON report in $TB_DIR/m.json
+# Every xl-ext run here goes through GNU time: the CPU seconds (user + system) of each end of a
+# migration land in the file XLEXT_TIME_FILE names
+REAL_XLEXT=$XLEXT
+XLEXT=$TB_DIR/xl-ext-timed
+printf '#!/bin/sh\nexec /usr/bin/time -q -f "%%U %%S" -o "${XLEXT_TIME_FILE:-/dev/null}" %s "$@"\n' \
+	"$REAL_XLEXT" >"$XLEXT"
+chmod +x "$XLEXT"
+cpu_s() { awk '{ print $1 + $2 }' "$1" 2>/dev/null; }
+
+# migrate_tcp from to name [migrate options]: migrate over --tcp; the JSON report in $TB_DIR/m.json,
+# the CPU seconds of the sender and the receiver in $TB_DIR/send.time and recv.time
 migrate_tcp() {
 	local from=$1 to=$2 name=$3 rp
 	shift 3
 	: >"$TB_DIR/recv.err"
-	(sim_exec "$to" -v migrate-receive --listen "$(tb_ip "$to"):$PORT" --key "$KEY" \
-		--accept-timeout 120 >/dev/null 2>"$TB_DIR/recv.err") &
+	(XLEXT_TIME_FILE=$TB_DIR/recv.time sim_exec "$to" -v migrate-receive \
+		--listen "$(tb_ip "$to"):$PORT" --key "$KEY" --accept-timeout 120 >/dev/null \
+		2>"$TB_DIR/recv.err") &
 	rp=$!
 	tb_wait_until 5 grep -q listening "$TB_DIR/recv.err" || tb_fail "receiver did not start"
-	sim_x "$from" migrate --json --no-progress --tcp "$(tb_ip "$to"):$PORT" --key "$KEY" "$@" \
-		"$name" >"$TB_DIR/m.json" 2>"$TB_DIR/m.err"
+	XLEXT_TIME_FILE=$TB_DIR/send.time sim_x "$from" migrate --json --no-progress \
+		--tcp "$(tb_ip "$to"):$PORT" --key "$KEY" "$@" "$name" >"$TB_DIR/m.json" 2>"$TB_DIR/m.err"
 	local rc=$?
 	wait "$rp"
 	return $rc
 }
+# cpu_per_gib: "sender receiver" CPU seconds per GiB of guest pages the last migration moved
+cpu_per_gib() {
+	awk -v s="$(cpu_s "$TB_DIR/send.time")" -v r="$(cpu_s "$TB_DIR/recv.time")" \
+		-v p="$(j pages_total)" 'BEGIN { g = p * 4096 / 1073741824; if (g <= 0) g = 1
+			printf "%.2f %.2f", s / g, r / g }'
+}
 
 j() { sim_json "$TB_DIR/m.json" "$1"; }
+# phases: the downtime's phases of the last migration, "suspend/final_copy/target_ready/..." (ms)
+phases() {
+	local p out=""
+	for p in suspend final_copy target_ready rename_and_go target_start; do
+		out+="${out:+/}$(j $p)"
+	done
+	echo "$out"
+}
 # payload goodput of round 0 in Mbit/s: pages x 4 KiB / duration
 round0_mbps() {
 	tr -d ' \n' <"$TB_DIR/m.json" | sed -n 's/.*"rounds":\[{"round":0,"pages":\([0-9]*\),"zero_pages":[0-9]*,"bytes":\([0-9]*\),"duration_ms":\([0-9.e+-]*\),.*/\1 \2 \3/p' |
@@ -153,18 +185,22 @@ if [[ " $PARTS " == *" 2 "* ]]; then
 	guest cv "$MIB" "dirty_mibps=32,pattern=uniform,fill_mib=$MIB,seed=2"
 	ideal_s=$(awk -v m="$MIB" -v b="$LINK_BPS" 'BEGIN { printf "%.3f", m * 1048576 * 8 / b }')
 	from=1
-	for policy in adaptive xen; do
+	# adaptive+auto: the adaptive policy with --compress auto and a page cache the size of memory
+	for policy in adaptive xen adaptive+auto; do
 		: >"$TB_DIR/runs.$policy"
+		opts=(--policy "${policy%+auto}")
+		[ "$policy" = adaptive+auto ] && opts+=(--compress auto --compress-cache "${MIB}MiB")
 		for ((r = 1; r <= RUNS; r++)); do
-			migrate_tcp $from $((3 - from)) cv --policy $policy ||
+			migrate_tcp $from $((3 - from)) cv "${opts[@]}" ||
 				{ cat "$TB_DIR/m.err"; tb_fail "convergent migration ($policy, run $r)"; }
-			echo "$(j downtime_ms) $(j total_time_ms) $(j bytes_per_memory) $(grep -c '"round":' "$TB_DIR/m.json")" >>"$TB_DIR/runs.$policy"
+			echo "$(j downtime_ms) $(j total_time_ms) $(j bytes_per_memory) $(grep -c '"round":' "$TB_DIR/m.json") $(cpu_per_gib) $(phases)" >>"$TB_DIR/runs.$policy"
 			from=$((3 - from))
 		done
 	done
 	say "convergent: ${MIB} MiB guest, 32 MiB/s uniform, link 1 Gbit/s (memory/bandwidth = ${ideal_s} s), $RUNS runs each"
-	say "$(printf '  %-9s %12s %12s %14s %14s %12s %8s' policy downtime_p50 downtime_p95 total_p50_s total/ideal bytes/mem rounds)"
-	for policy in adaptive xen; do
+	say "  (adaptive+auto: --compress auto --compress-cache ${MIB}MiB; cpu: CPU seconds per GiB of pages moved, sender / receiver, p50)"
+	say "$(printf '  %-13s %12s %12s %14s %14s %12s %8s %13s' policy downtime_p50 downtime_p95 total_p50_s total/ideal bytes/mem rounds cpu_s/GiB)"
+	for policy in adaptive xen adaptive+auto; do
 		f=$TB_DIR/runs.$policy
 		d50=$(awk '{ print $1 }' "$f" | pct_of 50)
 		d95=$(awk '{ print $1 }' "$f" | pct_of 95)
@@ -172,12 +208,20 @@ if [[ " $PARTS " == *" 2 "* ]]; then
 		b50=$(awk '{ print $3 }' "$f" | pct_of 50)
 		r50=$(awk '{ print $4 }' "$f" | pct_of 50)
 		tr=$(awk -v t="$t50" -v i="$ideal_s" 'BEGIN { printf "%.3f", t / i }')
-		say "$(printf '  %-9s %10.1fms %10.1fms %14.3f %14.3f %12.3f %8s' $policy "$d50" "$d95" "$t50" "$tr" "$b50" "$r50")"
+		cs=$(awk '{ print $5 }' "$f" | pct_of 50)
+		cr=$(awk '{ print $6 }' "$f" | pct_of 50)
+		say "$(printf '  %-13s %10.1fms %10.1fms %14.3f %14.3f %12.3f %8s %6s/%-6s' $policy "$d50" "$d95" "$t50" "$tr" "$b50" "$r50" "$cs" "$cr")"
 		if [ $policy = adaptive ]; then
 			target "convergent, adaptive policy: downtime p95 (ms)" "$d95" "<=" 20
 			target "convergent, adaptive policy: total p50 / (memory / bandwidth)" "$tr" "<=" 1.45
 		fi
+		if [ $policy = adaptive+auto ]; then
+			target "convergent, --compress auto: downtime p95 (ms)" "$d95" "<=" 10
+			target "convergent, --compress auto: total p50 / (memory / bandwidth)" "$tr" "<=" 1.2
+			target "convergent, --compress auto: bytes / memory, p50" "$b50" "<=" 1.1
+		fi
 		say "    downtimes (ms): $(awk '{ printf "%.1f ", $1 }' "$f")"
+		say "    phases of the downtimes over 10 ms: $(awk '$1 > 10 { printf "%.1f (%s) ", $1, $7 }' "$f")"
 	done
 	sim_x "$from" destroy cv
 fi
@@ -190,20 +234,29 @@ if [[ " $PARTS " == *" 3 "* ]]; then
 	guest nc "$half" "dirty_mibps=400,pattern=hotset,hot_mib=$((half / 4)),fill_mib=$half,seed=3"
 	from=1
 	say "non-convergent: ${half} MiB guest, $((half / 4)) MiB hot set at 400 MiB/s, link 1 Gbit/s"
-	for mode in abort force throttle; do
-		if migrate_tcp $from $((3 - from)) nc --on-stall $mode; then
+	# throttle+auto: --on-stall throttle with --compress auto (a hot page sent again is a delta)
+	for mode in abort force throttle throttle+auto; do
+		opts=(--on-stall "${mode%+auto}")
+		[ $mode = throttle+auto ] && opts+=(--compress auto --compress-cache "${half}MiB")
+		if migrate_tcp $from $((3 - from)) nc "${opts[@]}"; then
 			done_s=completed
 			from=$((3 - from))
 		else
 			done_s="not migrated ($(sed -n 's/.*"error": *"\(.*\)".*/\1/p' "$TB_DIR/m.json" | head -1)); guest kept running on the source"
 		fi
-		say "$(printf '  --on-stall %-8s bytes/memory %.3f  downtime %s ms  rounds %s  max throttle %s%%  %s' $mode "$(j bytes_per_memory)" "$(j downtime_ms)" "$(grep -c '"round":' "$TB_DIR/m.json")" "$(j max_throttle_pct)" "$done_s")"
+		say "$(printf '  --on-stall %-13s bytes/memory %.3f  downtime %s ms  rounds %s  max throttle %s%%  %s' $mode "$(j bytes_per_memory)" "$(j downtime_ms)" "$(grep -c '"round":' "$TB_DIR/m.json")" "$(j max_throttle_pct)" "$done_s")"
 		if [ $mode = throttle ]; then
 			target "non-convergent, --on-stall throttle: bytes / memory" "$(j bytes_per_memory)" "<=" 3
 			target "non-convergent, --on-stall throttle: downtime (ms)" "$(j downtime_ms)" "<=" 300
 		fi
+		if [ $mode = throttle+auto ]; then
+			target "non-convergent, --compress auto: bytes / memory" "$(j bytes_per_memory)" "<=" 1.5
+			target "non-convergent, --compress auto: max throttle (%)" "$(j max_throttle_pct)" "<=" 50
+		fi
 	done
 	sim_x "$from" destroy nc
+	tb_link_rate 1 off
+	tb_link_rate 2 off
 fi
 # ---------------------------------------------------------------- 4. the sim's memory, the client's view
 # rounds_payload: "round0_ms round0_mbps round1_mbps" (payload: pages x 4 KiB / duration)
@@ -357,6 +410,116 @@ if [[ " $PARTS " == *" 4 "* ]]; then
 fi
 tb_link_rate 1 off
 tb_link_rate 2 off
+# ---------------------------------------------------------------- 5. each --compress mode
+# The QEMU-peer workload: 1 GiB guest, 512 MiB of it in use, random pages of those 512 MiB
+# dirtied at 32 MiB/s, link shaped to 1 Gbit/s; COMPRESS_RUNS (default 3) migrations per mode.
+if [[ " $PARTS " == *" 5 "* ]]; then
+	tb_link_rate 1 $LINK
+	tb_link_rate 2 $LINK
+	half=$((MIB / 2))
+	guest cm "$MIB" "dirty_mibps=32,pattern=hotset,hot_mib=$half,fill_mib=$half,seed=6"
+	ideal_s=$(awk -v m="$half" -v b="$LINK_BPS" 'BEGIN { printf "%.3f", m * 1048576 * 8 / b }')
+	say "--compress: ${MIB} MiB guest, ${half} MiB in use, random pages of it dirtied at 32 MiB/s, link 1 Gbit/s (memory in use / bandwidth = ${ideal_s} s); ${COMPRESS_RUNS:-3} runs per mode, p50 (downtime also p95); the page cache ${half}MiB (the pages in use)"
+	say "$(printf '  %-11s %9s %9s %10s %12s %12s %9s %9s %13s' mode total_s total/ideal bytes/mem sent_MiB downtime_p50 dt_p95 delta_pgs cpu_s/GiB)"
+	from=1
+	for mode in none delta lz4 zstd delta+zstd auto; do
+		f=$TB_DIR/cm.$mode
+		: >"$f"
+		for ((r = 1; r <= ${COMPRESS_RUNS:-3}; r++)); do
+			migrate_tcp $from $((3 - from)) cm --compress $mode --compress-cache "${half}MiB" ||
+				{ cat "$TB_DIR/m.err"; tb_fail "migration --compress $mode (run $r)"; }
+			dp=$(j delta_pages)
+			echo "$(j total_time_ms) $(j bytes_per_memory) $(j bytes_total) $(j downtime_ms) ${dp:-0} $(cpu_per_gib)" >>"$f"
+			from=$((3 - from))
+		done
+		t50=$(awk '{ print $1 / 1000 }' "$f" | pct_of 50)
+		say "$(printf '  %-11s %9.3f %9.3f %10.3f %12.1f %10.1fms %7.1fms %9.0f %6s/%-6s' $mode "$t50" \
+			"$(awk -v t="$t50" -v i="$ideal_s" 'BEGIN { print t / i }')" \
+			"$(awk '{ print $2 }' "$f" | pct_of 50)" "$(awk '{ print $3 / 1048576 }' "$f" | pct_of 50)" \
+			"$(awk '{ print $4 }' "$f" | pct_of 50)" "$(awk '{ print $4 }' "$f" | pct_of 95)" \
+			"$(awk '{ print $5 + 0 }' "$f" | pct_of 50)" "$(awk '{ print $6 }' "$f" | pct_of 50)" \
+			"$(awk '{ print $7 }' "$f" | pct_of 50)")"
+	done
+	sim_x "$from" destroy cm
+	tb_link_rate 1 off
+	tb_link_rate 2 off
+fi
+
+# ---------------------------------------------------------------- 6. QEMU, the peer
+# The same workload in QEMU 7.2 (TCG): a 1 GiB guest (tests/bench/qemu-peer/dirtier.c) that
+# fills 512 MiB with pages that do not compress and writes 8 bytes of random pages of them at
+# 32 MiB/s, migrated between the two namespaced hosts over the same 1 Gbit/s link with
+# max-bandwidth 1 Gbit/s and downtime-limit 20 ms, QEMU_RUNS (default 3) times plain and with
+# XBZRLE (cache 512 MiB).
+if [[ " $PARTS " == *" 6 "* ]]; then
+	: "${DIRTIER:?DIRTIER must name tests/bench/qemu-peer/dirtier.elf}"
+	QMP="$here/qemu-peer/qmp.py"
+	tb_link_rate 1 $LINK
+	tb_link_rate 2 $LINK
+	half=$((MIB / 2))
+	# qemu_start i name [incoming]: QEMU on host i with the dirtier; monitor $TB_DIR/name.qmp
+	qemu_start() {
+		local i=$1 name=$2 incoming=()
+		[ -z "${3:-}" ] || incoming=(-incoming "tcp:$(tb_ip "$i"):4444")
+		rm -f "$TB_DIR/$name.qmp" "$TB_DIR/$name.serial"
+		tb__start_daemon "qemu-$name" qemu-system-x86 "$TB_DIR/$name.log" \
+			ip netns exec "$(tb_ns "$i")" qemu-system-x86_64 -accel tcg -m "$MIB" -nodefaults \
+			-display none -no-reboot -serial "file:$TB_DIR/$name.serial" -kernel "$DIRTIER" \
+			-append "touch_mib=$half dirty_mibps=32 seed=7" \
+			-qmp "unix:$TB_DIR/$name.qmp,server=on,wait=off" "${incoming[@]}"
+		echo "$TB__DAEMON_PID" >"$TB_DIR/$name.pid"
+	}
+	qemu_stop() { # qemu_stop name: quit it and wait for its process
+		local pid
+		pid=$(cat "$TB_DIR/$1.pid")
+		"$QMP" "$TB_DIR/$1.qmp" quit >/dev/null 2>&1 || kill "$pid" 2>/dev/null
+		tb_wait_until 10 eval "! tb__alive $pid" || kill -9 "$pid" 2>/dev/null
+	}
+	say "QEMU $(qemu-system-x86_64 --version | head -1 | awk '{ print $4 }') (TCG), the same workload: ${MIB} MiB guest, ${half} MiB in use, 8 bytes of random pages of it written at 32 MiB/s, link 1 Gbit/s, max-bandwidth 1 Gbit/s, downtime-limit 20 ms (xl-ext's --downtime-ms default; QEMU's is 300), its other defaults; ${QEMU_RUNS:-3} runs each"
+	say "$(printf '  %-14s %9s %9s %10s %12s %10s %9s' qemu total_s total/ideal bytes/mem sent_MiB downtime_ms xbzrle_pgs)"
+	ideal_s=$(awk -v m="$half" -v b="$LINK_BPS" 'BEGIN { printf "%.3f", m * 1048576 * 8 / b }')
+	qemu_start 1 q1
+	tb_wait_until 120 grep -qs "dirtier: touched" "$TB_DIR/q1.serial" ||
+		tb_fail "the QEMU guest did not fill its memory: $(cat "$TB_DIR/q1.serial" "$TB_DIR/q1.log" 2>/dev/null)"
+	src=q1 from=1 n=1
+	for mode in plain xbzrle; do
+		f=$TB_DIR/qemu.$mode
+		: >"$f"
+		for ((r = 1; r <= ${QEMU_RUNS:-3}; r++)); do
+			n=$((n + 1))
+			to=$((3 - from))
+			qemu_start $to q$n incoming
+			"$QMP" "$TB_DIR/$src.qmp" migrate-set-parameters '{"max-bandwidth": 125000000, "downtime-limit": 20}' >/dev/null ||
+				tb_fail "QEMU: migrate-set-parameters"
+			if [ $mode = xbzrle ]; then
+				"$QMP" "$TB_DIR/$src.qmp" migrate-set-capabilities '{"capabilities": [{"capability": "xbzrle", "state": true}]}' >/dev/null &&
+					"$QMP" "$TB_DIR/$src.qmp" migrate-set-parameters "{\"xbzrle-cache-size\": $((half * 1048576))}" >/dev/null ||
+					tb_fail "QEMU: XBZRLE could not be set"
+			fi
+			"$QMP" "$TB_DIR/q$n.qmp" query-status >/dev/null || tb_fail "QEMU on h$to did not start"
+			"$QMP" "$TB_DIR/$src.qmp" migrate "{\"uri\": \"tcp:$(tb_ip $to):4444\"}" >/dev/null ||
+				tb_fail "QEMU: migrate h$from -> h$to"
+			"$QMP" "$TB_DIR/$src.qmp" --wait-migration 300 >"$TB_DIR/q.json" ||
+				tb_fail "QEMU migration h$from -> h$to ($mode, run $r)"
+			"$QMP" "$TB_DIR/q$n.qmp" query-status | grep -q '"running"' ||
+				tb_fail "the QEMU guest does not run on h$to after its migration"
+			qemu_stop $src
+			python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["total_time_ms"], d["downtime_ms"], d["transferred_bytes"], d["xbzrle_pages"] or 0)' "$TB_DIR/q.json" >>"$f"
+			src=q$n from=$to
+		done
+		t50=$(awk '{ print $1 / 1000 }' "$f" | pct_of 50)
+		say "$(printf '  %-14s %9.3f %9.3f %10.3f %12.1f %10s %9s' "$mode" "$t50" \
+			"$(awk -v t="$t50" -v i="$ideal_s" 'BEGIN { print t / i }')" \
+			"$(awk -v m="$MIB" '{ print $3 / (m * 1048576) }' "$f" | pct_of 50)" \
+			"$(awk '{ print $3 / 1048576 }' "$f" | pct_of 50)" \
+			"$(awk '{ print $2 }' "$f" | pct_of 50)" "$(awk '{ print $4 }' "$f" | pct_of 50)")"
+		say "    downtimes (ms): $(awk '{ printf "%s ", $2 }' "$f"); totals (s): $(awk '{ printf "%.3f ", $1 / 1000 }' "$f")"
+	done
+	qemu_stop $src
+	tb_link_rate 1 off
+	tb_link_rate 2 off
+fi
+
 read -r steal1 total1 < <(cpu_ticks)
 say "== CPU steal during the run: $(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN { printf "%.1f%%", t ? 100 * s / t : 0 }') of this machine's CPU time went to other guests of its host"
 if [ -s "$TB_DIR/targets" ]; then
