@@ -3,8 +3,8 @@
 #
 # Run by hand (make bench, as root); not a timed test. Every figure is measured in this run:
 #   1. goodput of migration / goodput of a raw TCP stream over the same path (the same
-#      "--tcp" socket set-up), unthrottled, on a link shaped to 1 Gbit/s, and with
-#      --bandwidth 1Gbit on the unshaped path;
+#      "--tcp" socket set-up), unthrottled (for each --streams value of STREAMS), on a link
+#      shaped to 1 Gbit/s, and with --bandwidth 1Gbit on the unshaped path;
 #   2. 1 GiB guest (all in use), 32 MiB/s uniform dirtying, 1 Gbit/s link: downtime p50/p95
 #      over RUNS runs, total time and bytes vs memory, the project's policy and Xen's side by side;
 #   3. 512 MiB guest with a 128 MiB hot set dirtied at 400 MiB/s, 1 Gbit/s link: each
@@ -22,7 +22,7 @@
 # Part 2 also runs the adaptive policy with --compress auto. Every migration's CPU time (user +
 # system, both ends) is taken with GNU time.
 # Environment: RUNS (default 10), BENCH_MIB (default 1024), BENCH_PARTS (default "1 2 3 4 5 6"),
-# MEM_RUNS (default 4), IDLE_S (default 10: part 4's idle probe before the migrations),
+# MEM_RUNS (default 4), STREAMS (default "1 2 4": part 1's unshaped --streams values), IDLE_S (default 10: part 4's idle probe before the migrations),
 # COMPRESS_RUNS (default 3: part 5's migrations per mode), QEMU_RUNS (default 3: part 6's).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +34,7 @@ RUNS=${RUNS:-10}
 MIB=${BENCH_MIB:-1024}
 PARTS=${BENCH_PARTS:-1 2 3 4 5 6}
 MEM_RUNS=${MEM_RUNS:-4}
+STREAMS=${STREAMS:-1 2 4}
 LINK=1gbit
 LINK_BPS=1000000000
 PORT=8002
@@ -146,20 +147,33 @@ if [[ " $PARTS " == *" 1 "* ]]; then
 			tb_link_rate 1 $LINK
 			tb_link_rate 2 $LINK
 		fi
+		# unshaped: each --streams value of STREAMS, the runs interleaved with the raw stream's
+		streams=$([ $shaped = yes ] && echo 1 || echo "$STREAMS")
 		raw=()
-		mig=()
+		declare -A mig=()
 		for r in 1 2 3; do
 			raw+=("$(raw_tcp 1 2 "$MIB")")
-			migrate_tcp $from $((3 - from)) gp || { cat "$TB_DIR/m.err" "$TB_DIR/recv.err" 2>/dev/null; tb_fail "goodput migration"; }
-			mig+=("$(round0_mbps)")
-			from=$((3 - from))
+			for n in $streams; do
+				migrate_tcp $from $((3 - from)) gp --streams "$n" || { cat "$TB_DIR/m.err" "$TB_DIR/recv.err" 2>/dev/null; tb_fail "goodput migration --streams $n"; }
+				mig[$n]+="$(round0_mbps) "
+				from=$((3 - from))
+			done
 		done
 		raw_m=$(printf '%s\n' "${raw[@]}" | median_of)
-		mig_m=$(printf '%s\n' "${mig[@]}" | median_of)
 		label=$([ $shaped = yes ] && echo "link shaped to 1 Gbit/s" || echo "unshaped veth")
-		ratio=$(awk -v a="$mig_m" -v b="$raw_m" 'BEGIN { printf "%.3f", a / b }')
-		say "goodput, $label: raw TCP ${raw_m} Mbit/s (runs: ${raw[*]}), migration round 0 ${mig_m} Mbit/s (runs: ${mig[*]}), ratio $ratio"
-		[ $shaped = yes ] && target "goodput / raw TCP, link shaped to 1 Gbit/s (median of 3)" "$ratio" ">=" 0.95
+		best=0
+		for n in $streams; do
+			mig_m=$(printf '%s\n' ${mig[$n]} | median_of)
+			ratio=$(awk -v a="$mig_m" -v b="$raw_m" 'BEGIN { printf "%.3f", a / b }')
+			say "goodput, $label, --streams $n: raw TCP ${raw_m} Mbit/s (runs: ${raw[*]}), migration round 0 ${mig_m} Mbit/s (runs: ${mig[$n]% }), ratio $ratio"
+			best=$(awk -v a="$ratio" -v b="$best" 'BEGIN { print (a > b) ? a : b }')
+		done
+		unset mig
+		if [ $shaped = yes ]; then
+			target "goodput / raw TCP, link shaped to 1 Gbit/s (median of 3)" "$ratio" ">=" 0.95
+		else
+			target "goodput / raw TCP, unshaped (median of 3, best --streams)" "$best" ">=" 0.7
+		fi
 	done
 	tb_link_rate 1 off
 	tb_link_rate 2 off

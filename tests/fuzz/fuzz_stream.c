@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct stat st;
 
 		memset(&report, 0, sizeof(report));
-		pc_receive(fd, mem_fd, FUZZ_PAGES, type, vcpus, &state, &report);
+		pc_receive(fd, mem_fd, FUZZ_PAGES, type, vcpus, NULL, &state, &report);
 		pc_cpu_state_free(&state);
 		/* a write outside the guest would have grown its file */
 		if (fstat(mem_fd, &st) || st.st_size != (off_t)FUZZ_PAGES * STREAM_PAGE_SIZE)

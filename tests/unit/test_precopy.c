@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -36,7 +37,7 @@
 #include "xl-ext/precopy/stream.h"
 
 #define PAGE         STREAM_PAGE_SIZE
-#define NR_PAGES     1024
+#define NR_PAGES     2048        /* four of the streams' 2 MiB chunks */
 #define LINK_BPS     100000000.0 /* the fake link: 100 MB/s */
 #define VCPU_LEN     40
 #define DM_LEN       100
@@ -258,6 +259,83 @@ static void guarded_free(struct guarded *g)
 
 /* --- a migration: pc_send here, pc_receive in a thread, over a pipe ------------------------- */
 
+/*
+ * --streams over socket pairs: the sender's open makes one and queues its other end, the
+ * receiver's accept takes it from the queue (or, with bad_join, a connection of another
+ * migration: a JOIN with a foreign token).
+ */
+struct squeue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int fds[STREAM_MAX_STREAMS];
+	unsigned n, taken;
+	bool fail_open, bad_join, closed;
+};
+
+static int sq_open(void *arg)
+{
+	struct squeue *q = arg;
+	int sv[2];
+
+	if (q->fail_open)
+		return ERR_IO;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pthread_mutex_lock(&q->lock);
+	if (q->closed) { /* the receiver is gone: refused */
+		pthread_mutex_unlock(&q->lock);
+		close(sv[0]);
+		close(sv[1]);
+		return ERR_IO;
+	}
+	assert_true(q->n < STREAM_MAX_STREAMS);
+	q->fds[q->n++] = sv[1];
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return sv[0];
+}
+
+static int sq_accept(void *arg, int timeout_ms)
+{
+	struct squeue *q = arg;
+	struct timespec until;
+	int fd = ERR_TIMEOUT;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000 + 1;
+	pthread_mutex_lock(&q->lock);
+	while (q->taken == q->n && pthread_cond_timedwait(&q->cond, &q->lock, &until) == 0)
+		;
+	if (q->taken < q->n)
+		fd = q->fds[q->taken++];
+	pthread_mutex_unlock(&q->lock);
+	if (fd >= 0 && q->bad_join) {
+		uint8_t rec[STREAM_REC_HDR_SIZE + STREAM_TOKEN_LEN + 8], token[STREAM_TOKEN_LEN];
+		int sv[2];
+
+		memset(token, 0x77, sizeof(token));
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		stream_encode_join(rec + STREAM_REC_HDR_SIZE, sizeof(rec), token, 1);
+		assert_int_equal(
+		    fd_write_exact(sv[1], rec,
+		                   stream_rec_seal(rec, STREAM_REC_JOIN, STREAM_TOKEN_LEN + 8)),
+		    0);
+		close(sv[1]);
+		close(fd); /* the sender's own: it sees the receiver gone */
+		fd = sv[0];
+	}
+	return fd;
+}
+
+/* The receiver is done: the ends it did not take go, as a receiver's exit closes them. */
+static void sq_close_rest(struct squeue *q)
+{
+	pthread_mutex_lock(&q->lock);
+	for (; q->taken < q->n; q->taken++)
+		close(q->fds[q->taken]);
+	q->closed = true;
+	pthread_mutex_unlock(&q->lock);
+}
+
 struct recv_run {
 	int fd;
 	int mem_fd;
@@ -265,6 +343,8 @@ struct recv_run {
 	enum hv_domain_type type;
 	unsigned vcpus;
 	size_t close_after; /* > 0: read this many bytes, then close (a peer going away) */
+	const struct pc_streams *extra;
+	struct squeue *sq;
 	struct pc_cpu_state state;
 	struct mig_report report;
 	int rc;
@@ -280,15 +360,20 @@ static void *receiver_thread(void *arg)
 		r->rc = buf ? fd_read_exact(r->fd, buf, r->close_after) : ERR_NOMEM;
 		free(buf);
 	} else {
-		r->rc = pc_receive(r->fd, r->mem_fd, r->nr_pages, r->type, r->vcpus, &r->state,
-		                   &r->report);
+		r->rc = pc_receive(r->fd, r->mem_fd, r->nr_pages, r->type, r->vcpus, r->extra,
+		                   &r->state, &r->report);
 	}
 	close(r->fd);
+	if (r->sq)
+		sq_close_rest(r->sq);
 	return NULL;
 }
 
 struct mig {
 	struct fsrc *s;
+	struct squeue sq; /* params.streams > 1: the extra streams */
+	struct pc_streams extra;
+	bool recv_single; /* a receiver that takes no extra stream */
 	struct mig_params params;
 	struct mig_report report;
 	struct guarded dst;
@@ -309,6 +394,14 @@ static void run_migration(struct mig *m)
 	m->recv.nr_pages = m->s->src.nr_pages;
 	m->recv.type = m->s->src.type;
 	m->recv.vcpus = m->s->src.nr_vcpus;
+	if (m->params.streams > 1) {
+		pthread_mutex_init(&m->sq.lock, NULL);
+		pthread_cond_init(&m->sq.cond, NULL);
+		m->extra = (struct pc_streams){.open = sq_open, .accept = sq_accept, .arg = &m->sq};
+		m->params.extra = &m->extra;
+		m->recv.extra = m->recv_single ? NULL : &m->extra;
+		m->recv.sq = &m->sq;
+	}
 	assert_int_equal(pthread_create(&t, NULL, receiver_thread, &m->recv), 0);
 	m->rc = pc_send(&m->s->src, p[1], &m->params, &m->report);
 	close(p[1]);
@@ -455,7 +548,8 @@ static void test_memory_arrives_identical(void **state)
 	/* round 0: every non-zero page as data, the 256 zero pages not at all */
 	assert_int_equal(r0->zero_pages, NR_PAGES / 4);
 	assert_int_equal(r0->pages, NR_PAGES - NR_PAGES / 4);
-	assert_int_equal(r0->bytes, batch_bytes(768, 768) + ROUND_END_BYTES);
+	assert_int_equal(r0->bytes,
+	                 batch_bytes(1024, 1024) + batch_bytes(512, 512) + ROUND_END_BYTES);
 	/* round 1: a page that became zero: an entry without data, zero on the destination */
 	assert_int_equal(r1->pages, 600);
 	assert_int_equal(r1->zero_pages, 1);
@@ -801,6 +895,85 @@ static void test_compress_modes(void **state)
 	}
 }
 
+/*
+ * --streams: 2 and 3 streams (the guest's four 2 MiB chunks spread over them), plain and with
+ * each kind of --compress, with the bandwidth cap split between them: the destination verifies
+ * every page (a chunk whose stream sent nothing would differ), and both ends count the same
+ * deltas and compressed records.
+ */
+static void test_streams(void **state)
+{
+	static const struct {
+		unsigned streams;
+		const char *mode;
+		uint64_t cap;
+	} cases[] = {
+	    {2, "none", 0}, {3, "none", 0},       {2, "delta", 0},       {3, "delta+zstd", 0},
+	    {2, "lz4", 0},  {3, "auto", 4000000}, {4, "none", 50000000},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct mig m = {.s = fsrc_new(HV_TYPE_HVM, 2)};
+		unsigned mode = 0;
+
+		print_message("  --streams %u --compress %s, cap %llu B/s\n", cases[i].streams,
+		              cases[i].mode, (unsigned long long)cases[i].cap);
+		assert_int_equal(compress_parse(cases[i].mode, &mode), 0);
+		m.params.streams = cases[i].streams;
+		m.params.compress = mode;
+		m.params.compress_cache_bytes = NR_PAGES * PAGE;
+		m.params.bandwidth_Bps = cases[i].cap;
+		m.params.debug = true;
+		m.s->dirty = i % 2 ? dirty_shrinking : dirty_shrinking_words;
+		run_migration(&m);
+		assert_arrived(&m);
+		assert_int_equal(m.report.streams, cases[i].streams);
+		assert_int_equal(m.recv.report.streams, cases[i].streams);
+		assert_int_equal(m.sq.n, cases[i].streams - 1);
+		assert_true(m.recv.report.verified);
+		assert_int_equal(m.recv.report.verify_mismatches, 0);
+		assert_int_equal(m.recv.report.delta_pages, m.report.delta_pages);
+		assert_int_equal(m.recv.report.records_lz4, m.report.records_lz4);
+		assert_int_equal(m.recv.report.records_zstd, m.report.records_zstd);
+		if ((mode & COMPRESS_DELTA) && i % 2 == 0)
+			assert_true(m.report.delta_pages > 0);
+		if (mode & (COMPRESS_LZ4 | COMPRESS_ZSTD))
+			assert_true(m.report.records_lz4 + m.report.records_zstd > 0);
+		mig_done(&m);
+	}
+}
+
+/*
+ * --streams refused: a receiver that takes no extra stream, a sender that cannot open one, and
+ * an extra connection of another migration. Each fails with its reason, before the guest stops.
+ */
+static void test_streams_refused(void **state)
+{
+	(void)state;
+	for (int k = 0; k < 3; k++) {
+		struct mig m = {.s = fsrc_new(HV_TYPE_PV, 1)};
+
+		m.params.streams = 2;
+		m.recv_single = k == 0;
+		m.sq.fail_open = k == 1;
+		m.sq.bad_join = k == 2;
+		log_capture_clear(capture);
+		run_migration(&m);
+		assert_int_not_equal(m.rc, 0);
+		assert_int_not_equal(m.recv.rc, 0);
+		assert_int_equal(m.s->suspend_at_us, 0); /* the guest never paused */
+		if (k == 0)
+			assert_true(log_capture_contains(capture, "this receiver has the one"));
+		else if (k == 1)
+			assert_true(log_capture_contains(capture, "cannot open stream 2 of 2"));
+		else
+			assert_true(
+			    log_capture_contains(capture, "not a stream of this migration"));
+		mig_done(&m);
+	}
+}
+
 /* --- receiver tests ------------------------------------------------------------------------ */
 
 struct wire {
@@ -918,7 +1091,7 @@ static int receive_bytes(const uint8_t *bytes, size_t len, uint64_t nr_pages,
 		assert_int_equal(fd_write_exact(fd, bytes, len), 0);
 	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
 	guarded_new(g, nr_pages);
-	rc = pc_receive(fd, g->fd, nr_pages, type, vcpus, &st, &rep);
+	rc = pc_receive(fd, g->fd, nr_pages, type, vcpus, NULL, &st, &rep);
 	close(fd);
 	if (rc) {
 		/* nothing is handed back on failure */
@@ -1202,6 +1375,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_debug_verification, reset_clock),
 	    cmocka_unit_test_setup(test_debug_catches_missed_page, reset_clock),
 	    cmocka_unit_test_setup(test_compress_modes, reset_clock),
+	    cmocka_unit_test_setup(test_streams, reset_clock),
+	    cmocka_unit_test_setup(test_streams_refused, reset_clock),
 	    cmocka_unit_test(test_receive_valid_small),
 	    cmocka_unit_test(test_receive_header_mismatch),
 	    cmocka_unit_test(test_receive_truncated),

@@ -91,6 +91,78 @@ static void test_header_rejects_foreign(void **state)
 	assert_int_equal(stream_decode_header(&rec, &h), ERR_PROTO);
 }
 
+/* Version 3 names the extra streams and their token; each extra stream starts with JOIN. */
+static void test_streams_header_and_join(void **state)
+{
+	struct stream_header h = {.version = 3,
+	                          .page_size = 4096,
+	                          .nr_pages = 4096,
+	                          .domain_type = 1,
+	                          .nr_vcpus = 2,
+	                          .streams = 4},
+	                     back;
+	uint8_t *body = buf + STREAM_REC_HDR_SIZE, token[STREAM_TOKEN_LEN];
+	struct stream_rec rec;
+	uint32_t idx;
+	int len;
+
+	(void)state;
+	memset(h.token, 0xa5, sizeof(h.token));
+	len = stream_encode_header(body, STREAM_MAX_BODY, &h);
+	assert_int_equal(len, 56);
+	stream_rec_seal(buf, STREAM_REC_HEADER, (uint32_t)len);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_header(&rec, &back), 0);
+	assert_int_equal(back.streams, 4);
+	assert_memory_equal(back.token, h.token, STREAM_TOKEN_LEN);
+	/* a count of 1, 0 or over the bound; a reserved word set; a version 2 header of 56 bytes */
+	for (int k = 0; k < 5; k++) {
+		stream_encode_header(body, STREAM_MAX_BODY, &h);
+		if (k < 3)
+			body[32] = (uint8_t[]){1, 0, STREAM_MAX_STREAMS + 1}[k];
+		else if (k == 3)
+			body[36] = 1;
+		else
+			body[8] = 2;
+		stream_rec_seal(buf, STREAM_REC_HEADER, 56);
+		assert_int_equal(reparse(buf, &rec), 0);
+		assert_int_equal(stream_decode_header(&rec, &back), ERR_PROTO);
+	}
+	/* version 3 in 32 bytes */
+	stream_encode_header(body, STREAM_MAX_BODY, &h);
+	stream_rec_seal(buf, STREAM_REC_HEADER, 32);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_header(&rec, &back), ERR_PROTO);
+
+	len = stream_encode_join(body, STREAM_MAX_BODY, h.token, 3);
+	assert_int_equal(len, STREAM_TOKEN_LEN + 8);
+	stream_rec_seal(buf, STREAM_REC_JOIN, (uint32_t)len);
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_join(&rec, token, &idx), 0);
+	assert_int_equal(idx, 3);
+	assert_memory_equal(token, h.token, STREAM_TOKEN_LEN);
+	for (uint32_t bad = 0; bad < 3; bad++) { /* index 0, index over the bound, reserved set */
+		stream_encode_join(body, STREAM_MAX_BODY, h.token,
+		                   bad == 1 ? STREAM_MAX_STREAMS : 0);
+		if (bad == 2) {
+			stream_encode_join(body, STREAM_MAX_BODY, h.token, 1);
+			body[STREAM_TOKEN_LEN + 4] = 1;
+		}
+		stream_rec_seal(buf, STREAM_REC_JOIN, (uint32_t)len);
+		assert_int_equal(reparse(buf, &rec), 0);
+		assert_int_equal(stream_decode_join(&rec, token, &idx), ERR_PROTO);
+	}
+	stream_rec_seal(buf, STREAM_REC_JOIN, (uint32_t)len - 8); /* short */
+	assert_int_equal(reparse(buf, &rec), 0);
+	assert_int_equal(stream_decode_join(&rec, token, &idx), ERR_PROTO);
+	/* the chunks go round the streams */
+	assert_int_equal(stream_of_pfn(0, 1), 0);
+	assert_int_equal(stream_of_pfn(STREAM_CHUNK_PAGES * 5 + 7, 1), 0);
+	assert_int_equal(stream_of_pfn(STREAM_CHUNK_PAGES - 1, 3), 0);
+	assert_int_equal(stream_of_pfn(STREAM_CHUNK_PAGES, 3), 1);
+	assert_int_equal(stream_of_pfn(STREAM_CHUNK_PAGES * 5 + 7, 3), 2);
+}
+
 static void test_every_flipped_bit_is_caught(void **state)
 {
 	struct stream_rec rec;
@@ -389,6 +461,7 @@ int main(void)
 	    cmocka_unit_test(test_header_round_trip),
 	    cmocka_unit_test(test_header_rejects_foreign),
 	    cmocka_unit_test(test_every_flipped_bit_is_caught),
+	    cmocka_unit_test(test_streams_header_and_join),
 	    cmocka_unit_test(test_unknown_type_and_oversized_length),
 	    cmocka_unit_test(test_pages_round_trip),
 	    cmocka_unit_test(test_pages_full_batch),

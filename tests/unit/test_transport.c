@@ -337,6 +337,73 @@ static void test_listen_connect_loopback(void **state)
 	close(l);
 }
 
+struct listen_run {
+	const char *key_file;
+	int main_fd, stream_fd;
+};
+
+static void *listen_thread(void *arg)
+{
+	struct listen_run *r = arg;
+	struct tr_listener l = {.fd = -1};
+	uint32_t flags = 0;
+
+	r->main_fd = tr_accept_authenticated("127.0.0.1:47912", r->key_file, 10, &flags, &l);
+	r->stream_fd = r->main_fd >= 0 ? tr_accept_stream(&l, 10000) : -1;
+	tr_listener_close(&l);
+	return NULL;
+}
+
+/*
+ * migrate-receive --listen keeps its listener for the extra streams of its migration: an extra
+ * stream before the migration and a new migration while it waits for streams are dropped.
+ */
+static void test_listener_keeps_streams(void **state)
+{
+	struct listen_run r = {.key_file = write_key_file("streams", 32, 0600)};
+	pthread_t t;
+	int early, c, other, s;
+	char b = 0;
+
+	(void)state;
+	if ((c = tr_listen("127.0.0.1:47912")) < 0)
+		skip();
+	close(c);
+	log_capture_clear(capture);
+	assert_int_equal(pthread_create(&t, NULL, listen_thread, &r), 0);
+	early = ERR_IO;
+	for (int i = 0; i < 100 && early < 0; i++) /* until the thread listens */
+		if ((early = tr_open_authenticated("127.0.0.1:47912", r.key_file, TR_FLAG_STREAM,
+		                                   2000)) < 0)
+			usleep(20000);
+	assert_true(early >= 0);
+	c = tr_open_authenticated("127.0.0.1:47912", r.key_file, 0, 2000);
+	assert_true(c >= 0);
+	other = tr_open_authenticated("127.0.0.1:47912", r.key_file, 0, 2000);
+	s = tr_open_authenticated("127.0.0.1:47912", r.key_file, TR_FLAG_STREAM, 2000);
+	assert_true(s >= 0);
+	pthread_join(t, NULL);
+	assert_true(r.main_fd >= 0 && r.stream_fd >= 0);
+	assert_int_equal(read(early, &b, 1), 0); /* dropped */
+	if (other >= 0)
+		assert_int_equal(read(other, &b, 1), 0);
+	assert_int_equal(write(c, "m", 1), 1);
+	assert_int_equal(read(r.main_fd, &b, 1), 1);
+	assert_int_equal(b, 'm');
+	assert_int_equal(write(s, "s", 1), 1);
+	assert_int_equal(read(r.stream_fd, &b, 1), 1);
+	assert_int_equal(b, 's');
+	assert_true(log_capture_contains(capture, "an extra stream of a migration not begun"));
+	assert_true(log_capture_contains(capture, "a new migration while waiting"));
+	close(early);
+	close(c);
+	if (other >= 0)
+		close(other);
+	close(s);
+	close(r.main_fd);
+	close(r.stream_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +418,7 @@ int main(void)
 	    cmocka_unit_test(test_key_file_rules),
 	    cmocka_unit_test(test_addresses),
 	    cmocka_unit_test(test_listen_connect_loopback),
+	    cmocka_unit_test(test_listener_keeps_streams),
 	};
 	char cmd[64];
 	int rc;

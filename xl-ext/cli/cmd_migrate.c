@@ -20,6 +20,7 @@
 #include "xl-ext/migration/orchestrator.h"
 #include "xl-ext/migration/preflight_exchange.h"
 #include "xl-ext/precopy/codec.h"
+#include "xl-ext/precopy/stream.h"
 #include "xl-ext/migration/transport.h"
 
 static volatile sig_atomic_t mig_cancel;
@@ -54,6 +55,7 @@ enum {
 	OPT_NO_PREFLIGHT,
 	OPT_COMPRESS,
 	OPT_COMPRESS_CACHE,
+	OPT_STREAMS,
 };
 
 /* A size in bytes: N, NKiB, NMiB or NGiB; 0 when it is not one. */
@@ -139,6 +141,15 @@ static int migrate_option(int opt, const char *arg, struct mig_request *req, int
 			return 2;
 		}
 		break;
+	case OPT_STREAMS:
+		req->params.streams = (unsigned)strtoul(arg, &end, 10);
+		if (*end || *arg == '-' || req->params.streams < 1 ||
+		    req->params.streams > STREAM_MAX_STREAMS) {
+			log_error("--streams: '%s' is not a number of connections (1-%u)", arg,
+			          STREAM_MAX_STREAMS);
+			return 2;
+		}
+		break;
 	case OPT_COMPRESS_CACHE:
 		req->params.compress_cache_bytes = size_parse(arg);
 		if (req->params.compress_cache_bytes < 4096) {
@@ -183,6 +194,7 @@ int main_migrate(int argc, char **argv)
 	    {"no-preflight", no_argument, NULL, OPT_NO_PREFLIGHT},
 	    {"compress", required_argument, NULL, OPT_COMPRESS},
 	    {"compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE},
+	    {"streams", required_argument, NULL, OPT_STREAMS},
 	    CMD_LONGOPTS_END,
 	};
 	struct sigaction sa = {.sa_handler = on_cancel}, old_int, old_term;
@@ -245,6 +257,12 @@ int main_migrate(int argc, char **argv)
 		          "authenticated)");
 		return 2;
 	}
+	if (req.params.streams > 1 && !req.tcp_addr) {
+		log_error("migrate: --streams %u needs the direct transport (--tcp ADDR:PORT --key "
+		          "FILE); ssh carries one stream",
+		          req.params.streams);
+		return 2;
+	}
 	if (!req.tcp_addr && argc - optind < 2) {
 		log_error(
 		    "migrate: missing arguments: which host? (xl-ext migrate <domain> <host>, "
@@ -283,6 +301,12 @@ int main_migrate(int argc, char **argv)
 	return err_exit_status(rc);
 }
 
+/* migrate-receive --listen: a sender's extra streams come to the same listener. */
+static int accept_stream(void *arg, int timeout_ms)
+{
+	return tr_accept_stream(arg, timeout_ms);
+}
+
 int main_migrate_receive(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -293,6 +317,8 @@ int main_migrate_receive(int argc, char **argv)
 	    CMD_LONGOPTS_END,
 	};
 	struct mig_serve_request req = {.send_fd = 1, .recv_fd = 0};
+	struct tr_listener listener = {.fd = -1};
+	struct pc_streams streams = {.accept = accept_stream, .arg = &listener};
 	const char *listen_addr = NULL, *key_file = NULL;
 	struct mig_report rep;
 	uint32_t domid, flags = 0;
@@ -349,12 +375,14 @@ int main_migrate_receive(int argc, char **argv)
 		goto out;
 	}
 	if (listen_addr) {
-		conn = tr_accept_authenticated(listen_addr, key_file, accept_timeout, &flags);
+		conn = tr_accept_authenticated(listen_addr, key_file, accept_timeout, &flags,
+		                               &listener);
 		if (conn < 0) {
 			rc = conn;
 			goto out;
 		}
 		req.send_fd = req.recv_fd = conn;
+		req.streams = &streams;
 		req.paused |= !!(flags & TR_FLAG_PAUSED);
 		req.debug |= !!(flags & TR_FLAG_DEBUG);
 	}
@@ -365,6 +393,7 @@ int main_migrate_receive(int argc, char **argv)
 out:
 	if (conn >= 0)
 		close(conn);
+	tr_listener_close(&listener);
 	req.ops->close(req.hv);
 	return err_exit_status(rc);
 }

@@ -372,7 +372,8 @@ static int receive_header(int fd, char **json_r, uint32_t *optional_r)
 int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32_t *domid_r)
 {
 	char name[HV_NAME_MAX], incoming[HV_NAME_MAX + 16], *json = NULL;
-	struct mig_params params = {.debug = a->debug, .send_back_fd = a->send_fd};
+	struct mig_params params = {
+	    .debug = a->debug, .send_back_fd = a->send_fd, .extra = a->streams};
 	uint32_t domid = HV_INVALID_DOMID, other, optional = 0;
 	bool ext = false;
 	uint8_t status;

@@ -74,6 +74,7 @@ struct mig_receive_args {
 	bool debug;
 	const struct mig_ext_ops *ext; /* used when the sender asks for the extension */
 	void *ext_ctx;
+	const struct pc_streams *streams; /* accepts a sender's extra streams; NULL: none */
 };
 
 int mig_receive(const struct mig_receive_args *a, struct mig_report *report, uint32_t *domid_r);

@@ -234,9 +234,19 @@ static int connect_transport(const struct mig_request *req, struct mig_send_args
 	return 0;
 }
 
+/* migrate --streams: each extra stream is one more authenticated connection to the receiver. */
+static int open_stream(void *arg)
+{
+	const struct mig_request *req = arg;
+
+	return tr_open_authenticated(req->tcp_addr, req->key_file, TR_FLAG_STREAM,
+	                             MIG_CONNECT_TIMEOUT_MS);
+}
+
 int mig_run(const struct mig_request *req, struct mig_outcome *out)
 {
 	struct mig_send_args a = {.send_fd = -1, .recv_fd = -1};
+	struct pc_streams extra = {.open = open_stream, .arg = (void *)req};
 	struct hv_domain_info info;
 	bool dest_xlext = false;
 	char *json = NULL;
@@ -259,6 +269,12 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 	if (rc)
 		goto out;
 	snprintf(out->name, sizeof(out->name), "%s", info.name);
+	if (req->params.streams > 1 && (!req->tcp_addr || req->channel_fd >= 0)) {
+		log_error("migrate --streams: more than one stream needs the direct transport "
+		          "(--tcp ADDR:PORT --key FILE); ssh carries one");
+		rc = ERR_INVAL;
+		goto out;
+	}
 	if ((req->tcp_addr || req->channel_fd >= 0) && req->dry_run) {
 		log_error(
 		    "migrate --dry-run asks the destination through the ssh (-s) transport; a "
@@ -290,6 +306,7 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 	a.reply_timeout_ms =
 	    req->reply_timeout_ms > 0 ? req->reply_timeout_ms : MIG_REPLY_TIMEOUT_MS;
 	a.params = req->params;
+	a.params.extra = req->params.streams > 1 ? &extra : NULL;
 	/* the receiver may take none of the stream for as long as it may take to answer */
 	a.params.stall_timeout_ms = a.reply_timeout_ms;
 	rc = mig_send(&a, &out->report, &out->result);
@@ -377,6 +394,7 @@ int mig_serve(const struct mig_serve_request *req, struct mig_report *report, ui
 	    .paused = req->paused,
 	    .debug = req->debug,
 	    .ext = &ho_ext_ops,
+	    .streams = req->streams,
 	};
 	struct ho_receiver *ho = NULL;
 	int rc;

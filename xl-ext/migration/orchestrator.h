@@ -100,6 +100,7 @@ struct mig_serve_request {
 	int recv_fd; /* from the sender */
 	bool paused; /* leave the received domain paused */
 	bool debug;
+	const struct pc_streams *streams; /* accepts the sender's extra streams (--listen) */
 };
 
 /*

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,13 +413,50 @@ int tr_open_authenticated(const char *addr, const char *key_file, uint32_t flags
 	return fd;
 }
 
+/*
+ * Accept on lfd until a sender proves it holds key and its flags ask for an extra stream or
+ * not (stream), by deadline_ms (0: none). The tuned socket, ERR_TIMEOUT or another error.
+ */
+static int accept_auth(int lfd, const struct tr_key *key, const char *addr, bool stream,
+                       int64_t deadline_ms, uint32_t *flags_r)
+{
+	char peer[96];
+	int fd, rc;
+
+	for (;;) {
+		int left = deadline_ms ? (int)(deadline_ms - loop_now_ms()) : 0;
+
+		if (deadline_ms && left <= 0)
+			return ERR_TIMEOUT;
+		fd = tr_accept(lfd, left, peer, sizeof(peer));
+		if (fd == ERR_TIMEOUT || (fd < 0 && fd != ERR_IO))
+			return fd;
+		if (fd < 0)
+			continue;
+		rc = tr_auth_receiver(fd, key, peer, flags_r);
+		if (!rc && !!(*flags_r & TR_FLAG_STREAM) != stream) {
+			log_error("migration receiver on %s: %s from %s dropped", addr,
+			          stream ? "a new migration while waiting for the streams of one"
+			                 : "an extra stream of a migration not begun",
+			          peer);
+			rc = ERR_PROTO;
+		}
+		if (!rc) {
+			log_info("migration receiver: sender %s authenticated%s", peer,
+			         stream ? " (extra stream)" : "");
+			tr_tune_socket(fd);
+			return fd;
+		}
+		close(fd);
+	}
+}
+
 int tr_accept_authenticated(const char *addr, const char *key_file, int timeout_s,
-                            uint32_t *flags_r)
+                            uint32_t *flags_r, struct tr_listener *keep)
 {
 	int64_t deadline = timeout_s ? loop_now_ms() + (int64_t)timeout_s * 1000 : 0;
 	struct tr_key key;
-	char peer[96];
-	int lfd, fd = ERR_TIMEOUT, rc;
+	int lfd, fd, rc;
 
 	rc = tr_key_load(key_file, &key);
 	if (rc)
@@ -429,31 +467,39 @@ int tr_accept_authenticated(const char *addr, const char *key_file, int timeout_
 		return lfd;
 	}
 	log_info("migration receiver: listening on %s", addr);
-	for (;;) {
-		int left = deadline ? (int)(deadline - loop_now_ms()) : 0;
-
-		if (deadline && left <= 0) {
-			fd = ERR_TIMEOUT;
-			break;
-		}
-		fd = tr_accept(lfd, left, peer, sizeof(peer));
-		if (fd == ERR_TIMEOUT || (fd < 0 && fd != ERR_IO))
-			break;
-		if (fd < 0)
-			continue;
-		rc = tr_auth_receiver(fd, &key, peer, flags_r);
-		if (!rc) {
-			log_info("migration receiver: sender %s authenticated", peer);
-			tr_tune_socket(fd);
-			break;
-		}
-		close(fd);
-		fd = rc;
-	}
+	fd = accept_auth(lfd, &key, addr, false, deadline, flags_r);
 	if (fd == ERR_TIMEOUT)
 		log_error("migration receiver: no authenticated sender on %s within %d s", addr,
 		          timeout_s);
-	close(lfd);
+	if (keep && fd >= 0) {
+		keep->fd = lfd;
+		snprintf(keep->addr, sizeof(keep->addr), "%s", addr);
+		keep->key = key;
+	} else {
+		close(lfd);
+	}
 	tr_key_clear(&key);
 	return fd;
+}
+
+int tr_accept_stream(struct tr_listener *l, int timeout_ms)
+{
+	uint32_t flags;
+	int fd;
+
+	if (l->fd < 0)
+		return ERR_INVAL;
+	fd = accept_auth(l->fd, &l->key, l->addr, true, loop_now_ms() + timeout_ms, &flags);
+	if (fd == ERR_TIMEOUT)
+		log_error("migration receiver: no extra stream on %s within %d ms", l->addr,
+		          timeout_ms);
+	return fd;
+}
+
+void tr_listener_close(struct tr_listener *l)
+{
+	if (l->fd >= 0)
+		close(l->fd);
+	l->fd = -1;
+	tr_key_clear(&l->key);
 }

@@ -36,7 +36,8 @@
 /* Request flags the sender passes to a listening receiver (migrate-receive -p, -d). */
 #define TR_FLAG_PAUSED 0x1u
 #define TR_FLAG_DEBUG  0x2u
-#define TR_FLAGS_KNOWN (TR_FLAG_PAUSED | TR_FLAG_DEBUG)
+#define TR_FLAG_STREAM 0x4u /* an extra stream of a migration already begun (migrate --streams) */
+#define TR_FLAGS_KNOWN (TR_FLAG_PAUSED | TR_FLAG_DEBUG | TR_FLAG_STREAM)
 
 struct tr_key {
 	size_t len;
@@ -102,12 +103,30 @@ void tr_tune_socket(int fd);
  */
 int tr_open_authenticated(const char *addr, const char *key_file, uint32_t flags, int timeout_ms);
 
+/* A receiver's listening socket and key, kept for the extra streams of its migration. */
+struct tr_listener {
+	int fd; /* -1: none */
+	char addr[128];
+	struct tr_key key;
+};
+
 /*
  * Receiver (migrate-receive --listen): listen on addr and accept connections until one sender
- * proves it holds the key in key_file (the others are logged and dropped), within timeout_s
- * (0: no limit). Its request flags in *flags_r; the tuned socket or a negative error.
+ * proves it holds the key in key_file (the others, and extra streams, are logged and dropped),
+ * within timeout_s (0: no limit). Its request flags in *flags_r; the tuned socket or a negative
+ * error. With keep, the listener and the key stay open there for tr_accept_stream (close with
+ * tr_listener_close); without, they are closed.
  */
 int tr_accept_authenticated(const char *addr, const char *key_file, int timeout_s,
-                            uint32_t *flags_r);
+                            uint32_t *flags_r, struct tr_listener *keep);
+
+/*
+ * The next connection on l whose sender proves it holds the key and asks for an extra stream
+ * (TR_FLAG_STREAM), within timeout_ms; others are logged and dropped. The tuned socket or a
+ * negative error.
+ */
+int tr_accept_stream(struct tr_listener *l, int timeout_ms);
+
+void tr_listener_close(struct tr_listener *l);
 
 #endif

@@ -7,11 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -189,7 +192,7 @@ struct pc_compress {
 	 * the receiver */
 	double delta_ns, fill_ns;
 	uint64_t records;
-	/* the link's rate: the cap, or the last round's, or round 0's so far */
+	/* the link's rate: the cap, or the fastest round's, or round 0's so far (per stream) */
 	double last_round_Bps;
 	int64_t round_t0;
 	uint64_t round_bytes0;
@@ -207,6 +210,9 @@ struct pc_send_ctx {
 	unsigned throttle_applied;
 	size_t bm_words;
 	struct pc_compress z;
+	unsigned idx, nstreams; /* --streams: which this context sends, of how many */
+	uint8_t token[STREAM_TOKEN_LEN];
+	struct pc_workers *ws; /* the first stream's: the threads of the others */
 };
 
 /* A delta longer than this is not worth its cost at the receiver: the page goes whole. */
@@ -529,8 +535,8 @@ static uint32_t add_read_coded(struct pc_send_ctx *c, uint64_t pfn, uint32_t k, 
  * Send the n pages from pfn on, read straight into the batch. In round 0 (skip_zero) a zero
  * page is left out, later it is sent as an entry without data. *zero_r counts zero pages seen.
  */
-static int send_run(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_zero,
-                    uint64_t *sent_r, uint64_t *zero_r)
+static int send_run_one(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_zero,
+                        uint64_t *sent_r, uint64_t *zero_r)
 {
 	int rc = 0;
 
@@ -552,6 +558,45 @@ static int send_run(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_z
 			rc = flush_batch(c);
 		pfn += k;
 		n -= k;
+	}
+	return rc;
+}
+
+/* Where the piece of pfn's chunk (STREAM_CHUNK_PAGES) that ends at most at end ends. */
+static uint64_t piece_end(uint64_t pfn, uint64_t end)
+{
+	uint64_t e = (pfn / STREAM_CHUNK_PAGES + 1) * STREAM_CHUNK_PAGES;
+
+	return e < end ? e : end;
+}
+
+/* How many of the n pages from pfn on this context sends (all, with one stream). */
+static uint64_t own_pages(const struct pc_send_ctx *c, uint64_t pfn, uint64_t n)
+{
+	uint64_t own = 0;
+
+	if (c->nstreams <= 1)
+		return n;
+	for (uint64_t p = pfn, e; p < pfn + n; p = e) {
+		e = piece_end(p, pfn + n);
+		if (stream_of_pfn(p, c->nstreams) == c->idx)
+			own += e - p;
+	}
+	return own;
+}
+
+/* send_run_one over the pages of pfn..pfn+n-1 this context sends. */
+static int send_run(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_zero,
+                    uint64_t *sent_r, uint64_t *zero_r)
+{
+	int rc = 0;
+
+	if (c->nstreams <= 1)
+		return send_run_one(c, pfn, n, skip_zero, sent_r, zero_r);
+	for (uint64_t p = pfn, e; p < pfn + n && !rc; p = e) {
+		e = piece_end(p, pfn + n);
+		if (stream_of_pfn(p, c->nstreams) == c->idx)
+			rc = send_run_one(c, p, e - p, skip_zero, sent_r, zero_r);
 	}
 	return rc;
 }
@@ -600,8 +645,10 @@ static int send_all(struct pc_send_ctx *c, bool holes_as_zero, uint64_t *sent_r,
 		rc = next_data(c, pfn, &start, &end);
 		if (rc)
 			break;
-		*zero_r += start - pfn;
+		*zero_r += own_pages(c, pfn, start - pfn);
 		for (; holes_as_zero && pfn < start && !rc; pfn++) {
+			if (stream_of_pfn(pfn, c->nstreams) != c->idx)
+				continue;
 			stream_batch_add(&c->batch, pfn, NULL);
 			(*sent_r)++;
 			if (stream_batch_full(&c->batch))
@@ -681,12 +728,18 @@ static void progress_line(const struct mig_round_report *rr, uint64_t nr_pages)
 static int send_header(struct pc_send_ctx *c)
 {
 	static uint8_t buf[STREAM_REC_HDR_SIZE + 64];
-	struct stream_header h = {.version = c->z.mode ? STREAM_VERSION_MAX : STREAM_VERSION,
+	struct stream_header h = {.version = c->nstreams > 1 ? 3
+	                                     : c->z.mode     ? 2
+	                                                     : STREAM_VERSION,
 	                          .page_size = PAGE,
 	                          .nr_pages = c->src->nr_pages,
 	                          .domain_type = c->src->type,
-	                          .nr_vcpus = c->src->nr_vcpus};
+	                          .nr_vcpus = c->src->nr_vcpus,
+	                          .streams = c->nstreams};
 
+	if (c->nstreams > 1 && getrandom(h.token, sizeof(h.token), 0) != sizeof(h.token))
+		return err_from_errno(errno);
+	memcpy(c->token, h.token, sizeof(h.token));
 	return out_record(&c->out, buf, STREAM_REC_HEADER,
 	                  stream_encode_header(buf + STREAM_REC_HDR_SIZE, 64, &h));
 }
@@ -724,7 +777,7 @@ static int send_state(struct pc_send_ctx *c, const struct pc_cpu_state *st)
 /* --debug: every page again, flagged for comparison (libxenguest's verify mode). */
 static int send_verify(struct pc_send_ctx *c)
 {
-	static uint8_t buf[STREAM_REC_HDR_SIZE + 8];
+	uint8_t buf[STREAM_REC_HDR_SIZE + 8]; /* each stream's thread has its own */
 	uint64_t sent = 0, zero = 0;
 	int rc;
 
@@ -749,17 +802,151 @@ static int send_verify(struct pc_send_ctx *c)
 #define PC_DRAIN_MAX_MS 5000
 #define PC_DRAIN_SLACK  65536
 
-static void wait_drained(struct pc_send_ctx *c)
+static void wait_drained_fd(const struct pc_send_ctx *c, int fd, int64_t deadline)
 {
-	int64_t deadline = loop_now_ms() + PC_DRAIN_MAX_MS;
 	int queued;
 
-	while (ioctl(c->out.fd, SIOCOUTQ, &queued) == 0 && queued > PC_DRAIN_SLACK &&
+	while (ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > PC_DRAIN_SLACK &&
 	       loop_now_ms() < deadline && !cancelled(c)) {
 		struct timespec ts = {.tv_nsec = 500000};
 
 		nanosleep(&ts, NULL);
 	}
+}
+
+/* --- --streams: a thread per extra stream, each sending the pages of its chunks --------- */
+
+enum pc_job { PC_JOB_ROUND0 = 1, PC_JOB_DIRTY, PC_JOB_VERIFY, PC_JOB_END, PC_JOB_QUIT };
+
+struct pc_workers;
+
+struct pc_worker {
+	struct pc_workers *ws;
+	struct pc_send_ctx c;  /* its own connection, batch and --compress state */
+	struct mig_report rep; /* what it counted of what it sent */
+	pthread_t thread;
+	bool started;
+	uint64_t sent, zero; /* its part of the last job */
+	int rc;
+};
+
+struct pc_workers {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned gen, done, n; /* n: extra streams started */
+	enum pc_job job;
+	bool limited;    /* the cap governs this job */
+	double link_Bps; /* a stream's share of the fastest round */
+	unsigned round;
+	struct pc_worker w[STREAM_MAX_STREAMS - 1];
+};
+
+/* One stream's part of a job. */
+static int run_job(struct pc_send_ctx *c, enum pc_job job, uint64_t *sent_r, uint64_t *zero_r)
+{
+	uint8_t buf[STREAM_REC_HDR_SIZE + 8];
+
+	*sent_r = *zero_r = 0;
+	switch (job) {
+	case PC_JOB_ROUND0:
+	case PC_JOB_DIRTY:
+		return send_pages(c, job == PC_JOB_ROUND0, sent_r, zero_r);
+	case PC_JOB_VERIFY:
+		return send_verify(c);
+	case PC_JOB_END:
+		return out_record(&c->out, buf, STREAM_REC_END, 0);
+	default:
+		return 0;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct pc_worker *w = arg;
+	struct pc_workers *ws = w->ws;
+	unsigned seen = 0;
+
+	for (;;) {
+		enum pc_job job;
+
+		pthread_mutex_lock(&ws->lock);
+		while (ws->gen == seen)
+			pthread_cond_wait(&ws->cond, &ws->lock);
+		seen = ws->gen;
+		job = ws->job;
+		w->c.out.limited = ws->limited;
+		if (ws->link_Bps > w->c.z.last_round_Bps)
+			w->c.z.last_round_Bps = ws->link_Bps;
+		w->c.z.round = ws->round;
+		pthread_mutex_unlock(&ws->lock);
+		if (job == PC_JOB_QUIT)
+			return NULL;
+		w->c.z.round_t0 = loop_now_us();
+		w->c.z.round_bytes0 = w->c.out.bytes;
+		w->rc = run_job(&w->c, job, &w->sent, &w->zero);
+		pthread_mutex_lock(&ws->lock);
+		ws->done++;
+		pthread_cond_broadcast(&ws->cond);
+		pthread_mutex_unlock(&ws->lock);
+	}
+}
+
+/*
+ * Run a job on every stream: the extra streams' threads and this one (the first) at once;
+ * back when all are done, with the pages they sent and the first error.
+ */
+static int run_all(struct pc_send_ctx *c, enum pc_job job, uint64_t *sent_r, uint64_t *zero_r)
+{
+	struct pc_workers *ws = c->ws;
+	int rc;
+
+	if (!ws || !ws->n)
+		return run_job(c, job, sent_r, zero_r);
+	pthread_mutex_lock(&ws->lock);
+	ws->job = job;
+	ws->limited = c->out.limited;
+	ws->round = c->z.round;
+	ws->done = 0;
+	ws->gen++;
+	pthread_cond_broadcast(&ws->cond);
+	pthread_mutex_unlock(&ws->lock);
+	rc = run_job(c, job, sent_r, zero_r);
+	if (rc) /* the migration failed: the others' writes fail too, at once */
+		for (unsigned i = 0; i < ws->n; i++)
+			shutdown(ws->w[i].c.out.fd, SHUT_RDWR);
+	pthread_mutex_lock(&ws->lock);
+	while (ws->done < ws->n)
+		pthread_cond_wait(&ws->cond, &ws->lock);
+	pthread_mutex_unlock(&ws->lock);
+	for (unsigned i = 0; i < ws->n; i++) {
+		*sent_r += ws->w[i].sent;
+		*zero_r += ws->w[i].zero;
+		if (!rc && ws->w[i].rc) {
+			rc = ws->w[i].rc;
+			log_error("migration: stream %u of %u failed (%s)", i + 2, ws->n + 1,
+			          err_str(rc));
+		}
+	}
+	return rc;
+}
+
+/* Bytes written to every stream so far (the threads' between jobs). */
+static uint64_t sent_bytes(const struct pc_send_ctx *c)
+{
+	uint64_t bytes = c->out.bytes;
+
+	for (unsigned i = 0; c->ws && i < c->ws->n; i++)
+		bytes += c->ws->w[i].c.out.bytes;
+	return bytes;
+}
+
+static void wait_drained(struct pc_send_ctx *c)
+{
+	int64_t deadline = loop_now_ms() + PC_DRAIN_MAX_MS;
+
+	wait_drained_fd(c, c->out.fd, deadline);
+	for (unsigned i = 0; c->ws && i < c->ws->n; i++)
+		wait_drained_fd(c, c->ws->w[i].c.out.fd, deadline);
 }
 
 static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
@@ -771,7 +958,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		struct mig_round_report *rr =
 		    &rep->rounds[rep->nrounds < MIG_MAX_ROUNDS ? rep->nrounds : MIG_MAX_ROUNDS - 1];
 		int64_t t0 = loop_now_us();
-		uint64_t bytes0 = c->out.bytes, ndirty = 0;
+		uint64_t bytes0 = sent_bytes(c), ndirty = 0;
 		struct pc_round pr;
 		struct pc_verdict v;
 
@@ -780,7 +967,8 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		c->z.round = round;
 		c->z.round_t0 = t0;
 		c->z.round_bytes0 = bytes0;
-		rc = send_pages(c, round == 0, &rr->pages, &rr->zero_pages);
+		rc = run_all(c, round == 0 ? PC_JOB_ROUND0 : PC_JOB_DIRTY, &rr->pages,
+		             &rr->zero_pages);
 		if (!rc)
 			rc = send_round_end(c, round, rr->pages);
 		if (rc)
@@ -793,13 +981,18 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		take_dirty(c, false);
 		rr->duration_us = (uint64_t)(loop_now_us() - t0);
 		sample_ram(c);
-		rr->bytes = c->out.bytes - bytes0;
+		rr->bytes = sent_bytes(c) - bytes0;
 		rr->dirty_after = ndirty;
 		rr->bandwidth_Bps =
 		    rr->duration_us ? (double)rr->bytes * 1e6 / (double)rr->duration_us : 0;
 		rr->dirty_rate_pps =
 		    rr->duration_us ? (double)ndirty * 1e6 / (double)rr->duration_us : 0;
-		c->z.last_round_Bps = rr->bandwidth_Bps;
+		/* --compress auto: a stream's share of the fastest round (a round of deltas
+		 * is slower for the CPU it takes, not for the link) */
+		if (rr->bandwidth_Bps / c->nstreams > c->z.last_round_Bps)
+			c->z.last_round_Bps = rr->bandwidth_Bps / c->nstreams;
+		if (c->ws)
+			c->ws->link_Bps = c->z.last_round_Bps;
 		if (rep->nrounds < MIG_MAX_ROUNDS)
 			rep->nrounds++;
 		rep->total_pages += rr->pages;
@@ -809,7 +1002,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		pr.bytes_sent = rr->bytes;
 		pr.duration_us = rr->duration_us;
 		pr.dirty_pages = ndirty;
-		pr.total_bytes = c->out.bytes;
+		pr.total_bytes = sent_bytes(c);
 		/* with a cap, plan with the cap: stop-and-copy is faster than that */
 		pr.bandwidth_Bps = rr->bandwidth_Bps;
 		if (c->out.rate_Bps &&
@@ -870,22 +1063,19 @@ static int stop_and_copy(struct pc_send_ctx *c, struct pc_cpu_state *st)
 		return rc;
 	take_dirty(c, true);
 	log_debug("stop-and-copy: %llu pages dirty", (unsigned long long)count_pending(c));
-	bytes0 = c->out.bytes;
-	rc = send_pages(c, false, &sent, &zero);
+	bytes0 = sent_bytes(c);
+	rc = run_all(c, PC_JOB_DIRTY, &sent, &zero);
 	if (!rc)
 		rc = send_state(c, st);
 	report->final_pages = sent;
-	report->final_bytes = c->out.bytes - bytes0;
+	report->final_bytes = sent_bytes(c) - bytes0;
 	report->total_pages += sent;
 	if (!rc && c->params->debug) {
-		rc = send_verify(c);
+		rc = run_all(c, PC_JOB_VERIFY, &sent, &zero);
 		report->verified = !rc;
 	}
-	if (!rc) {
-		static uint8_t buf[STREAM_REC_HDR_SIZE + 8];
-
-		rc = out_record(&c->out, buf, STREAM_REC_END, 0);
-	}
+	if (!rc)
+		rc = run_all(c, PC_JOB_END, &sent, &zero);
 	report->t_stream_end_us = loop_now_us();
 	return rc;
 }
@@ -908,6 +1098,7 @@ static int compress_init(struct pc_send_ctx *c)
 		if (cache > PC_CACHE_DEFAULT_MAX)
 			cache = PC_CACHE_DEFAULT_MAX;
 	}
+	cache /= c->nstreams; /* each stream caches the pages it sends */
 	if (codec_bound(CODEC_LZ4, STREAM_MAX_BODY) > bound)
 		bound = codec_bound(CODEC_LZ4, STREAM_MAX_BODY);
 	z->zcap = STREAM_REC_HDR_SIZE + 16 + bound + 8;
@@ -958,6 +1149,108 @@ void pc_send_release(void)
 	pagecache_release();
 }
 
+/* Set a stream's descriptor non-blocking for the stream's time when writes have a bound. */
+static void out_bound(struct pc_out *o, const struct mig_params *params, int *fd_flags_r)
+{
+	*fd_flags_r = fcntl(o->fd, F_GETFL);
+	if (params->stall_timeout_ms > 0 && *fd_flags_r >= 0 &&
+	    fcntl(o->fd, F_SETFL, *fd_flags_r | O_NONBLOCK) == 0)
+		o->stall_ms = params->stall_timeout_ms;
+}
+
+/*
+ * --streams: open the extra connections (the header that names them went first, so a receiver
+ * that cannot take them refuses the stream before), tag each with JOIN, and start a thread per
+ * connection.
+ */
+static int start_streams(struct pc_send_ctx *c)
+{
+	const struct pc_streams *x = c->params->extra;
+	struct pc_workers *ws = c->ws;
+	int rc = 0;
+
+	for (unsigned i = 0; i + 1 < c->nstreams && !rc; i++) {
+		struct pc_worker *w = &ws->w[i];
+		uint8_t buf[STREAM_REC_HDR_SIZE + STREAM_TOKEN_LEN + 8];
+		int fd = x->open(x->arg), flags;
+
+		if (fd < 0) {
+			log_error("migration: cannot open stream %u of %u to the receiver", i + 2,
+			          c->nstreams);
+			return fd;
+		}
+		w->ws = ws;
+		w->c.src = c->src;
+		w->c.params = c->params;
+		w->c.rep = &w->rep;
+		w->c.pending = c->pending;
+		w->c.bm_words = c->bm_words;
+		w->c.idx = i + 1;
+		w->c.nstreams = c->nstreams;
+		w->c.out.fd = fd;
+		w->c.out.rate_Bps = c->out.rate_Bps;
+		w->c.out.limited = c->out.limited;
+		w->c.out.last_us = loop_now_us();
+		w->c.out.cancel = c->params->cancel;
+		ws->n++; /* closed and freed by stop_streams from here on */
+		rc = out_record(&w->c.out, buf, STREAM_REC_JOIN,
+		                stream_encode_join(buf + STREAM_REC_HDR_SIZE,
+		                                   sizeof(buf) - STREAM_REC_HDR_SIZE, c->token,
+		                                   i + 1));
+		if (!rc)
+			rc = stream_batch_init(&w->c.batch);
+		if (!rc)
+			rc = compress_init(&w->c);
+		if (rc)
+			break;
+		out_bound(&w->c.out, c->params, &flags);
+		rc = pthread_create(&w->thread, NULL, worker_main, w) ? ERR_NOMEM : 0;
+		w->started = !rc;
+	}
+	return rc;
+}
+
+/* Stop the threads, close the extra streams, and add what they counted to the report. */
+static void stop_streams(struct pc_send_ctx *c)
+{
+	struct pc_workers *ws = c->ws;
+	struct mig_report *r = c->rep;
+
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->lock);
+	ws->job = PC_JOB_QUIT;
+	ws->gen++;
+	pthread_cond_broadcast(&ws->cond);
+	pthread_mutex_unlock(&ws->lock);
+	for (unsigned i = 0; i < ws->n; i++) {
+		struct pc_worker *w = &ws->w[i];
+		const struct mig_report *wr = &w->rep;
+
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		close(w->c.out.fd);
+		r->page_bytes_plain += wr->page_bytes_plain;
+		r->delta_pages += wr->delta_pages;
+		r->delta_bytes += wr->delta_bytes;
+		r->encode_us += wr->encode_us;
+		r->records_lz4 += wr->records_lz4;
+		r->records_zstd += wr->records_zstd;
+		r->compress_in += wr->compress_in;
+		r->compress_out += wr->compress_out;
+		r->cache_bytes += wr->cache_bytes;
+		r->cache_hits += w->c.z.cache.hits;
+		r->cache_misses += w->c.z.cache.misses;
+		r->stalled |= w->c.out.stalled;
+		stream_batch_free(&w->c.batch);
+		compress_free(&w->c.z);
+	}
+	pthread_mutex_destroy(&ws->lock);
+	pthread_cond_destroy(&ws->cond);
+	free(ws);
+	c->ws = NULL;
+}
+
 int pc_send(const struct pc_source *src, int fd, const struct mig_params *params,
             struct mig_report *report)
 {
@@ -971,8 +1264,12 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	memset(report, 0, sizeof(*report));
 	report->t_start_us = loop_now_us();
 	report->nr_pages = src->nr_pages;
+	c.nstreams = params->streams > 1 && params->extra ? params->streams : 1;
+	if (c.nstreams > STREAM_MAX_STREAMS)
+		return ERR_INVAL;
+	report->streams = c.nstreams;
 	c.out.fd = fd;
-	c.out.rate_Bps = params->bandwidth_Bps;
+	c.out.rate_Bps = params->bandwidth_Bps / c.nstreams;
 	c.out.limited = params->bandwidth_Bps != 0;
 	c.out.last_us = loop_now_us();
 	c.out.cancel = params->cancel;
@@ -981,10 +1278,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		return rc;
 	/* bounded writes: non-blocking for the stream's time (the descriptor is this
 	 * migration's own: the rune's pipe or the socket) */
-	fd_flags = fcntl(fd, F_GETFL);
-	if (params->stall_timeout_ms > 0 && fd_flags >= 0 &&
-	    fcntl(fd, F_SETFL, fd_flags | O_NONBLOCK) == 0)
-		c.out.stall_ms = params->stall_timeout_ms;
+	out_bound(&c.out, params, &fd_flags);
 	c.bm_words = (src->nr_pages + 63) / 64;
 	c.pending = calloc(c.bm_words, sizeof(uint64_t));
 	if (!c.pending) {
@@ -1009,6 +1303,18 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	rc = send_header(&c);
 	if (rc)
 		goto out;
+	if (c.nstreams > 1) {
+		c.ws = calloc(1, sizeof(*c.ws));
+		if (!c.ws) {
+			rc = ERR_NOMEM;
+			goto out;
+		}
+		pthread_mutex_init(&c.ws->lock, NULL);
+		pthread_cond_init(&c.ws->cond, NULL);
+		rc = start_streams(&c);
+		if (rc)
+			goto out;
+	}
 	rc = live_rounds(&c, &pol);
 	if (rc)
 		goto out;
@@ -1020,7 +1326,8 @@ out:
 	report->cache_hits = c.z.cache.hits;
 	report->cache_misses = c.z.cache.misses;
 	sample_ram(&c);
-	report->total_bytes = c.out.bytes;
+	report->total_bytes = sent_bytes(&c);
+	stop_streams(&c);
 	pc_cpu_state_free(&st);
 	stream_batch_free(&c.batch);
 	compress_free(&c.z);

@@ -23,6 +23,25 @@
 
 #define MIG_MAX_ROUNDS 64
 
+/*
+ * migrate --streams: the connections of a migration besides the first, each authenticated
+ * like it. Pages go down the stream of their chunk of guest memory (stream_of_pfn), so a page
+ * sent again follows its earlier copy on the same connection and needs no ordering across
+ * them; every other record goes down the first.
+ */
+struct pc_streams {
+	/* sender: connect and authenticate one more connection to the receiver; its fd or a
+	 * negative error (logged) */
+	int (*open)(void *arg);
+	/* receiver: the next authenticated connection of a migration within timeout_ms; its fd
+	 * or a negative error (logged) */
+	int (*accept)(void *arg, int timeout_ms);
+	void *arg;
+};
+
+/* How long a receiver waits for each extra stream after the header named them. */
+#define PC_STREAM_ACCEPT_MS 10000
+
 struct mig_params {
 	struct pc_params policy; /* kind, max_iters, downtime_ms, max_total_bytes, on_stall */
 	uint64_t bandwidth_Bps;  /* live-round cap, 0: unlimited */
@@ -36,7 +55,9 @@ struct mig_params {
 	                         (stopped, or the path silent) before the migration fails and
 	                         the guest resumes here; 0: no limit */
 	unsigned compress;    /* COMPRESS_* of codec.h (migrate --compress), 0: none */
-	uint64_t compress_cache_bytes; /* the delta's page cache; 0: PC_CACHE_DEFAULT */
+	uint64_t compress_cache_bytes;  /* the delta's page cache; 0: PC_CACHE_DEFAULT */
+	unsigned streams;               /* sender: connections to send over, 0 or 1: the one fd */
+	const struct pc_streams *extra; /* opens (sender) or accepts (receiver) the others */
 };
 
 /* The delta's default page cache: a quarter of the guest's memory, at most this much. */
@@ -91,6 +112,7 @@ struct mig_report {
 	uint64_t compress_in, compress_out; /* those records' bodies before and after */
 	uint64_t page_bytes_plain;          /* the pages' bytes had they all been sent whole */
 	uint64_t encode_us;                 /* time spent coding deltas and compressing */
+	unsigned streams;                   /* connections the stream went over */
 };
 
 /* Saved vCPU and device-model state: what stop-and-copy sends besides memory. */
@@ -144,10 +166,12 @@ void pc_send_release(void);
  * Receive a stream from fd into the guest memory file mem_fd (nr_pages pages, all holes at
  * first, as pc_source's mem_fd): expects a header matching nr_pages/type/nr_vcpus, writes
  * pages, collects the vCPU/device state, stops after END. Malformed, truncated or foreign
- * input gives ERR_PROTO/ERR_CHECKSUM/ERR_IO with a message.
+ * input gives ERR_PROTO/ERR_CHECKSUM/ERR_IO with a message. A header that names extra streams
+ * takes them from extra (NULL: a stream of one connection only).
  */
 int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
-               struct pc_cpu_state *state, struct mig_report *report);
+               const struct pc_streams *extra, struct pc_cpu_state *state,
+               struct mig_report *report);
 
 /*
  * Give back what pc_receive kept past the stream's end (its mapping of guest memory, whose

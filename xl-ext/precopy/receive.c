@@ -7,9 +7,11 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -397,7 +399,7 @@ static int take_blob(const struct stream_rec *rec, struct pc_cpu_state *st, unsi
 
 /* The header must describe the guest this end created from its configuration. */
 static int check_header(const struct stream_rec *rec, uint64_t nr_pages, enum hv_domain_type type,
-                        unsigned nr_vcpus, uint32_t *version_r)
+                        unsigned nr_vcpus, struct stream_header *hdr_r)
 {
 	struct stream_header h;
 
@@ -425,7 +427,7 @@ static int check_header(const struct stream_rec *rec, uint64_t nr_pages, enum hv
 		    nr_vcpus, hv_type_name(type));
 		return ERR_PROTO;
 	}
-	*version_r = h.version;
+	*hdr_r = h;
 	return 0;
 }
 
@@ -491,16 +493,157 @@ static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
 		report->verified = true;
 		return 0;
 	case STREAM_REC_END:
-		rc = check_end(r, state);
-		return rc ? rc : 1;
+		return 1; /* checked once the extra streams ended too (pc_receive) */
 	default:
 		log_error("migration stream: unexpected %s record", stream_rec_name(rec->type));
 		return ERR_PROTO;
 	}
 }
 
+/* --- extra streams (--streams): a thread each, applying the pages of its chunks ---------- */
+
+struct pc_aux {
+	int fd;
+	struct pc_recv_ctx r;
+	struct mig_report rep;
+	uint8_t *body;
+	pthread_t thread;
+	bool started;
+	int rc;
+	int main_fd; /* shut for reading when this stream fails, so that the first stops too */
+	unsigned idx;
+};
+
+/* An extra stream carries pages, its verification pass and END; nothing else. */
+static void *aux_main(void *arg)
+{
+	struct pc_aux *a = arg;
+	struct stream_rec rec;
+	int rc = 0;
+
+	while (!rc) {
+		rc = read_record(a->fd, a->body, &rec);
+		if (rc)
+			break;
+		a->rep.total_bytes += stream_rec_wire_size(rec.length);
+		switch (rec.type) {
+		case STREAM_REC_PAGE_DATA:
+		case STREAM_REC_PAGE_DELTA:
+		case STREAM_REC_COMPRESSED:
+		case STREAM_REC_VERIFY:
+		case STREAM_REC_END:
+			rc = apply_record(&rec, &a->r, NULL);
+			break;
+		default:
+			log_error("migration stream %u: unexpected %s record", a->idx + 1,
+			          stream_rec_name(rec.type));
+			rc = ERR_PROTO;
+		}
+	}
+	a->rc = rc == 1 ? 0 : rc;
+	if (a->rc)
+		shutdown(a->main_fd, SHUT_RD);
+	return NULL;
+}
+
+/*
+ * Accept the extra streams the header named and start a thread on each; body (a record's worth)
+ * takes their JOIN records.
+ */
+static int start_aux(int fd, const struct stream_header *h, const struct pc_streams *extra,
+                     struct pc_recv_ctx *r, struct pc_aux *aux, uint8_t *body)
+{
+	if (!extra || !extra->accept) {
+		log_error(
+		    "migration stream: the sender sends over %u connections and this receiver "
+		    "has the one (use migrate --tcp and migrate-receive --listen, or leave "
+		    "--streams out)",
+		    h->streams);
+		return ERR_PROTO;
+	}
+	guest_map(r); /* before the threads: they share it */
+	for (unsigned n = 1; n < h->streams; n++) {
+		uint8_t token[STREAM_TOKEN_LEN];
+		struct stream_rec rec;
+		uint32_t idx;
+		int afd = extra->accept(extra->arg, PC_STREAM_ACCEPT_MS), rc;
+
+		if (afd < 0) {
+			log_error("migration stream: %u of the %u streams the sender named came", n,
+			          h->streams);
+			return afd;
+		}
+		rc = read_record(afd, body, &rec);
+		if (!rc && (stream_decode_join(&rec, token, &idx) || idx >= h->streams ||
+		            aux[idx - 1].fd >= 0 || memcmp(token, h->token, STREAM_TOKEN_LEN))) {
+			log_error("migration stream: an extra connection is not a stream of this "
+			          "migration (bad or repeated JOIN)");
+			rc = ERR_PROTO;
+		}
+		if (rc) {
+			close(afd);
+			return rc;
+		}
+		aux[idx - 1].fd = afd;
+	}
+	for (unsigned i = 0; i + 1 < h->streams; i++) {
+		struct pc_aux *a = &aux[i];
+
+		a->idx = i + 1;
+		a->main_fd = fd;
+		a->r = *r;
+		a->r.scratch = NULL;
+		a->r.codec = NULL;
+		a->r.unz = NULL;
+		a->r.report = &a->rep;
+		a->body = malloc(STREAM_MAX_BODY + 8);
+		if (!a->body)
+			return ERR_NOMEM;
+		if (pthread_create(&a->thread, NULL, aux_main, a))
+			return ERR_NOMEM;
+		a->started = true;
+	}
+	return 0;
+}
+
+/*
+ * Wait for the extra streams (stopping them first when failed) and add what they received to
+ * the report; their first error when rc is 0.
+ */
+static int stop_aux(struct pc_aux *aux, unsigned n, int rc, struct mig_report *report)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (rc && aux[i].fd >= 0)
+			shutdown(aux[i].fd, SHUT_RDWR);
+	for (unsigned i = 0; i < n; i++) {
+		struct pc_aux *a = &aux[i];
+
+		if (a->started) {
+			pthread_join(a->thread, NULL);
+			if (!rc && a->rc) {
+				log_error("migration stream %u of %u failed", i + 2, n + 1);
+				rc = a->rc;
+			}
+			report->total_pages += a->rep.total_pages;
+			report->total_bytes += a->rep.total_bytes;
+			report->delta_pages += a->rep.delta_pages;
+			report->records_lz4 += a->rep.records_lz4;
+			report->records_zstd += a->rep.records_zstd;
+			report->verify_mismatches += a->rep.verify_mismatches;
+		}
+		if (a->fd >= 0)
+			close(a->fd);
+		free(a->r.scratch);
+		free(a->r.unz);
+		codec_ctx_free(a->r.codec);
+		free(a->body);
+	}
+	return rc;
+}
+
 int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, unsigned nr_vcpus,
-               struct pc_cpu_state *state, struct mig_report *report)
+               const struct pc_streams *extra, struct pc_cpu_state *state,
+               struct mig_report *report)
 {
 	uint8_t *body = malloc(STREAM_MAX_BODY + 8);
 	struct pc_recv_ctx r = {.mem_fd = mem_fd,
@@ -508,9 +651,13 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 	                        .type = type,
 	                        .nr_vcpus = nr_vcpus,
 	                        .report = report};
+	struct pc_aux aux[STREAM_MAX_STREAMS - 1];
+	struct stream_header h = {.streams = 1};
 	struct stream_rec rec;
 	int rc;
 
+	for (unsigned i = 0; i < STREAM_MAX_STREAMS - 1; i++)
+		aux[i] = (struct pc_aux){.fd = -1};
 	pc_receive_release(); /* a previous stream's, if its caller did not */
 	memset(state, 0, sizeof(*state));
 	memset(report, 0, sizeof(*report));
@@ -524,7 +671,11 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 	}
 	rc = read_record(fd, body, &rec);
 	if (!rc)
-		rc = check_header(&rec, nr_pages, type, nr_vcpus, &r.version);
+		rc = check_header(&rec, nr_pages, type, nr_vcpus, &h);
+	r.version = h.version;
+	report->streams = h.streams;
+	if (!rc && h.streams > 1)
+		rc = start_aux(fd, &h, extra, &r, aux, body);
 	while (!rc) {
 		report->total_bytes += stream_rec_wire_size(rec.length);
 		rc = read_record(fd, body, &rec);
@@ -533,6 +684,9 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 	}
 	if (rc == 1)
 		rc = 0;
+	rc = stop_aux(aux, h.streams - 1, rc, report);
+	if (!rc)
+		rc = check_end(&r, state);
 out:
 	report->t_end_us = loop_now_us();
 	if (rc)

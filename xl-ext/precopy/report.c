@@ -123,6 +123,7 @@ struct json_object *mig_report_json(const struct mig_report *r)
 	json_object_object_add(o, "source_ram_after_mib", ram_mib(r, r->source_ram_after));
 	if (r->compress)
 		json_object_object_add(o, "compression", compression_json(r));
+	json_object_object_add(o, "streams", json_object_new_int(r->streams ? (int)r->streams : 1));
 	json_object_object_add(o, "verified", json_object_new_boolean(r->verified));
 	json_object_object_add(o, "verify_mismatches",
 	                       json_object_new_int64((int64_t)r->verify_mismatches));

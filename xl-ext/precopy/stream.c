@@ -47,7 +47,7 @@ const char *stream_rec_name(uint32_t type)
 {
 	static const char *const names[] = {
 	    "?",      "HEADER", "PAGE_DATA",  "ROUND_END",  "VCPU_STATE", "DEVICE_MODEL",
-	    "VERIFY", "END",    "PAGE_DELTA", "COMPRESSED",
+	    "VERIFY", "END",    "PAGE_DELTA", "COMPRESSED", "JOIN",
 	};
 
 	return type <= STREAM_REC_TYPE_MAX ? names[type] : "UNKNOWN";
@@ -114,7 +114,9 @@ int stream_rec_check(uint32_t type, uint32_t length, uint64_t checksum, const ui
 
 int stream_encode_header(uint8_t *out, size_t cap, const struct stream_header *h)
 {
-	if (cap < 32)
+	size_t len = h->version >= 3 ? 56 : 32;
+
+	if (cap < len)
 		return ERR_NOSPACE;
 	memcpy(out, STREAM_MAGIC, 8);
 	put32(out + 8, h->version);
@@ -122,13 +124,19 @@ int stream_encode_header(uint8_t *out, size_t cap, const struct stream_header *h
 	put64(out + 16, h->nr_pages);
 	put32(out + 24, h->domain_type);
 	put32(out + 28, h->nr_vcpus);
-	return 32;
+	if (h->version >= 3) {
+		put32(out + 32, h->streams);
+		put32(out + 36, 0);
+		memcpy(out + 40, h->token, STREAM_TOKEN_LEN);
+	}
+	return (int)len;
 }
 
 int stream_decode_header(const struct stream_rec *rec, struct stream_header *h)
 {
-	if (rec->type != STREAM_REC_HEADER || rec->length != 32)
+	if (rec->type != STREAM_REC_HEADER || (rec->length != 32 && rec->length != 56))
 		return ERR_PROTO;
+	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, rec->body, 8);
 	if (memcmp(h->magic, STREAM_MAGIC, 8) != 0)
 		return ERR_PROTO;
@@ -143,6 +151,42 @@ int stream_decode_header(const struct stream_rec *rec, struct stream_header *h)
 	if (h->nr_pages == 0 || h->nr_pages > STREAM_MAX_PAGES)
 		return ERR_PROTO;
 	if (h->nr_vcpus == 0 || h->nr_vcpus > STREAM_MAX_VCPUS || h->domain_type > 2)
+		return ERR_PROTO;
+	if ((h->version >= 3) != (rec->length == 56))
+		return ERR_PROTO;
+	h->streams = 1;
+	if (h->version >= 3) {
+		h->streams = get32(rec->body + 32);
+		if (h->streams < 2 || h->streams > STREAM_MAX_STREAMS || get32(rec->body + 36))
+			return ERR_PROTO;
+		memcpy(h->token, rec->body + 40, STREAM_TOKEN_LEN);
+	}
+	return 0;
+}
+
+unsigned stream_of_pfn(uint64_t pfn, unsigned streams)
+{
+	return streams > 1 ? (unsigned)((pfn / STREAM_CHUNK_PAGES) % streams) : 0;
+}
+
+int stream_encode_join(uint8_t *out, size_t cap, const uint8_t *token, uint32_t index)
+{
+	if (cap < STREAM_TOKEN_LEN + 8)
+		return ERR_NOSPACE;
+	memcpy(out, token, STREAM_TOKEN_LEN);
+	put32(out + STREAM_TOKEN_LEN, index);
+	put32(out + STREAM_TOKEN_LEN + 4, 0);
+	return STREAM_TOKEN_LEN + 8;
+}
+
+int stream_decode_join(const struct stream_rec *rec, uint8_t *token, uint32_t *index_r)
+{
+	if (rec->type != STREAM_REC_JOIN || rec->length != STREAM_TOKEN_LEN + 8 ||
+	    get32(rec->body + STREAM_TOKEN_LEN + 4))
+		return ERR_PROTO;
+	memcpy(token, rec->body, STREAM_TOKEN_LEN);
+	*index_r = get32(rec->body + STREAM_TOKEN_LEN);
+	if (*index_r == 0 || *index_r >= STREAM_MAX_STREAMS)
 		return ERR_PROTO;
 	return 0;
 }

@@ -20,9 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STREAM_MAGIC        "XLXSTRM\n"
-#define STREAM_VERSION      1
-#define STREAM_VERSION_MAX  2 /* 2: PAGE_DELTA and COMPRESSED records may follow */
+#define STREAM_MAGIC   "XLXSTRM\n"
+#define STREAM_VERSION 1
+#define STREAM_VERSION_MAX                                    \
+	3 /* 2: PAGE_DELTA and COMPRESSED records may follow; \
+	     3: the header names extra streams (JOIN) */
 #define STREAM_PAGE_SIZE    4096u
 #define STREAM_REC_HDR_SIZE 16u
 #define STREAM_MAX_BATCH    1024u      /* pages per PAGE_DATA record */
@@ -32,6 +34,9 @@
 #define STREAM_MAX_PAGES    (1ull << 26) /* 256 GiB of guest memory */
 #define STREAM_PFN_ZERO     (1ull << 63) /* in a PAGE_DATA pfn entry: page is all zeros, no data */
 #define STREAM_PFN_MASK     ((1ull << 52) - 1)
+#define STREAM_MAX_STREAMS  16u  /* connections of one migration, the first included */
+#define STREAM_TOKEN_LEN    16u  /* ties an extra stream to its migration */
+#define STREAM_CHUNK_PAGES  512u /* 2 MiB of guest memory: what goes down one stream */
 
 enum stream_rec_type {
 	STREAM_REC_HEADER = 1,    /* struct stream_header */
@@ -45,7 +50,9 @@ enum stream_rec_type {
 	                                to 8, the deltas (codec.h) one after another */
 	STREAM_REC_COMPRESSED = 9,   /* u32 codec, u32 inner type, u32 raw length, u32 reserved,
 	                                a PAGE_DATA or PAGE_DELTA body compressed */
-	STREAM_REC_TYPE_MAX = 9,
+	STREAM_REC_JOIN = 10,        /* first record of an extra stream (version 3): token[16],
+	                                u32 index (1..streams-1), u32 reserved */
+	STREAM_REC_TYPE_MAX = 10,
 };
 
 /* PAGE_DATA flags */
@@ -58,6 +65,11 @@ struct stream_header {
 	uint64_t nr_pages;
 	uint32_t domain_type; /* enum hv_domain_type */
 	uint32_t nr_vcpus;
+	/* version 3: the migration's streams (2..STREAM_MAX_STREAMS; earlier versions: 1). Page
+	 * records of chunk k (STREAM_CHUNK_PAGES pages) go down stream k % streams, every record
+	 * else down the first; each extra stream starts with JOIN and ends with END. */
+	uint32_t streams;
+	uint8_t token[STREAM_TOKEN_LEN];
 };
 
 struct stream_rec {
@@ -96,6 +108,10 @@ int stream_rec_check(uint32_t type, uint32_t length, uint64_t checksum, const ui
 /* Typed bodies: encode into out (capacity cap), return body length or a negative error. */
 int stream_encode_header(uint8_t *out, size_t cap, const struct stream_header *h);
 int stream_decode_header(const struct stream_rec *rec, struct stream_header *h);
+/* The stream (0..streams-1) that carries page pfn. */
+unsigned stream_of_pfn(uint64_t pfn, unsigned streams);
+int stream_encode_join(uint8_t *out, size_t cap, const uint8_t *token, uint32_t index);
+int stream_decode_join(const struct stream_rec *rec, uint8_t *token, uint32_t *index_r);
 int stream_encode_round_end(uint8_t *out, size_t cap, uint32_t round, uint64_t pages);
 int stream_decode_round_end(const struct stream_rec *rec, uint32_t *round_r, uint64_t *pages_r);
 int stream_encode_blob(uint8_t *out, size_t cap, uint32_t id, const void *blob, uint32_t len);

@@ -158,7 +158,6 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	int64_t t_end = 0;
 	int ctl = -1, mem_fd = -1, rc;
 
-	(void)params;
 	rc = simcfg_from_json(config_json, &cfg);
 	if (rc)
 		return rc;
@@ -172,7 +171,8 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	rc = memory_file(ctl, &mem_fd, &nr_pages);
 	if (rc)
 		goto out;
-	rc = pc_receive(fd, mem_fd, nr_pages, cfg.type, cfg.vcpus, &st, report ? report : &scratch);
+	rc = pc_receive(fd, mem_fd, nr_pages, cfg.type, cfg.vcpus, params ? params->extra : NULL,
+	                &st, report ? report : &scratch);
 	if (rc)
 		goto out;
 	t_end = loop_now_us();

@@ -46,6 +46,8 @@ static void warn_unapplied_params(uint32_t domid, const struct mig_params *p)
 		strncat(what, " --policy", sizeof(what) - strlen(what) - 1);
 	if (p->compress & COMPRESS_ALL)
 		strncat(what, " --compress", sizeof(what) - strlen(what) - 1);
+	if (p->streams > 1)
+		strncat(what, " --streams", sizeof(what) - strlen(what) - 1);
 	if (what[0])
 		log_warn("domain %u: ignoring%s: with the xen backend pre-copy runs inside "
 		         "libxenguest with Xen's own policy (5 iterations or fewer than 50 dirty "
