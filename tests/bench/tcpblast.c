@@ -3,7 +3,9 @@
  * same path and the same socket set-up as "migrate --tcp" (xl-ext/transport.c), measured at
  * the receiving end from the first byte to the last.
  *
- *   tcpblast sink ADDR:PORT          accept one connection, read to EOF, print the rate
+ *   tcpblast sink ADDR:PORT [memfd]  accept one connection, read to EOF, print the rate; with
+ *                                    memfd, write what it reads into a new memory file too
+ *                                    (the memory a migration's destination must fill)
  *   tcpblast send ADDR:PORT MIB [MBIT]
  *                                    send MIB mebibytes (non-zero data) and close; with MBIT,
  *                                    paced by the kernel at MBIT Mbit/s (SO_MAX_PACING_RATE)
@@ -12,9 +14,11 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,14 +30,18 @@
 
 #define CHUNK (1 << 20)
 
-static int sink(const char *addr)
+static int sink(const char *addr, bool to_memory)
 {
 	static char buf[CHUNK];
 	char peer[96];
 	int64_t t0 = 0, t1;
 	uint64_t total = 0;
-	int lfd, fd;
+	int lfd, fd, mfd = -1;
 
+	if (to_memory && (mfd = memfd_create("tcpblast-sink", MFD_CLOEXEC)) < 0) {
+		perror("tcpblast: memfd_create");
+		return 1;
+	}
 	lfd = tr_listen(addr);
 	if (lfd < 0)
 		return 1;
@@ -51,10 +59,16 @@ static int sink(const char *addr)
 			break;
 		if (!t0)
 			t0 = loop_now_us();
+		if (mfd >= 0 && pwrite(mfd, buf, (size_t)n, (off_t)total) != n) {
+			perror("tcpblast: pwrite");
+			return 1;
+		}
 		total += (uint64_t)n;
 	}
 	t1 = loop_now_us();
 	close(fd);
+	if (mfd >= 0)
+		close(mfd);
 	if (!t0 || t1 <= t0)
 		return 1;
 	printf("bytes=%llu seconds=%.4f mbps=%.1f\n", (unsigned long long)total,
@@ -95,11 +109,12 @@ static int send_bytes(const char *addr, unsigned long mib, unsigned long mbit)
 int main(int argc, char **argv)
 {
 	log_set_sink(log_sink_stderr("tcpblast"));
-	if (argc == 3 && !strcmp(argv[1], "sink"))
-		return sink(argv[2]);
+	if ((argc == 3 || (argc == 4 && !strcmp(argv[3], "memfd"))) && !strcmp(argv[1], "sink"))
+		return sink(argv[2], argc == 4);
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "send"))
 		return send_bytes(argv[2], strtoul(argv[3], NULL, 10),
 		                  argc == 5 ? strtoul(argv[4], NULL, 10) : 0);
-	fprintf(stderr, "usage: tcpblast sink ADDR:PORT | tcpblast send ADDR:PORT MIB [MBIT]\n");
+	fprintf(stderr,
+	        "usage: tcpblast sink ADDR:PORT [memfd] | tcpblast send ADDR:PORT MIB [MBIT]\n");
 	return 2;
 }
