@@ -157,12 +157,14 @@ if [[ " $PARTS " == *" 1 "* ]]; then
 		declare -A mig=()
 		for r in 1 2 3; do
 			raw+=("$(raw_tcp 1 2 "$MIB")")
-			[ $shaped = yes ] || rawmem+=("$(raw_tcp 1 2 "$MIB" "" memfd)")
 			for n in $streams; do
 				migrate_tcp $from $((3 - from)) gp --streams "$n" || { cat "$TB_DIR/m.err" "$TB_DIR/recv.err" 2>/dev/null; tb_fail "goodput migration --streams $n"; }
 				mig[$n]+="$(round0_mbps) "
 				from=$((3 - from))
 			done
+			# after a migration, as a migration comes after one: the memory the last one's
+			# source gave back is what the next destination fills first
+			[ $shaped = yes ] || rawmem+=("$(raw_tcp 1 2 "$MIB" "" memfd)")
 		done
 		raw_m=$(printf '%s\n' "${raw[@]}" | median_of)
 		label=$([ $shaped = yes ] && echo "link shaped to 1 Gbit/s" || echo "unshaped veth")

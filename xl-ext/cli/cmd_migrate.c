@@ -81,6 +81,7 @@ static int migrate_option(int opt, const char *arg, struct mig_request *req, int
                           int *progress)
 {
 	struct pc_params *p = &req->params.policy;
+	unsigned long n;
 	char *end;
 
 	switch (opt) {
@@ -142,9 +143,9 @@ static int migrate_option(int opt, const char *arg, struct mig_request *req, int
 		}
 		break;
 	case OPT_STREAMS:
-		req->params.streams = (unsigned)strtoul(arg, &end, 10);
-		if (*end || *arg == '-' || req->params.streams < 1 ||
-		    req->params.streams > STREAM_MAX_STREAMS) {
+		n = strtoul(arg, &end, 10);
+		req->params.streams = (unsigned)n;
+		if (*end || *arg == '-' || n < 1 || n > STREAM_MAX_STREAMS) {
 			log_error("--streams: '%s' is not a number of connections (1-%u)", arg,
 			          STREAM_MAX_STREAMS);
 			return 2;
@@ -307,6 +308,12 @@ static int accept_stream(void *arg, int timeout_ms)
 	return tr_accept_stream(arg, timeout_ms);
 }
 
+/* ... and once they came, the listener closes: nobody else connects during the migration. */
+static void streams_done(void *arg)
+{
+	tr_listener_close(arg);
+}
+
 int main_migrate_receive(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -318,7 +325,8 @@ int main_migrate_receive(int argc, char **argv)
 	};
 	struct mig_serve_request req = {.send_fd = 1, .recv_fd = 0};
 	struct tr_listener listener = {.fd = -1};
-	struct pc_streams streams = {.accept = accept_stream, .arg = &listener};
+	struct pc_streams streams = {
+	    .accept = accept_stream, .done = streams_done, .arg = &listener};
 	const char *listen_addr = NULL, *key_file = NULL;
 	struct mig_report rep;
 	uint32_t domid, flags = 0;

@@ -40,13 +40,20 @@ void pc_cpu_state_free(struct pc_cpu_state *s)
 
 /* --- sender: output with a token bucket -------------------------------------------------- */
 
-struct pc_out {
-	int fd;
-	uint64_t rate_Bps; /* 0: unlimited */
-	bool limited;
+/* The cap's token bucket, one for all the streams of a migration. */
+struct pc_bucket {
+	pthread_mutex_t lock;
 	double tokens;
 	int64_t last_us;
+};
+
+struct pc_out {
+	int fd;
+	uint64_t rate_Bps; /* 0: unlimited; the whole migration's, shared by its streams */
+	bool limited;
+	struct pc_bucket *bucket;
 	uint64_t bytes;
+	volatile int *abort; /* set when one stream failed: the others stop at their next write */
 	volatile sig_atomic_t *cancel; /* checked before every write: Ctrl-C acts within a batch */
 	int stall_ms; /* > 0: fd is non-blocking, and the receiver must take data this often */
 	bool stalled;
@@ -74,16 +81,21 @@ static int out_wait(struct pc_out *o)
 
 static void bucket_take(struct pc_out *o, size_t n)
 {
-	int64_t now = loop_now_us();
-	double burst = (double)o->rate_Bps / 100.0; /* 10 ms worth */
+	struct pc_bucket *b = o->bucket;
+	int64_t now;
+	double burst = (double)o->rate_Bps / 100.0, wait_us = 0; /* 10 ms worth */
 
-	o->tokens += (double)(now - o->last_us) * (double)o->rate_Bps / 1e6;
-	if (o->tokens > burst)
-		o->tokens = burst;
-	o->last_us = now;
-	o->tokens -= (double)n;
-	if (o->tokens < 0) {
-		double wait_us = -o->tokens * 1e6 / (double)o->rate_Bps;
+	pthread_mutex_lock(&b->lock);
+	now = loop_now_us();
+	b->tokens += (double)(now - b->last_us) * (double)o->rate_Bps / 1e6;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->last_us = now;
+	b->tokens -= (double)n;
+	if (b->tokens < 0)
+		wait_us = -b->tokens * 1e6 / (double)o->rate_Bps;
+	pthread_mutex_unlock(&b->lock);
+	if (wait_us > 0) {
 		struct timespec ts = {
 		    .tv_sec = (time_t)(wait_us / 1e6),
 		    .tv_nsec = (long)((wait_us - (double)(time_t)(wait_us / 1e6) * 1e6) * 1000)};
@@ -115,6 +127,8 @@ static int out_writev(struct pc_out *o, struct iovec *iov, int iovcnt)
 
 	if (o->cancel && *o->cancel)
 		return ERR_CANCELLED;
+	if (o->abort && __atomic_load_n(o->abort, __ATOMIC_RELAXED))
+		return ERR_IO; /* another stream failed, and said why */
 	for (int i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
 	if (o->limited && o->rate_Bps)
@@ -253,7 +267,7 @@ static double link_Bps(const struct pc_send_ctx *c)
 	int64_t us = loop_now_us() - z->round_t0;
 
 	if (c->out.rate_Bps)
-		return (double)c->out.rate_Bps;
+		return (double)c->out.rate_Bps / c->nstreams; /* this stream's share of the cap */
 	if (z->last_round_Bps > 0)
 		return z->last_round_Bps;
 	return sent >= PC_RATE_SAMPLE && us > 0 ? (double)sent * 1e6 / (double)us : 0;
@@ -469,6 +483,18 @@ static int read_pages(const struct pc_send_ctx *c, uint8_t *buf, uint64_t pfn, s
 }
 
 /*
+ * The cache's key of page pfn: with several streams, its index among the pages of this stream's
+ * chunks, so that each stream's direct-mapped cache uses all its slots (by pfn, a stream whose
+ * chunks recur every N chunks would only ever use 1/N of them).
+ */
+static uint64_t cache_key(const struct pc_send_ctx *c, uint64_t pfn)
+{
+	uint64_t span = (uint64_t)STREAM_CHUNK_PAGES * c->nstreams;
+
+	return c->nstreams > 1 ? pfn / span * STREAM_CHUNK_PAGES + pfn % STREAM_CHUNK_PAGES : pfn;
+}
+
+/*
  * --compress: add the k pages pfn.. read to the batch's tail one by one: a zero page as an
  * entry without data (or left out when skip_zero), a page the cache holds as its delta when
  * that is short enough, any other whole (and copied to the cache when that pays). Every page
@@ -486,20 +512,20 @@ static uint32_t add_read_coded(struct pc_send_ctx *c, uint64_t pfn, uint32_t k, 
 
 	plan_deltas(c);
 	for (uint32_t i = 0; i < k && !*rc_r; i++, read += PAGE) {
-		uint64_t p = pfn + i;
+		uint64_t p = pfn + i, key = cache_key(c, p);
 		uint8_t *old, *dst;
 
 		c->rep->page_bytes_plain += PAGE + 8;
 		if (stream_page_is_zero(read)) {
 			zero++;
 			if (z->cache.nslots)
-				pagecache_drop(&z->cache, p);
+				pagecache_drop(&z->cache, key);
 			c->rep->page_bytes_plain -= skip_zero ? PAGE + 8 : PAGE;
 			if (!skip_zero)
 				stream_batch_add(&c->batch, p, NULL);
 			continue;
 		}
-		if (z->delta_on && (old = pagecache_get(&z->cache, p))) {
+		if (z->delta_on && (old = pagecache_get(&z->cache, key))) {
 			int64_t t0 = mono_ns();
 			size_t len = delta_encode(old, read, enc, sizeof(enc));
 
@@ -521,10 +547,10 @@ static uint32_t add_read_coded(struct pc_send_ctx *c, uint64_t pfn, uint32_t k, 
 		if (z->fill_on) {
 			int64_t t0 = mono_ns();
 
-			pagecache_put(&z->cache, p, dst);
+			pagecache_put(&z->cache, key, dst);
 			fill_ns += mono_ns() - t0;
 		} else {
-			pagecache_drop(&z->cache, p);
+			pagecache_drop(&z->cache, key);
 		}
 	}
 	c->rep->encode_us += (uint64_t)(fill_ns + delta_ns) / 1000;
@@ -838,8 +864,21 @@ struct pc_workers {
 	bool limited;    /* the cap governs this job */
 	double link_Bps; /* a stream's share of the fastest round */
 	unsigned round;
+	int main_fd;
 	struct pc_worker w[STREAM_MAX_STREAMS - 1];
 };
+
+/*
+ * A stream failed: every other stops at its next write, and a write blocked on a receiver that
+ * takes nothing fails at once (the migration is over; the caller resumes the guest).
+ */
+static void abort_streams(struct pc_workers *ws, volatile int *abort)
+{
+	__atomic_store_n(abort, 1, __ATOMIC_RELAXED);
+	for (unsigned i = 0; i < ws->n; i++)
+		shutdown(ws->w[i].c.out.fd, SHUT_RDWR);
+	shutdown(ws->main_fd, SHUT_RDWR);
+}
 
 /* One stream's part of a job. */
 static int run_job(struct pc_send_ctx *c, enum pc_job job, uint64_t *sent_r, uint64_t *zero_r)
@@ -884,6 +923,8 @@ static void *worker_main(void *arg)
 		w->c.z.round_t0 = loop_now_us();
 		w->c.z.round_bytes0 = w->c.out.bytes;
 		w->rc = run_job(&w->c, job, &w->sent, &w->zero);
+		if (w->rc)
+			abort_streams(ws, w->c.out.abort);
 		pthread_mutex_lock(&ws->lock);
 		ws->done++;
 		pthread_cond_broadcast(&ws->cond);
@@ -912,12 +953,28 @@ static int run_all(struct pc_send_ctx *c, enum pc_job job, uint64_t *sent_r, uin
 	pthread_mutex_unlock(&ws->lock);
 	rc = run_job(c, job, sent_r, zero_r);
 	if (rc) /* the migration failed: the others' writes fail too, at once */
-		for (unsigned i = 0; i < ws->n; i++)
-			shutdown(ws->w[i].c.out.fd, SHUT_RDWR);
+		abort_streams(ws, c->out.abort);
 	pthread_mutex_lock(&ws->lock);
-	while (ws->done < ws->n)
-		pthread_cond_wait(&ws->cond, &ws->lock);
+	while (ws->done < ws->n) {
+		struct timespec until;
+
+		/* a Ctrl-C while the others still send (one may wait on a receiver that takes
+		 * nothing): stop them now, not at their stall timeout */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&ws->cond, &ws->lock, &until);
+		if (cancelled(c) && !rc) {
+			rc = ERR_CANCELLED;
+			abort_streams(ws, c->out.abort);
+		}
+	}
 	pthread_mutex_unlock(&ws->lock);
+	if (rc == ERR_CANCELLED || cancelled(c))
+		return ERR_CANCELLED;
 	for (unsigned i = 0; i < ws->n; i++) {
 		*sent_r += ws->w[i].sent;
 		*zero_r += ws->w[i].zero;
@@ -966,7 +1023,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		rr->round = round;
 		c->z.round = round;
 		c->z.round_t0 = t0;
-		c->z.round_bytes0 = bytes0;
+		c->z.round_bytes0 = c->out.bytes; /* this stream's own, as link_Bps counts */
 		rc = run_all(c, round == 0 ? PC_JOB_ROUND0 : PC_JOB_DIRTY, &rr->pages,
 		             &rr->zero_pages);
 		if (!rc)
@@ -1005,9 +1062,9 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		pr.total_bytes = sent_bytes(c);
 		/* with a cap, plan with the cap: stop-and-copy is faster than that */
 		pr.bandwidth_Bps = rr->bandwidth_Bps;
-		if (c->out.rate_Bps &&
-		    (pr.bandwidth_Bps <= 0 || pr.bandwidth_Bps > (double)c->out.rate_Bps))
-			pr.bandwidth_Bps = (double)c->out.rate_Bps;
+		if (c->params->bandwidth_Bps &&
+		    (pr.bandwidth_Bps <= 0 || pr.bandwidth_Bps > (double)c->params->bandwidth_Bps))
+			pr.bandwidth_Bps = (double)c->params->bandwidth_Bps;
 		pr.dirty_rate_pps = rr->dirty_rate_pps;
 		/* --compress: what a page sent again cost this round (deltas are a few dozen
 		 * bytes), so that the policy weighs the next rounds at that cost */
@@ -1109,7 +1166,10 @@ static int compress_init(struct pc_send_ctx *c)
 		return ERR_NOMEM;
 	rc = stream_delta_batch_init(&z->deltas);
 	if (!rc && (z->mode & (COMPRESS_DELTA | COMPRESS_AUTO)))
-		rc = pagecache_init(&z->cache, cache, c->src->nr_pages);
+		rc = pagecache_init(&z->cache, cache,
+		                    c->nstreams > 1
+		                        ? c->src->nr_pages / c->nstreams + STREAM_CHUNK_PAGES
+		                        : c->src->nr_pages);
 	if (rc || !z->cache.nslots)
 		return rc;
 	c->rep->cache_bytes = z->cache.nslots * PAGE;
@@ -1189,8 +1249,9 @@ static int start_streams(struct pc_send_ctx *c)
 		w->c.nstreams = c->nstreams;
 		w->c.out.fd = fd;
 		w->c.out.rate_Bps = c->out.rate_Bps;
+		w->c.out.bucket = c->out.bucket;
+		w->c.out.abort = c->out.abort;
 		w->c.out.limited = c->out.limited;
-		w->c.out.last_us = loop_now_us();
 		w->c.out.cancel = c->params->cancel;
 		ws->n++; /* closed and freed by stop_streams from here on */
 		rc = out_record(&w->c.out, buf, STREAM_REC_JOIN,
@@ -1255,6 +1316,8 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
             struct mig_report *report)
 {
 	struct pc_send_ctx c = {.src = src, .params = params, .rep = report};
+	struct pc_bucket bucket = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	volatile int aborted = 0;
 	struct pc_cpu_state st = {0};
 	struct pc_params pp = params->policy;
 	struct pc_state pol;
@@ -1265,13 +1328,17 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	report->t_start_us = loop_now_us();
 	report->nr_pages = src->nr_pages;
 	c.nstreams = params->streams > 1 && params->extra ? params->streams : 1;
-	if (c.nstreams > STREAM_MAX_STREAMS)
+	if (c.nstreams > STREAM_MAX_STREAMS) {
+		log_error("migration: at most %u streams", STREAM_MAX_STREAMS);
 		return ERR_INVAL;
+	}
 	report->streams = c.nstreams;
 	c.out.fd = fd;
-	c.out.rate_Bps = params->bandwidth_Bps / c.nstreams;
+	c.out.rate_Bps = params->bandwidth_Bps;
+	c.out.bucket = &bucket;
+	c.out.abort = &aborted;
+	bucket.last_us = loop_now_us();
 	c.out.limited = params->bandwidth_Bps != 0;
-	c.out.last_us = loop_now_us();
 	c.out.cancel = params->cancel;
 	rc = stream_batch_init(&c.batch);
 	if (rc)
@@ -1311,6 +1378,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		}
 		pthread_mutex_init(&c.ws->lock, NULL);
 		pthread_cond_init(&c.ws->cond, NULL);
+		c.ws->main_fd = fd;
 		rc = start_streams(&c);
 		if (rc)
 			goto out;

@@ -36,6 +36,8 @@ struct pc_streams {
 	/* receiver: the next authenticated connection of a migration within timeout_ms; its fd
 	 * or a negative error (logged) */
 	int (*accept)(void *arg, int timeout_ms);
+	/* receiver: every extra stream came, or the migration failed before (may be NULL) */
+	void (*done)(void *arg);
 	void *arg;
 };
 

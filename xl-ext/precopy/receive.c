@@ -94,7 +94,21 @@ struct pc_recv_ctx {
 	struct codec_ctx *codec;
 	uint8_t *unz; /* a COMPRESSED record's body, decompressed */
 	struct mig_report *report;
+	unsigned stream_idx, nstreams; /* --streams: which this is, of how many */
 };
+
+/*
+ * With several streams each page comes down the stream of its chunk, which keeps the copies of
+ * a page in order; a page on another stream is a broken sender.
+ */
+static int check_streams(const struct pc_recv_ctx *r, uint64_t pfn)
+{
+	if (r->nstreams <= 1 || stream_of_pfn(pfn, r->nstreams) == r->stream_idx)
+		return 0;
+	log_error("migration stream %u of %u: page %llu belongs to stream %u", r->stream_idx + 1,
+	          r->nstreams, (unsigned long long)pfn, stream_of_pfn(pfn, r->nstreams) + 1);
+	return ERR_PROTO;
+}
 
 static int need_scratch(struct pc_recv_ctx *r)
 {
@@ -210,6 +224,8 @@ static int apply_pages(const struct stream_rec *rec, struct pc_recv_ctx *r)
 		log_error("migration stream: verification pages outside the verification pass");
 		return ERR_PROTO;
 	}
+	for (uint32_t i = 0; r->nstreams > 1 && i < p.count && !rc; i++)
+		rc = check_streams(r, stream_pages_pfn(&p, i) & STREAM_PFN_MASK);
 	for (uint32_t i = 0, n; i < p.count && !rc; i += n) {
 		uint64_t e = stream_pages_pfn(&p, i), pfn = e & STREAM_PFN_MASK;
 		bool zero = e & STREAM_PFN_ZERO;
@@ -285,6 +301,10 @@ static int apply_deltas(const struct stream_rec *rec, struct pc_recv_ctx *r)
 		log_error("migration stream: page deltas inside the verification pass");
 		return ERR_PROTO;
 	}
+	for (uint32_t i = 0; r->nstreams > 1 && i < d.count && !rc; i++)
+		rc = check_streams(r, stream_deltas_pfn(&d, i));
+	if (rc)
+		return rc;
 	data = d.data;
 	map = guest_map(r);
 	for (uint32_t i = 0; map && i < d.count && !rc; i++) {
@@ -541,8 +561,10 @@ static void *aux_main(void *arg)
 		}
 	}
 	a->rc = rc == 1 ? 0 : rc;
-	if (a->rc)
+	if (a->rc) { /* the sender stops too, and this end's first stream */
+		shutdown(a->fd, SHUT_RDWR);
 		shutdown(a->main_fd, SHUT_RD);
+	}
 	return NULL;
 }
 
@@ -562,6 +584,7 @@ static int start_aux(int fd, const struct stream_header *h, const struct pc_stre
 		return ERR_PROTO;
 	}
 	guest_map(r); /* before the threads: they share it */
+	r->nstreams = h->streams;
 	for (unsigned n = 1; n < h->streams; n++) {
 		uint8_t token[STREAM_TOKEN_LEN];
 		struct stream_rec rec;
@@ -596,6 +619,7 @@ static int start_aux(int fd, const struct stream_header *h, const struct pc_stre
 		a->r.codec = NULL;
 		a->r.unz = NULL;
 		a->r.report = &a->rep;
+		a->r.stream_idx = i + 1;
 		a->body = malloc(STREAM_MAX_BODY + 8);
 		if (!a->body)
 			return ERR_NOMEM;
@@ -674,8 +698,11 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 		rc = check_header(&rec, nr_pages, type, nr_vcpus, &h);
 	r.version = h.version;
 	report->streams = h.streams;
-	if (!rc && h.streams > 1)
+	if (!rc && h.streams > 1) {
 		rc = start_aux(fd, &h, extra, &r, aux, body);
+		if (extra && extra->done)
+			extra->done(extra->arg);
+	}
 	while (!rc) {
 		report->total_bytes += stream_rec_wire_size(rec.length);
 		rc = read_record(fd, body, &rec);
