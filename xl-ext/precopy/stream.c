@@ -8,8 +8,13 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#ifdef HAVE_XXH_DISPATCH
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxh_x86dispatch.h>    /* XXH3 in the library's widest vector code this CPU runs */
+#else
 #define XXH_INLINE_ALL
 #include <xxhash.h>
+#endif
 
 #include "common/error.h"
 #include "xl-ext/precopy/codec.h"
