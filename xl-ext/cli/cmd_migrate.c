@@ -56,6 +56,8 @@ enum {
 	OPT_COMPRESS,
 	OPT_COMPRESS_CACHE,
 	OPT_STREAMS,
+	OPT_MAX_DOWNTIME,
+	OPT_MAX_TOTAL,
 };
 
 /* A size in bytes: N, NKiB, NMiB or NGiB; 0 when it is not one. */
@@ -151,6 +153,21 @@ static int migrate_option(int opt, const char *arg, struct mig_request *req, int
 			return 2;
 		}
 		break;
+	case OPT_MAX_DOWNTIME:
+		n = strtoul(arg, &end, 10);
+		req->max_downtime_ms = (uint32_t)n;
+		if (*end || *arg == '-' || n < 1 || n > 600000) {
+			log_error("--max-downtime-ms: '%s' is not between 1 and 600000", arg);
+			return 2;
+		}
+		break;
+	case OPT_MAX_TOTAL:
+		req->max_total_s = strtod(arg, &end);
+		if (*end || end == arg || !(req->max_total_s > 0) || req->max_total_s > 86400) {
+			log_error("--max-total-s: '%s' is not a number of seconds (0-86400)", arg);
+			return 2;
+		}
+		break;
 	case OPT_COMPRESS_CACHE:
 		req->params.compress_cache_bytes = size_parse(arg);
 		if (req->params.compress_cache_bytes < 4096) {
@@ -196,6 +213,8 @@ int main_migrate(int argc, char **argv)
 	    {"compress", required_argument, NULL, OPT_COMPRESS},
 	    {"compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE},
 	    {"streams", required_argument, NULL, OPT_STREAMS},
+	    {"max-downtime-ms", required_argument, NULL, OPT_MAX_DOWNTIME},
+	    {"max-total-s", required_argument, NULL, OPT_MAX_TOTAL},
 	    CMD_LONGOPTS_END,
 	};
 	struct sigaction sa = {.sa_handler = on_cancel}, old_int, old_term;

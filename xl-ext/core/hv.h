@@ -86,6 +86,13 @@ struct hv_create_args {
 	const char *name; /* override the config's name, or NULL */
 };
 
+#define HV_SAMPLE_MAX_WINDOWS 16
+struct hv_dirty_sample {
+	uint64_t nr_pages, data_pages, union_pages;
+	unsigned windows, window_ms;
+	uint64_t dirtied[HV_SAMPLE_MAX_WINDOWS];
+};
+
 struct hv_ops {
 	const char *name;
 
@@ -153,6 +160,14 @@ struct hv_ops {
 	 */
 	int (*estimate_dirty_rate)(struct hv *hv, uint32_t domid, unsigned sample_ms,
 	                           double *pps_r);
+	/*
+	 * Sample the domain's dirtying with the kernel's dirty tracking for windows windows of
+	 * window_ms (at most HV_SAMPLE_MAX_WINDOWS): the distinct pages dirtied in each, in all of
+	 * them, and the pages that hold data, which a migration's first round sends. Tracking is
+	 * switched off again on every path. NULL: the backend cannot (predict.h's model needs it).
+	 */
+	int (*sample_dirty)(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned windows,
+	                    struct hv_dirty_sample *s);
 	/*
 	 * The backend's own consistency check of a domain, one line of text in out (the sim
 	 * verifies its memory image; with status_only it reports the domain's state).

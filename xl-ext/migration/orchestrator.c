@@ -154,8 +154,13 @@ static int check(const struct mig_request *req, uint32_t domid, const struct hv_
 
 		rc = preflight_run(&pa);
 	}
-	if (!rc && req->estimate)
-		rc = preflight_estimate(req->ops, req->hv, domid, out->name);
+	if (!rc && (req->estimate || req->max_downtime_ms || req->max_total_s > 0)) {
+		struct estimate_args ea = {.params = &req->params,
+		                           .max_downtime_ms = req->max_downtime_ms,
+		                           .max_total_s = req->max_total_s};
+
+		rc = preflight_estimate(req->ops, req->hv, domid, out->name, &ea);
+	}
 	return rc;
 }
 

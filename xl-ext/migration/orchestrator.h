@@ -54,6 +54,8 @@ struct mig_request {
 	bool paused;              /* -p: the destination leaves the domain paused */
 	bool dry_run;             /* run the checks only; nothing moves */
 	bool estimate;            /* sample the dirty rate before sending */
+	uint32_t max_downtime_ms; /* refuse when the estimate predicts more (implies estimate) */
+	double max_total_s;
 	bool allow_local_disks;   /* migrate with a local writable disk left behind (warned) */
 	bool no_preflight;        /* do not ask the destination before the stream (rune only) */
 	int reply_timeout_ms;     /* limit on each reply after the stream; 0: the default */

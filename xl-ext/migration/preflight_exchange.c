@@ -32,11 +32,14 @@
 #include "xl-ext/migration/preflight_exchange.h"
 #include "xl-ext/migration/preflight.h"
 #include "xl-ext/migration/xlproto.h"
+#include "xl-ext/precopy/precopy.h"
+#include "xl-ext/precopy/predict.h"
 
-#define PF_MAX_ANSWER  (1u << 20)
-#define PF_MAX_REQUEST (1u << 20)
-#define PF_ESTIMATE_MS 1000
-#define PF_TIMEOUT_MS  60000
+#define PF_MAX_ANSWER       (1u << 20)
+#define PF_MAX_REQUEST      (1u << 20)
+#define PF_ESTIMATE_MS      1000
+#define PF_ESTIMATE_WINDOWS 4 /* the sample's windows: their overlap gives the working set */
+#define PF_TIMEOUT_MS       60000
 
 /* This host's facts as a migration destination. */
 static int collect_dest(const struct hv_ops *ops, struct hv *hv, struct pf_dest *dst)
@@ -415,11 +418,89 @@ out:
 /*
  * --estimate: sample the domain's dirty rate with log-dirty mode (xen backend) and print it.
  */
-int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name)
+/* The sample of a backend that tracks the working set: the model's prediction, and the limits. */
+static int estimate_model(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name,
+                          const struct estimate_args *ea)
+{
+	struct hv_dirty_sample s;
+	struct pc_workload w;
+	struct pc_prediction p;
+	double link = ea->params ? (double)ea->params->bandwidth_Bps : 0;
+	int rc;
+
+	rc = ops->sample_dirty(hv, domid, PF_ESTIMATE_MS / PF_ESTIMATE_WINDOWS, PF_ESTIMATE_WINDOWS,
+	                       &s);
+	if (rc) {
+		log_error("cannot sample the dirtying of %s: %s", name, err_str(rc));
+		return rc;
+	}
+	rc = pc_fit_workload(s.dirtied, s.windows, s.window_ms / 1000.0, s.union_pages, s.nr_pages,
+	                     &w);
+	if (rc)
+		return rc;
+	w.data_pages = s.data_pages;
+	fprintf(stderr,
+	        "estimate: %s writes %.0f pages/s (%.1f MiB/s) within a working set of %llu pages "
+	        "(%.0f MiB); %llu of its %llu pages hold data (sampled %u x %u ms)\n",
+	        name, w.dirty_pps, w.dirty_pps * 4096 / 1048576, (unsigned long long)w.wws_pages,
+	        (double)w.wws_pages * 4096 / 1048576, (unsigned long long)w.data_pages,
+	        (unsigned long long)w.nr_pages, s.windows, s.window_ms);
+	if (link <= 0) {
+		if (ea->max_downtime_ms || ea->max_total_s > 0) {
+			log_error(
+			    "migrate --max-downtime-ms/--max-total-s: the prediction needs the "
+			    "link's rate: give --bandwidth RATE");
+			return ERR_INVAL;
+		}
+		fprintf(stderr, "estimate: give --bandwidth RATE (the link's rate) for the "
+		                "migration's predicted rounds, downtime, total time and bytes\n");
+		return 0;
+	}
+	pc_predict(&ea->params->policy, &w, link, &p);
+	fprintf(stderr,
+	        "estimate: pre-copy (%s policy) at %.0f Mbit/s: %u live rounds, downtime %.1f ms "
+	        "(%llu pages last), total %.2f s, %.0f MiB sent (%.2f x memory); %s (%s)\n",
+	        pc_policy_name(ea->params->policy.kind), link * 8 / 1e6, p.rounds, p.downtime_ms,
+	        (unsigned long long)p.final_pages, p.total_s, (double)p.bytes / 1048576,
+	        (double)p.bytes / ((double)w.nr_pages * 4096), pc_decision_name(p.decision),
+	        p.reason);
+	if (p.decision == PC_ABORT && (ea->max_downtime_ms || ea->max_total_s > 0)) {
+		log_error("migration of %s refused before anything moved: pre-copy is predicted "
+		          "not to converge (%s)",
+		          name, p.reason);
+		return ERR_NOTCONV;
+	}
+	if (ea->max_downtime_ms && p.downtime_ms > ea->max_downtime_ms) {
+		log_error("migration of %s refused before anything moved: predicted downtime %.1f "
+		          "ms is over --max-downtime-ms %u (a higher --bandwidth or a lower dirty "
+		          "rate would shorten it)",
+		          name, p.downtime_ms, ea->max_downtime_ms);
+		return ERR_NOTCONV;
+	}
+	if (ea->max_total_s > 0 && p.total_s > ea->max_total_s) {
+		log_error(
+		    "migration of %s refused before anything moved: predicted total %.2f s is "
+		    "over --max-total-s %g",
+		    name, p.total_s, ea->max_total_s);
+		return ERR_NOTCONV;
+	}
+	return 0;
+}
+
+int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name,
+                       const struct estimate_args *ea)
 {
 	double pps;
 	int rc;
 
+	if (ops->sample_dirty)
+		return estimate_model(ops, hv, domid, name, ea);
+	if (ea->max_downtime_ms || ea->max_total_s > 0) {
+		log_error("migrate --max-downtime-ms/--max-total-s need the %s backend to sample "
+		          "the working set, which it cannot",
+		          ops->name);
+		return ERR_NOTSUP;
+	}
 	if (!ops->estimate_dirty_rate) {
 		log_error("--estimate samples the hypervisor's log-dirty bitmap and needs the xen "
 		          "backend; the %s backend reports dirty rates per round with --progress "

@@ -30,6 +30,20 @@ struct preflight_args {
  */
 int preflight_serve(const struct hv_ops *ops, struct hv *hv);
 int preflight_run(const struct preflight_args *a);
-int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name);
+/* migrate --estimate: what the estimate needs and may refuse on. */
+struct estimate_args {
+	const struct mig_params
+	    *params;              /* the policy, and the --bandwidth cap as the link's rate */
+	uint32_t max_downtime_ms; /* refuse when the prediction is over (0: no limit) */
+	double max_total_s;
+};
+
+/*
+ * Sample the domain's dirtying and, where the backend samples its working set too
+ * (hv_ops.sample_dirty), predict the migration (predict.h) and print it; a prediction over a
+ * limit refuses the migration before anything moved (ERR_NOTCONV, logged).
+ */
+int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name,
+                       const struct estimate_args *ea);
 
 #endif

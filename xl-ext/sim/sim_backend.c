@@ -154,4 +154,5 @@ const struct hv_ops sim_hv_ops = {
     .disk_specs = sim_disk_specs,
     .config_file_json = sim_config_file_json,
     .domain_check = sim_domain_check,
+    .sample_dirty = sim_sample_dirty,
 };

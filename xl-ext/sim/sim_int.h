@@ -51,6 +51,8 @@ int sim_create_from_config(struct hv *hv, const struct sim_config *cfg, int inco
                            uint32_t *domid_r);
 
 /* sim_migrate.c: the two ends of a migration stream */
+int sim_sample_dirty(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned windows,
+                     struct hv_dirty_sample *s);
 int sim_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,
                     struct mig_report *report);
 int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,

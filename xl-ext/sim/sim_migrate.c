@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -109,6 +111,62 @@ static int memory_file(int ctl, int *fd_r, uint64_t *nr_pages_r)
 	*nr_pages_r = strtoull(buf, NULL, 10);
 	*fd_r = fd;
 	return 0;
+}
+
+int sim_sample_dirty(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned windows,
+                     struct hv_dirty_sample *out)
+{
+	struct sim_source s = {.hv = hv, .domid = domid, .ctl = -1};
+	const uint64_t *bitmap = NULL;
+	uint64_t *all = NULL, n;
+	char method[16];
+	struct stat st;
+	int mem_fd = -1, rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!windows || windows > HV_SAMPLE_MAX_WINDOWS || !window_ms)
+		return ERR_INVAL;
+	rc = sim_ctl_open(hv, domid, &s.ctl);
+	if (rc)
+		return rc;
+	rc = memory_file(s.ctl, &mem_fd, &out->nr_pages);
+	if (rc)
+		goto out;
+	if (fstat(mem_fd, &st) == 0)
+		out->data_pages = (uint64_t)st.st_blocks * 512 / 4096;
+	s.bm_bytes = ((out->nr_pages + 63) / 64) * 8;
+	all = calloc(1, s.bm_bytes);
+	if (!all) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
+	rc = src_logdirty_enable(&s, &bitmap, method, sizeof(method));
+	if (!rc)
+		rc = src_logdirty_fetch(&s, &n); /* what enabling left: from now on */
+	for (unsigned w = 0; w < windows && !rc; w++) {
+		struct timespec ts = {.tv_sec = window_ms / 1000,
+		                      .tv_nsec = (long)(window_ms % 1000) * 1000000};
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		rc = src_logdirty_fetch(&s, &out->dirtied[w]);
+		for (size_t i = 0; !rc && i < s.bm_bytes / 8; i++)
+			all[i] |= bitmap[i];
+	}
+	if (bitmap) /* tracking off again, on every path */
+		simctl_call(s.ctl, "logdirty-disable", NULL, 0, NULL, 0, NULL, NULL);
+	for (size_t i = 0; !rc && i < s.bm_bytes / 8; i++)
+		out->union_pages += (uint64_t)__builtin_popcountll(all[i]);
+	out->windows = windows;
+	out->window_ms = window_ms;
+out:
+	free(all);
+	if (mem_fd >= 0)
+		close(mem_fd);
+	if (s.bitmap)
+		munmap(s.bitmap, s.bm_bytes);
+	close(s.ctl);
+	return rc;
 }
 
 int sim_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_params *params,

@@ -1,0 +1,54 @@
+/*
+ * predict.h - what a pre-copy migration will take, before it starts: its rounds, downtime,
+ * total time and bytes, from the guest's measured dirtying and the link's rate.
+ *
+ * Pure logic. The guest is modelled as writing D pages a second at random within a writable
+ * working set of W pages: in t seconds it dirties W (1 - exp(-D t / W)) distinct pages. Two
+ * figures of a short sample give D and W (pc_fit_workload): the distinct pages dirtied in each
+ * window of tau seconds, n = W (1 - exp(-D tau / W)), and in all k windows together,
+ * U = W (1 - exp(-k D tau / W)). The rounds are then played through the project's own policy
+ * (policy.h): round 0 sends the pages that hold data, each later round what the one before left
+ * dirty, until the policy stops, aborts or throttles (a throttle of p % cuts D by p %), and
+ * stop-and-copy sends the rest with the guest paused, plus the switch-over's fixed cost.
+ */
+#ifndef XLEXT_PREDICT_H
+#define XLEXT_PREDICT_H
+
+#include <stdint.h>
+
+#include "xl-ext/precopy/policy.h"
+
+struct pc_workload {
+	uint64_t nr_pages;   /* the guest's memory */
+	uint64_t data_pages; /* pages holding data: what round 0 sends */
+	double dirty_pps;    /* D: page writes a second, at random within the working set */
+	uint64_t wws_pages;  /* W: the writable working set */
+};
+
+/*
+ * D and W from a sample: dirtied[i] distinct pages in window i (windows of window_s seconds),
+ * union_pages in all of them. A guest whose windows do not overlap at all has a working set
+ * as large as its memory (nr_pages). Returns 0, or ERR_INVAL for an empty sample.
+ */
+int pc_fit_workload(const uint64_t *dirtied, unsigned windows, double window_s,
+                    uint64_t union_pages, uint64_t nr_pages, struct pc_workload *w);
+
+struct pc_prediction {
+	unsigned rounds; /* live rounds */
+	enum pc_decision decision;
+	const char *reason;
+	unsigned max_throttle;
+	uint64_t final_pages;
+	double downtime_ms;
+	double total_s;
+	uint64_t bytes;
+};
+
+/*
+ * Play the migration of w over a link of link_Bps through the policy p (its nr_pages and
+ * page_wire_bytes are set from w and the stream's page cost).
+ */
+void pc_predict(const struct pc_params *p, const struct pc_workload *w, double link_Bps,
+                struct pc_prediction *out);
+
+#endif
