@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -59,11 +60,20 @@ int64_t __wrap_loop_now_us(void)
 	return __atomic_load_n(&fake_now_us, __ATOMIC_SEQ_CST);
 }
 
+/*
+ * A sleep ends at the time it began plus its length, or at once when another thread's sleep or
+ * writes (the streams of --streams) took the clock there already: sleeps of concurrent threads
+ * overlap, as they do in real time, rather than add up.
+ */
 int __wrap_nanosleep(const struct timespec *req, struct timespec *rem)
 {
+	int64_t now = __atomic_load_n(&fake_now_us, __ATOMIC_SEQ_CST);
+	int64_t until = now + (int64_t)req->tv_sec * 1000000 + req->tv_nsec / 1000;
+
 	(void)rem;
-	__atomic_add_fetch(&fake_now_us, (int64_t)req->tv_sec * 1000000 + req->tv_nsec / 1000,
-	                   __ATOMIC_SEQ_CST);
+	while (now < until && !__atomic_compare_exchange_n(&fake_now_us, &now, until, false,
+	                                                   __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		;
 	__atomic_add_fetch(&nr_sleeps, 1, __ATOMIC_SEQ_CST);
 	return 0;
 }
@@ -260,9 +270,11 @@ static void guarded_free(struct guarded *g)
 /* --- a migration: pc_send here, pc_receive in a thread, over a pipe ------------------------- */
 
 /*
- * --streams over socket pairs: the sender's open makes one and queues its other end, the
- * receiver's accept takes it from the queue (or, with bad_join, a connection of another
- * migration: a JOIN with a foreign token).
+ * --streams over pipes, as the first stream: the sender's open makes one and queues its
+ * reading end, the receiver's accept takes it from the queue (or, with bad_join, a connection
+ * of another migration: a JOIN with a foreign token). A pipe, unlike a socket, does not say
+ * what it holds (SIOCOUTQ), so the sender's drain wait, which would spend the test's clock
+ * while a receiver thread starved of a CPU catches up, does not run.
  */
 struct squeue {
 	pthread_mutex_t lock;
@@ -279,7 +291,7 @@ static int sq_open(void *arg)
 
 	if (q->fail_open)
 		return ERR_IO;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(pipe2(sv, O_CLOEXEC), 0);
 	pthread_mutex_lock(&q->lock);
 	if (q->closed) { /* the receiver is gone: refused */
 		pthread_mutex_unlock(&q->lock);
@@ -288,10 +300,10 @@ static int sq_open(void *arg)
 		return ERR_IO;
 	}
 	assert_true(q->n < STREAM_MAX_STREAMS);
-	q->fds[q->n++] = sv[1];
+	q->fds[q->n++] = sv[0];
 	pthread_cond_broadcast(&q->cond);
 	pthread_mutex_unlock(&q->lock);
-	return sv[0];
+	return sv[1];
 }
 
 static int sq_accept(void *arg, int timeout_ms)
@@ -313,7 +325,7 @@ static int sq_accept(void *arg, int timeout_ms)
 		int sv[2];
 
 		memset(token, 0x77, sizeof(token));
-		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		assert_int_equal(pipe2(sv, O_CLOEXEC), 0);
 		stream_encode_join(rec + STREAM_REC_HDR_SIZE, sizeof(rec), token, 1);
 		assert_int_equal(
 		    fd_write_exact(sv[1], rec,
