@@ -95,7 +95,7 @@ int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr
 				          guest);
 		}
 		status = HA_WORKER_OK;
-	} else if (out.result == MIG_FAILED_UNDEFINED) {
+	} else if (out.result == MIG_FAILED_UNDEFINED || out.result == MIG_FAILED_POSTCOPY) {
 		/*
 		 * Past GO the target may run it: never resume here on our own. The paused copy
 		 * (<guest>--migratedaway) stays until the cluster knows whether the target runs the

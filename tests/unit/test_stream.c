@@ -143,7 +143,7 @@ static void test_streams_header_and_join(void **state)
 	assert_memory_equal(token, h.token, STREAM_TOKEN_LEN);
 	for (uint32_t bad = 0; bad < 3; bad++) { /* index 0, index over the bound, reserved set */
 		stream_encode_join(body, STREAM_MAX_BODY, h.token,
-		                   bad == 1 ? STREAM_MAX_STREAMS : 0);
+		                   bad == 1 ? STREAM_MAX_STREAMS + 1 : 0);
 		if (bad == 2) {
 			stream_encode_join(body, STREAM_MAX_BODY, h.token, 1);
 			body[STREAM_TOKEN_LEN + 4] = 1;
@@ -455,9 +455,198 @@ static void test_zero_page_detection(void **state)
 	assert_string_equal(stream_rec_name(99), "UNKNOWN");
 }
 
+/* Seal body_len bytes of body as type and parse it back. */
+static struct stream_rec resealed(uint32_t type, int body_len)
+{
+	struct stream_rec rec;
+
+	assert_true(body_len >= 0);
+	stream_rec_seal(buf, type, (uint32_t)body_len);
+	assert_int_equal(reparse(buf, &rec), 0);
+	return rec;
+}
+
+/* Version 4: the post-copy flag, with one stream or several; what else is refused. */
+static void test_postcopy_header(void **state)
+{
+	struct stream_header h = {.version = 4,
+	                          .page_size = 4096,
+	                          .nr_pages = 4096,
+	                          .domain_type = 1,
+	                          .nr_vcpus = 2,
+	                          .streams = 1,
+	                          .flags = STREAM_HDR_POSTCOPY},
+	                     back;
+	uint8_t *body = buf + STREAM_REC_HDR_SIZE;
+	struct stream_rec rec;
+
+	(void)state;
+	rec = resealed(STREAM_REC_HEADER, stream_encode_header(body, STREAM_MAX_BODY, &h));
+	assert_int_equal(stream_decode_header(&rec, &back), 0);
+	assert_int_equal(back.flags, STREAM_HDR_POSTCOPY);
+	assert_int_equal(back.streams, 1);
+	/* an unknown flag; no stream at all; version 3 with a flag or one stream */
+	for (int k = 0; k < 4; k++) {
+		struct stream_header b = h;
+
+		b.flags = k == 0 ? 2 : STREAM_HDR_POSTCOPY;
+		b.streams = k == 1 ? 0 : 1;
+		if (k >= 2) {
+			b.version = 3;
+			b.streams = k == 2 ? 2 : 1;
+		}
+		rec = resealed(STREAM_REC_HEADER, stream_encode_header(body, STREAM_MAX_BODY, &b));
+		if (k == 2) /* the encoder writes no flags into version 3: set them by hand */
+			body[36] = STREAM_HDR_POSTCOPY, rec = resealed(STREAM_REC_HEADER, 56);
+		assert_int_equal(stream_decode_header(&rec, &back), ERR_PROTO);
+	}
+}
+
+static void test_postcopy_need(void **state)
+{
+	uint64_t words[3] = {0xffull, 0, 1ull << 63}, first;
+	uint8_t *body = buf + STREAM_REC_HDR_SIZE;
+	const uint8_t *w;
+	struct stream_rec rec;
+	uint32_t n, prepage;
+
+	(void)state;
+	rec = resealed(STREAM_REC_POSTCOPY_NEED,
+	               stream_encode_need(body, STREAM_MAX_BODY, 64, words, 3, 16));
+	assert_int_equal(stream_decode_need(&rec, 256, &first, &w, &n, &prepage), 0);
+	assert_int_equal(first, 64);
+	assert_int_equal(n, 3);
+	assert_int_equal(prepage, 16);
+	assert_int_equal(w[0], 0xff);
+	assert_int_equal(w[1], 0);
+	/* the last bit names page 255: a guest of 255 pages has none such */
+	assert_int_equal(stream_decode_need(&rec, 255, &first, &w, &n, &prepage), ERR_PROTO);
+	assert_int_equal(stream_decode_need(&rec, 64, &first, &w, &n, &prepage), ERR_PROTO);
+	/* the encoder refuses what the decoder would */
+	assert_true(stream_encode_need(body, STREAM_MAX_BODY, 1, words, 1, 0) < 0);
+	assert_true(stream_encode_need(body, STREAM_MAX_BODY, 0, words, 0, 0) < 0);
+	assert_true(stream_encode_need(body, STREAM_MAX_BODY, 0, words, 1, STREAM_MAX_BATCH) < 0);
+	assert_true(stream_encode_need(body, 20, 0, words, 3, 0) < 0);
+	/* malformed on the wire: unaligned first, prepage over, words over the bound, length */
+	for (int k = 0; k < 5; k++) {
+		int len = stream_encode_need(body, STREAM_MAX_BODY, 0, words, 2, 0);
+
+		if (k == 0)
+			body[0] = 3;
+		else if (k == 1)
+			body[13] = 0x10; /* prepage 4096 */
+		else if (k == 2)
+			body[10] = 1; /* words 65538 */
+		else if (k == 3)
+			len -= 8;
+		else
+			len = 16;
+		rec = resealed(STREAM_REC_POSTCOPY_NEED, len);
+		assert_int_equal(stream_decode_need(&rec, 4096, &first, &w, &n, &prepage),
+		                 ERR_PROTO);
+	}
+}
+
+static void test_postcopy_requests(void **state)
+{
+	uint64_t pfns[3] = {5, 6, 4095};
+	uint8_t *body = buf + STREAM_REC_HDR_SIZE;
+	const uint8_t *p;
+	struct stream_rec rec;
+	uint32_t n;
+
+	(void)state;
+	rec = resealed(STREAM_REC_PAGE_REQ, stream_encode_req(body, STREAM_MAX_BODY, pfns, 3));
+	assert_int_equal(stream_decode_req(&rec, 4096, &p, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(p[16], 0xff);
+	assert_int_equal(stream_decode_req(&rec, 4095, &p, &n), ERR_PROTO); /* beyond the guest */
+	assert_true(stream_encode_req(body, STREAM_MAX_BODY, pfns, 0) < 0);
+	assert_true(stream_encode_req(body, STREAM_MAX_BODY, pfns, STREAM_MAX_BATCH + 1) < 0);
+	for (int k = 0; k < 4; k++) { /* count 0, count over, reserved set, length */
+		int len = stream_encode_req(body, STREAM_MAX_BODY, pfns, 2);
+
+		if (k == 0)
+			memset(body, 0, 4);
+		else if (k == 1)
+			body[2] = 1; /* 65538 */
+		else if (k == 2)
+			body[4] = 1;
+		else
+			len += 8;
+		rec = resealed(STREAM_REC_PAGE_REQ, len);
+		assert_int_equal(stream_decode_req(&rec, 4096, &p, &n), ERR_PROTO);
+	}
+}
+
+static void test_postcopy_ready_and_done(void **state)
+{
+	struct stream_done d = {.pages = 100,
+	                        .faults = 7,
+	                        .prepaged = 50,
+	                        .zero = 3,
+	                        .fault_p50_us = 10,
+	                        .fault_p99_us = 20,
+	                        .fault_max_us = 30},
+	                   back;
+	uint8_t *body = buf + STREAM_REC_HDR_SIZE;
+	struct stream_rec rec;
+	char text[16];
+	uint32_t status;
+
+	(void)state;
+	rec = resealed(STREAM_REC_POSTCOPY_READY,
+	               stream_encode_ready(body, STREAM_MAX_BODY, 95, "no uffd\there!"));
+	assert_int_equal(stream_decode_ready(&rec, &status, text, sizeof(text)), 0);
+	assert_int_equal(status, 95);
+	assert_string_equal(text, "no uffd?here!"); /* a control character never reaches a log */
+	rec = resealed(STREAM_REC_POSTCOPY_READY,
+	               stream_encode_ready(body, STREAM_MAX_BODY, 0, NULL));
+	assert_int_equal(stream_decode_ready(&rec, &status, text, sizeof(text)), 0);
+	assert_int_equal(status, 0);
+	assert_string_equal(text, "");
+	body[4] = (uint8_t)(STREAM_MAX_READY_TEXT + 1); /* a text over the bound */
+	body[5] = 1;
+	rec = resealed(STREAM_REC_POSTCOPY_READY, 8 + STREAM_MAX_READY_TEXT + 257);
+	assert_int_equal(stream_decode_ready(&rec, &status, text, sizeof(text)), ERR_PROTO);
+	memset(body, 0, 8);
+	body[4] = 4; /* says 4 bytes, has 3 */
+	rec = resealed(STREAM_REC_POSTCOPY_READY, 11);
+	assert_int_equal(stream_decode_ready(&rec, &status, text, sizeof(text)), ERR_PROTO);
+
+	rec = resealed(STREAM_REC_POSTCOPY_DONE, stream_encode_done(body, STREAM_MAX_BODY, &d));
+	assert_int_equal(stream_decode_done(&rec, &back), 0);
+	assert_int_equal(back.pages, 100);
+	assert_int_equal(back.faults, 7);
+	assert_int_equal(back.prepaged, 50);
+	assert_int_equal(back.zero, 3);
+	assert_int_equal(back.fault_p50_us, 10);
+	assert_int_equal(back.fault_p99_us, 20);
+	assert_int_equal(back.fault_max_us, 30);
+	for (int k = 0; k < 4; k++) { /* prepaged > pages, p50 > p99, reserved set, length */
+		int len = stream_encode_done(body, STREAM_MAX_BODY, &d);
+
+		if (k == 0)
+			body[16] = 200;
+		else if (k == 1)
+			body[32] = 50;
+		else if (k == 2)
+			body[44] = 1;
+		else
+			len = 40;
+		rec = resealed(STREAM_REC_POSTCOPY_DONE, len);
+		assert_int_equal(stream_decode_done(&rec, &back), ERR_PROTO);
+	}
+	assert_string_equal(stream_rec_name(STREAM_REC_POSTCOPY_DONE), "POSTCOPY_DONE");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_postcopy_header),
+	    cmocka_unit_test(test_postcopy_need),
+	    cmocka_unit_test(test_postcopy_requests),
+	    cmocka_unit_test(test_postcopy_ready_and_done),
 	    cmocka_unit_test(test_header_round_trip),
 	    cmocka_unit_test(test_header_rejects_foreign),
 	    cmocka_unit_test(test_every_flipped_bit_is_caught),

@@ -20,6 +20,7 @@
 #include "xl-ext/migration/orchestrator.h"
 #include "xl-ext/migration/preflight_exchange.h"
 #include "xl-ext/precopy/codec.h"
+#include "xl-ext/precopy/postcopy.h"
 #include "xl-ext/precopy/stream.h"
 #include "xl-ext/migration/transport.h"
 
@@ -58,6 +59,8 @@ enum {
 	OPT_STREAMS,
 	OPT_MAX_DOWNTIME,
 	OPT_MAX_TOTAL,
+	OPT_MODE,
+	OPT_PREPAGE,
 };
 
 /* A size in bytes: N, NKiB, NMiB or NGiB; 0 when it is not one. */
@@ -153,6 +156,21 @@ static int migrate_option(int opt, const char *arg, struct mig_request *req, int
 			return 2;
 		}
 		break;
+	case OPT_MODE:
+		if (mig_mode_parse(arg, &req->params.mode)) {
+			log_error("--mode: '%s' unknown (precopy, postcopy, hybrid)", arg);
+			return 2;
+		}
+		break;
+	case OPT_PREPAGE:
+		n = strtoul(arg, &end, 10);
+		req->params.prepage = (unsigned)n;
+		if (*end || *arg == '-' || end == arg || n > PC_PREPAGE_MAX) {
+			log_error("--prepage: '%s' is not a number of pages (0-%u)", arg,
+			          PC_PREPAGE_MAX);
+			return 2;
+		}
+		break;
 	case OPT_MAX_DOWNTIME:
 		n = strtoul(arg, &end, 10);
 		req->max_downtime_ms = (uint32_t)n;
@@ -215,6 +233,8 @@ int main_migrate(int argc, char **argv)
 	    {"streams", required_argument, NULL, OPT_STREAMS},
 	    {"max-downtime-ms", required_argument, NULL, OPT_MAX_DOWNTIME},
 	    {"max-total-s", required_argument, NULL, OPT_MAX_TOTAL},
+	    {"mode", required_argument, NULL, OPT_MODE},
+	    {"prepage", required_argument, NULL, OPT_PREPAGE},
 	    CMD_LONGOPTS_END,
 	};
 	struct sigaction sa = {.sa_handler = on_cancel}, old_int, old_term;
@@ -281,6 +301,12 @@ int main_migrate(int argc, char **argv)
 		log_error("migrate: --streams %u needs the direct transport (--tcp ADDR:PORT --key "
 		          "FILE); ssh carries one stream",
 		          req.params.streams);
+		return 2;
+	}
+	if (req.params.mode != MIG_MODE_PRECOPY && !req.tcp_addr) {
+		log_error("migrate: --mode %s needs the direct transport (--tcp ADDR:PORT --key "
+		          "FILE): post-copy asks for pages on a connection of its own",
+		          mig_mode_name(req.params.mode));
 		return 2;
 	}
 	if (!req.tcp_addr && argc - optind < 2) {

@@ -169,6 +169,13 @@ struct hv_ops {
 	int (*sample_dirty)(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned windows,
 	                    struct hv_dirty_sample *s);
 	/*
+	 * Post-copy (migrate --mode postcopy|hybrid), on the destination: wait until the domain
+	 * that receive_stream left running with pages still to come holds them all, or the phase
+	 * failed (the domain is then paused for good). Fills report->postcopy; 0 when
+	 * receive_stream started no such phase. NULL: the backend has no post-copy.
+	 */
+	int (*postcopy_end)(struct hv *hv, uint32_t domid, struct mig_report *report);
+	/*
 	 * The backend's own consistency check of a domain, one line of text in out (the sim
 	 * verifies its memory image; with status_only it reports the domain's state).
 	 */

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "xl-ext/migration/handshake.h"
+#include "xl-ext/precopy/postcopy.h"
 #include "xl-ext/migration/xlproto.h"
 #include "xl-ext/precopy/precopy.h"
 
@@ -287,6 +288,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		                "permission for sender to resume", a->peer, a->reply_timeout_ms);
 		if (rc)
 			goto failed_badly;
+		pc_postcopy_cancel(rep); /* it never ran there */
 		a->ops->rename(a->hv, a->domid, away, a->name);
 		resume_source(a);
 		*result_r = MIG_FAILED_TARGET;
@@ -305,6 +307,20 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 		free(final);
 		fault_point("send:final");
 	}
+	if (rep->pc) {
+		/* post-copy: the guest runs there, and pages it lacks are only here */
+		rc = pc_postcopy_finish(rep);
+		if (rc) {
+			log_error(
+			    "migration of %s: post-copy to %s failed after the guest started "
+			    "there: %s pauses it for good, and its copy here (paused as %s) is "
+			    "older than its disks and must never be resumed. Restart it from "
+			    "its disks: destroy both copies, then create it again.",
+			    a->name, a->peer, a->peer, away);
+			*result_r = MIG_FAILED_POSTCOPY;
+			return rc;
+		}
+	}
 	rc = a->ops->destroy(a->hv, a->domid);
 	if (rc)
 		log_warn("migration of %s succeeded but its old copy (%s) could not be destroyed "
@@ -314,6 +330,7 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	return 0;
 
 failed_resume:
+	pc_postcopy_cancel(rep); /* the guest never ran there */
 	if (renamed)
 		a->ops->rename(a->hv, a->domid, away, a->name);
 	resume_source(a);
@@ -321,6 +338,10 @@ failed_resume:
 	return rc ? rc : ERR_IO;
 
 failed_badly:
+	if (rep->pc && pc_postcopy_finish(rep) == 0)
+		log_warn("migration of %s: %s took every page post-copy sends (it runs the guest, "
+		         "or has it paused)",
+		         a->name, a->peer);
 	log_error("migration of %s to %s failed during the final handshake: domain state is now "
 	          "undefined. Check BOTH hosts for running instances (here it is renamed %s) and "
 	          "resume at most one; two instances would corrupt its disks.",
@@ -503,9 +524,26 @@ report:
 				    name);
 			free(final);
 		}
+		if (rep->pc && a->ops->postcopy_end) {
+			rc = a->ops->postcopy_end(a->hv, domid, rep);
+			if (rc)
+				log_error(
+				    "migration target: post-copy of %s failed: it is paused here "
+				    "for good (pages it needs stayed with the sender); restart it "
+				    "from its disks: destroy it here and on the sender, then "
+				    "create it again",
+				    name);
+			else
+				log_info("migration target: post-copy of %s complete: %llu pages "
+				         "pulled, %llu pushed, %llu faults",
+				         name, (unsigned long long)rep->postcopy.pulled,
+				         (unsigned long long)rep->postcopy.pushed,
+				         (unsigned long long)rep->postcopy.faults);
+		}
 		goto out;
 	}
 	log_error("migration target: failure (%s), destroying our copy of %s", err_str(rc), name);
+	pc_postcopy_cancel(rep);
 	a->ops->destroy(a->hv, domid);
 	if (ext)
 		a->ext->abort(a->ext_ctx);
@@ -513,6 +551,7 @@ report:
 		fd_write_exact(a->send_fd, xlp_permission_to_go, xlp_permission_to_go_len());
 	goto out;
 destroy:
+	pc_postcopy_cancel(rep);
 	a->ops->destroy(a->hv, domid);
 	if (ext)
 		a->ext->abort(a->ext_ctx);

@@ -21,6 +21,9 @@ enum mig_result {
 	MIG_FAILED_UNDEFINED, /* I/O failed after GO: state undefined, check both ends */
 	MIG_FAILED_NO_RESUME, /* suspend timed out: not resumed (as xl) */
 	MIG_REFUSED,          /* refused before anything was suspended: the guest untouched */
+	MIG_FAILED_POSTCOPY,  /* post-copy failed after the guest ran on the target: paused there
+	                         for good, its old copy here never resumed; restart it from its
+	                         disks */
 };
 
 /*

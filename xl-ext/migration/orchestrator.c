@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "xl-ext/migration/handover.h"
 #include "xl-ext/migration/orchestrator.h"
+#include "xl-ext/precopy/postcopy.h"
 #include "xl-ext/migration/preflight_exchange.h"
 #include "xl-ext/migration/transport.h"
 #include "xl-ext/migration/xlproto.h"
@@ -32,6 +33,7 @@ void mig_request_init(struct mig_request *req)
 	req->reply_timeout_ms = MIG_REPLY_TIMEOUT_MS;
 	req->params.policy.kind = PC_POLICY_ADAPTIVE;
 	req->params.policy.on_stall = PC_STALL_THROTTLE;
+	req->params.prepage = PC_PREPAGE_DEFAULT;
 }
 
 const char *mig_result_text(enum mig_result result)
@@ -49,6 +51,9 @@ const char *mig_result_text(enum mig_result result)
 		return "failed after the point of no return; domain state undefined";
 	case MIG_FAILED_NO_RESUME:
 		return "failed to suspend; domain left as it is";
+	case MIG_FAILED_POSTCOPY:
+		return "post-copy failed after the switch-over; domain paused on the target for "
+		       "good";
 	}
 	return "?";
 }
@@ -280,6 +285,20 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 		rc = ERR_INVAL;
 		goto out;
 	}
+	if (req->params.mode != MIG_MODE_PRECOPY && !req->ops->postcopy_end) {
+		log_error("migrate --mode %s: the %s backend has no post-copy (Xen 4.17 has none); "
+		          "use --mode precopy",
+		          mig_mode_name(req->params.mode), req->ops->name);
+		rc = ERR_NOTSUP;
+		goto out;
+	}
+	if (req->params.mode != MIG_MODE_PRECOPY && (!req->tcp_addr || req->channel_fd >= 0)) {
+		log_error("migrate --mode %s: post-copy asks for pages on a connection of its own, "
+		          "which needs the direct transport (--tcp ADDR:PORT --key FILE)",
+		          mig_mode_name(req->params.mode));
+		rc = ERR_INVAL;
+		goto out;
+	}
 	if ((req->tcp_addr || req->channel_fd >= 0) && req->dry_run) {
 		log_error(
 		    "migrate --dry-run asks the destination through the ssh (-s) transport; a "
@@ -311,7 +330,7 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 	a.reply_timeout_ms =
 	    req->reply_timeout_ms > 0 ? req->reply_timeout_ms : MIG_REPLY_TIMEOUT_MS;
 	a.params = req->params;
-	a.params.extra = req->params.streams > 1 ? &extra : NULL;
+	a.params.extra = req->params.streams > 1 || req->params.mode ? &extra : NULL;
 	/* the receiver may take none of the stream for as long as it may take to answer */
 	a.params.stall_timeout_ms = a.reply_timeout_ms;
 	rc = mig_send(&a, &out->report, &out->result);

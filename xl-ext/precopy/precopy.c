@@ -27,6 +27,7 @@
 #include "common/loop.h"
 #include "xl-ext/precopy/codec.h"
 #include "xl-ext/precopy/pagecache.h"
+#include "xl-ext/precopy/postcopy.h"
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/precopy/precopy_int.h"
 #include "xl-ext/precopy/stream.h"
@@ -225,6 +226,8 @@ struct pc_send_ctx {
 	size_t bm_words;
 	struct pc_compress z;
 	unsigned idx, nstreams; /* --streams: which this context sends, of how many */
+	enum mig_mode mode;     /* --mode: precopy, postcopy, hybrid */
+	int pc_fd;              /* the post-copy channel (postcopy.h), -1 */
 	uint8_t token[STREAM_TOKEN_LEN];
 	struct pc_workers *ws; /* the first stream's: the threads of the others */
 };
@@ -754,16 +757,19 @@ static void progress_line(const struct mig_round_report *rr, uint64_t nr_pages)
 static int send_header(struct pc_send_ctx *c)
 {
 	static uint8_t buf[STREAM_REC_HDR_SIZE + 64];
-	struct stream_header h = {.version = c->nstreams > 1 ? 3
-	                                     : c->z.mode     ? 2
-	                                                     : STREAM_VERSION,
+	struct stream_header h = {.version = c->mode           ? 4
+	                                     : c->nstreams > 1 ? 3
+	                                     : c->z.mode       ? 2
+	                                                       : STREAM_VERSION,
 	                          .page_size = PAGE,
 	                          .nr_pages = c->src->nr_pages,
 	                          .domain_type = c->src->type,
 	                          .nr_vcpus = c->src->nr_vcpus,
-	                          .streams = c->nstreams};
+	                          .streams = c->nstreams,
+	                          .flags = c->mode ? STREAM_HDR_POSTCOPY : 0};
 
-	if (c->nstreams > 1 && getrandom(h.token, sizeof(h.token), 0) != sizeof(h.token))
+	if ((c->nstreams > 1 || c->mode) &&
+	    getrandom(h.token, sizeof(h.token), 0) != sizeof(h.token))
 		return err_from_errno(errno);
 	memcpy(c->token, h.token, sizeof(h.token));
 	return out_record(&c->out, buf, STREAM_REC_HEADER,
@@ -1137,6 +1143,118 @@ static int stop_and_copy(struct pc_send_ctx *c, struct pc_cpu_state *st)
 	return rc;
 }
 
+/*
+ * The pages the destination lacks at a post-copy switch-over: for a guest that had pre-copy
+ * rounds (hybrid), what they left dirty; otherwise every page that holds data. Page 0 goes
+ * with the state.
+ */
+static int postcopy_need(struct pc_send_ctx *c, uint64_t **need_r)
+{
+	uint64_t n = c->src->nr_pages, pfn = 0, *need = calloc(c->bm_words, sizeof(uint64_t));
+	int rc = 0;
+
+	if (!need)
+		return ERR_NOMEM;
+	if (c->mode == MIG_MODE_HYBRID && c->rep->nrounds) {
+		memcpy(need, c->pending, c->bm_words * sizeof(uint64_t));
+	} else {
+		while (pfn < n && !rc) {
+			uint64_t start = n, end = n;
+
+			rc = next_data(c, pfn, &start, &end);
+			for (uint64_t q = start; !rc && q < end; q++)
+				need[q / 64] |= 1ull << (q % 64);
+			pfn = end > start ? end : n;
+		}
+	}
+	need[0] &= ~1ull;
+	if (rc)
+		free(need);
+	else
+		*need_r = need;
+	return rc;
+}
+
+static int send_need(struct pc_send_ctx *c, const uint64_t *need)
+{
+	size_t cap = STREAM_REC_HDR_SIZE + 16 + STREAM_MAX_NEED_WORDS * 8;
+	uint8_t *buf = malloc(cap);
+	int rc = 0;
+
+	if (!buf)
+		return ERR_NOMEM;
+	for (size_t w = 0; w < c->bm_words && !rc; w += STREAM_MAX_NEED_WORDS) {
+		uint32_t nw =
+		    (uint32_t)(c->bm_words - w < STREAM_MAX_NEED_WORDS ? c->bm_words - w
+		                                                       : STREAM_MAX_NEED_WORDS);
+
+		rc = out_record(&c->out, buf, STREAM_REC_POSTCOPY_NEED,
+		                stream_encode_need(buf + STREAM_REC_HDR_SIZE,
+		                                   cap - STREAM_REC_HDR_SIZE, (uint64_t)w * 64,
+		                                   need + w, nw, c->params->prepage));
+	}
+	free(buf);
+	return rc;
+}
+
+/*
+ * The post-copy switch-over: pause the guest, send its state and page 0, name the pages the
+ * destination lacks (POSTCOPY_NEED) and end the stream; the rest goes on the post-copy channel
+ * from a thread (postcopy.h) that outlives this call. The dirty pages of the last moments go
+ * first: the guest works on them.
+ */
+static int postcopy_switch(struct pc_send_ctx *c, struct pc_cpu_state *st)
+{
+	struct mig_report *report = c->rep;
+	uint64_t sent = 0, zero = 0, ndirty, *need = NULL, bytes0;
+	int rc;
+
+	report->t_pause_us = loop_now_us();
+	c->out.limited = false;
+	rc = c->src->ops->suspend(c->src->arg, st);
+	if (rc)
+		return rc;
+	report->t_suspended_us = loop_now_us();
+	fault_point("send:suspend");
+	rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
+	if (rc)
+		return rc;
+	take_dirty(c, c->mode == MIG_MODE_HYBRID && report->nrounds);
+	rc = postcopy_need(c, &need);
+	if (rc)
+		return rc;
+	bytes0 = sent_bytes(c);
+	rc = send_run(c, 0, 1, false, &sent, &zero);
+	if (!rc)
+		rc = flush_batch(c);
+	if (!rc)
+		rc = flush_deltas(c);
+	if (!rc)
+		rc = send_state(c, st);
+	if (!rc)
+		rc = send_need(c, need);
+	report->final_pages = sent;
+	report->final_bytes = sent_bytes(c) - bytes0;
+	report->total_pages += sent;
+	if (!rc && c->params->debug)
+		log_warn("migration: --debug's verification pass needs the whole memory at the "
+		         "switch-over; post-copy skips it (check the guest with its backend's "
+		         "check instead)");
+	if (!rc)
+		rc = run_all(c, PC_JOB_END, &sent, &zero);
+	report->t_stream_end_us = loop_now_us();
+	if (rc) {
+		free(need);
+		return rc;
+	}
+	log_debug("post-copy: %llu pages follow the switch-over",
+	          (unsigned long long)count_pending(c));
+	rc = pc_postcopy_serve(report, c->pc_fd, c->src->mem_fd, c->src->nr_pages, need, c->pending,
+	                       c->params->bandwidth_Bps);
+	c->pc_fd = -1; /* the phase's, even on failure */
+	return rc;
+}
+
 /* --compress: the cache, the delta batch and the compressor's buffers; auto's first figures. */
 static int compress_init(struct pc_send_ctx *c)
 {
@@ -1328,6 +1446,9 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	report->t_start_us = loop_now_us();
 	report->nr_pages = src->nr_pages;
 	c.nstreams = params->streams > 1 && params->extra ? params->streams : 1;
+	c.mode = params->mode;
+	c.pc_fd = -1;
+	report->mode = c.mode;
 	if (c.nstreams > STREAM_MAX_STREAMS) {
 		log_error("migration: at most %u streams", STREAM_MAX_STREAMS);
 		return ERR_INVAL;
@@ -1354,6 +1475,8 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 	}
 	pp.nr_pages = src->nr_pages;
 	pp.page_wire_bytes = PAGE + 8;
+	if (c.mode == MIG_MODE_HYBRID)
+		pp.on_stall = PC_STALL_ABORT; /* post-copy instead of slowing the guest */
 	pc_init(&pol, &pp);
 	sample_ram(&c);
 	rc = compress_init(&c);
@@ -1383,11 +1506,25 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		if (rc)
 			goto out;
 	}
-	rc = live_rounds(&c, &pol);
+	if (c.mode) { /* a destination that cannot take it refuses before anything moved */
+		c.pc_fd = pc_postcopy_connect(params, c.token, c.nstreams);
+		if (c.pc_fd < 0) {
+			rc = c.pc_fd;
+			goto out;
+		}
+	}
+	rc = c.mode == MIG_MODE_POSTCOPY ? 0 : live_rounds(&c, &pol);
+	if (rc == ERR_NOTCONV && c.mode == MIG_MODE_HYBRID) {
+		log_info("migration: pre-copy does not converge (%s); post-copy for the rest",
+		         report->reason ? report->reason : "policy");
+		rc = 0;
+	}
 	if (rc)
 		goto out;
-	rc = stop_and_copy(&c, &st);
+	rc = c.mode ? postcopy_switch(&c, &st) : stop_and_copy(&c, &st);
 out:
+	if (c.pc_fd >= 0)
+		close(c.pc_fd);
 	if (c.out.stall_ms > 0)
 		fcntl(fd, F_SETFL, fd_flags);
 	report->stalled = c.out.stalled;

@@ -44,6 +44,15 @@ struct pc_streams {
 /* How long a receiver waits for each extra stream after the header named them. */
 #define PC_STREAM_ACCEPT_MS 10000
 
+/* migrate --mode */
+enum mig_mode {
+	MIG_MODE_PRECOPY = 0,
+	MIG_MODE_POSTCOPY = 1, /* resume on the destination at once, pages on demand */
+	MIG_MODE_HYBRID = 2,   /* pre-copy rounds until the policy stops them, then post-copy */
+};
+const char *mig_mode_name(enum mig_mode m);
+int mig_mode_parse(const char *s, enum mig_mode *m_r);
+
 struct mig_params {
 	struct pc_params policy; /* kind, max_iters, downtime_ms, max_total_bytes, on_stall */
 	uint64_t bandwidth_Bps;  /* live-round cap, 0: unlimited */
@@ -60,6 +69,8 @@ struct mig_params {
 	uint64_t compress_cache_bytes;  /* the delta's page cache; 0: PC_CACHE_DEFAULT */
 	unsigned streams;               /* sender: connections to send over, 0 or 1: the one fd */
 	const struct pc_streams *extra; /* opens (sender) or accepts (receiver) the others */
+	enum mig_mode mode;             /* sender: precopy (0), postcopy or hybrid */
+	unsigned prepage;               /* receiver: neighbours asked for per fault (postcopy.h) */
 };
 
 /* The delta's default page cache: a quarter of the guest's memory, at most this much. */
@@ -115,6 +126,25 @@ struct mig_report {
 	uint64_t page_bytes_plain;          /* the pages' bytes had they all been sent whole */
 	uint64_t encode_us;                 /* time spent coding deltas and compressing */
 	unsigned streams;                   /* connections the stream went over */
+	/* --mode postcopy|hybrid: the phase after the switch-over (postcopy.h) */
+	enum mig_mode mode;
+	struct mig_postcopy_report {
+		bool used;           /* the guest resumed on the destination with pages missing */
+		bool failed;         /* the phase failed: the guest is paused, see the log */
+		uint64_t needed;     /* pages the destination lacked at the switch-over */
+		uint64_t pulled;     /* sent because the destination asked (faults) */
+		uint64_t prepaged;   /* of those, asked for as a fault's neighbours */
+		uint64_t pushed;     /* sent in the background */
+		uint64_t zero;       /* installed as zero pages without data */
+		uint64_t faults;     /* guest page faults on missing pages */
+		uint64_t bytes;      /* the channel's bytes (pages, requests) */
+		double fault_p50_us; /* a fault's wait: until its page was installed */
+		double fault_p99_us;
+		double fault_max_us;
+		int64_t t_start_us; /* the phase began (the channel served) */
+		int64_t t_end_us;   /* the last page installed (destination) or sent (source) */
+	} postcopy;
+	struct pc_postcopy *pc; /* the phase while it runs past the stream's end (postcopy.h) */
 };
 
 /* Saved vCPU and device-model state: what stop-and-copy sends besides memory. */

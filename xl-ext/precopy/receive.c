@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "xl-ext/precopy/codec.h"
+#include "xl-ext/precopy/postcopy.h"
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/precopy/precopy_int.h"
 
@@ -95,6 +96,8 @@ struct pc_recv_ctx {
 	uint8_t *unz; /* a COMPRESSED record's body, decompressed */
 	struct mig_report *report;
 	unsigned stream_idx, nstreams; /* --streams: which this is, of how many */
+	uint64_t *need; /* post-copy: the pages that follow the switch-over (POSTCOPY_NEED) */
+	uint32_t prepage;
 };
 
 /*
@@ -471,6 +474,27 @@ static int check_end(const struct pc_recv_ctx *r, const struct pc_cpu_state *sta
 	return 0;
 }
 
+/* POSTCOPY_NEED: pages that follow the switch-over on the post-copy channel. */
+static int take_need(const struct stream_rec *rec, struct pc_recv_ctx *r)
+{
+	const uint8_t *words;
+	uint64_t first;
+	uint32_t n;
+
+	if (!r->need || stream_decode_need(rec, r->nr_pages, &first, &words, &n, &r->prepage)) {
+		log_error("migration stream: %s POSTCOPY_NEED record",
+		          r->need ? "a malformed" : "a post-copy record in a pre-copy stream:");
+		return ERR_PROTO;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t w;
+
+		memcpy(&w, words + (size_t)i * 8, 8);
+		r->need[first / 64 + i] |= le64toh(w);
+	}
+	return 0;
+}
+
 /* Apply one record after the header. Returns 0, 1 after END (complete), or an error. */
 static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
                         struct pc_cpu_state *state)
@@ -514,6 +538,8 @@ static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
 		return 0;
 	case STREAM_REC_END:
 		return 1; /* checked once the extra streams ended too (pc_receive) */
+	case STREAM_REC_POSTCOPY_NEED:
+		return take_need(rec, r);
 	default:
 		log_error("migration stream: unexpected %s record", stream_rec_name(rec->type));
 		return ERR_PROTO;
@@ -631,6 +657,61 @@ static int start_aux(int fd, const struct stream_header *h, const struct pc_stre
 }
 
 /*
+ * A post-copy stream (header flag): take its channel, tagged JOIN with index streams, and say
+ * whether this host can receive it (POSTCOPY_READY); a host that cannot refuses the migration
+ * before the sender pauses anything. The channel's fd in *fd_r.
+ */
+static int accept_postcopy(const struct stream_header *h, const struct pc_streams *extra,
+                           uint8_t *body, int *fd_r)
+{
+	uint8_t token[STREAM_TOKEN_LEN], buf[STREAM_REC_HDR_SIZE + 8 + STREAM_MAX_READY_TEXT];
+	char why[STREAM_MAX_READY_TEXT] = "";
+	struct stream_rec rec;
+	uint32_t idx;
+	bool ok;
+	int fd, rc;
+
+	if (!extra || !extra->accept) {
+		log_error("migration stream: the sender asks for post-copy, which needs a "
+		          "connection of its own (use migrate --tcp and migrate-receive --listen)");
+		return ERR_PROTO;
+	}
+	fd = extra->accept(extra->arg, PC_STREAM_ACCEPT_MS);
+	if (fd < 0) {
+		log_error("migration stream: the sender's post-copy channel did not come");
+		return fd;
+	}
+	rc = read_record(fd, body, &rec);
+	if (!rc && (stream_decode_join(&rec, token, &idx) || idx != h->streams ||
+	            memcmp(token, h->token, STREAM_TOKEN_LEN))) {
+		log_error("migration stream: a connection that is not this migration's post-copy "
+		          "channel (bad JOIN)");
+		rc = ERR_PROTO;
+	}
+	ok = !rc && pc_postcopy_supported(why, sizeof(why));
+	if (!rc) {
+		size_t len = STREAM_REC_HDR_SIZE +
+		             (size_t)stream_encode_ready(
+		                 buf + STREAM_REC_HDR_SIZE, sizeof(buf) - STREAM_REC_HDR_SIZE,
+		                 ok ? 0 : (uint32_t)-ERR_NOTSUP, ok ? NULL : why);
+
+		rc = fd_write_exact(fd, buf,
+		                    stream_rec_seal(buf, STREAM_REC_POSTCOPY_READY,
+		                                    (uint32_t)(len - STREAM_REC_HDR_SIZE)));
+	}
+	if (!rc && !ok) {
+		log_error("migration receiver: refusing a post-copy migration: %s", why);
+		rc = ERR_NOTSUP;
+	}
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	*fd_r = fd;
+	return 0;
+}
+
+/*
  * Wait for the extra streams (stopping them first when failed) and add what they received to
  * the report; their first error when rc is 0.
  */
@@ -678,7 +759,7 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 	struct pc_aux aux[STREAM_MAX_STREAMS - 1];
 	struct stream_header h = {.streams = 1};
 	struct stream_rec rec;
-	int rc;
+	int rc, pc_fd = -1;
 
 	for (unsigned i = 0; i < STREAM_MAX_STREAMS - 1; i++)
 		aux[i] = (struct pc_aux){.fd = -1};
@@ -698,11 +779,14 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 		rc = check_header(&rec, nr_pages, type, nr_vcpus, &h);
 	r.version = h.version;
 	report->streams = h.streams;
-	if (!rc && h.streams > 1) {
+	if (!rc && h.streams > 1)
 		rc = start_aux(fd, &h, extra, &r, aux, body);
-		if (extra && extra->done)
-			extra->done(extra->arg);
+	if (!rc && (h.flags & STREAM_HDR_POSTCOPY)) {
+		r.need = calloc((nr_pages + 63) / 64, sizeof(uint64_t));
+		rc = r.need ? accept_postcopy(&h, extra, body, &pc_fd) : ERR_NOMEM;
 	}
+	if (extra && extra->done && (h.streams > 1 || (h.flags & STREAM_HDR_POSTCOPY)))
+		extra->done(extra->arg);
 	while (!rc) {
 		report->total_bytes += stream_rec_wire_size(rec.length);
 		rc = read_record(fd, body, &rec);
@@ -714,7 +798,16 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 	rc = stop_aux(aux, h.streams - 1, rc, report);
 	if (!rc)
 		rc = check_end(&r, state);
+	if (!rc && r.need) {
+		report->mode = report->nrounds ? MIG_MODE_HYBRID : MIG_MODE_POSTCOPY;
+		rc = pc_postcopy_expect(report, pc_fd, nr_pages, r.need, r.prepage);
+		r.need = NULL;
+		pc_fd = -1; /* the phase's now */
+	}
 out:
+	free(r.need);
+	if (pc_fd >= 0)
+		close(pc_fd);
 	report->t_end_us = loop_now_us();
 	if (rc)
 		pc_cpu_state_free(state);

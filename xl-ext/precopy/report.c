@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
@@ -71,6 +72,42 @@ static json_object *compression_json(const struct mig_report *r)
 	return c;
 }
 
+const char *mig_mode_name(enum mig_mode m)
+{
+	return m == MIG_MODE_POSTCOPY ? "postcopy" : m == MIG_MODE_HYBRID ? "hybrid" : "precopy";
+}
+
+int mig_mode_parse(const char *s, enum mig_mode *m_r)
+{
+	for (int m = MIG_MODE_PRECOPY; m <= MIG_MODE_HYBRID; m++)
+		if (!strcmp(s, mig_mode_name((enum mig_mode)m))) {
+			*m_r = (enum mig_mode)m;
+			return 0;
+		}
+	return -1;
+}
+
+/* --mode postcopy|hybrid: what the phase after the switch-over did. */
+static json_object *postcopy_json(const struct mig_report *r)
+{
+	const struct mig_postcopy_report *p = &r->postcopy;
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "failed", json_object_new_boolean(p->failed));
+	json_object_object_add(o, "pages_needed", json_object_new_int64((int64_t)p->needed));
+	json_object_object_add(o, "pages_pulled", json_object_new_int64((int64_t)p->pulled));
+	json_object_object_add(o, "pages_prepaged", json_object_new_int64((int64_t)p->prepaged));
+	json_object_object_add(o, "pages_pushed", json_object_new_int64((int64_t)p->pushed));
+	json_object_object_add(o, "pages_zero", json_object_new_int64((int64_t)p->zero));
+	json_object_object_add(o, "faults", json_object_new_int64((int64_t)p->faults));
+	json_object_object_add(o, "bytes", json_object_new_int64((int64_t)p->bytes));
+	json_object_object_add(o, "fault_p50_ms", mig_json_number(p->fault_p50_us / 1000.0, 3));
+	json_object_object_add(o, "fault_p99_ms", mig_json_number(p->fault_p99_us / 1000.0, 3));
+	json_object_object_add(o, "fault_max_ms", mig_json_number(p->fault_max_us / 1000.0, 3));
+	json_object_object_add(o, "last_page_ms", span_ms(r->t_start_us, p->t_end_us));
+	return o;
+}
+
 struct json_object *mig_report_json(const struct mig_report *r)
 {
 	json_object *o = json_object_new_object(), *rounds = json_object_new_array();
@@ -124,6 +161,9 @@ struct json_object *mig_report_json(const struct mig_report *r)
 	if (r->compress)
 		json_object_object_add(o, "compression", compression_json(r));
 	json_object_object_add(o, "streams", json_object_new_int(r->streams ? (int)r->streams : 1));
+	json_object_object_add(o, "mode", json_object_new_string(mig_mode_name(r->mode)));
+	if (r->postcopy.used)
+		json_object_object_add(o, "postcopy", postcopy_json(r));
 	json_object_object_add(o, "verified", json_object_new_boolean(r->verified));
 	json_object_object_add(o, "verify_mismatches",
 	                       json_object_new_int64((int64_t)r->verify_mismatches));

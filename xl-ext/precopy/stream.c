@@ -51,8 +51,10 @@ static uint64_t get64(const uint8_t *p)
 const char *stream_rec_name(uint32_t type)
 {
 	static const char *const names[] = {
-	    "?",      "HEADER", "PAGE_DATA",  "ROUND_END",  "VCPU_STATE", "DEVICE_MODEL",
-	    "VERIFY", "END",    "PAGE_DELTA", "COMPRESSED", "JOIN",
+	    "?",          "HEADER",         "PAGE_DATA",     "ROUND_END",
+	    "VCPU_STATE", "DEVICE_MODEL",   "VERIFY",        "END",
+	    "PAGE_DELTA", "COMPRESSED",     "JOIN",          "POSTCOPY_NEED",
+	    "PAGE_REQ",   "POSTCOPY_READY", "POSTCOPY_DONE",
 	};
 
 	return type <= STREAM_REC_TYPE_MAX ? names[type] : "UNKNOWN";
@@ -131,7 +133,7 @@ int stream_encode_header(uint8_t *out, size_t cap, const struct stream_header *h
 	put32(out + 28, h->nr_vcpus);
 	if (h->version >= 3) {
 		put32(out + 32, h->streams);
-		put32(out + 36, 0);
+		put32(out + 36, h->version >= 4 ? h->flags : 0);
 		memcpy(out + 40, h->token, STREAM_TOKEN_LEN);
 	}
 	return (int)len;
@@ -162,7 +164,11 @@ int stream_decode_header(const struct stream_rec *rec, struct stream_header *h)
 	h->streams = 1;
 	if (h->version >= 3) {
 		h->streams = get32(rec->body + 32);
-		if (h->streams < 2 || h->streams > STREAM_MAX_STREAMS || get32(rec->body + 36))
+		h->flags = get32(rec->body + 36);
+		/* version 3 names extra streams; 4 may name none, for its flags */
+		if (h->streams < (h->version >= 4 ? 1u : 2u) || h->streams > STREAM_MAX_STREAMS)
+			return ERR_PROTO;
+		if (h->flags & ~(h->version >= 4 ? STREAM_HDR_POSTCOPY : 0u))
 			return ERR_PROTO;
 		memcpy(h->token, rec->body + 40, STREAM_TOKEN_LEN);
 	}
@@ -191,7 +197,154 @@ int stream_decode_join(const struct stream_rec *rec, uint8_t *token, uint32_t *i
 		return ERR_PROTO;
 	memcpy(token, rec->body, STREAM_TOKEN_LEN);
 	*index_r = get32(rec->body + STREAM_TOKEN_LEN);
-	if (*index_r == 0 || *index_r >= STREAM_MAX_STREAMS)
+	if (*index_r == 0 || *index_r > STREAM_MAX_STREAMS)
+		return ERR_PROTO;
+	return 0;
+}
+
+int stream_encode_need(uint8_t *out, size_t cap, uint64_t first_pfn, const uint64_t *words,
+                       uint32_t nwords, uint32_t prepage)
+{
+	if (first_pfn % 64 || !nwords || nwords > STREAM_MAX_NEED_WORDS ||
+	    prepage >= STREAM_MAX_BATCH)
+		return ERR_INVAL;
+	if (cap < 16 + (size_t)nwords * 8)
+		return ERR_NOSPACE;
+	put64(out, first_pfn);
+	put32(out + 8, nwords);
+	put32(out + 12, prepage);
+	for (uint32_t i = 0; i < nwords; i++)
+		put64(out + 16 + (size_t)i * 8, words[i]);
+	return (int)(16 + nwords * 8);
+}
+
+int stream_decode_need(const struct stream_rec *rec, uint64_t nr_pages, uint64_t *first_pfn_r,
+                       const uint8_t **words_r, uint32_t *nwords_r, uint32_t *prepage_r)
+{
+	uint64_t first, last_bit;
+	uint32_t n;
+
+	if (rec->type != STREAM_REC_POSTCOPY_NEED || rec->length < 24)
+		return ERR_PROTO;
+	first = get64(rec->body);
+	n = get32(rec->body + 8);
+	if (get32(rec->body + 12) >= STREAM_MAX_BATCH || !n || n > STREAM_MAX_NEED_WORDS ||
+	    rec->length != 16 + n * 8u || first % 64 || first >= nr_pages)
+		return ERR_PROTO;
+	/* no page at or beyond nr_pages may be named */
+	last_bit = first + (uint64_t)n * 64;
+	if (last_bit > nr_pages) {
+		uint64_t over = last_bit - nr_pages;
+		uint64_t w;
+
+		if (over >= 64)
+			return ERR_PROTO;
+		w = get64(rec->body + 16 + (size_t)(n - 1) * 8);
+		if (w >> (64 - over))
+			return ERR_PROTO;
+	}
+	*first_pfn_r = first;
+	*prepage_r = get32(rec->body + 12);
+	*words_r = rec->body + 16;
+	*nwords_r = n;
+	return 0;
+}
+
+int stream_encode_req(uint8_t *out, size_t cap, const uint64_t *pfns, uint32_t count)
+{
+	if (!count || count > STREAM_MAX_BATCH)
+		return ERR_INVAL;
+	if (cap < 8 + (size_t)count * 8)
+		return ERR_NOSPACE;
+	put32(out, count);
+	put32(out + 4, 0);
+	for (uint32_t i = 0; i < count; i++)
+		put64(out + 8 + (size_t)i * 8, pfns[i]);
+	return (int)(8 + count * 8);
+}
+
+int stream_decode_req(const struct stream_rec *rec, uint64_t nr_pages, const uint8_t **pfns_r,
+                      uint32_t *count_r)
+{
+	uint32_t n;
+
+	if (rec->type != STREAM_REC_PAGE_REQ || rec->length < 16)
+		return ERR_PROTO;
+	n = get32(rec->body);
+	if (get32(rec->body + 4) || !n || n > STREAM_MAX_BATCH || rec->length != 8 + n * 8u)
+		return ERR_PROTO;
+	for (uint32_t i = 0; i < n; i++)
+		if (get64(rec->body + 8 + (size_t)i * 8) >= nr_pages)
+			return ERR_PROTO;
+	*pfns_r = rec->body + 8;
+	*count_r = n;
+	return 0;
+}
+
+int stream_encode_ready(uint8_t *out, size_t cap, uint32_t status, const char *text)
+{
+	size_t len = text ? strnlen(text, STREAM_MAX_READY_TEXT) : 0;
+
+	if (cap < 8 + len)
+		return ERR_NOSPACE;
+	put32(out, status);
+	put32(out + 4, (uint32_t)len);
+	if (len)
+		memcpy(out + 8, text, len);
+	return (int)(8 + len);
+}
+
+int stream_decode_ready(const struct stream_rec *rec, uint32_t *status_r, char *text, size_t len)
+{
+	uint32_t n;
+
+	if (rec->type != STREAM_REC_POSTCOPY_READY || rec->length < 8)
+		return ERR_PROTO;
+	n = get32(rec->body + 4);
+	if (n > STREAM_MAX_READY_TEXT || rec->length != 8 + n)
+		return ERR_PROTO;
+	*status_r = get32(rec->body);
+	if (len) { /* printable only: it goes into a log line */
+		size_t k = 0;
+
+		for (uint32_t i = 0; i < n && k + 1 < len; i++) {
+			char ch = (char)rec->body[8 + i];
+
+			text[k++] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
+		}
+		text[k] = '\0';
+	}
+	return 0;
+}
+
+int stream_encode_done(uint8_t *out, size_t cap, const struct stream_done *d)
+{
+	if (cap < 48)
+		return ERR_NOSPACE;
+	put64(out, d->pages);
+	put64(out + 8, d->faults);
+	put64(out + 16, d->prepaged);
+	put64(out + 24, d->zero);
+	put32(out + 32, d->fault_p50_us);
+	put32(out + 36, d->fault_p99_us);
+	put32(out + 40, d->fault_max_us);
+	put32(out + 44, 0);
+	return 48;
+}
+
+int stream_decode_done(const struct stream_rec *rec, struct stream_done *d)
+{
+	if (rec->type != STREAM_REC_POSTCOPY_DONE || rec->length != 48 || get32(rec->body + 44))
+		return ERR_PROTO;
+	d->pages = get64(rec->body);
+	d->faults = get64(rec->body + 8);
+	d->prepaged = get64(rec->body + 16);
+	d->zero = get64(rec->body + 24);
+	d->fault_p50_us = get32(rec->body + 32);
+	d->fault_p99_us = get32(rec->body + 36);
+	d->fault_max_us = get32(rec->body + 40);
+	if (d->prepaged > d->pages || d->zero > d->pages || d->fault_p50_us > d->fault_p99_us ||
+	    d->fault_p99_us > d->fault_max_us)
 		return ERR_PROTO;
 	return 0;
 }
@@ -255,7 +408,8 @@ int stream_decode_pages(const struct stream_rec *rec, uint64_t nr_pages, struct 
 		return ERR_PROTO;
 	p->count = get32(rec->body);
 	p->flags = get32(rec->body + 4);
-	if (p->count == 0 || p->count > STREAM_MAX_BATCH || (p->flags & ~STREAM_PAGES_VERIFY))
+	if (p->count == 0 || p->count > STREAM_MAX_BATCH ||
+	    (p->flags & ~(STREAM_PAGES_VERIFY | STREAM_PAGES_DEMAND)))
 		return ERR_PROTO;
 	if (rec->length < 8 + (uint64_t)p->count * 8)
 		return ERR_PROTO;

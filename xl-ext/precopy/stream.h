@@ -23,8 +23,9 @@
 #define STREAM_MAGIC   "XLXSTRM\n"
 #define STREAM_VERSION 1
 #define STREAM_VERSION_MAX                                    \
-	3 /* 2: PAGE_DELTA and COMPRESSED records may follow; \
-	     3: the header names extra streams (JOIN) */
+	4 /* 2: PAGE_DELTA and COMPRESSED records may follow; \
+	     3: the header names extra streams (JOIN);        \
+	     4: the header's flags: post-copy (POSTCOPY_*) */
 #define STREAM_PAGE_SIZE    4096u
 #define STREAM_REC_HDR_SIZE 16u
 #define STREAM_MAX_BATCH    1024u      /* pages per PAGE_DATA record */
@@ -52,11 +53,29 @@ enum stream_rec_type {
 	                                a PAGE_DATA or PAGE_DELTA body compressed */
 	STREAM_REC_JOIN = 10,        /* first record of an extra stream (version 3): token[16],
 	                                u32 index (1..streams-1), u32 reserved */
-	STREAM_REC_TYPE_MAX = 10,
+	/* version 4, migrate --mode postcopy|hybrid (postcopy.h) */
+	STREAM_REC_POSTCOPY_NEED = 11,  /* u64 first pfn (a multiple of 64), u32 words, u32
+	                                   prepage (neighbours to ask for with each fault, at
+	                                   most STREAM_MAX_BATCH - 1), u64 bitmap[words]: pages
+	                                   the destination must still get from the source */
+	STREAM_REC_PAGE_REQ = 12,       /* destination -> source on the post-copy channel: u32
+	                                   count, u32 reserved, u64 pfn[count] */
+	STREAM_REC_POSTCOPY_READY = 13, /* destination -> source, first on the post-copy
+	                                   channel: u32 status (0: ready), u32 length, text */
+	STREAM_REC_POSTCOPY_DONE = 14,  /* destination -> source: what it saw (stream_done) */
+	STREAM_REC_TYPE_MAX = 14,
 };
 
 /* PAGE_DATA flags */
 #define STREAM_PAGES_VERIFY 1u
+#define STREAM_PAGES_DEMAND 2u /* post-copy: pages the destination asked for (PAGE_REQ) */
+
+/* stream_header.flags (version 4) */
+#define STREAM_HDR_POSTCOPY                                                                        \
+	1u                          /* the rest of memory follows the switch-over, on a channel of \
+	                               its own: JOIN with index == streams */
+#define STREAM_MAX_NEED_WORDS 4096u /* u64 words of one POSTCOPY_NEED record (16 GiB) */
+#define STREAM_MAX_READY_TEXT 256u
 
 struct stream_header {
 	char magic[8];
@@ -69,6 +88,7 @@ struct stream_header {
 	 * records of chunk k (STREAM_CHUNK_PAGES pages) go down stream k % streams, every record
 	 * else down the first; each extra stream starts with JOIN and ends with END. */
 	uint32_t streams;
+	uint32_t flags; /* version 4: STREAM_HDR_* (version 3: 0) */
 	uint8_t token[STREAM_TOKEN_LEN];
 };
 
@@ -110,8 +130,32 @@ int stream_encode_header(uint8_t *out, size_t cap, const struct stream_header *h
 int stream_decode_header(const struct stream_rec *rec, struct stream_header *h);
 /* The stream (0..streams-1) that carries page pfn. */
 unsigned stream_of_pfn(uint64_t pfn, unsigned streams);
+/* index: 1..streams-1 for a stream of pages, streams for the post-copy channel */
 int stream_encode_join(uint8_t *out, size_t cap, const uint8_t *token, uint32_t index);
 int stream_decode_join(const struct stream_rec *rec, uint8_t *token, uint32_t *index_r);
+
+/* POSTCOPY_NEED: words u64 of bitmap from first_pfn on (pages below nr_pages only). */
+int stream_encode_need(uint8_t *out, size_t cap, uint64_t first_pfn, const uint64_t *words,
+                       uint32_t nwords, uint32_t prepage);
+int stream_decode_need(const struct stream_rec *rec, uint64_t nr_pages, uint64_t *first_pfn_r,
+                       const uint8_t **words_r, uint32_t *nwords_r, uint32_t *prepage_r);
+/* PAGE_REQ: 1..STREAM_MAX_BATCH pfns, each below nr_pages (decode). */
+int stream_encode_req(uint8_t *out, size_t cap, const uint64_t *pfns, uint32_t count);
+int stream_decode_req(const struct stream_rec *rec, uint64_t nr_pages, const uint8_t **pfns_r,
+                      uint32_t *count_r);
+/* POSTCOPY_READY: status 0 or an error, and what a refusal says (printable, bounded). */
+int stream_encode_ready(uint8_t *out, size_t cap, uint32_t status, const char *text);
+int stream_decode_ready(const struct stream_rec *rec, uint32_t *status_r, char *text, size_t len);
+/* POSTCOPY_DONE: the destination holds every page; its figures of the phase. */
+struct stream_done {
+	uint64_t pages;                                    /* installed */
+	uint64_t faults;                                   /* the guest's faults on missing pages */
+	uint64_t prepaged;                                 /* asked for as a fault's neighbours */
+	uint64_t zero;                                     /* installed as zero pages */
+	uint32_t fault_p50_us, fault_p99_us, fault_max_us; /* a fault's wait for its page */
+};
+int stream_encode_done(uint8_t *out, size_t cap, const struct stream_done *d);
+int stream_decode_done(const struct stream_rec *rec, struct stream_done *d);
 int stream_encode_round_end(uint8_t *out, size_t cap, uint32_t round, uint64_t pages);
 int stream_decode_round_end(const struct stream_rec *rec, uint32_t *round_r, uint64_t *pages_r);
 int stream_encode_blob(uint8_t *out, size_t cap, uint32_t id, const void *blob, uint32_t len);

@@ -155,4 +155,5 @@ const struct hv_ops sim_hv_ops = {
     .config_file_json = sim_config_file_json,
     .domain_check = sim_domain_check,
     .sample_dirty = sim_sample_dirty,
+    .postcopy_end = sim_postcopy_end,
 };

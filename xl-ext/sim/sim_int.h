@@ -58,5 +58,6 @@ int sim_send_stream(struct hv *hv, uint32_t domid, int fd, const struct mig_para
 int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,
                        const struct mig_params *params, struct mig_report *report,
                        uint32_t *domid_r);
+int sim_postcopy_end(struct hv *hv, uint32_t domid, struct mig_report *report);
 
 #endif

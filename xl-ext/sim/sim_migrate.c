@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "xl-ext/precopy/postcopy.h"
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/sim/sim_int.h"
 #include "xl-ext/sim/simcfg.h"
@@ -202,6 +204,57 @@ out:
 
 /* --- the destination side -------------------------------------------------------------- */
 
+/*
+ * Post-copy: the pages still to come must fault. A page a pre-copy round wrote here and the
+ * guest dirtied since (hybrid) is a stale copy: punched out, it reads as missing again. Then
+ * the domain's memory is armed (userfaultfd) and the receiver serves its faults.
+ */
+static int postcopy_arm(int ctl, int mem_fd, uint64_t nr_pages, struct mig_report *report,
+                        const char *name)
+{
+	const uint64_t *need = pc_postcopy_need(report);
+	char buf[64];
+	uint64_t pfn = 0;
+	int uffd = -1, rc;
+
+	while (pfn < nr_pages) {
+		uint64_t end;
+
+		while (pfn < nr_pages && !((need[pfn / 64] >> (pfn % 64)) & 1))
+			pfn++;
+		for (end = pfn; end < nr_pages && ((need[end / 64] >> (end % 64)) & 1); end++)
+			;
+		if (end > pfn && fallocate(mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		                           (off_t)(pfn * 4096), (off_t)((end - pfn) * 4096)) < 0) {
+			log_error_errno(
+			    errno, "domain %s: cannot drop stale pages before post-copy", name);
+			return err_from_errno(errno);
+		}
+		pfn = end;
+	}
+	rc = simctl_call(ctl, "postcopy-arm", NULL, 0, buf, sizeof(buf), NULL, &uffd);
+	if (rc) {
+		log_error("domain %s: %s", name, buf);
+		return rc;
+	}
+	if (uffd < 0)
+		return ERR_PROTO;
+	return pc_postcopy_attach(report, uffd, strtoull(buf, NULL, 16));
+}
+
+int sim_postcopy_end(struct hv *hv, uint32_t domid, struct mig_report *report)
+{
+	int rc = pc_postcopy_finish(report), rc2;
+
+	if (!report->postcopy.used)
+		return rc;
+	rc2 = sim_ctl_call(hv, domid, rc ? "postcopy-failed" : "postcopy-done", NULL, 0);
+	if (rc2)
+		log_error("domain %u: could not tell it that post-copy %s: %s", domid,
+		          rc ? "failed" : "ended", err_str(rc2));
+	return rc ? rc : rc2;
+}
+
 int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *config_json,
                        const struct mig_params *params, struct mig_report *report,
                        uint32_t *domid_r)
@@ -216,6 +269,8 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	int64_t t_end = 0;
 	int ctl = -1, mem_fd = -1, rc;
 
+	if (!report)
+		report = &scratch;
 	rc = simcfg_from_json(config_json, &cfg);
 	if (rc)
 		return rc;
@@ -230,7 +285,9 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	if (rc)
 		goto out;
 	rc = pc_receive(fd, mem_fd, nr_pages, cfg.type, cfg.vcpus, params ? params->extra : NULL,
-	                &st, report ? report : &scratch);
+	                &st, report);
+	if (!rc && report->pc)
+		rc = postcopy_arm(ctl, mem_fd, nr_pages, report, name);
 	if (rc)
 		goto out;
 	t_end = loop_now_us();
@@ -249,6 +306,8 @@ out:
 		close(mem_fd);
 	if (ctl >= 0)
 		close(ctl);
+	if (rc)
+		pc_postcopy_cancel(report);
 	if (rc && domid != HV_INVALID_DOMID)
 		sim_destroy_domain(hv, domid);
 	else if (!rc)

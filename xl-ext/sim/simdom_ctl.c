@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -59,12 +63,15 @@ static void cmd_info(struct simdom *d, struct reply *r)
 	say(r, 0,
 	    "{\"domid\":%u,\"name\":\"%s\",\"state\":\"%s\",\"pid\":%d,\"memory\":%llu,"
 	    "\"vcpus\":%u,\"type\":\"%s\",\"counter\":%llu,\"boot_id\":%llu,\"throttle\":%u,"
-	    "\"dirtylog\":\"%s\"%s}",
+	    "\"dirtylog\":\"%s\",\"postcopy\":\"%s\"%s}",
 	    d->domid, d->name, simdom_state_name(d->state), getpid(),
 	    (unsigned long long)d->cfg.memory_mib, d->cfg.vcpus, hv_type_name(d->cfg.type),
 	    (unsigned long long)__atomic_load_n(&sb->counter, __ATOMIC_RELAXED),
 	    (unsigned long long)sb->boot_id, atomic_load(&d->throttle),
 	    atomic_load(&d->logging) ? dirtylog_method_name(dirtylog_get_method(d->dl)) : "off",
+	    d->pc_lost        ? "failed"
+	    : d->pc_uffd >= 0 ? "active"
+	                      : "off",
 	    disk);
 }
 
@@ -72,6 +79,13 @@ static void cmd_unpause(struct simdom *d, struct reply *r)
 {
 	int rc;
 
+	if (d->pc_lost) {
+		say(r, ERR_BUSY,
+		    "domain %s lost the pages its post-copy source still held; it must not run "
+		    "again: destroy it",
+		    d->name);
+		return;
+	}
 	if (d->state == ST_INCOMING) {
 		say(r, ERR_BUSY, "domain %s is still receiving its migration stream", d->name);
 		return;
@@ -91,10 +105,77 @@ static void cmd_unpause(struct simdom *d, struct reply *r)
 	say(r, 0, "running");
 }
 
+/*
+ * Post-copy (incoming domain): the guest's missing pages fault into a userfaultfd that the
+ * receiver serves (postcopy.h). The reply gives it the descriptor and where guest memory is
+ * mapped here. This process keeps a copy: if the receiver dies, a vCPU on a missing page stays
+ * blocked rather than read zeros.
+ */
+static void cmd_postcopy_arm(struct simdom *d, struct reply *r)
+{
+	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_MISSING_SHMEM};
+	struct uffdio_register reg = {
+	    .range = {.start = (uint64_t)(uintptr_t)d->mem, .len = d->nr_pages * GM_PAGE_SIZE},
+	    .mode = UFFDIO_REGISTER_MODE_MISSING};
+	int fd;
+
+	if (d->state != ST_INCOMING || d->pc_uffd >= 0 || atomic_load(&d->logging)) {
+		say(r, ERR_BUSY, "domain %s is not an incoming domain waiting for post-copy",
+		    d->name);
+		return;
+	}
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) < 0 || ioctl(fd, UFFDIO_REGISTER, &reg) < 0) {
+		say(r, err_from_errno(errno),
+		    "domain %s: cannot catch missing pages of its memory (userfaultfd): %s",
+		    d->name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	d->pc_uffd = fd;
+	say(r, 0, "%llx", (unsigned long long)(uintptr_t)d->mem);
+	r->fd = fd;
+}
+
+/* Post-copy ended: every page is here (done), or some never will be (failed). */
+static void cmd_postcopy_end(struct simdom *d, bool failed, struct reply *r)
+{
+	if (d->pc_uffd < 0) {
+		say(r, ERR_BUSY, "domain %s has no post-copy phase", d->name);
+		return;
+	}
+	if (failed) {
+		/* a vCPU blocked on a missing page never parks: stop the others, keep the fault
+		 * handler's descriptor so that it stays blocked, and never run again */
+		d->pc_lost = true;
+		atomic_store(&d->running, false);
+		simdom_net_gate(d, false);
+		d->pause_req = true;
+		pthread_cond_broadcast(&d->cond);
+		d->state = ST_PAUSED;
+		simdom_write_info(d);
+		log_error("domain %s: post-copy failed; paused for good (pages stayed with the "
+		          "source)",
+		          d->name);
+		say(r, 0, "paused");
+		return;
+	}
+	close(d->pc_uffd); /* with the receiver's, the registration goes */
+	d->pc_uffd = -1;
+	say(r, 0, "done");
+}
+
 static void cmd_logdirty_enable(struct simdom *d, struct reply *r)
 {
 	int rc;
 
+	if (d->pc_uffd >= 0) {
+		say(r, ERR_BUSY,
+		    "domain %s still receives its memory by post-copy; migrate it once that ended",
+		    d->name);
+		return;
+	}
 	if (!d->dl) {
 		rc = dirtylog_open(&d->dl, d->mem, d->nr_pages, DIRTYLOG_AUTO);
 		if (rc) {
@@ -338,6 +419,10 @@ static void dispatch(struct simdom *d, const char *cmd, const uint8_t *data, siz
 		cmd_unpause(d, r);
 	} else if (!strcmp(cmd, "restore-state")) {
 		cmd_restore_state(d, data, len, r);
+	} else if (!strcmp(cmd, "postcopy-arm")) {
+		cmd_postcopy_arm(d, r);
+	} else if (!strcmp(cmd, "postcopy-done") || !strcmp(cmd, "postcopy-failed")) {
+		cmd_postcopy_end(d, !strcmp(cmd, "postcopy-failed"), r);
 	} else if (!strcmp(cmd, "check")) {
 		cmd_check(d, r);
 	} else if (!strcmp(cmd, "destroy")) {

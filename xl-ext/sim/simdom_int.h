@@ -45,6 +45,8 @@ struct simdom {
 	size_t bm_bytes;
 	struct dirtylog *dl;
 	atomic_bool logging; /* dirty logging enabled (a migration's pre-copy runs): "info" says */
+	int pc_uffd;         /* post-copy: missing-page faults on mem go to the receiver (-1) */
+	bool pc_lost;        /* post-copy failed: pages stayed with the source; never runs again */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
