@@ -20,7 +20,11 @@
 #   6. the peer: the same workload in QEMU (TCG), a bare guest (qemu-peer/dirtier.c) migrated
 #      over the same link with max-bandwidth 1 Gbit/s, plain and with XBZRLE;
 #   7. the prediction model: migrate --estimate's prediction against the migration that follows,
-#      for each cell of MODEL_GRID (guest MiB:workload:link), and the error distribution.
+#      for each cell of MODEL_GRID (guest MiB:workload:link), and the error distribution;
+#   8. post-copy and hybrid against pre-copy with throttling on the guest of 3 (a 128 MiB hot
+#      set at 400 MiB/s, 1 Gbit/s): total time, bytes / memory, downtime, throttle, the guest's
+#      own write rate during the migration against its rate just before (what throttling
+#      takes from it), fault wait p50/p99, pages pulled and pushed; p50 of PC_RUNS (default 3).
 # Part 2 also runs the adaptive policy with --compress auto. Every migration's CPU time (user +
 # system, both ends) is taken with GNU time.
 # Environment: RUNS (default 10), BENCH_MIB (default 1024), BENCH_PARTS (default "1 2 3 4 5 6"),
@@ -34,7 +38,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${PROBE:?PROBE must name the probe client (tests/integration/probe)}"
 RUNS=${RUNS:-10}
 MIB=${BENCH_MIB:-1024}
-PARTS=${BENCH_PARTS:-1 2 3 4 5 6 7}
+PARTS=${BENCH_PARTS:-1 2 3 4 5 6 7 8}
+PC_RUNS=${PC_RUNS:-3}
 MEM_RUNS=${MEM_RUNS:-4}
 STREAMS=${STREAMS:-1 2 4}
 # part 7's cells: MiB:workload:link
@@ -589,6 +594,52 @@ if [[ " $PARTS " == *" 7 "* ]]; then
 	target "model: total time, |error| p90 (%)" "$et90" "<=" 10
 	target "model: bytes, |error| p50 (%)" "$eb50" "<=" 5
 	target "model: bytes, |error| p90 (%)" "$eb90" "<=" 10
+fi
+
+# ---------------------------------------------------------------- 8. post-copy and hybrid
+if [[ " $PARTS " == *" 8 "* ]]; then
+	tb_link_rate 1 $LINK
+	tb_link_rate 2 $LINK
+	half=$((MIB / 2))
+	guest pc "$half" "dirty_mibps=400,pattern=hotset,hot_mib=$((half / 4)),fill_mib=$half,seed=5"
+	counter() { sim_x "$1" sim-check --status pc | grep -o '"counter":[0-9]*' | cut -d: -f2; }
+	from=1
+	say "post-copy: ${half} MiB guest, $((half / 4)) MiB hot set at 400 MiB/s, link 1 Gbit/s; p50 of $PC_RUNS migrations per mode"
+	say "$(printf '  %-17s %8s %9s %11s %9s %10s %10s %10s %9s %9s' mode total_s bytes/mem downtime_ms throttle% guest_kept fault_p50 fault_p99 pulled pushed)"
+	for mode in precopy-throttle postcopy hybrid; do
+		: >"$TB_DIR/pc.$mode"
+		for ((r = 1; r <= PC_RUNS; r++)); do
+			to=$((3 - from))
+			# the guest's own page writes per second over 2 s before, then during the migration
+			c0=$(counter $from) t0=$(tb_now_ms)
+			sleep 2
+			c1=$(counter $from) t1=$(tb_now_ms)
+			case $mode in
+			precopy-throttle) opts=(--on-stall throttle) ;;
+			*) opts=(--mode "$mode") ;;
+			esac
+			c2=$(counter $from) t2=$(tb_now_ms)
+			migrate_tcp $from $to pc "${opts[@]}" || { cat "$TB_DIR/m.err"; tb_fail "migration of pc ($mode)"; }
+			c3=$(counter $to) t3=$(tb_now_ms)
+			kept=$(awk -v a=$((c1 - c0)) -v ta=$((t1 - t0)) -v b=$((c3 - c2)) -v tb=$((t3 - t2)) \
+				'BEGIN { printf "%.3f", (b / tb) / (a / ta) }')
+			echo "$(awk -v t="$(j total_time_ms)" 'BEGIN { printf "%.3f", t / 1000 }') $(j bytes_per_memory) $(j downtime_ms) $(j max_throttle_pct) $kept $(j fault_p50_ms) $(j fault_p99_ms) $(j pages_pulled) $(j pages_pushed)" >>"$TB_DIR/pc.$mode"
+			from=$to
+		done
+		row=()
+		for col in 1 2 3 4 5 6 7 8 9; do
+			row+=("$(awk -v c=$col '{ print ($c == "" ? "-" : $c) }' "$TB_DIR/pc.$mode" | median_of)")
+		done
+		say "$(printf '  %-17s %8s %9s %11s %9s %10s %10s %10s %9s %9s' "$mode" "${row[@]}")"
+		if [ "$mode" != precopy-throttle ]; then
+			target "$mode, 400 MiB/s hot set: downtime p50 (ms)" "${row[2]}" "<=" 20
+			target "$mode, 400 MiB/s hot set: bytes / memory" "${row[1]}" "<=" 1.1
+			target "$mode, 400 MiB/s hot set: max throttle (%)" "${row[3]}" "<=" 0
+		fi
+	done
+	sim_x "$from" destroy pc
+	tb_link_rate 1 off
+	tb_link_rate 2 off
 fi
 
 read -r steal1 total1 < <(cpu_ticks)

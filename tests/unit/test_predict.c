@@ -153,9 +153,68 @@ static void test_predict_hot_set(void **state)
 	assert_int_equal(out.rounds, 0);
 }
 
+/* Post-copy: every page of data once, after a switch-over of fixed cost. */
+static void test_predict_postcopy(void **state)
+{
+	struct pc_workload w = {.nr_pages = GIB_PAGES / 2,
+	                        .data_pages = GIB_PAGES / 2,
+	                        .dirty_pps = 102400,
+	                        .wws_pages = 32768};
+	struct pc_prediction out;
+
+	(void)state;
+	pc_predict_postcopy(&w, 125e6, &out);
+	assert_int_equal(out.rounds, 0);
+	assert_int_equal(out.final_pages, GIB_PAGES / 2);
+	assert_int_equal(out.bytes, (uint64_t)(GIB_PAGES / 2 * PW));
+	assert_true(fabs(out.total_s - (GIB_PAGES / 2 * PW / 125e6 + 0.004)) < 1e-6);
+	assert_true(fabs(out.downtime_ms - 4.0) < 1e-6);
+	pc_predict_postcopy(&w, 0, &out);
+	assert_int_equal(out.decision, PC_ABORT);
+}
+
+/*
+ * Hybrid on the hot set pre-copy can only throttle through: round 0, then post-copy of what it
+ * left dirty, W (1 - e^(-D t0 / W)), never throttled; on a guest that converges, the rounds of
+ * pre-copy with a switch-over that costs no pages.
+ */
+static void test_predict_hybrid(void **state)
+{
+	struct pc_params p = {.kind = PC_POLICY_ADAPTIVE, .on_stall = PC_STALL_THROTTLE};
+	struct pc_workload w = {.nr_pages = GIB_PAGES / 2,
+	                        .data_pages = GIB_PAGES / 2,
+	                        .dirty_pps = 102400,
+	                        .wws_pages = 32768};
+	struct pc_prediction out, pre;
+	double t0 = GIB_PAGES / 2 * PW / 125e6, rest = 32768 * -expm1(-102400 * t0 / 32768);
+
+	(void)state;
+	pc_predict_hybrid(&p, &w, 125e6, &out);
+	assert_int_equal(out.max_throttle, 0);
+	assert_int_equal(out.decision, PC_STOP_AND_COPY);
+	assert_true(out.rounds >= 1);
+	if (out.rounds == 1) {
+		assert_true(fabs((double)out.final_pages - rest) <= 1);
+		assert_true(fabs(out.total_s - (t0 + rest * PW / 125e6 + 0.004)) < 1e-3);
+	}
+	assert_true(fabs(out.downtime_ms - 4.0) < 1e-6);
+	assert_true((double)out.bytes < (GIB_PAGES / 2 + 32768) * PW * (out.rounds + 1));
+	/* a convergent guest: the same rounds as pre-copy, its stop-and-copy's pages post-copied */
+	w.dirty_pps = 2048;
+	w.wws_pages = GIB_PAGES / 2;
+	pc_predict(&p, &w, 125e6, &pre);
+	pc_predict_hybrid(&p, &w, 125e6, &out);
+	assert_int_equal(out.rounds, pre.rounds);
+	assert_int_equal(out.final_pages, pre.final_pages);
+	assert_int_equal(out.bytes, pre.bytes);
+	assert_true(out.downtime_ms <= pre.downtime_ms);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_predict_postcopy),
+	    cmocka_unit_test(test_predict_hybrid),
 	    cmocka_unit_test(test_fit_recovers_the_workload),
 	    cmocka_unit_test(test_fit_edges),
 	    cmocka_unit_test(test_predict_idle_guest),

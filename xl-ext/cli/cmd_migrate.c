@@ -158,7 +158,7 @@ static int migrate_option(int opt, const char *arg, struct mig_request *req, int
 		break;
 	case OPT_MODE:
 		if (mig_mode_parse(arg, &req->params.mode)) {
-			log_error("--mode: '%s' unknown (precopy, postcopy, hybrid)", arg);
+			log_error("--mode: '%s' unknown (precopy, postcopy, hybrid, auto)", arg);
 			return 2;
 		}
 		break;
@@ -303,7 +303,8 @@ int main_migrate(int argc, char **argv)
 		          req.params.streams);
 		return 2;
 	}
-	if (req.params.mode != MIG_MODE_PRECOPY && !req.tcp_addr) {
+	if (req.params.mode != MIG_MODE_PRECOPY && req.params.mode != MIG_MODE_AUTO &&
+	    !req.tcp_addr) {
 		log_error("migrate: --mode %s needs the direct transport (--tcp ADDR:PORT --key "
 		          "FILE): post-copy asks for pages on a connection of its own",
 		          mig_mode_name(req.params.mode));

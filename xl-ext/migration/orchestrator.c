@@ -159,10 +159,15 @@ static int check(const struct mig_request *req, uint32_t domid, const struct hv_
 
 		rc = preflight_run(&pa);
 	}
-	if (!rc && (req->estimate || req->max_downtime_ms || req->max_total_s > 0)) {
+	out->mode = req->params.mode;
+	if (!rc && (req->estimate || req->max_downtime_ms || req->max_total_s > 0 ||
+	            req->params.mode == MIG_MODE_AUTO)) {
 		struct estimate_args ea = {.params = &req->params,
 		                           .max_downtime_ms = req->max_downtime_ms,
-		                           .max_total_s = req->max_total_s};
+		                           .max_total_s = req->max_total_s,
+		                           .postcopy = req->ops->postcopy_end && req->tcp_addr &&
+		                                       req->channel_fd < 0,
+		                           .mode_r = &out->mode};
 
 		rc = preflight_estimate(req->ops, req->hv, domid, out->name, &ea);
 	}
@@ -285,14 +290,16 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 		rc = ERR_INVAL;
 		goto out;
 	}
-	if (req->params.mode != MIG_MODE_PRECOPY && !req->ops->postcopy_end) {
+	if (req->params.mode != MIG_MODE_PRECOPY && req->params.mode != MIG_MODE_AUTO &&
+	    !req->ops->postcopy_end) {
 		log_error("migrate --mode %s: the %s backend has no post-copy (Xen 4.17 has none); "
 		          "use --mode precopy",
 		          mig_mode_name(req->params.mode), req->ops->name);
 		rc = ERR_NOTSUP;
 		goto out;
 	}
-	if (req->params.mode != MIG_MODE_PRECOPY && (!req->tcp_addr || req->channel_fd >= 0)) {
+	if (req->params.mode != MIG_MODE_PRECOPY && req->params.mode != MIG_MODE_AUTO &&
+	    (!req->tcp_addr || req->channel_fd >= 0)) {
 		log_error("migrate --mode %s: post-copy asks for pages on a connection of its own, "
 		          "which needs the direct transport (--tcp ADDR:PORT --key FILE)",
 		          mig_mode_name(req->params.mode));
@@ -330,7 +337,8 @@ int mig_run(const struct mig_request *req, struct mig_outcome *out)
 	a.reply_timeout_ms =
 	    req->reply_timeout_ms > 0 ? req->reply_timeout_ms : MIG_REPLY_TIMEOUT_MS;
 	a.params = req->params;
-	a.params.extra = req->params.streams > 1 || req->params.mode ? &extra : NULL;
+	a.params.mode = out->mode == MIG_MODE_AUTO ? MIG_MODE_PRECOPY : out->mode;
+	a.params.extra = req->params.streams > 1 || a.params.mode ? &extra : NULL;
 	/* the receiver may take none of the stream for as long as it may take to answer */
 	a.params.stall_timeout_ms = a.reply_timeout_ms;
 	rc = mig_send(&a, &out->report, &out->result);
@@ -352,7 +360,17 @@ void mig_outcome_line(const struct mig_outcome *out, char *buf, size_t len)
 	const struct mig_report *r = &out->report;
 	double downtime = (double)(r->t_end_us - r->t_pause_us) / 1000.0;
 
-	if (!out->rc && r->total_bytes)
+	if (!out->rc && r->total_bytes && r->postcopy.used)
+		snprintf(buf, len,
+		         "Migration of %s to %s successful (downtime %.1f ms, %.2f x memory sent; "
+		         "post-copy: %llu of %llu pages asked for, the last one %.1f ms after the "
+		         "start).",
+		         out->name, out->where, downtime,
+		         r->nr_pages ? (double)r->total_bytes / ((double)r->nr_pages * 4096) : 0,
+		         (unsigned long long)r->postcopy.pulled,
+		         (unsigned long long)r->postcopy.needed,
+		         (double)(r->postcopy.t_end_us - r->t_start_us) / 1000.0);
+	else if (!out->rc && r->total_bytes)
 		snprintf(buf, len,
 		         "Migration of %s to %s successful (downtime %.1f ms, %.2f x memory sent).",
 		         out->name, out->where, downtime,

@@ -72,6 +72,7 @@ struct mig_outcome {
 	struct mig_disks disks;
 	struct ho_sender *handover; /* NULL when the destination was not xl-ext */
 	const char *policy;         /* the pre-copy policy that really ran */
+	enum mig_mode mode;         /* the mode that ran (--mode auto: the one chosen) */
 };
 
 /* Defaults a caller starts from: adaptive policy, throttle on stall, 120 s reply timeout. */

@@ -418,14 +418,22 @@ out:
 /*
  * --estimate: sample the domain's dirty rate with log-dirty mode (xen backend) and print it.
  */
+/* Whether a prediction is over --max-downtime-ms or --max-total-s. */
+static bool over_limits(const struct estimate_args *ea, const struct pc_prediction *p)
+{
+	return (ea->max_downtime_ms && p->downtime_ms > ea->max_downtime_ms) ||
+	       (ea->max_total_s > 0 && p->total_s > ea->max_total_s);
+}
+
 /* The sample of a backend that tracks the working set: the model's prediction, and the limits. */
 static int estimate_model(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name,
                           const struct estimate_args *ea)
 {
 	struct hv_dirty_sample s;
 	struct pc_workload w;
-	struct pc_prediction p;
-	double link = ea->params ? (double)ea->params->bandwidth_Bps : 0;
+	struct pc_prediction pm[MIG_MODE_AUTO] = {{0}}, *p;
+	double link = ea->params ? (double)ea->params->bandwidth_Bps : 0, mem;
+	enum mig_mode mode = ea->mode_r ? *ea->mode_r : MIG_MODE_PRECOPY;
 	int rc;
 
 	rc = ops->sample_dirty(hv, domid, PF_ESTIMATE_MS / PF_ESTIMATE_WINDOWS, PF_ESTIMATE_WINDOWS,
@@ -439,6 +447,7 @@ static int estimate_model(const struct hv_ops *ops, struct hv *hv, uint32_t domi
 	if (rc)
 		return rc;
 	w.data_pages = s.data_pages;
+	mem = (double)w.nr_pages * 4096;
 	fprintf(stderr,
 	        "estimate: %s writes %.0f pages/s (%.1f MiB/s) within a working set of %llu pages "
 	        "(%.0f MiB); %llu of its %llu pages hold data (sampled %u x %u ms)\n",
@@ -446,42 +455,99 @@ static int estimate_model(const struct hv_ops *ops, struct hv *hv, uint32_t domi
 	        (double)w.wws_pages * 4096 / 1048576, (unsigned long long)w.data_pages,
 	        (unsigned long long)w.nr_pages, s.windows, s.window_ms);
 	if (link <= 0) {
-		if (ea->max_downtime_ms || ea->max_total_s > 0) {
+		if (ea->max_downtime_ms || ea->max_total_s > 0 || mode == MIG_MODE_AUTO) {
 			log_error(
-			    "migrate --max-downtime-ms/--max-total-s: the prediction needs the "
-			    "link's rate: give --bandwidth RATE");
+			    "migrate --max-downtime-ms/--max-total-s/--mode auto: the prediction "
+			    "needs the link's rate: give --bandwidth RATE");
 			return ERR_INVAL;
 		}
 		fprintf(stderr, "estimate: give --bandwidth RATE (the link's rate) for the "
 		                "migration's predicted rounds, downtime, total time and bytes\n");
 		return 0;
 	}
-	pc_predict(&ea->params->policy, &w, link, &p);
+	pc_predict(&ea->params->policy, &w, link, &pm[MIG_MODE_PRECOPY]);
+	p = &pm[MIG_MODE_PRECOPY];
 	fprintf(stderr,
 	        "estimate: pre-copy (%s policy) at %.0f Mbit/s: %u live rounds, downtime %.1f ms "
-	        "(%llu pages last), total %.2f s, %.0f MiB sent (%.2f x memory); %s (%s)\n",
-	        pc_policy_name(ea->params->policy.kind), link * 8 / 1e6, p.rounds, p.downtime_ms,
-	        (unsigned long long)p.final_pages, p.total_s, (double)p.bytes / 1048576,
-	        (double)p.bytes / ((double)w.nr_pages * 4096), pc_decision_name(p.decision),
-	        p.reason);
-	if (p.decision == PC_ABORT && (ea->max_downtime_ms || ea->max_total_s > 0)) {
+	        "(%llu pages last), total %.2f s, %.0f MiB sent (%.2f x memory); %s (%s)%s\n",
+	        pc_policy_name(ea->params->policy.kind), link * 8 / 1e6, p->rounds, p->downtime_ms,
+	        (unsigned long long)p->final_pages, p->total_s, (double)p->bytes / 1048576,
+	        (double)p->bytes / mem, pc_decision_name(p->decision), p->reason,
+	        p->max_throttle ? ", throttled" : "");
+	if (ea->postcopy) {
+		pc_predict_hybrid(&ea->params->policy, &w, link, &pm[MIG_MODE_HYBRID]);
+		pc_predict_postcopy(&w, link, &pm[MIG_MODE_POSTCOPY]);
+		p = &pm[MIG_MODE_HYBRID];
+		fprintf(stderr,
+		        "estimate: hybrid at %.0f Mbit/s: %u live rounds, then %llu pages "
+		        "post-copied; downtime %.1f ms, total %.2f s, %.0f MiB sent (%.2f x "
+		        "memory)\n",
+		        link * 8 / 1e6, p->rounds, (unsigned long long)p->final_pages,
+		        p->downtime_ms, p->total_s, (double)p->bytes / 1048576,
+		        (double)p->bytes / mem);
+		p = &pm[MIG_MODE_POSTCOPY];
+		fprintf(
+		    stderr,
+		    "estimate: post-copy at %.0f Mbit/s: downtime %.1f ms, total %.2f s, %.0f MiB "
+		    "sent (%.2f x memory); the guest waits for each page it touches before the "
+		    "page arrived\n",
+		    link * 8 / 1e6, p->downtime_ms, p->total_s, (double)p->bytes / 1048576,
+		    (double)p->bytes / mem);
+	}
+	if (mode == MIG_MODE_AUTO) {
+		/* pre-copy when it converges unthrottled within the limits (nothing is at risk
+		 * while it runs), then hybrid, then post-copy */
+		static const enum mig_mode order[] = {MIG_MODE_PRECOPY, MIG_MODE_HYBRID,
+		                                      MIG_MODE_POSTCOPY};
+
+		for (size_t i = 0; i < sizeof(order) / sizeof(order[0]) && mode == MIG_MODE_AUTO;
+		     i++) {
+			const struct pc_prediction *c = &pm[order[i]];
+
+			if (order[i] != MIG_MODE_PRECOPY && !ea->postcopy)
+				break;
+			if (order[i] == MIG_MODE_PRECOPY &&
+			    (c->decision != PC_STOP_AND_COPY || c->max_throttle))
+				continue;
+			if (!over_limits(ea, c))
+				mode = order[i];
+		}
+		if (mode == MIG_MODE_AUTO) {
+			log_error(
+			    "migration of %s refused before anything moved: no mode is predicted "
+			    "to %s%s",
+			    name,
+			    ea->max_downtime_ms || ea->max_total_s > 0
+			        ? "meet --max-downtime-ms/--max-total-s"
+			        : "converge without throttling the guest",
+			    ea->postcopy
+			        ? ""
+			        : " (post-copy and hybrid need the sim backend and --tcp)");
+			return ERR_NOTCONV;
+		}
+		fprintf(stderr, "estimate: --mode auto chooses %s\n", mig_mode_name(mode));
+		*ea->mode_r = mode;
+	}
+	p = &pm[mode];
+	if (mode == MIG_MODE_PRECOPY && p->decision == PC_ABORT &&
+	    (ea->max_downtime_ms || ea->max_total_s > 0)) {
 		log_error("migration of %s refused before anything moved: pre-copy is predicted "
 		          "not to converge (%s)",
-		          name, p.reason);
+		          name, p->reason);
 		return ERR_NOTCONV;
 	}
-	if (ea->max_downtime_ms && p.downtime_ms > ea->max_downtime_ms) {
+	if (ea->max_downtime_ms && p->downtime_ms > ea->max_downtime_ms) {
 		log_error("migration of %s refused before anything moved: predicted downtime %.1f "
-		          "ms is over --max-downtime-ms %u (a higher --bandwidth or a lower dirty "
-		          "rate would shorten it)",
-		          name, p.downtime_ms, ea->max_downtime_ms);
+		          "ms (%s) is over --max-downtime-ms %u (a higher --bandwidth or a lower "
+		          "dirty rate would shorten it)",
+		          name, p->downtime_ms, mig_mode_name(mode), ea->max_downtime_ms);
 		return ERR_NOTCONV;
 	}
-	if (ea->max_total_s > 0 && p.total_s > ea->max_total_s) {
+	if (ea->max_total_s > 0 && p->total_s > ea->max_total_s) {
 		log_error(
-		    "migration of %s refused before anything moved: predicted total %.2f s is "
+		    "migration of %s refused before anything moved: predicted total %.2f s (%s) is "
 		    "over --max-total-s %g",
-		    name, p.total_s, ea->max_total_s);
+		    name, p->total_s, mig_mode_name(mode), ea->max_total_s);
 		return ERR_NOTCONV;
 	}
 	return 0;
@@ -495,6 +561,11 @@ int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, 
 
 	if (ops->sample_dirty)
 		return estimate_model(ops, hv, domid, name, ea);
+	if (ea->mode_r && *ea->mode_r == MIG_MODE_AUTO) {
+		fprintf(stderr, "estimate: --mode auto: the %s backend has pre-copy only\n",
+		        ops->name);
+		*ea->mode_r = MIG_MODE_PRECOPY;
+	}
 	if (ea->max_downtime_ms || ea->max_total_s > 0) {
 		log_error("migrate --max-downtime-ms/--max-total-s need the %s backend to sample "
 		          "the working set, which it cannot",

@@ -36,6 +36,8 @@ struct estimate_args {
 	    *params;              /* the policy, and the --bandwidth cap as the link's rate */
 	uint32_t max_downtime_ms; /* refuse when the prediction is over (0: no limit) */
 	double max_total_s;
+	bool postcopy;         /* post-copy and hybrid are possible (backend and transport) */
+	enum mig_mode *mode_r; /* the mode to check the limits on; auto: set to the one chosen */
 };
 
 /*

@@ -438,6 +438,7 @@ static void *serve_main(void *arg)
 				p->st.fault_p99_us = done.fault_p99_us;
 				p->st.fault_max_us = done.fault_max_us;
 				p->got_done = true;
+				p->st.t_end_us = loop_now_us();
 				if (p->left) {
 					log_error("post-copy: the destination says it holds every "
 					          "page, but %llu were never sent",

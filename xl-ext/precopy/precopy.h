@@ -49,6 +49,7 @@ enum mig_mode {
 	MIG_MODE_PRECOPY = 0,
 	MIG_MODE_POSTCOPY = 1, /* resume on the destination at once, pages on demand */
 	MIG_MODE_HYBRID = 2,   /* pre-copy rounds until the policy stops them, then post-copy */
+	MIG_MODE_AUTO = 3,     /* the mode the prediction (predict.h) says meets the limits */
 };
 const char *mig_mode_name(enum mig_mode m);
 int mig_mode_parse(const char *s, enum mig_mode *m_r);

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -66,8 +67,13 @@ int pc_fit_workload(const uint64_t *dirtied_w, unsigned windows, double window_s
 	return 0;
 }
 
-void pc_predict(const struct pc_params *p, const struct pc_workload *w, double link_Bps,
-                struct pc_prediction *out)
+/*
+ * The rounds of pre-copy; with postcopy_rest (hybrid), what the policy would leave to
+ * stop-and-copy, to throttling or to an abort is post-copied instead, after a switch-over of
+ * fixed cost.
+ */
+static void play(const struct pc_params *p, const struct pc_workload *w, double link_Bps,
+                 bool postcopy_rest, struct pc_prediction *out)
 {
 	struct pc_params pp = *p;
 	struct pc_state st;
@@ -77,6 +83,8 @@ void pc_predict(const struct pc_params *p, const struct pc_workload *w, double l
 	memset(out, 0, sizeof(*out));
 	pp.nr_pages = w->nr_pages;
 	pp.page_wire_bytes = (uint32_t)pw;
+	if (postcopy_rest)
+		pp.on_stall = PC_STALL_ABORT;
 	pc_init(&st, &pp);
 	pps = link_Bps / pw;
 	out->decision = PC_ABORT;
@@ -103,6 +111,15 @@ void pc_predict(const struct pc_params *p, const struct pc_workload *w, double l
 		out->rounds = round + 1;
 		out->decision = v.decision;
 		out->reason = v.reason;
+		if (postcopy_rest && (v.decision != PC_CONTINUE || v.throttle_pct)) {
+			out->decision = PC_STOP_AND_COPY;
+			out->reason = "post-copy of the rest";
+			out->final_pages = r.dirty_pages; /* after the switch-over */
+			out->downtime_ms = PC_PREDICT_SWITCH_US / 1000.0;
+			bytes += (double)r.dirty_pages * pw;
+			t_total += (double)r.dirty_pages / pps + PC_PREDICT_SWITCH_US / 1e6;
+			break;
+		}
 		if (v.throttle_pct > out->max_throttle)
 			out->max_throttle = v.throttle_pct;
 		if (v.decision == PC_ABORT)
@@ -121,4 +138,33 @@ void pc_predict(const struct pc_params *p, const struct pc_workload *w, double l
 	}
 	out->total_s = t_total;
 	out->bytes = (uint64_t)bytes;
+}
+
+void pc_predict(const struct pc_params *p, const struct pc_workload *w, double link_Bps,
+                struct pc_prediction *out)
+{
+	play(p, w, link_Bps, false, out);
+}
+
+void pc_predict_hybrid(const struct pc_params *p, const struct pc_workload *w, double link_Bps,
+                       struct pc_prediction *out)
+{
+	play(p, w, link_Bps, true, out);
+}
+
+void pc_predict_postcopy(const struct pc_workload *w, double link_Bps, struct pc_prediction *out)
+{
+	double pw = 4096 + 8;
+
+	memset(out, 0, sizeof(*out));
+	out->decision = PC_ABORT;
+	out->reason = "the link sends nothing";
+	if (link_Bps <= 0)
+		return;
+	out->decision = PC_STOP_AND_COPY;
+	out->reason = "post-copy";
+	out->final_pages = w->data_pages;
+	out->downtime_ms = PC_PREDICT_SWITCH_US / 1000.0;
+	out->bytes = (uint64_t)((double)w->data_pages * pw);
+	out->total_s = (double)w->data_pages * pw / link_Bps + PC_PREDICT_SWITCH_US / 1e6;
 }

@@ -51,4 +51,19 @@ struct pc_prediction {
 void pc_predict(const struct pc_params *p, const struct pc_workload *w, double link_Bps,
                 struct pc_prediction *out);
 
+/*
+ * migrate --mode hybrid: the same rounds until the policy would switch over, throttle or give
+ * up, then the pages still dirty after a switch-over of fixed cost (post-copy): rounds, the
+ * switch-over's downtime, the pages post-copied (final_pages), total time and bytes.
+ */
+void pc_predict_hybrid(const struct pc_params *p, const struct pc_workload *w, double link_Bps,
+                       struct pc_prediction *out);
+
+/*
+ * migrate --mode postcopy: a switch-over of fixed cost, then every page that holds data, once
+ * (pulled or pushed, each at the link's rate). The faults' waits slow the guest, not the
+ * migration.
+ */
+void pc_predict_postcopy(const struct pc_workload *w, double link_Bps, struct pc_prediction *out);
+
 #endif

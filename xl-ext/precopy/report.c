@@ -74,12 +74,15 @@ static json_object *compression_json(const struct mig_report *r)
 
 const char *mig_mode_name(enum mig_mode m)
 {
-	return m == MIG_MODE_POSTCOPY ? "postcopy" : m == MIG_MODE_HYBRID ? "hybrid" : "precopy";
+	return m == MIG_MODE_POSTCOPY ? "postcopy"
+	       : m == MIG_MODE_HYBRID ? "hybrid"
+	       : m == MIG_MODE_AUTO   ? "auto"
+	                              : "precopy";
 }
 
 int mig_mode_parse(const char *s, enum mig_mode *m_r)
 {
-	for (int m = MIG_MODE_PRECOPY; m <= MIG_MODE_HYBRID; m++)
+	for (int m = MIG_MODE_PRECOPY; m <= MIG_MODE_AUTO; m++)
 		if (!strcmp(s, mig_mode_name((enum mig_mode)m))) {
 			*m_r = (enum mig_mode)m;
 			return 0;
@@ -112,12 +115,15 @@ struct json_object *mig_report_json(const struct mig_report *r)
 {
 	json_object *o = json_object_new_object(), *rounds = json_object_new_array();
 	double page = 4096.0;
+	/* post-copy: the migration ends with its last page, after the guest started */
+	int64_t t_end =
+	    r->postcopy.t_end_us > r->t_end_us && r->t_end_us ? r->postcopy.t_end_us : r->t_end_us;
 
 	json_object_object_add(o, "memory_bytes",
 	                       json_object_new_int64((int64_t)(r->nr_pages * 4096)));
 	json_object_object_add(
 	    o, "total_time_ms",
-	    mig_json_number(r->t_end_us ? (double)(r->t_end_us - r->t_start_us) / 1000.0 : -1, 3));
+	    mig_json_number(t_end ? (double)(t_end - r->t_start_us) / 1000.0 : -1, 3));
 	json_object_object_add(o, "downtime_ms", span_ms(r->t_pause_us, r->t_end_us));
 	json_object_object_add(o, "stop_and_copy_ms", span_ms(r->t_pause_us, r->t_stream_end_us));
 	json_object_object_add(o, "downtime_phases_ms", downtime_phases(r));
