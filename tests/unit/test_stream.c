@@ -519,6 +519,10 @@ static void test_postcopy_need(void **state)
 	assert_int_equal(prepage, 16);
 	assert_int_equal(w[0], 0xff);
 	assert_int_equal(w[1], 0);
+	/* POSTCOPY_STALE has the same body */
+	rec.type = STREAM_REC_POSTCOPY_STALE;
+	assert_int_equal(stream_decode_need(&rec, 256, &first, &w, &n, &prepage), 0);
+	rec.type = STREAM_REC_POSTCOPY_NEED;
 	/* the last bit names page 255: a guest of 255 pages has none such */
 	assert_int_equal(stream_decode_need(&rec, 255, &first, &w, &n, &prepage), ERR_PROTO);
 	assert_int_equal(stream_decode_need(&rec, 64, &first, &w, &n, &prepage), ERR_PROTO);
@@ -638,6 +642,20 @@ static void test_postcopy_ready_and_done(void **state)
 		assert_int_equal(stream_decode_done(&rec, &back), ERR_PROTO);
 	}
 	assert_string_equal(stream_rec_name(STREAM_REC_POSTCOPY_DONE), "POSTCOPY_DONE");
+	assert_string_equal(stream_rec_name(STREAM_REC_POSTCOPY_DROPPED), "POSTCOPY_DROPPED");
+
+	{
+		uint64_t pages = 0;
+
+		rec = resealed(STREAM_REC_POSTCOPY_DROPPED,
+		               stream_encode_dropped(body, STREAM_MAX_BODY, 31787));
+		assert_int_equal(stream_decode_dropped(&rec, &pages), 0);
+		assert_int_equal(pages, 31787);
+		rec = resealed(STREAM_REC_POSTCOPY_DROPPED, 16);
+		assert_int_equal(stream_decode_dropped(&rec, &pages), ERR_PROTO);
+		rec = resealed(STREAM_REC_POSTCOPY_DONE, 8);
+		assert_int_equal(stream_decode_dropped(&rec, &pages), ERR_PROTO);
+	}
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -28,9 +29,17 @@
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/precopy/precopy_int.h"
 
-#define PC_PUSH_PAGES   64u           /* pages per pushed record */
-#define PC_PUSH_QUEUE   (256u * 1024) /* a push waits while this much is unsent */
-#define PC_MAX_WAITING  256u          /* faults whose wait is timed at once */
+#define PC_PUSH_PAGES 16u /* pages per pushed record: a fault waits behind one (64 KiB) */
+/*
+ * A push waits while this much of the channel has not left this host (SIOCOUTQ: unsent, and
+ * sent but not acknowledged, which includes what waits in a shaped link's queue), so that a
+ * page asked for waits behind at most that much; checked every PC_PUSH_POLL_US meanwhile.
+ * TCP_NOTSENT_LOWAT bounds only the unsent part: a 1 Gbit/s link's queue then held a megabyte,
+ * and a fault waited 3 ms for its page.
+ */
+#define PC_PUSH_QUEUE   (128u * 1024)
+#define PC_PUSH_POLL_US 200
+#define PC_MAX_WAITING  256u /* faults whose wait is timed at once */
 #define PC_SMALL_RECORD (STREAM_REC_HDR_SIZE + 8 + STREAM_MAX_BATCH * 8 + 8)
 
 struct pc_waiting {
@@ -237,6 +246,30 @@ int pc_postcopy_connect(const struct mig_params *params, const uint8_t *token, u
 	return fd;
 }
 
+int pc_postcopy_await_dropped(int fd)
+{
+	uint8_t buf[PC_SMALL_RECORD];
+	struct stream_rec rec;
+	uint64_t pages;
+	int rc = chan_read(fd, buf, sizeof(buf), PC_POSTCOPY_READY_MS, &rec);
+
+	if (!rc)
+		rc = stream_decode_dropped(&rec, &pages);
+	if (rc)
+		log_error("migration: the destination did not drop its stale pages before the "
+		          "switch-over (%s)",
+		          err_str(rc));
+	return rc;
+}
+
+int pc_postcopy_say_dropped(int fd, uint64_t pages)
+{
+	uint8_t buf[STREAM_REC_HDR_SIZE + 8];
+
+	return chan_write(fd, buf, STREAM_REC_POSTCOPY_DROPPED,
+	                  stream_encode_dropped(buf + STREAM_REC_HDR_SIZE, 8, pages));
+}
+
 /* Wait out the cap for n more bytes: the ms to wait before pushing, 0 to push now. */
 static int bucket_wait_ms(struct pc_postcopy *p, double *tokens, int64_t *last_us)
 {
@@ -314,6 +347,7 @@ static int serve_request(struct pc_postcopy *p, struct stream_batch *b,
 {
 	const uint8_t *pfns;
 	uint32_t count;
+	bool sent_first = false;
 	int rc = stream_decode_req(rec, p->nr_pages, &pfns, &count);
 
 	if (rc) {
@@ -328,8 +362,13 @@ static int serve_request(struct pc_postcopy *p, struct stream_batch *b,
 		pfn = le64toh(pfn);
 		if (!test_bit(p->need, pfn))
 			continue; /* on its way already */
-		if (!stream_batch_room(b))
-			rc = send_batch(p, b), stream_batch_reset(b, STREAM_PAGES_DEMAND);
+		/* the first page (a vCPU waits for it) goes alone, the rest by PC_PUSH_PAGES */
+		if ((b->count == 1 && !sent_first) || b->count >= PC_PUSH_PAGES ||
+		    !stream_batch_room(b)) {
+			sent_first = true;
+			rc = send_batch(p, b);
+			stream_batch_reset(b, STREAM_PAGES_DEMAND);
+		}
 		if (!rc)
 			rc = add_run(p, b, pfn, 1, &p->st.pulled);
 		*cursor = pfn + 1; /* the push goes on where the guest works */
@@ -401,13 +440,17 @@ static void *serve_main(void *arg)
 		int wait_ms = PC_POSTCOPY_STALL_MS, n;
 		bool push = false;
 
+		struct timespec ts;
+
 		if (p->left) {
 			wait_ms = bucket_wait_ms(p, &tokens, &last_us);
 			push = !wait_ms && !queue_full(p->fd);
-			if (!push && !wait_ms)
-				wait_ms = 1;
 		}
-		n = poll(&pfd, 1, push ? 0 : wait_ms);
+		ts.tv_sec = push ? 0 : wait_ms / 1000;
+		ts.tv_nsec = push ? 0 : (long)(wait_ms % 1000) * 1000000;
+		if (!push && p->left && !wait_ms) /* the queue is full: look again soon */
+			ts.tv_nsec = PC_PUSH_POLL_US * 1000;
+		n = ppoll(&pfd, 1, &ts, NULL);
 		if (n < 0 && errno != EINTR) {
 			rc = err_from_errno(errno);
 			break;
@@ -637,11 +680,34 @@ static int take_pages(struct pc_postcopy *p, const struct stream_rec *rec)
 	return rc;
 }
 
+/* Ask for the faulting pages req[0..nreq) (their vCPUs wait) and then their neighbours. */
+static int send_request(struct pc_postcopy *p, uint64_t *req, uint32_t *nreq, const uint64_t *near,
+                        uint32_t *nnear)
+{
+	uint8_t *buf;
+	int rc;
+
+	if (!*nreq && !*nnear)
+		return 0;
+	buf = malloc(PC_SMALL_RECORD);
+	if (!buf)
+		return ERR_NOMEM;
+	memcpy(req + *nreq, near, *nnear * sizeof(*near));
+	*nreq += *nnear;
+	rc = chan_write(p->fd, buf, STREAM_REC_PAGE_REQ,
+	                stream_encode_req(buf + STREAM_REC_HDR_SIZE,
+	                                  PC_SMALL_RECORD - STREAM_REC_HDR_SIZE, req, *nreq));
+	p->st.bytes += stream_rec_wire_size(8 + *nreq * 8);
+	*nreq = *nnear = 0;
+	free(buf);
+	return rc;
+}
+
 /* The guest's faults so far: missing pages asked for (with neighbours), holes zero-filled. */
 static int take_faults(struct pc_postcopy *p)
 {
-	uint64_t req[STREAM_MAX_BATCH];
-	uint32_t nreq = 0;
+	uint64_t req[STREAM_MAX_BATCH], near[STREAM_MAX_BATCH];
+	uint32_t nreq = 0, nnear = 0;
 	int rc = 0;
 
 	for (;;) {
@@ -672,30 +738,21 @@ static int take_faults(struct pc_postcopy *p)
 				    (struct pc_waiting){.pfn = pfn, .t0_us = loop_now_us()};
 			if (test_bit(p->asked, pfn))
 				continue;
-			for (uint64_t q = pfn;
-			     q < p->nr_pages && q <= pfn + p->prepage && nreq < STREAM_MAX_BATCH;
-			     q++) {
+			if (nreq + nnear + 1 + p->prepage > STREAM_MAX_BATCH)
+				rc = send_request(p, req, &nreq, near, &nnear);
+			p->asked[pfn / 64] |= 1ull << (pfn % 64);
+			req[nreq++] = pfn;
+			for (uint64_t q = pfn + 1; q < p->nr_pages && q <= pfn + p->prepage; q++) {
 				if (!test_bit(p->need, q) || test_bit(p->asked, q))
 					continue;
 				p->asked[q / 64] |= 1ull << (q % 64);
-				req[nreq++] = q;
-				if (q != pfn)
-					p->st.prepaged++;
+				near[nnear++] = q;
+				p->st.prepaged++;
 			}
 		}
 	}
-	if (!rc && nreq) {
-		uint8_t *buf = malloc(PC_SMALL_RECORD);
-
-		if (!buf)
-			return ERR_NOMEM;
-		rc =
-		    chan_write(p->fd, buf, STREAM_REC_PAGE_REQ,
-		               stream_encode_req(buf + STREAM_REC_HDR_SIZE,
-		                                 PC_SMALL_RECORD - STREAM_REC_HDR_SIZE, req, nreq));
-		p->st.bytes += stream_rec_wire_size(8 + nreq * 8);
-		free(buf);
-	}
+	if (!rc)
+		rc = send_request(p, req, &nreq, near, &nnear);
 	return rc;
 }
 

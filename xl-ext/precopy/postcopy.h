@@ -59,7 +59,16 @@ int pc_postcopy_connect(const struct mig_params *params, const uint8_t *token, u
 int pc_postcopy_serve(struct mig_report *report, int fd, int mem_fd, uint64_t nr_pages,
                       uint64_t *need, const uint64_t *hot, uint64_t bandwidth_Bps);
 
+/*
+ * Hybrid, before the switch-over: wait (at most PC_POSTCOPY_READY_MS) for the destination's
+ * POSTCOPY_DROPPED on the channel, the answer to a POSTCOPY_STALE. 0 or an error (logged).
+ */
+int pc_postcopy_await_dropped(int fd);
+
 /* --- the receiver -------------------------------------------------------------------------- */
+
+/* The answer to POSTCOPY_STALE: pages dropped. */
+int pc_postcopy_say_dropped(int fd, uint64_t pages);
 
 /*
  * Keep fd and need (nr_pages bits; taken over) as the destination's post-copy phase, in

@@ -1079,6 +1079,14 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 			    pol,
 			    (uint32_t)(rr->bytes / rr->pages > 16 ? rr->bytes / rr->pages : 16));
 		v = pc_decide(pol, &pr);
+		/* hybrid: once a round no longer halves the dirty set, more rounds only resend the
+		 * guest's hot pages; post-copy sends each of them once */
+		if (c->mode == MIG_MODE_HYBRID && round >= 1 && v.decision == PC_CONTINUE &&
+		    ndirty * 2 >= rr->pages) {
+			v.decision = PC_ABORT;
+			v.throttle_pct = 0;
+			v.reason = "a round no longer halves the dirty set";
+		}
 		rr->throttle_pct = v.throttle_pct;
 		if (c->params->progress)
 			progress_line(rr, c->src->nr_pages);
@@ -1175,7 +1183,8 @@ static int postcopy_need(struct pc_send_ctx *c, uint64_t **need_r)
 	return rc;
 }
 
-static int send_need(struct pc_send_ctx *c, const uint64_t *need)
+/* The bitmap need as POSTCOPY_NEED (type) or POSTCOPY_STALE records. */
+static int send_need(struct pc_send_ctx *c, const uint64_t *need, uint32_t type)
 {
 	size_t cap = STREAM_REC_HDR_SIZE + 16 + STREAM_MAX_NEED_WORDS * 8;
 	uint8_t *buf = malloc(cap);
@@ -1188,7 +1197,7 @@ static int send_need(struct pc_send_ctx *c, const uint64_t *need)
 		    (uint32_t)(c->bm_words - w < STREAM_MAX_NEED_WORDS ? c->bm_words - w
 		                                                       : STREAM_MAX_NEED_WORDS);
 
-		rc = out_record(&c->out, buf, STREAM_REC_POSTCOPY_NEED,
+		rc = out_record(&c->out, buf, type,
 		                stream_encode_need(buf + STREAM_REC_HDR_SIZE,
 		                                   cap - STREAM_REC_HDR_SIZE, (uint64_t)w * 64,
 		                                   need + w, nw, c->params->prepage));
@@ -1232,7 +1241,7 @@ static int postcopy_switch(struct pc_send_ctx *c, struct pc_cpu_state *st)
 	if (!rc)
 		rc = send_state(c, st);
 	if (!rc)
-		rc = send_need(c, need);
+		rc = send_need(c, need, STREAM_REC_POSTCOPY_NEED);
 	report->final_pages = sent;
 	report->final_bytes = sent_bytes(c) - bytes0;
 	report->total_pages += sent;
@@ -1518,6 +1527,18 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		log_info("migration: pre-copy does not converge (%s); post-copy for the rest",
 		         report->reason ? report->reason : "policy");
 		rc = 0;
+	}
+	if (!rc && c.mode == MIG_MODE_HYBRID && report->nrounds) {
+		/* the destination drops its stale copies of what the rounds left dirty while the
+		 * guest still runs here, not in the downtime (page 0 stays: it goes with the state,
+		 * maybe as a delta against that copy) */
+		uint64_t w0 = c.pending[0];
+
+		c.pending[0] &= ~1ull;
+		rc = send_need(&c, c.pending, STREAM_REC_POSTCOPY_STALE);
+		c.pending[0] = w0;
+		if (!rc)
+			rc = pc_postcopy_await_dropped(c.pc_fd);
 	}
 	if (rc)
 		goto out;

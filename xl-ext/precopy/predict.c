@@ -111,7 +111,9 @@ static void play(const struct pc_params *p, const struct pc_workload *w, double 
 		out->rounds = round + 1;
 		out->decision = v.decision;
 		out->reason = v.reason;
-		if (postcopy_rest && (v.decision != PC_CONTINUE || v.throttle_pct)) {
+		/* hybrid switches too once a round no longer halves the dirty set (precopy.c) */
+		if (postcopy_rest && (v.decision != PC_CONTINUE || v.throttle_pct ||
+		                      (round >= 1 && left * 2 >= send))) {
 			out->decision = PC_STOP_AND_COPY;
 			out->reason = "post-copy of the rest";
 			out->final_pages = r.dirty_pages; /* after the switch-over */

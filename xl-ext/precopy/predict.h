@@ -53,7 +53,8 @@ void pc_predict(const struct pc_params *p, const struct pc_workload *w, double l
 
 /*
  * migrate --mode hybrid: the same rounds until the policy would switch over, throttle or give
- * up, then the pages still dirty after a switch-over of fixed cost (post-copy): rounds, the
+ * up, or a round no longer halves the dirty set, then the pages still dirty after a switch-over
+ * of fixed cost (post-copy): rounds, the
  * switch-over's downtime, the pages post-copied (final_pages), total time and bytes.
  */
 void pc_predict_hybrid(const struct pc_params *p, const struct pc_workload *w, double link_Bps,

@@ -98,6 +98,7 @@ struct pc_recv_ctx {
 	unsigned stream_idx, nstreams; /* --streams: which this is, of how many */
 	uint64_t *need; /* post-copy: the pages that follow the switch-over (POSTCOPY_NEED) */
 	uint32_t prepage;
+	int pc_fd; /* post-copy: the channel (POSTCOPY_DROPPED goes there), -1 */
 };
 
 /*
@@ -495,6 +496,48 @@ static int take_need(const struct stream_rec *rec, struct pc_recv_ctx *r)
 	return 0;
 }
 
+/*
+ * POSTCOPY_STALE (hybrid, the guest still running at the source): drop the copies of the pages
+ * the rounds left dirty, so that they fault once the guest runs here, and say so. Done now,
+ * freeing them is not part of the downtime; sim_migrate.c drops the final set (a page an extra
+ * stream wrote since included) again at the switch-over, which costs little for holes.
+ */
+static int take_stale(const struct stream_rec *rec, struct pc_recv_ctx *r)
+{
+	const uint8_t *words;
+	uint64_t first, dropped = 0;
+	uint32_t n, prepage;
+
+	if (!r->need || r->pc_fd < 0 ||
+	    stream_decode_need(rec, r->nr_pages, &first, &words, &n, &prepage)) {
+		log_error("migration stream: %s POSTCOPY_STALE record",
+		          r->need ? "a malformed" : "a post-copy record in a pre-copy stream:");
+		return ERR_PROTO;
+	}
+	for (uint64_t pfn = first; pfn < first + (uint64_t)n * 64 && pfn < r->nr_pages;) {
+		uint64_t w, end;
+
+		memcpy(&w, words + (pfn - first) / 64 * 8, 8);
+		if (!((le64toh(w) >> (pfn % 64)) & 1)) {
+			pfn++;
+			continue;
+		}
+		for (end = pfn + 1; end < first + (uint64_t)n * 64 && end < r->nr_pages; end++) {
+			memcpy(&w, words + (end - first) / 64 * 8, 8);
+			if (!((le64toh(w) >> (end % 64)) & 1))
+				break;
+		}
+		if (fallocate(r->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		              (off_t)(pfn * PAGE), (off_t)((end - pfn) * PAGE)) < 0) {
+			log_error_errno(errno, "migration: cannot drop stale guest pages");
+			return err_from_errno(errno);
+		}
+		dropped += end - pfn;
+		pfn = end;
+	}
+	return pc_postcopy_say_dropped(r->pc_fd, dropped);
+}
+
 /* Apply one record after the header. Returns 0, 1 after END (complete), or an error. */
 static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
                         struct pc_cpu_state *state)
@@ -540,6 +583,8 @@ static int apply_record(const struct stream_rec *rec, struct pc_recv_ctx *r,
 		return 1; /* checked once the extra streams ended too (pc_receive) */
 	case STREAM_REC_POSTCOPY_NEED:
 		return take_need(rec, r);
+	case STREAM_REC_POSTCOPY_STALE:
+		return take_stale(rec, r);
 	default:
 		log_error("migration stream: unexpected %s record", stream_rec_name(rec->type));
 		return ERR_PROTO;
@@ -752,6 +797,7 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 {
 	uint8_t *body = malloc(STREAM_MAX_BODY + 8);
 	struct pc_recv_ctx r = {.mem_fd = mem_fd,
+	                        .pc_fd = -1,
 	                        .nr_pages = nr_pages,
 	                        .type = type,
 	                        .nr_vcpus = nr_vcpus,
@@ -784,6 +830,7 @@ int pc_receive(int fd, int mem_fd, uint64_t nr_pages, enum hv_domain_type type, 
 	if (!rc && (h.flags & STREAM_HDR_POSTCOPY)) {
 		r.need = calloc((nr_pages + 63) / 64, sizeof(uint64_t));
 		rc = r.need ? accept_postcopy(&h, extra, body, &pc_fd) : ERR_NOMEM;
+		r.pc_fd = pc_fd;
 	}
 	if (extra && extra->done && (h.streams > 1 || (h.flags & STREAM_HDR_POSTCOPY)))
 		extra->done(extra->arg);

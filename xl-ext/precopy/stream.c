@@ -51,10 +51,23 @@ static uint64_t get64(const uint8_t *p)
 const char *stream_rec_name(uint32_t type)
 {
 	static const char *const names[] = {
-	    "?",          "HEADER",         "PAGE_DATA",     "ROUND_END",
-	    "VCPU_STATE", "DEVICE_MODEL",   "VERIFY",        "END",
-	    "PAGE_DELTA", "COMPRESSED",     "JOIN",          "POSTCOPY_NEED",
-	    "PAGE_REQ",   "POSTCOPY_READY", "POSTCOPY_DONE",
+	    "?",
+	    "HEADER",
+	    "PAGE_DATA",
+	    "ROUND_END",
+	    "VCPU_STATE",
+	    "DEVICE_MODEL",
+	    "VERIFY",
+	    "END",
+	    "PAGE_DELTA",
+	    "COMPRESSED",
+	    "JOIN",
+	    "POSTCOPY_NEED",
+	    "PAGE_REQ",
+	    "POSTCOPY_READY",
+	    "POSTCOPY_DONE",
+	    "POSTCOPY_STALE",
+	    "POSTCOPY_DROPPED",
 	};
 
 	return type <= STREAM_REC_TYPE_MAX ? names[type] : "UNKNOWN";
@@ -224,7 +237,8 @@ int stream_decode_need(const struct stream_rec *rec, uint64_t nr_pages, uint64_t
 	uint64_t first, last_bit;
 	uint32_t n;
 
-	if (rec->type != STREAM_REC_POSTCOPY_NEED || rec->length < 24)
+	if ((rec->type != STREAM_REC_POSTCOPY_NEED && rec->type != STREAM_REC_POSTCOPY_STALE) ||
+	    rec->length < 24)
 		return ERR_PROTO;
 	first = get64(rec->body);
 	n = get32(rec->body + 8);
@@ -314,6 +328,22 @@ int stream_decode_ready(const struct stream_rec *rec, uint32_t *status_r, char *
 		}
 		text[k] = '\0';
 	}
+	return 0;
+}
+
+int stream_encode_dropped(uint8_t *out, size_t cap, uint64_t pages)
+{
+	if (cap < 8)
+		return ERR_NOSPACE;
+	put64(out, pages);
+	return 8;
+}
+
+int stream_decode_dropped(const struct stream_rec *rec, uint64_t *pages_r)
+{
+	if (rec->type != STREAM_REC_POSTCOPY_DROPPED || rec->length != 8)
+		return ERR_PROTO;
+	*pages_r = get64(rec->body);
 	return 0;
 }
 

@@ -54,16 +54,21 @@ enum stream_rec_type {
 	STREAM_REC_JOIN = 10,        /* first record of an extra stream (version 3): token[16],
 	                                u32 index (1..streams-1), u32 reserved */
 	/* version 4, migrate --mode postcopy|hybrid (postcopy.h) */
-	STREAM_REC_POSTCOPY_NEED = 11,  /* u64 first pfn (a multiple of 64), u32 words, u32
-	                                   prepage (neighbours to ask for with each fault, at
-	                                   most STREAM_MAX_BATCH - 1), u64 bitmap[words]: pages
-	                                   the destination must still get from the source */
-	STREAM_REC_PAGE_REQ = 12,       /* destination -> source on the post-copy channel: u32
-	                                   count, u32 reserved, u64 pfn[count] */
-	STREAM_REC_POSTCOPY_READY = 13, /* destination -> source, first on the post-copy
-	                                   channel: u32 status (0: ready), u32 length, text */
-	STREAM_REC_POSTCOPY_DONE = 14,  /* destination -> source: what it saw (stream_done) */
-	STREAM_REC_TYPE_MAX = 14,
+	STREAM_REC_POSTCOPY_NEED = 11,    /* u64 first pfn (a multiple of 64), u32 words, u32
+	                                     prepage (neighbours to ask for with each fault, at
+	                                     most STREAM_MAX_BATCH - 1), u64 bitmap[words]: pages
+	                                     the destination must still get from the source */
+	STREAM_REC_PAGE_REQ = 12,         /* destination -> source on the post-copy channel: u32
+	                                     count, u32 reserved, u64 pfn[count] */
+	STREAM_REC_POSTCOPY_READY = 13,   /* destination -> source, first on the post-copy
+	                                     channel: u32 status (0: ready), u32 length, text */
+	STREAM_REC_POSTCOPY_DONE = 14,    /* destination -> source: what it saw (stream_done) */
+	STREAM_REC_POSTCOPY_STALE = 15,   /* hybrid, before the switch-over: as POSTCOPY_NEED, pages
+	                                     whose copy the destination holds is stale; it drops them
+	                                     while the guest still runs at the source and says so with
+	                                     POSTCOPY_DROPPED on the post-copy channel */
+	STREAM_REC_POSTCOPY_DROPPED = 16, /* destination -> source: u64 pages dropped */
+	STREAM_REC_TYPE_MAX = 16,
 };
 
 /* PAGE_DATA flags */
@@ -134,7 +139,8 @@ unsigned stream_of_pfn(uint64_t pfn, unsigned streams);
 int stream_encode_join(uint8_t *out, size_t cap, const uint8_t *token, uint32_t index);
 int stream_decode_join(const struct stream_rec *rec, uint8_t *token, uint32_t *index_r);
 
-/* POSTCOPY_NEED: words u64 of bitmap from first_pfn on (pages below nr_pages only). */
+/* POSTCOPY_NEED (and POSTCOPY_STALE, the same body): words u64 of bitmap from first_pfn on
+ * (pages below nr_pages only). */
 int stream_encode_need(uint8_t *out, size_t cap, uint64_t first_pfn, const uint64_t *words,
                        uint32_t nwords, uint32_t prepage);
 int stream_decode_need(const struct stream_rec *rec, uint64_t nr_pages, uint64_t *first_pfn_r,
@@ -146,6 +152,9 @@ int stream_decode_req(const struct stream_rec *rec, uint64_t nr_pages, const uin
 /* POSTCOPY_READY: status 0 or an error, and what a refusal says (printable, bounded). */
 int stream_encode_ready(uint8_t *out, size_t cap, uint32_t status, const char *text);
 int stream_decode_ready(const struct stream_rec *rec, uint32_t *status_r, char *text, size_t len);
+int stream_encode_dropped(uint8_t *out, size_t cap, uint64_t pages);
+int stream_decode_dropped(const struct stream_rec *rec, uint64_t *pages_r);
+
 /* POSTCOPY_DONE: the destination holds every page; its figures of the phase. */
 struct stream_done {
 	uint64_t pages;                                    /* installed */
