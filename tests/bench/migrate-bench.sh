@@ -20,7 +20,8 @@
 #   6. the peer: the same workload in QEMU (TCG), a bare guest (qemu-peer/dirtier.c) migrated
 #      over the same link with max-bandwidth 1 Gbit/s, plain and with XBZRLE;
 #   7. the prediction model: migrate --estimate's prediction against the migration that follows,
-#      for each cell of MODEL_GRID (guest MiB:workload:link), and the error distribution;
+#      for each cell of MODEL_GRID (guest MiB:workload:link) and each --mode of MODEL_MODES, and
+#      the error distribution per mode and over all;
 #   8. post-copy and hybrid against pre-copy with throttling on the guest of 3 (a 128 MiB hot
 #      set at 400 MiB/s, 1 Gbit/s): total time, bytes / memory, downtime, throttle, the guest's
 #      own write rate during the migration against its rate just before (what throttling
@@ -43,7 +44,8 @@ PC_RUNS=${PC_RUNS:-3}
 MEM_RUNS=${MEM_RUNS:-4}
 STREAMS=${STREAMS:-1 2 4}
 # part 7's cells: MiB:workload:link
-MODEL_GRID=${MODEL_GRID:-256:dirty_mibps=0:1gbit 256:dirty_mibps=16,pattern=hotset,hot_mib=64:200mbit 512:dirty_mibps=32,pattern=uniform:1gbit 1024:dirty_mibps=32,pattern=uniform:1gbit 512:dirty_mibps=64,pattern=hotset,hot_mib=128:1gbit}
+MODEL_GRID=${MODEL_GRID:-256:dirty_mibps=0:1gbit 256:dirty_mibps=16,pattern=hotset,hot_mib=64:200mbit 512:dirty_mibps=32,pattern=uniform:1gbit 1024:dirty_mibps=32,pattern=uniform:1gbit 512:dirty_mibps=64,pattern=hotset,hot_mib=128:1gbit 256:dirty_mibps=8,pattern=uniform:100mbit 512:dirty_mibps=400,pattern=hotset,hot_mib=64:1gbit 2048:dirty_mibps=16,pattern=hotset,hot_mib=256:1gbit}
+MODEL_MODES=${MODEL_MODES:-precopy postcopy hybrid}
 LINK=1gbit
 LINK_BPS=1000000000
 PORT=8002
@@ -556,8 +558,8 @@ fi
 
 # ---------------------------------------------------------------- 7. the prediction model
 if [[ " $PARTS " == *" 7 "* ]]; then
-	say "model: migrate --estimate's prediction (a 4 x 250 ms dirty sample; --bandwidth: the rate of a raw 64 MiB stream on the same link just before) against the migration that follows it"
-	say "$(printf '  %-44s %7s %7s %8s %8s %8s %8s %9s %9s' 'MiB:workload:link' pred_s meas_s pred_b/m meas_b/m pred_dt meas_dt err_total err_bytes)"
+	say "model: migrate --estimate's prediction (a 4 x 250 ms dirty sample; --bandwidth: the rate of a raw 64 MiB stream on the same link just before) against the migration that follows it, for each mode of MODEL_MODES ($MODEL_MODES)"
+	say "$(printf '  %-44s %-8s %7s %7s %8s %8s %8s %8s %9s %9s' 'MiB:workload:link' mode pred_s meas_s pred_b/m meas_b/m pred_dt meas_dt err_total err_bytes)"
 	: >"$TB_DIR/model.err"
 	i=0
 	for cell in $MODEL_GRID; do
@@ -567,29 +569,37 @@ if [[ " $PARTS " == *" 7 "* ]]; then
 		rate=$(raw_tcp 1 2 64)
 		i=$((i + 1))
 		guest "md$i" "$mib" "$wl,fill_mib=$mib,seed=7"
-		sim_x 1 migrate --dry-run --estimate --bandwidth "${rate%.*}Mbit" -s "" "md$i" "$(sim_rune 2)" \
-			>/dev/null 2>"$TB_DIR/est.err" || { cat "$TB_DIR/est.err"; tb_fail "estimate md$i"; }
-		pred=$(grep 'estimate: pre-copy' "$TB_DIR/est.err")
-		p_dt=$(sed -n 's/.*downtime \([0-9.]*\) ms.*/\1/p' <<<"$pred")
-		p_t=$(sed -n 's/.*total \([0-9.]*\) s,.*/\1/p' <<<"$pred")
-		p_b=$(sed -n 's/.*sent (\([0-9.]*\) x memory).*/\1/p' <<<"$pred")
-		migrate_tcp 1 2 "md$i" || { cat "$TB_DIR/m.err"; tb_fail "migration md$i"; }
-		m_t=$(awk -v t="$(j total_time_ms)" 'BEGIN { printf "%.3f", t / 1000 }')
-		m_b=$(j bytes_per_memory)
-		m_dt=$(j downtime_ms)
-		e_t=$(awk -v p="$p_t" -v m="$m_t" 'BEGIN { printf "%.1f", (p - m) / m * 100 }')
-		e_b=$(awk -v p="$p_b" -v m="$m_b" 'BEGIN { printf "%.1f", (p - m) / m * 100 }')
-		echo "$e_t $e_b" >>"$TB_DIR/model.err"
-		say "$(printf '  %-44s %7s %7s %8s %8s %8s %8s %8s%% %8s%%' "$cell" "$p_t" "$m_t" "$p_b" "$m_b" "$p_dt" "$m_dt" "$e_t" "$e_b")"
-		sim_x 2 destroy "md$i"
+		from=1
+		for mode in $MODEL_MODES; do
+			sim_x $from migrate --dry-run --estimate --bandwidth "${rate%.*}Mbit" -s "" "md$i" "$(sim_rune $((3 - from)))" \
+				>/dev/null 2>"$TB_DIR/est.err" || { cat "$TB_DIR/est.err"; tb_fail "estimate md$i"; }
+			case $mode in
+			precopy) pred=$(grep 'estimate: pre-copy' "$TB_DIR/est.err") ;;
+			postcopy) pred=$(grep 'estimate: post-copy' "$TB_DIR/est.err") ;;
+			hybrid) pred=$(grep 'estimate: hybrid' "$TB_DIR/est.err") ;;
+			esac
+			p_dt=$(sed -n 's/.*downtime \([0-9.]*\) ms.*/\1/p' <<<"$pred")
+			p_t=$(sed -n 's/.*total \([0-9.]*\) s,.*/\1/p' <<<"$pred")
+			p_b=$(sed -n 's/.*sent (\([0-9.]*\) x memory).*/\1/p' <<<"$pred")
+			migrate_tcp $from $((3 - from)) "md$i" --mode "$mode" || { cat "$TB_DIR/m.err"; tb_fail "migration md$i ($mode)"; }
+			from=$((3 - from))
+			m_t=$(awk -v t="$(j total_time_ms)" 'BEGIN { printf "%.3f", t / 1000 }')
+			m_b=$(j bytes_per_memory)
+			m_dt=$(j downtime_ms)
+			e_t=$(awk -v p="$p_t" -v m="$m_t" 'BEGIN { printf "%.1f", (p - m) / m * 100 }')
+			e_b=$(awk -v p="$p_b" -v m="$m_b" 'BEGIN { printf "%.1f", (p - m) / m * 100 }')
+			echo "$mode $e_t $e_b" >>"$TB_DIR/model.err"
+			say "$(printf '  %-44s %-8s %7s %7s %8s %8s %8s %8s %8s%% %8s%%' "$cell" "$mode" "$p_t" "$m_t" "$p_b" "$m_b" "$p_dt" "$m_dt" "$e_t" "$e_b")"
+		done
+		sim_x $from destroy "md$i"
 	done
 	tb_link_rate 1 off
 	tb_link_rate 2 off
-	et50=$(awk '{ print ($1 < 0 ? -$1 : $1) }' "$TB_DIR/model.err" | pct_of 50)
-	et90=$(awk '{ print ($1 < 0 ? -$1 : $1) }' "$TB_DIR/model.err" | pct_of 90)
-	eb50=$(awk '{ print ($2 < 0 ? -$2 : $2) }' "$TB_DIR/model.err" | pct_of 50)
-	eb90=$(awk '{ print ($2 < 0 ? -$2 : $2) }' "$TB_DIR/model.err" | pct_of 90)
-	say "  |error| of total time p50 ${et50} %, p90 ${et90} %; of bytes p50 ${eb50} %, p90 ${eb90} % ($i cells)"
+	for mode in $MODEL_MODES all; do
+		sel() { awk -v m="$mode" -v c="$1" '$1 == m || m == "all" { v = $c; print (v < 0 ? -v : v) }' "$TB_DIR/model.err"; }
+		et50=$(sel 2 | pct_of 50) et90=$(sel 2 | pct_of 90) eb50=$(sel 3 | pct_of 50) eb90=$(sel 3 | pct_of 90)
+		say "  $mode: |error| of total time p50 ${et50} %, p90 ${et90} %; of bytes p50 ${eb50} %, p90 ${eb90} % ($(sel 2 | wc -l) migrations)"
+	done
 	target "model: total time, |error| p50 (%)" "$et50" "<=" 5
 	target "model: total time, |error| p90 (%)" "$et90" "<=" 10
 	target "model: bytes, |error| p50 (%)" "$eb50" "<=" 5

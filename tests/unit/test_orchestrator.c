@@ -1032,6 +1032,26 @@ static void test_report_figures_rounded(void **state)
 	json_object_put(j);
 }
 
+/*
+ * --mode postcopy or hybrid with a backend that has no post-copy (xen: Xen 4.17 has none), or
+ * over a transport without a channel of its own: refused in one line, nothing touched.
+ */
+static void test_postcopy_refused(void **state)
+{
+	for (int k = 0; k < 2; k++) {
+		struct run *r = setup_run();
+
+		(void)state;
+		log_capture_clear(capture);
+		r->req.params.mode = k ? MIG_MODE_HYBRID : MIG_MODE_POSTCOPY;
+		migrate(r);
+		assert_refused(r, ERR_NOTSUP);
+		assert_true(log_capture_contains(capture, "the fake backend has no post-copy"));
+		assert_true(log_capture_contains(capture, "use --mode precopy"));
+		teardown_run(r);
+	}
+}
+
 static void test_result_texts(void **state)
 {
 	(void)state;
@@ -1045,6 +1065,9 @@ static void test_result_texts(void **state)
 	                    "failed after the point of no return; domain state undefined");
 	assert_string_equal(mig_result_text(MIG_FAILED_NO_RESUME),
 	                    "failed to suspend; domain left as it is");
+	assert_string_equal(mig_result_text(MIG_FAILED_POSTCOPY),
+	                    "post-copy failed after the switch-over; domain paused on the target "
+	                    "for good");
 	assert_string_equal(mig_result_text((enum mig_result)99), "?");
 }
 
@@ -1084,6 +1107,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_cut_after_go, setup),
 	    cmocka_unit_test_setup(test_go_not_sent, setup),
 	    cmocka_unit_test_setup(test_failure_json, setup),
+	    cmocka_unit_test_setup(test_postcopy_refused, setup),
 	    cmocka_unit_test(test_report_figures_rounded),
 	    cmocka_unit_test(test_result_texts),
 	};

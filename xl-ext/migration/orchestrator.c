@@ -167,6 +167,7 @@ static int check(const struct mig_request *req, uint32_t domid, const struct hv_
 		                           .max_total_s = req->max_total_s,
 		                           .postcopy = req->ops->postcopy_end && req->tcp_addr &&
 		                                       req->channel_fd < 0,
+		                           .postcopy_backend = req->ops->postcopy_end != NULL,
 		                           .mode_r = &out->mode};
 
 		rc = preflight_estimate(req->ops, req->hv, domid, out->name, &ea);

@@ -474,7 +474,7 @@ static int estimate_model(const struct hv_ops *ops, struct hv *hv, uint32_t domi
 	        (unsigned long long)p->final_pages, p->total_s, (double)p->bytes / 1048576,
 	        (double)p->bytes / mem, pc_decision_name(p->decision), p->reason,
 	        p->max_throttle ? ", throttled" : "");
-	if (ea->postcopy) {
+	if (ea->postcopy || ea->postcopy_backend) {
 		pc_predict_hybrid(&ea->params->policy, &w, link, &pm[MIG_MODE_HYBRID]);
 		pc_predict_postcopy(&w, link, &pm[MIG_MODE_POSTCOPY]);
 		p = &pm[MIG_MODE_HYBRID];

@@ -37,6 +37,7 @@ struct estimate_args {
 	uint32_t max_downtime_ms; /* refuse when the prediction is over (0: no limit) */
 	double max_total_s;
 	bool postcopy;         /* post-copy and hybrid are possible (backend and transport) */
+	bool postcopy_backend; /* the backend has them: their predictions are printed */
 	enum mig_mode *mode_r; /* the mode to check the limits on; auto: set to the one chosen */
 };
 
