@@ -127,7 +127,7 @@ static void start(struct rig *r, uint64_t bandwidth, unsigned prepage)
 	    0);
 	r->need = NULL;
 	assert_int_equal(pc_postcopy_expect(&r->rrep, r->chan[1], NPAGES, need2, prepage), 0);
-	assert_int_equal(pc_postcopy_attach(&r->rrep, r->uffd, (uint64_t)(uintptr_t)r->dst), 0);
+	assert_int_equal(pc_postcopy_attach(&r->rrep, r->uffd, (uint64_t)(uintptr_t)r->dst, -1), 0);
 }
 
 struct guest {

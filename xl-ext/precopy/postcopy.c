@@ -61,7 +61,8 @@ struct pc_postcopy {
 	unsigned prepage;
 	uint64_t bandwidth_Bps;
 	pthread_t thread;
-	bool started;
+	bool started, joined;
+	int keep_fd;   /* receiver: the backend's connection held for the phase (-1) */
 	bool got_done; /* sender: the destination's figures came with DONE */
 	volatile int stop;
 	int rc;
@@ -181,6 +182,7 @@ static struct pc_postcopy *phase_new(bool sender, int fd, uint64_t nr_pages, uin
 	p->fd = fd;
 	p->mem_fd = -1;
 	p->uffd = -1;
+	p->keep_fd = -1;
 	p->nr_pages = nr_pages;
 	p->need = need;
 	p->left = count_bits(need, nr_pages);
@@ -197,6 +199,8 @@ static void phase_free(struct pc_postcopy *p)
 		close(p->mem_fd);
 	if (p->uffd >= 0)
 		close(p->uffd);
+	if (p->keep_fd >= 0)
+		close(p->keep_fd);
 	free(p->need);
 	free(p->hot);
 	free(p->asked);
@@ -847,15 +851,18 @@ static void *fault_main(void *arg)
 	return NULL;
 }
 
-int pc_postcopy_attach(struct mig_report *report, int uffd, uint64_t base)
+int pc_postcopy_attach(struct mig_report *report, int uffd, uint64_t base, int keep_fd)
 {
 	struct pc_postcopy *p = report->pc;
 
 	if (!p || p->sender) {
 		close(uffd);
+		if (keep_fd >= 0)
+			close(keep_fd);
 		return ERR_INVAL;
 	}
 	p->uffd = uffd;
+	p->keep_fd = keep_fd;
 	p->base = base;
 	p->st.t_start_us = loop_now_us();
 	if (pthread_create(&p->thread, NULL, fault_main, p))
@@ -866,23 +873,39 @@ int pc_postcopy_attach(struct mig_report *report, int uffd, uint64_t base)
 
 /* --- either end ----------------------------------------------------------------------------- */
 
-int pc_postcopy_finish(struct mig_report *report)
+int pc_postcopy_keep_fd(const struct mig_report *report)
+{
+	return report->pc ? report->pc->keep_fd : -1;
+}
+
+int pc_postcopy_wait(struct mig_report *report)
 {
 	struct pc_postcopy *p = report->pc;
-	int rc;
 
 	if (!p)
 		return 0;
-	if (p->started)
-		pthread_join(p->thread, NULL);
-	rc = p->started ? p->rc : ERR_INVAL;
-	if (!p->sender)
-		latencies(p);
-	report->postcopy = p->st;
-	report->postcopy.failed = rc != 0;
-	report->total_bytes += p->st.bytes;
+	if (!p->joined) {
+		if (p->started)
+			pthread_join(p->thread, NULL);
+		p->joined = true;
+		if (!p->started)
+			p->rc = ERR_INVAL;
+		if (!p->sender)
+			latencies(p);
+		report->postcopy = p->st;
+		report->postcopy.failed = p->rc != 0;
+		report->total_bytes += p->st.bytes;
+	}
+	return p->rc;
+}
+
+int pc_postcopy_finish(struct mig_report *report)
+{
+	int rc = pc_postcopy_wait(report);
+
+	if (report->pc)
+		phase_free(report->pc);
 	report->pc = NULL;
-	phase_free(p);
 	return rc;
 }
 
@@ -894,7 +917,7 @@ void pc_postcopy_cancel(struct mig_report *report)
 		return;
 	p->stop = 1;
 	shutdown(p->fd, SHUT_RDWR);
-	if (p->started)
+	if (p->started && !p->joined)
 		pthread_join(p->thread, NULL);
 	report->postcopy = p->st;
 	report->postcopy.failed = true;

@@ -83,9 +83,13 @@ const uint64_t *pc_postcopy_need(const struct mig_report *report);
 /*
  * Start serving the guest's page faults: uffd is registered (missing mode) on the guest's
  * memory, mapped at base in the guest's process (taken over). Each fault asks for its page and
- * the sender's --prepage neighbours.
+ * the sender's --prepage neighbours. keep_fd (taken over; -1: none) is held open for the
+ * phase and closed with it: the backend's connection to the guest, which then knows that its
+ * server died when it closes early.
  */
-int pc_postcopy_attach(struct mig_report *report, int uffd, uint64_t base);
+int pc_postcopy_attach(struct mig_report *report, int uffd, uint64_t base, int keep_fd);
+/* That connection, or -1. */
+int pc_postcopy_keep_fd(const struct mig_report *report);
 
 /* --- either end ----------------------------------------------------------------------------- */
 
@@ -94,6 +98,8 @@ int pc_postcopy_attach(struct mig_report *report, int uffd, uint64_t base);
  * logged). Fills report->postcopy and frees the phase. 0 when there was none.
  */
 int pc_postcopy_finish(struct mig_report *report);
+/* As pc_postcopy_finish, but the phase (its keep_fd) stays until pc_postcopy_finish. */
+int pc_postcopy_wait(struct mig_report *report);
 
 /* Stop the phase at once (the migration failed before the guest ran on the destination). */
 void pc_postcopy_cancel(struct mig_report *report);

@@ -209,13 +209,13 @@ out:
  * guest dirtied since (hybrid) is a stale copy: punched out, it reads as missing again. Then
  * the domain's memory is armed (userfaultfd) and the receiver serves its faults.
  */
-static int postcopy_arm(int ctl, int mem_fd, uint64_t nr_pages, struct mig_report *report,
-                        const char *name)
+static int postcopy_arm(struct hv *hv, uint32_t domid, int mem_fd, uint64_t nr_pages,
+                        struct mig_report *report, const char *name)
 {
 	const uint64_t *need = pc_postcopy_need(report);
-	char buf[64];
+	char buf[160] = "";
 	uint64_t pfn = 0;
-	int uffd = -1, rc;
+	int uffd = -1, kfd = -1, rc;
 
 	while (pfn < nr_pages) {
 		uint64_t end;
@@ -232,26 +232,38 @@ static int postcopy_arm(int ctl, int mem_fd, uint64_t nr_pages, struct mig_repor
 		}
 		pfn = end;
 	}
-	rc = simctl_call(ctl, "postcopy-arm", NULL, 0, buf, sizeof(buf), NULL, &uffd);
+	/* armed over a connection of its own, held until the phase ends: the domain pauses
+	 * itself for good when it closes first (this receiver died) */
+	rc = sim_ctl_open(hv, domid, &kfd);
+	if (!rc)
+		rc = simctl_call(kfd, "postcopy-arm", NULL, 0, buf, sizeof(buf), NULL, &uffd);
 	if (rc) {
 		log_error("domain %s: %s", name, buf);
+		if (kfd >= 0)
+			close(kfd);
 		return rc;
 	}
-	if (uffd < 0)
+	if (uffd < 0) {
+		close(kfd);
 		return ERR_PROTO;
-	return pc_postcopy_attach(report, uffd, strtoull(buf, NULL, 16));
+	}
+	return pc_postcopy_attach(report, uffd, strtoull(buf, NULL, 16), kfd);
 }
 
 int sim_postcopy_end(struct hv *hv, uint32_t domid, struct mig_report *report)
 {
-	int rc = pc_postcopy_finish(report), rc2;
+	int kfd = pc_postcopy_keep_fd(report), rc = pc_postcopy_wait(report), rc2;
 
 	if (!report->postcopy.used)
-		return rc;
-	rc2 = sim_ctl_call(hv, domid, rc ? "postcopy-failed" : "postcopy-done", NULL, 0);
+		return pc_postcopy_finish(report);
+	/* on the connection that armed it, before it closes */
+	rc2 = kfd >= 0 ? simctl_call(kfd, rc ? "postcopy-failed" : "postcopy-done", NULL, 0, NULL,
+	                             0, NULL, NULL)
+	               : ERR_INVAL;
 	if (rc2)
 		log_error("domain %u: could not tell it that post-copy %s: %s", domid,
 		          rc ? "failed" : "ended", err_str(rc2));
+	pc_postcopy_finish(report);
 	return rc ? rc : rc2;
 }
 
@@ -287,7 +299,7 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	rc = pc_receive(fd, mem_fd, nr_pages, cfg.type, cfg.vcpus, params ? params->extra : NULL,
 	                &st, report);
 	if (!rc && report->pc)
-		rc = postcopy_arm(ctl, mem_fd, nr_pages, report, name);
+		rc = postcopy_arm(hv, domid, mem_fd, nr_pages, report, name);
 	if (rc)
 		goto out;
 	t_end = loop_now_us();

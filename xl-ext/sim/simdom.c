@@ -180,7 +180,8 @@ int simdom_run(const char *dir, int incoming, int notify_fd)
 	int rc;
 
 	memset(d, 0, sizeof(*d));
-	d->memfd = d->bmfd = d->pc_uffd = d->udp_fd = d->http_fd = d->listen_fd = -1;
+	d->memfd = d->bmfd = d->pc_uffd = d->pc_arm_fd = d->ctl_client = d->udp_fd = d->http_fd =
+	    d->listen_fd = -1;
 	init_lock(d);
 	pthread_cond_init(&d->cond, NULL);
 	snprintf(d->dir, sizeof(d->dir), "%s", dir);

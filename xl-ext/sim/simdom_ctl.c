@@ -134,6 +134,7 @@ static void cmd_postcopy_arm(struct simdom *d, struct reply *r)
 		return;
 	}
 	d->pc_uffd = fd;
+	d->pc_arm_fd = d->ctl_client;
 	say(r, 0, "%llx", (unsigned long long)(uintptr_t)d->mem);
 	r->fd = fd;
 }
@@ -145,6 +146,7 @@ static void cmd_postcopy_end(struct simdom *d, bool failed, struct reply *r)
 		say(r, ERR_BUSY, "domain %s has no post-copy phase", d->name);
 		return;
 	}
+	d->pc_arm_fd = -1;
 	if (failed) {
 		/* a vCPU blocked on a missing page never parks: stop the others, keep the fault
 		 * handler's descriptor so that it stays blocked, and never run again */
@@ -445,10 +447,20 @@ static void on_client(struct loop *loop, struct loop_fd *w, int fd, short revent
 
 	rc = simctl_recv(fd, buf, sizeof(buf) - 1, &len);
 	if (rc || len == 0) {
+		if (fd == d->pc_arm_fd) { /* the receiver serving post-copy is gone */
+			struct reply lost = {.fd = -1};
+
+			log_error("domain %s: the receiver serving its post-copy went away",
+			          d->name);
+			pthread_mutex_lock(&d->lock);
+			cmd_postcopy_end(d, true, &lost);
+			pthread_mutex_unlock(&d->lock);
+		}
 		loop_fd_remove(w);
 		close(fd);
 		return;
 	}
+	d->ctl_client = fd;
 	buf[len] = '\0';
 	cmdlen = strnlen((char *)buf, len);
 	dispatch(d, (char *)buf, buf + cmdlen + 1, cmdlen < len ? len - cmdlen - 1 : 0, &r);

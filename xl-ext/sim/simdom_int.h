@@ -47,6 +47,8 @@ struct simdom {
 	atomic_bool logging; /* dirty logging enabled (a migration's pre-copy runs): "info" says */
 	int pc_uffd;         /* post-copy: missing-page faults on mem go to the receiver (-1) */
 	bool pc_lost;        /* post-copy failed: pages stayed with the source; never runs again */
+	int pc_arm_fd;       /* the control connection that armed post-copy: its receiver's */
+	int ctl_client;      /* the control connection of the command being run */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
