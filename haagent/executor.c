@@ -546,6 +546,9 @@ static void job_done(struct ha_executor *ex, struct job *j, int status)
 		if (status == HA_WORKER_FAILED)
 			submit(ex, HA_MSG_MIG_FAILED, j->guest, self, j->to, 0, ERR_REMOTE,
 			       "the guest still runs on the source");
+		else if (status == HA_WORKER_LOST) /* never resumed or dropped here on its own */
+			submit(ex, HA_MSG_MIG_DONE, j->guest, self, j->to, 0, 0,
+			       "post-copy lost: paused on both hosts; restart it from its disks");
 		else
 			submit(ex, HA_MSG_MIG_DONE, j->guest, self, j->to, 0, 0,
 			       status == HA_WORKER_OK ? report : "after the point of no return");

@@ -95,7 +95,14 @@ int ha_worker_send(const struct hv_ops *ops, const char *guest, const char *addr
 				          guest);
 		}
 		status = HA_WORKER_OK;
-	} else if (out.result == MIG_FAILED_UNDEFINED || out.result == MIG_FAILED_POSTCOPY) {
+	} else if (out.result == MIG_FAILED_POSTCOPY) {
+		/* the copy here is older than the guest's disks: it must never run again */
+		log_error(
+		    "%s: both copies of %s stay paused (here as %s--migratedaway); restart it "
+		    "from its disks",
+		    line, guest, guest);
+		status = HA_WORKER_LOST;
+	} else if (out.result == MIG_FAILED_UNDEFINED) {
 		/*
 		 * Past GO the target may run it: never resume here on our own. The paused copy
 		 * (<guest>--migratedaway) stays until the cluster knows whether the target runs the

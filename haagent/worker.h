@@ -16,6 +16,8 @@ enum ha_worker_status {
 	HA_WORKER_OK = 0,
 	HA_WORKER_FAILED = 1,    /* nothing changed: the guest is where it was */
 	HA_WORKER_UNDEFINED = 2, /* migration broke after the point of no return */
+	HA_WORKER_LOST = 3,      /* post-copy broke after the guest ran on the target: paused on
+	                            both hosts for good, never resumed here */
 };
 
 /*

@@ -4,7 +4,8 @@
  *
  * Input: first byte even: the raw stream bytes (framing, checksums). Odd: records to seal
  * with valid checksums, after a valid header record (of version 2, which allows PAGE_DELTA
- * and COMPRESSED records, when bit 1 is set too), so the fuzzer reaches every record type's
+ * and COMPRESSED records, when bit 1 is set too; of version 4 with post-copy, whose channel
+ * this harness then provides, when bit 2 is set), so the fuzzer reaches every record type's
  * body: repeated [u8 type][u16 little-endian length][body].
  */
 #include "config.h"
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "tests/fuzz/fuzz.h"
+#include "xl-ext/precopy/postcopy.h"
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/precopy/stream.h"
 
@@ -39,11 +41,14 @@ static uint8_t *build_stream(const uint8_t *data, size_t size, uint32_t version,
 	                          .page_size = STREAM_PAGE_SIZE,
 	                          .nr_pages = FUZZ_PAGES,
 	                          .domain_type = type,
-	                          .nr_vcpus = vcpus};
+	                          .nr_vcpus = vcpus,
+	                          .streams = 1,
+	                          .flags = version >= 4 ? STREAM_HDR_POSTCOPY : 0};
 	int n;
 
 	if (!out)
 		return NULL;
+	memset(h.token, 0x5a, sizeof(h.token));
 	memcpy(h.magic, STREAM_MAGIC, sizeof(h.magic));
 	n = stream_encode_header(hdr, sizeof(hdr), &h);
 	if (n > 0)
@@ -63,8 +68,29 @@ static uint8_t *build_stream(const uint8_t *data, size_t size, uint32_t version,
 	return out;
 }
 
+/* The post-copy channel of a version 4 stream: a socket whose far end sent its JOIN. */
+static int chan_far = -1;
+
+static int accept_channel(void *arg, int timeout_ms)
+{
+	uint8_t token[STREAM_TOKEN_LEN], rec[64];
+	int near, far, n;
+
+	(void)arg;
+	(void)timeout_ms;
+	memset(token, 0x5a, sizeof(token));
+	n = stream_encode_join(rec + STREAM_REC_HDR_SIZE, sizeof(rec) - STREAM_REC_HDR_SIZE, token,
+	                       1);
+	if (n < 0 ||
+	    fuzz_socket(rec, stream_rec_seal(rec, STREAM_REC_JOIN, (uint32_t)n), &near, &far))
+		return -1;
+	chan_far = far;
+	return near;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	const struct pc_streams channel = {.accept = accept_channel};
 	static int mem_fd = -1; /* the guest's memory file, emptied before every input */
 	struct pc_cpu_state state = {0};
 	struct mig_report report;
@@ -80,8 +106,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	type = (enum hv_domain_type)(data[1] % 3);
 	vcpus = 1 + data[2] % 2;
 	if (data[0] & 1) {
-		stream = build_stream(data + 3, size - 3, data[0] & 2 ? 2 : STREAM_VERSION, type,
-		                      vcpus, &len);
+		stream = build_stream(data + 3, size - 3,
+		                      data[0] & 4   ? 4
+		                      : data[0] & 2 ? 2
+		                                    : STREAM_VERSION,
+		                      type, vcpus, &len);
 		if (!stream)
 			return 0;
 		fd = fuzz_reader(stream, len);
@@ -95,8 +124,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct stat st;
 
 		memset(&report, 0, sizeof(report));
-		pc_receive(fd, mem_fd, FUZZ_PAGES, type, vcpus, NULL, &state, &report);
+		pc_receive(fd, mem_fd, FUZZ_PAGES, type, vcpus, &channel, &state, &report);
+		pc_postcopy_cancel(
+		    &report); /* a post-copy stream that ended well keeps its phase */
 		pc_cpu_state_free(&state);
+		if (chan_far >= 0)
+			close(chan_far);
+		chan_far = -1;
 		/* a write outside the guest would have grown its file */
 		if (fstat(mem_fd, &st) || st.st_size != (off_t)FUZZ_PAGES * STREAM_PAGE_SIZE)
 			abort();

@@ -248,6 +248,13 @@ int mig_send(const struct mig_send_args *a, struct mig_report *rep, enum mig_res
 	}
 	rep->t_ready_us = loop_now_us();
 	fault_point("send:ready");
+	if (pc_postcopy_failed(rep)) { /* the guest never ran there: it goes on here */
+		log_error(
+		    "migration of %s: its post-copy channel to %s failed before the switch-over",
+		    a->name, a->peer);
+		rc = ERR_IO;
+		goto failed_resume;
+	}
 	/* about to give the target permission to run it: rename it away here first */
 	snprintf(away, sizeof(away), "%s--migratedaway", a->name);
 	rc = a->ops->rename(a->hv, a->domid, a->name, away);
@@ -338,7 +345,15 @@ failed_resume:
 	return rc ? rc : ERR_IO;
 
 failed_badly:
-	if (rep->pc && pc_postcopy_finish(rep) == 0)
+	if (rep->pc && pc_postcopy_finish(rep) != 0) {
+		log_error("migration of %s to %s failed after GO, and so did its post-copy: %s may "
+		          "have run it, and its copy here (paused as %s) must never be resumed. "
+		          "Restart it from its disks: destroy both copies, then create it again.",
+		          a->name, a->peer, a->peer, away);
+		*result_r = MIG_FAILED_POSTCOPY;
+		return rc ? rc : ERR_IO;
+	}
+	if (rep->postcopy.used)
 		log_warn("migration of %s: %s took every page post-copy sends (it runs the guest, "
 		         "or has it paused)",
 		         a->name, a->peer);
@@ -474,6 +489,13 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 		}
 	}
 	fault_point("recv:received");
+	if (pc_postcopy_failed(rep)) {
+		log_error("migration receiver: the post-copy channel of %s failed before it ran "
+		          "here; destroying our copy, the sender keeps it",
+		          name);
+		rc = ERR_IO;
+		goto destroy;
+	}
 	log_info("migration target: transfer complete, requesting permission to start %s", name);
 	rc = fd_write_exact(a->send_fd, xlp_receiver_ready, xlp_receiver_ready_len());
 	if (rc)
@@ -487,6 +509,13 @@ int mig_receive(const struct mig_receive_args *a, struct mig_report *rep, uint32
 		goto report;
 	rep->t_go_us = loop_now_us();
 	fault_point("recv:go");
+	if (pc_postcopy_failed(rep)) { /* not run here: the sender resumes it */
+		log_error("migration receiver: the post-copy channel of %s failed before it ran "
+		          "here",
+		          name);
+		rc = ERR_IO;
+		goto report;
+	}
 	rc = a->ops->rename(a->hv, domid, incoming, name);
 	if (!rc && !a->paused)
 		rc = a->ops->unpause(a->hv, domid);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -62,6 +63,13 @@ struct pc_postcopy {
 	uint64_t bandwidth_Bps;
 	pthread_t thread;
 	bool started, joined;
+	/* settled: the phase succeeded or failed (rc, and final: its figures then); a receiver's
+	 * thread lingers after success, zero-filling holes the guest touches, until stop_fd */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool settled;
+	struct mig_postcopy_report final;
+	int stop_fd;
 	int keep_fd;   /* receiver: the backend's connection held for the phase (-1) */
 	bool got_done; /* sender: the destination's figures came with DONE */
 	volatile int stop;
@@ -104,11 +112,28 @@ bool pc_postcopy_supported(char *why, size_t len)
 
 /* --- the channel --------------------------------------------------------------------------- */
 
+/*
+ * Write on the channel: non-blocking once the phase runs (chan_nonblock), so that a peer that
+ * stops reading fails the phase after PC_POSTCOPY_STALL_MS instead of holding this end.
+ */
+static int chan_send(int fd, const void *buf, size_t len)
+{
+	return fd_write_exact_timeout(fd, buf, len, PC_POSTCOPY_STALL_MS);
+}
+
+static void chan_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 static int chan_write(int fd, uint8_t *buf, uint32_t type, int body_len)
 {
 	if (body_len < 0)
 		return body_len;
-	return fd_write_exact(fd, buf, stream_rec_seal(buf, type, (uint32_t)body_len));
+	return chan_send(fd, buf, stream_rec_seal(buf, type, (uint32_t)body_len));
 }
 
 /* One record of at most cap bytes (body and padding) from fd within timeout_ms. */
@@ -172,6 +197,17 @@ static uint64_t next_set(const uint64_t *bm, uint64_t n, uint64_t i)
 	return n;
 }
 
+/* The phase has its outcome: rc, and its figures as they are now. */
+static void settle(struct pc_postcopy *p, int rc)
+{
+	pthread_mutex_lock(&p->lock);
+	p->rc = rc;
+	p->final = p->st;
+	p->settled = true;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static struct pc_postcopy *phase_new(bool sender, int fd, uint64_t nr_pages, uint64_t *need)
 {
 	struct pc_postcopy *p = calloc(1, sizeof(*p));
@@ -183,6 +219,9 @@ static struct pc_postcopy *phase_new(bool sender, int fd, uint64_t nr_pages, uin
 	p->mem_fd = -1;
 	p->uffd = -1;
 	p->keep_fd = -1;
+	p->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
 	p->nr_pages = nr_pages;
 	p->need = need;
 	p->left = count_bits(need, nr_pages);
@@ -201,6 +240,10 @@ static void phase_free(struct pc_postcopy *p)
 		close(p->uffd);
 	if (p->keep_fd >= 0)
 		close(p->keep_fd);
+	if (p->stop_fd >= 0)
+		close(p->stop_fd);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->cond);
 	free(p->need);
 	free(p->hot);
 	free(p->asked);
@@ -309,8 +352,7 @@ static int send_batch(struct pc_postcopy *p, struct stream_batch *b)
 	len = stream_batch_seal(b, iov);
 	p->st.bytes += len;
 	for (int i = 0; i < 2; i++) {
-		int rc =
-		    iov[i].iov_len ? fd_write_exact(p->fd, iov[i].iov_base, iov[i].iov_len) : 0;
+		int rc = iov[i].iov_len ? chan_send(p->fd, iov[i].iov_base, iov[i].iov_len) : 0;
 
 		if (rc)
 			return rc;
@@ -508,7 +550,9 @@ static void *serve_main(void *arg)
 			if (!p->left)
 				p->st.t_end_us = loop_now_us();
 			fault_point("send:postcopy-push");
-		} else if (loop_now_ms() - last_heard > PC_POSTCOPY_STALL_MS && !p->left) {
+		} else if (!p->left &&
+		           loop_now_us() - p->st.t_end_us > PC_POSTCOPY_STALL_MS * 1000ll &&
+		           loop_now_ms() - last_heard > PC_POSTCOPY_STALL_MS) {
 			log_error("post-copy: the destination has every page but did not say so "
 			          "within %d s",
 			          PC_POSTCOPY_STALL_MS / 1000);
@@ -519,7 +563,7 @@ static void *serve_main(void *arg)
 		rc = ERR_CANCELLED;
 	stream_batch_free(&b);
 	free(body);
-	p->rc = rc;
+	settle(p, rc);
 	return NULL;
 }
 
@@ -535,6 +579,7 @@ int pc_postcopy_serve(struct mig_report *report, int fd, int mem_fd, uint64_t nr
 		return ERR_NOMEM;
 	}
 	p->bandwidth_Bps = bandwidth_Bps;
+	chan_nonblock(fd);
 	p->mem_fd = fcntl(mem_fd, F_DUPFD_CLOEXEC, 0);
 	if (hot && (p->hot = malloc(bytes)))
 		memcpy(p->hot, hot, bytes);
@@ -847,7 +892,16 @@ static void *fault_main(void *arg)
 		rc = 0;
 	}
 	free(body);
-	p->rc = rc;
+	settle(p, rc);
+	/* every page is here, but the range stays armed until the domain is told: a hole the
+	 * guest touches meanwhile is zero-filled here, not left blocked */
+	while (!rc && !p->stop) {
+		struct pollfd pfd[2] = {{.fd = p->uffd, .events = POLLIN},
+		                        {.fd = p->stop_fd, .events = POLLIN}};
+
+		if (poll(pfd, 2, 1000) > 0 && pfd[0].revents && take_faults(p))
+			break;
+	}
 	return NULL;
 }
 
@@ -863,6 +917,7 @@ int pc_postcopy_attach(struct mig_report *report, int uffd, uint64_t base, int k
 	}
 	p->uffd = uffd;
 	p->keep_fd = keep_fd;
+	chan_nonblock(p->fd);
 	p->base = base;
 	p->st.t_start_us = loop_now_us();
 	if (pthread_create(&p->thread, NULL, fault_main, p))
@@ -878,25 +933,57 @@ int pc_postcopy_keep_fd(const struct mig_report *report)
 	return report->pc ? report->pc->keep_fd : -1;
 }
 
+bool pc_postcopy_failed(const struct mig_report *report)
+{
+	struct pc_postcopy *p = report->pc;
+	bool failed;
+
+	if (!p || !p->started)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	failed = p->settled && p->rc;
+	pthread_mutex_unlock(&p->lock);
+	return failed;
+}
+
 int pc_postcopy_wait(struct mig_report *report)
 {
 	struct pc_postcopy *p = report->pc;
 
 	if (!p)
 		return 0;
-	if (!p->joined) {
-		if (p->started)
-			pthread_join(p->thread, NULL);
-		p->joined = true;
-		if (!p->started)
-			p->rc = ERR_INVAL;
-		if (!p->sender)
-			latencies(p);
-		report->postcopy = p->st;
+	if (!p->started)
+		return ERR_INVAL;
+	pthread_mutex_lock(&p->lock);
+	while (!p->settled)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	if (!p->joined && !report->postcopy.used) { /* once */
+		report->postcopy = p->final;
 		report->postcopy.failed = p->rc != 0;
-		report->total_bytes += p->st.bytes;
+		report->total_bytes += p->final.bytes;
 	}
 	return p->rc;
+}
+
+/* Stop the phase's thread (it may linger, serving holes) and free it; cancelled: say so. */
+static void phase_stop(struct mig_report *report, bool cancelled)
+{
+	struct pc_postcopy *p = report->pc;
+
+	p->stop = 1;
+	if (p->stop_fd >= 0 && write(p->stop_fd, &(uint64_t){1}, 8) < 0)
+		log_debug("post-copy: cannot wake its thread: %s", strerror(errno));
+	shutdown(p->fd, SHUT_RDWR);
+	if (p->started && !p->joined)
+		pthread_join(p->thread, NULL);
+	p->joined = true;
+	if (cancelled) {
+		report->postcopy = p->st;
+		report->postcopy.failed = true;
+	}
+	phase_free(p);
+	report->pc = NULL;
 }
 
 int pc_postcopy_finish(struct mig_report *report)
@@ -904,8 +991,7 @@ int pc_postcopy_finish(struct mig_report *report)
 	int rc = pc_postcopy_wait(report);
 
 	if (report->pc)
-		phase_free(report->pc);
-	report->pc = NULL;
+		phase_stop(report, false);
 	return rc;
 }
 
@@ -915,12 +1001,5 @@ void pc_postcopy_cancel(struct mig_report *report)
 
 	if (!p)
 		return;
-	p->stop = 1;
-	shutdown(p->fd, SHUT_RDWR);
-	if (p->started && !p->joined)
-		pthread_join(p->thread, NULL);
-	report->postcopy = p->st;
-	report->postcopy.failed = true;
-	report->pc = NULL;
-	phase_free(p);
+	phase_stop(report, true);
 }

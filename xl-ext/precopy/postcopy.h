@@ -98,8 +98,16 @@ int pc_postcopy_keep_fd(const struct mig_report *report);
  * logged). Fills report->postcopy and frees the phase. 0 when there was none.
  */
 int pc_postcopy_finish(struct mig_report *report);
-/* As pc_postcopy_finish, but the phase (its keep_fd) stays until pc_postcopy_finish. */
+/*
+ * Wait for the phase's outcome as pc_postcopy_finish does, but leave it running (a receiver's
+ * still zero-fills the holes the guest touches, and its keep_fd stays open) until
+ * pc_postcopy_finish.
+ */
 int pc_postcopy_wait(struct mig_report *report);
+
+/* Whether the phase has already failed (without waiting): before GO, the guest can resume at
+ * the source instead. */
+bool pc_postcopy_failed(const struct mig_report *report);
 
 /* Stop the phase at once (the migration failed before the guest ran on the destination). */
 void pc_postcopy_cancel(struct mig_report *report);

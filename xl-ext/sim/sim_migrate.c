@@ -273,7 +273,7 @@ int sim_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 {
 	struct sim_config cfg;
 	struct pc_cpu_state st = {0};
-	struct mig_report scratch;
+	struct mig_report scratch = {0};
 	uint32_t domid = HV_INVALID_DOMID;
 	uint8_t *blob = NULL;
 	uint64_t nr_pages = 0;

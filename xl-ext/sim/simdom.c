@@ -103,6 +103,7 @@ static void teardown(struct simdom *d)
 	d->quit = true;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
+	simdom_postcopy_disarm(d); /* a vCPU waiting for a page that will not come goes on */
 	if (d->vcpus_started)
 		for (unsigned v = 0; v < d->nvcpus; v++)
 			pthread_join(d->vcpu_threads[v], NULL);

@@ -139,6 +139,21 @@ static void cmd_postcopy_arm(struct simdom *d, struct reply *r)
 	r->fd = fd;
 }
 
+void simdom_postcopy_disarm(struct simdom *d)
+{
+	struct uffdio_range range = {.start = (uint64_t)(uintptr_t)d->mem,
+	                             .len = d->nr_pages * GM_PAGE_SIZE};
+
+	if (d->pc_uffd < 0)
+		return;
+	/* wakes a thread waiting for a page: it faults again, without userfaultfd */
+	if (ioctl(d->pc_uffd, UFFDIO_UNREGISTER, &range) < 0)
+		log_warn("domain %s: cannot disarm post-copy's userfaultfd: %s", d->name,
+		         strerror(errno));
+	close(d->pc_uffd);
+	d->pc_uffd = -1;
+}
+
 /* Post-copy ended: every page is here (done), or some never will be (failed). */
 static void cmd_postcopy_end(struct simdom *d, bool failed, struct reply *r)
 {
@@ -163,8 +178,7 @@ static void cmd_postcopy_end(struct simdom *d, bool failed, struct reply *r)
 		say(r, 0, "paused");
 		return;
 	}
-	close(d->pc_uffd); /* with the receiver's, the registration goes */
-	d->pc_uffd = -1;
+	simdom_postcopy_disarm(d); /* every page is here: a hole is a zero page again */
 	say(r, 0, "done");
 }
 
@@ -386,6 +400,16 @@ static void dispatch(struct simdom *d, const char *cmd, const uint8_t *data, siz
 	pthread_mutex_lock(&d->lock);
 	if (!strcmp(cmd, "info")) {
 		cmd_info(d, r);
+	} else if (d->pc_lost &&
+	           (!strcmp(cmd, "pause") || !strcmp(cmd, "suspend") || !strcmp(cmd, "check"))) {
+		/* a vCPU waits for a page that will never come: nothing may wait for them */
+		if (!strcmp(cmd, "pause"))
+			say(r, 0, "paused");
+		else
+			say(r, ERR_BUSY,
+			    "domain %s lost the pages its post-copy source held: its memory is "
+			    "incomplete; destroy it",
+			    d->name);
 	} else if (!strcmp(cmd, "pause")) {
 		if (d->state == ST_INCOMING) {
 			say(r, ERR_BUSY, "domain %s is still receiving its migration stream",

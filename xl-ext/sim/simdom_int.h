@@ -116,6 +116,9 @@ void simdom_net_gate(struct simdom *d, bool running);
 void simdom_net_stop(struct simdom *d);
 
 /* simdom_ctl.c */
+/* Post-copy's userfaultfd off the guest's memory: threads waiting for a page go on (teardown,
+ * or every page is here). */
+void simdom_postcopy_disarm(struct simdom *d);
 /* The control socket in the domain's directory, served by d->loop (created here). */
 int simdom_ctl_start(struct simdom *d);
 

@@ -14,6 +14,14 @@
  * - the destination writes received pages with pwrite: a page is allocated and filled in one
  *   step, without a page fault and without being cleared first; holes stay holes.
  *
+ * Post-copy (migrate --mode postcopy|hybrid) leans on the same model: on the destination a
+ * page still at the source is a hole (a stale copy a pre-copy round left is punched out), and
+ * the guest's mapping is armed with userfaultfd in missing mode (simdom_ctl.c, postcopy-arm):
+ * the first touch of such a page blocks the vCPU until the receiver installs the page
+ * (UFFDIO_COPY) or, for a page that is a hole at the source too, zeros. Nothing but the
+ * receiver fills a missing page, so a guest whose source is lost stays blocked, never reads
+ * zeros where data was.
+ *
  * Why not populate every page, as Xen does when it builds a domain? On Xen that cost is paid
  * once, at domain creation, outside any migration. Here a fully populated destination had to
  * be cleared by a background thread racing the receiver for the same pages and the same two
