@@ -61,6 +61,7 @@ enum {
 	OPT_MAX_TOTAL,
 	OPT_MODE,
 	OPT_PREPAGE,
+	OPT_SINK,
 };
 
 /* A size in bytes: N, NKiB, NMiB or NGiB; 0 when it is not one. */
@@ -367,6 +368,7 @@ int main_migrate_receive(int argc, char **argv)
 	    {"key", required_argument, NULL, OPT_KEY},
 	    {"accept-timeout", required_argument, NULL, OPT_ACCEPT_TIMEOUT},
 	    {"preflight", no_argument, NULL, OPT_PREFLIGHT},
+	    {"sink", no_argument, NULL, OPT_SINK},
 	    CMD_LONGOPTS_END,
 	};
 	struct mig_serve_request req = {.send_fd = 1, .recv_fd = 0};
@@ -411,6 +413,8 @@ int main_migrate_receive(int argc, char **argv)
 	case OPT_PREFLIGHT:
 		preflight = true;
 		break;
+	case OPT_SINK:
+		return err_exit_status(preflight_sink());
 	}
 	if (argc - optind != 0) {
 		log_error("migrate-receive takes no arguments");

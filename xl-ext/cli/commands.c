@@ -109,6 +109,22 @@ static const struct cmd_spec xlext_cmds[] = {
      "(xen: libxl aborts libxenguest's rounds, and a domain already suspended for the\n"
      "final copy is resumed). After the destination said it holds the domain, the\n"
      "switch-over completes.\n"},
+    {"estimate", main_estimate, "Predict what migrating a domain to a host would take",
+     "[options] <Domain> <host>\n"
+     "       xl-ext estimate [options] --bandwidth RATE <Domain>",
+     "Samples the domain's dirtying for one second (the hypervisor's dirty tracking;\n"
+     "nothing moves), measures the link by sending a burst through the migration's\n"
+     "own transport (ssh <host> xl-ext migrate-receive --sink), and prints the\n"
+     "predicted live rounds, downtime, total time and bytes of pre-copy, hybrid and\n"
+     "post-copy, and the mode 'migrate --mode auto' would choose. Exit 1 when no mode\n"
+     "is predicted within the limits (or to converge unthrottled).\n"
+     "  -s SSHCMD          as for migrate (default ssh; \"\" runs <host> itself)\n"
+     "  --bandwidth RATE   the link's rate, instead of the burst\n"
+     "  --burst SIZE       the burst (1MiB-4GiB; default 64MiB)\n"
+     "  --policy P         the pre-copy policy to predict: adaptive (default) or xen\n"
+     "  --max-downtime-ms MS, --max-total-s S\n"
+     "                     the limits the chosen mode must be predicted within\n"
+     "The sim backend predicts each mode; xen samples the dirty rate only.\n"},
     {"migrate-receive", main_migrate_receive, "Receive a migrating domain (run by migrate)",
      "[options]",
      "xl's options:\n"
@@ -122,7 +138,9 @@ static const struct cmd_spec xlext_cmds[] = {
      "  --key FILE         the pre-shared key, as on the sender\n"
      "  --accept-timeout S give up when no sender authenticated within S seconds\n"
      "  --preflight        print this host's facts for the sender's pre-flight checks\n"
-     "                     as one JSON line and exit (run by migrate)\n"},
+     "                     as one JSON line and exit (run by migrate)\n"
+     "  --sink             count what stdin carries to its end, print it, and exit\n"
+     "                     (the burst of 'xl-ext estimate')\n"},
     {"sim-check", main_sim_check, "Verify a paused simulated domain's memory image",
      "[--status] <Domain>",
      "  -s, --status       print the running domain's counter and state instead\n"},

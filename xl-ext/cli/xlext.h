@@ -30,6 +30,7 @@ int main_rename(int argc, char **argv);
 int main_info(int argc, char **argv);
 int main_migrate(int argc, char **argv);
 int main_migrate_receive(int argc, char **argv);
+int main_estimate(int argc, char **argv);
 int main_sim_check(int argc, char **argv);
 int main_disk_check(int argc, char **argv);
 int main_pr(int argc, char **argv);

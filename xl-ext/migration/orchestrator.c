@@ -58,8 +58,7 @@ const char *mig_result_text(enum mig_result result)
 	return "?";
 }
 
-/* Spawn "sh -c rune" with pipes to its stdin and from its stdout (xl's migration child). */
-static pid_t spawn_rune(const char *rune, int *send_fd, int *recv_fd)
+pid_t mig_spawn_rune(const char *rune, int *send_fd, int *recv_fd)
 {
 	int to[2], from[2];
 	pid_t pid;
@@ -93,8 +92,7 @@ static pid_t spawn_rune(const char *rune, int *send_fd, int *recv_fd)
 	return pid;
 }
 
-/* Reap the transport child, waiting at most ~2 s (as xl does). */
-static void reap_child(pid_t pid)
+void mig_reap_child(pid_t pid)
 {
 	int status;
 
@@ -238,7 +236,7 @@ static int connect_transport(const struct mig_request *req, struct mig_send_args
 	                req->params.debug, req->paused, NULL);
 	if (!rune)
 		return ERR_NOMEM;
-	*child_r = spawn_rune(rune, &a->send_fd, &a->recv_fd);
+	*child_r = mig_spawn_rune(rune, &a->send_fd, &a->recv_fd);
 	if (*child_r < 0) {
 		int rc = err_from_errno(errno);
 
@@ -348,7 +346,7 @@ out:
 	if (a.send_fd >= 0)
 		close(a.send_fd);
 	if (child > 0)
-		reap_child(child);
+		mig_reap_child(child);
 	if (a.recv_fd >= 0)
 		close(a.recv_fd);
 	free(json);

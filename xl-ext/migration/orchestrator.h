@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -74,6 +75,11 @@ struct mig_outcome {
 	const char *policy;         /* the pre-copy policy that really ran */
 	enum mig_mode mode;         /* the mode that ran (--mode auto: the one chosen) */
 };
+
+/* Spawn "sh -c rune" with pipes to its stdin and from its stdout (xl's migration child). */
+pid_t mig_spawn_rune(const char *rune, int *send_fd, int *recv_fd);
+/* Reap the transport child, waiting at most ~2 s (as xl does). */
+void mig_reap_child(pid_t pid);
 
 /* Defaults a caller starts from: adaptive policy, throttle on stall, 120 s reply timeout. */
 void mig_request_init(struct mig_request *req);

@@ -29,6 +29,7 @@
 #include "common/loop.h"
 #include "common/log.h"
 #include "xl-ext/migration/disks.h"
+#include "xl-ext/migration/orchestrator.h"
 #include "xl-ext/migration/preflight_exchange.h"
 #include "xl-ext/migration/preflight.h"
 #include "xl-ext/migration/xlproto.h"
@@ -589,4 +590,109 @@ int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, 
 	        "pre-copy converges only if the link sends pages well faster than that\n",
 	        name, pps, pps * 4096 / 1048576, PF_ESTIMATE_MS);
 	return 0;
+}
+
+/* The sink's answer: "xl-ext-sink <bytes>\n". */
+#define PF_SINK_WORD      "xl-ext-sink"
+#define PF_BURST_REPLY_MS 60000
+
+int preflight_sink(void)
+{
+	static uint8_t buf[1 << 16];
+	uint64_t total = 0;
+
+	for (;;) {
+		int rc = fd_wait_readable(0, PF_BURST_REPLY_MS);
+		ssize_t n;
+
+		if (rc) {
+			log_error("migrate-receive --sink: nothing from the sender for %d s",
+			          PF_BURST_REPLY_MS / 1000);
+			return rc;
+		}
+		n = read(0, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_from_errno(errno);
+		if (n == 0)
+			break;
+		total += (uint64_t)n;
+	}
+	printf("%s %llu\n", PF_SINK_WORD, (unsigned long long)total);
+	return fflush(stdout) ? ERR_IO : 0;
+}
+
+int preflight_burst(const char *ssh, const char *host, uint64_t bytes, double *Bps_r)
+{
+	uint64_t s = 0x9e3779b97f4a7c15ull, got = 0, sent = 0;
+	char *rune = NULL, answer[64] = "";
+	size_t alen = 0;
+	int send_fd = -1, recv_fd = -1, rc = 0;
+	uint8_t *buf = malloc(1 << 20);
+	int64_t t0;
+	pid_t child;
+
+	if (!buf)
+		return ERR_NOMEM;
+	/* words of a xorshift generator: nothing for ssh's compression to gain on */
+	for (size_t i = 0; i < (1u << 20); i += 8) {
+		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+		memcpy(buf + i, &s, 8);
+	}
+	if (ssh[0])
+		rune = xlp_rune(ssh, host, "xl-ext", 0, 0, 0, 0, "--sink");
+	else if (asprintf(&rune, "%s --sink", host) < 0)
+		rune = NULL;
+	if (!rune) {
+		free(buf);
+		return ERR_NOMEM;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	child = mig_spawn_rune(rune, &send_fd, &recv_fd);
+	if (child < 0) {
+		rc = err_from_errno(errno);
+		log_error_errno(errno, "estimate: cannot start '%s'", rune);
+		goto out;
+	}
+	t0 = loop_now_us();
+	while (!rc && sent < bytes) {
+		size_t n = bytes - sent < (1u << 20) ? (size_t)(bytes - sent) : (1u << 20);
+
+		rc = fd_write_exact(send_fd, buf, n);
+		sent += rc ? 0 : n;
+	}
+	close(send_fd);
+	while (!rc && alen + 1 < sizeof(answer)) {
+		ssize_t n;
+
+		rc = fd_wait_readable(recv_fd, PF_BURST_REPLY_MS);
+		if (rc)
+			break;
+		n = read(recv_fd, answer + alen, sizeof(answer) - 1 - alen);
+		if (n <= 0)
+			break;
+		alen += (size_t)n;
+		answer[alen] = '\0';
+		if (strchr(answer, '\n'))
+			break;
+	}
+	if (!rc)
+		*Bps_r =
+		    (double)bytes * 1e6 / (double)(loop_now_us() - t0 > 0 ? loop_now_us() - t0 : 1);
+	if (!rc && (sscanf(answer, PF_SINK_WORD " %llu", (unsigned long long *)&got) != 1 ||
+	            got != bytes)) {
+		log_error("estimate: '%s' did not count the burst (is xl-ext installed there? it "
+		          "answered '%.40s')",
+		          rune, answer);
+		rc = ERR_PROTO;
+	} else if (rc) {
+		log_error("estimate: the burst through '%s' failed (%s)", rune, err_str(rc));
+	}
+	close(recv_fd);
+	mig_reap_child(child);
+out:
+	free(rune);
+	free(buf);
+	return rc;
 }

@@ -49,4 +49,15 @@ struct estimate_args {
 int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name,
                        const struct estimate_args *ea);
 
+/*
+ * The link's rate as a migration would find it: send bytes of data that does not compress
+ * through the migration's own transport (ssh: "<ssh> host xl-ext migrate-receive --sink"; ssh
+ * "" : "host --sink"), which counts them and answers; *Bps_r from the first byte to the
+ * answer. Logs and returns an error when the destination does not answer as xl-ext.
+ */
+int preflight_burst(const char *ssh, const char *host, uint64_t bytes, double *Bps_r);
+
+/* "migrate-receive --sink": count stdin to its end, then say how much on stdout. */
+int preflight_sink(void);
+
 #endif
