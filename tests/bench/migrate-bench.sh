@@ -44,7 +44,7 @@ PC_RUNS=${PC_RUNS:-3}
 MEM_RUNS=${MEM_RUNS:-4}
 STREAMS=${STREAMS:-1 2 4}
 # part 7's cells: MiB:workload:link
-MODEL_GRID=${MODEL_GRID:-256:dirty_mibps=0:1gbit 256:dirty_mibps=16,pattern=hotset,hot_mib=64:200mbit 512:dirty_mibps=32,pattern=uniform:1gbit 1024:dirty_mibps=32,pattern=uniform:1gbit 512:dirty_mibps=64,pattern=hotset,hot_mib=128:1gbit 256:dirty_mibps=8,pattern=uniform:100mbit 512:dirty_mibps=400,pattern=hotset,hot_mib=64:1gbit 2048:dirty_mibps=16,pattern=hotset,hot_mib=256:1gbit}
+MODEL_GRID=${MODEL_GRID:-256:dirty_mibps=0:1gbit 256:dirty_mibps=16,pattern=hotset,hot_mib=64:200mbit 512:dirty_mibps=32,pattern=uniform:1gbit 1024:dirty_mibps=32,pattern=uniform:1gbit 512:dirty_mibps=64,pattern=hotset,hot_mib=128:1gbit 256:dirty_mibps=8,pattern=uniform:100mbit 512:dirty_mibps=400,pattern=hotset,hot_mib=64:1gbit 2048:dirty_mibps=16,pattern=hotset,hot_mib=256:1gbit 512:dirty_mibps=32,pattern=hotset,hot_mib=128:off}
 MODEL_MODES=${MODEL_MODES:-precopy postcopy hybrid}
 LINK=1gbit
 LINK_BPS=1000000000
@@ -558,7 +558,7 @@ fi
 
 # ---------------------------------------------------------------- 7. the prediction model
 if [[ " $PARTS " == *" 7 "* ]]; then
-	say "model: migrate --estimate's prediction (a 4 x 250 ms dirty sample; --bandwidth: the rate of a raw 64 MiB stream on the same link just before) against the migration that follows it, for each mode of MODEL_MODES ($MODEL_MODES)"
+	say "model: migrate --estimate's prediction (a 4 x 250 ms dirty sample; --bandwidth: the rate of a raw 64 MiB stream on the same link just before, whose sink writes into new memory as a receiver does: on an unshaped link that, not the link, bounds a migration) against the migration that follows it, for each mode of MODEL_MODES ($MODEL_MODES)"
 	say "$(printf '  %-44s %-8s %7s %7s %8s %8s %8s %8s %9s %9s' 'MiB:workload:link' mode pred_s meas_s pred_b/m meas_b/m pred_dt meas_dt err_total err_bytes)"
 	: >"$TB_DIR/model.err"
 	i=0
@@ -566,7 +566,7 @@ if [[ " $PARTS " == *" 7 "* ]]; then
 		IFS=: read -r mib wl link <<<"$cell"
 		tb_link_rate 1 "$link"
 		tb_link_rate 2 "$link"
-		rate=$(raw_tcp 1 2 64)
+		rate=$(raw_tcp 1 2 64 "" memfd)
 		i=$((i + 1))
 		guest "md$i" "$mib" "$wl,fill_mib=$mib,seed=7"
 		from=1

@@ -26,8 +26,7 @@ enum {
 	OPT_MAX_TOTAL,
 };
 
-#define BURST_DEFAULT (64ull << 20)
-#define BURST_MAX     (4ull << 30)
+#define BURST_MAX (4ull << 30)
 
 /* A size in MiB or GiB ("64MiB", "1GiB") or bytes; 0 when it is not one. */
 static uint64_t burst_parse(const char *s)
@@ -63,7 +62,7 @@ int main_estimate(int argc, char **argv)
 	const struct hv_ops *ops;
 	struct hv_domain_info info;
 	const char *ssh = "ssh", *host;
-	uint64_t burst = BURST_DEFAULT;
+	uint64_t burst = PF_BURST_BYTES;
 	struct hv *hv;
 	uint32_t domid;
 	char *end;

@@ -160,7 +160,8 @@ static int check(const struct mig_request *req, uint32_t domid, const struct hv_
 	out->mode = req->params.mode;
 	if (!rc && (req->estimate || req->max_downtime_ms || req->max_total_s > 0 ||
 	            req->params.mode == MIG_MODE_AUTO)) {
-		struct estimate_args ea = {.params = &req->params,
+		struct mig_params p = req->params; /* the link's rate for the model only */
+		struct estimate_args ea = {.params = &p,
 		                           .max_downtime_ms = req->max_downtime_ms,
 		                           .max_total_s = req->max_total_s,
 		                           .postcopy = req->ops->postcopy_end && req->tcp_addr &&
@@ -168,6 +169,20 @@ static int check(const struct mig_request *req, uint32_t domid, const struct hv_
 		                           .postcopy_backend = req->ops->postcopy_end != NULL,
 		                           .mode_r = &out->mode};
 
+		/* no --bandwidth: a burst through the transport the migration takes (ssh; a
+		 * --listen receiver serves one migration only) */
+		if (!p.bandwidth_Bps && req->ops->sample_dirty && !req->tcp_addr &&
+		    req->channel_fd < 0 && req->host) {
+			double Bps = 0;
+
+			if (!preflight_burst(req->ssh ? req->ssh : "ssh", req->host, PF_BURST_BYTES,
+			                     &Bps)) {
+				fprintf(stderr,
+				        "estimate: the transport carried %llu MiB at %.0f Mbit/s\n",
+				        PF_BURST_BYTES >> 20, Bps * 8 / 1e6);
+				p.bandwidth_Bps = (uint64_t)Bps;
+			}
+		}
 		rc = preflight_estimate(req->ops, req->hv, domid, out->name, &ea);
 	}
 	return rc;

@@ -52,12 +52,15 @@ int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, 
 /*
  * The link's rate as a migration would find it: send bytes of data that does not compress
  * through the migration's own transport (ssh: "<ssh> host xl-ext migrate-receive --sink"; ssh
- * "" : "host --sink"), which counts them and answers; *Bps_r from the first byte to the
- * answer. Logs and returns an error when the destination does not answer as xl-ext.
+ * "" : "host --sink"), which writes them into new memory as a receiver writes guest memory,
+ * counts them and answers; *Bps_r from the first byte to the answer. Logs and returns an error when
+ * the destination does not answer as xl-ext.
  */
 int preflight_burst(const char *ssh, const char *host, uint64_t bytes, double *Bps_r);
+#define PF_BURST_BYTES (64ull << 20) /* the burst's default */
 
-/* "migrate-receive --sink": count stdin to its end, then say how much on stdout. */
+/* "migrate-receive --sink": take stdin to its end into new memory (the first GiB; the rest
+ * counted only), then say how much on stdout. */
 int preflight_sink(void);
 
 #endif

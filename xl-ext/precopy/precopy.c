@@ -1113,13 +1113,13 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 }
 
 /*
- * Stop-and-copy: pause the guest, send what is still dirty at full link speed, its vCPU and
- * device state, the --debug verification pass and the END record.
+ * The switch-over's start: pause the guest (the rest of the stream goes at full speed), take
+ * its state, and what it dirtied since the last fetch into pending (merge: added to it).
  */
-static int stop_and_copy(struct pc_send_ctx *c, struct pc_cpu_state *st)
+static int suspend_guest(struct pc_send_ctx *c, struct pc_cpu_state *st, bool merge)
 {
 	struct mig_report *report = c->rep;
-	uint64_t sent = 0, zero = 0, ndirty, bytes0;
+	uint64_t ndirty;
 	int rc;
 
 	report->t_pause_us = loop_now_us();
@@ -1130,9 +1130,24 @@ static int stop_and_copy(struct pc_send_ctx *c, struct pc_cpu_state *st)
 	report->t_suspended_us = loop_now_us();
 	fault_point("send:suspend");
 	rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
+	if (!rc)
+		take_dirty(c, merge);
+	return rc;
+}
+
+/*
+ * Stop-and-copy: pause the guest, send what is still dirty at full link speed, its vCPU and
+ * device state, the --debug verification pass and the END record.
+ */
+static int stop_and_copy(struct pc_send_ctx *c, struct pc_cpu_state *st)
+{
+	struct mig_report *report = c->rep;
+	uint64_t sent = 0, zero = 0, bytes0;
+	int rc;
+
+	rc = suspend_guest(c, st, true);
 	if (rc)
 		return rc;
-	take_dirty(c, true);
 	log_debug("stop-and-copy: %llu pages dirty", (unsigned long long)count_pending(c));
 	bytes0 = sent_bytes(c);
 	rc = run_all(c, PC_JOB_DIRTY, &sent, &zero);
@@ -1215,21 +1230,12 @@ static int send_need(struct pc_send_ctx *c, const uint64_t *need, uint32_t type)
 static int postcopy_switch(struct pc_send_ctx *c, struct pc_cpu_state *st)
 {
 	struct mig_report *report = c->rep;
-	uint64_t sent = 0, zero = 0, ndirty, *need = NULL, bytes0;
+	uint64_t sent = 0, zero = 0, *need = NULL, bytes0;
 	int rc;
 
-	report->t_pause_us = loop_now_us();
-	c->out.limited = false;
-	rc = c->src->ops->suspend(c->src->arg, st);
-	if (rc)
-		return rc;
-	report->t_suspended_us = loop_now_us();
-	fault_point("send:suspend");
-	rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
-	if (rc)
-		return rc;
-	take_dirty(c, c->mode == MIG_MODE_HYBRID && report->nrounds);
-	rc = postcopy_need(c, &need);
+	rc = suspend_guest(c, st, c->mode == MIG_MODE_HYBRID && report->nrounds);
+	if (!rc)
+		rc = postcopy_need(c, &need);
 	if (rc)
 		return rc;
 	bytes0 = sent_bytes(c);
