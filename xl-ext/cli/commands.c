@@ -112,19 +112,20 @@ static const struct cmd_spec xlext_cmds[] = {
     {"estimate", main_estimate, "Predict what migrating a domain to a host would take",
      "[options] <Domain> <host>\n"
      "       xl-ext estimate [options] --bandwidth RATE <Domain>",
-     "Samples the domain's dirtying for one second (the hypervisor's dirty tracking;\n"
-     "nothing moves), measures the link by sending a burst through the migration's\n"
-     "own transport (ssh <host> xl-ext migrate-receive --sink), and prints the\n"
-     "predicted live rounds, downtime, total time and bytes of pre-copy, hybrid and\n"
-     "post-copy, and the mode 'migrate --mode auto' would choose. Exit 1 when no mode\n"
-     "is predicted within the limits (or to converge unthrottled).\n"
      "  -s SSHCMD          as for migrate (default ssh; \"\" runs <host> itself)\n"
      "  --bandwidth RATE   the link's rate, instead of the burst\n"
      "  --burst SIZE       the burst (1MiB-4GiB; default 64MiB)\n"
      "  --policy P         the pre-copy policy to predict: adaptive (default) or xen\n"
      "  --max-downtime-ms MS, --max-total-s S\n"
      "                     the limits the chosen mode must be predicted within\n"
-     "The sim backend predicts each mode; xen samples the dirty rate only.\n"},
+     "The sim backend predicts each mode; xen samples the dirty rate only.\n"
+     "\n"
+     "It samples the domain's dirtying for 1 s (the hypervisor's dirty tracking;\n"
+     "nothing moves), measures the link by sending a burst through the migration's\n"
+     "own transport (ssh <host> xl-ext migrate-receive --sink), and prints the\n"
+     "predicted live rounds, downtime, total time and bytes of pre-copy, hybrid and\n"
+     "post-copy, and the mode 'migrate --mode auto' would choose. Exit 1 when no mode\n"
+     "is predicted within the limits (or to converge unthrottled).\n"},
     {"migrate-receive", main_migrate_receive, "Receive a migrating domain (run by migrate)",
      "[options]",
      "xl's options:\n"

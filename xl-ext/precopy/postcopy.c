@@ -293,12 +293,12 @@ int pc_postcopy_connect(const struct mig_params *params, const uint8_t *token, u
 	return fd;
 }
 
-int pc_postcopy_await_dropped(int fd)
+int pc_postcopy_await_dropped(int fd, int timeout_ms)
 {
 	uint8_t buf[PC_SMALL_RECORD];
 	struct stream_rec rec;
 	uint64_t pages;
-	int rc = chan_read(fd, buf, sizeof(buf), PC_POSTCOPY_READY_MS, &rec);
+	int rc = chan_read(fd, buf, sizeof(buf), timeout_ms, &rec);
 
 	if (!rc)
 		rc = stream_decode_dropped(&rec, &pages);

@@ -60,10 +60,11 @@ int pc_postcopy_serve(struct mig_report *report, int fd, int mem_fd, uint64_t nr
                       uint64_t *need, const uint64_t *hot, uint64_t bandwidth_Bps);
 
 /*
- * Hybrid, before the switch-over: wait (at most PC_POSTCOPY_READY_MS) for the destination's
- * POSTCOPY_DROPPED on the channel, the answer to a POSTCOPY_STALE. 0 or an error (logged).
+ * Hybrid, before the switch-over: wait (at most timeout_ms) for the destination's
+ * POSTCOPY_DROPPED on the channel, the answer to a POSTCOPY_STALE record. 0 or an error
+ * (logged).
  */
-int pc_postcopy_await_dropped(int fd);
+int pc_postcopy_await_dropped(int fd, int timeout_ms);
 
 /* --- the receiver -------------------------------------------------------------------------- */
 

@@ -1198,11 +1198,15 @@ static int postcopy_need(struct pc_send_ctx *c, uint64_t **need_r)
 	return rc;
 }
 
-/* The bitmap need as POSTCOPY_NEED (type) or POSTCOPY_STALE records. */
-static int send_need(struct pc_send_ctx *c, const uint64_t *need, uint32_t type)
+/*
+ * The bitmap need as POSTCOPY_NEED (type) or POSTCOPY_STALE records (a record covers 1 GiB of
+ * guest memory; how many went in *nrec_r, may be NULL).
+ */
+static int send_need(struct pc_send_ctx *c, const uint64_t *need, uint32_t type, unsigned *nrec_r)
 {
 	size_t cap = STREAM_REC_HDR_SIZE + 16 + STREAM_MAX_NEED_WORDS * 8;
 	uint8_t *buf = malloc(cap);
+	unsigned nrec = 0;
 	int rc = 0;
 
 	if (!buf)
@@ -1216,8 +1220,11 @@ static int send_need(struct pc_send_ctx *c, const uint64_t *need, uint32_t type)
 		                stream_encode_need(buf + STREAM_REC_HDR_SIZE,
 		                                   cap - STREAM_REC_HDR_SIZE, (uint64_t)w * 64,
 		                                   need + w, nw, c->params->prepage));
+		nrec += !rc;
 	}
 	free(buf);
+	if (nrec_r)
+		*nrec_r = nrec;
 	return rc;
 }
 
@@ -1247,7 +1254,7 @@ static int postcopy_switch(struct pc_send_ctx *c, struct pc_cpu_state *st)
 	if (!rc)
 		rc = send_state(c, st);
 	if (!rc)
-		rc = send_need(c, need, STREAM_REC_POSTCOPY_NEED);
+		rc = send_need(c, need, STREAM_REC_POSTCOPY_NEED, NULL);
 	report->final_pages = sent;
 	report->final_bytes = sent_bytes(c) - bytes0;
 	report->total_pages += sent;
@@ -1539,12 +1546,17 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		 * guest still runs here, not in the downtime (page 0 stays: it goes with the state,
 		 * maybe as a delta against that copy) */
 		uint64_t w0 = c.pending[0];
+		unsigned nrec = 0;
 
 		c.pending[0] &= ~1ull;
-		rc = send_need(&c, c.pending, STREAM_REC_POSTCOPY_STALE);
+		rc = send_need(&c, c.pending, STREAM_REC_POSTCOPY_STALE, &nrec);
 		c.pending[0] = w0;
-		if (!rc)
-			rc = pc_postcopy_await_dropped(c.pc_fd);
+		/* a DROPPED for each STALE record, once the destination got to it past the
+		 * round's pages: as long as it may take the stream */
+		for (unsigned i = 0; i < nrec && !rc; i++)
+			rc = pc_postcopy_await_dropped(c.pc_fd, params->stall_timeout_ms > 0
+			                                            ? params->stall_timeout_ms
+			                                            : PC_RECV_STALL_TIMEOUT_MS);
 	}
 	if (rc)
 		goto out;

@@ -65,8 +65,8 @@ enum stream_rec_type {
 	STREAM_REC_POSTCOPY_DONE = 14,    /* destination -> source: what it saw (stream_done) */
 	STREAM_REC_POSTCOPY_STALE = 15,   /* hybrid, before the switch-over: as POSTCOPY_NEED, pages
 	                                     whose copy the destination holds is stale; it drops them
-	                                     while the guest still runs at the source and says so with
-	                                     POSTCOPY_DROPPED on the post-copy channel */
+	                                     while the guest still runs at the source, answering each
+	                                     such record with POSTCOPY_DROPPED on the channel */
 	STREAM_REC_POSTCOPY_DROPPED = 16, /* destination -> source: u64 pages dropped */
 	STREAM_REC_TYPE_MAX = 16,
 };
