@@ -141,32 +141,6 @@ int fd_write_exact(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int fd_write_exact_timeout(int fd, const void *buf, size_t len, int timeout_ms)
-{
-	int64_t deadline = loop_now_ms() + timeout_ms;
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-			int64_t left = deadline - loop_now_ms();
-
-			if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
-				return ERR_TIMEOUT;
-			continue;
-		}
-		if (n < 0)
-			return errno == EPIPE ? ERR_IO : err_from_errno(errno);
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int fd_wait_readable(int fd, int timeout_ms)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};

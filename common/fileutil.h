@@ -31,12 +31,6 @@ int fd_wait_readable(int fd, int timeout_ms);
 /* fd_read_exact, but all of it within timeout_ms: ERR_TIMEOUT when the bytes do not come. */
 int fd_read_exact_timeout(int fd, void *buf, size_t len, int timeout_ms);
 
-/*
- * fd_write_exact for a non-blocking fd: all of it within timeout_ms, waiting for room while the
- * peer takes none (ERR_TIMEOUT when it does not).
- */
-int fd_write_exact_timeout(int fd, const void *buf, size_t len, int timeout_ms);
-
 /* Copy src into dst (size n), truncating; always NUL-terminates. Returns 1 if truncated. */
 int str_copy(char *dst, size_t n, const char *src);
 

@@ -118,7 +118,30 @@ bool pc_postcopy_supported(char *why, size_t len)
  */
 static int chan_send(int fd, const void *buf, size_t len)
 {
-	return fd_write_exact_timeout(fd, buf, len, PC_POSTCOPY_STALL_MS);
+	int64_t deadline = loop_now_ms() + PC_POSTCOPY_STALL_MS;
+	const char *p = buf;
+
+	while (len) {
+		/* MSG_NOSIGNAL: a peer gone is an error here, not a SIGPIPE for the process */
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+			int64_t left = deadline - loop_now_ms();
+
+			if (left <= 0 || poll(&pfd, 1, (int)left) == 0)
+				return ERR_TIMEOUT;
+			continue;
+		}
+		if (n < 0)
+			return errno == EPIPE || errno == ECONNRESET ? ERR_IO
+			                                             : err_from_errno(errno);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 static void chan_nonblock(int fd)
