@@ -463,7 +463,7 @@ static size_t copy_dirty(const struct guest_ram *ram, uint8_t *shadow, const uin
  * shadow (round 0 copies everything); after the writers stop, a last fetch and copy must make
  * the shadow equal to the memory, byte for byte. A write the tracker dropped breaks it.
  */
-static void test_concurrent_precopy(void **state)
+static void concurrent_precopy(void **state, bool peek)
 {
 	enum dirtylog_method m = method_or_skip(state);
 	enum { NWRITERS = 2 };
@@ -475,8 +475,10 @@ static void test_concurrent_precopy(void **state)
 	struct guest_ram ram;
 	struct dirtylog *dl;
 	uint64_t *bitmap = calloc(npages / 64, sizeof(uint64_t));
+	uint64_t *skip = calloc(npages / 64, sizeof(uint64_t));
 	uint8_t *shadow = malloc(npages * PAGE);
 	size_t rounds = 0, resent = 0, ndirty = 0, copied = 0, nwrites = 0, bad_pages = 0;
+	size_t skipped = 0, npeek = 0;
 	int rc = 0;
 	double t0;
 
@@ -507,6 +509,17 @@ static void test_concurrent_precopy(void **state)
 		rc = dirtylog_fetch_and_clear(dl, bitmap, npages, &ndirty);
 		if (rc < 0)
 			break;
+		if (peek) {
+			/* Leave what was written again since the fetch to the next round. */
+			rc = dirtylog_peek(dl, skip, npages, &npeek);
+			if (rc < 0)
+				break;
+			for (size_t w = 0; w < npages / 64; w++) {
+				skipped += (size_t)__builtin_popcountll(bitmap[w] & skip[w]);
+				ndirty -= (size_t)__builtin_popcountll(bitmap[w] & skip[w]);
+				bitmap[w] &= ~skip[w];
+			}
+		}
 		copied = copy_dirty(&ram, shadow, bitmap);
 		if (copied != ndirty)
 			break;
@@ -533,8 +546,9 @@ static void test_concurrent_precopy(void **state)
 			bad_pages++;
 		}
 	}
-	print_message("%s: %zu writes, %zu rounds, %zu pages re-sent, %zu pages lost\n",
-	              dirtylog_method_name(m), nwrites, rounds, resent, bad_pages);
+	print_message("%s: %zu writes, %zu rounds, %zu pages re-sent, %zu skipped after a peek, "
+	              "%zu pages lost\n",
+	              dirtylog_method_name(m), nwrites, rounds, resent, skipped, bad_pages);
 	assert_int_equal(bad_pages, 0);
 	assert_true(nwrites >= min_writes);
 	assert_true(rounds >= min_rounds);
@@ -544,6 +558,82 @@ static void test_concurrent_precopy(void **state)
 	ram_destroy(&ram);
 	free(shadow);
 	free(bitmap);
+	free(skip);
+}
+
+static void test_concurrent_precopy(void **state)
+{
+	concurrent_precopy(state, false);
+}
+
+/*
+ * The same with each round leaving out the pages a peek after its fetch says were written
+ * again (pre-copy's skip): they must all be in the next fetch, or the copy misses a write.
+ */
+static void test_concurrent_precopy_peek(void **state)
+{
+	concurrent_precopy(state, true);
+}
+
+/* Peek the exact set, as fetch would: beyond npages zero, pattern overwritten. */
+static void expect_peek_set(struct dirtylog *dl, size_t npages, const size_t *pages, size_t n)
+{
+	size_t nbits = npages + 70, nwords = (nbits + 63) / 64, ndirty = 999, wrong = 0;
+	uint64_t *bitmap = malloc(nwords * sizeof(*bitmap));
+
+	assert_non_null(bitmap);
+	memset(bitmap, 0x5a, nwords * sizeof(*bitmap));
+	assert_int_equal(dirtylog_peek(dl, bitmap, nbits, &ndirty), 0);
+	for (size_t i = 0; i < nwords * 64; i++) {
+		int want = 0;
+
+		for (size_t j = 0; j < n; j++)
+			want |= pages[j] == i;
+		if (bit_is_set(bitmap, i) != want) {
+			if (wrong < 10)
+				print_error("peek: page %zu: bit %d, expected %d\n", i,
+				            bit_is_set(bitmap, i), want);
+			wrong++;
+		}
+	}
+	assert_int_equal(wrong, 0);
+	assert_int_equal(ndirty, n);
+	free(bitmap);
+}
+
+/*
+ * A peek reports what a fetch would, across chunk boundaries, and clears nothing: peeking
+ * twice gives the same set, later writes add to it, and the fetch after reports them all;
+ * after the fetch a peek is empty again.
+ */
+static void test_peek_clears_nothing(void **state)
+{
+	enum dirtylog_method m = method_or_skip(state);
+	const size_t npages = 40000;
+	static const size_t first[] = {0, 7, 16383, 16384, 39999};
+	static const size_t all[] = {0, 7, 8, 16383, 16384, 32768, 39999};
+	struct guest_ram ram;
+	struct dirtylog *dl;
+
+	ram_create(&ram, npages);
+	write_page(&ram, 8, 1); /* populated before enable */
+	dl = open_enabled(&ram, m);
+	expect_peek_set(dl, npages, NULL, 0);
+	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++)
+		write_page(&ram, first[i], 2);
+	expect_peek_set(dl, npages, first, sizeof(first) / sizeof(first[0]));
+	expect_peek_set(dl, npages, first, sizeof(first) / sizeof(first[0]));
+	write_page(&ram, 8, 3);
+	write_page(&ram, 32768, 3);
+	write_page(&ram, 0, 3);
+	expect_peek_set(dl, npages, all, sizeof(all) / sizeof(all[0]));
+	expect_dirty_set(dl, npages, all, sizeof(all) / sizeof(all[0]));
+	expect_peek_set(dl, npages, NULL, 0);
+	write_page(&ram, 7, 4);
+	expect_peek_set(dl, npages, (const size_t[]){7}, 1);
+	expect_dirty_set(dl, npages, (const size_t[]){7}, 1);
+	dirtylog_close(dl);
+	ram_destroy(&ram);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -656,8 +746,10 @@ static void test_invalid_arguments(void **state)
 
 	assert_int_equal(dirtylog_open(&dl, ram.mem, 64, DIRTYLOG_MPROTECT), 0);
 	assert_int_equal(dirtylog_fetch_and_clear(dl, bitmap, 128, NULL), ERR_BUSY);
+	assert_int_equal(dirtylog_peek(dl, bitmap, 128, NULL), ERR_BUSY);
 	assert_int_equal(dirtylog_enable(dl), 0);
 	assert_int_equal(dirtylog_fetch_and_clear(dl, bitmap, 63, NULL), ERR_INVAL);
+	assert_int_equal(dirtylog_peek(dl, bitmap, 63, NULL), ERR_INVAL);
 	assert_int_equal(dirtylog_fetch_and_clear(dl, NULL, 64, NULL), ERR_INVAL);
 	assert_int_equal(dirtylog_fetch_and_clear(dl, bitmap, 64, NULL), 0);
 	dirtylog_close(dl);
@@ -745,6 +837,8 @@ int main(void)
 	    BOTH_METHODS(test_kernel_writes),
 	    BOTH_METHODS(test_several_dirtylogs),
 	    BOTH_METHODS(test_concurrent_precopy),
+	    BOTH_METHODS(test_concurrent_precopy_peek),
+	    BOTH_METHODS(test_peek_clears_nothing),
 	    BOTH_METHODS(test_real_segv_still_crashes),
 	    BOTH_METHODS(test_beyond_one_chunk),
 	    cmocka_unit_test(test_invalid_arguments),

@@ -230,6 +230,8 @@ struct pc_send_ctx {
 	int pc_fd;              /* the post-copy channel (postcopy.h), -1 */
 	uint8_t token[STREAM_TOKEN_LEN];
 	struct pc_workers *ws; /* the first stream's: the threads of the others */
+	struct pc_skip *skip;  /* live rounds: what a peek says was written again (shared) */
+	uint64_t skipped;      /* pages this context left to the next round in its last job */
 };
 
 /* A delta longer than this is not worth its cost at the receiver: the page goes whole. */
@@ -631,6 +633,97 @@ static int send_run(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_z
 }
 
 /*
+ * Pre-copy's skip (the Xen sender's "to_skip" of old, over XEN_DOMCTL_SHADOW_OP_PEEK): during
+ * a live round the first stream peeks at the dirty log now and then, and every stream leaves
+ * out a due page that the guest wrote again since the round's fetch: the next fetch reports it
+ * anyway, so sending it now would only send it twice. The peeks also tell how fast the dirty
+ * set grows within a round, which is how hybrid tells beforehand that a round would not halve
+ * it. Off (active false) in stop-and-copy and the verification pass: the guest is paused.
+ */
+#define PC_PEEK_MIN_US  20000 /* at most one peek every 20 ms */
+#define PC_PEEK_COST_X  20    /* and at most 1/20 of the time in peeks */
+#define PC_SKIP_PIECE   256   /* pages sent between checks for a peek due (1 MiB) */
+#define PC_PEEK_SAMPLES 512
+
+struct pc_skip {
+	bool active;                     /* a live round runs */
+	const uint64_t *bm;              /* the source's peek bitmap (set by the first peek) */
+	int64_t round_t0;                /* the fetch that began this round */
+	int64_t next_us;                 /* the next peek is due */
+	unsigned nsamples;               /* this round's peeks: */
+	int64_t at_us[PC_PEEK_SAMPLES];  /* time since round_t0 */
+	uint64_t dirty[PC_PEEK_SAMPLES]; /* pages written by then */
+};
+
+/* The source's peek bitmap, as this instant: the bits move under us (another process). */
+static bool skip_bit(const uint64_t *bm, uint64_t pfn)
+{
+	return (__atomic_load_n(&bm[pfn / 64], __ATOMIC_RELAXED) >> (pfn % 64)) & 1;
+}
+
+/* Peek if one is due (the first stream only: the peeks go down the source's control socket). */
+static void peek_due(struct pc_send_ctx *c)
+{
+	struct pc_skip *k = c->skip;
+	const uint64_t *bm = NULL;
+	int64_t t0 = loop_now_us(), cost;
+	uint64_t n = 0;
+	int rc;
+
+	if (c->idx || t0 < k->next_us || !c->src->ops->logdirty_peek)
+		return;
+	rc = c->src->ops->logdirty_peek(c->src->arg, &bm, &n);
+	cost = loop_now_us() - t0;
+	k->next_us = loop_now_us() + (cost * PC_PEEK_COST_X > PC_PEEK_MIN_US ? cost * PC_PEEK_COST_X
+	                                                                     : PC_PEEK_MIN_US);
+	if (rc) {
+		log_debug("migration: a peek at the dirty log failed (%s): nothing skipped",
+		          err_str(rc));
+		return;
+	}
+	if (!k->bm)
+		__atomic_store_n(&k->bm, bm, __ATOMIC_RELEASE);
+	if (k->nsamples < PC_PEEK_SAMPLES) {
+		k->at_us[k->nsamples] = t0 - k->round_t0;
+		k->dirty[k->nsamples++] = n;
+	}
+}
+
+/* send_run over pfn..pfn+n-1, leaving out (and counting) the pages a peek says are dirty. */
+static int send_live(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_zero,
+                     uint64_t *sent_r, uint64_t *zero_r)
+{
+	struct pc_skip *k = c->skip;
+	int rc = 0;
+
+	if (!k || !k->active)
+		return send_run(c, pfn, n, skip_zero, sent_r, zero_r);
+	while (n && !rc) {
+		uint64_t len = n < PC_SKIP_PIECE ? n : PC_SKIP_PIECE, end = pfn + len, p = pfn;
+		const uint64_t *bm;
+
+		peek_due(c);
+		bm = __atomic_load_n(&k->bm, __ATOMIC_ACQUIRE);
+		while (p < end && !rc) {
+			uint64_t q = p;
+
+			while (bm && q < end && skip_bit(bm, q))
+				q++;
+			c->skipped += own_pages(c, p, q - p);
+			p = q;
+			while (q < end && !(bm && skip_bit(bm, q)))
+				q++;
+			if (q > p)
+				rc = send_run(c, p, q - p, skip_zero, sent_r, zero_r);
+			p = q;
+		}
+		pfn = end;
+		n -= len;
+	}
+	return rc;
+}
+
+/*
  * The first page at or after pfn that holds data (SEEK_DATA), or nr_pages when only holes
  * follow; *end_r is where that data ends (SEEK_HOLE). Files without holes are all data.
  */
@@ -684,11 +777,95 @@ static int send_all(struct pc_send_ctx *c, bool holes_as_zero, uint64_t *sent_r,
 				rc = flush_batch(c);
 		}
 		if (!rc && start < end)
-			rc = send_run(c, start, end - start, !holes_as_zero, sent_r, zero_r);
+			rc = send_live(c, start, end - start, !holes_as_zero, sent_r, zero_r);
 		pfn = end > start ? end : n;
 		if (!rc && cancelled(c))
 			rc = ERR_CANCELLED;
 	}
+	return rc;
+}
+
+/* Whether the source's peek bitmap has a page of [pfn, end) written. */
+static bool piece_written(const uint64_t *bm, uint64_t pfn, uint64_t end)
+{
+	for (uint64_t p = pfn; p < end; p++) {
+		if (p % 64 == 0 && end - p >= 64) {
+			if (__atomic_load_n(&bm[p / 64], __ATOMIC_RELAXED))
+				return true;
+			p += 63;
+		} else if (skip_bit(bm, p)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * Round 0 of a live migration: every page that holds data, but each piece (PC_SKIP_PIECE
+ * pages) in which a peek saw the guest write is put off to a second pass over the put-off
+ * pieces at the round's end, which leaves out what was written by then (send_live). So the
+ * memory the guest leaves alone goes first, and a hot page is sent once, by a later round,
+ * instead of now and again then; the round sends no page twice and none it would not have.
+ */
+static int send_round0(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r)
+{
+	uint64_t n = c->src->nr_pages, pfn = 0, npieces = (n + PC_SKIP_PIECE - 1) / PC_SKIP_PIECE;
+	uint64_t *later = calloc((npieces + 63) / 64, sizeof(uint64_t));
+	int rc = 0;
+
+	if (!later)
+		return send_all(c, false, sent_r, zero_r);
+	while (pfn < n && !rc) { /* pass 1: the data, but for pieces a peek saw written */
+		uint64_t start = n, end = n;
+
+		rc = next_data(c, pfn, &start, &end);
+		if (rc)
+			break;
+		*zero_r += own_pages(c, pfn, start - pfn);
+		for (uint64_t p = start, e; p < end && !rc; p = e) {
+			const uint64_t *bm;
+
+			e = (p / PC_SKIP_PIECE + 1) * PC_SKIP_PIECE;
+			if (e > end)
+				e = end;
+			uint64_t k = p / PC_SKIP_PIECE, kend = (k + 1) * PC_SKIP_PIECE;
+
+			if (c->nstreams > 1 && stream_of_pfn(p, c->nstreams) != c->idx)
+				continue;
+			if (later[k / 64] >> (k % 64) & 1)
+				continue; /* its piece is put off already */
+			peek_due(c);
+			bm = __atomic_load_n(&c->skip->bm, __ATOMIC_ACQUIRE);
+			if (bm && piece_written(bm, k * PC_SKIP_PIECE, kend < n ? kend : n))
+				later[k / 64] |= 1ull << (k % 64);
+			else
+				rc = send_run(c, p, e - p, true, sent_r, zero_r);
+		}
+		pfn = end > start ? end : n;
+		if (!rc && cancelled(c))
+			rc = ERR_CANCELLED;
+	}
+	/* pass 2: the pieces put off, what holds data in them, less what was written since */
+	for (uint64_t k = 0; k < npieces && !rc; k++) {
+		uint64_t p = k * PC_SKIP_PIECE, e = p + PC_SKIP_PIECE < n ? p + PC_SKIP_PIECE : n;
+
+		if (!(later[k / 64] >> (k % 64) & 1))
+			continue;
+		while (p < e && !rc) {
+			uint64_t start = n, end = n;
+
+			rc = next_data(c, p, &start, &end);
+			if (rc || start >= e)
+				break;
+			if (end > e)
+				end = e;
+			rc = send_live(c, start, end - start, true, sent_r, zero_r);
+			p = end;
+		}
+		if (!rc && cancelled(c))
+			rc = ERR_CANCELLED;
+	}
+	free(later);
 	return rc;
 }
 
@@ -719,7 +896,7 @@ static int send_dirty(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r)
 	while (!rc && (pfn = next_bit(c->pending, n, pfn, 1)) < n) {
 		uint64_t end = next_bit(c->pending, n, pfn, 0);
 
-		rc = send_run(c, pfn, end - pfn, false, sent_r, zero_r);
+		rc = send_live(c, pfn, end - pfn, false, sent_r, zero_r);
 		pfn = end;
 		if (!rc && cancelled(c))
 			rc = ERR_CANCELLED;
@@ -734,7 +911,12 @@ static int send_pages(struct pc_send_ctx *c, bool full, uint64_t *sent_r, uint64
 
 	*sent_r = 0;
 	*zero_r = 0;
-	rc = full ? send_all(c, false, sent_r, zero_r) : send_dirty(c, sent_r, zero_r);
+	c->skipped = 0;
+	if (full)
+		rc = c->skip && c->skip->active ? send_round0(c, sent_r, zero_r)
+		                                : send_all(c, false, sent_r, zero_r);
+	else
+		rc = send_dirty(c, sent_r, zero_r);
 	if (!rc)
 		rc = flush_batch(c);
 	if (!rc)
@@ -1012,6 +1194,39 @@ static void wait_drained(struct pc_send_ctx *c)
 		wait_drained_fd(c, c->ws->w[i].c.out.fd, deadline);
 }
 
+/*
+ * How many pages the guest had written at_us into the round just ended (end_us long, end_dirty
+ * at its fetch), from its peeks: the next round, if it lasts at_us, finds about as many dirty.
+ */
+static uint64_t dirty_at(const struct pc_skip *k, int64_t at_us, int64_t end_us, uint64_t end_dirty)
+{
+	int64_t t0 = 0;
+	uint64_t d0 = 0;
+
+	for (unsigned i = 0; i <= k->nsamples; i++) {
+		int64_t t1 = i < k->nsamples ? k->at_us[i] : end_us;
+		uint64_t d1 = i < k->nsamples ? k->dirty[i] : end_dirty;
+
+		if (at_us <= t1 && t1 > t0)
+			return d0 + (uint64_t)((double)(d1 > d0 ? d1 - d0 : 0) *
+			                       (double)(at_us - t0) / (double)(t1 - t0));
+		if (t1 >= t0) {
+			t0 = t1;
+			d0 = d1;
+		}
+	}
+	return end_dirty;
+}
+
+/* Start a live round's skipping: the fetch just taken began it, no peek of it yet. */
+static void skip_round(struct pc_skip *k)
+{
+	k->active = true;
+	k->round_t0 = loop_now_us();
+	k->next_us = k->round_t0 + PC_PEEK_MIN_US;
+	k->nsamples = 0;
+}
+
 static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 {
 	struct mig_report *rep = c->rep;
@@ -1022,22 +1237,29 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		    &rep->rounds[rep->nrounds < MIG_MAX_ROUNDS ? rep->nrounds : MIG_MAX_ROUNDS - 1];
 		int64_t t0 = loop_now_us();
 		uint64_t bytes0 = sent_bytes(c), ndirty = 0;
+		int64_t round_us;
 		struct pc_round pr;
 		struct pc_verdict v;
 
 		memset(rr, 0, sizeof(*rr));
 		rr->round = round;
+		c->skip->active = true;
 		c->z.round = round;
 		c->z.round_t0 = t0;
 		c->z.round_bytes0 = c->out.bytes; /* this stream's own, as link_Bps counts */
 		rc = run_all(c, round == 0 ? PC_JOB_ROUND0 : PC_JOB_DIRTY, &rr->pages,
 		             &rr->zero_pages);
+		rr->skipped = c->skipped;
+		for (unsigned i = 0; c->ws && i < c->ws->n; i++)
+			rr->skipped += c->ws->w[i].c.skipped;
 		if (!rc)
 			rc = send_round_end(c, round, rr->pages);
 		if (rc)
 			return rc;
 		fault_point_n("send:round", round);
 		wait_drained(c);
+		c->skip->active = false;
+		round_us = loop_now_us() - c->skip->round_t0;
 		rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
 		if (rc)
 			return rc;
@@ -1080,13 +1302,27 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 			    (uint32_t)(rr->bytes / rr->pages > 16 ? rr->bytes / rr->pages : 16));
 		v = pc_decide(pol, &pr);
 		/* hybrid: once a round no longer halves the dirty set, more rounds only resend the
-		 * guest's hot pages; post-copy sends each of them once */
-		if (c->mode == MIG_MODE_HYBRID && round >= 1 && v.decision == PC_CONTINUE &&
-		    ndirty * 2 >= rr->pages) {
-			v.decision = PC_ABORT;
-			v.throttle_pct = 0;
-			v.reason = "a round no longer halves the dirty set";
+		 * guest's hot pages; post-copy sends each of them once. The round's peeks tell
+		 * beforehand: the next round, sending ndirty pages at this round's rate, finds
+		 * about as many dirty as this one had at that time. */
+		if (c->mode == MIG_MODE_HYBRID && v.decision == PC_CONTINUE) {
+			double pps =
+			    rr->duration_us ? (double)rr->pages * 1e6 / (double)rr->duration_us : 0;
+			int64_t next_us = pps > 0 ? (int64_t)((double)ndirty / pps * 1e6) : 0;
+
+			if (round >= 1 && ndirty * 2 >= rr->pages + rr->skipped) {
+				v.decision = PC_ABORT;
+				v.reason = "a round no longer halves the dirty set";
+			} else if (rr->pages >= PC_COST_MIN_PAGES && pps > 0 &&
+			           dirty_at(c->skip, next_us, round_us, ndirty) * 2 >= ndirty) {
+				v.decision = PC_ABORT;
+				v.reason = "the next round would not halve the dirty set";
+			}
+			if (v.decision == PC_ABORT)
+				v.throttle_pct = 0;
 		}
+		if (v.decision == PC_CONTINUE)
+			skip_round(c->skip);
 		rr->throttle_pct = v.throttle_pct;
 		if (c->params->progress)
 			progress_line(rr, c->src->nr_pages);
@@ -1384,6 +1620,7 @@ static int start_streams(struct pc_send_ctx *c)
 		w->c.params = c->params;
 		w->c.rep = &w->rep;
 		w->c.pending = c->pending;
+		w->c.skip = c->skip;
 		w->c.bm_words = c->bm_words;
 		w->c.idx = i + 1;
 		w->c.nstreams = c->nstreams;
@@ -1508,10 +1745,17 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		          (unsigned long long)(params->compress_cache_bytes >> 20));
 		goto out;
 	}
+	c.skip = calloc(1, sizeof(*c.skip));
+	if (!c.skip) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
 	rc = src->ops->logdirty_enable(src->arg, &c.bitmap, report->dirtylog_method,
 	                               sizeof(report->dirtylog_method));
 	if (rc)
 		goto out;
+	skip_round(c.skip); /* round 0's dirty log began at the enable */
+	c.skip->active = false;
 	rc = send_header(&c);
 	if (rc)
 		goto out;
@@ -1576,5 +1820,6 @@ out:
 	stream_batch_free(&c.batch);
 	compress_free(&c.z);
 	free(c.pending);
+	free(c.skip);
 	return rc;
 }

@@ -6,6 +6,9 @@
  * control socket) for dirty bitmaps, throttling and the final suspend. Round 0 sends every
  * non-zero page of the data the file holds (holes are zero pages, skipped unread); each later
  * round sends the pages dirtied meanwhile; the policy (policy.h) decides when to stop and copy.
+ * A live round leaves out the due pages a peek at the dirty log says were written again (the
+ * next round sends them), and round 0 puts off the pieces of memory the guest writes to its end
+ * (precopy.c's skip).
  * A bandwidth cap (token bucket) governs the live rounds only; stop-and-copy runs at full
  * speed. Zero pages are never sent as data. The receiver writes pages into the new domain's
  * memory file (pwrite: no page fault, only pages with data allocated), bounds-checking every
@@ -81,6 +84,7 @@ struct mig_round_report {
 	unsigned round;
 	uint64_t pages;
 	uint64_t zero_pages;
+	uint64_t skipped; /* due pages left to the next round: written again before their turn */
 	uint64_t bytes;
 	uint64_t duration_us;
 	uint64_t dirty_after; /* pages dirty when the round ended */
@@ -164,6 +168,10 @@ struct pc_source_ops {
 	int (*logdirty_enable)(void *arg, const uint64_t **bitmap_r, char *method, size_t len);
 	/* Fetch-and-clear into the bitmap. */
 	int (*logdirty_fetch)(void *arg, uint64_t *ndirty_r);
+	/* Peek (may be NULL): a bitmap of the pages written since the last fetch, each of which
+	 * the next fetch reports, and their count; valid until the next fetch (which clears it)
+	 * and changed only by the next peek. */
+	int (*logdirty_peek)(void *arg, const uint64_t **bitmap_r, uint64_t *ndirty_r);
 	int (*throttle)(void *arg, unsigned pct);
 	/* Pause the guest and hand back its vCPU/device state (caller frees with
 	 * pc_cpu_state_free). */

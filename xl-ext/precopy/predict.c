@@ -17,11 +17,40 @@
  * downtime_phases_ms.
  */
 #define PC_PREDICT_SWITCH_US 4000.0
+/*
+ * How old the peek a skip decision uses is, on average: one every 20 ms at most (precopy.c's
+ * PC_PEEK_MIN_US), the first 20 ms into the round.
+ */
+#define PC_PREDICT_PEEK_LAG_S 0.015
+/* steps of a round's integration */
+#define PC_PREDICT_STEPS 256
 
 /* Distinct pages of a working set of w pages that d random writes a second dirty in t s. */
 static double dirtied(double d, double w, double t)
 {
 	return w > 0 ? w * -expm1(-d * t / w) : 0;
+}
+
+/*
+ * A live round at pps pages a second: cold pages outside the working set first, none left out,
+ * then hot pages of it, each left out when written again before its turn. The pages sent and
+ * the round's duration.
+ */
+static void round_with_skip(const struct pc_workload *w, double d, double cold, double hot,
+                            double pps, double *sent_r, double *t_r)
+{
+	double t = cold / pps, sent = cold, wws = (double)w->wws_pages,
+	       step = hot / PC_PREDICT_STEPS;
+
+	for (unsigned k = 0; k < PC_PREDICT_STEPS; k++) {
+		double te = t - PC_PREDICT_PEEK_LAG_S;
+		double skip = te > 0 && wws > 0 && d > 0 ? step * -expm1(-d * te / wws) : 0;
+
+		sent += step - skip;
+		t += (step - skip) / pps;
+	}
+	*sent_r = sent;
+	*t_r = t;
 }
 
 int pc_fit_workload(const uint64_t *dirtied_w, unsigned windows, double window_s,
@@ -92,11 +121,17 @@ static void play(const struct pc_params *p, const struct pc_workload *w, double 
 	if (pps <= 0)
 		return;
 	for (unsigned round = 0; round < MIG_MAX_ROUNDS; round++) {
-		double t = send / pps, left = dirtied(d, (double)w->wws_pages, t);
+		double sent, t, left;
+
+		double hot =
+		    round == 0 && (double)w->wws_pages < send ? (double)w->wws_pages : send;
+
+		round_with_skip(w, d, send - hot, hot, pps, &sent, &t);
+		left = dirtied(d, (double)w->wws_pages, t);
 		struct pc_round r = {
 		    .round = round,
-		    .pages_sent = (uint64_t)send,
-		    .bytes_sent = (uint64_t)(send * pw),
+		    .pages_sent = (uint64_t)sent,
+		    .bytes_sent = (uint64_t)(sent * pw),
 		    .duration_us = (uint64_t)(t * 1e6),
 		    .dirty_pages = (uint64_t)(left + 0.5),
 		    .bandwidth_Bps = link_Bps,
@@ -104,16 +139,18 @@ static void play(const struct pc_params *p, const struct pc_workload *w, double 
 		};
 		struct pc_verdict v;
 
-		bytes += send * pw;
+		bytes += sent * pw;
 		t_total += t;
 		r.total_bytes = (uint64_t)bytes;
 		v = pc_decide(&st, &r);
 		out->rounds = round + 1;
 		out->decision = v.decision;
 		out->reason = v.reason;
-		/* hybrid switches too once a round no longer halves the dirty set (precopy.c) */
+		/* hybrid switches too once a round no longer halves the dirty set, or the next
+		 * would not (its duration at this round's rate: precopy.c) */
 		if (postcopy_rest && (v.decision != PC_CONTINUE || v.throttle_pct ||
-		                      (round >= 1 && left * 2 >= send))) {
+		                      (round >= 1 && left * 2 >= send) ||
+		                      dirtied(d, (double)w->wws_pages, left / pps) * 2 >= left)) {
 			out->decision = PC_STOP_AND_COPY;
 			out->reason = "post-copy of the rest";
 			out->final_pages = r.dirty_pages; /* after the switch-over */

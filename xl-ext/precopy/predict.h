@@ -10,6 +10,12 @@
  * (policy.h): round 0 sends the pages that hold data, each later round what the one before left
  * dirty, until the policy stops, aborts or throttles (a throttle of p % cuts D by p %), and
  * stop-and-copy sends the rest with the guest paused, plus the switch-over's fixed cost.
+ *
+ * Each live round leaves out the due pages the guest wrote again before their turn (precopy.c's
+ * skip, from a peek about PC_PREDICT_PEEK_LAG_S old): a page of the working set reached t
+ * seconds into a round was written again with probability 1 - exp(-D (t - lag) / W). Round 0
+ * sends the memory outside the working set first (it puts off the parts a peek saw written),
+ * then the working set; later rounds send only pages of the working set.
  */
 #ifndef XLEXT_PREDICT_H
 #define XLEXT_PREDICT_H

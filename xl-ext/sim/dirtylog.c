@@ -189,6 +189,27 @@ int dirtylog_fetch_and_clear(struct dirtylog *dl, uint64_t *bitmap, size_t nbits
 	return rc;
 }
 
+int dirtylog_peek(struct dirtylog *dl, uint64_t *bitmap, size_t nbits, size_t *ndirty_r)
+{
+	size_t ndirty = 0;
+	int rc;
+
+	if (!dl || !bitmap || nbits < dl->npages)
+		return ERR_INVAL;
+	memset(bitmap, 0, words_for(nbits) * sizeof(*bitmap));
+	pthread_mutex_lock(&dl->lock);
+	rc = dl->enabled ? dl->ops->peek(dl, bitmap, &ndirty) : ERR_BUSY;
+	if (rc < 0) {
+		/* A page wrongly reported would be left unsent: report none. */
+		memset(bitmap, 0, words_for(nbits) * sizeof(*bitmap));
+		ndirty = 0;
+	}
+	pthread_mutex_unlock(&dl->lock);
+	if (ndirty_r)
+		*ndirty_r = ndirty;
+	return rc;
+}
+
 int dirtylog_disable(struct dirtylog *dl)
 {
 	int rc = 0;

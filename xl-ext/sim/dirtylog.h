@@ -85,6 +85,16 @@ int dirtylog_enable(struct dirtylog *dl);
 int dirtylog_fetch_and_clear(struct dirtylog *dl, uint64_t *bitmap, size_t nbits, size_t *ndirty_r);
 
 /*
+ * Peek: the pages written since dirtylog_enable or the previous fetch, as fetch would report
+ * them, without starting a new round (Xen's XEN_DOMCTL_SHADOW_OP_PEEK). Every page peek reports
+ * is in the next fetch's bitmap, so a reader may leave a page peek reported for that fetch. A
+ * page written while the peek runs may or may not be in it. bitmap, nbits and ndirty_r as for
+ * fetch; the result is overwritten, not OR-ed. Returns 0, ERR_INVAL, ERR_BUSY when logging is
+ * not enabled, or another error code (the bitmap is then all clear: nothing to leave).
+ */
+int dirtylog_peek(struct dirtylog *dl, uint64_t *bitmap, size_t nbits, size_t *ndirty_r);
+
+/*
  * Stop logging: the range is left writable and writes no longer fault or cost anything.
  * Disabling a dirtylog that is not enabled does nothing. Returns 0 or a negative error code.
  */

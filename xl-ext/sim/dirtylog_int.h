@@ -33,6 +33,9 @@ struct dirtylog_ops {
 	/* Set the dirty pages' bits in bitmap (already zeroed) and count them; on failure the
 	 * caller marks every page dirty. */
 	int (*fetch)(struct dirtylog *dl, uint64_t *bitmap, size_t *ndirty_r);
+	/* Set the bits of the pages written since the last fetch (bitmap already zeroed),
+	 * clearing nothing: every one is in the next fetch. */
+	int (*peek)(struct dirtylog *dl, uint64_t *bitmap, size_t *ndirty_r);
 	int (*disable)(struct dirtylog *dl);
 	void (*fini)(struct dirtylog *dl);
 };

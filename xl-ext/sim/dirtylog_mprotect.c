@@ -343,6 +343,19 @@ static int mp_fetch(struct dirtylog *dl, uint64_t *bitmap, size_t *ndirty_r)
 	return mp_swap_and_protect(dl, bitmap, ndirty_r);
 }
 
+/* A bit is only ever cleared by a fetch's swap: each one set now is in the next fetch. */
+static int mp_peek(struct dirtylog *dl, uint64_t *bitmap, size_t *ndirty_r)
+{
+	size_t ndirty = 0;
+
+	for (size_t w = 0; w < words_for(dl->npages); w++) {
+		bitmap[w] = atomic_load(&dl->slot->bits[w]);
+		ndirty += (size_t)__builtin_popcountll(bitmap[w]);
+	}
+	*ndirty_r = ndirty;
+	return 0;
+}
+
 static int mp_disable(struct dirtylog *dl)
 {
 	if (mp_protect_range(dl, PROT_READ | PROT_WRITE) < 0) {
@@ -380,6 +393,7 @@ const struct dirtylog_ops dirtylog_mprotect_ops = {
     .init = mp_init,
     .enable = mp_enable,
     .fetch = mp_fetch,
+    .peek = mp_peek,
     .disable = mp_disable,
     .fini = mp_fini,
 };

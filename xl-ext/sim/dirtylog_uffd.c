@@ -170,7 +170,7 @@ static int uffd_writeprotect(int uffd, uintptr_t base, size_t len, bool wp)
  * and the next call resumes there.
  */
 static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base, size_t npages,
-                     uint64_t *bitmap, size_t *ndirty_r)
+                     bool clear, uint64_t *bitmap, size_t *ndirty_r)
 {
 	uintptr_t end = base + npages * PAGE_SIZE_BYTES;
 	uintptr_t start = base;
@@ -182,7 +182,7 @@ static int uffd_scan(int pagemap_fd, struct page_region *regions, uintptr_t base
 		                     : end;
 		struct pm_scan_arg arg = {
 		    .size = sizeof(arg),
-		    .flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC,
+		    .flags = (clear ? PM_SCAN_WP_MATCHING : 0) | PM_SCAN_CHECK_WPASYNC,
 		    .start = start,
 		    .end = stop,
 		    .vec = (uintptr_t)regions,
@@ -269,11 +269,24 @@ static int uffd_enable(struct dirtylog *dl)
 
 static int uffd_fetch(struct dirtylog *dl, uint64_t *bitmap, size_t *ndirty_r)
 {
-	int rc = uffd_scan(dl->pagemap_fd, dl->regions, dl->base, dl->npages, bitmap, ndirty_r);
+	int rc =
+	    uffd_scan(dl->pagemap_fd, dl->regions, dl->base, dl->npages, true, bitmap, ndirty_r);
 
 	if (rc < 0)
 		log_error("dirty log at %p (%zu pages): PAGEMAP_SCAN failed: %s", (void *)dl->base,
 		          dl->npages, err_str(rc));
+	return rc;
+}
+
+/* The same walk without write-protecting: written pages stay written for the next fetch. */
+static int uffd_peek(struct dirtylog *dl, uint64_t *bitmap, size_t *ndirty_r)
+{
+	int rc =
+	    uffd_scan(dl->pagemap_fd, dl->regions, dl->base, dl->npages, false, bitmap, ndirty_r);
+
+	if (rc < 0)
+		log_error("dirty log at %p (%zu pages): PAGEMAP_SCAN (peek) failed: %s",
+		          (void *)dl->base, dl->npages, err_str(rc));
 	return rc;
 }
 
@@ -306,6 +319,7 @@ const struct dirtylog_ops dirtylog_uffd_ops = {
     .init = uffd_init,
     .enable = uffd_enable,
     .fetch = uffd_fetch,
+    .peek = uffd_peek,
     .disable = uffd_disable,
     .fini = uffd_fini,
 };
@@ -351,7 +365,7 @@ static int uffd_probe_once(void)
 		goto out;
 	*(volatile char *)&mem[PAGE_SIZE_BYTES] = 2;
 	bitmap[0] = 0;
-	rc = uffd_scan(pagemap_fd, regions, (uintptr_t)mem, npages, bitmap, &ndirty);
+	rc = uffd_scan(pagemap_fd, regions, (uintptr_t)mem, npages, true, bitmap, &ndirty);
 	if (rc < 0)
 		goto out;
 	if (bitmap[0] != 2 || ndirty != 1) {
@@ -361,7 +375,7 @@ static int uffd_probe_once(void)
 		goto out;
 	}
 	bitmap[0] = 0;
-	rc = uffd_scan(pagemap_fd, regions, (uintptr_t)mem, npages, bitmap, &ndirty);
+	rc = uffd_scan(pagemap_fd, regions, (uintptr_t)mem, npages, true, bitmap, &ndirty);
 	if (rc == 0 && (bitmap[0] != 0 || ndirty != 0)) {
 		log_debug("uffd probe: scan did not clear, got bitmap 0x%llx",
 		          (unsigned long long)bitmap[0]);

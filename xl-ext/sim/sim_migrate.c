@@ -45,7 +45,7 @@ static int src_logdirty_enable(void *arg, const uint64_t **bitmap_r, char *metho
 	if (fd < 0)
 		return ERR_PROTO;
 	if (!s->bitmap) {
-		s->bitmap = mmap(NULL, s->bm_bytes, PROT_READ, MAP_SHARED, fd, 0);
+		s->bitmap = mmap(NULL, 2 * s->bm_bytes, PROT_READ, MAP_SHARED, fd, 0);
 		if (s->bitmap == MAP_FAILED) {
 			s->bitmap = NULL;
 			rc = err_from_errno(errno);
@@ -65,6 +65,23 @@ static int src_logdirty_fetch(void *arg, uint64_t *ndirty_r)
 	if (!rc)
 		*ndirty_r = strtoull(buf, NULL, 10);
 	return rc;
+}
+
+/* The pages written since the last fetch: the second half of the domain's bitmap memfd. */
+static int src_logdirty_peek(void *arg, const uint64_t **bitmap_r, uint64_t *ndirty_r)
+{
+	struct sim_source *s = arg;
+	char buf[64];
+	int rc;
+
+	if (!s->bitmap)
+		return ERR_BUSY;
+	rc = simctl_call(s->ctl, "logdirty-peek", NULL, 0, buf, sizeof(buf), NULL, NULL);
+	if (rc)
+		return rc;
+	*ndirty_r = strtoull(buf, NULL, 10);
+	*bitmap_r = s->bitmap + s->bm_bytes / 8;
+	return 0;
 }
 
 static int src_throttle(void *arg, unsigned pct)
@@ -92,6 +109,7 @@ static int src_suspend(void *arg, struct pc_cpu_state *st)
 static const struct pc_source_ops sim_source_ops = {
     .logdirty_enable = src_logdirty_enable,
     .logdirty_fetch = src_logdirty_fetch,
+    .logdirty_peek = src_logdirty_peek,
     .throttle = src_throttle,
     .suspend = src_suspend,
 };
@@ -166,7 +184,7 @@ out:
 	if (mem_fd >= 0)
 		close(mem_fd);
 	if (s.bitmap)
-		munmap(s.bitmap, s.bm_bytes);
+		munmap(s.bitmap, 2 * s.bm_bytes);
 	close(s.ctl);
 	return rc;
 }
@@ -197,7 +215,7 @@ out:
 	if (src.mem_fd >= 0)
 		close(src.mem_fd);
 	if (s.bitmap)
-		munmap(s.bitmap, s.bm_bytes);
+		munmap(s.bitmap, 2 * s.bm_bytes);
 	close(s.ctl);
 	return rc;
 }

@@ -201,14 +201,16 @@ static void cmd_logdirty_enable(struct simdom *d, struct reply *r)
 		}
 	}
 	if (d->bmfd < 0) {
+		/* Two bitmaps: what the last fetch took, then what the last peek saw. */
 		d->bm_bytes = ((d->nr_pages + 63) / 64) * 8;
 		d->bmfd = memfd_create("xl-ext-sim-dirty-bitmap", MFD_CLOEXEC);
-		if (d->bmfd < 0 || ftruncate(d->bmfd, (off_t)d->bm_bytes) < 0) {
+		if (d->bmfd < 0 || ftruncate(d->bmfd, (off_t)(2 * d->bm_bytes)) < 0) {
 			say(r, err_from_errno(errno), "domain %s: cannot allocate the dirty bitmap",
 			    d->name);
 			return;
 		}
-		d->bitmap = mmap(NULL, d->bm_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d->bmfd, 0);
+		d->bitmap =
+		    mmap(NULL, 2 * d->bm_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d->bmfd, 0);
 		if (d->bitmap == MAP_FAILED) {
 			d->bitmap = NULL;
 			say(r, err_from_errno(errno), "domain %s: cannot map the dirty bitmap",
@@ -235,9 +237,34 @@ static void cmd_logdirty_fetch(struct simdom *d, struct reply *r)
 		say(r, ERR_BUSY, "domain %s: dirty logging is not enabled", d->name);
 		return;
 	}
+	/* A peek of the round this fetch ends names pages it cleans: forget it first. */
+	memset(d->bitmap + d->bm_bytes / 8, 0, d->bm_bytes);
 	rc = dirtylog_fetch_and_clear(d->dl, d->bitmap, d->nr_pages, &ndirty);
 	if (rc) {
 		say(r, rc, "domain %s: fetching the dirty bitmap failed: %s", d->name, err_str(rc));
+		return;
+	}
+	say(r, 0, "%zu", ndirty);
+}
+
+/*
+ * The pages written since the last fetch, into the second bitmap, cleaning nothing: the
+ * migration leaves them to the next round (each is in the next fetch). A failed peek leaves
+ * that bitmap clear.
+ */
+static void cmd_logdirty_peek(struct simdom *d, struct reply *r)
+{
+	size_t ndirty = 0;
+	int rc;
+
+	if (!d->dl || !d->bitmap) {
+		say(r, ERR_BUSY, "domain %s: dirty logging is not enabled", d->name);
+		return;
+	}
+	rc = dirtylog_peek(d->dl, d->bitmap + d->bm_bytes / 8, d->nr_pages, &ndirty);
+	if (rc) {
+		say(r, rc, "domain %s: peeking at the dirty bitmap failed: %s", d->name,
+		    err_str(rc));
 		return;
 	}
 	say(r, 0, "%zu", ndirty);
@@ -381,6 +408,8 @@ static bool dispatch_logdirty(struct simdom *d, const char *cmd, struct reply *r
 		cmd_logdirty_enable(d, r);
 	else if (!strcmp(cmd, "logdirty-fetch"))
 		cmd_logdirty_fetch(d, r);
+	else if (!strcmp(cmd, "logdirty-peek"))
+		cmd_logdirty_peek(d, r);
 	else if (!strcmp(cmd, "logdirty-disable"))
 		logdirty_off(d, r);
 	else
