@@ -634,23 +634,34 @@ static int send_run(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_z
 
 /*
  * Pre-copy's skip (the Xen sender's "to_skip" of old, over XEN_DOMCTL_SHADOW_OP_PEEK): during
- * a live round the first stream peeks at the dirty log now and then, and every stream leaves
+ * a live round a thread of its own peeks at the dirty log now and then, and every stream leaves
  * out a due page that the guest wrote again since the round's fetch: the next fetch reports it
  * anyway, so sending it now would only send it twice. The peeks also tell how fast the dirty
  * set grows within a round, which is how hybrid tells beforehand that a round would not halve
- * it. Off (active false) in stop-and-copy and the verification pass: the guest is paused.
+ * it. The peeker holds the lock while it peeks (the source's control socket is one): switching
+ * it off (skip_end) before a fetch, a throttle or the suspend waits for a peek under way. Off in
+ * stop-and-copy and the verification pass: the guest is paused. XLEXT_PRECOPY_SKIP=0 turns it
+ * off, to compare.
  */
 #define PC_PEEK_MIN_US  20000 /* at most one peek every 20 ms */
-#define PC_PEEK_COST_X  20    /* and at most 1/20 of the time in peeks */
-#define PC_SKIP_PIECE   256   /* pages sent between checks for a peek due (1 MiB) */
+#define PC_PEEK_COST_X  20    /* and at most 1/20 of the time in peeks (the CPU's) */
+#define PC_PEEK_POLL_US 20000 /* the peeker looks at the clock at least this often */
+#define PC_SKIP_PIECE   256   /* round 0 puts off memory by the MiB */
 #define PC_PEEK_SAMPLES 512
 
 struct pc_skip {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, quit;
+	const struct pc_source *src;
 	bool active;                     /* a live round runs */
 	const uint64_t *bm;              /* the source's peek bitmap (set by the first peek) */
 	int64_t round_t0;                /* the fetch that began this round */
 	int64_t next_us;                 /* the next peek is due */
-	unsigned nsamples;               /* this round's peeks: */
+	unsigned npeeks;                 /* this round's peeks */
+	int64_t peek_us;                 /* and their time */
+	unsigned nsamples;               /* this round's peeks that worked: */
 	int64_t at_us[PC_PEEK_SAMPLES];  /* time since round_t0 */
 	uint64_t dirty[PC_PEEK_SAMPLES]; /* pages written by then */
 };
@@ -661,19 +672,17 @@ static bool skip_bit(const uint64_t *bm, uint64_t pfn)
 	return (__atomic_load_n(&bm[pfn / 64], __ATOMIC_RELAXED) >> (pfn % 64)) & 1;
 }
 
-/* Peek if one is due (the first stream only: the peeks go down the source's control socket). */
-static void peek_due(struct pc_send_ctx *c)
+/* One peek, lock held. */
+static void peek_locked(struct pc_skip *k)
 {
-	struct pc_skip *k = c->skip;
 	const uint64_t *bm = NULL;
 	int64_t t0 = loop_now_us(), cost;
 	uint64_t n = 0;
-	int rc;
+	int rc = k->src->ops->logdirty_peek(k->src->arg, &bm, &n);
 
-	if (c->idx || t0 < k->next_us || !c->src->ops->logdirty_peek)
-		return;
-	rc = c->src->ops->logdirty_peek(c->src->arg, &bm, &n);
 	cost = loop_now_us() - t0;
+	k->npeeks++;
+	k->peek_us += cost;
 	k->next_us = loop_now_us() + (cost * PC_PEEK_COST_X > PC_PEEK_MIN_US ? cost * PC_PEEK_COST_X
 	                                                                     : PC_PEEK_MIN_US);
 	if (rc) {
@@ -689,6 +698,106 @@ static void peek_due(struct pc_send_ctx *c)
 	}
 }
 
+static void *peeker_main(void *arg)
+{
+	struct pc_skip *k = arg;
+
+	pthread_mutex_lock(&k->lock);
+	while (!k->quit) {
+		int64_t now = loop_now_us(), wait = k->next_us - now;
+		struct timespec until;
+
+		if (k->active && wait <= 0) {
+			peek_locked(k);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &until);
+		if (!k->active || wait > PC_PEEK_POLL_US)
+			wait = PC_PEEK_POLL_US;
+		until.tv_nsec += (long)wait * 1000;
+		until.tv_sec += until.tv_nsec / 1000000000;
+		until.tv_nsec %= 1000000000;
+		pthread_cond_timedwait(&k->cond, &k->lock, &until);
+	}
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+/*
+ * Set up the skip for the rounds of src, whose dirty log just began round 0 (no peeker when the
+ * source cannot peek or XLEXT_PRECOPY_SKIP=0: every round then sends all it is due).
+ */
+static struct pc_skip *skip_new(const struct pc_source *src)
+{
+	struct pc_skip *k = calloc(1, sizeof(*k));
+	const char *env = getenv("XLEXT_PRECOPY_SKIP");
+
+	if (!k)
+		return NULL;
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	k->src = src;
+	k->round_t0 = loop_now_us();
+	k->next_us = k->round_t0 + PC_PEEK_MIN_US;
+	if (src->ops->logdirty_peek && !(env && !strcmp(env, "0")))
+		k->started = pthread_create(&k->thread, NULL, peeker_main, k) == 0;
+	return k;
+}
+
+/* No peek from now on, ever: the peeker ends (the skip stays, switched off). */
+static void skip_stop(struct pc_skip *k)
+{
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->quit = true;
+	__atomic_store_n(&k->active, false, __ATOMIC_RELAXED);
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+	if (k->started)
+		pthread_join(k->thread, NULL);
+	k->started = false;
+}
+
+static void skip_free(struct pc_skip *k)
+{
+	if (!k)
+		return;
+	skip_stop(k);
+	pthread_cond_destroy(&k->cond);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+/* A live round begins sending: peek from now on. */
+static void skip_begin(struct pc_skip *k)
+{
+	pthread_mutex_lock(&k->lock);
+	__atomic_store_n(&k->active, !k->quit, __ATOMIC_RELAXED);
+	pthread_cond_signal(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* The round sent all it will: no peek from now on (one under way ends first). */
+static void skip_end(struct pc_skip *k)
+{
+	pthread_mutex_lock(&k->lock);
+	__atomic_store_n(&k->active, false, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* A fetch at t_us began the next round: no peek of it yet. */
+static void skip_next_round(struct pc_skip *k, int64_t t_us)
+{
+	pthread_mutex_lock(&k->lock);
+	k->round_t0 = t_us;
+	k->next_us = t_us + PC_PEEK_MIN_US;
+	k->nsamples = 0;
+	k->npeeks = 0;
+	k->peek_us = 0;
+	pthread_mutex_unlock(&k->lock);
+}
+
 /* send_run over pfn..pfn+n-1, leaving out (and counting) the pages a peek says are dirty. */
 static int send_live(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_zero,
                      uint64_t *sent_r, uint64_t *zero_r)
@@ -696,14 +805,12 @@ static int send_live(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_
 	struct pc_skip *k = c->skip;
 	int rc = 0;
 
-	if (!k || !k->active)
+	if (!k || !__atomic_load_n(&k->active, __ATOMIC_RELAXED))
 		return send_run(c, pfn, n, skip_zero, sent_r, zero_r);
 	while (n && !rc) {
 		uint64_t len = n < PC_SKIP_PIECE ? n : PC_SKIP_PIECE, end = pfn + len, p = pfn;
-		const uint64_t *bm;
+		const uint64_t *bm = __atomic_load_n(&k->bm, __ATOMIC_ACQUIRE);
 
-		peek_due(c);
-		bm = __atomic_load_n(&k->bm, __ATOMIC_ACQUIRE);
 		while (p < end && !rc) {
 			uint64_t q = p;
 
@@ -807,10 +914,40 @@ static bool piece_written(const uint64_t *bm, uint64_t pfn, uint64_t end)
  * memory the guest leaves alone goes first, and a hot page is sent once, by a later round,
  * instead of now and again then; the round sends no page twice and none it would not have.
  */
+struct pc_ranges {
+	struct {
+		uint64_t start, end;
+	} * r;
+	size_t n, cap;
+};
+
+/* Add [start, end) to a list of ranges in ascending order, joining it to the last one. */
+static int ranges_add(struct pc_ranges *l, uint64_t start, uint64_t end)
+{
+	if (l->n && l->r[l->n - 1].end == start) {
+		l->r[l->n - 1].end = end;
+		return 0;
+	}
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		void *r = realloc(l->r, cap * sizeof(*l->r));
+
+		if (!r)
+			return ERR_NOMEM;
+		l->r = r;
+		l->cap = cap;
+	}
+	l->r[l->n].start = start;
+	l->r[l->n++].end = end;
+	return 0;
+}
+
 static int send_round0(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r)
 {
 	uint64_t n = c->src->nr_pages, pfn = 0, npieces = (n + PC_SKIP_PIECE - 1) / PC_SKIP_PIECE;
 	uint64_t *later = calloc((npieces + 63) / 64, sizeof(uint64_t));
+	struct pc_ranges put_off = {0}; /* the data of the pieces put off (no seek again: a
+	                                 * SEEK_HOLE in a large file of data walks it all) */
 	int rc = 0;
 
 	if (!later)
@@ -823,21 +960,19 @@ static int send_round0(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r
 			break;
 		*zero_r += own_pages(c, pfn, start - pfn);
 		for (uint64_t p = start, e; p < end && !rc; p = e) {
+			uint64_t k = p / PC_SKIP_PIECE, kend = (k + 1) * PC_SKIP_PIECE;
 			const uint64_t *bm;
 
-			e = (p / PC_SKIP_PIECE + 1) * PC_SKIP_PIECE;
-			if (e > end)
-				e = end;
-			uint64_t k = p / PC_SKIP_PIECE, kend = (k + 1) * PC_SKIP_PIECE;
-
+			e = kend < end ? kend : end;
 			if (c->nstreams > 1 && stream_of_pfn(p, c->nstreams) != c->idx)
 				continue;
+			if (!(later[k / 64] >> (k % 64) & 1)) {
+				bm = __atomic_load_n(&c->skip->bm, __ATOMIC_ACQUIRE);
+				if (bm && piece_written(bm, k * PC_SKIP_PIECE, kend < n ? kend : n))
+					later[k / 64] |= 1ull << (k % 64);
+			}
 			if (later[k / 64] >> (k % 64) & 1)
-				continue; /* its piece is put off already */
-			peek_due(c);
-			bm = __atomic_load_n(&c->skip->bm, __ATOMIC_ACQUIRE);
-			if (bm && piece_written(bm, k * PC_SKIP_PIECE, kend < n ? kend : n))
-				later[k / 64] |= 1ull << (k % 64);
+				rc = ranges_add(&put_off, p, e);
 			else
 				rc = send_run(c, p, e - p, true, sent_r, zero_r);
 		}
@@ -845,26 +980,14 @@ static int send_round0(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r
 		if (!rc && cancelled(c))
 			rc = ERR_CANCELLED;
 	}
-	/* pass 2: the pieces put off, what holds data in them, less what was written since */
-	for (uint64_t k = 0; k < npieces && !rc; k++) {
-		uint64_t p = k * PC_SKIP_PIECE, e = p + PC_SKIP_PIECE < n ? p + PC_SKIP_PIECE : n;
-
-		if (!(later[k / 64] >> (k % 64) & 1))
-			continue;
-		while (p < e && !rc) {
-			uint64_t start = n, end = n;
-
-			rc = next_data(c, p, &start, &end);
-			if (rc || start >= e)
-				break;
-			if (end > e)
-				end = e;
-			rc = send_live(c, start, end - start, true, sent_r, zero_r);
-			p = end;
-		}
+	/* pass 2: the data put off, less what was written since */
+	for (size_t i = 0; i < put_off.n && !rc; i++) {
+		rc = send_live(c, put_off.r[i].start, put_off.r[i].end - put_off.r[i].start, true,
+		               sent_r, zero_r);
 		if (!rc && cancelled(c))
 			rc = ERR_CANCELLED;
 	}
+	free(put_off.r);
 	free(later);
 	return rc;
 }
@@ -913,8 +1036,9 @@ static int send_pages(struct pc_send_ctx *c, bool full, uint64_t *sent_r, uint64
 	*zero_r = 0;
 	c->skipped = 0;
 	if (full)
-		rc = c->skip && c->skip->active ? send_round0(c, sent_r, zero_r)
-		                                : send_all(c, false, sent_r, zero_r);
+		rc = c->skip && __atomic_load_n(&c->skip->active, __ATOMIC_RELAXED)
+		         ? send_round0(c, sent_r, zero_r)
+		         : send_all(c, false, sent_r, zero_r);
 	else
 		rc = send_dirty(c, sent_r, zero_r);
 	if (!rc)
@@ -1218,15 +1342,6 @@ static uint64_t dirty_at(const struct pc_skip *k, int64_t at_us, int64_t end_us,
 	return end_dirty;
 }
 
-/* Start a live round's skipping: the fetch just taken began it, no peek of it yet. */
-static void skip_round(struct pc_skip *k)
-{
-	k->active = true;
-	k->round_t0 = loop_now_us();
-	k->next_us = k->round_t0 + PC_PEEK_MIN_US;
-	k->nsamples = 0;
-}
-
 static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 {
 	struct mig_report *rep = c->rep;
@@ -1237,29 +1352,32 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 		    &rep->rounds[rep->nrounds < MIG_MAX_ROUNDS ? rep->nrounds : MIG_MAX_ROUNDS - 1];
 		int64_t t0 = loop_now_us();
 		uint64_t bytes0 = sent_bytes(c), ndirty = 0;
-		int64_t round_us;
+		int64_t round_us, t_fetch;
 		struct pc_round pr;
 		struct pc_verdict v;
 
 		memset(rr, 0, sizeof(*rr));
 		rr->round = round;
-		c->skip->active = true;
+		skip_begin(c->skip);
 		c->z.round = round;
 		c->z.round_t0 = t0;
 		c->z.round_bytes0 = c->out.bytes; /* this stream's own, as link_Bps counts */
 		rc = run_all(c, round == 0 ? PC_JOB_ROUND0 : PC_JOB_DIRTY, &rr->pages,
 		             &rr->zero_pages);
+		skip_end(c->skip);
 		rr->skipped = c->skipped;
 		for (unsigned i = 0; c->ws && i < c->ws->n; i++)
 			rr->skipped += c->ws->w[i].c.skipped;
+		rr->peeks = c->skip->npeeks;
+		rr->peek_us = (uint64_t)c->skip->peek_us;
 		if (!rc)
 			rc = send_round_end(c, round, rr->pages);
 		if (rc)
 			return rc;
 		fault_point_n("send:round", round);
 		wait_drained(c);
-		c->skip->active = false;
-		round_us = loop_now_us() - c->skip->round_t0;
+		t_fetch = loop_now_us();
+		round_us = t_fetch - c->skip->round_t0;
 		rc = c->src->ops->logdirty_fetch(c->src->arg, &ndirty);
 		if (rc)
 			return rc;
@@ -1321,8 +1439,7 @@ static int live_rounds(struct pc_send_ctx *c, struct pc_state *pol)
 			if (v.decision == PC_ABORT)
 				v.throttle_pct = 0;
 		}
-		if (v.decision == PC_CONTINUE)
-			skip_round(c->skip);
+		skip_next_round(c->skip, t_fetch);
 		rr->throttle_pct = v.throttle_pct;
 		if (c->params->progress)
 			progress_line(rr, c->src->nr_pages);
@@ -1745,17 +1862,15 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		          (unsigned long long)(params->compress_cache_bytes >> 20));
 		goto out;
 	}
-	c.skip = calloc(1, sizeof(*c.skip));
-	if (!c.skip) {
-		rc = ERR_NOMEM;
-		goto out;
-	}
 	rc = src->ops->logdirty_enable(src->arg, &c.bitmap, report->dirtylog_method,
 	                               sizeof(report->dirtylog_method));
 	if (rc)
 		goto out;
-	skip_round(c.skip); /* round 0's dirty log began at the enable */
-	c.skip->active = false;
+	c.skip = skip_new(src); /* round 0's dirty log began at the enable */
+	if (!c.skip) {
+		rc = ERR_NOMEM;
+		goto out;
+	}
 	rc = send_header(&c);
 	if (rc)
 		goto out;
@@ -1780,6 +1895,7 @@ int pc_send(const struct pc_source *src, int fd, const struct mig_params *params
 		}
 	}
 	rc = c.mode == MIG_MODE_POSTCOPY ? 0 : live_rounds(&c, &pol);
+	skip_stop(c.skip); /* no peek past the rounds: the source's socket is the suspend's */
 	if (rc == ERR_NOTCONV && c.mode == MIG_MODE_HYBRID) {
 		log_info("migration: pre-copy does not converge (%s); post-copy for the rest",
 		         report->reason ? report->reason : "policy");
@@ -1820,6 +1936,6 @@ out:
 	stream_batch_free(&c.batch);
 	compress_free(&c.z);
 	free(c.pending);
-	free(c.skip);
+	skip_free(c.skip);
 	return rc;
 }

@@ -85,6 +85,8 @@ struct mig_round_report {
 	uint64_t pages;
 	uint64_t zero_pages;
 	uint64_t skipped; /* due pages left to the next round: written again before their turn */
+	unsigned peeks;   /* at the dirty log, for the skip */
+	uint64_t peek_us; /* time the peeks took */
 	uint64_t bytes;
 	uint64_t duration_us;
 	uint64_t dirty_after; /* pages dirty when the round ended */

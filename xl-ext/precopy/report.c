@@ -139,6 +139,9 @@ struct json_object *mig_report_json(const struct mig_report *r)
 		json_object_object_add(j, "duration_ms",
 		                       mig_json_number((double)rr->duration_us / 1000.0, 3));
 		json_object_object_add(j, "skipped", json_object_new_int64((int64_t)rr->skipped));
+		json_object_object_add(j, "peeks", json_object_new_int((int)rr->peeks));
+		json_object_object_add(j, "peek_ms",
+		                       mig_json_number((double)rr->peek_us / 1000.0, 3));
 		json_object_object_add(j, "dirty_after",
 		                       json_object_new_int64((int64_t)rr->dirty_after));
 		json_object_object_add(j, "dirty_rate_mibps",
