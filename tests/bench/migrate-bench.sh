@@ -558,7 +558,7 @@ fi
 
 # ---------------------------------------------------------------- 7. the prediction model
 if [[ " $PARTS " == *" 7 "* ]]; then
-	say "model: migrate --estimate's prediction (a 4 x 250 ms dirty sample; --bandwidth: the rate of a raw 64 MiB stream on the same link just before, whose sink writes into new memory as a receiver does: on an unshaped link that, not the link, bounds a migration) against the migration that follows it, for each mode of MODEL_MODES ($MODEL_MODES)"
+	say "model: migrate --estimate's prediction (a 4 x 250 ms dirty sample; --bandwidth: the rate of a raw 64 MiB stream on the same link just before, whose sink writes into new memory as a receiver does, or the engine's own rate, measured by the estimate, where lower: on an unshaped link the engine, not the link, bounds a migration) against the migration that follows it, for each mode of MODEL_MODES ($MODEL_MODES)"
 	say "$(printf '  %-44s %-8s %7s %7s %8s %8s %8s %8s %9s %9s' 'MiB:workload:link' mode pred_s meas_s pred_b/m meas_b/m pred_dt meas_dt err_total err_bytes)"
 	: >"$TB_DIR/model.err"
 	i=0
