@@ -153,6 +153,26 @@ static void test_predict_convergent_guest(void **state)
 	assert_true((double)out.bytes / (GIB_PAGES * 4096.0) > 1.1);
 	/* without the skip it was 1.3-1.5 x the time and over 1.3 x the bytes */
 	assert_true((double)out.bytes / (GIB_PAGES * 4096.0) < 1.25);
+
+	/* a sender that sends every page due (libxc's, on xen): the plain series */
+	w.sends_all = true;
+	pc_predict(&p, &w, link, &out);
+	t = bytes = 0;
+	sent = GIB_PAGES;
+	for (unsigned r = 0; r < out.rounds; r++) {
+		double d = sent * PW / link;
+
+		t += d;
+		bytes += sent * PW;
+		sent = GIB_PAGES * -expm1(-8192 * d / GIB_PAGES);
+	}
+	print_message("  sending all: %u rounds, total %.2f s, %.3f x memory\n", out.rounds,
+	              out.total_s, (double)out.bytes / (GIB_PAGES * 4096.0));
+	assert_true(fabs(sent - (double)out.final_pages) <= 1);
+	assert_true(fabs(out.total_s - t - out.downtime_ms / 1000) < 1e-3);
+	assert_true(fabs((double)out.bytes - bytes - sent * PW) < PW * 2);
+	assert_true(out.total_s / ideal > 1.3 && out.total_s / ideal < 1.5);
+	assert_true((double)out.bytes / (GIB_PAGES * 4096.0) > 1.3);
 }
 
 /* A hot set written faster than the link: throttled to converge, or aborted as asked. */

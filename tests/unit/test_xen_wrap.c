@@ -32,6 +32,7 @@ static char calls[2048];
 static int info_running;
 static int rc_suspend, rc_resume, rc_rename, rc_unpause, rc_destroy, rc_restore, rc_from_json,
     rc_retrieve, rc_name_to_domid, rc_shadow_enable, rc_clean;
+static unsigned long cleans; /* CLEANs with a bitmap so far */
 static int restore_sets_domid;
 static uint32_t name_to_domid_result;
 static struct log_sink *capture;
@@ -334,7 +335,55 @@ long long __wrap_xc_logdirty_control(xc_interface *xch, uint32_t domid, unsigned
 		return -1;
 	}
 	stats->dirty_count = 500;
+	if (bitmap) {
+		/* window w: a hot set, pages 10-109, and 200 pages from 1000 + 200 w */
+		uint64_t *bm = bitmap->hbuf;
+
+		for (unsigned long pfn = 0; pfn < pages; pfn++)
+			if ((pfn >= 10 && pfn < 110) ||
+			    (pfn >= 1000 + 200 * cleans && pfn < 1200 + 200 * cleans))
+				bm[pfn / 64] |= 1ull << (pfn % 64);
+		cleans++;
+	}
 	return 0;
+}
+
+int __wrap_xc_domain_maximum_gpfn(xc_interface *xch, uint32_t domid, xen_pfn_t *gpfns);
+int __wrap_xc_domain_maximum_gpfn(xc_interface *xch, uint32_t domid, xen_pfn_t *gpfns)
+{
+	(void)xch;
+	(void)domid;
+	*gpfns = 4095;
+	return 0;
+}
+
+int __wrap_xc_domain_getinfolist(xc_interface *xch, uint32_t first, unsigned int max,
+                                 xc_domaininfo_t *info);
+int __wrap_xc_domain_getinfolist(xc_interface *xch, uint32_t first, unsigned int max,
+                                 xc_domaininfo_t *info)
+{
+	(void)xch;
+	(void)max;
+	memset(info, 0, sizeof(*info));
+	info->domain = (domid_t)first;
+	info->tot_pages = 3000;
+	return 1;
+}
+
+void *__wrap_xc__hypercall_buffer_alloc(xc_interface *xch, xc_hypercall_buffer_t *b, size_t size);
+void *__wrap_xc__hypercall_buffer_alloc(xc_interface *xch, xc_hypercall_buffer_t *b, size_t size)
+{
+	(void)xch;
+	b->hbuf = calloc(1, size);
+	return b->hbuf;
+}
+
+void __wrap_xc__hypercall_buffer_free(xc_interface *xch, xc_hypercall_buffer_t *b);
+void __wrap_xc__hypercall_buffer_free(xc_interface *xch, xc_hypercall_buffer_t *b)
+{
+	(void)xch;
+	free(b->hbuf);
+	b->hbuf = NULL;
 }
 
 /* --- a scripted xenstore: a flat list of (path, value) nodes ------------------------------ */
@@ -662,30 +711,50 @@ static void test_receive_stream(void **state)
 	close(sp[1]);
 }
 
-static void test_estimate(void **state)
+/*
+ * The estimate's sample on xen: log-dirty on, a clean to empty it, then a bitmap per window
+ * (the distinct pages, their union), log-dirty off on every path; the memory's size from the
+ * highest pfn, the data from the pages the domain holds.
+ */
+static void test_sample_dirty(void **state)
 {
-	double pps = 0;
+	struct hv_dirty_sample smp;
 
 	(void)state;
 	reset_calls();
-	assert_int_equal(xen_hv_ops.estimate_dirty_rate(hv, 5, 20, &pps), 0);
-	assert_true(pps > 0);
+	cleans = 0;
+	assert_int_equal(xen_hv_ops.sample_dirty(hv, 5, 10, 4, &smp), 0);
 	assert_string_equal(calls, "xc_open shadow(5,ENABLE_LOGDIRTY) "
 	                           "logdirty(5,CLEAN,bitmap=NULL,pages=0) "
-	                           "logdirty(5,CLEAN,bitmap=NULL,pages=0) shadow(5,OFF) ");
+	                           "logdirty(5,CLEAN,bitmap=yes,pages=4096) "
+	                           "logdirty(5,CLEAN,bitmap=yes,pages=4096) "
+	                           "logdirty(5,CLEAN,bitmap=yes,pages=4096) "
+	                           "logdirty(5,CLEAN,bitmap=yes,pages=4096) shadow(5,OFF) ");
+	assert_int_equal(smp.nr_pages, 4096);
+	assert_int_equal(smp.data_pages, 3000);
+	assert_int_equal(smp.windows, 4);
+	assert_int_equal(smp.window_ms, 10);
+	for (unsigned w = 0; w < 4; w++)
+		assert_int_equal(smp.dirtied[w], 300);
+	assert_int_equal(smp.union_pages, 100 + 4 * 200);
+	assert_true(smp.sender_sends_all);
 	/* reading fails: log-dirty is still switched off */
 	reset_calls();
 	rc_clean = EIO;
-	assert_int_not_equal(xen_hv_ops.estimate_dirty_rate(hv, 5, 1, &pps), 0);
+	assert_int_not_equal(xen_hv_ops.sample_dirty(hv, 5, 1, 4, &smp), 0);
 	assert_string_equal(calls, "shadow(5,ENABLE_LOGDIRTY) logdirty(5,CLEAN,bitmap=NULL,"
 	                           "pages=0) shadow(5,OFF) ");
 	/* already on (a migration runs): refused, and not switched off under its feet */
 	reset_calls();
 	rc_clean = 0;
 	rc_shadow_enable = EBUSY;
-	assert_int_equal(xen_hv_ops.estimate_dirty_rate(hv, 5, 1, &pps), ERR_BUSY);
+	assert_int_equal(xen_hv_ops.sample_dirty(hv, 5, 1, 4, &smp), ERR_BUSY);
 	assert_string_equal(calls, "shadow(5,ENABLE_LOGDIRTY) ");
 	assert_true(log_capture_contains(capture, "already on"));
+	rc_shadow_enable = 0;
+	/* bad windows */
+	assert_int_equal(xen_hv_ops.sample_dirty(hv, 5, 1, 0, &smp), ERR_INVAL);
+	assert_int_equal(xen_hv_ops.sample_dirty(hv, 5, 0, 4, &smp), ERR_INVAL);
 }
 
 /* --- disk backends from xenstore ---------------------------------------------------------- */
@@ -1043,7 +1112,7 @@ int main(void)
 	    T(test_rename),
 	    T(test_config_json),
 	    T(test_receive_stream),
-	    T(test_estimate),
+	    T(test_sample_dirty),
 	    T(test_disk_backends_pv),
 	    T(test_disk_backends_xs_open_fails),
 	    T(test_disk_backends_frontend_without_backend),

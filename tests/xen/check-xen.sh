@@ -436,6 +436,19 @@ refused() {
 }
 xh_phase_start "test 4 pre-flight refusals"
 t4=1
+# the estimate on real Xen: four windows of log-dirty bitmaps give the guest's write rate and
+# working set, and the model predicts libxc's rounds at the given rate; nothing moves
+out=$(xh_ssh $S "xl-ext -b xen migrate --dry-run --estimate --bandwidth 100Mbit -s '$SSH_DOM0' $GUEST $(xh_dom0_ip "$D")" 2>&1)
+rc=$?
+echo "$out" | grep "estimate:" | sed 's/^/    /'
+if [ "$rc" = 0 ] && grep -qE "estimate: $GUEST writes [0-9]+ pages/s .* within a working set of [0-9]+ pages" <<<"$out" &&
+	grep -qE "estimate: pre-copy \([a-z]+ policy\) at 100 Mbit/s: [0-9]+ live rounds" <<<"$out" &&
+	xh_dom_running "$S" "$GUEST" && ! xh_dom_running "$D" "$GUEST"; then
+	echo "    estimate: sampled by log-dirty, predicted at 100 Mbit/s, $GUEST still on host $S only"
+else
+	echo "    estimate: exit $rc: $out"
+	t4=0
+fi
 # a local writable disk (a loop device on the source's own root filesystem)
 loopdev=$(xh_ssh $S "modprobe loop; truncate -s 16M /root/local.img && losetup -f --show /root/local.img") ||
 	tb_error "losetup on host $S failed"
@@ -479,7 +492,7 @@ else
 fi
 guest_answers 1 || { echo "    $GUEST does not answer after the refusals"; t4=0; }
 if [ "$t4" = 1 ]; then
-	tb_pass "test 4: pre-flight refusals (local disk, destination memory, name clash), guest untouched on the source"
+	tb_pass "test 4: the estimate by log-dirty bitmaps; pre-flight refusals (local disk, destination memory, name clash), guest untouched on the source"
 else
 	fail_test "test 4: pre-flight refusals"
 fi

@@ -91,6 +91,9 @@ struct hv_dirty_sample {
 	uint64_t nr_pages, data_pages, union_pages;
 	unsigned windows, window_ms;
 	uint64_t dirtied[HV_SAMPLE_MAX_WINDOWS];
+	/* the backend's sender sends every page due in a round (libxc's); else it leaves out
+	 * those written again before their turn (the sim's pre-copy engine) */
+	bool sender_sends_all;
 };
 
 struct hv_ops {
@@ -155,13 +158,8 @@ struct hv_ops {
 	 */
 	int (*disk_specs)(struct hv *hv, uint32_t domid, struct hv_disk_specs *specs);
 	/*
-	 * Sample the domain's dirty rate for sample_ms with log-dirty mode, which is switched off
-	 * again before returning, on every path. Pages per second in *pps_r.
-	 */
-	int (*estimate_dirty_rate)(struct hv *hv, uint32_t domid, unsigned sample_ms,
-	                           double *pps_r);
-	/*
-	 * Sample the domain's dirtying with the kernel's dirty tracking for windows windows of
+	 * Sample the domain's dirtying with its dirty tracking (the sim: the kernel's; xen:
+	 * log-dirty mode) for windows windows of
 	 * window_ms (at most HV_SAMPLE_MAX_WINDOWS): the distinct pages dirtied in each, in all of
 	 * them, and the pages that hold data, which a migration's first round sends. Tracking is
 	 * switched off again on every path. NULL: the backend cannot (predict.h's model needs it).

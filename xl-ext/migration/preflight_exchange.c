@@ -461,6 +461,7 @@ static int estimate_model(const struct hv_ops *ops, struct hv *hv, uint32_t domi
 	if (rc)
 		return rc;
 	w.data_pages = s.data_pages;
+	w.sends_all = s.sender_sends_all;
 	mem = (double)w.nr_pages * 4096;
 	fprintf(stderr,
 	        "estimate: %s writes %.0f pages/s (%.1f MiB/s) within a working set of %llu pages "
@@ -481,7 +482,8 @@ static int estimate_model(const struct hv_ops *ops, struct hv *hv, uint32_t domi
 	}
 	/* on a path faster than the engine (unshaped, or a fast LAN) the engine bounds it: the
 	 * median of three streams through it (a busy host's CPU moves them unevenly) */
-	for (unsigned i = 0; i < PF_ENGINE_RUNS && !pc_engine_rate(PC_ENGINE_RATE_BYTES, &er[i]);
+	for (unsigned i = 0;
+	     i < PF_ENGINE_RUNS && !w.sends_all && !pc_engine_rate(PC_ENGINE_RATE_BYTES, &er[i]);
 	     i++)
 		nruns++;
 	if (nruns == PF_ENGINE_RUNS) {
@@ -588,39 +590,12 @@ static int estimate_model(const struct hv_ops *ops, struct hv *hv, uint32_t domi
 int preflight_estimate(const struct hv_ops *ops, struct hv *hv, uint32_t domid, const char *name,
                        const struct estimate_args *ea)
 {
-	double pps;
-	int rc;
-
 	if (ops->sample_dirty)
 		return estimate_model(ops, hv, domid, name, ea);
-	if (ea->mode_r && *ea->mode_r == MIG_MODE_AUTO) {
-		fprintf(stderr, "estimate: --mode auto: the %s backend has pre-copy only\n",
-		        ops->name);
-		*ea->mode_r = MIG_MODE_PRECOPY;
-	}
-	if (ea->max_downtime_ms || ea->max_total_s > 0) {
-		log_error("migrate --max-downtime-ms/--max-total-s need the %s backend to sample "
-		          "the working set, which it cannot",
-		          ops->name);
-		return ERR_NOTSUP;
-	}
-	if (!ops->estimate_dirty_rate) {
-		log_error("--estimate samples the hypervisor's log-dirty bitmap and needs the xen "
-		          "backend; the %s backend reports dirty rates per round with --progress "
-		          "instead",
-		          ops->name);
-		return ERR_NOTSUP;
-	}
-	rc = ops->estimate_dirty_rate(hv, domid, PF_ESTIMATE_MS, &pps);
-	if (rc) {
-		log_error("cannot estimate the dirty rate of %s: %s", name, err_str(rc));
-		return rc;
-	}
-	fprintf(stderr,
-	        "estimate: %s dirties %.0f pages/s (%.1f MiB/s) over a %d ms sample; "
-	        "pre-copy converges only if the link sends pages well faster than that\n",
-	        name, pps, pps * 4096 / 1048576, PF_ESTIMATE_MS);
-	return 0;
+	log_error("--estimate samples the guest's dirtying, which the %s backend cannot; it "
+	          "reports dirty rates per round with --progress instead",
+	          ops->name);
+	return ERR_NOTSUP;
 }
 
 /* The sink's answer: "xl-ext-sink <bytes>\n". */

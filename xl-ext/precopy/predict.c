@@ -126,7 +126,12 @@ static void play(const struct pc_params *p, const struct pc_workload *w, double 
 		double hot =
 		    round == 0 && (double)w->wws_pages < send ? (double)w->wws_pages : send;
 
-		round_with_skip(w, d, send - hot, hot, pps, &sent, &t);
+		if (w->sends_all) {
+			sent = send;
+			t = send / pps;
+		} else {
+			round_with_skip(w, d, send - hot, hot, pps, &sent, &t);
+		}
 		left = dirtied(d, (double)w->wws_pages, t);
 		struct pc_round r = {
 		    .round = round,

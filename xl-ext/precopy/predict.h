@@ -20,6 +20,7 @@
 #ifndef XLEXT_PREDICT_H
 #define XLEXT_PREDICT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "xl-ext/precopy/policy.h"
@@ -29,6 +30,7 @@ struct pc_workload {
 	uint64_t data_pages; /* pages holding data: what round 0 sends */
 	double dirty_pps;    /* D: page writes a second, at random within the working set */
 	uint64_t wws_pages;  /* W: the writable working set */
+	bool sends_all;      /* the sender sends every page due (libxc's), no skip */
 };
 
 /*

@@ -161,53 +161,48 @@ int dirtylog_enable(struct dirtylog *dl)
 	return rc;
 }
 
-int dirtylog_fetch_and_clear(struct dirtylog *dl, uint64_t *bitmap, size_t nbits, size_t *ndirty_r)
+/*
+ * A fetch (clean) or a peek into bitmap. When the method fails, a fetch reports every page (what
+ * it cleaned cannot be told apart), a peek none (a page wrongly named would be left unsent).
+ */
+static int harvest(struct dirtylog *dl, uint64_t *bitmap, size_t nbits, size_t *ndirty_r,
+                   bool clean)
 {
 	size_t ndirty = 0;
-	int rc;
+	bool off;
+	int rc = ERR_BUSY;
 
 	if (!dl || !bitmap || nbits < dl->npages)
 		return ERR_INVAL;
 	memset(bitmap, 0, words_for(nbits) * sizeof(*bitmap));
 	pthread_mutex_lock(&dl->lock);
-	if (!dl->enabled) {
-		rc = ERR_BUSY;
-	} else {
-		rc = dl->ops->fetch(dl, bitmap, &ndirty);
-		if (rc < 0) {
-			/* What was cleared cannot be told apart: call everything dirty. */
-			memset(bitmap, 0, words_for(nbits) * sizeof(*bitmap));
+	off = !dl->enabled;
+	if (!off)
+		rc = clean ? dl->ops->fetch(dl, bitmap, &ndirty)
+		           : dl->ops->peek(dl, bitmap, &ndirty);
+	if (rc < 0 && !off) {
+		memset(bitmap, 0, words_for(nbits) * sizeof(*bitmap));
+		if (clean)
 			dirtylog_set_bits(bitmap, 0, dl->npages);
-			ndirty = dl->npages;
-		}
+		ndirty = clean ? dl->npages : 0;
 	}
 	pthread_mutex_unlock(&dl->lock);
-	if (rc == ERR_BUSY)
-		log_error("dirty log at %p: fetch while logging is disabled", (void *)dl->base);
+	if (off)
+		log_error("dirty log at %p: %s while logging is disabled", (void *)dl->base,
+		          clean ? "fetch" : "peek");
 	if (ndirty_r)
 		*ndirty_r = ndirty;
 	return rc;
 }
 
+int dirtylog_fetch_and_clear(struct dirtylog *dl, uint64_t *bitmap, size_t nbits, size_t *ndirty_r)
+{
+	return harvest(dl, bitmap, nbits, ndirty_r, true);
+}
+
 int dirtylog_peek(struct dirtylog *dl, uint64_t *bitmap, size_t nbits, size_t *ndirty_r)
 {
-	size_t ndirty = 0;
-	int rc;
-
-	if (!dl || !bitmap || nbits < dl->npages)
-		return ERR_INVAL;
-	memset(bitmap, 0, words_for(nbits) * sizeof(*bitmap));
-	pthread_mutex_lock(&dl->lock);
-	rc = dl->enabled ? dl->ops->peek(dl, bitmap, &ndirty) : ERR_BUSY;
-	if (rc < 0) {
-		/* A page wrongly reported would be left unsent: report none. */
-		memset(bitmap, 0, words_for(nbits) * sizeof(*bitmap));
-		ndirty = 0;
-	}
-	pthread_mutex_unlock(&dl->lock);
-	if (ndirty_r)
-		*ndirty_r = ndirty;
-	return rc;
+	return harvest(dl, bitmap, nbits, ndirty_r, false);
 }
 
 int dirtylog_disable(struct dirtylog *dl)

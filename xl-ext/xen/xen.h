@@ -51,7 +51,8 @@ const char *xen_cpu_feature_name(unsigned bit);
 int xen_disk_backends(struct hv *hv, uint32_t domid, struct hv_disk **disks_r, size_t *n_r);
 /* The disks' specs rebuilt from their backends (hv_disk_spec_from_backend). */
 int xen_disk_specs(struct hv *hv, uint32_t domid, struct hv_disk_specs *specs);
-int xen_estimate_dirty_rate(struct hv *hv, uint32_t domid, unsigned sample_ms, double *pps_r);
+int xen_sample_dirty(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned windows,
+                     struct hv_dirty_sample *out);
 
 /*
  * Parse the xl.cfg file path into cfg (initialised by the caller, disposed by the caller on

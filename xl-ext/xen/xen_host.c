@@ -1,6 +1,6 @@
 /*
  * xen_host.c - what the xen backend asks libxenctrl and libxenstore: CPU featuresets (for the
- * pre-flight compatibility check), a short log-dirty sample (dirty-rate estimate) and the
+ * pre-flight compatibility check), a short log-dirty sample (the estimate's) and the
  * domain's disk backends (so the storage layer can tell which disks are on iSCSI).
  */
 #include "config.h"
@@ -75,21 +75,47 @@ static void sleep_ms(unsigned ms)
 }
 
 /*
- * Turn log-dirty on for sample_ms and count the pages the guest dirtied. Termination signals
- * are held back while it is on, so log-dirty is switched off on every path; it counts what the
- * hypervisor sees (guest CPU writes), not the device model's DMA into an HVM guest.
+ * Turn log-dirty on for windows of window_ms and take the bitmap of the pages the guest dirtied
+ * in each (the distinct pages, their union), as the sim backend's sample: what the model
+ * (predict.h) fits its write rate and working set to. Termination signals are held back while
+ * it is on, so log-dirty is switched off on every path; it counts what the hypervisor sees
+ * (guest CPU writes), not the device model's DMA into an HVM guest.
  */
-int xen_estimate_dirty_rate(struct hv *hv, uint32_t domid, unsigned sample_ms, double *pps_r)
+int xen_sample_dirty(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned windows,
+                     struct hv_dirty_sample *out)
 {
 	xc_interface *xch = xen_xc(hv);
+	DECLARE_HYPERCALL_BUFFER(unsigned long, bitmap);
 	xc_shadow_op_stats_t stats;
+	xc_domaininfo_t info;
+	xen_pfn_t maxpfn = 0;
+	uint64_t *all = NULL;
+	size_t nwords = 0;
 	sigset_t block, old;
 	bool enabled = false;
-	int64_t t0, t1;
 	int rc;
 
+	memset(out, 0, sizeof(*out));
 	if (!xch)
 		return ERR_NOXEN;
+	if (!windows || windows > HV_SAMPLE_MAX_WINDOWS || !window_ms)
+		return ERR_INVAL;
+	if (xc_domain_maximum_gpfn(xch, domid, &maxpfn) < 0 ||
+	    xc_domain_getinfolist(xch, domid, 1, &info) != 1 || info.domain != domid) {
+		rc = err_from_errno(errno ? errno : ESRCH);
+		log_error_errno(errno, "domain %u: cannot read its memory's size", domid);
+		return rc;
+	}
+	out->nr_pages = (uint64_t)maxpfn + 1;
+	out->data_pages = info.tot_pages; /* what libxc's first round sends */
+	out->sender_sends_all = true;     /* libxc's rounds send every page due */
+	nwords = (out->nr_pages + 63) / 64;
+	bitmap = xc_hypercall_buffer_alloc(xch, bitmap, nwords * 8);
+	all = calloc(nwords, 8);
+	if (!bitmap || !all) {
+		rc = ERR_NOMEM;
+		goto done;
+	}
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
@@ -107,13 +133,26 @@ int xen_estimate_dirty_rate(struct hv *hv, uint32_t domid, unsigned sample_ms, d
 	/* the first clean empties what enabling marked */
 	if (xc_logdirty_control(xch, domid, XEN_DOMCTL_SHADOW_OP_CLEAN, NULL, 0, 0, &stats) < 0)
 		goto failed_clean;
-	t0 = loop_now_us();
-	sleep_ms(sample_ms);
-	memset(&stats, 0, sizeof(stats));
-	if (xc_logdirty_control(xch, domid, XEN_DOMCTL_SHADOW_OP_CLEAN, NULL, 0, 0, &stats) < 0)
-		goto failed_clean;
-	t1 = loop_now_us();
-	*pps_r = t1 > t0 ? (double)stats.dirty_count * 1e6 / (double)(t1 - t0) : 0;
+	for (unsigned w = 0; w < windows; w++) {
+		sleep_ms(window_ms);
+		memset(bitmap, 0, nwords * 8);
+		memset(&stats, 0, sizeof(stats));
+		if (xc_logdirty_control(xch, domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
+		                        HYPERCALL_BUFFER(bitmap), out->nr_pages, 0, &stats) < 0)
+			goto failed_clean;
+		for (size_t i = 0; i < nwords; i++) {
+			uint64_t word = ((const uint64_t *)bitmap)[i];
+
+			if (i == nwords - 1 && out->nr_pages % 64)
+				word &= (1ull << (out->nr_pages % 64)) - 1;
+			out->dirtied[w] += (uint64_t)__builtin_popcountll(word);
+			all[i] |= word;
+		}
+	}
+	for (size_t i = 0; i < nwords; i++)
+		out->union_pages += (uint64_t)__builtin_popcountll(all[i]);
+	out->windows = windows;
+	out->window_ms = window_ms;
 	rc = 0;
 	goto out;
 failed_clean:
@@ -129,6 +168,10 @@ out:
 			rc = err_from_errno(errno);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
+done:
+	if (bitmap)
+		xc_hypercall_buffer_free(xch, bitmap);
+	free(all);
 	return rc;
 }
 
