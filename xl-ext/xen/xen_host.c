@@ -89,7 +89,7 @@ int xen_sample_dirty(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned
 	xc_shadow_op_stats_t stats;
 	xc_domaininfo_t info;
 	xen_pfn_t maxpfn = 0;
-	uint64_t *all = NULL;
+	uint64_t *all = NULL, npfns;
 	size_t nwords = 0;
 	sigset_t block, old;
 	bool enabled = false;
@@ -106,10 +106,13 @@ int xen_sample_dirty(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned
 		log_error_errno(errno, "domain %u: cannot read its memory's size", domid);
 		return rc;
 	}
-	out->nr_pages = (uint64_t)maxpfn + 1;
-	out->data_pages = info.tot_pages; /* what libxc's first round sends */
-	out->sender_sends_all = true;     /* libxc's rounds send every page due */
-	nwords = (out->nr_pages + 63) / 64;
+	/* the bitmap spans the pfns up to the highest (a PVH guest's reach past its MMIO hole);
+	 * the guest's memory is what it may hold, the data what it holds: libxc's round 0 */
+	npfns = (uint64_t)maxpfn + 1;
+	out->nr_pages = info.max_pages ? info.max_pages : info.tot_pages;
+	out->data_pages = info.tot_pages;
+	out->sender_sends_all = true; /* libxc's rounds send every page due */
+	nwords = (npfns + 63) / 64;
 	bitmap = xc_hypercall_buffer_alloc(xch, bitmap, nwords * 8);
 	all = calloc(nwords, 8);
 	if (!bitmap || !all) {
@@ -138,13 +141,13 @@ int xen_sample_dirty(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned
 		memset(bitmap, 0, nwords * 8);
 		memset(&stats, 0, sizeof(stats));
 		if (xc_logdirty_control(xch, domid, XEN_DOMCTL_SHADOW_OP_CLEAN,
-		                        HYPERCALL_BUFFER(bitmap), out->nr_pages, 0, &stats) < 0)
+		                        HYPERCALL_BUFFER(bitmap), npfns, 0, &stats) < 0)
 			goto failed_clean;
 		for (size_t i = 0; i < nwords; i++) {
 			uint64_t word = ((const uint64_t *)bitmap)[i];
 
-			if (i == nwords - 1 && out->nr_pages % 64)
-				word &= (1ull << (out->nr_pages % 64)) - 1;
+			if (i == nwords - 1 && npfns % 64)
+				word &= (1ull << (npfns % 64)) - 1;
 			out->dirtied[w] += (uint64_t)__builtin_popcountll(word);
 			all[i] |= word;
 		}
