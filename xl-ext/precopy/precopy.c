@@ -666,10 +666,26 @@ struct pc_skip {
 	uint64_t dirty[PC_PEEK_SAMPLES]; /* pages written by then */
 };
 
-/* The source's peek bitmap, as this instant: the bits move under us (another process). */
-static bool skip_bit(const uint64_t *bm, uint64_t pfn)
+/*
+ * The first set (want = 1) or clear (want = 0) bit of bitmap at or after i, or n. Each word is
+ * read once, atomically: the source's peek bitmap changes under us (another process writes
+ * it).
+ */
+static uint64_t next_bit(const uint64_t *bitmap, uint64_t n, uint64_t i, int want)
 {
-	return (__atomic_load_n(&bm[pfn / 64], __ATOMIC_RELAXED) >> (pfn % 64)) & 1;
+	while (i < n) {
+		uint64_t w = __atomic_load_n(&bitmap[i / 64], __ATOMIC_RELAXED);
+
+		if (!want)
+			w = ~w;
+		w &= ~0ull << (i % 64);
+		if (w) {
+			i = (i & ~63ull) + (uint64_t)__builtin_ctzll(w);
+			return i < n ? i : n;
+		}
+		i = (i & ~63ull) + 64;
+	}
+	return n;
 }
 
 /* One peek, lock held. */
@@ -812,14 +828,11 @@ static int send_live(struct pc_send_ctx *c, uint64_t pfn, uint64_t n, bool skip_
 		const uint64_t *bm = __atomic_load_n(&k->bm, __ATOMIC_ACQUIRE);
 
 		while (p < end && !rc) {
-			uint64_t q = p;
+			uint64_t q = bm ? next_bit(bm, end, p, 0) : p; /* skip [p, q) */
 
-			while (bm && q < end && skip_bit(bm, q))
-				q++;
 			c->skipped += own_pages(c, p, q - p);
 			p = q;
-			while (q < end && !(bm && skip_bit(bm, q)))
-				q++;
+			q = bm ? next_bit(bm, end, p, 1) : end; /* send [p, q) */
 			if (q > p)
 				rc = send_run(c, p, q - p, skip_zero, sent_r, zero_r);
 			p = q;
@@ -892,21 +905,6 @@ static int send_all(struct pc_send_ctx *c, bool holes_as_zero, uint64_t *sent_r,
 	return rc;
 }
 
-/* Whether the source's peek bitmap has a page of [pfn, end) written. */
-static bool piece_written(const uint64_t *bm, uint64_t pfn, uint64_t end)
-{
-	for (uint64_t p = pfn; p < end; p++) {
-		if (p % 64 == 0 && end - p >= 64) {
-			if (__atomic_load_n(&bm[p / 64], __ATOMIC_RELAXED))
-				return true;
-			p += 63;
-		} else if (skip_bit(bm, p)) {
-			return true;
-		}
-	}
-	return false;
-}
-
 /*
  * Round 0 of a live migration: every page that holds data, but each piece (PC_SKIP_PIECE
  * pages) in which a peek saw the guest write is put off to a second pass over the put-off
@@ -960,7 +958,8 @@ static int send_round0(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r
 			break;
 		*zero_r += own_pages(c, pfn, start - pfn);
 		for (uint64_t p = start, e; p < end && !rc; p = e) {
-			uint64_t k = p / PC_SKIP_PIECE, kend = (k + 1) * PC_SKIP_PIECE;
+			uint64_t k = p / PC_SKIP_PIECE,
+			         kend = (k + 1) * PC_SKIP_PIECE < n ? (k + 1) * PC_SKIP_PIECE : n;
 			const uint64_t *bm;
 
 			e = kend < end ? kend : end;
@@ -968,7 +967,7 @@ static int send_round0(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r
 				continue;
 			if (!(later[k / 64] >> (k % 64) & 1)) {
 				bm = __atomic_load_n(&c->skip->bm, __ATOMIC_ACQUIRE);
-				if (bm && piece_written(bm, k * PC_SKIP_PIECE, kend < n ? kend : n))
+				if (bm && next_bit(bm, kend, k * PC_SKIP_PIECE, 1) < kend)
 					later[k / 64] |= 1ull << (k % 64);
 			}
 			if (later[k / 64] >> (k % 64) & 1)
@@ -990,24 +989,6 @@ static int send_round0(struct pc_send_ctx *c, uint64_t *sent_r, uint64_t *zero_r
 	free(put_off.r);
 	free(later);
 	return rc;
-}
-
-/* The first set (want = 1) or clear (want = 0) bit of bitmap at or after i, or n. */
-static uint64_t next_bit(const uint64_t *bitmap, uint64_t n, uint64_t i, int want)
-{
-	while (i < n) {
-		uint64_t w = bitmap[i / 64];
-
-		if (!want)
-			w = ~w;
-		w &= ~0ull << (i % 64);
-		if (w) {
-			i = (i & ~63ull) + (uint64_t)__builtin_ctzll(w);
-			return i < n ? i : n;
-		}
-		i = (i & ~63ull) + 64;
-	}
-	return n;
 }
 
 /* Send the pending pages, a run of consecutive ones at a time. */
