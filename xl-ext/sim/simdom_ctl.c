@@ -228,32 +228,15 @@ static void cmd_logdirty_enable(struct simdom *d, struct reply *r)
 	r->fd = d->bmfd;
 }
 
-static void cmd_logdirty_fetch(struct simdom *d, struct reply *r)
-{
-	size_t ndirty = 0;
-	int rc;
-
-	if (!d->dl || !d->bitmap) {
-		say(r, ERR_BUSY, "domain %s: dirty logging is not enabled", d->name);
-		return;
-	}
-	/* A peek of the round this fetch ends names pages it cleans: forget it first. */
-	memset(d->bitmap + d->bm_bytes / 8, 0, d->bm_bytes);
-	rc = dirtylog_fetch_and_clear(d->dl, d->bitmap, d->nr_pages, &ndirty);
-	if (rc) {
-		say(r, rc, "domain %s: fetching the dirty bitmap failed: %s", d->name, err_str(rc));
-		return;
-	}
-	say(r, 0, "%zu", ndirty);
-}
-
 /*
- * The pages written since the last fetch, into the second bitmap, cleaning nothing: the
- * migration leaves them to the next round (each is in the next fetch). A failed peek leaves
- * that bitmap clear.
+ * logdirty-fetch (clean): the pages written since the last fetch into the first bitmap, and a
+ * new round. logdirty-peek: the same into the second bitmap, cleaning nothing; the migration
+ * leaves those pages to the next round (each is in the next fetch), and a failed peek leaves
+ * that bitmap clear. A fetch forgets the last peek first: it named pages the fetch cleans.
  */
-static void cmd_logdirty_peek(struct simdom *d, struct reply *r)
+static void cmd_logdirty_harvest(struct simdom *d, struct reply *r, bool clean)
 {
+	uint64_t *peek_bm = d->bitmap ? d->bitmap + d->bm_bytes / 8 : NULL;
 	size_t ndirty = 0;
 	int rc;
 
@@ -261,10 +244,13 @@ static void cmd_logdirty_peek(struct simdom *d, struct reply *r)
 		say(r, ERR_BUSY, "domain %s: dirty logging is not enabled", d->name);
 		return;
 	}
-	rc = dirtylog_peek(d->dl, d->bitmap + d->bm_bytes / 8, d->nr_pages, &ndirty);
+	if (clean)
+		memset(peek_bm, 0, d->bm_bytes);
+	rc = clean ? dirtylog_fetch_and_clear(d->dl, d->bitmap, d->nr_pages, &ndirty)
+	           : dirtylog_peek(d->dl, peek_bm, d->nr_pages, &ndirty);
 	if (rc) {
-		say(r, rc, "domain %s: peeking at the dirty bitmap failed: %s", d->name,
-		    err_str(rc));
+		say(r, rc, "domain %s: %s the dirty bitmap failed: %s", d->name,
+		    clean ? "fetching" : "peeking at", err_str(rc));
 		return;
 	}
 	say(r, 0, "%zu", ndirty);
@@ -406,10 +392,8 @@ static bool dispatch_logdirty(struct simdom *d, const char *cmd, struct reply *r
 {
 	if (!strcmp(cmd, "logdirty-enable"))
 		cmd_logdirty_enable(d, r);
-	else if (!strcmp(cmd, "logdirty-fetch"))
-		cmd_logdirty_fetch(d, r);
-	else if (!strcmp(cmd, "logdirty-peek"))
-		cmd_logdirty_peek(d, r);
+	else if (!strcmp(cmd, "logdirty-fetch") || !strcmp(cmd, "logdirty-peek"))
+		cmd_logdirty_harvest(d, r, !strcmp(cmd, "logdirty-fetch"));
 	else if (!strcmp(cmd, "logdirty-disable"))
 		logdirty_off(d, r);
 	else
