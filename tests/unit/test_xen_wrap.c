@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -31,7 +32,7 @@ extern const struct hv_ops xen_hv_ops;
 static char calls[2048];
 static int info_running;
 static int rc_suspend, rc_resume, rc_rename, rc_unpause, rc_destroy, rc_restore, rc_from_json,
-    rc_retrieve, rc_name_to_domid, rc_shadow_enable, rc_clean;
+    rc_retrieve, rc_name_to_domid, rc_shadow_enable, rc_clean, rc_create;
 static unsigned long cleans; /* CLEANs with a bitmap so far */
 static int restore_sets_domid;
 static uint32_t name_to_domid_result;
@@ -282,6 +283,21 @@ int __wrap_libxl_domain_create_restore(libxl_ctx *ctx, libxl_domain_config *cfg,
 	return 0;
 }
 
+int __wrap_libxl_domain_create_new(libxl_ctx *ctx, libxl_domain_config *cfg, uint32_t *domid,
+                                   const libxl_asyncop_how *how,
+                                   const libxl_asyncprogress_how *console_how);
+int __wrap_libxl_domain_create_new(libxl_ctx *ctx, libxl_domain_config *cfg, uint32_t *domid,
+                                   const libxl_asyncop_how *how,
+                                   const libxl_asyncprogress_how *console_how)
+{
+	(void)ctx;
+	record("create_new(name=%s,type=%d,disks=%d,on_reboot=%d,sync=%d) ", cfg->c_info.name,
+	       cfg->c_info.type, cfg->num_disks, cfg->on_reboot, !how && !console_how);
+	if (restore_sets_domid)
+		*domid = 14;
+	return rc_create;
+}
+
 xc_interface *__wrap_xc_interface_open(xentoollog_logger *l, xentoollog_logger *d, unsigned f);
 xc_interface *__wrap_xc_interface_open(xentoollog_logger *l, xentoollog_logger *d, unsigned f)
 {
@@ -490,7 +506,7 @@ static int setup(void **state)
 {
 	(void)state;
 	calls[0] = '\0';
-	rc_suspend = rc_resume = rc_rename = rc_unpause = rc_destroy = rc_restore = 0;
+	rc_suspend = rc_resume = rc_rename = rc_unpause = rc_destroy = rc_restore = rc_create = 0;
 	info_running = 0;
 	rc_from_json = rc_retrieve = rc_shadow_enable = rc_clean = 0;
 	rc_name_to_domid = ERROR_INVAL; /* no such name */
@@ -710,6 +726,95 @@ static void test_receive_stream(void **state)
 	assert_string_equal(calls, "from_json({bad}) ");
 	close(sp[0]);
 	close(sp[1]);
+}
+
+/* create_config path text: write text to path (a mkstemp template the first time). */
+static void create_config(char *path, const char *text)
+{
+	size_t n = strlen(path);
+	int fd = n > 6 && !strcmp(path + n - 6, "XXXXXX") ? mkstemp(path)
+	                                                  : open(path, O_WRONLY | O_TRUNC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/*
+ * hv_ops.create on xen: the libxl JSON kept of a domain, or an xl.cfg file, through
+ * libxl_domain_create_new (synchronous), unpaused unless asked; never a name that runs; a
+ * domain libxl half-created, or that cannot be unpaused, is destroyed.
+ */
+static void test_create(void **state)
+{
+	char json[] = "/tmp/xlext-create-json.XXXXXX", xlcfg[] = "/tmp/xlext-create-cfg.XXXXXX";
+	struct hv_create_args args = {0};
+	uint32_t domid = 0;
+
+	(void)state;
+	create_config(json, "  \n{\"c_info\":{\"name\":\"vm1\",\"type\":\"pvh\"}}\n");
+	create_config(xlcfg, "name = \"web1\"\ntype = \"pvh\"\nmemory = 96\n"
+	                     "kernel = \"/boot/vmlinuz\"\n"
+	                     "disk = [ 'phy:/dev/vg0/web1,xvda,w' ]\n"
+	                     "on_reboot = \"destroy\"\n");
+	/* the JSON, unpaused */
+	reset_calls();
+	assert_int_equal(xen_hv_ops.create(hv, json, &args, &domid), 0);
+	assert_int_equal(domid, 14);
+	assert_string_equal(calls, "from_json({\"c_info\":{\"name\":\"vm1\",\"type\":\"pvh\"}}\n) "
+	                           "name_to_domid(vm1) create_new(name=vm1,type=-1,disks=0,"
+	                           "on_reboot=1,sync=1) unpause(14) ");
+	/* the xl.cfg, paused and renamed */
+	reset_calls();
+	args.paused = true;
+	args.name = "web1-b";
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), 0);
+	assert_string_equal(calls, "name_to_domid(web1-b) create_new(name=web1-b,type=3,disks=1,"
+	                           "on_reboot=1,sync=1) ");
+	/* never a second copy */
+	reset_calls();
+	rc_name_to_domid = 0;
+	name_to_domid_result = 9;
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), ERR_EXISTS);
+	assert_string_equal(calls, "name_to_domid(web1-b) ");
+	assert_true(log_capture_contains(capture, "domain web1-b already exists here (domid 9)"));
+	rc_name_to_domid = ERROR_INVAL;
+	/* libxl fails after the domain exists: destroyed */
+	reset_calls();
+	rc_create = ERROR_FAIL;
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), ERR_IO);
+	assert_string_equal(calls, "name_to_domid(web1-b) create_new(name=web1-b,type=3,disks=1,"
+	                           "on_reboot=1,sync=1) destroy(14) ");
+	assert_true(log_capture_contains(capture, "domain web1-b: libxl_domain_create_new from"));
+	/* ... or before: nothing to destroy */
+	reset_calls();
+	restore_sets_domid = 0;
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), ERR_IO);
+	assert_null(strstr(calls, "destroy"));
+	restore_sets_domid = 1;
+	rc_create = 0;
+	/* created, but the unpause fails: no paused copy is left */
+	reset_calls();
+	args.paused = false;
+	rc_unpause = ERROR_FAIL;
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), ERR_IO);
+	assert_non_null(strstr(calls, "unpause(14) destroy(14) "));
+	rc_unpause = 0;
+	/* JSON libxl cannot parse, a bad xl.cfg, a missing file: nothing is created */
+	reset_calls();
+	rc_from_json = ERROR_INVAL;
+	assert_int_equal(xen_hv_ops.create(hv, json, &args, &domid), ERR_INVAL);
+	assert_null(strstr(calls, "create_new"));
+	assert_true(log_capture_contains(capture, "not a libxl domain configuration"));
+	rc_from_json = 0;
+	create_config(xlcfg, "name = \"web1\"\n");
+	reset_calls();
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), ERR_INVAL);
+	assert_null(strstr(calls, "create_new"));
+	unlink(xlcfg);
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), ERR_NOTFOUND);
+	assert_null(strstr(calls, "create_new"));
+	unlink(json);
 }
 
 /*
@@ -1113,6 +1218,7 @@ int main(void)
 	    T(test_rename),
 	    T(test_config_json),
 	    T(test_receive_stream),
+	    T(test_create),
 	    T(test_sample_dirty),
 	    T(test_disk_backends_pv),
 	    T(test_disk_backends_xs_open_fails),

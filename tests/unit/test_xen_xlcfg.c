@@ -101,8 +101,10 @@ static void test_pv_disks_vifs(void **state)
 	assert_string_equal(cfg.nics[1].bridge, "xenbr1");
 	assert_null(cfg.nics[1].ip);
 	assert_int_equal(cfg.nics[1].devid, 1);
+	assert_int_equal(cfg.on_crash, LIBXL_ACTION_ON_SHUTDOWN_RESTART);
+	assert_int_equal(cfg.on_reboot, LIBXL_ACTION_ON_SHUTDOWN_RESTART); /* xl's default */
 	/* what is not converted is said, at debug level */
-	assert_true(log_capture_contains(capture, "'on_crash' is not converted by xl-ext"));
+	assert_false(log_capture_contains(capture, "'on_crash' is not converted"));
 	assert_true(log_capture_contains(capture, "'model' is not converted by xl-ext"));
 	assert_false(log_capture_contains(capture, "'maxvcpus' is not converted"));
 	libxl_domain_config_dispose(&cfg);
@@ -152,7 +154,10 @@ static void test_hvm(void **state)
 	                                         "builder = \"hvm\"\n"
 	                                         "memory = 4096\n"
 	                                         "disk = [ 'file:/srv/win1.img,hda,w' ]\n"
-	                                         "vif = [ 'mac=00:16:3e:aa:bb:cc' ]\n"),
+	                                         "vif = [ 'mac=00:16:3e:aa:bb:cc' ]\n"
+	                                         "on_poweroff = \"destroy\"\n"
+	                                         "on_reboot = \"destroy\"\n"
+	                                         "on_watchdog = \"coredump-destroy\"\n"),
 	                    &cfg),
 	    0);
 	assert_int_equal(cfg.c_info.type, LIBXL_DOMAIN_TYPE_HVM);
@@ -165,6 +170,9 @@ static void test_hvm(void **state)
 	assert_string_equal(cfg.disks[0].vdev, "hda");
 	assert_int_equal(cfg.num_nics, 1);
 	assert_null(cfg.nics[0].bridge);
+	assert_int_equal(cfg.on_poweroff, LIBXL_ACTION_ON_SHUTDOWN_DESTROY);
+	assert_int_equal(cfg.on_reboot, LIBXL_ACTION_ON_SHUTDOWN_DESTROY);
+	assert_int_equal(cfg.on_watchdog, LIBXL_ACTION_ON_SHUTDOWN_COREDUMP_DESTROY);
 	libxl_domain_config_dispose(&cfg);
 }
 
@@ -187,6 +195,8 @@ static const struct bad_case bad[] = {
      "maxmem: 256 MiB is less than memory (512 MiB)"},
     {"name = \"a\"\nmemory = 512\nvcpus = 0\n", ERR_INVAL, "vcpus: 0 is not between 1"},
     {"name = \"a\nmemory = 512\n", ERR_INVAL, "syntax error in the configuration"},
+    {"name = \"a\"\nmemory = 512\non_crash = \"explode\"\n", ERR_INVAL,
+     "on_crash: unknown action 'explode'"},
     /* an escaped line break in a disk spec: libxlutil's disk lexer would exit(2) on it */
     {"name = \"a\"\nmemory = 512\ndisk = [ \"vde@=\\nN\" ]\n", ERR_INVAL,
      "disk spec 'vde@=...': control character 0x0a at offset 5"},

@@ -11,8 +11,9 @@
 #      while it does, `xl-ext migrate` to a pipe (no hand-over possible) is refused
 #   3. wire compatibility: stock xl migrate -> xl-ext migrate-receive, xl-ext migrate -> stock
 #      xl migrate-receive
-#   4. pre-flight refusals (local writable disk, destination short of memory, name clash):
-#      the domain is untouched and still running on the source
+#   4. the estimate (log-dirty bitmaps); `xl-ext create` of an xl.cfg through libxl, a second
+#      copy of the name refused; pre-flight refusals (local writable disk, destination short
+#      of memory, name clash): the domain is untouched and still running on the source
 #   5. the destination host VM killed mid-migration: the guest keeps running on the source,
 #      the command reports the failure, nothing is left half-created on either side
 #
@@ -478,8 +479,19 @@ else
 	echo "    memory: could not create a ${hog} MiB hog on host $D"
 	t4=0
 fi
-# a name clash: a paused domain called GUEST on the destination (96 MiB: see GUEST_MEM)
-if out=$(xh_guest_create $D 4 "$GUEST" "" 96 -p 2>&1); then
+# a name clash: a paused domain called GUEST on the destination (96 MiB: see GUEST_MEM),
+# created by xl-ext itself from the xl.cfg through libxl (what haagent's cold restart does)
+if out=$(XH_CREATE="xl-ext -b xen create" xh_guest_create $D 4 "$GUEST" "" 96 -p 2>&1); then
+	echo "$out" | sed "s/^/    xl-ext create on host $D: /"
+	xh_dom_list $D | grep -q "^$GUEST " ||
+		{ echo "    xl-ext create: host $D does not list $GUEST"; t4=0; }
+	# never a second copy of a name that exists on the host
+	out=$(xh_ssh $D "xl-ext -b xen create -p /root/$GUEST.cfg" 2>&1)
+	rc=$?
+	echo "$out" | sed "s/^/    xl-ext create again on host $D: /"
+	[ "$rc" != 0 ] && grep -q "domain $GUEST already exists here" <<<"$out" &&
+		[ "$(xh_dom_list $D | grep -c "^$GUEST ")" = 1 ] ||
+		{ echo "    xl-ext create again: exit $rc; expected a refusal and one $GUEST on host $D"; t4=0; }
 	if refused $S $D "$GUEST" "name clash" "name|exists|already"; then
 		echo "    name clash: refused, $GUEST still running on host $S"
 	else
@@ -492,7 +504,7 @@ else
 fi
 guest_answers 1 || { echo "    $GUEST does not answer after the refusals"; t4=0; }
 if [ "$t4" = 1 ]; then
-	tb_pass "test 4: the estimate by log-dirty bitmaps; pre-flight refusals (local disk, destination memory, name clash), guest untouched on the source"
+	tb_pass "test 4: the estimate by log-dirty bitmaps; xl-ext create through libxl (a second copy refused); pre-flight refusals (local disk, destination memory, name clash), guest untouched on the source"
 else
 	fail_test "test 4: pre-flight refusals"
 fi

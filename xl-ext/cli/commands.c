@@ -8,7 +8,8 @@
 
 static const struct cmd_spec xlext_cmds[] = {
     {"create", main_create, "Create a domain from a config file", "[options] <ConfigFile>",
-     "  -p                 leave the domain paused after it is created\n"},
+     "  -p                 leave the domain paused after it is created\n"
+     "ConfigFile: an xl.cfg file, or (xen backend) a domain's libxl JSON configuration\n"},
     {"list", main_list, "List information about all or some domains", "[options] [Domain]",
      "  -l, --long         also show each domain's type\n"},
     {"destroy", main_destroy, "Terminate a domain immediately", "<Domain>", NULL},

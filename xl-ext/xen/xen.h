@@ -54,6 +54,23 @@ int xen_disk_specs(struct hv *hv, uint32_t domid, struct hv_disk_specs *specs);
 int xen_sample_dirty(struct hv *hv, uint32_t domid, unsigned window_ms, unsigned windows,
                      struct hv_dirty_sample *out);
 
+/* Replace the configuration's name with name. 0 or ERR_NOMEM. */
+int xen_config_set_name(libxl_domain_config *cfg, const char *name);
+/*
+ * Before libxl attaches the disks: a by-path iSCSI disk whose device is missing here gets a
+ * kernel-initiator session (iscsiadm.h); block-iscsi disks are left to Xen's script, which
+ * logs in by itself. Returns 0 or the error (logged, naming domain, disk and portal).
+ */
+int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name);
+/*
+ * hv_ops.create: a domain from path, either libxl_domain_config JSON (what config_json
+ * gives: the configuration kept when the domain was last seen) or an xl.cfg file
+ * (xen_xlcfg_parse), through libxl_domain_create_new. Refuses a name already running
+ * (ERR_EXISTS). A domain libxl half-created is destroyed.
+ */
+int xen_create(struct hv *hv, const char *config_path, const struct hv_create_args *args,
+               uint32_t *domid_r);
+
 /*
  * Parse the xl.cfg file path into cfg (initialised by the caller, disposed by the caller on
  * every path). Returns 0; ERR_INVAL after logging the file and the key at fault; the errno

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/fileutil.h"
 #include "common/log.h"
 #include "common/loop.h"
 #include "xl-ext/core/hv.h"
@@ -449,17 +450,93 @@ static int xen_lookup(struct hv *hv, const char *name_or_id, uint32_t *domid_r)
 
 /* --- lifecycle --------------------------------------------------------------------------- */
 
-static int xen_create(struct hv *hv, const char *config_path, const struct hv_create_args *args,
-                      uint32_t *domid_r)
+/* The largest libxl JSON configuration xen_create reads (one is a few KiB). */
+#define XEN_CONFIG_JSON_MAX (1024 * 1024)
+
+/* path's configuration into cfg: libxl JSON if its first character is '{', else xl.cfg. */
+static int read_config(struct hv *hv, const char *path, libxl_domain_config *cfg)
 {
-	(void)hv;
-	(void)args;
-	(void)domid_r;
-	/* xl.cfg -> libxl_domain_config is xl's own parser (xl_parse.c), not a library's */
-	log_error("creating %s: with the xen backend use 'xl create' (xl-ext hands unknown "
-	          "commands to xl; its own create is for the sim backend)",
-	          config_path);
-	return ERR_NOTSUP;
+	char *text = NULL;
+	size_t len = 0, i = 0;
+	int rc;
+
+	rc = file_read_all(path, XEN_CONFIG_JSON_MAX, &text, &len);
+	if (rc) {
+		log_error("%s: cannot read it: %s", path, err_str(rc));
+		return rc;
+	}
+	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+		i++;
+	if (i < len && text[i] == '{') {
+		rc = libxl_domain_config_from_json(hv->ctx, cfg, text + i);
+		if (rc) {
+			log_error("%s: not a libxl domain configuration (libxl error %d); give the "
+			          "JSON 'xl-ext -b xen' keeps of a domain, or an xl.cfg file",
+			          path, rc);
+			rc = ERR_INVAL;
+		}
+	} else {
+		rc = xen_xlcfg_parse(path, cfg);
+	}
+	free(text);
+	return rc;
+}
+
+int xen_create(struct hv *hv, const char *config_path, const struct hv_create_args *args,
+               uint32_t *domid_r)
+{
+	libxl_domain_config cfg;
+	uint32_t domid = (uint32_t)INVALID_DOMID, other;
+	const char *name;
+	int rc;
+
+	libxl_domain_config_init(&cfg);
+	rc = read_config(hv, config_path, &cfg);
+	if (!rc && args && args->name)
+		rc = xen_config_set_name(&cfg, args->name);
+	if (rc)
+		goto out;
+	name = cfg.c_info.name;
+	if (!name || !name[0]) {
+		log_error("%s: the configuration names no domain (name = \"...\")", config_path);
+		rc = ERR_INVAL;
+		goto out;
+	}
+	/* never a second copy of a domain this host runs */
+	if (libxl_name_to_domid(hv->ctx, name, &other) == 0) {
+		log_error("domain %s already exists here (domid %u): not created again from %s",
+		          name, other, config_path);
+		rc = ERR_EXISTS;
+		goto out;
+	}
+	rc = xen_login_iscsi_disks(&cfg, name);
+	if (rc)
+		goto out;
+	/* synchronous (no ao_how); libxl leaves the new domain paused, as xl create does */
+	rc = libxl_domain_create_new(hv->ctx, &cfg, &domid, NULL, NULL);
+	if (rc) {
+		log_error("domain %s: libxl_domain_create_new from %s failed (libxl error %d)",
+		          name, config_path, rc);
+		if (domid != (uint32_t)INVALID_DOMID && domid != 0)
+			libxl_domain_destroy(hv->ctx, domid, NULL);
+		rc = xen_err(rc);
+		goto out;
+	}
+	if (!(args && args->paused)) {
+		rc = libxl_domain_unpause(hv->ctx, domid, NULL);
+		if (rc) {
+			log_error("domain %s (domid %u): libxl_domain_unpause failed (libxl error "
+			          "%d); destroyed, so that no paused copy is left",
+			          name, domid, rc);
+			libxl_domain_destroy(hv->ctx, domid, NULL);
+			rc = xen_err(rc);
+			goto out;
+		}
+	}
+	*domid_r = domid;
+out:
+	libxl_domain_config_dispose(&cfg);
+	return rc;
 }
 
 static int xen_destroy(struct hv *hv, uint32_t domid)

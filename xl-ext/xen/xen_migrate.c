@@ -175,7 +175,7 @@ int xen_resume(struct hv *hv, uint32_t domid)
 }
 
 /* Replace the configuration's name with the name the domain is created under. */
-static int set_config_name(libxl_domain_config *cfg, const char *name)
+int xen_config_set_name(libxl_domain_config *cfg, const char *name)
 {
 	char *copy = strdup(name);
 
@@ -186,12 +186,7 @@ static int set_config_name(libxl_domain_config *cfg, const char *name)
 	return 0;
 }
 
-/*
- * Before the restore attaches the disks: a by-path iSCSI disk whose device is missing here
- * gets a kernel-initiator session (iscsiadm.h); block-iscsi disks are left to Xen's script,
- * which logs in by itself. Returns 0 or the error (logged, naming domain, disk and portal).
- */
-static int login_iscsi_disks(const libxl_domain_config *cfg, const char *name)
+int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name)
 {
 	struct disk_info *di = calloc(1, sizeof(*di));
 	char spec[DISK_SPEC_MAX];
@@ -245,12 +240,14 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 		rc = ERR_PROTO;
 		goto out;
 	}
-	rc = set_config_name(&cfg, name);
+	rc = xen_config_set_name(&cfg, name);
 	if (rc)
 		goto out;
-	rc = login_iscsi_disks(&cfg, name);
-	if (rc)
+	rc = xen_login_iscsi_disks(&cfg, name);
+	if (rc) {
+		log_error("incoming domain %s: not created; the sender keeps the domain", name);
 		goto out;
+	}
 	rp.checkpointed_stream = LIBXL_CHECKPOINTED_STREAM_NONE;
 	rp.stream_version = 2;
 	/* libxl leaves it paused: handshake.c unpauses after the GO message, unless -p */

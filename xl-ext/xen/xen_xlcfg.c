@@ -4,7 +4,8 @@
  * xl's own parser (tools/xl/xl_parse.c) lives inside xl, not in a library, so this converts
  * what a migration needs with libxlutil's xlu_cfg_* and xlu_disk_parse: name, type (or
  * builder), memory, maxmem, vcpus, maxvcpus, kernel, ramdisk, cmdline (or root and extra),
- * bootloader, the disk list and the vif list (mac, bridge, ip, script). Every other key is
+ * bootloader, the disk list, the vif list (mac, bridge, ip, script) and the on_poweroff,
+ * on_reboot, on_crash and on_watchdog actions. Every other key is
  * ignored with a debug message naming it; 'xl migrate -C' has the full parser.
  *
  * Nothing here needs a hypervisor: the libxl types are initialised and encoded without a
@@ -14,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +28,9 @@
 #include "xl-ext/core/xlcfg.h"
 
 static const char *const known_keys[] = {
-    "name",    "type",    "builder", "memory", "maxmem",     "vcpus", "maxvcpus", "kernel",
-    "ramdisk", "cmdline", "root",    "extra",  "bootloader", "disk",  "vif",
+    "name",   "type",        "builder",   "memory",   "maxmem",      "vcpus",      "maxvcpus",
+    "kernel", "ramdisk",     "cmdline",   "root",     "extra",       "bootloader", "disk",
+    "vif",    "on_poweroff", "on_reboot", "on_crash", "on_watchdog",
 };
 
 /* Log, at debug level, each top-level key of path this conversion does not read. */
@@ -292,6 +295,63 @@ static int parse_vifs(XLU_Config *xc, const char *path, libxl_domain_config *cfg
 	return 0;
 }
 
+/* xl.cfg(5)'s names of the actions on a domain's shutdown */
+static const struct {
+	const char *name;
+	libxl_action_on_shutdown action;
+} action_names[] = {
+    {"destroy", LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
+    {"restart", LIBXL_ACTION_ON_SHUTDOWN_RESTART},
+    {"rename-restart", LIBXL_ACTION_ON_SHUTDOWN_RESTART_RENAME},
+    {"preserve", LIBXL_ACTION_ON_SHUTDOWN_PRESERVE},
+    {"coredump-destroy", LIBXL_ACTION_ON_SHUTDOWN_COREDUMP_DESTROY},
+    {"coredump-restart", LIBXL_ACTION_ON_SHUTDOWN_COREDUMP_RESTART},
+    {"soft-reset", LIBXL_ACTION_ON_SHUTDOWN_SOFT_RESET},
+};
+
+/*
+ * on_poweroff, on_reboot, on_crash, on_watchdog, with xl's defaults where a key is absent
+ * (restart on reboot, destroy otherwise).
+ */
+static int parse_actions(XLU_Config *xc, const char *path, libxl_domain_config *cfg)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+		libxl_action_on_shutdown dflt;
+	} keys[] = {
+	    {"on_poweroff", offsetof(libxl_domain_config, on_poweroff),
+	     LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
+	    {"on_reboot", offsetof(libxl_domain_config, on_reboot),
+	     LIBXL_ACTION_ON_SHUTDOWN_RESTART},
+	    {"on_crash", offsetof(libxl_domain_config, on_crash), LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
+	    {"on_watchdog", offsetof(libxl_domain_config, on_watchdog),
+	     LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
+	};
+	const char *v;
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		libxl_action_on_shutdown *a =
+		    (libxl_action_on_shutdown *)((char *)cfg + keys[i].off);
+		size_t j = 0;
+
+		*a = keys[i].dflt;
+		if (xlu_cfg_get_string(xc, keys[i].key, &v, 0))
+			continue;
+		while (j < sizeof(action_names) / sizeof(action_names[0]) &&
+		       strcmp(action_names[j].name, v))
+			j++;
+		if (j == sizeof(action_names) / sizeof(action_names[0])) {
+			log_error("%s: %s: unknown action '%s' (destroy, restart, rename-restart, "
+			          "preserve, coredump-destroy, coredump-restart, soft-reset)",
+			          path, keys[i].key, v);
+			return ERR_INVAL;
+		}
+		*a = action_names[j].action;
+	}
+	return 0;
+}
+
 static int parse_config(XLU_Config *xc, const char *path, libxl_domain_config *cfg)
 {
 	libxl_domain_type type;
@@ -320,6 +380,8 @@ static int parse_config(XLU_Config *xc, const char *path, libxl_domain_config *c
 		rc = parse_disks(xc, path, cfg);
 	if (!rc)
 		rc = parse_vifs(xc, path, cfg);
+	if (!rc)
+		rc = parse_actions(xc, path, cfg);
 	return rc;
 }
 

@@ -309,13 +309,14 @@ xh_guest_cfg() {
 }
 
 # xh_guest_create i k name disk [memory_mib [xl-create-option...]]: write /root/<name>.cfg in
-# host i's dom0 and `xl create` it (e.g. with -p to hold it paused). Returns xl's status.
+# host i's dom0 and `xl create` it (e.g. with -p to hold it paused), or XH_CREATE's command
+# (e.g. "xl-ext -b xen create"). Returns the command's status.
 xh_guest_create() {
 	local i=$1 k=$2 name=$3 disk=$4 mem=${5:-96}
 	shift 5 2>/dev/null || shift $#
 	xh_guest_cfg "$k" "$name" "$disk" "$mem" | xh_ssh "$i" "cat >/root/$name.cfg" ||
 		tb_fail "host $i: cannot write /root/$name.cfg"
-	xh_ssh "$i" xl create "$@" "/root/$name.cfg"
+	xh_ssh "$i" "${XH_CREATE:-xl create}" "$@" "/root/$name.cfg"
 }
 
 # xh_probe k duration_ms [interval_ms]: probe test guest k from the client namespace; prints
