@@ -558,7 +558,7 @@ fi
 
 # ---------------------------------------------------------------- 7. the prediction model
 if [[ " $PARTS " == *" 7 "* ]]; then
-	say "model: migrate --estimate's prediction (a 4 x 250 ms dirty sample; --bandwidth: the rate of a raw 64 MiB stream on the same link just before, whose sink writes into new memory as a receiver does, or the engine's own rate, measured by the estimate, where lower: on an unshaped link the engine, not the link, bounds a migration) against the migration that follows it, for each mode of MODEL_MODES ($MODEL_MODES)"
+	say "model: migrate --estimate's prediction (a 4 x 250 ms dirty sample; --bandwidth: the rate of a raw 64 MiB stream on the same path just before, in the same direction with the guest running, whose sink writes into new memory as a receiver does, or the engine's own rate, measured by the estimate, where lower: on an unshaped link the engine, not the link, bounds a migration) against the migration that follows it, for each mode of MODEL_MODES ($MODEL_MODES)"
 	say "$(printf '  %-44s %-8s %7s %7s %8s %8s %8s %8s %9s %9s' 'MiB:workload:link' mode pred_s meas_s pred_b/m meas_b/m pred_dt meas_dt err_total err_bytes)"
 	: >"$TB_DIR/model.err"
 	i=0
@@ -566,11 +566,13 @@ if [[ " $PARTS " == *" 7 "* ]]; then
 		IFS=: read -r mib wl link <<<"$cell"
 		tb_link_rate 1 "$link"
 		tb_link_rate 2 "$link"
-		rate=$(raw_tcp 1 2 64 "" memfd)
 		i=$((i + 1))
 		guest "md$i" "$mib" "$wl,fill_mib=$mib,seed=7"
 		from=1
 		for mode in $MODEL_MODES; do
+			# the link as the migration will find it: same direction, the guest running
+			# (on these 2 cores its vCPU competes with the streams' ends)
+			rate=$(raw_tcp $from $((3 - from)) 64 "" memfd)
 			sim_x $from migrate --dry-run --estimate --bandwidth "${rate%.*}Mbit" -s "" "md$i" "$(sim_rune $((3 - from)))" \
 				>/dev/null 2>"$TB_DIR/est.err" || { cat "$TB_DIR/est.err"; tb_fail "estimate md$i"; }
 			case $mode in
