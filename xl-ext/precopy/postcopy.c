@@ -719,6 +719,11 @@ static int take_pages(struct pc_postcopy *p, const struct stream_rec *rec)
 		return rc ? rc : ERR_PROTO;
 	}
 	data = sp.data;
+	/* a run of pages with data, consecutive and all still missing, is one UFFDIO_COPY */
+	uint64_t run_pfn = 0;
+	const uint8_t *run_data = NULL;
+	uint32_t run = 0;
+
 	for (uint32_t i = 0; i < sp.count && !rc; i++) {
 		uint64_t e, pfn;
 		bool zero;
@@ -727,8 +732,17 @@ static int take_pages(struct pc_postcopy *p, const struct stream_rec *rec)
 		e = le64toh(e);
 		zero = e & STREAM_PFN_ZERO;
 		pfn = e & STREAM_PFN_MASK;
-		if (test_bit(p->need, pfn)) {
-			rc = install(p, pfn, 1, zero ? NULL : data);
+		if (run && (zero || pfn != run_pfn + run || !test_bit(p->need, pfn))) {
+			rc = install(p, run_pfn, run, run_data);
+			run = 0;
+		}
+		if (!rc && test_bit(p->need, pfn)) {
+			if (zero) {
+				rc = install(p, pfn, 1, NULL);
+			} else if (!run++) {
+				run_pfn = pfn;
+				run_data = data;
+			}
 			clear_bit(p->need, pfn);
 			clear_bit(p->asked, pfn);
 			p->left--;
@@ -742,6 +756,8 @@ static int take_pages(struct pc_postcopy *p, const struct stream_rec *rec)
 		if (!zero)
 			data += PAGE;
 	}
+	if (run && !rc)
+		rc = install(p, run_pfn, run, run_data);
 	now = loop_now_us();
 	for (uint32_t i = 0; i < sp.count && p->nwaiting; i++) {
 		uint64_t e;
