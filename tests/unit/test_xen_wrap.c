@@ -23,6 +23,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/loop.h"
 #include "xl-ext/migration/handshake.h"
 #include "xl-ext/xen/xen.h"
 #include "xl-ext/migration/xlproto.h"
@@ -79,6 +80,18 @@ void __wrap_libxl_childproc_setmode(libxl_ctx *ctx, const libxl_childproc_hooks 
 	       hooks && hooks->chldowner == libxl_sigchld_owner_libxl_always_selective_reap
 	           ? "selective_reap"
 	           : "other");
+}
+
+void __wrap_libxl_osevent_register_hooks(libxl_ctx *ctx, const libxl_osevent_hooks *hooks,
+                                         void *user);
+void __wrap_libxl_osevent_register_hooks(libxl_ctx *ctx, const libxl_osevent_hooks *hooks,
+                                         void *user)
+{
+	(void)user;
+	assert_ptr_equal(ctx, &fake_ctx_storage);
+	record("osevent_hooks(%s) ", hooks && hooks->fd_register && hooks->timeout_register
+	                                 ? "fd+timeout"
+	                                 : "incomplete");
 }
 
 int __wrap_libxl_ctx_free(libxl_ctx *ctx);
@@ -544,6 +557,26 @@ static void test_open_close(void **state)
 	xen_hv_ops.close(hv);
 	assert_string_equal(calls, "ctx_alloc(logger=yes) childproc(selective_reap) ctx_free ");
 	assert_int_equal(xen_hv_ops.open(&hv, NULL), 0); /* for teardown */
+}
+
+/*
+ * With an event loop (haagent's): libxl's event hooks are registered before the child-process
+ * mode, whose SIGCHLD self-pipe is an fd libxl registers at once (libxl asserts no fd is
+ * registered when the hooks come: haagent aborted on its first xen open).
+ */
+static void test_open_with_loop(void **state)
+{
+	struct loop *loop = NULL;
+	struct hv *h = NULL;
+
+	(void)state;
+	assert_int_equal(loop_new(&loop), 0);
+	reset_calls();
+	assert_int_equal(xen_hv_ops.open(&h, loop), 0);
+	assert_string_equal(
+	    calls, "ctx_alloc(logger=yes) osevent_hooks(fd+timeout) childproc(selective_reap) ");
+	xen_hv_ops.close(h);
+	loop_free(loop);
 }
 
 static void test_send_stream_flags(void **state)
@@ -1210,6 +1243,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 	const struct CMUnitTest tests[] = {
 	    T(test_open_close),
+	    T(test_open_with_loop),
 	    T(test_send_stream_flags),
 	    T(test_send_stream_policy_warning),
 	    T(test_send_stream_suspend_time),

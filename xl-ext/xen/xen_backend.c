@@ -306,9 +306,11 @@ static int xen_open(struct hv **hv_r, struct loop *loop)
 		free(hv);
 		return ERR_NOXEN;
 	}
-	libxl_childproc_setmode(hv->ctx, &xen_childproc_hooks, NULL);
+	/* the event hooks first: libxl wants them before anything registers an fd, and the
+	 * child-process mode (selective reap) registers its SIGCHLD self-pipe at once */
 	if (loop)
 		libxl_osevent_register_hooks(hv->ctx, &xen_osevent_hooks, hv);
+	libxl_childproc_setmode(hv->ctx, &xen_childproc_hooks, NULL);
 	*hv_r = hv;
 	return 0;
 }
