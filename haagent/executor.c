@@ -428,6 +428,9 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 		return;
 	}
 	ha_worker_child_init(report[1] >= 0 ? report[1] : conn);
+	/* the worker opens the hypervisor anew: the daemon's connection is not its to use */
+	if (ex->env.hv && ex->env.hv_ops && ex->env.hv_ops->postfork_child)
+		ex->env.hv_ops->postfork_child(ex->env.hv);
 	if (ex->env.worker)
 		_exit(ex->env.worker(ex->env.arg, job_kind_names[j->kind], j->guest, j->from, j->to,
 		                     j->kind == JOB_FENCE ? report[1] : -1));
@@ -664,7 +667,7 @@ static int killed_send_status(struct ha_executor *ex, const struct job *j, int s
 		return HA_WORKER_UNDEFINED;
 	}
 	if (ops->lookup(ex->env.hv, j->guest, &domid) != 0 || !ops->info ||
-	    ops->info(ex->env.hv, domid, &info) != 0 || !info.paused)
+	    ops->info(ex->env.hv, domid, &info) != 0 || !(info.paused || info.suspended))
 		return HA_WORKER_FAILED;
 	rc = ops->resume ? ops->resume(ex->env.hv, domid) : ERR_NOTSUP;
 	if (rc)

@@ -94,6 +94,13 @@ void __wrap_libxl_osevent_register_hooks(libxl_ctx *ctx, const libxl_osevent_hoo
 	                                 : "incomplete");
 }
 
+void __wrap_libxl_postfork_child_noexec(libxl_ctx *ctx);
+void __wrap_libxl_postfork_child_noexec(libxl_ctx *ctx)
+{
+	assert_ptr_equal(ctx, &fake_ctx_storage);
+	record("postfork_child ");
+}
+
 int __wrap_libxl_ctx_free(libxl_ctx *ctx);
 int __wrap_libxl_ctx_free(libxl_ctx *ctx)
 {
@@ -577,6 +584,31 @@ static void test_open_with_loop(void **state)
 	    calls, "ctx_alloc(logger=yes) osevent_hooks(fd+timeout) childproc(selective_reap) ");
 	xen_hv_ops.close(h);
 	loop_free(loop);
+}
+
+/* A forked worker hands the daemon's context back to libxl (it is not fork-safe). */
+static void test_postfork_child(void **state)
+{
+	(void)state;
+	reset_calls();
+	assert_non_null(xen_hv_ops.postfork_child);
+	xen_hv_ops.postfork_child(hv);
+	assert_string_equal(calls, "postfork_child ");
+}
+
+/* A domain shut down for a suspend (a migration's) is listed suspended, not paused. */
+static void test_info_suspended(void **state)
+{
+	struct hv_domain_info info;
+
+	(void)state;
+	info_running = 0; /* the fake lists it shut down for a suspend */
+	assert_int_equal(xen_hv_ops.info(hv, 5, &info), 0);
+	assert_true(info.suspended);
+	assert_false(info.paused);
+	info_running = 1;
+	assert_int_equal(xen_hv_ops.info(hv, 5, &info), 0);
+	assert_false(info.suspended);
 }
 
 static void test_send_stream_flags(void **state)
@@ -1244,6 +1276,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    T(test_open_close),
 	    T(test_open_with_loop),
+	    T(test_postfork_child),
+	    T(test_info_suspended),
 	    T(test_send_stream_flags),
 	    T(test_send_stream_policy_warning),
 	    T(test_send_stream_suspend_time),

@@ -39,6 +39,7 @@ struct hv_domain_info {
 	bool running;
 	bool paused;
 	bool dying;
+	bool suspended; /* stopped by a suspend (a migration's), resumable with resume() */
 	double cpu_time_s;
 };
 
@@ -102,6 +103,12 @@ struct hv_ops {
 	/* Connect to the hypervisor. ERR_NOXEN (with a logged reason) when it is not there. */
 	int (*open)(struct hv **hv_r, struct loop *loop);
 	void (*close)(struct hv *hv);
+	/*
+	 * Optional: in a child forked (without exec) from a process that opened hv, before the
+	 * child opens a connection of its own. hv is then invalid in the child: not used, not
+	 * closed (libxl_postfork_child_noexec).
+	 */
+	void (*postfork_child)(struct hv *hv);
 
 	int (*host_info)(struct hv *hv, struct hv_host_info *info);
 	/* All domains but dom0, sorted by domid; caller frees *doms_r. */

@@ -315,6 +315,13 @@ static int xen_open(struct hv **hv_r, struct loop *loop)
 	return 0;
 }
 
+/* libxl's contexts are not fork-safe: a child that goes on using libxl says so first. */
+static void xen_postfork_child(struct hv *hv)
+{
+	if (hv && hv->ctx)
+		libxl_postfork_child_noexec(hv->ctx);
+}
+
 static void xen_close(struct hv *hv)
 {
 	if (!hv)
@@ -380,6 +387,7 @@ static void fill_info(struct hv *hv, const libxl_dominfo *di, struct hv_domain_i
 	info->running = di->running;
 	info->paused = di->paused;
 	info->dying = di->dying;
+	info->suspended = di->shutdown && di->shutdown_reason == LIBXL_SHUTDOWN_REASON_SUSPEND;
 	info->cpu_time_s = (double)di->cpu_time / 1e9;
 }
 
@@ -621,6 +629,7 @@ const struct hv_ops xen_hv_ops = {
     .name = "xen",
     .open = xen_open,
     .close = xen_close,
+    .postfork_child = xen_postfork_child,
     .host_info = xen_host_info,
     .list = xen_list,
     .lookup = xen_lookup,
