@@ -16,6 +16,9 @@
 #      of memory, name clash): the domain is untouched and still running on the source
 #   5. the destination host VM killed mid-migration: the guest keeps running on the source,
 #      the command reports the failure, nothing is left half-created on either side
+#   6. (runs before 5; opt-in: XH_TESTS) corosync + haagent on both dom0s: the guest's dom0
+#      marked failing, haagent live-migrates the guest through the xen backend (direct
+#      transport, pre-shared key); counter never resets, journal continuous, never two copies
 #
 # Root only (network namespaces, QEMU taps, tgtd). Prints PASS:/FAIL: lines and TIME: lines
 # for each phase. A migration that fails may be retried once (reported); a second failure
@@ -512,6 +515,171 @@ xh_phase_end "test 4 pre-flight refusals"
 
 fi
 
+# ---------------------------------------------------------------------------- 6: haagent
+# (before test 5, which kills a host for good)
+# ha_corosync_conf: corosync.conf of both dom0s: knet between their addresses, encrypted with
+# this run's key, votequorum's two_node (each node keeps quorum without its peer).
+ha_corosync_conf() {
+	cat <<EOF
+totem {
+	version: 2
+	cluster_name: xh$TB_ID
+	transport: knet
+	crypto_cipher: aes256
+	crypto_hash: sha256
+	token: 3000
+}
+nodelist {
+	node {
+		nodeid: 1
+		name: h1
+		ring0_addr: $(xh_dom0_ip 1)
+	}
+	node {
+		nodeid: 2
+		name: h2
+		ring0_addr: $(xh_dom0_ip 2)
+	}
+}
+quorum {
+	provider: corosync_votequorum
+	two_node: 1
+}
+logging {
+	to_logfile: yes
+	logfile: /var/log/corosync.log
+	to_syslog: no
+	to_stderr: no
+	timestamp: on
+}
+EOF
+}
+
+# ha_conf: haagent.conf of both dom0s: the xen backend, live migration over the direct
+# transport with this run's key, the guest's xl.cfg for a cold restart.
+ha_conf() {
+	cat <<EOF
+cluster = corosync
+group = xh$TB_ID
+hypervisor = xen
+dom0_reserve_mib = 0
+socket = /run/haagent/haagent.sock
+state_file = /var/lib/haagent/state.json
+migration_key = /etc/haagent/migration.key
+migration_port = $((PORT + 1))
+[guest $GUEST]
+config = /root/$GUEST.cfg
+EOF
+}
+
+# ha_ctl i args...: haagent ctl in host i's dom0.
+ha_ctl() {
+	local i=$1
+	shift
+	xh_ssh "$i" "haagent ctl $* --socket /run/haagent/haagent.sock"
+}
+
+# ha_stop i: stop haagent, then corosync, in host i's dom0 (by their pid files).
+ha_stop() {
+	XH_SSH_TIMEOUT=90 xh_ssh "$1" 'for d in haagent corosync; do
+		p=$(cat /run/$d.pid 2>/dev/null) || continue
+		kill $p 2>/dev/null
+		for n in $(seq 1 60); do kill -0 $p 2>/dev/null || break; sleep 1; done
+		kill -9 $p 2>/dev/null
+	done; rm -f /run/haagent.pid /run/corosync.pid' >/dev/null 2>&1
+}
+
+# ha_owner i: "<owner>/<state>" of GUEST in host i's agent's view.
+ha_owner() { ha_ctl "$1" guests 2>/dev/null | awk -v g="$GUEST" 'NR > 1 && $1 == g {print $2 "/" $3}'; }
+
+if want_test 6; then
+xh_phase_start "test 6 haagent evacuation"
+t6=1
+S=$GUEST_HOST
+D=$((3 - S))
+(umask 077 && head -c 256 /dev/urandom >"$TB_DIR/authkey" && head -c 32 /dev/urandom >"$TB_DIR/mig.key") ||
+	tb_error "cannot write the keys of test 6"
+for i in 1 2; do
+	xh_ssh $i "mkdir -p /etc/corosync /etc/haagent /run/haagent /var/lib/haagent && umask 077 && cat >/etc/corosync/authkey" <"$TB_DIR/authkey" &&
+		xh_ssh $i "umask 077 && cat >/etc/haagent/migration.key" <"$TB_DIR/mig.key" &&
+		ha_corosync_conf | xh_ssh $i "cat >/etc/corosync/corosync.conf" &&
+		ha_conf | xh_ssh $i "cat >/etc/haagent/haagent.conf" &&
+		xh_guest_cfg 1 "$GUEST" "$(lun_disk)" "$GUEST_MEM" | xh_ssh $i "cat >/root/$GUEST.cfg" ||
+		tb_error "host $i: cannot write the configuration of test 6"
+	# corosync and haagent in the foreground, detached from the ssh session, pids kept
+	xh_ssh $i 'setsid corosync -f -c /etc/corosync/corosync.conf </dev/null >/var/log/corosync.out 2>&1 & echo $! >/run/corosync.pid' ||
+		tb_error "host $i: corosync did not start"
+done
+for i in 1 2; do
+	tb_wait_until 180 eval "xh_ssh $i 'corosync-quorumtool -s' 2>/dev/null | grep -Eq '^Total votes: +2'" || {
+		xh_ssh $i 'corosync-quorumtool -s; tail -n 20 /var/log/corosync.log /var/log/corosync.out' 2>&1 | sed "s/^/    host $i corosync: /"
+		echo "    host $i: no 2-node corosync cluster"
+		t6=0
+	}
+done
+if [ "$t6" = 1 ]; then
+	for i in 1 2; do
+		xh_ssh $i 'setsid haagent -f -v -c /etc/haagent/haagent.conf </dev/null >/var/log/haagent.log 2>&1 & echo $! >/run/haagent.pid' ||
+			tb_error "host $i: haagent did not start"
+	done
+	for i in 1 2; do
+		tb_wait_until 180 eval "ha_ctl $i status 2>/dev/null | grep -q 'quorate, in sync; 2 nodes, 1 guests'" || {
+			ha_ctl $i status 2>&1 | sed "s/^/    host $i haagent status: /"
+			echo "    host $i: haagent not in sync with 2 nodes and 1 guest"
+			t6=0
+		}
+	done
+fi
+if [ "$t6" = 1 ]; then
+	ha_ctl $S guests | sed "s/^/    haagent guests (host $S): /"
+	acked0=$(xh_probe_get "$(xh_probe 1 2000 100)" last_counter)
+	probe_start 1 "$TB_DIR/ha.probe"
+	monitor_start "$TB_DIR/ha.monitor"
+	t0=$(tb_now_ms)
+	ha_ctl $S mark-failing h$S --reason check-xen-test-6 | sed "s/^/    mark-failing h$S: /"
+	# a live migration under emulation takes minutes (tests 2 and 3)
+	tb_wait_until 900 eval "[ \"\$(where_running $GUEST | xargs)\" = $D ] && [ \"\$(ha_owner $D)\" = h$D/running ]" ||
+		{ echo "    $GUEST is not on host $D alone after 900 s (on '$(where_running $GUEST | xargs)', view '$(ha_owner $D)')"; t6=0; }
+	t1=$(tb_now_ms)
+	tb_wait_until 60 guest_answers 1
+	sleep 2
+	probe_stop
+	monitor_stop
+	pout=$(cat "$TB_DIR/ha.probe")
+	echo "    haagent probe: $pout"
+	ha_ctl $D events | tail -n 8 | sed "s/^/    haagent events (host $D): /"
+	ha_ctl $D events | grep -q "guest $GUEST now runs on h$D (migrated" ||
+		{ echo "    $GUEST did not reach host $D by live migration"; t6=0; }
+	verdict=$(monitor_verdict "$TB_DIR/ha.monitor") || { echo "    copies: $verdict"; t6=0; }
+	echo "    haagent xl list on both dom0s: $verdict"
+	[ "$(xh_probe_get "$pout" reboots)" = 0 ] || { echo "    the guest restarted (boot id changed)"; t6=0; }
+	[ "$(xh_probe_get "$pout" counter_backwards)" = 0 ] || { echo "    the counter went backwards"; t6=0; }
+	acked1=$(xh_probe_get "$pout" last_counter)
+	[ "${acked1:-0}" -gt "${acked0:-0}" ] 2>/dev/null || { echo "    counter did not advance ($acked0 -> $acked1)"; t6=0; }
+	out=$(journal_check "$acked1" 2>&1) || t6=0
+	echo "    haagent: $out"
+	where=$(where_running "$GUEST" | xargs)
+	[ "$where" = 1 ] || [ "$where" = 2 ] && GUEST_HOST=$where
+	FIG[haagent.total]=$(((t1 - t0) / 1000)).$(((t1 - t0) % 1000 / 100))
+	FIG[haagent.gap]=$(xh_probe_get "$pout" max_gap_ms)
+	FIG[haagent.attempts]=1
+	ha_ctl $S clear h$S | sed "s/^/    clear h$S: /"
+	tb_wait_until 120 eval "ha_ctl $D nodes 2>/dev/null | grep -Eq '^$S +h$S +ok'" ||
+		{ echo "    h$S not back in service: $(ha_ctl $D nodes 2>&1 | xargs)"; t6=0; }
+fi
+for i in 1 2; do
+	[ "$t6" = 1 ] || xh_ssh $i 'tail -n 40 /var/log/haagent.log' 2>/dev/null | sed "s/^/    host $i haagent.log: /"
+	ha_stop $i
+done
+if [ "$t6" = 1 ]; then
+	tb_pass "test 6: corosync + haagent on both dom0s; h$S marked failing -> $GUEST live-migrated to h$D by haagent through the xen backend in ${FIG[haagent.total]} s (longest gap ${FIG[haagent.gap]} ms), counter never reset, journal continuous, never two copies; h$S cleared"
+else
+	fail_test "test 6: haagent evacuation on real Xen"
+fi
+xh_phase_end "test 6 haagent evacuation"
+
+fi
+
 # ---------------------------------------------------------------------------- 5: dest killed
 if want_test 5; then
 xh_phase_start "test 5 destination killed"
@@ -559,11 +727,11 @@ report_faults "end of run"
 # migrations are correct and compatible; speed is measured on the sim backend, make bench)
 printf 'SUMMARY: %-36s %9s %12s %9s %9s %8s\n' "migration ($GUEST_MEM MiB PVH guest, TCG)" \
 	"total s" "max gap ms" "x xl tot" "x xl gap" attempts
-for l in stock-xl xl-ext-a xl-ext-b xl-to-xlext xlext-to-xl; do
+for l in stock-xl xl-ext-a xl-ext-b xl-to-xlext xlext-to-xl haagent; do
 	[ -n "${FIG[$l.total]:-}" ] || continue
 	awk -v l="$l" -v t="${FIG[$l.total]}" -v g="${FIG[$l.gap]}" -v a="${FIG[$l.attempts]}" \
 		-v t0="${FIG[stock-xl.total]:-}" -v g0="${FIG[stock-xl.gap]:-}" 'BEGIN {
-		name = l; if (l == "xl-ext-b") name = l " (ssh, hand-over)"
+		name = l; if (l == "xl-ext-b") name = l " (ssh, hand-over)"; if (l == "haagent") name = "haagent mark-failing (tcp)"
 		rt = (t0 > 0) ? sprintf("%.2f", t / t0) : "-"; rg = (g0 > 0) ? sprintf("%.2f", g / g0) : "-"
 		printf "SUMMARY: %-36s %9s %12s %9s %9s %8s\n", name, t, g, rt, rg, a }'
 done
