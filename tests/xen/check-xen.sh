@@ -684,6 +684,9 @@ fi
 if want_test 5; then
 xh_phase_start "test 5 destination killed"
 t5=1
+# from wherever the guest runs now (test 6 moved it)
+S=$GUEST_HOST
+D=$((3 - S))
 receiver_start $D "$XLEXT_RECV" "$TB_DIR/kill.recv" || tb_error "receiver on host $D"
 rune="socat - TCP:$(xh_dom0_ip $D):$PORT"
 xh_ssh $S "${XLEXT_SEND//@RUNE@/$rune}" >"$TB_DIR/kill.send" 2>&1 &
