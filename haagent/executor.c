@@ -113,6 +113,7 @@ static void ip_text(const struct sockaddr_storage *ss, char *buf, size_t len)
 }
 
 static void open_listener(struct ha_executor *ex, const char *addr);
+static int receivers_from(const struct ha_executor *ex, uint32_t node);
 static void on_incoming(struct loop *loop, struct loop_fd *w, int fd, short revents, void *arg);
 
 static uint32_t self_id(const struct ha_executor *ex)
@@ -680,6 +681,51 @@ static int killed_send_status(struct ha_executor *ex, const struct job *j, int s
 	return HA_WORKER_FAILED;
 }
 
+/*
+ * A receive worker died of a signal: the copy it was receiving is left here paused as
+ * <guest>--incoming (libxl and the sim name it so until GO; it never ran). Destroy the
+ * incoming copies of the guests of the sending node, unless another migration from that node
+ * is still arriving (whose copy it might be). The sender sees its connection fail, resumes the
+ * guest and reports the move failed.
+ */
+static void killed_recv_cleanup(struct ha_executor *ex, const struct job *j, int sig)
+{
+	const struct hv_ops *ops = ex->env.hv_ops;
+	const struct ha_node_info *n = ha_state_node(ex->env.st, j->from);
+	const struct ha_guest_info *g;
+	size_t ng = ha_state_guests(ex->env.st, &g);
+	char incoming[HV_NAME_MAX + 16];
+	uint32_t domid;
+
+	log_error("executor: a receive worker (a migration from node %s) was killed (signal %d); "
+	          "looking for the copy it left here",
+	          n ? n->name : "?", sig);
+	if (!ops || !ops->lookup || !ops->destroy || !ex->env.hv)
+		return;
+	if (receivers_from(ex, j->from) > 0) {
+		log_warn("executor: other migrations from node %s are arriving: their copies are "
+		         "kept; an incoming copy left behind is destroyed when its sender fails",
+		         n ? n->name : "?");
+		return;
+	}
+	for (size_t i = 0; i < ng; i++) {
+		if (g[i].owner != j->from)
+			continue;
+		snprintf(incoming, sizeof(incoming), "%s--incoming", g[i].name);
+		if (ops->lookup(ex->env.hv, incoming, &domid) != 0)
+			continue;
+		if (ops->destroy(ex->env.hv, domid) == 0)
+			log_warn("executor: %s (domid %u), left by the killed receive worker, "
+			         "destroyed: %s still runs on node %s",
+			         incoming, domid, g[i].name, n ? n->name : "?");
+		else
+			log_error(
+			    "executor: %s (domid %u), left by the killed receive worker, could "
+			    "not be destroyed: destroy it by hand (xl destroy %s)",
+			    incoming, domid, incoming);
+	}
+}
+
 static void on_sigchld(struct loop *loop, int signo, void *arg)
 {
 	struct ha_executor *ex = arg;
@@ -692,9 +738,13 @@ static void on_sigchld(struct loop *loop, int signo, void *arg)
 
 		if (!j->used || j->pid <= 0 || waitpid(j->pid, &status, WNOHANG) != j->pid)
 			continue;
-		if (j->kind == JOB_SEND && WIFSIGNALED(status))
+		if (j->kind == JOB_SEND && WIFSIGNALED(status)) {
 			job_done(ex, j, killed_send_status(ex, j, WTERMSIG(status)));
-		else
+		} else if (j->kind == JOB_RECV && WIFSIGNALED(status)) {
+			j->pid = 0; /* not a receiver still arriving */
+			killed_recv_cleanup(ex, j, WTERMSIG(status));
+			job_done(ex, j, HA_WORKER_FAILED);
+		} else
 			job_done(ex, j, WIFEXITED(status) ? WEXITSTATUS(status) : HA_WORKER_FAILED);
 	}
 	ha_exec_reconcile(ex);

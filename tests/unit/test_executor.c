@@ -52,7 +52,7 @@ struct tctx {
 };
 
 /* What the children do: the status per job kind, the fence report. Read after fork. */
-static int status_send, status_create, status_stop, status_fence;
+static int status_send, status_create, status_stop, status_fence, status_recv;
 static const char *fence_report;
 static bool with_key; /* a migration_key is configured (the default here) */
 static char jobs_path[64];
@@ -71,12 +71,14 @@ static enum {
 	LEFT_SHUTDOWN_SUSPENDED,
 	LEFT_RUNNING
 } left_here;
-static unsigned resumes;
+static unsigned resumes, destroys;
+static bool g2_incoming_here; /* a receive worker left g2--incoming here */
 
 static int fake_lookup(struct hv *hv, const char *name, uint32_t *domid_r)
 {
 	(void)hv;
 	if ((left_here == LEFT_AWAY && !strcmp(name, "g1--migratedaway")) ||
+	    (g2_incoming_here && !strcmp(name, "g2--incoming")) ||
 	    ((left_here == LEFT_SUSPENDED || left_here == LEFT_SHUTDOWN_SUSPENDED ||
 	      left_here == LEFT_RUNNING) &&
 	     !strcmp(name, "g1"))) {
@@ -106,8 +108,20 @@ static int fake_resume(struct hv *hv, uint32_t domid)
 	return 0;
 }
 
-static const struct hv_ops fake_ops = {
-    .name = "fake", .lookup = fake_lookup, .info = fake_info, .resume = fake_resume};
+static int fake_destroy(struct hv *hv, uint32_t domid)
+{
+	(void)hv;
+	(void)domid;
+	destroys++;
+	g2_incoming_here = false;
+	return 0;
+}
+
+static const struct hv_ops fake_ops = {.name = "fake",
+                                       .lookup = fake_lookup,
+                                       .info = fake_info,
+                                       .resume = fake_resume,
+                                       .destroy = fake_destroy};
 static int fake_hv_storage;
 #define FAKE_HV ((struct hv *)&fake_hv_storage)
 
@@ -133,6 +147,8 @@ static int test_worker(void *arg, const char *kind, const char *guest, uint32_t 
 		status = status_stop;
 	else if (!strcmp(kind, "fence"))
 		status = status_fence;
+	else if (!strcmp(kind, "receive"))
+		status = status_recv;
 	if (report_fd >= 0 && fence_report &&
 	    fd_write_exact(report_fd, fence_report, strlen(fence_report)) != 0)
 		return 98;
@@ -567,6 +583,49 @@ static void test_killed_worker_xen_suspended(void **state)
 }
 
 /*
+ * A receive worker killed mid-migration (g2, node 2 -> node 1, before GO) left g2--incoming
+ * paused here: it is destroyed (it never ran; g2 still runs on node 2). Before, it stayed.
+ */
+static void test_killed_receiver_destroys_incoming(void **state)
+{
+	struct tctx *c = setup_cluster(16384, 8192, 1024);
+	struct ha_msg m = {.type = HA_MSG_MIG_START, .from = 2, .to = 1};
+	struct sockaddr_in dst = {.sin_family = AF_INET}, src = {.sin_family = AF_INET};
+	int fd;
+
+	(void)state;
+	snprintf(m.guest, sizeof(m.guest), "g2");
+	snprintf(m.text, sizeof(m.text), "test");
+	assert_int_equal(ha_state_submit(c->nodes[2].st, &m), 0);
+	pump(&c->nodes[2]);
+	settle(c);
+	assert_int_equal(guest(c, 1, "g2")->moving_to, 1);
+	status_recv = STATUS_KILLED;
+	g2_incoming_here = true;
+	/* node 1's address opens its migration listener; node 2 connects from its own */
+	ha_exec_set_node_addr(c->ex, 1, "127.0.0.1");
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.2", &src.sin_addr), 1);
+	assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr), 1);
+	dst.sin_port = htons((uint16_t)c->cfg.migration_port);
+	assert_int_equal(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+	for (int64_t end = loop_now_ms() + JOB_LIMIT_MS; destroys == 0 && loop_now_ms() < end;)
+		loop_run_once(c->loop, 100);
+	wait_jobs(c);
+	assert_jobs("receive - 2>0\n");
+	assert_int_equal(destroys, 1);
+	assert_false(g2_incoming_here);
+	assert_true(log_capture_contains(capture, "a receive worker (a migration from node node2) "
+	                                          "was killed (signal 9)"));
+	assert_true(log_capture_contains(capture, "g2--incoming (domid 7), left by the killed "
+	                                          "receive worker, destroyed"));
+	close(fd);
+	teardown_cluster(c);
+}
+
+/*
  * Past the point of no return (HA_WORKER_UNDEFINED): reported done, and the paused copy here
  * (g1--migratedaway) is kept until the target reports g1 running; then it is dropped.
  */
@@ -927,9 +986,10 @@ static int reset(void **state)
 	(void)state;
 	g1_gone = false;
 	left_here = LEFT_NONE;
-	resumes = 0;
+	resumes = destroys = 0;
+	g2_incoming_here = false;
 	with_key = true;
-	status_send = status_create = status_stop = status_fence = HA_WORKER_FAILED;
+	status_send = status_create = status_stop = status_fence = status_recv = HA_WORKER_FAILED;
 	fence_report = NULL;
 	unlink(jobs_path);
 	log_capture_clear(capture);
@@ -947,6 +1007,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_killed_worker_left_away_copy, reset),
 	    cmocka_unit_test_setup(test_killed_worker_suspended_or_running, reset),
 	    cmocka_unit_test_setup(test_killed_worker_xen_suspended, reset),
+	    cmocka_unit_test_setup(test_killed_receiver_destroys_incoming, reset),
 	    cmocka_unit_test_setup(test_no_job_without_quorum, reset),
 	    cmocka_unit_test_setup(test_self_fence_without_quorum, reset),
 	    cmocka_unit_test_setup(test_self_fence_alone_with_two_node, reset),
