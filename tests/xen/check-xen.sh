@@ -579,14 +579,22 @@ ha_ctl() {
 	xh_ssh "$i" "haagent ctl $* --socket /run/haagent/haagent.sock"
 }
 
-# ha_stop i: stop haagent, then corosync, in host i's dom0 (by their pid files).
-ha_stop() {
-	XH_SSH_TIMEOUT=90 xh_ssh "$1" 'for d in haagent corosync; do
-		p=$(cat /run/$d.pid 2>/dev/null) || continue
+# ha_stop_agent i: stop haagent in host i's dom0 by its pid. A first SIGTERM drains the node
+# (its guests are live-migrated away), a second stops the agent at once: callers stop the
+# agent of the node without guests first, so the other has no target left to drain to.
+ha_stop_agent() {
+	XH_SSH_TIMEOUT=90 xh_ssh "$1" 'p=$(cat /run/haagent.pid 2>/dev/null) || exit 0
+		kill $p 2>/dev/null; sleep 1; kill $p 2>/dev/null
+		for n in $(seq 1 60); do kill -0 $p 2>/dev/null || break; sleep 1; done
+		kill -9 $p 2>/dev/null; rm -f /run/haagent.pid' >/dev/null 2>&1
+}
+
+# ha_stop_corosync i: stop corosync in host i's dom0 by its pid.
+ha_stop_corosync() {
+	XH_SSH_TIMEOUT=90 xh_ssh "$1" 'p=$(cat /run/corosync.pid 2>/dev/null) || exit 0
 		kill $p 2>/dev/null
 		for n in $(seq 1 60); do kill -0 $p 2>/dev/null || break; sleep 1; done
-		kill -9 $p 2>/dev/null
-	done; rm -f /run/haagent.pid /run/corosync.pid' >/dev/null 2>&1
+		kill -9 $p 2>/dev/null; rm -f /run/corosync.pid' >/dev/null 2>&1
 }
 
 # ha_owner i: "<owner>/<state>" of GUEST in host i's agent's view.
@@ -669,8 +677,17 @@ if [ "$t6" = 1 ]; then
 fi
 for i in 1 2; do
 	[ "$t6" = 1 ] || xh_ssh $i 'tail -n 40 /var/log/haagent.log' 2>/dev/null | sed "s/^/    host $i haagent.log: /"
-	ha_stop $i
 done
+# the agents stop without moving the guest: the guest-less node's first (see ha_stop_agent)
+ha_stop_agent $((3 - GUEST_HOST))
+ha_stop_agent "$GUEST_HOST"
+ha_stop_corosync 1
+ha_stop_corosync 2
+where=$(where_running "$GUEST" | xargs)
+if [ "$where" != "$GUEST_HOST" ] || ! guest_answers 1; then
+	echo "    after the agents stopped: $GUEST runs on '${where:-none}', not on host $GUEST_HOST alone, or does not answer"
+	t6=0
+fi
 if [ "$t6" = 1 ]; then
 	tb_pass "test 6: corosync + haagent on both dom0s; h$S marked failing -> $GUEST live-migrated to h$D by haagent through the xen backend in ${FIG[haagent.total]} s (longest gap ${FIG[haagent.gap]} ms), counter never reset, journal continuous, never two copies; h$S cleared"
 else
