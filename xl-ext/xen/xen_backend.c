@@ -467,7 +467,8 @@ static int xen_lookup(struct hv *hv, const char *name_or_id, uint32_t *domid_r)
 static int read_config(struct hv *hv, const char *path, libxl_domain_config *cfg)
 {
 	char *text = NULL;
-	size_t len = 0, i = 0;
+	size_t len = 0;
+	const char *start;
 	int rc;
 
 	rc = file_read_all(path, XEN_CONFIG_JSON_MAX, &text, &len);
@@ -475,10 +476,9 @@ static int read_config(struct hv *hv, const char *path, libxl_domain_config *cfg
 		log_error("%s: cannot read it: %s", path, err_str(rc));
 		return rc;
 	}
-	while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
-		i++;
-	if (i < len && text[i] == '{') {
-		rc = libxl_domain_config_from_json(hv->ctx, cfg, text + i);
+	start = text + strspn(text, " \t\r\n");
+	if (*start == '{') {
+		rc = libxl_domain_config_from_json(hv->ctx, cfg, start);
 		if (rc) {
 			log_error("%s: not a libxl domain configuration (libxl error %d); give the "
 			          "JSON 'xl-ext -b xen' keeps of a domain, or an xl.cfg file",

@@ -15,7 +15,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,24 +314,20 @@ static const struct {
  */
 static int parse_actions(XLU_Config *xc, const char *path, libxl_domain_config *cfg)
 {
-	static const struct {
+	const struct {
 		const char *key;
-		size_t off;
+		libxl_action_on_shutdown *a;
 		libxl_action_on_shutdown dflt;
 	} keys[] = {
-	    {"on_poweroff", offsetof(libxl_domain_config, on_poweroff),
-	     LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
-	    {"on_reboot", offsetof(libxl_domain_config, on_reboot),
-	     LIBXL_ACTION_ON_SHUTDOWN_RESTART},
-	    {"on_crash", offsetof(libxl_domain_config, on_crash), LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
-	    {"on_watchdog", offsetof(libxl_domain_config, on_watchdog),
-	     LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
+	    {"on_poweroff", &cfg->on_poweroff, LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
+	    {"on_reboot", &cfg->on_reboot, LIBXL_ACTION_ON_SHUTDOWN_RESTART},
+	    {"on_crash", &cfg->on_crash, LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
+	    {"on_watchdog", &cfg->on_watchdog, LIBXL_ACTION_ON_SHUTDOWN_DESTROY},
 	};
 	const char *v;
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		libxl_action_on_shutdown *a =
-		    (libxl_action_on_shutdown *)((char *)cfg + keys[i].off);
+		libxl_action_on_shutdown *a = keys[i].a;
 		size_t j = 0;
 
 		*a = keys[i].dflt;
