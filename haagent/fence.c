@@ -188,7 +188,8 @@ static int fence_lun(const char *url, const char *initiator, uint64_t self, uint
 		snprintf(why, why_len, "login failed (%s)", err_str(rc));
 		return rc;
 	}
-	rc = own_init(&m, OWN_FLOW_FENCE, self, victim);
+	/* a dead target only registered: its key goes, and no reservation is made */
+	rc = own_init(&m, must_own ? OWN_FLOW_FENCE : OWN_FLOW_EVICT, self, victim);
 	if (!rc)
 		rc = own_drive(&m, lun_pr_execute, lun);
 	if (rc) {

@@ -419,6 +419,68 @@ static void test_fence_victim_already_gone(void **state)
 	assert_sole_owner(&l, KD); /* the owner keeps it, the fencer did not stay registered */
 }
 
+/*
+ * A dead migration target is evicted, never fenced into a reservation: on a LUN nobody
+ * reserved, its key goes and so does the evicter's (the running guest's session, registered
+ * or not, keeps writing); on one the source holds, the source keeps it alone.
+ */
+static void test_evict(void **state)
+{
+	struct own_machine m;
+	struct lun_model l = {0};
+	enum own_op ops[8];
+	unsigned n = 0;
+
+	(void)state;
+	l.keys[0] = KD;
+	l.nkeys = 1;
+	assert_int_equal(own_init(&m, OWN_FLOW_EVICT, KX, KD), 0);
+	assert_int_equal(drive(&m, &l, ops, &n), 0);
+	assert_int_equal(m.state, OWN_ST_DONE);
+	assert_int_equal(n, 4);
+	assert_int_equal(ops[0], OWN_OP_REGISTER);
+	assert_int_equal(ops[1], OWN_OP_PREEMPT);
+	assert_int_equal(ops[2], OWN_OP_VERIFY);
+	assert_int_equal(ops[3], OWN_OP_UNREGISTER);
+	assert_int_equal(l.reserved, 0);
+	assert_int_equal(l.nkeys, 0);
+	/* the source holds it, the target registered for the hand-over and died */
+	owned_by(&l, KS);
+	l.keys[l.nkeys++] = KD;
+	assert_int_equal(own_init(&m, OWN_FLOW_EVICT, KX, KD), 0);
+	assert_int_equal(drive(&m, &l, NULL, NULL), 0);
+	assert_sole_owner(&l, KS);
+	/* the evicter is the source itself: it keeps its reservation and its key */
+	owned_by(&l, KS);
+	l.keys[l.nkeys++] = KD;
+	assert_int_equal(own_init(&m, OWN_FLOW_EVICT, KS, KD), 0);
+	assert_int_equal(drive(&m, &l, NULL, NULL), 0);
+	assert_sole_owner(&l, KS);
+	/* the victim's key cannot be removed (a model that ignores the preempt): undone */
+	memset(&l, 0, sizeof(l));
+	l.keys[0] = KD;
+	l.nkeys = 1;
+	assert_int_equal(own_init(&m, OWN_FLOW_EVICT, KX, KD), 0);
+	assert_int_equal(
+	    own_result(&m,
+	               model_exec(&l,
+	                          &(struct own_cmd){.op = OWN_OP_REGISTER, .key = KX, .sa_key = KX},
+	                          NULL),
+	               NULL),
+	    0);
+	assert_int_equal(own_result(&m, 0, NULL), 0); /* the preempt "succeeded" */
+	{
+		struct own_view v;
+		struct own_cmd c = {.op = OWN_OP_VERIFY};
+
+		model_exec(&l, &c, &v);
+		assert_int_equal(own_result(&m, 0, &v), ERR_MISMATCH);
+	}
+	assert_int_equal(m.state, OWN_ST_UNDO);
+	assert_int_equal(own_init(&m, OWN_FLOW_EVICT, KX, 0), ERR_INVAL);
+	assert_string_equal(own_flow_name(OWN_FLOW_EVICT), "evict");
+}
+
 static void test_release(void **state)
 {
 	struct own_machine m;
@@ -627,6 +689,7 @@ int main(void)
 	    cmocka_unit_test(test_fence_holder),
 	    cmocka_unit_test(test_fence_registrant_without_reservation),
 	    cmocka_unit_test(test_fence_victim_already_gone),
+	    cmocka_unit_test(test_evict),
 	    cmocka_unit_test(test_release),
 	    cmocka_unit_test(test_sole_owner_check),
 	    cmocka_unit_test(test_host_key),

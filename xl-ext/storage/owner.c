@@ -62,6 +62,8 @@ const char *own_flow_name(enum own_flow flow)
 		return "handover";
 	case OWN_FLOW_FENCE:
 		return "fence";
+	case OWN_FLOW_EVICT:
+		return "evict";
 	case OWN_FLOW_RELEASE:
 		return "release";
 	}
@@ -70,7 +72,8 @@ const char *own_flow_name(enum own_flow flow)
 
 int own_init(struct own_machine *m, enum own_flow flow, uint64_t self, uint64_t peer)
 {
-	int needs_peer = flow == OWN_FLOW_HANDOVER || flow == OWN_FLOW_FENCE;
+	int needs_peer =
+	    flow == OWN_FLOW_HANDOVER || flow == OWN_FLOW_FENCE || flow == OWN_FLOW_EVICT;
 
 	memset(m, 0, sizeof(*m));
 	if (!self || (needs_peer && !peer) || (needs_peer && peer == self))
@@ -259,6 +262,16 @@ static int verify_result(struct own_machine *m, const struct own_view *v)
 			return fail(m, rc, 1);
 		m->state = OWN_ST_DONE;
 		return 0;
+	case OWN_FLOW_EVICT:
+		if (own_view_has_key(v, m->peer)) {
+			snprintf(m->why, sizeof(m->why),
+			         "key 0x%016" PRIx64 " is still registered after the preempt",
+			         m->peer);
+			return fail(m, ERR_MISMATCH, 1);
+		}
+		/* never a reservation of our own: our key stays only where it held one before */
+		m->state = v->reserved && v->holder == m->self ? OWN_ST_DONE : OWN_ST_UNREGISTER;
+		return 0;
 	case OWN_FLOW_RELEASE:
 		break;
 	}
@@ -305,7 +318,8 @@ int own_result(struct own_machine *m, int rc, const struct own_view *view)
 		m->state = m->flow == OWN_FLOW_FENCE ? OWN_ST_VERIFY_FINAL : OWN_ST_VERIFY;
 		return 0;
 	case OWN_ST_PREEMPT:
-		if (rc && m->flow == OWN_FLOW_FENCE && rc == ERR_CONFLICT) {
+		if (rc && (m->flow == OWN_FLOW_FENCE || m->flow == OWN_FLOW_EVICT) &&
+		    rc == ERR_CONFLICT) {
 			/* the victim's key may be gone already: let the verify decide */
 			m->state = OWN_ST_VERIFY;
 			return 0;

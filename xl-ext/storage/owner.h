@@ -30,6 +30,11 @@
  *   fence (self fences a dead peer): REGISTER(self), PREEMPT(self, peer, WERO),
  *       VERIFY(peer gone); if no reservation remains: RESERVE(WERO), VERIFY(self holder);
  *       if a third host holds it (the victim was only registered): UNREGISTER(self)
+ *   evict (self removes a dead migration target's key; the source still owns the guest):
+ *       REGISTER(self), PREEMPT(self, peer, WERO), VERIFY(peer gone); then UNREGISTER(self)
+ *       unless self held the reservation before. Never RESERVEs: a LUN nobody reserved
+ *       stays unreserved, so a running guest writing through an unregistered session keeps
+ *       its disk
  *   release (guest stopped on self): RELEASE(self, WERO), UNREGISTER(self)
  * REGISTER is REGISTER AND IGNORE EXISTING KEY with the service action key = own key, so it is
  * idempotent and valid on a fresh session. A host registers only for a guest it is being
@@ -49,6 +54,9 @@ enum own_flow {
 	OWN_FLOW_HANDOVER,
 	OWN_FLOW_FENCE,
 	OWN_FLOW_RELEASE,
+	OWN_FLOW_EVICT, /* remove peer's key (a dead migration target's), never reserving:
+	                   register, preempt, verify it gone, unregister unless this key
+	                   held the reservation already */
 };
 
 /* One persistent-reservation command, issued by this host on its session to the LUN. */
