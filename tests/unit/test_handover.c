@@ -28,6 +28,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "xl-ext/migration/handover.h"
+#include "xl-ext/storage/iscsiadm.h"
 #include "xl-ext/storage/owner.h"
 
 #define IQN "iqn.2020-01.org.example:unit"
@@ -604,6 +605,118 @@ static void test_prepare_unreachable_lun_then_abort(void **state)
 	ho_receiver_free(r);
 }
 
+/*
+ * The source holds the LUN's reservation and this host has no session to register on: a
+ * build without libiscsi must refuse, not answer "not checked" (after GO the guest's writes
+ * here would be refused). With libiscsi the LUN nobody serves is refused at the login.
+ */
+static void test_prepare_held_lun_without_session(void **state)
+{
+	struct ho_receiver *r;
+	json_object *answer, *l;
+	char request[1024];
+	int rc;
+
+	(void)state;
+	snprintf(request, sizeof(request),
+	         "{\"domain\":\"g1\",\"source_host\":\"h1\",\"source_key\":\"0x1\",\"luns\":"
+	         "[{\"url\":\"%s\",\"spec\":\"%s\",\"readonly\":false,\"identity\":{},"
+	         "\"holder\":\"0x0000000000000001\"}]}",
+	         iscsi_url, iscsi_spec);
+	rc = prepare(request, &answer, &r);
+	l = json_object_array_get_idx(get(answer, "luns"), 0);
+	assert_int_not_equal(rc, 0);
+	assert_false(json_object_get_boolean(get(l, "ok")));
+	assert_false(json_object_get_boolean(get(answer, "ok")));
+	assert_false(json_object_get_boolean(get(l, "registered")));
+#ifndef XLEXT_HAVE_ISCSI
+	assert_non_null(strstr(get_str(l, "why"), "cannot take over the reservation key "
+	                                          "0x0000000000000001 holds"));
+#endif
+	ho_ext_ops.abort(r);
+	json_object_put(answer);
+	ho_receiver_free(r);
+}
+
+/* A scripted iscsiadm for a kernel receiver: what it ran, and whether the device exists. */
+struct fake_adm {
+	char transcript[1024];
+	int session; /* the target's session exists (made before, or by a login) */
+};
+
+static int adm_run(void *ctx, char *const argv[], int timeout_s, char *out, size_t cap)
+{
+	struct fake_adm *f = ctx;
+
+	(void)timeout_s;
+	for (unsigned a = 0; argv[a]; a++) {
+		strcat(f->transcript, a == 2 ? argv[a] : "");
+		strcat(f->transcript, argv[a + 1] ? "" : " ");
+		if (!strcmp(argv[a], "--login") || !strcmp(argv[a], "--logout")) {
+			strcat(f->transcript, argv[a] + 2);
+			strcat(f->transcript, " ");
+			f->session = !strcmp(argv[a], "--login");
+		}
+	}
+	snprintf(out, cap, "%s", "");
+	return 0;
+}
+
+static int adm_exists(void *ctx, const char *path)
+{
+	(void)path;
+	return ((struct fake_adm *)ctx)->session;
+}
+
+static void adm_sleep(void *ctx, int ms)
+{
+	(void)ctx;
+	(void)ms;
+}
+
+/*
+ * A kernel (xen) receiver refusing a by-path LUN after logging in to its target for it (the
+ * device cannot be used here): abort logs out the session it made, and only that one; a
+ * session that existed before is left alone.
+ */
+static void test_kernel_receiver_logs_out_what_it_made(void **state)
+{
+	struct fake_adm f = {.session = 0};
+	struct iscsiadm_ops adm = {adm_run, adm_exists, adm_sleep, &f};
+	struct ho_receiver *r = NULL;
+	char request[1024], *answer = NULL;
+
+	(void)state;
+	snprintf(request, sizeof(request),
+	         "{\"domain\":\"g1\",\"source_host\":\"h1\",\"source_key\":\"0x1\",\"luns\":"
+	         "[{\"url\":\"iscsi://127.0.0.1:%u/" IQN "/1\",\"spec\":\"phy:/dev/disk/by-path/"
+	         "ip-127.0.0.1:%u-iscsi-" IQN
+	         "-lun-1,xvda,w\",\"readonly\":false,\"identity\":{}}]}",
+	         dead_port, dead_port);
+	assert_int_equal(ho_receiver_new(1, &r), 0);
+	ho_receiver_set_iscsiadm(r, &adm);
+	assert_int_not_equal(ho_ext_ops.prepare(r, request, &answer), 0);
+	assert_non_null(strstr(answer, "the kernel initiator's device"));
+	free(answer);
+	assert_string_equal(f.transcript, "discovery node login ");
+	ho_ext_ops.abort(r);
+	assert_string_equal(f.transcript, "discovery node login node logout ");
+	assert_int_equal(f.session, 0);
+	ho_ext_ops.abort(r); /* twice: nothing more */
+	assert_string_equal(f.transcript, "discovery node login node logout ");
+	ho_receiver_free(r);
+	/* the session existed before: used, refused, never logged out */
+	f = (struct fake_adm){.session = 1};
+	answer = NULL;
+	assert_int_equal(ho_receiver_new(1, &r), 0);
+	ho_receiver_set_iscsiadm(r, &adm);
+	assert_int_not_equal(ho_ext_ops.prepare(r, request, &answer), 0);
+	free(answer);
+	ho_ext_ops.abort(r);
+	assert_string_equal(f.transcript, "");
+	ho_receiver_free(r);
+}
+
 /* LUN entries that are not LUNs: refused, whichever the build, before anything is opened. */
 static void test_prepare_malformed_luns(void **state)
 {
@@ -691,6 +804,8 @@ int main(void)
 	    cmocka_unit_test_setup(test_prepare_malformed_requests, clear_log),
 	    cmocka_unit_test_setup(test_prepare_empty_then_go, clear_log),
 	    cmocka_unit_test_setup(test_prepare_unreachable_lun_then_abort, clear_log),
+	    cmocka_unit_test_setup(test_prepare_held_lun_without_session, clear_log),
+	    cmocka_unit_test_setup(test_kernel_receiver_logs_out_what_it_made, clear_log),
 	    cmocka_unit_test_setup(test_prepare_malformed_luns, clear_log),
 	    cmocka_unit_test_setup(test_prepare_too_many_luns, clear_log),
 	};

@@ -29,6 +29,7 @@ struct script {
 	int device_after; /* the device exists after this many commands (-1: never) */
 	unsigned sleeps;
 	unsigned appear_after_sleeps; /* with device_after: also this many 100 ms polls */
+	int made;                     /* iscsiadm_ensure_login's *made_r */
 };
 
 static int fake_run(void *ctx, char *const argv[], int timeout_s, char *out, size_t cap)
@@ -82,7 +83,7 @@ static int run(struct script *s, const char *spec)
 	struct disk_info d = classify(spec);
 
 	log_capture_clear(cap);
-	return iscsiadm_ensure_login(&ops, &d, 2);
+	return iscsiadm_ensure_login(&ops, &d, 2, &s->made);
 }
 
 static void expect_message(const char *needle)
@@ -120,6 +121,7 @@ static void test_already_there(void **state)
 	(void)state;
 	assert_int_equal(run(&s, BYPATH), 0);
 	assert_int_equal(s.ncmds, 0);
+	assert_int_equal(s.made, 0);
 }
 
 static void test_discovery_then_login(void **state)
@@ -133,6 +135,7 @@ static void test_discovery_then_login(void **state)
 	                    "iscsiadm -m node -T iqn.2024-01.org.example:store -p 10.0.0.5:3260 "
 	                    "--login\n");
 	assert_int_equal(s.sleeps, 0);
+	assert_int_equal(s.made, 1); /* a session of its own: the caller may log it out */
 }
 
 static void test_session_exists_and_udev_late(void **state)
@@ -145,6 +148,7 @@ static void test_session_exists_and_udev_late(void **state)
 	assert_int_equal(run(&s, BYPATH), 0);
 	assert_int_equal(s.ncmds, 2);
 	assert_int_equal(s.sleeps, 5);
+	assert_int_equal(s.made, 0); /* someone else's session: never logged out by us */
 	/* the device never shows up: polled every 100 ms within the timeout, then an error */
 	s = (struct script){.exits = {0, ISCSIADM_ERR_SESS_EXISTS}, .device_after = -1};
 	assert_int_equal(run(&s, BYPATH), ERR_NOTFOUND);
@@ -186,6 +190,32 @@ static void test_login_fails(void **state)
 	               "10.0.0.5:3260 failed (exit status 24): iscsiadm: initiator reported error "
 	               "(24 - iSCSI login failed due to authorization failure); check the target's "
 	               "ACL");
+}
+
+/* A session made for nothing (a refused migration) is logged out: the exact argv, errors. */
+static void test_logout(void **state)
+{
+	struct script s = {.device_after = -1};
+	struct iscsiadm_ops ops = {fake_run, fake_exists, fake_sleep, &s};
+	struct disk_info d = classify(BYPATH);
+
+	(void)state;
+	log_capture_clear(cap);
+	assert_int_equal(iscsiadm_logout(&ops, &d, 2), 0);
+	assert_string_equal(s.transcript,
+	                    "iscsiadm -m node -T iqn.2024-01.org.example:store -p 10.0.0.5:3260 "
+	                    "--logout\n");
+	expect_message("disk xvda: logged out of iqn.2024-01.org.example:store at 10.0.0.5:3260");
+	s = (struct script){.exits = {21}, .outputs = {"iscsiadm: No matching sessions found"}};
+	assert_int_equal(iscsiadm_logout(&ops, &d, 2), ERR_IO);
+	expect_message("logging out of iqn.2024-01.org.example:store at 10.0.0.5:3260 failed "
+	               "(exit status 21): iscsiadm: No matching sessions found");
+	d = classify("file:/var/lib/xen/a.img,xvda,w");
+	assert_int_equal(iscsiadm_logout(&ops, &d, 2), ERR_INVAL);
+	/* the login made the session, but the LUN never appeared: made, so it can be undone */
+	s = (struct script){.device_after = -1};
+	assert_int_equal(run(&s, BYPATH), ERR_NOTFOUND);
+	assert_int_equal(s.made, 1);
 }
 
 static void test_iscsiadm_missing(void **state)
@@ -235,6 +265,7 @@ int main(void)
 	    cmocka_unit_test(test_session_exists_and_udev_late),
 	    cmocka_unit_test(test_discovery_fails),
 	    cmocka_unit_test(test_login_fails),
+	    cmocka_unit_test(test_logout),
 	    cmocka_unit_test(test_iscsiadm_missing),
 	    cmocka_unit_test(test_system_runner),
 	};
@@ -243,6 +274,7 @@ int main(void)
 
 	cap = log_sink_capture();
 	log_set_sink(cap);
+	log_set_level(LOGL_INFO); /* the logout's confirmation is an info line */
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	return rc;
 }

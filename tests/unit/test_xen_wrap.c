@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/loop.h"
 #include "xl-ext/migration/handshake.h"
+#include "xl-ext/storage/lun.h"
 #include "xl-ext/xen/xen.h"
 #include "xl-ext/migration/xlproto.h"
 
@@ -36,6 +37,7 @@ static int rc_suspend, rc_resume, rc_rename, rc_unpause, rc_destroy, rc_restore,
     rc_retrieve, rc_name_to_domid, rc_shadow_enable, rc_clean, rc_create;
 static unsigned long cleans; /* CLEANs with a bitmap so far */
 static int restore_sets_domid;
+static int rc_acquire; /* lun_acquire_for_start's answer */
 static uint32_t name_to_domid_result;
 static struct log_sink *capture;
 static int fake_ctx_storage, fake_xc_storage;
@@ -316,6 +318,20 @@ int __wrap_libxl_domain_create_new(libxl_ctx *ctx, libxl_domain_config *cfg, uin
 	if (restore_sets_domid)
 		*domid = 14;
 	return rc_create;
+}
+
+/*
+ * The storage side of taking a LUN before a created domain first runs (lun_acquire.c, with
+ * its own tests in the real-Xen and sim runs): this test checks which disks the xen backend
+ * hands it, and what a refusal does to the new domain.
+ */
+int lun_acquire_for_start(const struct disk_info *d, const char *domain, int kernel,
+                          const struct lun_choice_env *env)
+{
+	(void)env;
+	record("acquire(%s,%s,%s,kernel=%d) ", domain, d->vdev,
+	       d->form == DISK_FORM_SCRIPT ? "script" : "by-path", kernel);
+	return rc_acquire;
 }
 
 xc_interface *__wrap_xc_interface_open(xentoollog_logger *l, xentoollog_logger *d, unsigned f);
@@ -883,6 +899,49 @@ static void test_create(void **state)
 }
 
 /*
+ * Shared iSCSI disks: once libxl attached them, before the domain first runs, each writable
+ * one's LUN is taken with this host's key (read-only and local disks are not); a LUN another
+ * host holds: the paused domain is destroyed, never run.
+ */
+static void test_create_takes_luns(void **state)
+{
+	char xlcfg[] = "/tmp/xlext-create-luns.XXXXXX";
+	struct hv_create_args args = {0};
+	uint32_t domid = 0;
+
+	(void)state;
+	create_config(xlcfg, "name = \"db1\"\ntype = \"pvh\"\nmemory = 96\n"
+	                     "kernel = \"/boot/vmlinuz\"\n"
+	                     "disk = [ 'phy:/dev/vg0/db1,xvda,w',\n"
+	                     "  'vdev=xvdb,access=rw,script=block-iscsi,target=iqn=iqn.2026-01.org"
+	                     ".example:db,portal=10.0.0.9:3260',\n"
+	                     "  'vdev=xvdc,access=ro,script=block-iscsi,target=iqn=iqn.2026-01.org"
+	                     ".example:iso,portal=10.0.0.9:3260' ]\n");
+	reset_calls();
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), 0);
+	assert_string_equal(calls, "name_to_domid(db1) create_new(name=db1,type=3,disks=3,"
+	                           "on_reboot=2,sync=1) acquire(db1,xvdb,script,kernel=1) "
+	                           "unpause(14) ");
+	/* another host holds it: destroyed before it ran, the refusal returned */
+	reset_calls();
+	rc_acquire = ERR_CONFLICT;
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), ERR_CONFLICT);
+	assert_string_equal(calls, "name_to_domid(db1) create_new(name=db1,type=3,disks=3,"
+	                           "on_reboot=2,sync=1) acquire(db1,xvdb,script,kernel=1) "
+	                           "destroy(14) ");
+	assert_true(
+	    log_capture_contains(capture, "domain db1 (domid 14): destroyed before it ran"));
+	/* -p too: the LUN is taken when the domain is created, not when it is unpaused */
+	reset_calls();
+	rc_acquire = 0;
+	args.paused = true;
+	assert_int_equal(xen_hv_ops.create(hv, xlcfg, &args, &domid), 0);
+	assert_non_null(strstr(calls, "acquire(db1,xvdb,script,kernel=1) "));
+	assert_null(strstr(calls, "unpause"));
+	unlink(xlcfg);
+}
+
+/*
  * The estimate's sample on xen: log-dirty on, a clean to empty it, then a bitmap per window
  * up to the highest pfn (the distinct pages, their union), log-dirty off on every path; the
  * memory is what the domain may hold, the data what it holds.
@@ -1287,6 +1346,7 @@ int main(void)
 	    T(test_config_json),
 	    T(test_receive_stream),
 	    T(test_create),
+	    T(test_create_takes_luns),
 	    T(test_sample_dirty),
 	    T(test_disk_backends_pv),
 	    T(test_disk_backends_xs_open_fails),

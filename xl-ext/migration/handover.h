@@ -30,6 +30,7 @@
 
 #include "xl-ext/migration/disks.h"
 #include "xl-ext/migration/handshake.h"
+#include "xl-ext/storage/iscsiadm.h"
 
 extern const struct mig_ext_ops ho_ext_ops;
 
@@ -79,6 +80,12 @@ void ho_sender_free(struct ho_sender *s);
  * preempt, reserve when nobody holds it), so the host that runs the guest ends up owning it.
  */
 int ho_receiver_new(int kernel, struct ho_receiver **r_r);
+/*
+ * How a kernel receiver logs in to a by-path disk's target, and out again when it made the
+ * session itself and the migration is then refused or fails (abort): NULL for the system's
+ * iscsiadm (the default); tests pass a scripted one.
+ */
+void ho_receiver_set_iscsiadm(struct ho_receiver *r, const struct iscsiadm_ops *adm);
 void ho_receiver_free(struct ho_receiver *r);
 
 #endif

@@ -15,8 +15,9 @@
 #include "xl-ext/storage/lun.h"
 #include "xl-ext/storage/owner.h"
 
-#define HO_TIMEOUT_S 5
-#define HO_MAX_LUNS  16
+#define HO_TIMEOUT_S       5
+#define HO_MAX_LUNS        16
+#define HO_LOGIN_TIMEOUT_S 20 /* a kernel-initiator login and its device (iscsiadm.h) */
 /* source_view: the LUN is skipped because this xl-ext has no libiscsi (not an error code) */
 #define HO_NO_LIBISCSI 1
 
@@ -44,10 +45,13 @@ struct ho_lun {
 	char target[LUN_TARGET_MAX]; /* what was opened: the URL or the kernel device */
 	struct lun *lun;
 	struct lun *klun; /* block-iscsi on xen: the kernel's session, registered after restore */
+	int made_session; /* by-path on xen: prepare logged in (no session before): undone by abort
+	                   */
 };
 
 struct ho_receiver {
 	int kernel; /* LUNs through the kernel initiator's block devices (xen backend) */
+	const struct iscsiadm_ops *adm; /* how the kernel initiator logs in and out */
 	char host[64];
 	uint64_t key;
 	uint64_t src_key;

@@ -15,6 +15,7 @@
 #include "xl-ext/migration/handover_int.h"
 #include "xl-ext/storage/hostid.h"
 #include "xl-ext/storage/iscsi.h"
+#include "xl-ext/storage/iscsiadm.h"
 #include "xl-ext/storage/lunid.h"
 
 int ho_receiver_new(int kernel, struct ho_receiver **r_r)
@@ -23,7 +24,13 @@ int ho_receiver_new(int kernel, struct ho_receiver **r_r)
 	if (!*r_r)
 		return ERR_NOMEM;
 	(*r_r)->kernel = kernel;
+	(*r_r)->adm = &iscsiadm_system;
 	return 0;
+}
+
+void ho_receiver_set_iscsiadm(struct ho_receiver *r, const struct iscsiadm_ops *adm)
+{
+	r->adm = adm ? adm : &iscsiadm_system;
 }
 
 /*
@@ -33,6 +40,7 @@ int ho_receiver_new(int kernel, struct ho_receiver **r_r)
  */
 static enum lun_path choose_target(struct ho_receiver *r, struct ho_lun *l, int *rc_r)
 {
+	struct lun_choice_env env = {.iscsiadm = r->adm, .login_timeout_s = HO_LOGIN_TIMEOUT_S};
 	enum lun_path path = LUN_PATH_LIBISCSI;
 
 	*rc_r = 0;
@@ -46,7 +54,14 @@ static enum lun_path choose_target(struct ho_receiver *r, struct ho_lun *l, int 
 		l->disk.kind = DISK_LOCAL;
 		return path;
 	}
-	*rc_r = lun_choose(&l->disk, 1, 1, NULL, l->target, &path);
+	/* a session made here for a migration that is then refused is logged out by abort */
+	if (l->disk.form == DISK_FORM_BYPATH) {
+		*rc_r =
+		    iscsiadm_ensure_login(r->adm, &l->disk, HO_LOGIN_TIMEOUT_S, &l->made_session);
+		if (*rc_r)
+			return path;
+	}
+	*rc_r = lun_choose(&l->disk, 1, 0, &env, l->target, &path);
 	return path;
 }
 
@@ -228,7 +243,22 @@ static int prepare_lun(struct ho_receiver *r, struct ho_lun *l, json_object *req
 		rc = ho_open_lun(l->target, r->host, &l->lun);
 	if (!lun_have_libiscsi() && rc == ERR_NOTSUP && path == LUN_PATH_LIBISCSI && !l->lun) {
 		json_object_object_add(out, "verified", NULL);
-		snprintf(l->why, sizeof(l->why), "xl-ext on this host is built without libiscsi");
+		if (!l->readonly && ho_jstr(req_lun, "holder")) {
+			/* no session to register on: after GO the guest's writes here would be
+			 * refused by the reservation the source's key holds */
+			snprintf(
+			    l->why, sizeof(l->why),
+			    "xl-ext on host %s is built without libiscsi and has no kernel "
+			    "session to %s, so it cannot take over the reservation key %s holds: "
+			    "log this host in to the target (iscsiadm) or install xl-ext with "
+			    "libiscsi",
+			    r->host, l->url, ho_jstr(req_lun, "holder"));
+			rc = ERR_NOTSUP;
+			goto out;
+		}
+		snprintf(l->why, sizeof(l->why),
+		         "xl-ext on this host is built without libiscsi: not checked (%s)",
+		         l->readonly ? "read-only" : "no reservation to hand over");
 		rc = 0;
 		goto out;
 	}
@@ -345,6 +375,10 @@ static void release_lun(struct ho_receiver *r, struct ho_lun *l, int undo)
 	lun_close(l->klun);
 	l->lun = NULL;
 	l->klun = NULL;
+	if (undo && l->made_session) {
+		iscsiadm_logout(r->adm, &l->disk, HO_LOGIN_TIMEOUT_S);
+		l->made_session = 0;
+	}
 }
 
 /* GO given, the guest runs here: take the reservation over. Fills out. */

@@ -49,7 +49,8 @@ static const char *first_line(char *out)
 	return out[0] ? out : "no output";
 }
 
-int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info *d, int timeout_s)
+int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info *d, int timeout_s,
+                          int *made_r)
 {
 	char path[DISK_SPEC_MAX + 64], portal[DISK_HOST_MAX + 16], iqn[DISK_IQN_MAX], out[512];
 	char m[] = "-m", discovery[] = "discovery", t[] = "-t", st[] = "st", p[] = "-p";
@@ -58,6 +59,8 @@ int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info
 	char *login_argv[] = {prog, m, node, tt, iqn, p, portal, login, NULL};
 	int rc;
 
+	if (made_r)
+		*made_r = 0;
 	rc = iscsiadm_device_path(d, path, sizeof(path));
 	if (rc) {
 		log_error("disk '%s' is not an iSCSI LUN: no kernel-initiator login for it",
@@ -87,6 +90,8 @@ int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info
 		    d->vdev, iqn, portal, rc < 0 ? "error" : "exit status", rc, first_line(out));
 		return ERR_IO;
 	}
+	if (rc == 0 && made_r)
+		*made_r = 1;
 	for (int waited = 0; waited <= timeout_s * 1000; waited += 100) {
 		if (ops->exists(ops->ctx, path))
 			return 0;
@@ -96,6 +101,33 @@ int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info
 	          "the target export LUN %u, and does udev run?",
 	          d->vdev, iqn, portal, d->lun, path, timeout_s, d->lun);
 	return ERR_NOTFOUND;
+}
+
+int iscsiadm_logout(const struct iscsiadm_ops *ops, const struct disk_info *d, int timeout_s)
+{
+	char portal[DISK_HOST_MAX + 16], iqn[DISK_IQN_MAX], out[512];
+	char m[] = "-m", node[] = "node", tt[] = "-T", p[] = "-p", logout[] = "--logout";
+	char prog[] = "iscsiadm";
+	char *argv[] = {prog, m, node, tt, iqn, p, portal, logout, NULL};
+	int rc;
+
+	if (d->kind != DISK_ISCSI)
+		return ERR_INVAL;
+	portal_of(d, portal, sizeof(portal));
+	snprintf(iqn, sizeof(iqn), "%s", d->iqn);
+	out[0] = '\0';
+	rc = ops->run(ops->ctx, argv, timeout_s, out, sizeof(out));
+	if (rc != 0) {
+		log_error("disk %s: logging out of %s at %s failed (%s %d): %s; 'iscsiadm -m "
+		          "session' shows the session this host made for nothing",
+		          d->vdev, iqn, portal, rc < 0 ? "error" : "exit status", rc,
+		          first_line(out));
+		return ERR_IO;
+	}
+	log_info("disk %s: logged out of %s at %s again (the session was made for a migration "
+	         "that did not happen)",
+	         d->vdev, iqn, portal);
+	return 0;
 }
 
 /* --- the system runner ------------------------------------------------------------------ */

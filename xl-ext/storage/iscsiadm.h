@@ -39,8 +39,18 @@ int iscsiadm_device_path(const struct disk_info *d, char *buf, size_t len);
  * Steps 1-4 above for disk d, each bounded by timeout_s. Returns 0 when the device exists;
  * ERR_INVAL for a disk that is not iSCSI; ERR_IO when discovery or login fails; ERR_NOTFOUND
  * when logged in but the LUN's device does not appear - each logged naming the portal, the
- * IQN, the LUN and what to check.
+ * IQN, the LUN and what to check. *made_r (if not NULL) is 1 when this call made a new
+ * session to the target (no session existed: nothing else on this host used it), whatever it
+ * returns: the caller logs it out again (iscsiadm_logout) if what it was for fails.
  */
-int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info *d, int timeout_s);
+int iscsiadm_ensure_login(const struct iscsiadm_ops *ops, const struct disk_info *d, int timeout_s,
+                          int *made_r);
+
+/*
+ * Log out of the session to d's target (iscsiadm -m node -T <iqn> -p <portal> --logout): for
+ * a session iscsiadm_ensure_login made for something that then failed (a refused migration).
+ * Every LUN of the target loses its device. Returns 0 or ERR_IO (logged, naming the target).
+ */
+int iscsiadm_logout(const struct iscsiadm_ops *ops, const struct disk_info *d, int timeout_s);
 
 #endif

@@ -235,7 +235,7 @@ int lun_choose(const struct disk_info *d, int kernel, int login, const struct lu
 	else if (iscsiadm_device_path(d, dev, sizeof(dev)))
 		return ERR_INVAL;
 	if (d->form == DISK_FORM_BYPATH && login) {
-		rc = iscsiadm_ensure_login(adm, d, timeout_s);
+		rc = iscsiadm_ensure_login(adm, d, timeout_s, NULL);
 		if (rc)
 			return rc;
 	}

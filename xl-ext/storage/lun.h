@@ -80,4 +80,17 @@ struct lun_choice_env {
 int lun_choose(const struct disk_info *d, int kernel, int login, const struct lun_choice_env *env,
                char *target, enum lun_path *path_r);
 
+/*
+ * Before domain starts on this host (a create, a cold restart): take its writable iSCSI disk
+ * d with this host's key (hostid.h), as a simulated guest does at boot - register, reserve
+ * WRITE EXCLUSIVE - REGISTRANTS ONLY, verify this key alone holds it (owner.h's acquire flow) -
+ * on the session the guest writes through (lun_choose with kernel as the backend has it, and
+ * a login). Already held by this host's key (its fencer's or another session's): this session
+ * is registered too. Returns 0; ERR_CONFLICT when another key holds the LUN (that host may run
+ * the guest); another error when the LUN cannot be reached. Every failure is logged naming
+ * domain, disk, LUN and what to do; nothing is left registered by a failed acquire.
+ */
+int lun_acquire_for_start(const struct disk_info *d, const char *domain, int kernel,
+                          const struct lun_choice_env *env);
+
 #endif

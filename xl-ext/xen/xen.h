@@ -61,7 +61,19 @@ int xen_config_set_name(libxl_domain_config *cfg, const char *name);
  * kernel-initiator session (iscsiadm.h); block-iscsi disks are left to Xen's script, which
  * logs in by itself. Returns 0 or the error (logged, naming domain, disk and portal).
  */
-int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name);
+int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name, uint64_t *made_r);
+/* *made_r of xen_login_iscsi_disks gets bit i for disk i whose session the call made (none
+ * existed); a failed login logs those out again itself. xen_logout_iscsi_disks logs out the
+ * sessions of made, for a domain that was then not created. */
+void xen_logout_iscsi_disks(const libxl_domain_config *cfg, uint64_t made);
+/*
+ * Once libxl attached the disks of a new domain (created, still paused), before it first
+ * runs: each writable iSCSI disk's LUN is taken with this host's key on the kernel
+ * initiator's session blkback writes through (lun_acquire_for_start), as a simulated guest
+ * takes its LUN at boot. Returns 0, or the first failure (logged): ERR_CONFLICT when another
+ * host's key holds a LUN.
+ */
+int xen_take_iscsi_disks(const libxl_domain_config *cfg, const char *name);
 /*
  * hv_ops.create: a domain from path, either libxl_domain_config JSON (what config_json
  * gives: the configuration kept when the domain was last seen) or an xl.cfg file

@@ -497,6 +497,7 @@ int xen_create(struct hv *hv, const char *config_path, const struct hv_create_ar
 {
 	libxl_domain_config cfg;
 	uint32_t domid = (uint32_t)INVALID_DOMID, other;
+	uint64_t made = 0; /* iSCSI sessions made for this domain */
 	const char *name;
 	int rc;
 
@@ -519,7 +520,7 @@ int xen_create(struct hv *hv, const char *config_path, const struct hv_create_ar
 		rc = ERR_EXISTS;
 		goto out;
 	}
-	rc = xen_login_iscsi_disks(&cfg, name);
+	rc = xen_login_iscsi_disks(&cfg, name, &made);
 	if (rc)
 		goto out;
 	/* synchronous (no ao_how); libxl leaves the new domain paused, as xl create does */
@@ -529,7 +530,17 @@ int xen_create(struct hv *hv, const char *config_path, const struct hv_create_ar
 		          name, config_path, rc);
 		if (domid != (uint32_t)INVALID_DOMID && domid != 0)
 			libxl_domain_destroy(hv->ctx, domid, NULL);
+		xen_logout_iscsi_disks(&cfg, made);
 		rc = xen_err(rc);
+		goto out;
+	}
+	/* the LUNs are taken before the guest first runs; one held elsewhere: never started */
+	rc = xen_take_iscsi_disks(&cfg, name);
+	if (rc) {
+		log_error("domain %s (domid %u): destroyed before it ran; nothing else changed",
+		          name, domid);
+		libxl_domain_destroy(hv->ctx, domid, NULL);
+		xen_logout_iscsi_disks(&cfg, made);
 		goto out;
 	}
 	if (!(args && args->paused)) {

@@ -22,6 +22,7 @@
 #include "xl-ext/precopy/precopy.h"
 #include "xl-ext/storage/disk.h"
 #include "xl-ext/storage/iscsiadm.h"
+#include "xl-ext/storage/lun.h"
 #include "xl-ext/xen/xen.h"
 
 #define XEN_ISCSI_LOGIN_TIMEOUT_S 20
@@ -186,7 +187,74 @@ int xen_config_set_name(libxl_domain_config *cfg, const char *name)
 	return 0;
 }
 
-int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name)
+/*
+ * The disk spec of libxl disk d (disk.h's syntax) into spec, for disk_classify: a by-path
+ * device as phy:, a block-iscsi (or other script) disk with its script and target. 0, or
+ * ERR_NOTFOUND for a disk without a path or vdev (a CD-ROM drive left empty).
+ */
+static int libxl_disk_spec(const libxl_device_disk *d, char *spec, size_t len)
+{
+	int n;
+
+	if (!d->pdev_path || !d->vdev)
+		return ERR_NOTFOUND;
+	if (d->script)
+		n = snprintf(spec, len, "vdev=%s,access=%s,script=%s,target=%s", d->vdev,
+		             d->readwrite ? "rw" : "ro", d->script, d->pdev_path);
+	else
+		n = snprintf(spec, len, "phy:%s,%s,%s", d->pdev_path, d->vdev,
+		             d->readwrite ? "w" : "r");
+	return n > 0 && (size_t)n < len ? 0 : ERR_NOTFOUND;
+}
+
+int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name, uint64_t *made_r)
+{
+	struct disk_info *di = calloc(1, sizeof(*di));
+	char spec[DISK_SPEC_MAX];
+	int rc = 0;
+
+	*made_r = 0;
+	if (!di)
+		return ERR_NOMEM;
+	for (int i = 0; i < cfg->num_disks && !rc; i++) {
+		const libxl_device_disk *d = &cfg->disks[i];
+		int made = 0;
+
+		if (!d->pdev_path || strncmp(d->pdev_path, "/dev/disk/by-path/ip-", 21) ||
+		    libxl_disk_spec(d, spec, sizeof(spec)))
+			continue;
+		if (disk_classify(spec, di) || di->kind != DISK_ISCSI)
+			continue;
+		rc = iscsiadm_ensure_login(&iscsiadm_system, di, XEN_ISCSI_LOGIN_TIMEOUT_S, &made);
+		if (made && i < 64)
+			*made_r |= 1ull << i;
+		if (rc)
+			log_error(
+			    "domain %s: disk %s has no device on this host and the iSCSI login "
+			    "failed (above)",
+			    name, d->vdev);
+	}
+	free(di);
+	if (rc)
+		xen_logout_iscsi_disks(cfg, *made_r);
+	return rc;
+}
+
+void xen_logout_iscsi_disks(const libxl_domain_config *cfg, uint64_t made)
+{
+	struct disk_info *di = made ? calloc(1, sizeof(*di)) : NULL;
+	char spec[DISK_SPEC_MAX];
+
+	for (int i = 0; di && i < cfg->num_disks && i < 64; i++) {
+		if (!(made & (1ull << i)) || libxl_disk_spec(&cfg->disks[i], spec, sizeof(spec)) ||
+		    disk_classify(spec, di))
+			continue;
+		iscsiadm_logout(&iscsiadm_system, di, XEN_ISCSI_LOGIN_TIMEOUT_S);
+	}
+	free(di);
+}
+
+int xen_take_iscsi_disks(const libxl_domain_config *cfg, const char *name)
 {
 	struct disk_info *di = calloc(1, sizeof(*di));
 	char spec[DISK_SPEC_MAX];
@@ -197,17 +265,10 @@ int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name)
 	for (int i = 0; i < cfg->num_disks && !rc; i++) {
 		const libxl_device_disk *d = &cfg->disks[i];
 
-		if (!d->pdev_path || strncmp(d->pdev_path, "/dev/disk/by-path/ip-", 21) || !d->vdev)
+		if (!d->readwrite || libxl_disk_spec(d, spec, sizeof(spec)) ||
+		    disk_classify(spec, di) || di->kind != DISK_ISCSI)
 			continue;
-		snprintf(spec, sizeof(spec), "phy:%s,%s,%s", d->pdev_path, d->vdev,
-		         d->readwrite ? "w" : "r");
-		if (disk_classify(spec, di) || di->kind != DISK_ISCSI)
-			continue;
-		rc = iscsiadm_ensure_login(&iscsiadm_system, di, XEN_ISCSI_LOGIN_TIMEOUT_S);
-		if (rc)
-			log_error("incoming domain %s: disk %s has no device on this host and the "
-			          "login failed (above); the sender keeps the domain",
-			          name, d->vdev);
+		rc = lun_acquire_for_start(di, name, 1, NULL);
 	}
 	free(di);
 	return rc;
@@ -225,6 +286,7 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	libxl_domain_restore_params rp;
 	libxl_domain_config cfg;
 	uint32_t domid = (uint32_t)INVALID_DOMID;
+	uint64_t made = 0; /* iSCSI sessions made for this domain */
 	int rc;
 
 	(void)params;
@@ -243,7 +305,7 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 	rc = xen_config_set_name(&cfg, name);
 	if (rc)
 		goto out;
-	rc = xen_login_iscsi_disks(&cfg, name);
+	rc = xen_login_iscsi_disks(&cfg, name, &made);
 	if (rc) {
 		log_error("incoming domain %s: not created; the sender keeps the domain", name);
 		goto out;
@@ -260,6 +322,7 @@ int xen_receive_stream(struct hv *hv, int fd, const char *name, const char *conf
 		          name, rc);
 		if (domid != (uint32_t)INVALID_DOMID && domid != 0)
 			libxl_domain_destroy(hv->ctx, domid, NULL);
+		xen_logout_iscsi_disks(&cfg, made); /* sessions made for it alone */
 		rc = xen_err(rc);
 		goto out;
 	}
