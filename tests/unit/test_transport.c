@@ -173,6 +173,51 @@ static void test_foreign_peer_is_protocol_error(void **state)
 	assert_false(f.got); /* nothing was sent to it */
 }
 
+/* Another version of the transport: refused before anything is sent, both versions named. */
+static void test_other_version_is_named(void **state)
+{
+	static const uint8_t v2[16] = "xl-ext auth 2\n\0";
+	static const uint8_t v12[16] = "xl-ext auth 12\n";
+	static const uint8_t garbled[16] = "xl-ext auth \xff\xff\xff\xff";
+	struct fake_receiver f = {.magic = v2};
+
+	(void)state;
+	log_capture_clear(capture);
+	assert_int_equal(run_fake_receiver(&f), ERR_PROTO);
+	assert_false(f.got);
+	assert_true(log_capture_contains(capture,
+	                                 "migration receiver fake speaks version 2 of "
+	                                 "xl-ext's authenticated migration transport; "
+	                                 "this xl-ext (" PACKAGE_VERSION ") speaks version 1"));
+	f = (struct fake_receiver){.magic = v12};
+	assert_int_equal(run_fake_receiver(&f), ERR_PROTO);
+	assert_true(log_capture_contains(capture, "speaks version 12 of"));
+	f = (struct fake_receiver){.magic = garbled};
+	assert_int_equal(run_fake_receiver(&f), ERR_PROTO);
+	assert_true(log_capture_contains(capture, "speaks version (unreadable) of"));
+	/* the receiver names a sender of another version the same way */
+	{
+		struct receiver_run r = {.key = &key_a};
+		uint8_t hello[48], proof[84];
+		pthread_t t;
+		int sv[2];
+
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		r.fd = sv[1];
+		assert_int_equal(pthread_create(&t, NULL, receiver_thread, &r), 0);
+		assert_int_equal(fd_read_exact(sv[0], hello, sizeof(hello)), 0);
+		memcpy(proof, v2, 16);
+		memset(proof + 16, 0x11, sizeof(proof) - 16);
+		assert_int_equal(fd_write_exact(sv[0], proof, sizeof(proof)), 0);
+		pthread_join(t, NULL);
+		assert_int_equal(r.rc, ERR_PROTO);
+		assert_true(
+		    log_capture_contains(capture, "migration sender sender speaks version 2"));
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
 static void test_rejection_and_hangup(void **state)
 {
 	uint8_t no = 1;
@@ -412,6 +457,7 @@ int main(void)
 	    cmocka_unit_test(test_prefix_of_key_is_another_key),
 	    cmocka_unit_test(test_receiver_without_key_cannot_fake_acceptance),
 	    cmocka_unit_test(test_foreign_peer_is_protocol_error),
+	    cmocka_unit_test(test_other_version_is_named),
 	    cmocka_unit_test(test_rejection_and_hangup),
 	    cmocka_unit_test(test_receiver_refuses_garbage_proof),
 	    cmocka_unit_test(test_flags_changed_in_transit_are_refused),

@@ -28,6 +28,33 @@
 #include "xl-ext/migration/transport.h"
 
 static const uint8_t tr_magic[TR_MAGIC_LEN] = "xl-ext auth 1\n\0";
+#define TR_MAGIC_PREFIX "xl-ext auth " /* then the version, "\n", NULs */
+
+/*
+ * Is the peer's magic (TR_MAGIC_LEN bytes from the network) ours? 0 if so. Another version of
+ * the transport is named as such (bounded: digits only, within the magic); anything else is a
+ * peer that does not speak it. what: how the peer is described in the message.
+ */
+static int check_magic(const uint8_t *in, const char *peer, const char *what)
+{
+	size_t plen = sizeof(TR_MAGIC_PREFIX) - 1, n = 0;
+	char version[TR_MAGIC_LEN];
+
+	if (!memcmp(in, tr_magic, TR_MAGIC_LEN))
+		return 0;
+	if (!memcmp(in, TR_MAGIC_PREFIX, plen)) {
+		while (plen + n < TR_MAGIC_LEN && in[plen + n] >= '0' && in[plen + n] <= '9')
+			n++;
+		memcpy(version, in + plen, n);
+		version[n] = '\0';
+		log_error("%s %s speaks version %s of xl-ext's authenticated migration transport; "
+		          "this xl-ext (%s) speaks version 1: install the same xl-ext release on "
+		          "both hosts",
+		          what, peer, n ? version : "(unreadable)", PACKAGE_VERSION);
+		return ERR_PROTO;
+	}
+	return ERR_NOTFOUND;
+}
 
 int tr_key_load(const char *path, struct tr_key *key)
 {
@@ -298,12 +325,13 @@ int tr_auth_sender(int fd, const struct tr_key *key, const char *peer, uint32_t 
 	rc = auth_read(fd, in, sizeof(in), peer, "challenge");
 	if (rc)
 		return rc;
-	if (memcmp(in, tr_magic, TR_MAGIC_LEN)) {
+	rc = check_magic(in, peer, "migration receiver");
+	if (rc == ERR_NOTFOUND)
 		log_error("%s does not speak xl-ext's authenticated transport (is it 'xl-ext "
 		          "migrate-receive --listen'?)",
 		          peer);
+	if (rc)
 		return ERR_PROTO;
-	}
 	if (RAND_bytes(ns, sizeof(ns)) != 1)
 		return ERR_INTERNAL;
 	rc = auth_mac(key, "sender", in + TR_MAGIC_LEN, ns, fl, mac);
@@ -360,10 +388,11 @@ int tr_auth_receiver(int fd, const struct tr_key *key, const char *peer, uint32_
 	rc = auth_read(fd, in, sizeof(in), peer, "sender's proof");
 	if (rc)
 		return rc;
-	if (memcmp(in, tr_magic, TR_MAGIC_LEN)) {
+	rc = check_magic(in, peer, "migration sender");
+	if (rc == ERR_NOTFOUND)
 		log_error("connection from %s is not an xl-ext migration sender", peer);
+	if (rc)
 		return ERR_PROTO;
-	}
 	rc = auth_mac(key, "sender", nr, in + TR_MAGIC_LEN, fl, mac);
 	if (rc)
 		return rc;
