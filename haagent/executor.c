@@ -292,7 +292,8 @@ static int run_self_fence(struct ha_executor *ex)
 	struct hv_domain_info *doms = NULL;
 	size_t ndoms = 0;
 
-	if (!me || ex->env.hv_ops->list(ex->env.hv, &doms, &ndoms) != 0)
+	/* in the child: a connection of its own, as every worker (libxl's is the daemon's) */
+	if (!me || ha_worker_list(ex->env.hv_ops, &doms, &ndoms) != 0)
 		return HA_WORKER_FAILED;
 	log_debug("self-fence: node %s cut off: checking the LUNs of its %zu domain(s)", me->name,
 	          ndoms);
@@ -449,6 +450,10 @@ static void start_job(struct ha_executor *ex, struct job *j, int conn)
 			                          report[1]);
 		break;
 	case JOB_STOP:
+		gc = guest_conf(ex, j->guest);
+		status = ha_worker_stop_for_restart(ex->env.hv_ops, j->guest,
+		                                    gc ? gc->config : NULL, report[1]);
+		break;
 	case JOB_STALE:
 		status = ha_worker_destroy(ex->env.hv_ops, j->guest, report[1]);
 		break;

@@ -220,6 +220,55 @@ int ha_worker_destroy(const struct hv_ops *ops, const char *guest, int report_fd
 	return rc == 0 ? HA_WORKER_OK : HA_WORKER_FAILED;
 }
 
+int ha_worker_list(const struct hv_ops *ops, struct hv_domain_info **doms_r, size_t *n_r)
+{
+	struct loop *loop = NULL;
+	struct hv *hv = NULL;
+	int rc = open_hv(ops, &loop, &hv);
+
+	if (rc == 0)
+		rc = ops->list(hv, doms_r, n_r);
+	if (hv)
+		ops->close(hv);
+	loop_free(loop);
+	return rc;
+}
+
+int ha_worker_stop_for_restart(const struct hv_ops *ops, const char *guest, const char *config_path,
+                               int report_fd)
+{
+	struct loop *loop = NULL;
+	struct hv *hv = NULL;
+	char *json = NULL;
+	int rc = 0;
+
+	if (!config_path || !config_path[0]) {
+		log_error("cold restart of %s: not shut down here: haagent.conf gives it no "
+		          "'config', so no node could start it again; it keeps running",
+		          guest);
+		return HA_WORKER_FAILED;
+	}
+	if (ops->config_file_json) {
+		rc = open_hv(ops, &loop, &hv);
+		if (rc == 0)
+			rc = ops->config_file_json(hv, config_path, guest, &json);
+		free(json);
+		if (hv)
+			ops->close(hv);
+		loop_free(loop);
+	} else if (access(config_path, R_OK) != 0) {
+		rc = ERR_NOTFOUND;
+	}
+	if (rc < 0) {
+		log_error("cold restart of %s: not shut down here: its config %s cannot be read "
+		          "(%s), so it could not be started again from it; it keeps running: fix "
+		          "'config' in haagent.conf",
+		          guest, config_path, err_str(rc));
+		return HA_WORKER_FAILED;
+	}
+	return ha_worker_destroy(ops, guest, report_fd);
+}
+
 int ha_worker_settle_away(const struct hv_ops *ops, const char *guest, bool resume)
 {
 	char away[HV_NAME_MAX + 16];

@@ -59,6 +59,22 @@ int ha_worker_create(const struct hv_ops *ops, const char *config_path, const ch
 int ha_worker_destroy(const struct hv_ops *ops, const char *guest, int report_fd);
 
 /*
+ * The domains of this host, through a hypervisor connection of the caller's own (a worker
+ * child must not use the daemon's: libxl's is unusable after the fork). As hv_ops.list.
+ */
+int ha_worker_list(const struct hv_ops *ops, struct hv_domain_info **doms_r, size_t *n_r);
+
+/*
+ * The owner's half of a cold restart: destroy guest here (ha_worker_destroy) only if it can
+ * be started again from config_path - set, and read and converted by the backend as the
+ * target's create will (hv_ops.config_file_json; readable at least where the backend cannot
+ * convert). Otherwise the guest keeps running here and the error names the guest and the
+ * file: a guest is never shut down for a restart that cannot happen.
+ */
+int ha_worker_stop_for_restart(const struct hv_ops *ops, const char *guest, const char *config_path,
+                               int report_fd);
+
+/*
  * Settle guest's copy paused here as <guest>--migratedaway after a migration broke past the
  * point of no return: destroy it, or with resume, rename it back and unpause it.
  */

@@ -902,6 +902,94 @@ static void test_no_migration_key(void **state)
 	teardown_cluster(c);
 }
 
+/* The owner's half of a cold restart (worker.c), against a backend that reads configs. */
+static unsigned opens, closes;
+
+static int fake_open(struct hv **hv_r, struct loop *loop)
+{
+	(void)loop;
+	*hv_r = FAKE_HV;
+	opens++;
+	return 0;
+}
+
+static void fake_close(struct hv *hv)
+{
+	assert_ptr_equal(hv, FAKE_HV);
+	closes++;
+}
+
+static int fake_list(struct hv *hv, struct hv_domain_info **doms_r, size_t *n_r)
+{
+	assert_ptr_equal(hv, FAKE_HV); /* the worker's own connection, not the daemon's */
+	assert_int_equal(opens, closes + 1);
+	*doms_r = calloc(1, sizeof(**doms_r));
+	if (!*doms_r)
+		return ERR_NOMEM;
+	snprintf((*doms_r)[0].name, sizeof((*doms_r)[0].name), "g1");
+	*n_r = 1;
+	return 0;
+}
+
+static int fake_config_file_json(struct hv *hv, const char *path, const char *name, char **json_r)
+{
+	(void)hv;
+	assert_string_equal(name, "g1");
+	if (strcmp(path, "/etc/xen/g1.cfg"))
+		return ERR_NOTFOUND;
+	*json_r = strdup("{}");
+	return *json_r ? 0 : ERR_NOMEM;
+}
+
+/*
+ * A guest is shut down for a cold restart only if it can be started again: without a
+ * 'config', or with one the backend cannot read, it keeps running and the log says why; with
+ * a readable one it is destroyed.
+ */
+static void test_stop_for_restart_needs_config(void **state)
+{
+	struct hv_ops ops = fake_ops;
+
+	(void)state;
+	ops.open = fake_open;
+	ops.close = fake_close;
+	ops.config_file_json = fake_config_file_json;
+	left_here = LEFT_RUNNING;
+	destroys = 0;
+	log_capture_clear(capture);
+	assert_int_equal(ha_worker_stop_for_restart(&ops, "g1", NULL, -1), HA_WORKER_FAILED);
+	assert_true(log_capture_contains(capture, "cold restart of g1: not shut down here: "
+	                                          "haagent.conf gives it no 'config'"));
+	assert_int_equal(ha_worker_stop_for_restart(&ops, "g1", "/etc/xen/missing.cfg", -1),
+	                 HA_WORKER_FAILED);
+	assert_true(
+	    log_capture_contains(capture, "its config /etc/xen/missing.cfg cannot be read"));
+	assert_int_equal(destroys, 0);
+	assert_int_equal(ha_worker_stop_for_restart(&ops, "g1", "/etc/xen/g1.cfg", -1),
+	                 HA_WORKER_OK);
+	assert_int_equal(destroys, 1);
+	/* a backend that cannot convert configs: the file must at least be readable */
+	ops.config_file_json = NULL;
+	assert_int_equal(ha_worker_stop_for_restart(&ops, "g1", "/nonexistent/g1.cfg", -1),
+	                 HA_WORKER_FAILED);
+	assert_int_equal(destroys, 1);
+	left_here = LEFT_NONE;
+	/* the self-fence child lists domains through a connection it opens and closes */
+	{
+		struct hv_domain_info *doms = NULL;
+		size_t n = 0;
+
+		ops.list = fake_list;
+		opens = closes = 0;
+		assert_int_equal(ha_worker_list(&ops, &doms, &n), 0);
+		assert_int_equal(n, 1);
+		assert_string_equal(doms[0].name, "g1");
+		assert_int_equal(opens, 1);
+		assert_int_equal(closes, 1);
+		free(doms);
+	}
+}
+
 /*
  * Node 1 marked failing --cold (stopping): it shuts g1 down itself, with no claim and no
  * live migration, and multicasts GUEST_STOPPED; the restart is then the target's (node 2,
@@ -1015,6 +1103,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_no_migration_key, reset),
 	    cmocka_unit_test_setup(test_fence_job_then_restart, reset),
 	    cmocka_unit_test_setup(test_fence_job_fails, reset),
+	    cmocka_unit_test_setup(test_stop_for_restart_needs_config, reset),
 	    cmocka_unit_test_setup(test_cold_evacuation_stops_here, reset),
 	    cmocka_unit_test_setup(test_cold_evacuation_starts_here, reset),
 	};
