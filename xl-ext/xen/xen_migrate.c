@@ -207,23 +207,33 @@ static int libxl_disk_spec(const libxl_device_disk *d, char *spec, size_t len)
 	return n > 0 && (size_t)n < len ? 0 : ERR_NOTFOUND;
 }
 
+/* Disk i of cfg classified into di: 0 when it is an iSCSI disk (writable too, with rw_only). */
+static int iscsi_disk_at(const libxl_domain_config *cfg, int i, bool rw_only, struct disk_info *di)
+{
+	const libxl_device_disk *d = &cfg->disks[i];
+	char spec[DISK_SPEC_MAX];
+
+	if ((rw_only && !d->readwrite) || libxl_disk_spec(d, spec, sizeof(spec)) ||
+	    disk_classify(spec, di) || di->kind != DISK_ISCSI)
+		return ERR_NOTFOUND;
+	return 0;
+}
+
 int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name, uint64_t *made_r)
 {
 	struct disk_info *di = calloc(1, sizeof(*di));
-	char spec[DISK_SPEC_MAX];
 	int rc = 0;
 
 	*made_r = 0;
 	if (!di)
 		return ERR_NOMEM;
 	for (int i = 0; i < cfg->num_disks && !rc; i++) {
-		const libxl_device_disk *d = &cfg->disks[i];
+		const char *pdev = cfg->disks[i].pdev_path;
 		int made = 0;
 
-		if (!d->pdev_path || strncmp(d->pdev_path, "/dev/disk/by-path/ip-", 21) ||
-		    libxl_disk_spec(d, spec, sizeof(spec)))
-			continue;
-		if (disk_classify(spec, di) || di->kind != DISK_ISCSI)
+		/* block-iscsi disks are left to Xen's script, which logs in by itself */
+		if (!pdev || strncmp(pdev, "/dev/disk/by-path/ip-", 21) ||
+		    iscsi_disk_at(cfg, i, false, di))
 			continue;
 		rc = iscsiadm_ensure_login(&iscsiadm_system, di, XEN_ISCSI_LOGIN_TIMEOUT_S, &made);
 		if (made && i < 64)
@@ -232,7 +242,7 @@ int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name, uint
 			log_error(
 			    "domain %s: disk %s has no device on this host and the iSCSI login "
 			    "failed (above)",
-			    name, d->vdev);
+			    name, cfg->disks[i].vdev);
 	}
 	free(di);
 	if (rc)
@@ -243,33 +253,23 @@ int xen_login_iscsi_disks(const libxl_domain_config *cfg, const char *name, uint
 void xen_logout_iscsi_disks(const libxl_domain_config *cfg, uint64_t made)
 {
 	struct disk_info *di = made ? calloc(1, sizeof(*di)) : NULL;
-	char spec[DISK_SPEC_MAX];
 
-	for (int i = 0; di && i < cfg->num_disks && i < 64; i++) {
-		if (!(made & (1ull << i)) || libxl_disk_spec(&cfg->disks[i], spec, sizeof(spec)) ||
-		    disk_classify(spec, di))
-			continue;
-		iscsiadm_logout(&iscsiadm_system, di, XEN_ISCSI_LOGIN_TIMEOUT_S);
-	}
+	for (int i = 0; di && i < cfg->num_disks && i < 64; i++)
+		if ((made & (1ull << i)) && !iscsi_disk_at(cfg, i, false, di))
+			iscsiadm_logout(&iscsiadm_system, di, XEN_ISCSI_LOGIN_TIMEOUT_S);
 	free(di);
 }
 
 int xen_take_iscsi_disks(const libxl_domain_config *cfg, const char *name)
 {
 	struct disk_info *di = calloc(1, sizeof(*di));
-	char spec[DISK_SPEC_MAX];
 	int rc = 0;
 
 	if (!di)
 		return ERR_NOMEM;
-	for (int i = 0; i < cfg->num_disks && !rc; i++) {
-		const libxl_device_disk *d = &cfg->disks[i];
-
-		if (!d->readwrite || libxl_disk_spec(d, spec, sizeof(spec)) ||
-		    disk_classify(spec, di) || di->kind != DISK_ISCSI)
-			continue;
-		rc = lun_acquire_for_start(di, name, 1, NULL);
-	}
+	for (int i = 0; i < cfg->num_disks && !rc; i++)
+		if (!iscsi_disk_at(cfg, i, true, di))
+			rc = lun_acquire_for_start(di, name, 1, NULL);
 	free(di);
 	return rc;
 }
