@@ -50,7 +50,9 @@ xh_where_here() {
 # xh_wait_state seconds state...: wait (polling every 0.2 s) until xh_where_here prints one
 # of the states; prints the last state seen; 1 on timeout.
 xh_wait_state() {
-	_xh_n=$(($1 * 5))
+	# a deadline on the wall clock: each look (xl-ext list) takes its own time, seconds on a
+	# loaded dom0, so counting polls would wait many times longer than asked
+	_xh_deadline=$(($(xh_now_ms) + $1 * 1000))
 	shift
 	while :; do
 		_xh_st=$(xh_where_here)
@@ -60,8 +62,7 @@ xh_wait_state() {
 				return 0
 			fi
 		done
-		[ "$_xh_n" -le 0 ] && break
-		_xh_n=$((_xh_n - 1))
+		[ "$(xh_now_ms)" -ge "$_xh_deadline" ] && break
 		sleep 0.2
 	done
 	echo "$_xh_st"
@@ -222,10 +223,10 @@ xh_haagent_move() {
 		xh_log info "$XH_NAME: haagent is already moving it from $_xh_owner to $_xh_target"
 	fi
 	_xh_t0=$(xh_now_ms)
-	_xh_n=$((XH_MIGRATE_TIMEOUT * 5))
 	_xh_seen=0
-	while [ "$_xh_n" -gt 0 ]; do
-		_xh_n=$((_xh_n - 1))
+	# wall-clock bounds (each look takes its own time): the whole move, and 30 s for haagent
+	# to begin it
+	while [ "$(($(xh_now_ms) - _xh_t0))" -lt "$((XH_MIGRATE_TIMEOUT * 1000))" ]; do
 		_xh_w=$(xh_haagent where "$XH_NAME" 2>/dev/null)
 		_xh_st=$(xh_where_here)
 		[ "$(xh_field "$_xh_w" state)" = migrating ] && _xh_seen=1
@@ -241,7 +242,7 @@ xh_haagent_move() {
 			xh_log err "$XH_NAME: haagent's live migration failed (attempt $(xh_field "$_xh_w" failures)); it still runs here"
 			return 1
 		fi
-		[ "$_xh_seen" = 0 ] && [ "$_xh_n" -lt $((XH_MIGRATE_TIMEOUT * 5 - 150)) ] &&
+		[ "$_xh_seen" = 0 ] && [ "$(($(xh_now_ms) - _xh_t0))" -gt 30000 ] &&
 			[ "$(xh_field "$_xh_w" state)" = running ] && {
 			xh_log err "$XH_NAME: haagent did not start the migration within 30 s: $(xh_field "$_xh_w" reason)"
 			return 1
