@@ -12,18 +12,27 @@
 #   3. wire compatibility: stock xl migrate -> xl-ext migrate-receive, xl-ext migrate -> stock
 #      xl migrate-receive
 #   4. the estimate (log-dirty bitmaps); `xl-ext create` of an xl.cfg through libxl, a second
-#      copy of the name refused; pre-flight refusals (local writable disk, destination short
-#      of memory, name clash): the domain is untouched and still running on the source
+#      copy of the name refused, a copy on the LUN the other host holds refused; pre-flight
+#      refusals (local writable disk, destination short of memory, name clash): the domain is
+#      untouched and still running on the source
 #   5. the destination host VM killed mid-migration: the guest keeps running on the source,
 #      the command reports the failure, nothing is left half-created on either side
-#   6. (runs before 5; opt-in: XH_TESTS) corosync + haagent on both dom0s: the guest's dom0
-#      marked failing, haagent live-migrates the guest through the xen backend (direct
-#      transport, pre-shared key); counter never resets, journal continuous, never two copies
+#   6. (runs before 5) corosync + haagent on both dom0s: the guest's dom0 marked failing,
+#      haagent live-migrates the guest through the xen backend (direct transport, pre-shared
+#      key); counter never resets, journal continuous, never two copies; the node cleared
+#   8. (after 6, before 5) Heartbeat 3.0.6 in v1 mode on both dom0s with the LSB hook as the
+#      guest's resource: hb_standby on the guest's dom0 -> the hook's stop live-migrates it;
+#      counter never resets, journal continuous, never two copies
+#   7. (last; boots the host test 5 killed again) corosync on both dom0s plus a third voting
+#      member in a test namespace, haagent on both dom0s: the guest's host VM is killed; the
+#      survivor, quorate, fences it by reservation (its key preempted on the LUN) and restarts
+#      the guest once through libxl, which takes the LUN on the kernel initiator's session
+#      before the guest runs; the restarted guest's journal continues, nothing lost
 #
 # Root only (network namespaces, QEMU taps, tgtd). Prints PASS:/FAIL: lines and TIME: lines
 # for each phase. A migration that fails may be retried once (reported); a second failure
 # fails the test. Exit 0 if every test passed, 1 otherwise, 99 on a broken environment.
-# Knobs: XH_TESTS="1 2 3 4 5" (which tests), XH_CACHE, XH_KEEP_GOING=0 (stop at the first failed test), TB_KEEP=1.
+# Knobs: XH_TESTS="1 2 3 4 5 6 7 8" (which tests; the default), XH_CACHE, XH_KEEP_GOING=0 (stop at the first failed test), TB_KEEP=1.
 
 set -u
 XH_BUILD=$(cd "${1:-${top_builddir:-.}}" && pwd)
@@ -51,8 +60,8 @@ fail_test() {
 	[ "${XH_KEEP_GOING:-1}" = 1 ] || exit 1
 }
 
-# want_test n: true if test n is selected (XH_TESTS, default "1 2 3 4 5").
-want_test() { [[ " ${XH_TESTS:-1 2 3 4 5} " == *" $1 "* ]] || { echo "NOT RUN: test $1 (XH_TESTS)"; false; }; }
+# want_test n: true if test n is selected (XH_TESTS, default "1 2 3 4 5 6 7 8").
+want_test() { [[ " ${XH_TESTS:-1 2 3 4 5 6 7 8} " == *" $1 "* ]] || { echo "NOT RUN: test $1 (XH_TESTS)"; false; }; }
 
 lun_disk() { echo "phy:$(xh_lun_dev),xvda,w"; }
 
@@ -280,12 +289,13 @@ lun_pr() {
 }
 
 # lun_owned_by i: true if `xl-ext pr show` in host i's dom0 lists host i's key alone, holding
-# the reservation (WERO). Prints what it saw.
+# the reservation (WERO). Prints what it saw. The key may be listed once per session of the
+# host that registered it (a fencer's libiscsi session and the kernel's), no other key.
 lun_owned_by() {
 	local out
 	out=$(lun_pr "$1" show 2>&1)
 	echo "$out" | sed "s/^/    LUN seen from host $1: /"
-	grep -qE '^keys: 0x[0-9a-f]{16}\(self\)$' <<<"$out" &&
+	grep -qE '^keys:( 0x[0-9a-f]{16}\(self\))+$' <<<"$out" &&
 		grep -qE '^reservation: holder 0x[0-9a-f]{16}\(self\) type 5' <<<"$out"
 }
 
@@ -505,9 +515,25 @@ else
 	echo "    name clash: could not create a second $GUEST on host $D: $(tail -n 3 <<<"$out" | xargs)"
 	t4=0
 fi
+# a copy of the guest, under another name, on its LUN that host S holds: refused before it
+# runs (the LUN's reservation is another host's), nothing left on host D
+lun_pr $S acquire >/dev/null 2>&1
+if lun_owned_by $S >/dev/null; then
+	out=$(XH_CREATE="xl-ext -b xen create" xh_guest_create $D 5 "${GUEST}copy" "$(lun_disk)" 96 2>&1)
+	rc=$?
+	echo "$out" | tail -n 3 | sed "s/^/    xl-ext create of a copy on host $D: /"
+	[ "$rc" != 0 ] && grep -q "is reserved by key" <<<"$out" &&
+		! xh_dom_list $D | grep -q "^${GUEST}copy " ||
+		{ echo "    a copy on the LUN host $S holds: exit $rc, expected a refusal and no ${GUEST}copy on host $D"; t4=0; }
+	lun_owned_by $S >/dev/null || { echo "    host $S no longer holds the LUN alone after the refused copy"; t4=0; }
+	lun_pr $S giveup >/dev/null 2>&1 # test 5 sends over a pipe, which a held LUN forbids
+else
+	echo "    host $S could not take the LUN for the refused-copy check"
+	t4=0
+fi
 guest_answers 1 || { echo "    $GUEST does not answer after the refusals"; t4=0; }
 if [ "$t4" = 1 ]; then
-	tb_pass "test 4: the estimate by log-dirty bitmaps; xl-ext create through libxl (a second copy refused); pre-flight refusals (local disk, destination memory, name clash), guest untouched on the source"
+	tb_pass "test 4: the estimate by log-dirty bitmaps; xl-ext create through libxl (a second copy refused, a copy on the LUN the other host holds refused); pre-flight refusals (local disk, destination memory, name clash), guest untouched on the source"
 else
 	fail_test "test 4: pre-flight refusals"
 fi
@@ -517,9 +543,13 @@ fi
 
 # ---------------------------------------------------------------------------- 6: haagent
 # (before test 5, which kills a host for good)
-# ha_corosync_conf: corosync.conf of both dom0s: knet between their addresses, encrypted with
-# this run's key, votequorum's two_node (each node keeps quorum without its peer).
+# ha_corosync_conf [witness [self]]: corosync.conf of both dom0s: knet between their addresses,
+# encrypted with this run's key. Two nodes: votequorum's two_node (each node keeps quorum
+# without its peer). With "witness": a third voting member, w3, at host namespace 1's address
+# on the test /24 (corosync only, no haagent: test 7), and a plain majority of 3; that
+# member's own copy (keyfile, log and state under TB_DIR/witness) with "witness self".
 ha_corosync_conf() {
+	local witness=${1:-} self=${2:-}
 	cat <<EOF
 totem {
 	version: 2
@@ -528,6 +558,7 @@ totem {
 	crypto_cipher: aes256
 	crypto_hash: sha256
 	token: 3000
+$([ "$self" = self ] && printf '\tkeyfile: %s\n' "$TB_DIR/authkey")
 }
 nodelist {
 	node {
@@ -540,18 +571,20 @@ nodelist {
 		name: h2
 		ring0_addr: $(xh_dom0_ip 2)
 	}
+$([ -n "$witness" ] && printf '\tnode {\n\t\tnodeid: 3\n\t\tname: w3\n\t\tring0_addr: %s\n\t}\n' "$(tb_ip 1)")
 }
 quorum {
 	provider: corosync_votequorum
-	two_node: 1
+$([ -z "$witness" ] && printf '\ttwo_node: 1\n')
 }
 logging {
 	to_logfile: yes
-	logfile: /var/log/corosync.log
+	logfile: $([ "$self" = self ] && echo "$TB_DIR/witness/corosync.log" || echo /var/log/corosync.log)
 	to_syslog: no
 	to_stderr: no
 	timestamp: on
 }
+$([ "$self" = self ] && printf 'system {\n\tstate_dir: %s\n}\n' "$TB_DIR/witness/state")
 EOF
 }
 
@@ -567,6 +600,7 @@ socket = /run/haagent/haagent.sock
 state_file = /var/lib/haagent/state.json
 migration_key = /etc/haagent/migration.key
 migration_port = $((PORT + 1))
+${HA_EXTRA:-}
 [guest $GUEST]
 config = /root/$GUEST.cfg
 EOF
@@ -597,35 +631,61 @@ ha_stop_corosync() {
 		kill -9 $p 2>/dev/null; rm -f /run/corosync.pid' >/dev/null 2>&1
 }
 
+# ha_log_clean i: true if host i's haagent.log has no libxl failure of the daemon's own
+# connection (a worker child must never use it). Prints the first offending lines.
+ha_log_clean() {
+	local bad
+	bad=$(xh_ssh "$1" "grep -E 'Bad file descriptor|libxl_list_domain failed' /var/log/haagent.log | head -n 3")
+	[ -z "$bad" ] && return 0
+	echo "$bad" | sed "s/^/    host $1 haagent.log: /"
+	return 1
+}
+
 # ha_owner i: "<owner>/<state>" of GUEST in host i's agent's view.
 ha_owner() { ha_ctl "$1" guests 2>/dev/null | awk -v g="$GUEST" 'NR > 1 && $1 == g {print $2 "/" $3}'; }
 
-if want_test 6; then
-xh_phase_start "test 6 haagent evacuation"
-t6=1
-S=$GUEST_HOST
-D=$((3 - S))
-(umask 077 && head -c 256 /dev/urandom >"$TB_DIR/authkey" && head -c 32 /dev/urandom >"$TB_DIR/mig.key") ||
-	tb_error "cannot write the keys of test 6"
-for i in 1 2; do
-	xh_ssh $i "mkdir -p /etc/corosync /etc/haagent /run/haagent /var/lib/haagent && umask 077 && cat >/etc/corosync/authkey" <"$TB_DIR/authkey" &&
-		xh_ssh $i "umask 077 && cat >/etc/haagent/migration.key" <"$TB_DIR/mig.key" &&
-		ha_corosync_conf | xh_ssh $i "cat >/etc/corosync/corosync.conf" &&
-		ha_conf | xh_ssh $i "cat >/etc/haagent/haagent.conf" &&
-		xh_guest_cfg 1 "$GUEST" "$(lun_disk)" "$GUEST_MEM" | xh_ssh $i "cat >/root/$GUEST.cfg" ||
-		tb_error "host $i: cannot write the configuration of test 6"
-	# corosync and haagent in the foreground, detached from the ssh session, pids kept
-	xh_ssh $i 'setsid corosync -f -c /etc/corosync/corosync.conf </dev/null >/var/log/corosync.out 2>&1 & echo $! >/run/corosync.pid' ||
-		tb_error "host $i: corosync did not start"
-done
-for i in 1 2; do
-	tb_wait_until 180 eval "xh_ssh $i 'corosync-quorumtool -s' 2>/dev/null | grep -Eq '^Total votes: +2'" || {
-		xh_ssh $i 'corosync-quorumtool -s; tail -n 20 /var/log/corosync.log /var/log/corosync.out' 2>&1 | sed "s/^/    host $i corosync: /"
-		echo "    host $i: no 2-node corosync cluster"
-		t6=0
-	}
-done
-if [ "$t6" = 1 ]; then
+# ha_start [witness]: corosync and haagent on both dom0s (this run's keys, the guest's xl.cfg
+# with the LUN, HA_EXTRA in haagent.conf); with "witness", a third corosync member in host
+# namespace 1 (ha_corosync_conf). Waits until both agents are quorate and in sync with 2 nodes
+# and the guest. Returns 1 (after printing what it saw) when they are not.
+HA_WITNESS_PID=""
+ha_start() {
+	local witness=${1:-} i ok=1
+	[ -s "$TB_DIR/authkey" ] && [ -s "$TB_DIR/mig.key" ] ||
+		(umask 077 && head -c 256 /dev/urandom >"$TB_DIR/authkey" && head -c 32 /dev/urandom >"$TB_DIR/mig.key") ||
+		tb_error "cannot write the keys of the haagent tests"
+	for i in 1 2; do
+		xh_alive "$i" || continue
+		xh_ssh $i "mkdir -p /etc/corosync /etc/haagent /run/haagent /var/lib/haagent && umask 077 && cat >/etc/corosync/authkey" <"$TB_DIR/authkey" &&
+			xh_ssh $i "umask 077 && cat >/etc/haagent/migration.key" <"$TB_DIR/mig.key" &&
+			ha_corosync_conf "$witness" | xh_ssh $i "cat >/etc/corosync/corosync.conf" &&
+			ha_conf | xh_ssh $i "cat >/etc/haagent/haagent.conf" &&
+			xh_guest_cfg 1 "$GUEST" "$(lun_disk)" "$GUEST_MEM" | xh_ssh $i "cat >/root/$GUEST.cfg" ||
+			tb_error "host $i: cannot write the haagent configuration"
+		# corosync and haagent in the foreground, detached from the ssh session, pids kept
+		xh_ssh $i 'setsid corosync -f -c /etc/corosync/corosync.conf </dev/null >/var/log/corosync.out 2>&1 & echo $! >/run/corosync.pid' ||
+			tb_error "host $i: corosync did not start"
+	done
+	if [ -n "$witness" ]; then
+		mkdir -p "$TB_DIR/witness/state"
+		ha_corosync_conf witness self >"$TB_DIR/witness/corosync.conf"
+		# its own mount namespace with a tmpfs /run: no clash with a corosync of the test host
+		# shellcheck disable=SC2016
+		tb__start_daemon corosync-witness corosync "$TB_DIR/witness/corosync.out" \
+			ip netns exec "$(tb_ns 1)" unshare -m sh -c \
+			'mount -t tmpfs tmpfs /run && exec corosync -f -c "$1"' sh "$TB_DIR/witness/corosync.conf"
+		HA_WITNESS_PID=$TB__DAEMON_PID
+	fi
+	local votes=2
+	[ -z "$witness" ] || votes=3
+	for i in 1 2; do
+		tb_wait_until 180 eval "xh_ssh $i 'corosync-quorumtool -s' 2>/dev/null | grep -Eq '^Total votes: +$votes'" || {
+			xh_ssh $i 'corosync-quorumtool -s; tail -n 20 /var/log/corosync.log /var/log/corosync.out' 2>&1 | sed "s/^/    host $i corosync: /"
+			echo "    host $i: no corosync cluster of $votes votes"
+			ok=0
+		}
+	done
+	[ "$ok" = 1 ] || return 1
 	for i in 1 2; do
 		xh_ssh $i 'setsid haagent -f -v -c /etc/haagent/haagent.conf </dev/null >/var/log/haagent.log 2>&1 & echo $! >/run/haagent.pid' ||
 			tb_error "host $i: haagent did not start"
@@ -634,10 +694,29 @@ if [ "$t6" = 1 ]; then
 		tb_wait_until 180 eval "ha_ctl $i status 2>/dev/null | grep -q 'quorate, in sync; 2 nodes, 1 guests'" || {
 			ha_ctl $i status 2>&1 | sed "s/^/    host $i haagent status: /"
 			echo "    host $i: haagent not in sync with 2 nodes and 1 guest"
-			t6=0
+			ok=0
 		}
 	done
-fi
+	[ "$ok" = 1 ]
+}
+
+# ha_stop_witness: stop test 7's third corosync member by pid.
+ha_stop_witness() {
+	[ -n "$HA_WITNESS_PID" ] || return 0
+	kill -TERM "$HA_WITNESS_PID" 2>/dev/null
+	tb_wait_until 30 eval "! tb__alive $HA_WITNESS_PID" || kill -KILL "$HA_WITNESS_PID" 2>/dev/null
+	HA_WITNESS_PID=""
+}
+
+if want_test 6; then
+xh_phase_start "test 6 haagent evacuation"
+t6=1
+S=$GUEST_HOST
+D=$((3 - S))
+# the guest's host holds the LUN (test 2 leaves it so; alone, test 6 takes it here): the
+# migration must hand the reservation over
+lun_pr $S acquire | sed "s/^/    host $S: /"
+ha_start "" || t6=0
 if [ "$t6" = 1 ]; then
 	ha_ctl $S guests | sed "s/^/    haagent guests (host $S): /"
 	acked0=$(xh_probe_get "$(xh_probe 1 2000 100)" last_counter)
@@ -666,11 +745,15 @@ if [ "$t6" = 1 ]; then
 	[ "${acked1:-0}" -gt "${acked0:-0}" ] 2>/dev/null || { echo "    counter did not advance ($acked0 -> $acked1)"; t6=0; }
 	out=$(journal_check "$acked1" 2>&1) || t6=0
 	echo "    haagent: $out"
+	lun_owned_by $D || { echo "    host $D does not hold the LUN alone after the hand-over"; t6=0; }
 	where=$(where_running "$GUEST" | xargs)
 	[ "$where" = 1 ] || [ "$where" = 2 ] && GUEST_HOST=$where
 	FIG[haagent.total]=$(((t1 - t0) / 1000)).$(((t1 - t0) % 1000 / 100))
 	FIG[haagent.gap]=$(xh_probe_get "$pout" max_gap_ms)
 	FIG[haagent.attempts]=1
+	for i in 1 2; do
+		ha_log_clean $i || { echo "    host $i: haagent's libxl connection failed (above)"; t6=0; }
+	done
 	ha_ctl $S clear h$S | sed "s/^/    clear h$S: /"
 	tb_wait_until 120 eval "ha_ctl $D nodes 2>/dev/null | grep -Eq '^$S +h$S +ok'" ||
 		{ echo "    h$S not back in service: $(ha_ctl $D nodes 2>&1 | xargs)"; t6=0; }
@@ -683,6 +766,7 @@ ha_stop_agent $((3 - GUEST_HOST))
 ha_stop_agent "$GUEST_HOST"
 ha_stop_corosync 1
 ha_stop_corosync 2
+lun_pr "$GUEST_HOST" giveup >/dev/null 2>&1 # test 5 sends over a pipe, which a held LUN forbids
 where=$(where_running "$GUEST" | xargs)
 if [ "$where" != "$GUEST_HOST" ] || ! guest_answers 1; then
 	echo "    after the agents stopped: $GUEST runs on '${where:-none}', not on host $GUEST_HOST alone, or does not answer"
@@ -694,6 +778,123 @@ else
 	fail_test "test 6: haagent evacuation on real Xen"
 fi
 xh_phase_end "test 6 haagent evacuation"
+
+fi
+
+# ---------------------------------------------------------------------------- 8: Heartbeat
+# (after 6, before 5: both hosts up) Heartbeat 3.0.6 in v1 mode on both dom0s, the LSB hook as
+# the guest's resource: the published experiment's set-up (Xen, Heartbeat, an init script that
+# live-migrates instead of stopping).
+if want_test 8; then
+xh_phase_start "test 8 Heartbeat hb_standby"
+t8=1
+S=$GUEST_HOST
+D=$((3 - S))
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TB_DIR/hb.secret") ||
+	tb_error "cannot write Heartbeat's key"
+for i in 1 2; do
+	xh_ssh $i "mkdir -p /etc/ha.d /etc/xl-ext /var/lib/heartbeat /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd
+		chown hacluster:haclient /run/heartbeat/ccm /run/heartbeat/crm /run/heartbeat/dopd 2>/dev/null
+		grep -q '^$(xh_dom0_ip 1) xh1\$' /etc/hosts || printf '%s xh1\n%s xh2\n' $(xh_dom0_ip 1) $(xh_dom0_ip 2) >>/etc/hosts
+		cp /usr/local/etc/init.d/xl-ext-domain /etc/init.d/xl-ext-domain" ||
+		tb_error "host $i: cannot prepare Heartbeat"
+	xh_ssh $i "cat >/etc/ha.d/ha.cf" <<EOF
+logfile /var/log/ha-log
+logfacility none
+use_logd no
+keepalive 1
+warntime 10
+deadtime 30
+initdead 60
+ucast xenbr0 $(xh_dom0_ip $((3 - i)))
+auto_failback off
+node xh1
+node xh2
+crm off
+EOF
+	printf 'auth 1\n1 sha1 %s\n' "$(cat "$TB_DIR/hb.secret")" | xh_ssh $i "umask 077 && cat >/etc/ha.d/authkeys"
+	echo "xh$S xl-ext-domain::$GUEST" | xh_ssh $i "cat >/etc/ha.d/haresources"
+	xh_ssh $i "umask 022 && cat >/etc/xl-ext/xl-ext-domain.conf" <<EOF
+config_dir = /root
+backend = xen
+stop_mode = auto
+placement = peer
+peer = xh$((3 - i))
+migration_transport = ssh
+ssh_command = $SSH_DOM0
+migrate_timeout = 900
+log_file = /var/log/xl-ext-domain.log
+EOF
+	xh_guest_cfg 1 "$GUEST" "$(lun_disk)" "$GUEST_MEM" | xh_ssh $i "cat >/root/$GUEST.cfg" ||
+		tb_error "host $i: cannot write /root/$GUEST.cfg"
+done
+for i in 1 2; do
+	xh_ssh $i "XLEXT_DOMAIN_CONF=/etc/xl-ext/xl-ext-domain.conf /usr/libexec/heartbeat/heartbeat </dev/null >/var/log/heartbeat.out 2>&1" ||
+		{ echo "    host $i: heartbeat did not start: $(xh_ssh $i 'tail -n 5 /var/log/ha-log' | xargs)"; t8=0; }
+done
+hb_rsc() { xh_ssh "$1" 'cl_status rscstatus' 2>/dev/null; }
+# the guest's host holds the LUN: the hook's migration (xl-ext at both ends) hands it over
+lun_pr $S acquire | sed "s/^/    host $S: /"
+# host S holds its resource group (the guest already runs there: the hook's start leaves it)
+tb_wait_until 240 eval "[ \"\$(hb_rsc $S)\" = all ] || [ \"\$(hb_rsc $S)\" = local ]" ||
+	{ echo "    Heartbeat on host $S does not hold its resources: '$(hb_rsc $S)'"; t8=0; }
+[ "$(where_running "$GUEST" | xargs)" = "$S" ] || { echo "    $GUEST not on host $S alone after Heartbeat started"; t8=0; }
+if [ "$t8" = 1 ]; then
+	acked0=$(xh_probe_get "$(xh_probe 1 2000 100)" last_counter)
+	probe_start 1 "$TB_DIR/hb.probe"
+	monitor_start "$TB_DIR/hb.monitor"
+	t0=$(tb_now_ms)
+	xh_ssh $S /usr/share/heartbeat/hb_standby >/dev/null 2>&1 || { echo "    hb_standby on host $S failed"; t8=0; }
+	tb_wait_until 900 eval "[ \"\$(where_running $GUEST | xargs)\" = $D ] && [ \"\$(hb_rsc $D)\" = all ]" ||
+		{ echo "    $GUEST not on host $D alone with its resource there after 900 s (on '$(where_running $GUEST | xargs)', host $D: '$(hb_rsc $D)')"; t8=0; }
+	t1=$(tb_now_ms)
+	tb_wait_until 60 guest_answers 1
+	sleep 2
+	probe_stop
+	monitor_stop
+	pout=$(cat "$TB_DIR/hb.probe")
+	echo "    Heartbeat probe: $pout"
+	xh_ssh $S 'cat /var/log/xl-ext-domain.log' | tail -n 6 | sed "s/^/    host $S hook: /"
+	xh_ssh $D 'cat /var/log/xl-ext-domain.log' | tail -n 4 | sed "s/^/    host $D hook: /"
+	xh_ssh $S 'cat /var/log/xl-ext-domain.log' | grep -q "live-migrated to xh$D in" ||
+		{ echo "    host $S's stop did not live-migrate $GUEST to xh$D"; t8=0; }
+	xh_ssh $D 'cat /var/log/xl-ext-domain.log' | grep -q "started (cold boot)" &&
+		{ echo "    host $D's start booted a second $GUEST"; t8=0; }
+	xh_ssh $S "grep -q 'Running /etc/init.d/xl-ext-domain $GUEST stop' /var/log/ha-log" ||
+		{ echo "    Heartbeat did not run the hook's stop on host $S"; t8=0; }
+	for i in 1 2; do
+		xh_ssh $i "grep 'ERROR: Return code' /var/log/ha-log" | sed "s/^/    host $i ha-log: /" | grep . &&
+			{ echo "    a hook failed under Heartbeat on host $i"; t8=0; }
+	done
+	verdict=$(monitor_verdict "$TB_DIR/hb.monitor") || { echo "    copies: $verdict"; t8=0; }
+	echo "    Heartbeat xl list on both dom0s: $verdict"
+	[ "$(xh_probe_get "$pout" reboots)" = 0 ] || { echo "    the guest restarted (boot id changed)"; t8=0; }
+	[ "$(xh_probe_get "$pout" counter_backwards)" = 0 ] || { echo "    the counter went backwards"; t8=0; }
+	acked1=$(xh_probe_get "$pout" last_counter)
+	[ "${acked1:-0}" -gt "${acked0:-0}" ] 2>/dev/null || { echo "    counter did not advance ($acked0 -> $acked1)"; t8=0; }
+	out=$(journal_check "$acked1" 2>&1) || t8=0
+	echo "    Heartbeat: $out"
+	lun_owned_by $D >/dev/null || { echo "    host $D does not hold the LUN alone"; t8=0; }
+	FIG[heartbeat.total]=$(((t1 - t0) / 1000)).$(((t1 - t0) % 1000 / 100))
+	FIG[heartbeat.gap]=$(xh_probe_get "$pout" max_gap_ms)
+	FIG[heartbeat.attempts]=1
+fi
+[ "$t8" = 1 ] || for i in 1 2; do xh_ssh $i 'tail -n 30 /var/log/ha-log; tail -n 20 /var/log/xl-ext-domain.log' 2>/dev/null | sed "s/^/    host $i: /"; done
+# wherever the guest runs now (a failed hook may have restarted it on the other host)
+where=$(where_running "$GUEST" | xargs)
+[ "$where" = 1 ] || [ "$where" = 2 ] && GUEST_HOST=$where
+# Heartbeat stopped without releasing anything (its own stop would run the hooks' stop):
+# every Heartbeat process killed outright, the guest stays where it is
+for i in 1 2; do
+	XH_SSH_TIMEOUT=60 xh_ssh $i 'pkill -KILL -x heartbeat; for n in $(seq 30); do pgrep -x heartbeat >/dev/null || break; sleep 1; done' >/dev/null 2>&1
+done
+lun_pr "$GUEST_HOST" giveup >/dev/null 2>&1 # test 5 sends over a pipe, which a held LUN forbids
+if [ "$t8" = 1 ]; then
+	tb_pass "test 8: Heartbeat 3.0.6 (v1, haresources) on both dom0s, hb_standby on host $S -> the LSB hook's stop live-migrated $GUEST to host $D in ${FIG[heartbeat.total]} s (longest gap ${FIG[heartbeat.gap]} ms), host $D's start left it running; counter never reset, journal continuous, never two copies"
+else
+	fail_test "test 8: Heartbeat hb_standby on real Xen"
+fi
+xh_phase_end "test 8 Heartbeat hb_standby"
 
 fi
 
@@ -741,17 +942,99 @@ xh_phase_end "test 5 destination killed"
 
 fi
 
+# ---------------------------------------------------------------------------- 7: host killed
+# (last: it powers the guest's host off for good)
+if want_test 7; then
+xh_phase_start "test 7 host killed, fenced, guest restarted"
+t7=1
+S=$GUEST_HOST
+D=$((3 - S))
+# test 5 powered host D off: boot it again (a fresh dom0, logged in to the LUN)
+if ! xh_alive $D; then
+	xh_boot $D
+	xh_wait_ready $D
+	xh_iscsi_login $D
+fi
+# the guest's host holds the LUN (tests 2 and 6 leave it so; alone, test 7 takes it here)
+lun_pr $S acquire | sed "s/^/    host $S: /"
+lun_owned_by $S >/dev/null || { echo "    host $S does not hold the LUN alone"; t7=0; }
+# the dom0s' reservation keys come from their host names (xh1, xh2), not the cluster's
+K1=$(lun_pr 1 key | sed -n 's/^key: //p')
+K2=$(lun_pr 2 key | sed -n 's/^key: //p')
+[ -n "$K1" ] && [ -n "$K2" ] || { echo "    no reservation keys (h1 '$K1', h2 '$K2')"; t7=0; }
+KS=$K1 KD=$K2
+[ "$S" = 1 ] || { KS=$K2; KD=$K1; }
+if [ "$t7" = 1 ]; then
+	HA_EXTRA="fence_mode = reservation
+node_keys = h1=$K1,h2=$K2" ha_start witness || t7=0
+fi
+if [ "$t7" = 1 ]; then
+	ha_ctl $D guests | sed "s/^/    haagent guests (host $D): /"
+	acked0=$(xh_probe_get "$(xh_probe 1 2000 100)" last_counter)
+	probe_start 1 "$TB_DIR/fence.probe"
+	t0=$(tb_now_ms)
+	xh_kill $S
+	echo "    host $S powered off (QEMU killed) with $GUEST running, counter $acked0"
+	# fence, then a cold restart under emulation: a guest boot takes a minute or more
+	tb_wait_until 900 eval "xh_dom_running $D $GUEST && [ \"\$(ha_owner $D)\" = h$D/running ]" ||
+		{ echo "    $GUEST not running on host $D after 900 s (view '$(ha_owner $D)')"; t7=0; }
+	t1=$(tb_now_ms)
+	tb_wait_until 120 guest_answers 1 || { echo "    $GUEST does not answer on host $D"; t7=0; }
+	# the restarted guest writes its journal (a LUN it could not write would freeze the counter)
+	tb_wait_until 120 eval "[ \"\$(xh_probe_get \"\$(xh_probe 1 2000 100)\" last_counter)\" -gt \"\${acked0:-0}\" ] 2>/dev/null" ||
+		echo "    the counter did not pass $acked0 after the restart"
+	sleep 2
+	probe_stop
+	pout=$(cat "$TB_DIR/fence.probe")
+	echo "    fence probe: $pout"
+	ha_ctl $D events | tail -n 10 | sed "s/^/    haagent events (host $D): /"
+	ha_ctl $D events | grep -q "node h$S fenced by h$D" ||
+		{ echo "    no event 'node h$S fenced by h$D'"; t7=0; }
+	n=$(ha_ctl $D events | grep -c "guest $GUEST now runs on h$D (restarted")
+	[ "$n" = 1 ] || { echo "    $GUEST restarted $n times on h$D, not once"; t7=0; }
+	[ "$(xh_dom_list $D | grep -c "^$GUEST ")" = 1 ] ||
+		{ echo "    host $D lists $(xh_dom_list $D | grep -c "^$GUEST ") copies of $GUEST"; t7=0; }
+	# host S's key is gone: whatever it still had in flight is refused (RESERVATION CONFLICT)
+	lun_owned_by $D || { echo "    host $D does not hold the LUN alone (host $S's key $KS must be gone)"; t7=0; }
+	[ "$(xh_probe_get "$pout" reboots)" = 1 ] || { echo "    boot id changed $(xh_probe_get "$pout" reboots) times, not once"; t7=0; }
+	acked1=$(xh_probe_get "$pout" last_counter)
+	[ "${acked1:-0}" -gt "${acked0:-0}" ] 2>/dev/null ||
+		{ echo "    the restarted guest's journal did not advance ($acked0 -> $acked1): it cannot write its LUN"; t7=0; }
+	out=$(journal_check "$acked1" 2>&1) || t7=0
+	echo "    fence: $out"
+	grep -q "fence: node h$S's key $KS preempted" <<<"$(xh_ssh $D 'cat /var/log/haagent.log')" ||
+		{ echo "    host $D's log does not show h$S's key $KS preempted"; t7=0; }
+	xh_ssh $D "grep -E 'fence:|cold restart|LUN .* held by|started from' /var/log/haagent.log" | tail -n 6 | sed "s/^/    host $D haagent.log: /"
+	ha_log_clean $D || { echo "    host $D: haagent's libxl connection failed (above)"; t7=0; }
+	FIG[cold-restart.total]=$(((t1 - t0) / 1000)).$(((t1 - t0) % 1000 / 100))
+	FIG[cold-restart.gap]=$(xh_probe_get "$pout" max_gap_ms)
+	FIG[cold-restart.attempts]=1
+	GUEST_HOST=$D
+fi
+[ "$t7" = 1 ] || xh_ssh $D 'tail -n 60 /var/log/haagent.log' 2>/dev/null | sed "s/^/    host $D haagent.log: /"
+ha_stop_agent $D
+ha_stop_corosync $D
+ha_stop_witness
+if [ "$t7" = 1 ]; then
+	tb_pass "test 7: host $S powered off with $GUEST running; h$D, quorate with the third vote, fenced it by reservation and restarted $GUEST once through libxl in ${FIG[cold-restart.total]} s (longest gap ${FIG[cold-restart.gap]} ms; a live migration's: ${FIG[haagent.gap]:-${FIG[stock-xl.gap]:-?}} ms); host $S's key gone from the LUN, journal continuous"
+else
+	fail_test "test 7: host killed, fenced, guest restarted"
+fi
+xh_phase_end "test 7 host killed, fenced, guest restarted"
+
+fi
+
 xh_phase_end total
 report_faults "end of run"
 # every migration of the run in one table, beside stock xl's (emulation figures: they show the
 # migrations are correct and compatible; speed is measured on the sim backend, make bench)
 printf 'SUMMARY: %-36s %9s %12s %9s %9s %8s\n' "migration ($GUEST_MEM MiB PVH guest, TCG)" \
 	"total s" "max gap ms" "x xl tot" "x xl gap" attempts
-for l in stock-xl xl-ext-a xl-ext-b xl-to-xlext xlext-to-xl haagent; do
+for l in stock-xl xl-ext-a xl-ext-b xl-to-xlext xlext-to-xl haagent heartbeat cold-restart; do
 	[ -n "${FIG[$l.total]:-}" ] || continue
 	awk -v l="$l" -v t="${FIG[$l.total]}" -v g="${FIG[$l.gap]}" -v a="${FIG[$l.attempts]}" \
 		-v t0="${FIG[stock-xl.total]:-}" -v g0="${FIG[stock-xl.gap]:-}" 'BEGIN {
-		name = l; if (l == "xl-ext-b") name = l " (ssh, hand-over)"; if (l == "haagent") name = "haagent mark-failing (tcp)"
+		name = l; if (l == "xl-ext-b") name = l " (ssh, hand-over)"; if (l == "haagent") name = "haagent mark-failing (tcp)"; if (l == "cold-restart") name = "haagent fence + cold restart"; if (l == "heartbeat") name = "Heartbeat hb_standby (LSB hook, ssh)"
 		rt = (t0 > 0) ? sprintf("%.2f", t / t0) : "-"; rg = (g0 > 0) ? sprintf("%.2f", g / g0) : "-"
 		printf "SUMMARY: %-36s %9s %12s %9s %9s %8s\n", name, t, g, rt, rg, a }'
 done
